@@ -1,0 +1,15 @@
+"""Recipe adapters, by kind. A new adapter is one file and one line here."""
+
+from __future__ import annotations
+
+from .base import Recipe
+from .command import CommandRecipe
+
+RECIPES: dict[str, type[Recipe]] = {
+    "command": CommandRecipe,
+}
+
+
+def recipe_from_dict(data: dict) -> Recipe:
+    args = {k: v for k, v in data.items() if k != "kind"}
+    return RECIPES[data["kind"]](**args)

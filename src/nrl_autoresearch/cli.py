@@ -1,0 +1,274 @@
+"""autoresearch: run a research campaign on a training repository, with git as the ledger.
+
+\b
+The loop, as the auto-research skill states it:
+  init      record the objective, recipe, branch prefix and stop rules
+  baseline  run the unmodified recipe on <prefix>/baseline (row 1)
+  try       one hypothesis on its own branch: change, commit, run, record keep/discard/crash
+  status    where the campaign stands, with the stop sentence
+Every experiment runs in its own git worktree: your working tree, index and branch are never touched.
+Results go to an untracked TSV (reports/auto_research_results.tsv) and to git notes on each commit.
+Exit status: 0 done, 2 bad input (nothing created), 3 a stop condition is already met.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from . import campaign as campaigns
+from .campaign import Campaign
+from .engine import Engine
+from .errors import StopConditionMet, UsageError
+from .git import Git, repo_root
+from .hypothesis import Hypothesis, parse_sets, validated
+from .launchers import LAUNCHERS
+from .ledger import COLUMNS, Ledger
+from .metrics import parse_source
+from .metrics.base import validate_aggregate
+from .recipes.base import Objective
+from .recipes.command import CommandRecipe
+from .stoprules import StopRules, format_duration, parse_duration
+from .workspace import Workspace, default_prefix, validate_name, validate_prefix
+
+EXCLUDES = [f"/{campaigns.LEDGER}", f"/{campaigns.LEDGER}.lock", f"/{campaigns.CAMPAIGNS}/", "/session/"]
+
+
+class _Group(click.Group):
+    """Turns our two refusals into their exit statuses with one clear line."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UsageError as err:
+            click.echo(f"autoresearch: error: {err}", err=True)
+            ctx.exit(2)
+        except StopConditionMet as err:
+            click.echo(str(err))
+            ctx.exit(3)
+
+
+def _repo(path: str | None) -> Path:
+    return repo_root(Path(path) if path else Path.cwd())
+
+
+def _load(repo: str | None, name: str | None) -> Campaign:
+    return campaigns.load(_repo(repo), name)
+
+
+def _emit(data, as_json: bool, text: str) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True) if as_json else text)
+
+
+repo_option = click.option("--repo", type=click.Path(file_okay=False), help="The repository (default: the one you stand in).")
+campaign_option = click.option("--campaign", "campaign_name", help="Campaign name (default: the active one).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+@click.group(cls=_Group, help=__doc__)
+@click.version_option(package_name="nrl-autoresearch")
+def main() -> None:
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@main.command()
+@repo_option
+@click.option("--command", "command", help="Any training command, e.g. \"python train.py --epochs 3\".")
+@click.option("--recipe", "recipe", help="A NeMo-RL recipe YAML (see 'autoresearch recipes').")
+@click.option("--metric", help="Objective metric name (as it appears in the ledger).")
+@click.option("--maximize/--minimize", default=None, help="Whether higher is better.")
+@click.option("--metric-source", help="tensorboard:TAG | regex:PATTERN | line:KEY | jsonl:FIELD")
+@click.option("--aggregate", default="last", show_default=True, help="last | max | min | best | mean-last-K")
+@click.option("--params-file", help="YAML/JSON/TOML file in the repo that the command reads; --set edits it.")
+@click.option("--set-style", type=click.Choice(["file", "flags"]), default="file", show_default=True,
+              help="'flags' appends --set KEY=VALUE as '--KEY VALUE' (recorded in a committed file).")
+@click.option("--prefix", help="Branch prefix (default autoresearch/<date>-<campaign>).")
+@click.option("--campaign", "campaign_name", help="Campaign name (default: the prefix's last part).")
+@click.option("--max-experiments", type=int, help="Stop after N attempted rows (baseline and crashes count).")
+@click.option("--budget", help="Campaign time budget, e.g. 10h (an absolute deadline from now).")
+@click.option("--per-experiment", help="Wall-clock limit of every run, e.g. 1h (an overrun is a crash).")
+@click.option("--target", help="Stop when the objective reaches it, e.g. 'val:accuracy>=0.8'.")
+@click.option("--stop", "stop", help="All in one sentence: '50 experiments or 10h total, 1h each'.")
+@click.option("--min-delta", type=float, default=0.0, show_default=True, help="Smallest gain that counts as a keep.")
+@click.option("--launcher", type=click.Choice(sorted(LAUNCHERS)), default="local", show_default=True)
+@click.option("--grace", default="10s", show_default=True, help="Time between SIGTERM and SIGKILL when a run is stopped.")
+@json_option
+def init(repo, command, recipe, metric, maximize, metric_source, aggregate, params_file, set_style, prefix,
+         campaign_name, max_experiments, budget, per_experiment, target, stop, min_delta, launcher, grace, as_json):
+    """Record a campaign in this repository (nothing is branched or run yet)."""
+    root = _repo(repo)
+    git = Git(root)
+    head = git.rev("HEAD")
+    if head is None:
+        raise UsageError(f"{root} has no commit yet: commit your starting point, then run init")
+    if recipe:
+        raise UsageError("--recipe needs the NeMo-RL adapter, which is not installed in this build; use --command")
+    if not command:
+        raise UsageError("give the training command with --command \"python train.py ...\" (or a NeMo-RL --recipe)")
+    if not metric:
+        raise UsageError("give the objective with --metric NAME (and --metric-source, --maximize or --minimize)")
+    if maximize is None:
+        raise UsageError(f"say which way {metric!r} is better: add --maximize or --minimize")
+    source = parse_source(metric_source or f"line:{metric}")
+    objective = Objective(metric, str(source), maximize, validate_aggregate(aggregate))
+    if params_file and not (root / params_file).is_file():
+        raise UsageError(f"--params-file {params_file!r} does not exist in {root}")
+    recipe_obj = CommandRecipe(shlex.split(command), params_file, set_style)
+    prefix = validate_prefix(git, prefix or default_prefix(campaign_name or _slug_from_command(command)))
+    name = validate_name(campaign_name or prefix.rsplit("/", 1)[-1], what="campaign name")
+    if campaigns.exists(root, name):
+        raise UsageError(f"campaign {name!r} already exists in {root}: continue it, or pass --campaign with a new name")
+    now = time.time()
+    rules = StopRules.build(now=now, max_experiments=max_experiments, budget=budget, per_experiment=per_experiment,
+                            target=target, stop=stop)
+    c = Campaign(name=name, prefix=prefix, repo=root, created_at=now, base_commit=head, recipe=recipe_obj.to_dict(),
+                 objective=objective, rules=rules, min_delta=min_delta,
+                 launcher={"name": launcher, "grace_s": parse_duration(grace, what="--grace")})
+    _create(c)
+    state = Workspace(root, prefix, c.worktrees).user_state()
+    data = {"campaign": c.to_dict(), "user_branch": state.branch, "unrelated_changes": state.dirty,
+            "monitors": rules.monitors()}
+    _emit(data, as_json, _init_text(c, state))
+
+
+def _slug_from_command(command: str) -> str:
+    from .workspace import slugify
+
+    words = [w for w in shlex.split(command) if not w.startswith("-")]
+    return slugify(Path(words[-1]).stem if words else "campaign")
+
+
+def _create(c: Campaign) -> None:
+    """The ledger (header only), the campaign folder, all untracked through .git/info/exclude."""
+    ws = Workspace(c.repo, c.prefix, c.worktrees)
+    ws.ensure_excluded(EXCLUDES)
+    Ledger(c.ledger_path).ensure()
+    c.save()
+
+
+def _init_text(c: Campaign, state) -> str:
+    lines = [
+        f"campaign {c.name}: branches under {c.prefix}/",
+        f"  objective: {c.objective.direction} {c.objective.metric_name} ({c.objective.source}, {c.objective.aggregate})",
+        f"  recipe: {_recipe_text(c)}",
+        f"  launcher: {c.launcher['name']}",
+        "  stop rules:", *(f"    {m}" for m in c.rules.monitors()),
+        f"  ledger: {c.ledger}  (untracked)",
+        f"  your branch: {state.branch or '(detached)'} at {(state.head or '')[:10]}",
+    ]
+    if state.dirty:
+        lines += ["  your uncommitted changes (left alone; experiments start from the last commit):",
+                  *(f"    {d}" for d in state.dirty)]
+    lines.append("next: autoresearch baseline")
+    return "\n".join(lines)
+
+
+def _recipe_text(c: Campaign) -> str:
+    r = c.recipe
+    return r.get("path") or shlex.join(r.get("command", []))
+
+
+@main.command()
+@repo_option
+@campaign_option
+def baseline(repo, campaign_name):
+    """Create <prefix>/baseline and run the unmodified recipe as row 1."""
+    engine = Engine(_load(repo, campaign_name))
+    engine.baseline()
+
+
+@main.command("try")
+@click.argument("name")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="A change to apply (repeatable).")
+@click.option("--patch", type=click.Path(dir_okay=False), help="A diff to apply on the branch.")
+@click.option("--desc", default="", help="One line: what this hypothesis tests.")
+@click.option("--parent", default="baseline", show_default=True, help="baseline | best | an experiment or branch.")
+@repo_option
+@campaign_option
+def try_(name, sets, patch, desc, parent, repo, campaign_name):
+    """Run one hypothesis on <prefix>/NAME: change, commit, run, record."""
+    hypothesis = validated(Hypothesis(name=name, description=desc, parent=parent, sets=parse_sets(sets),
+                                      patch=str(Path(patch).resolve()) if patch else None))
+    engine = Engine(_load(repo, campaign_name))
+    engine.try_(hypothesis)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--desc", default="", help="One line: what this hypothesis tests.")
+@click.option("--parent", default="baseline", show_default=True)
+@repo_option
+@campaign_option
+def new(name, desc, parent, repo, campaign_name):
+    """Create <prefix>/NAME and its worktree for hand edits; print the worktree's path."""
+    validate_name(name)
+    engine = Engine(_load(repo, campaign_name))
+    click.echo(engine.prepare(name, desc, parent))
+
+
+@main.command()
+@repo_option
+@campaign_option
+@json_option
+def status(repo, campaign_name, as_json):
+    """Where the campaign stands: latest result, counts, time left, the stop sentence."""
+    c = _load(repo, campaign_name)
+    engine = Engine(c, say=lambda _: None)
+    rows = engine.rows()
+    top = engine.best_row()
+    st = engine.status()
+    left = c.rules.deadline - time.time() if c.rules.deadline else None
+    data = {
+        "campaign": c.name, "prefix": c.prefix, "objective": {"metric": c.objective.metric_name, "direction": c.objective.direction},
+        "current_branch": engine.ws.user_state().branch,
+        "attempted": len(rows), "max_experiments": c.rules.max_experiments,
+        "remaining_experiments": None if c.rules.max_experiments is None else max(0, c.rules.max_experiments - len(rows)),
+        "remaining_seconds": None if left is None else max(0.0, left),
+        "latest": rows[-1].to_dict() if rows else None, "best_keep": top.to_dict() if top else None,
+        "stop": {"met": st.met, "trigger": st.trigger, "sentence": st.sentence}, "monitors": c.rules.monitors(),
+    }
+    lines = [f"campaign {c.name} ({c.prefix}/): {c.objective.direction} {c.objective.metric_name}",
+             f"  your branch: {data['current_branch'] or '(detached)'}"]
+    if rows:
+        last = rows[-1]
+        shown = "crash" if last.status == "crash" else f"{last.metric_value:.6g} ({last.status})"
+        lines.append(f"  latest: [{last.index}] {last.branch} {shown}")
+    if top:
+        lines.append(f"  best keep: {top.branch} {top.metric_value:.6g}")
+    if left is not None:
+        lines.append(f"  time left: {format_duration(left)}")
+    lines.append(st.sentence)
+    _emit(data, as_json, "\n".join(lines))
+
+
+@main.group(invoke_without_command=True)
+@repo_option
+@campaign_option
+@json_option
+@click.pass_context
+def ledger(ctx, repo, campaign_name, as_json):
+    """Print the campaign's rows (the TSV, or JSON)."""
+    if ctx.invoked_subcommand:
+        return
+    c = _load(repo, campaign_name)
+    rows = Ledger(c.ledger_path).rows(c.prefix)
+    if as_json:
+        _emit({"columns": list(COLUMNS), "rows": [r.to_dict() for r in rows]}, True, "")
+    else:
+        click.echo("\t".join(COLUMNS))
+        for row in rows:
+            click.echo(row.to_line(), nl=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,534 @@
+"""The path of one experiment, and the loop. Nothing else knows the whole path:
+
+hypothesis -> worktree on <prefix>/<name> from its parent -> recipe applies the change -> commit
+-> stop rules checked -> launcher runs it with its limit -> metric source reads the metric -> judge
+-> ledger row (TSV + git note) -> progress line with the stop sentence.
+
+Every step is journaled first, so an engine killed at any moment resumes without a lost or duplicated row.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import psutil
+
+from . import stoprules
+from .campaign import RESERVED, Campaign
+from .errors import StopConditionMet, UsageError
+from .git import Snapshot
+from .hypothesis import Hypothesis
+from .journal import Attempt, Journal
+from .judge import Reference, Verdict, judge, valid
+from .launchers import make_launcher
+from .launchers.base import Job, JobResult, JobState, RunSpec
+from .ledger import Ledger, Notes, Row, best
+from .metrics.base import RunOutputs, aggregate
+from .recipes import recipe_from_dict
+from .redact import redact
+from .workspace import BASELINE, Workspace
+
+RUN_MARKER = "AUTORESEARCH_RUN"
+TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An attempt with its index reserved: where it branches from and what it is compared with."""
+
+    index: int
+    name: str
+    run: str
+    branch: str
+    parent: str
+    parent_commit: str
+    reference: Reference | None
+    hypothesis: Hypothesis
+    effective: dict
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.name == BASELINE
+
+
+@dataclass(frozen=True)
+class History:
+    """What a proposer sees: the campaign, its rows, what was tried (with effective changes), the steering notes."""
+
+    campaign: Campaign
+    rows: list[Row]
+    tried: list[dict]
+    best: Row | None
+    steering: list[str]
+
+
+class Engine:
+    def __init__(self, campaign: Campaign, *, say: Callable[[str], None] = print):
+        self.c = campaign
+        self.say = say
+        self.recipe = recipe_from_dict(campaign.recipe)
+        self.launcher = make_launcher(campaign.launcher)
+        self.ws = Workspace(campaign.repo, campaign.prefix, campaign.worktrees)
+        self.ledger = Ledger(campaign.ledger_path)
+        self.notes = Notes(self.ws.git)
+        self.journal = Journal(campaign.dir / "journal.jsonl")
+        self.source = self.recipe.metric_source(campaign.objective)
+        self._lock = threading.RLock()
+        self._in_flight: set[int] = set()
+        self._halt: str | None = None
+
+    # -- reading state -------------------------------------------------------------------------------
+    def rows(self) -> list[Row]:
+        return self.ledger.rows(self.c.prefix)
+
+    def best_row(self) -> Row | None:
+        return best(self.rows(), maximize=self.c.objective.maximize)
+
+    def baseline_rows(self) -> list[Row]:
+        return [r for r in self.rows() if r.branch == self.ws.branch(BASELINE)]
+
+    def status(self) -> stoprules.StopStatus:
+        top = self.best_row()
+        return stoprules.status(self.c.rules, attempted=len(self.rows()), now=time.time(),
+                                best=top.metric_value if top else None)
+
+    def history(self) -> History:
+        tried = [dict(a.data, index=a.index, step=a.step) for a in sorted(self.journal.attempts().values(), key=lambda a: a.index)]
+        steering = [e["text"] for e in self.journal.events() if e["step"] == "steer"]
+        return History(self.c, self.rows(), tried, self.best_row(), steering)
+
+    # -- commands ------------------------------------------------------------------------------------
+    def baseline(self) -> Row:
+        """Record the unmodified recipe as the reference, on <prefix>/baseline."""
+        self.recover()
+        existing = self.baseline_rows()
+        if existing:
+            raise UsageError(f"the baseline is already recorded as row {existing[0].index} of {self.c.ledger}: "
+                             "run experiments with 'autoresearch try' or 'autoresearch run'")
+        return self._supervise([self._plan(Hypothesis(BASELINE, "baseline: unmodified recipe", parent=BASELINE))])[0]
+
+    def try_(self, hypothesis: Hypothesis) -> Row:
+        """One experiment: branch, change, commit, run, record."""
+        self.recover()
+        if not self.baseline_rows():
+            raise UsageError("no baseline yet: run 'autoresearch baseline' first (every comparison needs it)")
+        prepared = self._prepared(hypothesis.name)
+        if prepared:
+            hypothesis = replace(hypothesis, parent=prepared["parent"],
+                                 description=hypothesis.description or prepared["description"])
+        return self._supervise([self._plan(hypothesis)])[0]
+
+    def prepare(self, name: str, description: str, parent: str) -> Path:
+        """Create an experiment branch and worktree for hand edits; `try NAME` later commits and runs them."""
+        if not self.baseline_rows():
+            raise UsageError("no baseline yet: run 'autoresearch baseline' first")
+        parent_commit, _ = self._parent(parent)
+        if self.ws.commit_of(self.ws.branch(name)) is None:
+            name = self.ws.reserve_name(name, self._taken_names())
+        path = self.ws.create(name, parent_commit)
+        self.journal.record("prepared", name=name, description=description, parent=parent, parent_commit=parent_commit)
+        return path
+
+    def run(self, propose: Callable[[History], Hypothesis | None], *, workers: int = 1,
+            max_runs: int | None = None) -> stoprules.StopStatus:
+        """The unattended loop: baseline first, then one hypothesis at a time (or `workers` at once) until a
+        stop rule is clearly met, the proposer has nothing left, or the person halts it."""
+        self.recover()
+        if not self.baseline_rows():
+            self._check_may_launch()
+            self._supervise([self._plan(Hypothesis(BASELINE, "baseline: unmodified recipe", parent=BASELINE))])
+        launched = 0
+        threads: list[threading.Thread] = []
+        try:
+            while not self._halt and (max_runs is None or launched < max_runs):
+                with self._lock:
+                    if self.status().met:
+                        break
+                    ready = len(self._in_flight) < workers and self._may_launch()
+                    plan = None
+                    if ready:
+                        hypothesis = propose(self.history())
+                        if hypothesis is None:
+                            self.say("no hypothesis left to try: the proposer is exhausted")
+                            break
+                        plan = self._plan(hypothesis)
+                if plan is None:
+                    if not self._in_flight and not self._may_launch():
+                        break
+                    self._wait_any(threads)
+                    continue
+                threads.append(self._start_thread(plan))
+                launched += 1
+            self._join(threads)
+        except KeyboardInterrupt:
+            self.halt("interrupted by the person (Ctrl-C)")
+            self._join(threads)
+            raise
+        return self.status()
+
+    def halt(self, reason: str) -> None:
+        """End the running experiments (recorded as crashes with this reason) and start no new one."""
+        self._halt = reason
+
+    # -- planning ------------------------------------------------------------------------------------
+    def _check_may_launch(self) -> None:
+        if not self._may_launch():
+            raise StopConditionMet(self.status().sentence)
+
+    def _may_launch(self) -> bool:
+        top = self.best_row()
+        return stoprules.may_launch(self.c.rules, attempted=len(self.rows()), in_flight=len(self._in_flight),
+                                    now=time.time(), best=top.metric_value if top else None)
+
+    def _plan(self, hypothesis: Hypothesis) -> Plan:
+        """Reserve the next index and a free branch name, durably, before anything is created."""
+        with self._lock:
+            self._check_may_launch()
+            index = max(self.journal.last_index(), max((r.index for r in self.rows()), default=0)) + 1
+            if hypothesis.name == BASELINE:
+                parent_commit = self.c.base_commit
+                name, reference, effective = BASELINE, self._baseline_reference(), {}
+                run = BASELINE if not self.baseline_rows() else f"{BASELINE}-r{len(self.baseline_rows()) + 1}"
+            else:
+                parent_commit, reference = self._parent(hypothesis.parent)
+                self.recipe.check_change(Snapshot(self.ws.git, parent_commit), hypothesis.sets)
+                prepared = self._prepared(hypothesis.name)
+                name = prepared["name"] if prepared else self.ws.reserve_name(hypothesis.name, self._taken_names())
+                effective = {**self._effective_of(parent_commit), **hypothesis.sets}
+                run = name
+            plan = Plan(index, name, run, self.ws.branch(name), hypothesis.parent, parent_commit, reference,
+                        hypothesis, effective)
+            self.journal.record("intent", index, name=name, run=run, branch=plan.branch, parent=hypothesis.parent,
+                                parent_commit=parent_commit, hypothesis=hypothesis.to_dict(), effective=effective,
+                                reference=asdict(reference) if reference else None)
+            self._in_flight.add(index)
+            return plan
+
+    def _parent(self, parent: str) -> tuple[str, Reference | None]:
+        """The parent commit and the reference value: the parent's result, or the best keep for 'best'."""
+        if parent == "best":
+            top = self.best_row()
+            if top is None:
+                return self._parent(BASELINE)
+            return top.commit, Reference(f"best keep {top.branch.rsplit('/', 1)[1]}", top.metric_value)
+        commit = self.ws.resolve_parent(parent)
+        values = [r.metric_value for r in self.rows() if r.commit == commit and valid(r.metric_value)]
+        if values:
+            label = parent if parent != BASELINE else BASELINE
+            return commit, Reference(label, statistics.fmean(values))
+        return commit, self._baseline_reference()
+
+    def _baseline_reference(self) -> Reference | None:
+        values = [r.metric_value for r in self.baseline_rows() if valid(r.metric_value)]
+        return Reference(BASELINE, statistics.fmean(values)) if values else None
+
+    def _effective_of(self, commit: str) -> dict:
+        for attempt in self.journal.attempts().values():
+            if attempt.data.get("commit") == commit:
+                return dict(attempt.data.get("effective") or {})
+        return {}
+
+    def _taken_names(self) -> set[str]:
+        names = {a.data.get("name") for a in self.journal.attempts().values()}
+        return RESERVED | {n for n in names if n}
+
+    def _prepared(self, name: str) -> dict | None:
+        """The `new` event of a name whose worktree still waits to be committed and run."""
+        used = {a.data.get("name") for a in self.journal.attempts().values()}
+        events = [e for e in self.journal.events() if e["step"] == "prepared" and e["name"] == name]
+        return events[-1] if events and name not in used else None
+
+    # -- the path of one experiment ------------------------------------------------------------------
+    def _supervise(self, plans: list[Plan]) -> list[Row]:
+        """Run plans in worker threads so that Ctrl-C reaches this thread and ends them cleanly."""
+        rows: dict[int, Row] = {}
+        threads = [self._start_thread(p, rows) for p in plans]
+        try:
+            self._join(threads)
+        except KeyboardInterrupt:
+            self.halt("interrupted by the person (Ctrl-C)")
+            self._join(threads)
+            raise
+        return [rows[p.index] for p in plans if p.index in rows]
+
+    def _start_thread(self, plan: Plan, rows: dict | None = None) -> threading.Thread:
+        def work():
+            row = self._execute(plan)
+            if rows is not None:
+                rows[plan.index] = row
+
+        thread = threading.Thread(target=work, name=f"experiment-{plan.index}", daemon=True)
+        thread.start()
+        return thread
+
+    def _join(self, threads: list[threading.Thread]) -> None:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.2)
+
+    def _wait_any(self, threads: list[threading.Thread]) -> None:
+        alive = [t for t in threads if t.is_alive()]
+        if alive:
+            alive[0].join(0.2)
+        else:
+            time.sleep(0.2)
+
+    def _execute(self, plan: Plan) -> Row:
+        """Branch, commit, launch, measure, judge, record. Any failure still ends in a crash row."""
+        commit, job, result, worktree = plan.parent_commit, None, None, None
+        try:
+            start = self.ws.ensure_baseline(plan.parent_commit) if plan.is_baseline else plan.parent_commit
+            worktree = self.ws.create(plan.name, start)
+            self.journal.record("branch", plan.index, worktree=str(worktree))
+            commit = self._commit(plan, worktree)
+            self.journal.record("committed", plan.index, commit=commit)
+            self.say(self.status().sentence)
+            job = self._launch(plan, worktree)
+            result = job.wait(should_stop=lambda: self._halt)
+            self.journal.record("finished", plan.index, result=_result_dict(result))
+            return self._conclude(plan, commit, job, result, worktree)
+        except Exception as err:  # the attempt consumed its index: it must still become a row
+            reason = f"engine error: {type(err).__name__}: {err}"
+            if job is not None and result is None:
+                job.cancel(reason)
+            failed = JobResult(JobState.FAILED, None, reason, 0.0)
+            return self._conclude(plan, commit, job, failed, worktree)
+        finally:
+            with self._lock:
+                self._in_flight.discard(plan.index)
+
+    def _commit(self, plan: Plan, worktree: Path) -> str:
+        if plan.is_baseline:
+            return self.ws.ensure_baseline(plan.parent_commit)
+        h = plan.hypothesis
+        paths = list(self.ws.changed_paths(worktree))  # hand edits made after `autoresearch new`
+        paths += self.recipe.apply(worktree, h.sets)
+        if h.patch:
+            paths += self.ws.apply_patch(worktree, Path(h.patch))
+        if h.edit is not None:
+            h.edit(worktree)
+            paths += self.ws.changed_paths(worktree)
+        paths = list(dict.fromkeys(paths))
+        title = h.description or h.summary() or h.name
+        body = "\n".join(f"- {k} = {v}" for k, v in h.sets.items())
+        message = f"{h.name}: {title}\n\n{body}\n\nautoresearch: campaign {self.c.name}, experiment {plan.index}\n"
+        if not paths:
+            message = f"{h.name}: {title} (no change produced)\n"
+        return self.ws.commit(worktree, paths, redact(message), allow_empty=not paths)
+
+    def _launch(self, plan: Plan, worktree: Path) -> Job:
+        run_dir = self.c.run_dir(plan.run)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        limit = stoprules.run_limit(self.c.rules, now=time.time())
+        launch = self.recipe.launch(worktree, run_dir, limit)
+        marker = f"{self.c.dir}#{plan.index}"
+        spec = RunSpec(name=f"ar-{self.c.name}-{plan.index:03d}", argv=launch.argv, cwd=launch.cwd,
+                       log_path=run_dir / "run.log", run_dir=run_dir, env={**launch.env, RUN_MARKER: marker},
+                       timeout_s=limit)
+        self.journal.record("launching", plan.index, marker=marker, job_name=spec.name, run_dir=str(run_dir))
+        job = self.launcher.submit(spec)
+        self.journal.record("launched", plan.index, job=job.handle(), job_id=job.job_id, command=job.command,
+                            log_path=str(job.log_path))
+        self.say(f"[{plan.index}] launched {plan.name} on {self.launcher.name} (job {job.job_id}), log {self._rel(job.log_path)}")
+        return job
+
+    def _conclude(self, plan: Plan, commit: str, job: Job | None, result: JobResult, worktree: Path | None) -> Row:
+        run_dir = self.c.run_dir(plan.run)
+        log_path = job.log_path if job else run_dir / "run.log"
+        started = time.time() - result.run_s
+        outputs = RunOutputs(log_path, run_dir, worktree or run_dir, started)
+        value, memory, source = self._measure(outputs, result)
+        verdict = self._verdict(plan, commit, value, result)
+        what = plan.hypothesis.description or plan.hypothesis.summary() or plan.name
+        row = Row(
+            index=plan.index, branch=plan.branch, parent_commit=plan.parent_commit, commit=commit,
+            recipe=self.recipe.label, metric_name=self.c.objective.metric_name,
+            metric_value=value if verdict.status != "crash" else None,
+            memory_gb=memory if verdict.status != "crash" else None, elapsed_min=result.run_s / 60,
+            launcher=self.launcher.name, job_id=job.job_id if job else "none",
+            command=job.command if job else "", log_path=self._rel(log_path), status=verdict.status,
+            description=f"{what}; {verdict.note}",
+        )
+        self._record(row, extra={"queue_s": result.queue_s, "metric_source": source, "end": result.reason, "run": plan.run})
+        if verdict.status == "crash":
+            self._note_crash(plan, log_path, verdict.note)
+        if worktree is not None and not self.ws.release(worktree):
+            self.say(f"[{plan.index}] kept worktree {self._rel(worktree)}: the run left files in it")
+        self.say(self._progress(row))
+        self.say(self.status().sentence)
+        return row
+
+    def _measure(self, outputs: RunOutputs, result: JobResult) -> tuple[float | None, float | None, str]:
+        reading = self.source.read(outputs)
+        memory = self.source.memory_gb(outputs) or result.peak_memory_gb
+        if reading is None:
+            return None, memory, f"nothing found by {self.source}"
+        value = aggregate(reading.points, self.c.objective.aggregate, maximize=self.c.objective.maximize)
+        return value, memory, reading.source
+
+    def _verdict(self, plan: Plan, commit: str, value: float | None, result: JobResult) -> Verdict:
+        if not result.succeeded:
+            return Verdict("crash", f"crash: {result.reason}")
+        if value is None:
+            return Verdict("crash", f"crash: no {self.c.objective.metric_name} found ({self.source}); log tail in notes.md")
+        if math.isnan(value) or math.isinf(value):
+            return Verdict("crash", f"crash: {self.c.objective.metric_name} is {value} (diverged)")
+        if plan.is_baseline:
+            return Verdict("keep", "baseline: the reference")
+        return judge(value, plan.reference, maximize=self.c.objective.maximize, min_delta=self.c.min_delta,
+                     simplification=self._simplifies(plan, commit))
+
+    def _simplifies(self, plan: Plan, commit: str) -> bool:
+        """Smaller diff than the parent (against the baseline), or a change that removes more than it adds."""
+        base = self.ws.commit_of(self.ws.branch(BASELINE))
+        if base is None or commit == plan.parent_commit:
+            return False
+        smaller = self.ws.diff_size(base, commit) < self.ws.diff_size(base, plan.parent_commit)
+        return smaller or self.ws.net_lines(plan.parent_commit, commit) < 0
+
+    def _record(self, row: Row, extra: dict) -> None:
+        """Ledger row, then its note, then the journal: replay finds whichever step a kill interrupted."""
+        if any(r.index == row.index for r in self.rows()):
+            line = next(r for r in self.rows() if r.index == row.index).to_line()
+        else:
+            line = self.ledger.append(row)
+        with self.ws.locked():
+            self.notes.add(row.commit, line, campaign=self.c.name, extra=extra)
+        self.journal.record("row", row.index, status=row.status, commit=row.commit)
+
+    def _note_crash(self, plan: Plan, log_path: Path, why: str) -> None:
+        tail = log_path.read_text(errors="replace").splitlines()[-TAIL_LINES:] if log_path.exists() else ["(no log)"]
+        text = f"\n## {plan.index} {plan.name}: crash\n\n{why}\n\nLast lines of {self._rel(log_path)}:\n\n```\n" + "\n".join(tail) + "\n```\n"
+        with (self.c.dir / "notes.md").open("a") as fh:
+            fh.write(redact(text))
+
+    def _progress(self, row: Row) -> str:
+        value = "—" if row.status == "crash" else f"{row.metric_value:.6g}"
+        return (f"[{row.index}] {row.status:<7} {row.branch.rsplit('/', 1)[1]}  {row.metric_name}={value}  "
+                f"{row.elapsed_min:.1f} min  {row.description}")
+
+    def _rel(self, path: Path) -> str:
+        try:
+            return str(Path(path).resolve().relative_to(self.c.repo.resolve()))
+        except ValueError:
+            return str(path)
+
+    # -- recovery ------------------------------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Replay the journal: finish or record every attempt a killed engine left behind."""
+        found = []
+        for attempt in sorted(self.journal.attempts().values(), key=lambda a: a.index):
+            if attempt.done or attempt.index in self._in_flight:
+                continue
+            found.append(self._recover(attempt))
+        for message in found:
+            self.say(f"recovered: {message}")
+        return found
+
+    def _recover(self, attempt: Attempt) -> str:
+        d = attempt.data
+        hypothesis = Hypothesis(**{k: v for k, v in d["hypothesis"].items()})
+        reference = Reference(**d["reference"]) if d.get("reference") else None
+        plan = Plan(attempt.index, d["name"], d["run"], d["branch"], d["parent"], d["parent_commit"], reference,
+                    hypothesis, d.get("effective") or {})
+        ledger_row = next((r for r in self.rows() if r.index == plan.index), None)
+        if ledger_row is not None:  # the row was written; only its note or journal entry is missing
+            self._record(ledger_row, extra={"recovered": True})
+            return f"row {plan.index} ({plan.name}) was already in the ledger"
+        commit = self._recover_commit(plan, d)
+        worktree = Path(d["worktree"]) if d.get("worktree") else None
+        if attempt.step in ("launched", "launching", "finished"):
+            job = self._recover_job(attempt)
+            if job is not None:
+                self._in_flight.add(plan.index)
+                try:
+                    result = job.wait(should_stop=lambda: self._halt) if attempt.step != "finished" else _result_from(d["result"])
+                    self._conclude(plan, commit, job, result, worktree)
+                finally:
+                    self._in_flight.discard(plan.index)
+                return f"run {plan.index} ({plan.name}) reattached and finished"
+        reason = f"interrupted: the engine stopped during step '{attempt.step}'"
+        self._conclude(plan, commit, None, JobResult(JobState.CANCELLED, None, reason, 0.0), worktree)
+        return f"run {plan.index} ({plan.name}) recorded as a crash ({reason})"
+
+    def _recover_commit(self, plan: Plan, d: dict) -> str:
+        """The attempt's own commit: recorded, or the branch head if it moved, or an empty marker commit."""
+        if d.get("commit"):
+            return d["commit"]
+        if plan.is_baseline:
+            return self.ws.ensure_baseline(plan.parent_commit)
+        head = self.ws.commit_of(plan.branch)
+        if head and head != plan.parent_commit:
+            return head
+        worktree = self.ws.create(plan.name, plan.parent_commit)
+        return self.ws.commit(worktree, [], f"{plan.name}: interrupted before its change was committed\n", allow_empty=True)
+
+    def _recover_job(self, attempt: Attempt) -> Job | None:
+        d = attempt.data
+        if attempt.step == "finished" or "job" in d:
+            job = self.launcher.reattach(d["job"]) if "job" in d else None
+            if job is not None:
+                return job
+            if attempt.step == "finished" or d.get("log_path"):
+                return _FinishedJob(d)
+        for proc in _processes_with(RUN_MARKER, d.get("marker")):
+            try:
+                proc.terminate()
+                proc.wait(10)
+            except psutil.Error:
+                pass
+        return None
+
+
+class _FinishedJob(Job):
+    """A run that ended while no engine watched it: its outputs are all that is left to read."""
+
+    def __init__(self, d: dict):
+        self.job_id = d.get("job_id", "none")
+        self.log_path = Path(d.get("log_path") or Path(d["run_dir"]) / "run.log")
+        self.command = d.get("command", "")
+        self._started = (d.get("job") or {}).get("started_at", time.time())
+
+    def state(self) -> JobState:
+        return JobState.COMPLETED
+
+    def wait(self, poll_s: float = 0.5, should_stop=None) -> JobResult:
+        end = self.log_path.stat().st_mtime if self.log_path.exists() else time.time()
+        return JobResult(JobState.COMPLETED, None, "finished while the engine was down (exit code unknown)",
+                         max(0.0, end - self._started))
+
+    def cancel(self, reason: str) -> None:
+        return None
+
+    def handle(self) -> dict:
+        return {}
+
+
+def _processes_with(name: str, value: str | None) -> list[psutil.Process]:
+    """Processes whose environment carries our run marker (a run launched just before the engine was killed)."""
+    if not value:
+        return []
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get(name) == value:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def _result_dict(result: JobResult) -> dict:
+    data = asdict(result)
+    data["state"] = result.state.value
+    return data
+
+
+def _result_from(data: dict) -> JobResult:
+    return JobResult(**{**data, "state": JobState(data["state"])})

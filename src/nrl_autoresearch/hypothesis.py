@@ -1,0 +1,54 @@
+"""One hypothesis: a named, described, smallest change, and the parent it is tested against."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UsageError
+from .workspace import validate_name
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """`sets` are dotted-key changes the recipe applies; `patch` a diff; `edit` a callable that edits the worktree
+    (an external agent). `parent` is 'baseline', 'best', an experiment name or any branch."""
+
+    name: str
+    description: str = ""
+    parent: str = "baseline"
+    sets: dict[str, str] = field(default_factory=dict)
+    patch: str | None = None
+    seed: int | None = None
+    edit: Callable[[Path], None] | None = field(default=None, compare=False)
+
+    def summary(self) -> str:
+        """The change in a few words, for descriptions and commit messages."""
+        parts = [f"{k}={v}" for k, v in self.sets.items()]
+        if self.patch:
+            parts.append(f"patch {Path(self.patch).name}")
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "description": self.description, "parent": self.parent,
+                "sets": dict(self.sets), "patch": self.patch, "seed": self.seed}
+
+
+def parse_sets(items: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """['lr=0.1', 'a.b=[1,2]'] -> {'lr': '0.1', 'a.b': '[1,2]'}; keys are validated by the recipe later."""
+    sets: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"bad --set {item!r}: write KEY=VALUE, for example --set policy.optimizer.kwargs.lr=1e-6")
+        sets[key] = value.strip()
+    return sets
+
+
+def validated(h: Hypothesis) -> Hypothesis:
+    validate_name(h.name)
+    if h.patch and not Path(h.patch).is_file():
+        raise UsageError(f"patch file {h.patch!r} of hypothesis {h.name!r} does not exist")
+    return h

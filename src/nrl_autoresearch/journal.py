@@ -1,0 +1,77 @@
+"""The campaign's append-only journal: intent -> branch -> committed -> launching -> launched -> finished -> row.
+
+Each step is one fsynced JSON line written before the step's effect can be lost, so an engine killed at any
+moment is replayed on start: numbering continues, nothing runs twice, no row is lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from filelock import FileLock
+
+STEPS = ("intent", "branch", "committed", "launching", "launched", "finished", "row")
+
+
+@dataclass
+class Attempt:
+    """What the journal knows of one attempted experiment (by ledger index)."""
+
+    index: int
+    step: str
+    data: dict = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.step == "row"
+
+
+class Journal:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.lock = FileLock(str(self.path) + ".lock")
+
+    def record(self, step: str, index: int | None = None, **data) -> None:
+        """Append one event durably."""
+        if step not in STEPS and index is not None:
+            raise ValueError(f"unknown journal step {step!r}")
+        entry = {"t": time.time(), "step": step, **({"index": index} if index is not None else {}), **data}
+        line = (json.dumps(entry, sort_keys=True, default=str) + "\n").encode()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def events(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        events = []
+        for line in self.path.read_text().splitlines():
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line torn by a kill mid-write carries nothing durable
+        return events
+
+    def attempts(self) -> dict[int, Attempt]:
+        """Replay: every index with its last step and everything recorded along the way."""
+        found: dict[int, Attempt] = {}
+        for event in self.events():
+            index = event.get("index")
+            if index is None or event["step"] not in STEPS:
+                continue
+            attempt = found.setdefault(index, Attempt(index, event["step"]))
+            attempt.step = event["step"]
+            attempt.data.update({k: v for k, v in event.items() if k not in ("t", "step", "index")})
+        return found
+
+    def last_index(self) -> int:
+        return max(self.attempts(), default=0)

@@ -1,0 +1,112 @@
+"""The launcher interface: submit a run, get a job; a job has an id, a state, a log, and can be waited on or cancelled.
+
+Every backend fills the ledger's `launcher`, `job_id`, `command` and `log_path` truthfully, measures queue time
+and run time apart, and ends what it started (a timeout kills the whole process tree, or cancels the job).
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class JobState(str, enum.Enum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    TIMEOUT = "TIMEOUT"
+    OUT_OF_MEMORY = "OUT_OF_MEMORY"
+    CANCELLED = "CANCELLED"
+    NODE_FAIL = "NODE_FAIL"
+    PREEMPTED = "PREEMPTED"
+    UNKNOWN = "UNKNOWN"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (JobState.PENDING, JobState.RUNNING)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run to launch: an argument list, where to run it, what to add to its environment, its limit."""
+
+    name: str
+    argv: list[str]
+    cwd: Path
+    log_path: Path
+    run_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    timeout_s: float | None = None
+    gpus: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """How a job ended. `run_s` excludes time spent queued; `reason` says why a non-success ended."""
+
+    state: JobState
+    exit_code: int | None
+    reason: str
+    run_s: float
+    queue_s: float = 0.0
+    peak_memory_gb: float | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == JobState.COMPLETED and self.exit_code in (0, None)
+
+
+class Job(ABC):
+    """A submitted run."""
+
+    job_id: str
+    log_path: Path
+    command: str  # what the ledger's `command` column shows: the exact command, or the submitted script
+
+    @abstractmethod
+    def state(self) -> JobState: ...
+
+    @abstractmethod
+    def wait(self, poll_s: float = 0.5, should_stop=None) -> JobResult:
+        """Block until the job ends; `should_stop()` returning a reason cancels it (Ctrl-C, deadline)."""
+
+    @abstractmethod
+    def cancel(self, reason: str) -> None: ...
+
+    @abstractmethod
+    def handle(self) -> dict:
+        """What must be persisted (before the job can be lost) to reattach to it after a restart."""
+
+
+class Launcher(ABC):
+    """Where runs happen. `name` is what the ledger's `launcher` column shows."""
+
+    name: str = ""
+
+    @abstractmethod
+    def submit(self, spec: RunSpec) -> Job: ...
+
+    @abstractmethod
+    def reattach(self, handle: dict) -> Job | None:
+        """The job a handle describes, if it still exists (running or finished with a known outcome)."""
+
+    def preflight(self) -> list[tuple[bool, str]]:
+        """(ok, message) checks of this launcher's own requirements."""
+        return []
+
+    def close(self) -> None:
+        """Release what the launcher holds (an allocation, a connection)."""
+
+
+def wait_loop(job: Job, poll_s: float, should_stop) -> str | None:
+    """Poll until the job finishes or `should_stop()` gives a reason (returned)."""
+    while not job.state().finished:
+        reason = should_stop() if should_stop else None
+        if reason:
+            return reason
+        time.sleep(poll_s)
+    return None

@@ -1,0 +1,215 @@
+"""Runs on this machine: own process group, log to run.log, a limit that kills the whole tree, peak memory.
+
+The child starts a new session, so Ctrl-C in the terminal reaches only the engine, which then ends the run
+itself. A timeout sends SIGTERM to the process group and to every descendant ever seen (grandchildren that
+left the group included), then SIGKILL after a grace period: no child survives.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+
+from .. import gpus
+from ..redact import redact
+from ..stoprules import format_duration
+from .base import Job, JobResult, JobState, Launcher, RunSpec, wait_loop
+
+GRACE_S = 10.0
+
+
+class LocalJob(Job):
+    def __init__(self, *, pid: int, create_time: float, log_path: Path, command: str, started_at: float,
+                 timeout_s: float | None, proc: subprocess.Popen | None = None, grace_s: float = GRACE_S):
+        self.pid = pid
+        self.job_id = "none"
+        self.log_path = log_path
+        self.command = command
+        self.started_at = started_at
+        self.timeout_s = timeout_s
+        self.grace_s = grace_s
+        self._create_time = create_time
+        self._proc = proc
+        self._seen: dict[int, float] = {pid: create_time}  # every descendant ever observed: pid -> create_time
+        self._peak_rss = 0
+        self._peak_gpu: float | None = None
+        self._ended: tuple[JobState, str] | None = None
+
+    # -- Job interface -------------------------------------------------------------------------------
+    def state(self) -> JobState:
+        self._sample()
+        if self._ended:
+            return self._ended[0]
+        return JobState.RUNNING if self._alive() else JobState.COMPLETED
+
+    def wait(self, poll_s: float = 0.2, should_stop=None) -> JobResult:
+        def stop_reason():
+            if self.timeout_s is not None and time.time() - self.started_at >= self.timeout_s:
+                return "timeout"
+            return should_stop() if should_stop else None
+
+        reason = wait_loop(self, poll_s, stop_reason)
+        if reason == "timeout":
+            self._end(JobState.TIMEOUT, f"timeout: exceeded the {format_duration(self.timeout_s)} limit; process tree killed")
+        elif reason:
+            self._end(JobState.CANCELLED, reason)
+        self._reap_stragglers()
+        return self._result()
+
+    def cancel(self, reason: str) -> None:
+        self._end(JobState.CANCELLED, reason)
+
+    def handle(self) -> dict:
+        return {"pid": self.pid, "create_time": self._create_time, "log_path": str(self.log_path),
+                "command": self.command, "started_at": self.started_at, "timeout_s": self.timeout_s}
+
+    # -- internals -----------------------------------------------------------------------------------
+    def _alive(self) -> bool:
+        if self._proc is not None:
+            return self._proc.poll() is None
+        return _same_process(self.pid, self._create_time)
+
+    def _sample(self) -> None:
+        """Track descendants and peak memory of the whole tree (RSS, and GPU memory where NVML exists)."""
+        tree = self._tree()
+        rss = 0
+        for proc in tree:
+            try:
+                rss += proc.memory_info().rss
+            except psutil.Error:
+                pass
+        self._peak_rss = max(self._peak_rss, rss)
+        gpu = gpus.process_memory_gb({p.pid for p in tree})
+        if gpu is not None:
+            self._peak_gpu = max(self._peak_gpu or 0.0, gpu)
+
+    def _tree(self) -> list[psutil.Process]:
+        procs = []
+        for pid, created in list(self._seen.items()):
+            try:
+                proc = psutil.Process(pid)
+                if proc.create_time() != created:
+                    continue
+                procs.append(proc)
+                for child in proc.children(recursive=True):
+                    self._seen.setdefault(child.pid, child.create_time())
+                    procs.append(child)
+            except psutil.Error:
+                continue
+        return list({p.pid: p for p in procs}.values())
+
+    def _end(self, state: JobState, reason: str) -> None:
+        if self._ended is None:
+            self._ended = (state, reason)
+        self._kill_all()
+
+    def _kill_all(self) -> None:
+        """SIGTERM to the group and every tracked descendant; SIGKILL whatever is left after the grace period."""
+        self._sample()
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            targets = [p for p in self._tree()]
+            if not targets and not self._group_alive():
+                break
+            _signal_group(self.pid, sig)
+            for proc in targets:
+                try:
+                    proc.send_signal(sig)
+                except psutil.Error:
+                    pass
+            deadline = time.time() + (self.grace_s if sig == signal.SIGTERM else 5.0)
+            while time.time() < deadline and (self._tree_alive() or self._group_alive()):
+                self._poll_child()
+                time.sleep(0.05)
+        self._poll_child()
+
+    def _reap_stragglers(self) -> None:
+        """Processes the run left behind (daemons it forked) end with it."""
+        if self._tree_alive() or self._group_alive():
+            self._kill_all()
+
+    def _tree_alive(self) -> bool:
+        return any(_same_process(pid, created) for pid, created in self._seen.items())
+
+    def _group_alive(self) -> bool:
+        try:
+            os.killpg(self.pid, 0)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
+
+    def _poll_child(self) -> None:
+        if self._proc is not None:
+            self._proc.poll()
+
+    def _result(self) -> JobResult:
+        run_s = time.time() - self.started_at
+        code = self._proc.returncode if self._proc is not None else None
+        memory = self._peak_gpu if self._peak_gpu else self._peak_rss / 2**30
+        if self._ended:
+            state, reason = self._ended
+        elif code is None:
+            state, reason = JobState.COMPLETED, "finished (reattached: exit code unknown)"
+        elif code == 0:
+            state, reason = JobState.COMPLETED, "exit code 0"
+        elif code < 0:
+            name = signal.Signals(-code).name
+            state = JobState.OUT_OF_MEMORY if code == -signal.SIGKILL else JobState.FAILED
+            reason = f"killed by {name}" + (" (out of memory?)" if code == -signal.SIGKILL else "")
+        else:
+            state, reason = JobState.FAILED, f"exit code {code}"
+        return JobResult(state, code, reason, run_s, 0.0, memory)
+
+
+def _same_process(pid: int, create_time: float) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        return proc.create_time() == create_time and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class LocalLauncher(Launcher):
+    name = "local"
+
+    def __init__(self, grace_s: float = GRACE_S):
+        self.grace_s = grace_s
+
+    def submit(self, spec: RunSpec) -> LocalJob:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **spec.env}
+        if spec.gpus is not None:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, spec.gpus))
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(spec.log_path, "ab") as log:
+            proc = subprocess.Popen(
+                spec.argv, cwd=spec.cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        started = time.time()
+        return LocalJob(
+            pid=proc.pid, create_time=psutil.Process(proc.pid).create_time(), log_path=spec.log_path,
+            command=redact(shlex.join(spec.argv)), started_at=started, timeout_s=spec.timeout_s, proc=proc,
+            grace_s=self.grace_s,
+        )
+
+    def reattach(self, handle: dict) -> LocalJob | None:
+        """A run left by an engine that was killed: follow it to its end (its exit code is lost)."""
+        if not _same_process(handle["pid"], handle["create_time"]):
+            return None
+        return LocalJob(
+            pid=handle["pid"], create_time=handle["create_time"], log_path=Path(handle["log_path"]),
+            command=handle["command"], started_at=handle["started_at"], timeout_s=handle["timeout_s"],
+            grace_s=self.grace_s,
+        )

@@ -1,0 +1,184 @@
+"""The research ledger: an untracked TSV with exactly the template's 15 columns, mirrored into git notes.
+
+One attempted experiment is one row, appended once, atomically (a single O_APPEND write) under a file lock.
+Every row is also written as a git note on its experiment commit, so the ledger survives the loss of the TSV
+(`rebuild`) and git alone can show it (`git notes --ref autoresearch show <commit>`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from filelock import FileLock
+
+from .git import NOTES_REF, Git
+from .redact import redact
+
+COLUMNS = (
+    "index", "branch", "parent_commit", "commit", "recipe", "metric_name", "metric_value", "memory_gb",
+    "elapsed_min", "launcher", "job_id", "command", "log_path", "status", "description",
+)
+HEADER = "\t".join(COLUMNS) + "\n"
+STATUSES = ("keep", "discard", "crash")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One attempted experiment. `metric_value` is None when no valid metric was produced."""
+
+    index: int
+    branch: str
+    parent_commit: str
+    commit: str
+    recipe: str
+    metric_name: str
+    metric_value: float | None
+    memory_gb: float | None
+    elapsed_min: float
+    launcher: str
+    job_id: str
+    command: str
+    log_path: str
+    status: str
+    description: str
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, not {self.status!r}")
+
+    def to_line(self) -> str:
+        """The TSV line: crash rows carry 0.000000 and 0.0; tabs and newlines never leak into a field."""
+        crash = self.status == "crash" or self.metric_value is None
+        values = {
+            **{f.name: getattr(self, f.name) for f in fields(self)},
+            "metric_value": "0.000000" if crash else f"{self.metric_value:.6f}",
+            "memory_gb": "0.0" if crash or self.memory_gb is None else f"{self.memory_gb:.1f}",
+            "elapsed_min": f"{self.elapsed_min:.1f}",
+            "job_id": self.job_id or "none",
+        }
+        return "\t".join(_clean(str(values[c])) for c in COLUMNS) + "\n"
+
+    @classmethod
+    def from_line(cls, line: str) -> "Row":
+        parts = line.rstrip("\n").split("\t")
+        if len(parts) < len(COLUMNS):
+            raise ValueError(f"expected {len(COLUMNS)} tab-separated fields, found {len(parts)}")
+        raw = dict(zip(COLUMNS, parts))
+        value = float(raw["metric_value"])
+        return cls(
+            **{**raw,
+               "index": int(raw["index"]),
+               "metric_value": None if raw["status"] == "crash" else value,
+               "memory_gb": float(raw["memory_gb"]),
+               "elapsed_min": float(raw["elapsed_min"])},
+        )
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        if data["metric_value"] is not None and math.isnan(data["metric_value"]):
+            data["metric_value"] = None
+        return data
+
+
+def _clean(text: str) -> str:
+    return redact(text.replace("\t", " ").replace("\r", " ").replace("\n", " "))
+
+
+class Ledger:
+    """The TSV file. Reads tolerate foreign rows (another campaign's prefix); writes go through `append`."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.lock = FileLock(str(self.path) + ".lock")
+
+    def ensure(self) -> None:
+        """Create the file with its header only, if it does not exist yet."""
+        with self.lock:
+            if not self.path.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                _append_bytes(self.path, HEADER)
+
+    def rows(self, prefix: str | None = None) -> list[Row]:
+        """Rows in file order; with `prefix`, only the branches under it."""
+        if not self.path.exists():
+            return []
+        rows = []
+        for line in self.path.read_text().splitlines()[1:]:
+            if line.strip():
+                row = Row.from_line(line)
+                if prefix is None or row.branch.startswith(prefix + "/"):
+                    rows.append(row)
+        return rows
+
+    def append(self, row: Row) -> str:
+        """Append one row under the lock; return the exact line written. Refuses a duplicate index of a branch prefix."""
+        line = row.to_line()
+        with self.lock:
+            if not self.path.exists():
+                _append_bytes(self.path, HEADER)
+            prefix = row.branch.rsplit("/", 1)[0]
+            if any(r.index == row.index for r in self.rows(prefix)):
+                raise ValueError(f"row {row.index} of {prefix} is already in {self.path}")
+            _append_bytes(self.path, line)
+        return line
+
+
+def _append_bytes(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Notes:
+    """The git-notes mirror: each experiment commit carries its rows as JSON lines under refs/notes/autoresearch."""
+
+    def __init__(self, git: Git):
+        self.git = git
+
+    def add(self, commit: str, line: str, *, campaign: str, extra: dict | None = None) -> None:
+        """Attach one row to its commit (a commit run several times, like repeated baselines, holds several)."""
+        entry = {"campaign": campaign, "appended_ns": time.time_ns(), "row": line, **({"extra": extra} if extra else {})}
+        existing = self.entries(commit)
+        if any(e["row"] == line for e in existing):
+            return
+        body = "".join(json.dumps(e, sort_keys=True) + "\n" for e in [*existing, entry])
+        self.git.run(*self.git.identity_args(), "notes", "--ref", NOTES_REF, "add", "-f", "-F", "-", commit, input=redact(body))
+
+    def entries(self, commit: str) -> list[dict]:
+        out = self.git.run("notes", "--ref", NOTES_REF, "show", commit, check=False)
+        return [json.loads(line) for line in out.splitlines() if line.strip().startswith("{")]
+
+    def all_entries(self) -> list[tuple[str, dict]]:
+        """Every (commit, entry) in append order."""
+        listing = self.git.run("notes", "--ref", NOTES_REF, "list", check=False)
+        pairs = [line.split() for line in listing.splitlines() if line.strip()]
+        found = [(commit, entry) for _, commit in pairs for entry in self.entries(commit)]
+        return sorted(found, key=lambda ce: ce[1]["appended_ns"])
+
+
+def rebuild(ledger: Ledger, notes: Notes) -> int:
+    """Rewrite the TSV from the notes, byte for byte as it was appended; returns the number of rows."""
+    lines = [entry["row"] for _, entry in notes.all_entries()]
+    with ledger.lock:
+        tmp = ledger.path.with_suffix(".rebuild.tmp")
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(HEADER + "".join(lines))
+        os.replace(tmp, ledger.path)
+    return len(lines)
+
+
+def best(rows: list[Row], *, maximize: bool) -> Row | None:
+    """The best `keep` row, honouring the direction of the metric."""
+    keeps = [r for r in rows if r.status == "keep" and r.metric_value is not None and not math.isnan(r.metric_value)]
+    if not keeps:
+        return None
+    return (max if maximize else min)(keeps, key=lambda r: r.metric_value)
+

@@ -1,0 +1,88 @@
+"""What a recipe adapter does: turn a hypothesis into file edits, and an experiment into the command to run."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..git import Snapshot
+from ..metrics.base import MetricSource
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The metric the campaign optimises, where it is read from, and which way is better."""
+
+    metric_name: str
+    source: str
+    maximize: bool
+    aggregate: str = "last"
+
+    @property
+    def direction(self) -> str:
+        return "maximize" if self.maximize else "minimize"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """The exact command of one run, its working directory and additions to its environment."""
+
+    argv: list[str]
+    cwd: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One preflight item: blocking problems stop the campaign, warnings are shown."""
+
+    ok: bool
+    item: str
+    detail: str = ""
+    blocking: bool = True
+
+
+class Recipe(ABC):
+    """A way to run the campaign's training and to express hypotheses as changes to it."""
+
+    kind: str = ""
+
+    @property
+    @abstractmethod
+    def label(self) -> str:
+        """What the ledger's `recipe` column shows."""
+
+    @abstractmethod
+    def check_change(self, snapshot: Snapshot, sets: dict[str, str]) -> None:
+        """Refuse (UsageError) a change that cannot apply to the parent commit, before any branch is created."""
+
+    @abstractmethod
+    def apply(self, worktree: Path, sets: dict[str, str]) -> list[str]:
+        """Edit files in the worktree; return the repository-relative paths changed."""
+
+    @abstractmethod
+    def launch(self, worktree: Path, run_dir: Path, limit_s: float | None) -> Launch: ...
+
+    @abstractmethod
+    def to_dict(self) -> dict: ...
+
+    def default_objective(self, root: Path) -> Objective | None:
+        """The objective the recipe itself declares, when it declares one."""
+        return None
+
+    def metric_source(self, objective: Objective) -> MetricSource:
+        from ..metrics import parse_source
+
+        return parse_source(objective.source)
+
+    def seed_change(self, seed: int) -> dict[str, str]:
+        """The change that reruns the recipe with another seed (empty when the recipe has no seed key)."""
+        return {}
+
+    def fingerprint(self, worktree: Path) -> str | None:
+        """A digest of the effective configuration, to never run an identical one twice."""
+        return None
+
+    def preflight(self, root: Path) -> list[Check]:
+        return []

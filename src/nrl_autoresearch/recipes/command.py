@@ -1,0 +1,74 @@
+"""Any training command: `--command "python train.py ..."`, changed through a params file or appended flags."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+from ..errors import UsageError
+from ..git import Snapshot
+from . import params
+from .base import Launch, Recipe
+
+FLAGS_FILE = ".autoresearch/flags.json"
+
+
+class CommandRecipe(Recipe):
+    """`--set` edits `params_file`, or (set_style 'flags') becomes `--key value` flags recorded in FLAGS_FILE,
+    committed on the experiment branch so that the commit alone reproduces the run."""
+
+    kind = "command"
+
+    def __init__(self, command: list[str], params_file: str | None = None, set_style: str = "file"):
+        if not command:
+            raise UsageError("--command is empty: give the training command, for example --command 'python train.py'")
+        if set_style not in ("file", "flags"):
+            raise UsageError(f"bad --set-style {set_style!r}: use 'file' (edit --params-file) or 'flags' (append --key value)")
+        if set_style == "file" and params_file:
+            params.file_format(Path(params_file))
+        self.command = command
+        self.params_file = params_file
+        self.set_style = set_style
+
+    @property
+    def label(self) -> str:
+        return self.params_file or shlex.join(self.command)
+
+    def check_change(self, snapshot: Snapshot, sets: dict[str, str]) -> None:
+        if not sets or self.set_style == "flags":
+            return
+        if not self.params_file:
+            raise UsageError("--set needs a place to apply it: init the campaign with --params-file PATH or --set-style flags")
+        text = snapshot.read_text(self.params_file)
+        if text is None:
+            raise UsageError(f"params file {self.params_file!r} is not in commit {snapshot.commit[:10]}: commit it first")
+        params.check_keys(self.params_file, text, sets)
+
+    def apply(self, worktree: Path, sets: dict[str, str]) -> list[str]:
+        if not sets:
+            return []
+        if self.set_style == "flags":
+            path = worktree / FLAGS_FILE
+            flags = json.loads(path.read_text()) if path.exists() else {}
+            flags.update(sets)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(flags, indent=2) + "\n")
+            return [FLAGS_FILE]
+        params.edit_file(worktree / self.params_file, sets, where=self.params_file)
+        return [self.params_file]
+
+    def launch(self, worktree: Path, run_dir: Path, limit_s: float | None) -> Launch:
+        argv = list(self.command)
+        path = worktree / FLAGS_FILE
+        if self.set_style == "flags" and path.exists():
+            for key, value in json.loads(path.read_text()).items():
+                argv += [f"--{key}", str(value)]
+        return Launch(argv, worktree)
+
+    def fingerprint(self, worktree: Path) -> str | None:
+        target = worktree / (FLAGS_FILE if self.set_style == "flags" else (self.params_file or FLAGS_FILE))
+        return target.read_text() if target.exists() else ""
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "command": self.command, "params_file": self.params_file, "set_style": self.set_style}

@@ -1,0 +1,128 @@
+"""A parameters file the training command reads (YAML, JSON or TOML), edited in place by dotted key.
+
+Round-trip editors keep comments and key order, so the experiment commit is a one-line diff. Every key must
+already exist: a typo or an unknown nested key is an error naming the closest keys, never a silent addition.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import json
+from collections.abc import MutableMapping, MutableSequence
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from ..errors import UsageError
+
+FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".toml": "toml"}
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value as YAML 1.2 reads it: '1e-6' is a float, 'true' a bool, '[0.9,0.95]' a list, 'null' None."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return _yaml().load(text) if text.strip() else text
+    except Exception:
+        return text
+
+
+def leaf_paths(node: Any, prefix: str = "") -> list[str]:
+    """Every dotted path to a leaf (lists indexed by position), for suggestions."""
+    if isinstance(node, MutableMapping):
+        items = [(str(k), v) for k, v in node.items()]
+    elif isinstance(node, MutableSequence):
+        items = [(str(i), v) for i, v in enumerate(node)]
+    else:
+        return [prefix] if prefix else []
+    paths = []
+    for key, value in items:
+        path = f"{prefix}.{key}" if prefix else key
+        paths += leaf_paths(value, path) if isinstance(value, (MutableMapping, MutableSequence)) and value else [path]
+    return paths
+
+
+def closest(key: str, known: list[str], n: int = 3) -> str:
+    """'; closest existing keys: a, b' or an empty string."""
+    matches = difflib.get_close_matches(key, known, n=n, cutoff=0.5)
+    if not matches:
+        tail = key.rsplit(".", 1)[-1]
+        matches = [k for k in known if k.rsplit(".", 1)[-1] == tail][:n]
+    return f"; closest existing keys: {', '.join(matches)}" if matches else ""
+
+
+def set_path(doc: Any, dotted: str, value: Any, *, where: str) -> None:
+    """Set an existing key; unknown keys are a UsageError naming the closest ones."""
+    node, parts = doc, dotted.split(".")
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, MutableMapping) and part in node:
+            if last:
+                node[part] = value
+                return
+            node = node[part]
+        elif isinstance(node, MutableSequence) and part.isdigit() and int(part) < len(node):
+            if last:
+                node[int(part)] = value
+                return
+            node = node[int(part)]
+        else:
+            raise UsageError(f"unknown key {dotted!r} in {where}{closest(dotted, leaf_paths(doc))}; fix the key or edit the file")
+
+
+def edit_file(path: Path, sets: dict[str, str], *, where: str | None = None) -> None:
+    """Apply every change to the file, or none: all keys are checked before it is written."""
+    fmt = file_format(path)
+    text = path.read_text()
+    doc = _load(fmt, text)
+    for key, value in sets.items():
+        set_path(doc, key, parse_value(value), where=where or str(path))
+    path.write_text(_dump(fmt, doc))
+
+
+def check_keys(name: str, text: str, sets: dict[str, str]) -> None:
+    """Validate keys against the file's text (as a commit holds it) without writing anything."""
+    try:
+        doc = _load(file_format(Path(name)), text)
+    except Exception as err:
+        raise UsageError(f"cannot parse {name!r} at the parent commit: {err}") from None
+    for key, value in sets.items():
+        set_path(doc, key, parse_value(value), where=name)
+
+
+def file_format(path: Path) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise UsageError(f"unsupported params file {str(path)!r}: use a .yaml, .yml, .json or .toml file")
+    return fmt
+
+
+def _yaml() -> YAML:
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    return yaml
+
+
+def _load(fmt: str, text: str) -> Any:
+    if fmt == "yaml":
+        return _yaml().load(text)
+    if fmt == "json":
+        return json.loads(text)
+    import tomlkit
+
+    return tomlkit.parse(text)
+
+
+def _dump(fmt: str, doc: Any) -> str:
+    if fmt == "yaml":
+        out = io.StringIO()
+        _yaml().dump(doc, out)
+        return out.getvalue()
+    if fmt == "json":
+        return json.dumps(doc, indent=2) + "\n"
+    import tomlkit
+
+    return tomlkit.dumps(doc)

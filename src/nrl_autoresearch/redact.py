@@ -1,0 +1,35 @@
+"""Secrets never reach a file we write: every ledger row, note, session file, report and log line passes here."""
+
+from __future__ import annotations
+
+import os
+import re
+
+MASK = "***"
+_SECRET_NAME = re.compile(r"(TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I)
+_NOT_SECRET = {"PATH", "HOME", "SSH_AUTH_SOCK", "KEYTIMEOUT", "GPG_AGENT_INFO"}
+_WORD = r"[\w.-]*(?:token|api[_-]?key|secret|password|passwd)"
+# `--hf-token abc` (a flag and its value) and `HF_TOKEN=abc`, `password: abc` (assignments)
+_FLAG = re.compile(rf"(?i)(--?{_WORD}\s+)([^\s'\"]+)")
+_ASSIGNED = re.compile(rf"(?i)(\b{_WORD}\s*[=:]\s*)([^\s'\",]+)")
+# well-known token shapes
+_SHAPES = re.compile(r"\b(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{20,}|xox[abp]-[A-Za-z0-9-]{10,})\b")
+
+
+def secret_values(environ: dict[str, str] | None = None) -> list[str]:
+    """Values of environment variables whose names say they are secrets, longest first."""
+    env = os.environ if environ is None else environ
+    values = {
+        value for name, value in env.items()
+        if name not in _NOT_SECRET and _SECRET_NAME.search(name) and len(value) >= 6
+    }
+    return sorted(values, key=len, reverse=True)
+
+
+def redact(text: str, environ: dict[str, str] | None = None) -> str:
+    """Mask secret environment values, `--token X`-style arguments and well-known token shapes."""
+    for value in secret_values(environ):
+        text = text.replace(value, MASK)
+    for pattern in (_FLAG, _ASSIGNED):
+        text = pattern.sub(lambda m: m.group(1) + MASK, text)
+    return _SHAPES.sub(MASK, text)

@@ -1,0 +1,271 @@
+"""Stop rules as explicit monitors, and the status sentence stated before and after every run.
+
+The skill's rules, exactly: count attempted rows (crashes included); convert a time budget once into an
+absolute deadline; enforce a per-experiment limit on every run; stop on a target metric; with no rule, run the
+baseline plus three experiments and ask before continuing.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+
+from .errors import UsageError
+
+DEFAULT_EXPERIMENTS = 4  # the baseline plus three experiments, then ask
+
+_UNITS = {
+    "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
+    "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
+    "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
+    "d": 86400, "day": 86400, "days": 86400,
+}
+_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)")
+_CLOCK = re.compile(r"^(\d+):(\d{1,2}):(\d{1,2})$")
+_TARGET = re.compile(r"^\s*([A-Za-z0-9_./:\-]+)\s*(>=|<=)\s*(-?[0-9.eE+\-]+)\s*$")
+
+
+def parse_duration(text: str, *, what: str = "duration") -> float:
+    """Seconds from '1h30m', '90 min', '1.5h', '2d' or 'HH:MM:SS'; anything else is a UsageError."""
+    raw = text.strip().lower()
+    clock = _CLOCK.match(raw)
+    if clock:
+        h, m, s = (int(g) for g in clock.groups())
+        return float(h * 3600 + m * 60 + s)
+    parts = _PART.findall(raw)
+    if parts and re.fullmatch(r"(?:\s*\d+(?:\.\d+)?\s*[a-z]+\s*)+", raw) and all(u in _UNITS for _, u in parts):
+        total = sum(float(n) * _UNITS[u] for n, u in parts)
+        if total > 0:
+            return total
+    raise UsageError(
+        f"bad {what} {text!r}: write a positive duration with units, such as '45m', '1h30m', '10h', '2d' or '01:30:00'"
+    )
+
+
+def format_duration(seconds: float) -> str:
+    """Compact remaining time in the skill's style: '6h12m', '45m', '30s', '2d3h'."""
+    s = max(0, int(seconds))
+    days, s = divmod(s, 86400)
+    hours, s = divmod(s, 3600)
+    minutes, secs = divmod(s, 60)
+    if days:
+        return f"{days}d{hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m"
+    return f"{secs}s"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Stop once the objective reaches a value: 'val:accuracy>=0.8'."""
+
+    metric: str
+    op: str
+    value: float
+
+    @classmethod
+    def parse(cls, text: str) -> "Target":
+        match = _TARGET.match(text)
+        if not match:
+            raise UsageError(
+                f"bad target {text!r}: write METRIC>=VALUE or METRIC<=VALUE, for example 'val:accuracy>=0.8'"
+            )
+        try:
+            value = float(match.group(3))
+        except ValueError:
+            raise UsageError(f"bad target {text!r}: {match.group(3)!r} is not a number") from None
+        return cls(match.group(1), match.group(2), value)
+
+    def reached(self, value: float | None) -> bool:
+        if value is None or math.isnan(value):
+            return False
+        return value >= self.value if self.op == ">=" else value <= self.value
+
+    def __str__(self) -> str:
+        return f"{self.metric}{self.op}{self.value:g}"
+
+
+@dataclass(frozen=True)
+class StopRules:
+    """The campaign's monitors. `deadline` is absolute (epoch seconds), fixed once at campaign start."""
+
+    max_experiments: int | None = None
+    budget_s: float | None = None
+    deadline: float | None = None
+    per_experiment_s: float | None = None
+    target: Target | None = None
+    implicit: bool = False  # max_experiments came from the default rule: ask before going on
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        now: float,
+        max_experiments: int | None = None,
+        budget: str | None = None,
+        per_experiment: str | None = None,
+        target: str | None = None,
+        stop: str | None = None,
+    ) -> "StopRules":
+        """Combine explicit options and a --stop sentence; fall back to the default rule when nothing bounds the campaign."""
+        parsed = parse_stop_sentence(stop) if stop else {}
+        for key, value in (("max_experiments", max_experiments), ("budget", budget),
+                           ("per_experiment", per_experiment), ("target", target)):
+            if value is not None and key in parsed and parsed[key] != value:
+                raise UsageError(f"--{key.replace('_', '-')} {value!r} contradicts --stop {stop!r}: give it once")
+            if value is not None:
+                parsed[key] = value
+        count = parsed.get("max_experiments")
+        if count is not None and int(count) < 1:
+            raise UsageError(f"bad --max-experiments {count!r}: it counts attempted rows, the baseline included, so it must be at least 1")
+        budget_s = parse_duration(parsed["budget"], what="--budget") if parsed.get("budget") else None
+        per_s = parse_duration(parsed["per_experiment"], what="--per-experiment") if parsed.get("per_experiment") else None
+        goal = Target.parse(parsed["target"]) if parsed.get("target") else None
+        implicit = count is None and budget_s is None and goal is None
+        return cls(
+            max_experiments=int(count) if count is not None else (DEFAULT_EXPERIMENTS if implicit else None),
+            budget_s=budget_s,
+            deadline=now + budget_s if budget_s else None,
+            per_experiment_s=per_s,
+            target=goal,
+            implicit=implicit,
+        )
+
+    def extended(self, attempted: int, more: int) -> "StopRules":
+        """After the person confirms: allow `more` attempts beyond those already made."""
+        return replace(self, max_experiments=attempted + more)
+
+    def monitors(self) -> list[str]:
+        """The rules stated as the values being monitored."""
+        lines = []
+        if self.max_experiments is not None:
+            suffix = " (default: baseline plus three, then ask)" if self.implicit else ""
+            lines.append(f"target_experiment_count = {self.max_experiments}{suffix}")
+        if self.deadline is not None:
+            lines.append(f"campaign_deadline = {_iso(self.deadline)} ({format_duration(self.budget_s or 0)} budget)")
+        if self.per_experiment_s is not None:
+            lines.append(f"per_experiment_timeout = {format_duration(self.per_experiment_s)}")
+        if self.target is not None:
+            lines.append(f"target_metric = {self.target}")
+        return lines
+
+    def to_dict(self) -> dict:
+        return {
+            "max_experiments": self.max_experiments,
+            "budget_s": self.budget_s,
+            "deadline": self.deadline,
+            "per_experiment_s": self.per_experiment_s,
+            "target": str(self.target) if self.target else None,
+            "implicit": self.implicit,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "StopRules":
+        return cls(
+            max_experiments=data.get("max_experiments"),
+            budget_s=data.get("budget_s"),
+            deadline=data.get("deadline"),
+            per_experiment_s=data.get("per_experiment_s"),
+            target=Target.parse(data["target"]) if data.get("target") else None,
+            implicit=bool(data.get("implicit")),
+        )
+
+
+@dataclass(frozen=True)
+class StopStatus:
+    """Whether a campaign-level trigger is clearly met, and the sentence that says so."""
+
+    met: bool
+    trigger: str | None
+    sentence: str
+
+
+def status(rules: StopRules, *, attempted: int, now: float, best: float | None = None) -> StopStatus:
+    """The stop sentence: 'stop condition not yet met: 17/24 attempted, 6h12m remaining' or 'stop condition met: ...'."""
+    count = f"{attempted}/{rules.max_experiments} attempted" if rules.max_experiments is not None else f"{attempted} attempted"
+    if rules.target is not None and rules.target.reached(best):
+        return StopStatus(True, "target", f"stop condition met: target {rules.target} reached ({best:.6g})")
+    if rules.max_experiments is not None and attempted >= rules.max_experiments:
+        tail = " (default rule: baseline plus three experiments; confirm to continue)" if rules.implicit else ""
+        return StopStatus(True, "count", f"stop condition met: {count}{tail}")
+    if rules.deadline is not None:
+        left = rules.deadline - now
+        if left <= 0:
+            return StopStatus(True, "deadline", f"stop condition met: deadline reached ({count})")
+        if rules.per_experiment_s is not None and left < rules.per_experiment_s:
+            return StopStatus(
+                True, "deadline",
+                f"stop condition met: {format_duration(left)} remaining, no room for another "
+                f"{format_duration(rules.per_experiment_s)} run ({count})",
+            )
+    parts = [count]
+    if rules.deadline is not None:
+        parts.append(f"{format_duration(rules.deadline - now)} remaining")
+    if rules.target is not None:
+        shown = "none yet" if best is None else f"{best:.6g}"
+        parts.append(f"best {shown}, target {rules.target}")
+    return StopStatus(False, None, "stop condition not yet met: " + ", ".join(parts))
+
+
+def may_launch(rules: StopRules, *, attempted: int, in_flight: int, now: float, best: float | None = None) -> bool:
+    """Whether one more run may start now: in-flight runs count, and it must fit before the deadline."""
+    if rules.target is not None and rules.target.reached(best):
+        return False
+    if rules.max_experiments is not None and attempted + in_flight >= rules.max_experiments:
+        return False
+    if rules.deadline is not None:
+        left = rules.deadline - now
+        if left <= 0 or (rules.per_experiment_s is not None and left < rules.per_experiment_s):
+            return False
+    return True
+
+
+def run_limit(rules: StopRules, *, now: float) -> float | None:
+    """The wall-clock limit for a run starting now: the per-experiment cap, never past the deadline."""
+    limits = [x for x in (rules.per_experiment_s, (rules.deadline - now) if rules.deadline else None) if x is not None]
+    return max(0.0, min(limits)) if limits else None
+
+
+def parse_stop_sentence(text: str) -> dict[str, str]:
+    """'50 experiments or 10h total, 1h each' -> {'max_experiments': '50', 'budget': '10h', 'per_experiment': '1h'}."""
+    found: dict[str, str] = {}
+    clauses = [c.strip() for c in re.split(r",|;|\bor\b|\band\b", text) if c.strip()]
+    if not clauses:
+        raise UsageError(f"bad --stop {text!r}: it is empty; write clauses like '50 experiments or 10h total, 1h each'")
+    for clause in clauses:
+        key, value = _parse_clause(clause, text)
+        if key in found:
+            raise UsageError(f"bad --stop {text!r}: it gives {key.replace('_', ' ')} twice")
+        found[key] = value
+    return found
+
+
+def _parse_clause(clause: str, whole: str) -> tuple[str, str]:
+    low = clause.lower()
+    count = re.fullmatch(r"(?:do\s+)?(\d+)\s*(?:experiments?|runs?|exps?|attempts?)", low)
+    if count:
+        return "max_experiments", count.group(1)
+    each = re.fullmatch(r"(.+?)\s*(?:each|per experiment|per run|per-experiment|/run|a run|an experiment)", low)
+    if each:
+        parse_duration(each.group(1), what="per-experiment limit")
+        return "per_experiment", each.group(1)
+    total = re.fullmatch(r"(.+?)\s*(?:total|overall|in total|budget|of budget)", low)
+    if total:
+        parse_duration(total.group(1), what="campaign budget")
+        return "budget", total.group(1)
+    target = re.fullmatch(r"(?:target|until|reach)?\s*(.+)", clause.strip(), flags=re.IGNORECASE)
+    if target and _TARGET.match(target.group(1)):
+        return "target", target.group(1)
+    raise UsageError(
+        f"could not read {clause!r} in --stop {whole!r}: write clauses such as '50 experiments', '10h total', "
+        "'1h each' or 'val:accuracy>=0.8', joined by 'or' or commas"
+    )
+
+
+def _iso(epoch: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).astimezone().isoformat(timespec="seconds")

@@ -1,0 +1,248 @@
+"""Git as the research journal: the prefix, branch names, the baseline, one worktree per experiment.
+
+The user's working tree, index and checked-out branch are never touched: branches are created with
+`git branch`/`update-ref`, experiments are edited and committed in their own worktrees, and only the files a
+hypothesis changed are staged. No stash, reset, forced checkout or branch deletion, ever.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from filelock import FileLock
+
+from .errors import UsageError
+from .git import Git, GitError
+
+BASELINE = "baseline"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# run outputs that must never be swept into a hypothesis commit
+_GENERATED = re.compile(r"(\.log|\.pt|\.pth|\.ckpt|\.safetensors|\.npz|\.bin|\.pyc)$|(^|/)events\.out\.tfevents\.|(^|/)__pycache__/")
+_MAX_UNTRACKED_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class UserState:
+    """What the person has checked out, and the uncommitted files we leave alone."""
+
+    branch: str | None
+    head: str | None
+    dirty: list[str]
+
+
+def slugify(text: str, *, limit: int = 48) -> str:
+    """A branch-safe name from free text (for proposer hypotheses)."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
+    slug = re.sub(r"-{2,}", "-", slug)[:limit].strip("-._")
+    return slug or "experiment"
+
+
+def default_prefix(slug: str, today: date | None = None) -> str:
+    return f"autoresearch/{(today or date.today()).isoformat()}-{slugify(slug, limit=40)}"
+
+
+def validate_name(name: str, *, what: str = "experiment name") -> str:
+    """An experiment name must be one valid ref component: it becomes `<prefix>/<name>` and a folder name."""
+    if not _NAME.match(name) or ".." in name or name.endswith((".lock", ".")) or "@{" in name:
+        raise UsageError(
+            f"bad {what} {name!r}: use letters, digits, '.', '_' and '-', starting with a letter or digit "
+            "(it becomes a git branch and a folder)"
+        )
+    return name
+
+
+def validate_prefix(git: Git, prefix: str) -> str:
+    if prefix.endswith("/") or not git.ok("check-ref-format", f"refs/heads/{prefix}/{BASELINE}"):
+        raise UsageError(f"bad --prefix {prefix!r}: it must be a valid git branch name such as 'autoresearch/2026-03-24-dapo'")
+    return prefix
+
+
+class Workspace:
+    """The campaign's git side: branches under one prefix, worktrees under the campaign folder."""
+
+    def __init__(self, repo: Path, prefix: str, worktrees: Path):
+        self.repo = Path(repo)
+        self.git = Git(self.repo)
+        self.prefix = prefix
+        self.worktrees = Path(worktrees)
+        self.common_dir = Path(self.git.run("rev-parse", "--path-format=absolute", "--git-common-dir").strip())
+        self._thread_lock = threading.Lock()
+        self._file_lock = FileLock(str(self.common_dir / "autoresearch.lock"))
+
+    # -- reading -----------------------------------------------------------------------------------
+    def user_state(self) -> UserState:
+        branch = self.git.run("branch", "--show-current", check=False).strip() or None
+        return UserState(branch, self.git.rev("HEAD"), _status_paths(self.git))
+
+    def branch(self, name: str) -> str:
+        return f"{self.prefix}/{name}"
+
+    def branches(self) -> dict[str, str]:
+        """Experiment branches under the prefix -> commit."""
+        out = self.git.run("for-each-ref", "--format=%(refname:short) %(objectname)", f"refs/heads/{self.prefix}/")
+        return dict(line.split(" ", 1) for line in out.splitlines() if line.strip())
+
+    def commit_of(self, ref: str) -> str | None:
+        return self.git.rev(ref)
+
+    def resolve_parent(self, parent: str) -> str:
+        """A parent given as 'baseline', an experiment name under the prefix, or any branch/commit."""
+        for candidate in (self.branch(parent), parent):
+            commit = self.git.rev(candidate)
+            if commit:
+                return commit
+        raise UsageError(f"unknown parent {parent!r}: name 'baseline', 'best', an experiment of this campaign or a branch")
+
+    def diff_size(self, a: str, b: str) -> int:
+        """Lines added plus removed between two commits (for the simplicity rule)."""
+        total = 0
+        for line in self.git.run("diff", "--numstat", a, b).splitlines():
+            added, removed, _ = line.split("\t", 2)
+            total += int(added) if added.isdigit() else 0
+            total += int(removed) if removed.isdigit() else 0
+        return total
+
+    def net_lines(self, a: str, b: str) -> int:
+        """Lines added minus removed from a to b."""
+        net = 0
+        for line in self.git.run("diff", "--numstat", a, b).splitlines():
+            added, removed, _ = line.split("\t", 2)
+            if added.isdigit() and removed.isdigit():
+                net += int(added) - int(removed)
+        return net
+
+    def worktree_of(self, branch: str) -> Path | None:
+        current: Path | None = None
+        for line in self.git.run("worktree", "list", "--porcelain").splitlines():
+            if line.startswith("worktree "):
+                current = Path(line.split(" ", 1)[1])
+            elif line == f"branch refs/heads/{branch}" and current is not None:
+                return current
+        return None
+
+    # -- writing -----------------------------------------------------------------------------------
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Serialise ref and worktree updates across threads and processes."""
+        with self._thread_lock, self._file_lock:
+            yield
+
+    def ensure_excluded(self, patterns: list[str]) -> None:
+        """Keep our files untracked through .git/info/exclude (never the user's .gitignore)."""
+        exclude = self.common_dir / "info" / "exclude"
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        present = set(exclude.read_text().splitlines()) if exclude.exists() else set()
+        missing = [p for p in patterns if p not in present]
+        if missing:
+            with exclude.open("a") as fh:
+                if present and not exclude.read_text().endswith("\n"):
+                    fh.write("\n")
+                fh.write("".join(f"{p}\n" for p in missing))
+
+    def ensure_baseline(self, start: str) -> str:
+        """`<prefix>/baseline` with an empty commit 'baseline: record starting point' on top of `start`."""
+        branch = self.branch(BASELINE)
+        with self.locked():
+            existing = self.git.rev(branch)
+            if existing:
+                return existing
+            tree = self.git.run("rev-parse", f"{start}^{{tree}}").strip()
+            message = "baseline: record starting point\n\n" + self._signoff()
+            commit = self.git.run(*self.git.identity_args(), "commit-tree", tree, "-p", start, "-F", "-", input=message).strip()
+            self.git.run("update-ref", f"refs/heads/{branch}", commit, "")
+            return commit
+
+    def reserve_name(self, wanted: str, taken: set[str]) -> str:
+        """`wanted`, or `wanted-2`, `-3`... when a branch or a reserved name already has it."""
+        existing = {b[len(self.prefix) + 1:] for b in self.branches()}
+        name, n = wanted, 1
+        while name in existing or name in taken:
+            n += 1
+            name = f"{wanted}-{n}"
+        return name
+
+    def create(self, name: str, parent_commit: str) -> Path:
+        """Branch `<prefix>/<name>` at the parent and its own worktree; reuses both when they already exist."""
+        branch = self.branch(name)
+        path = self.worktrees / name
+        with self.locked():
+            if not self.git.rev(branch):
+                self.git.run("branch", branch, parent_commit)
+            existing = self.worktree_of(branch)
+            if existing is not None:
+                return existing
+            self.git.run("worktree", "prune")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.git.run("worktree", "add", "--quiet", str(path), branch)
+        return path
+
+    def changed_paths(self, worktree: Path) -> list[str]:
+        """Files edited in a worktree, minus run outputs (logs, checkpoints, event files, large untracked files)."""
+        wt = Git(worktree)
+        kept = []
+        for code, path in _status_entries(wt):
+            if _GENERATED.search(path):
+                continue
+            full = worktree / path
+            if code == "??" and full.is_file() and full.stat().st_size > _MAX_UNTRACKED_BYTES:
+                continue
+            kept.append(path)
+        return kept
+
+    def apply_patch(self, worktree: Path, patch: Path) -> list[str]:
+        wt = Git(worktree)
+        try:
+            wt.run("apply", "--check", str(patch))
+        except GitError as err:
+            raise UsageError(f"patch {str(patch)!r} does not apply to the parent commit: {err}") from None
+        wt.run("apply", str(patch))
+        return self.changed_paths(worktree)
+
+    def commit(self, worktree: Path, paths: list[str], message: str, *, allow_empty: bool = False) -> str:
+        """Stage exactly `paths` and commit them: one hypothesis-focused commit."""
+        wt = Git(worktree)
+        if paths:
+            wt.run("add", "--", *paths)
+        args = ["commit", "--quiet", "-s", "-F", "-"]
+        if allow_empty or not paths:
+            args.insert(1, "--allow-empty")
+        with self.locked():
+            wt.run(*self.git.identity_args(), *args, input=message)
+        return wt.run("rev-parse", "HEAD").strip()
+
+    def release(self, worktree: Path) -> bool:
+        """Remove a worktree that holds nothing but its commit; keep it (and say so) when anything is left in it."""
+        if not worktree.exists():
+            return True
+        with self.locked():
+            return self.git.ok("worktree", "remove", str(worktree))
+
+    def _signoff(self) -> str:
+        ident = self.git.run(*self.git.identity_args(), "var", "GIT_COMMITTER_IDENT").strip()
+        return f"Signed-off-by: {ident.rsplit('>', 1)[0]}>\n"
+
+
+def _status_entries(git: Git) -> list[tuple[str, str]]:
+    out = git.run("status", "--porcelain=v1", "-z", "--untracked-files=all")
+    items = out.split("\0")
+    entries, i = [], 0
+    while i < len(items):
+        item = items[i]
+        i += 1
+        if not item:
+            continue
+        code, path = item[:2], item[3:]
+        entries.append((code, path))
+        if code[0] in "RC":
+            i += 1  # the rename's source path follows
+    return entries
+
+
+def _status_paths(git: Git) -> list[str]:
+    return [f"{code} {path}" for code, path in _status_entries(git)]

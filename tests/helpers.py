@@ -1,0 +1,72 @@
+"""Real git repositories in temporary folders, and the real command line run as a subprocess."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+PY = sys.executable
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+
+def make_repo(path: Path, files: dict[str, str]) -> Path:
+    """A git repository with one commit holding `files`."""
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.email", "researcher@example.org")
+    git(path, "config", "user.name", "Researcher")
+    for name, text in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(text)
+    git(path, "add", "--", *files)
+    git(path, "commit", "-qm", "initial")
+    return path
+
+
+def cli(repo: Path, *args: str, env: dict | None = None, timeout: float = 300, check: bool = False) -> subprocess.CompletedProcess:
+    """`autoresearch ARGS` in `repo`, as a person would type it."""
+    proc = subprocess.run([PY, "-m", "nrl_autoresearch", *args], cwd=repo, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"autoresearch {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def tree_digest(repo: Path) -> dict[str, str]:
+    """Every file of the working tree (outside .git and our untracked reports) with its hash, plus index and HEAD."""
+    found = {}
+    for path in sorted(repo.rglob("*")):
+        rel = path.relative_to(repo).as_posix()
+        if path.is_file() and not rel.startswith((".git/", "reports/", "session/")):
+            found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    found[".git/index"] = hashlib.sha256((repo / ".git" / "index").read_bytes()).hexdigest()
+    found["HEAD"] = git(repo, "rev-parse", "HEAD").strip() + " " + git(repo, "branch", "--show-current").strip()
+    found["status"] = git(repo, "status", "--porcelain=v1", "--untracked-files=all")
+    return found
+
+
+def ledger_rows(repo: Path) -> list[dict]:
+    proc = cli(repo, "ledger", "--json", check=True)
+    return json.loads(proc.stdout)["rows"]
+
+
+TRAIN = '''\
+import json, sys, time
+cfg = json.load(open("params.json"))
+time.sleep(cfg.get("sleep", 0))
+score = 1.0 - abs(cfg["lr"] - 0.1)
+print("epoch 1 done")
+print(f"val_score: {score:.4f}")
+'''
+
+
+def score_repo(path: Path, **params) -> Path:
+    """A tiny training project: params.json -> `val_score: x` on stdout."""
+    return make_repo(path, {"train.py": TRAIN, "params.json": json.dumps({"lr": 0.01, "sleep": 0, **params}) + "\n"})
