@@ -111,7 +111,7 @@ class StopRules:
         stop: str | None = None,
     ) -> "StopRules":
         """Combine explicit options and a --stop sentence; fall back to the default rule when nothing bounds the campaign."""
-        parsed = parse_stop_sentence(stop) if stop else {}
+        parsed = parse_stop_sentence(stop) if stop is not None else {}
         for key, value in (("max_experiments", max_experiments), ("budget", budget),
                            ("per_experiment", per_experiment), ("target", target)):
             if value is not None and key in parsed and parsed[key] != value:

@@ -1,0 +1,499 @@
+"""NeMo-RL recipes read exactly as NeMo-RL's own loader reads them, and the facts the engine takes from them.
+
+NeMo-RL (`nemo_rl/utils/config.py`) composes a recipe from plain YAML files: a top-level `defaults:` names parent
+files (one path or a list, relative to the file naming them); parents merge left to right, then the file itself;
+a top-level section carrying `_override_: true` replaces the inherited section instead of deep-merging. Command-line
+overrides use Hydra's grammar in struct mode. Anything else here (entrypoint, algorithm, objective, GPUs, files,
+environment variables) is derived from the composed recipe, because the YAML never names its entrypoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import re
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from omegaconf import DictConfig, OmegaConf
+from omegaconf._utils import get_yaml_loader
+from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
+
+from ..errors import UsageError
+
+PathLike = str | os.PathLike[str]
+
+_RESOLVERS = {
+    "add": lambda a, b: a + b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+    "max": lambda a, b: max(a, b),
+}
+
+
+def register_resolvers() -> None:
+    """Register NeMo-RL's `${add:..}`, `${mul:..}`, `${div:..}`, `${max:..}`; leaves existing registrations alone."""
+    for name, fn in _RESOLVERS.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
+
+
+register_resolvers()
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading with inheritance
+# ---------------------------------------------------------------------------------------------------------------
+
+_Stamp = tuple[tuple[Path, int, int], ...]
+_MISSING = "???"
+_YAML_LOADER = get_yaml_loader()  # OmegaConf.load's own loader: same scalar typing (1e-6 is a float), same errors
+_PURE_REFERENCE = re.compile(r"^\$\{(\.*)([\w\-]+(?:\.[\w\-]+)*)\}$")
+_SCALAR_INTERPOLATION = re.compile(r"^\$\{(?:add|mul|div|max|oc\.env):")
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """A file composed with all its parents, as plain containers never mutated once cached; `stamp` lists every file
+    of the chain with its mtime and size."""
+
+    tree: dict[str, Any]
+    stamp: _Stamp
+
+
+_PARSED: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
+_COMPOSED: OrderedDict[Path, _Layer] = OrderedDict()
+_COMPOSED_MAX = 256
+
+
+def load_recipe(path: PathLike) -> DictConfig:
+    """The recipe composed with its `defaults:` chain: what NeMo-RL's `load_config` returns (a fresh object).
+
+    Composition runs on plain containers with OmegaConf's merge rules, so only the result is turned into a
+    DictConfig: building and deep-copying DictConfigs is what makes a naive loader slow."""
+    return OmegaConf.create(_compose(_absolute(path), ()).tree)
+
+
+def inheritance_chain(path: PathLike) -> list[Path]:
+    """The recipe file and every file it inherits from, depth first, each once."""
+    return list(dict.fromkeys(entry[0] for entry in _compose(_absolute(path), ()).stamp))
+
+
+def _absolute(path: PathLike) -> Path:
+    return Path(os.path.abspath(path))
+
+
+def _parse(path: Path, named_by: Path | None) -> tuple[tuple[int, int], dict[str, Any]]:
+    """The file as OmegaConf.load would read it, cached by mtime and size; the cached tree is shared, never mutated."""
+    try:
+        st = path.stat()
+    except OSError:
+        where = f"named in `defaults:` of {named_by}" if named_by else "given as the recipe"
+        raise UsageError(f"recipe file {path} ({where}) does not exist; fix the path "
+                         "(`defaults:` paths are relative to the file that names them)") from None
+    version = (st.st_mtime_ns, st.st_size)
+    hit = _PARSED.get(path)
+    if hit and hit[0] == version:
+        return hit
+    try:
+        tree = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"recipe file {path} is not valid YAML: {exc}; fix the file") from exc
+    tree = {} if tree is None else tree
+    if not isinstance(tree, dict):
+        raise UsageError(f"recipe file {path} must be a YAML mapping at the top level; fix the file")
+    _PARSED[path] = (version, tree)
+    return version, tree
+
+
+def _parent_paths(path: Path, raw: dict[str, Any]) -> list[Path]:
+    """The files named by `defaults:`, resolved against the directory of `path` (absolute paths kept)."""
+    named = raw["defaults"]
+    if isinstance(named, str):
+        named = [named]
+    elif isinstance(named, list):
+        named = [str(item) for item in named]
+    else:
+        raise UsageError(f"`defaults:` in {path} must be a file path or a list of file paths, not {named!r}; "
+                         "fix the file")
+    return [_absolute(item if item.startswith("/") else path.parent / item) for item in named]
+
+
+def _compose(path: Path, visiting: tuple[Path, ...], named_by: Path | None = None) -> _Layer:
+    if path in visiting:
+        cycle = " -> ".join(str(p) for p in (*visiting, path))
+        raise UsageError(f"`defaults:` chain loops: {cycle}; remove one of these `defaults:` entries")
+    version, raw = _parse(path, named_by)
+    has_defaults = "defaults" in raw
+    parents = [_compose(p, (*visiting, path), path) for p in _parent_paths(path, raw)] if has_defaults else []
+    stamp = ((path, *version),) + tuple(entry for parent in parents for entry in parent.stamp)
+    hit = _COMPOSED.get(path)
+    if hit and hit.stamp == stamp:
+        _COMPOSED.move_to_end(path)
+        return hit
+    tree = raw
+    if has_defaults:
+        base: dict[str, Any] = {}
+        for parent in parents:
+            base = merge_layer(base, parent.tree)
+        tree = merge_layer(base, {k: v for k, v in raw.items() if k != "defaults"})
+    layer = _Layer(tree, stamp)
+    _COMPOSED[path] = layer
+    if len(_COMPOSED) > _COMPOSED_MAX:
+        _COMPOSED.popitem(last=False)
+    return layer
+
+
+def merge_layer(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """NeMo-RL's `merge_with_override` on plain containers: `OmegaConf.merge(base, child)`, except that a top-level
+    section of `child` marked `_override_: true` replaces the same section of `base` (marker dropped). Only top-level
+    sections are checked, as in NeMo-RL. Returns a new tree; neither argument is modified."""
+    replaced = {key for key, value in child.items() if isinstance(value, dict) and value.get("_override_", False)}
+    if replaced:
+        base = {k: v for k, v in base.items() if k not in replaced}
+        child = {k: ({kk: vv for kk, vv in v.items() if kk != "_override_"} if k in replaced else v)
+                 for k, v in child.items()}
+    merged = _copy(base)
+    try:
+        _merge_into(merged, child, merged, ())
+    except _DereferenceNeeded:
+        merged = OmegaConf.to_container(OmegaConf.merge(base, child), resolve=False)
+    return merged
+
+
+class _DereferenceNeeded(Exception):
+    """OmegaConf.merge would first replace an interpolation with the container it points to (rare): let it merge."""
+
+
+def _merge_into(dest: dict[str, Any], src: dict[str, Any], root: dict[str, Any], where: tuple[str, ...]) -> None:
+    """OmegaConf's merge rules for untyped configs: maps merge key by key, anything else replaces, `???` in `src`
+    never replaces a value."""
+    for key, value in src.items():
+        current = dest.get(key, _ABSENT)
+        if isinstance(current, str) and _may_dereference_to_container(current, root, where):
+            raise _DereferenceNeeded
+        if value == _MISSING:
+            dest.setdefault(key, value)
+        elif isinstance(value, dict) and isinstance(current, dict):
+            _merge_into(current, value, root, (*where, key))
+        else:
+            dest[key] = _copy(value)
+
+
+def _may_dereference_to_container(text: str, root: dict[str, Any], where: tuple[str, ...]) -> bool:
+    """Whether `text` is an interpolation that might resolve to a map or list (a reference to one, or anything
+    unusual); references to scalars and the scalar resolvers NeMo-RL uses are known not to."""
+    if not (text.startswith("${") and text.endswith("}")) or _SCALAR_INTERPOLATION.match(text):
+        return False
+    reference = _PURE_REFERENCE.match(text)
+    if reference is None:
+        return True
+    dots, key = reference.groups()
+    anchor = where[: len(where) - len(dots) + 1] if dots else ()
+    target = _lookup(root, ".".join((*anchor, key)))
+    return isinstance(target, (dict, list)) or (isinstance(target, str) and "${" in target)
+
+
+def _copy(node: Any) -> Any:
+    """A deep copy of plain YAML data (YAML anchors become independent copies, as in OmegaConf)."""
+    if isinstance(node, dict):
+        return {key: _copy(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_copy(value) for value in node]
+    return node
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Overrides and resolution
+# ---------------------------------------------------------------------------------------------------------------
+
+_GRAMMAR = "Hydra override syntax: key=value (existing key), +key=value (new key), ++key=value (either), ~key (delete)"
+
+
+def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
+    """Apply Hydra override strings the way NeMo-RL's entrypoints do (struct mode on, Hydra's own applier), one at a
+    time so an error names the override at fault. Modifies and returns `cfg`."""
+    OmegaConf.set_struct(cfg, True)
+    parser = OverridesParser.create()
+    for text in overrides:
+        try:
+            parsed = parser.parse_overrides(overrides=[text])
+        except Exception as exc:  # hydra raises OverrideParseException and grammar errors
+            raise UsageError(f"cannot parse override {text!r}: {exc}; use {_GRAMMAR}") from exc
+        try:
+            ConfigLoaderImpl._apply_overrides_to_config(overrides=parsed, cfg=cfg)
+        except Exception as exc:  # hydra's ConfigCompositionException wraps OmegaConf's errors
+            raise UsageError(_override_failure(cfg, parsed[0], exc)) from exc
+    return cfg
+
+
+def _override_failure(cfg: DictConfig, override: Override, exc: Exception) -> str:
+    """Hydra's message, the underlying OmegaConf reason, and a hint that names real keys."""
+    key = override.key_or_group
+    reason = f" ({str(exc.__cause__).splitlines()[0]})" if exc.__cause__ else ""
+    message = f"override {override.input_line!r} failed: {str(exc).strip()}{reason}"
+    if OmegaConf.select(cfg, key, default=_ABSENT, throw_on_resolution_failure=False) is _ABSENT:
+        hint = _closest_hint(key, dotted_leaf_paths(cfg))
+        add = "" if override.is_delete() else f"; to add it anyway use ++{key}=..."
+        return f"{message}\nNo key {key!r} in the recipe{hint}{add}"
+    if override.is_delete():
+        return f"{message}\n`~` only deletes a key whose value is not null; to clear it use {key}=null"
+    if override.is_add():
+        return message
+    return f"{message}\nCheck the value against the recipe's current value of {key}"
+
+
+def resolve(cfg: DictConfig, recipe: PathLike | None = None) -> dict[str, Any]:
+    """`OmegaConf.to_container(cfg, resolve=True)` as the entrypoints do; a missing environment variable or a broken
+    interpolation becomes a UsageError naming it, the key that uses it and `recipe` when given."""
+    register_resolvers()
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except InterpolationResolutionError as exc:
+        raise UsageError(_resolution_failure(exc, recipe)) from exc
+    assert isinstance(resolved, dict)
+    return resolved
+
+
+def load_resolved(path: PathLike, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """What an entrypoint sees for `--config path overrides...`: load, apply overrides, resolve."""
+    return resolve(apply_overrides(load_recipe(path), overrides), path)
+
+
+def _resolution_failure(exc: InterpolationResolutionError, recipe: PathLike | None) -> str:
+    where = f"recipe {recipe}" if recipe else "the recipe"
+    key = getattr(exc, "full_key", None) or "?"
+    env = re.search(r"Environment variable '([^']+)' not found", str(exc))
+    if env:
+        return (f"{where} reads environment variable {env.group(1)} (${{oc.env:{env.group(1)}}} at {key}) but it is "
+                f"not set; export {env.group(1)}=... before running, or override {key}")
+    reason = str(exc).splitlines()[0]
+    return f"{where}: cannot resolve {key}: {reason}; fix the interpolation or override {key}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Dotted paths
+# ---------------------------------------------------------------------------------------------------------------
+
+_ABSENT: Any = object()
+
+
+def get_dotted(container: Any, key: str, default: Any = None) -> Any:
+    """The value at a dotted path of plain dicts/lists (list positions as numbers), or `default` when absent."""
+    value = _lookup(container, key)
+    return default if value is _ABSENT else value
+
+
+def has_dotted(container: Any, key: str) -> bool:
+    return _lookup(container, key) is not _ABSENT
+
+
+def _lookup(container: Any, key: str) -> Any:
+    node = container
+    for part in key.split("."):
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _ABSENT
+    return node
+
+
+def dotted_leaf_paths(cfg: DictConfig | Mapping[str, Any]) -> list[str]:
+    """Every settable dotted path, unresolved: scalars, empty maps, and lists both whole and by position."""
+    tree = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else cfg
+    return [path for path, _ in _leaves(tree, "")]
+
+
+def _leaves(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    if isinstance(node, Mapping) and node:
+        for key, value in node.items():
+            yield from _leaves(value, f"{prefix}.{key}" if prefix else str(key))
+        return
+    if isinstance(node, list):
+        yield prefix, node
+        for index, value in enumerate(node):
+            yield from _leaves(value, f"{prefix}.{index}")
+        return
+    if prefix:
+        yield prefix, node
+
+
+def closest_keys(key: str, paths: Iterable[str], n: int = 5) -> list[str]:
+    """Existing paths a mistyped key most likely meant: similar full paths first, then paths with the same last part."""
+    paths = list(paths)
+    tail = key.rsplit(".", 1)[-1]
+    similar = difflib.get_close_matches(key, paths, n=n, cutoff=0.6)
+    same_tail = [p for p in paths if p.rsplit(".", 1)[-1] == tail]
+    return list(dict.fromkeys(similar + same_tail))[:n]
+
+
+def _closest_hint(key: str, paths: Iterable[str]) -> str:
+    matches = closest_keys(key, paths)
+    return f"; closest existing keys: {', '.join(matches)}" if matches else ""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Facts read off a recipe
+# ---------------------------------------------------------------------------------------------------------------
+
+# Top-level sections that hold an algorithm's own settings (max_num_steps, val_at_end, seed...), in lookup order.
+ALGO_SECTIONS = ("grpo", "sft", "dpo", "rm", "ppo", "distillation", "eval")
+
+# Algorithms named by a file name's first token (`grpo-...`, `sft_vlm_3B`, `vlm_grpo-...`, `prorlv2.v2`).
+_NAMED_ALGORITHMS = {"grpo", "dapo", "sft", "dpo", "rm", "ppo", "distillation", "vlm_grpo", "gdpo", "mopd",
+                     "prorlv2", "eval"}
+# File-name tokens that mark a multimodal recipe (run by the VLM entrypoints).
+_MULTIMODAL_TOKENS = {"vlm", "avlm", "audio"}
+
+
+def _name_tokens(recipe_path: PathLike) -> list[str]:
+    stem = Path(recipe_path).name.removesuffix(".yaml").lower()
+    return [t for t in re.split(r"[-_.]", stem) if t]
+
+
+def _uses_gym(resolved: Mapping[str, Any]) -> bool:
+    return bool(get_dotted(resolved, "env.should_use_nemo_gym", False))
+
+
+def algo_section(resolved: Mapping[str, Any]) -> str:
+    """The top-level section holding the algorithm's loop settings (`<section>.max_num_steps`, `.val_at_end`, `.seed`)."""
+    for section in ALGO_SECTIONS:
+        if isinstance(resolved.get(section), Mapping):
+            return section
+    raise UsageError(f"the recipe has none of the algorithm sections {', '.join(ALGO_SECTIONS)}; "
+                     "is it a NeMo-RL training recipe? Pick a recipe under examples/configs")
+
+
+def algorithm_of(recipe_path: PathLike, resolved: Mapping[str, Any]) -> str:
+    """The algorithm family: the file name's first token when it names one (`dapo-...` -> dapo, `vlm_grpo-...` ->
+    vlm_grpo), else MOPD when on-policy distillation is configured, else the algorithm section (`rm`, `eval`, ...)."""
+    stem = Path(recipe_path).name.lower()
+    token = "vlm_grpo" if stem.startswith("vlm_grpo") else _name_tokens(recipe_path)[0]
+    if token in _NAMED_ALGORITHMS:
+        return token
+    if resolved.get("on_policy_distillation") is not None:
+        return "mopd"
+    return algo_section(resolved)
+
+
+def entrypoint_for(recipe_path: PathLike, resolved: Mapping[str, Any]) -> str:
+    """The NeMo-RL script that runs this recipe, repo-relative. Reproduces the test-suite script of all 250 recipes
+    and extends to base, eval and NeMo-Gym configs:
+
+    1. a non-null top-level `async_rl` -> run_grpo_single_controller;
+    2. eval configs -> run_eval;
+    3. sft -> run_sft, or run_vlm_sft for a multimodal name (`vlm`, `avlm`, `audio` token); dpo/rm/ppo -> their own;
+    4. distillation -> xtoken off-policy when `xtoken` is in the name, the NeMo-Gym script when
+       `env.should_use_nemo_gym`, else run_distillation;
+    5. `env.should_use_nemo_gym` -> nemo_gym/run_grpo_nemo_gym (GDPO, MOPD, gym GRPO and gym VLM);
+    6. vlm_grpo or a multimodal name -> run_vlm_grpo; an `env.sliding_puzzle_game` section -> run_grpo_sliding_puzzle;
+    7. everything else (grpo, dapo, prorlv2, ...) -> run_grpo.
+    """
+    if resolved.get("async_rl") is not None:
+        return "examples/run_grpo_single_controller.py"
+    algorithm = algorithm_of(recipe_path, resolved)
+    multimodal = bool(_MULTIMODAL_TOKENS & set(_name_tokens(recipe_path)))
+    if algorithm == "eval":
+        return "examples/run_eval.py"
+    if algorithm == "sft":
+        return "examples/run_vlm_sft.py" if multimodal else "examples/run_sft.py"
+    if algorithm in ("dpo", "rm", "ppo"):
+        return f"examples/run_{algorithm}.py"
+    if algorithm == "distillation":
+        if "xtoken" in _name_tokens(recipe_path):
+            return "examples/run_xtoken_off_policy_distillation.py"
+        return "examples/nemo_gym/run_distillation_nemo_gym.py" if _uses_gym(resolved) else "examples/run_distillation.py"
+    if _uses_gym(resolved):
+        return "examples/nemo_gym/run_grpo_nemo_gym.py"
+    if algorithm == "vlm_grpo" or multimodal:
+        return "examples/run_vlm_grpo.py"
+    if has_dotted(resolved, "env.sliding_puzzle_game"):
+        return "examples/run_grpo_sliding_puzzle.py"
+    return "examples/run_grpo.py"
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The metric NeMo-RL ranks checkpoints by: `checkpointing.metric_name`, its TensorBoard tag and direction."""
+
+    metric_name: str
+    tag: str
+    maximize: bool
+
+
+# Per-dataset validation metrics of DPO and RM (`validation-<dataset>_<metric>`), longest first for suffix matching.
+_PER_DATASET_METRICS = sorted(
+    ("loss", "sft_loss", "preference_loss", "accuracy", "rewards_chosen_mean", "rewards_rejected_mean",
+     "num_valid_samples", "global_valid_seqs", "global_valid_toks"), key=len, reverse=True)
+
+
+def metric_tag(metric_name: str) -> str:
+    """`val:X` -> `validation/X`, `train:X` -> `train/X`, DPO/RM `val:validation-<ds>_<m>` -> `validation-<ds>/<m>`."""
+    prefix, sep, name = metric_name.partition(":")
+    if not sep or not name or prefix not in ("val", "train"):
+        raise UsageError(f"checkpointing.metric_name {metric_name!r} is not 'val:<metric>' or 'train:<metric>'; "
+                         "fix it in the recipe or override it")
+    if prefix == "val" and name.startswith("validation-"):
+        suffix = next((m for m in _PER_DATASET_METRICS if name.endswith(f"_{m}")), None)
+        dataset, metric = (name[: -len(suffix) - 1], suffix) if suffix else name.split("_", 1)
+        return f"{dataset}/{metric}"
+    return f"{'validation' if prefix == 'val' else 'train'}/{name}"
+
+
+def authoritative_metric(resolved: Mapping[str, Any]) -> Objective | None:
+    """The recipe's own objective, or None when `checkpointing.metric_name` is null or absent. The direction is
+    `checkpointing.higher_is_better`; when that is absent, loss-like metrics are minimised and others maximised."""
+    name = get_dotted(resolved, "checkpointing.metric_name", None)
+    if name is None:
+        return None
+    higher = get_dotted(resolved, "checkpointing.higher_is_better", None)
+    maximize = bool(higher) if higher is not None else "loss" not in name.rsplit("/", 1)[-1]
+    return Objective(metric_name=name, tag=metric_tag(name), maximize=maximize)
+
+
+def gpus_required(resolved: Mapping[str, Any]) -> int:
+    """GPUs the run occupies: `cluster.gpus_per_node` x `cluster.num_nodes`."""
+    per_node = get_dotted(resolved, "cluster.gpus_per_node", None)
+    nodes = get_dotted(resolved, "cluster.num_nodes", None)
+    if not isinstance(per_node, int) or not isinstance(nodes, int):
+        raise UsageError(f"the recipe sets cluster.gpus_per_node={per_node!r} and cluster.num_nodes={nodes!r}; both "
+                         "must be integers: set them in the recipe or override them")
+    return per_node * nodes
+
+
+# Keys whose values are files the run opens relative to the NeMo-RL checkout (prompts, local datasets, quant recipes).
+DATA_FILE_KEYS = frozenset({"prompt_file", "system_prompt_file", "data_path", "quant_cfg"})
+
+
+def data_files(resolved: Mapping[str, Any]) -> list[str]:
+    """The local files the recipe names under DATA_FILE_KEYS (anywhere, lists included), in order, without remote
+    URLs; relative ones are relative to the NeMo-RL checkout, the entrypoints' working directory."""
+    found = []
+    for path, value in _leaves(resolved, ""):
+        name = next(part for part in reversed(path.split(".")) if not part.isdigit())
+        if name in DATA_FILE_KEYS and isinstance(value, str) and value and "://" not in value:
+            found.append(value)
+    return list(dict.fromkeys(found))
+
+
+_ENV_REFERENCE = re.compile(r"\$\{oc\.env:\s*([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def env_vars_referenced(recipe_path: PathLike) -> set[str]:
+    """Environment variables read through `${oc.env:VAR}` anywhere in the recipe's inheritance chain, including
+    sections a child later replaces."""
+    names: set[str] = set()
+    for path in inheritance_chain(recipe_path):
+        for _, value in _leaves(_parse(path, None)[1], ""):
+            if isinstance(value, str):
+                names.update(_ENV_REFERENCE.findall(value))
+    return names

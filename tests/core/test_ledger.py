@@ -1,0 +1,68 @@
+"""The ledger's exact format, its lock, and its git-notes mirror."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from nrl_autoresearch.git import Git
+from nrl_autoresearch.ledger import COLUMNS, HEADER, Ledger, Notes, Row, best, rebuild
+from nrl_autoresearch.redact import redact
+from tests.helpers import git, make_repo
+
+
+def row(index: int, status: str = "keep", value: float | None = 0.5, desc: str = "idea") -> Row:
+    return Row(index, f"autoresearch/x/e{index}", "a" * 40, "b" * 40, "recipe.yaml", "val:accuracy", value, 12.34,
+               58.66, "local", "", "uv run train.py --lr 1", "reports/auto_research/x/e/run.log", status, desc)
+
+
+def test_columns_are_the_template_and_crash_rows_use_zeros(tmp_path: Path):
+    assert COLUMNS == ("index", "branch", "parent_commit", "commit", "recipe", "metric_name", "metric_value",
+                       "memory_gb", "elapsed_min", "launcher", "job_id", "command", "log_path", "status", "description")
+    ok = row(1, value=0.7421).to_line().rstrip("\n").split("\t")
+    assert ok[6:9] == ["0.742100", "12.3", "58.7"] and ok[10] == "none"
+    crash = row(2, "crash", None, "tab\there\nnewline").to_line().rstrip("\n").split("\t")
+    assert crash[6:8] == ["0.000000", "0.0"] and crash[14] == "tab here newline"
+    assert Row.from_line(row(1, value=0.7421).to_line()).metric_value == 0.7421
+
+
+def test_appends_are_whole_lines_under_concurrency(tmp_path: Path):
+    ledger = Ledger(tmp_path / "reports" / "results.tsv")
+    ledger.ensure()
+    threads = [threading.Thread(target=ledger.append, args=(row(i, desc="x" * 3000),)) for i in range(1, 41)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lines = ledger.path.read_text().splitlines()
+    assert lines[0] + "\n" == HEADER and len(lines) == 41
+    assert sorted(int(line.split("\t")[0]) for line in lines[1:]) == list(range(1, 41))
+
+
+def test_best_honours_a_minimised_metric():
+    rows = [row(1, value=0.5), row(2, value=0.2), row(3, "discard", 0.1), row(4, "crash", None)]
+    assert best(rows, maximize=True).index == 1
+    assert best(rows, maximize=False).index == 2
+
+
+def test_rebuild_restores_the_file_byte_for_byte(tmp_path: Path):
+    repo = make_repo(tmp_path / "r", {"a.txt": "a\n"})
+    commits = []
+    for i in range(3):
+        (repo / "a.txt").write_text(f"{i}\n")
+        git(repo, "commit", "-qam", f"c{i}")
+        commits.append(git(repo, "rev-parse", "HEAD").strip())
+    ledger, notes = Ledger(repo / "reports" / "results.tsv"), Notes(Git(repo))
+    for i, commit in enumerate(commits + [commits[0]], start=1):  # a commit may carry two rows (a repeat)
+        r = Row(**{**row(i).__dict__, "commit": commit})
+        notes.add(commit, ledger.append(r), campaign="x")
+    original = ledger.path.read_bytes()
+    ledger.path.unlink()
+    assert rebuild(ledger, notes) == 4
+    assert ledger.path.read_bytes() == original
+
+
+def test_redaction_of_environment_secrets_and_token_arguments():
+    env = {"WANDB_API_KEY": "abcdef123456", "HOME": "/root", "XDG_SESSION_TYPE": "tty"}
+    text = "wandb abcdef123456 --hf-token hf_abcdefghijklmnopqrstuv policy.tokenizer.name=Qwen max_new_tokens=512 tty"
+    assert redact(text, env) == "wandb *** --hf-token *** policy.tokenizer.name=Qwen max_new_tokens=512 tty"
