@@ -52,6 +52,9 @@ class _Group(click.Group):
         except StopConditionMet as err:
             click.echo(str(err))
             ctx.exit(3)
+        except KeyboardInterrupt:
+            click.echo("autoresearch: interrupted: the running experiment was ended and recorded", err=True)
+            ctx.exit(130)
 
 
 def _repo(path: str | None) -> Path:
@@ -214,6 +217,49 @@ def new(name, desc, parent, repo, campaign_name):
     validate_name(name)
     engine = Engine(_load(repo, campaign_name))
     click.echo(engine.prepare(name, desc, parent))
+
+
+@main.command()
+@click.option("--proposer", "proposer_spec", default="catalog", show_default=True,
+              help="queue:FILE (directed) | catalog (open-ended, low risk first).")
+@click.option("--yes", is_flag=True, help="Confirm the plan non-interactively.")
+@click.option("--continue", "more", type=int, help="Allow N more attempts after a met count rule (the default rule asks).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Experiments in flight at once.")
+@repo_option
+@campaign_option
+def run(proposer_spec, yes, more, workers, repo, campaign_name):
+    """The loop, unattended: baseline first, then one hypothesis per branch until a stop rule is met."""
+    from .proposers import make_proposer
+    from .report import plan_text, summary_text
+
+    engine = Engine(_load(repo, campaign_name))
+    proposer = make_proposer(proposer_spec, engine)
+    for hypothesis in getattr(proposer, "hypotheses", []):
+        engine.check(hypothesis)
+    if workers < 1:
+        raise UsageError(f"bad --workers {workers}: run at least one experiment at a time")
+    if more is not None:
+        if more < 1:
+            raise UsageError(f"bad --continue {more}: allow at least one more attempt")
+        engine.extend(more)
+    if engine.status().met:
+        raise StopConditionMet(engine.status().sentence)
+    history = engine.history()
+    click.echo(plan_text(engine.c, proposer=proposer_spec, first=proposer.preview(history),
+                         has_baseline=bool(engine.baseline_rows()), workers=workers))
+    _confirm(yes)
+    engine.run(proposer.propose, workers=workers)
+    click.echo(summary_text(engine.c, engine.rows(), engine.status()))
+
+
+def _confirm(yes: bool) -> None:
+    """Nothing that branches or launches happens without a confirmed plan."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("the plan needs confirmation and there is no terminal to ask: pass --yes to confirm it")
+    if not click.confirm("Proceed with this plan?", default=False):
+        raise UsageError("plan not confirmed: nothing was created")
 
 
 @main.command()

@@ -32,7 +32,7 @@ from .ledger import Ledger, Notes, Row, best
 from .metrics.base import RunOutputs, aggregate
 from .recipes import recipe_from_dict
 from .redact import redact
-from .workspace import BASELINE, Workspace
+from .workspace import BASELINE, Workspace, validate_name
 
 RUN_MARKER = "AUTORESEARCH_RUN"
 TAIL_LINES = 20
@@ -111,7 +111,7 @@ class Engine:
         if existing:
             raise UsageError(f"the baseline is already recorded as row {existing[0].index} of {self.c.ledger}: "
                              "run experiments with 'autoresearch try' or 'autoresearch run'")
-        return self._supervise([self._plan(Hypothesis(BASELINE, "baseline: unmodified recipe", parent=BASELINE))])[0]
+        return self._supervise([self._plan(Hypothesis(BASELINE, "unmodified recipe", parent=BASELINE))])[0]
 
     def try_(self, hypothesis: Hypothesis) -> Row:
         """One experiment: branch, change, commit, run, record."""
@@ -142,9 +142,9 @@ class Engine:
         self.recover()
         if not self.baseline_rows():
             self._check_may_launch()
-            self._supervise([self._plan(Hypothesis(BASELINE, "baseline: unmodified recipe", parent=BASELINE))])
+            self._supervise([self._plan(Hypothesis(BASELINE, "unmodified recipe", parent=BASELINE))])
         launched = 0
-        threads: list[threading.Thread] = []
+        threads: list[threading.Event] = []
         try:
             while not self._halt and (max_runs is None or launched < max_runs):
                 with self._lock:
@@ -171,6 +171,19 @@ class Engine:
             self._join(threads)
             raise
         return self.status()
+
+    def check(self, hypothesis: Hypothesis) -> None:
+        """Validate a hypothesis before anything is created: its name, and its change against its parent's files
+        (the baseline's when the parent does not exist yet, as for a queue entry building on an earlier one)."""
+        validate_name(hypothesis.name)
+        parent = self.ws.branch(hypothesis.parent) if hypothesis.parent not in ("baseline", "best") else None
+        commit = (self.ws.commit_of(parent) if parent else None) or self.ws.commit_of(self.ws.branch(BASELINE)) or self.c.base_commit
+        self.recipe.check_change(Snapshot(self.ws.git, commit), hypothesis.sets)
+
+    def extend(self, more: int) -> None:
+        """The person confirmed: allow `more` attempts beyond those made (persisted with the campaign)."""
+        self.c = self.c.with_rules(self.c.rules.extended(len(self.rows()), more))
+        self.c.save()
 
     def halt(self, reason: str) -> None:
         """End the running experiments (recorded as crashes with this reason) and start no new one."""
@@ -257,25 +270,31 @@ class Engine:
             raise
         return [rows[p.index] for p in plans if p.index in rows]
 
-    def _start_thread(self, plan: Plan, rows: dict | None = None) -> threading.Thread:
+    def _start_thread(self, plan: Plan, rows: dict | None = None) -> threading.Event:
+        """Run one plan in a worker thread; the returned event is set when its row is written. (Waiting on
+        events, not Thread.join: a join interrupted by Ctrl-C can report a live thread as finished.)"""
+        done = threading.Event()
+
         def work():
-            row = self._execute(plan)
-            if rows is not None:
-                rows[plan.index] = row
+            try:
+                row = self._execute(plan)
+                if rows is not None:
+                    rows[plan.index] = row
+            finally:
+                done.set()
 
-        thread = threading.Thread(target=work, name=f"experiment-{plan.index}", daemon=True)
-        thread.start()
-        return thread
+        threading.Thread(target=work, name=f"experiment-{plan.index}", daemon=True).start()
+        return done
 
-    def _join(self, threads: list[threading.Thread]) -> None:
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.2)
+    def _join(self, workers: list[threading.Event]) -> None:
+        for done in workers:
+            while not done.wait(0.2):
+                pass
 
-    def _wait_any(self, threads: list[threading.Thread]) -> None:
-        alive = [t for t in threads if t.is_alive()]
-        if alive:
-            alive[0].join(0.2)
+    def _wait_any(self, workers: list[threading.Event]) -> None:
+        pending = [d for d in workers if not d.is_set()]
+        if pending:
+            pending[0].wait(0.2)
         else:
             time.sleep(0.2)
 
@@ -380,9 +399,9 @@ class Engine:
         if math.isnan(value) or math.isinf(value):
             return Verdict("crash", f"crash: {self.c.objective.metric_name} is {value} (diverged)")
         if plan.is_baseline:
-            return Verdict("keep", "baseline: the reference")
+            return Verdict("keep", "the reference")
         return judge(value, plan.reference, maximize=self.c.objective.maximize, min_delta=self.c.min_delta,
-                     simplification=self._simplifies(plan, commit))
+                     simplifies=lambda: self._simplifies(plan, commit))
 
     def _simplifies(self, plan: Plan, commit: str) -> bool:
         """Smaller diff than the parent (against the baseline), or a change that removes more than it adds."""

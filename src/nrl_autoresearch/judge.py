@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -25,9 +26,9 @@ def valid(value: float | None) -> bool:
 
 
 def judge(value: float | None, reference: Reference | None, *, maximize: bool, min_delta: float = 0.0,
-          spread: float | None = None, z: float = 2.0, simplification: bool = False) -> Verdict:
+          spread: float | None = None, z: float = 2.0, simplifies: Callable[[], bool] = lambda: False) -> Verdict:
     """A result is kept when it beats the reference by more than max(min_delta, z x spread); a flat result
-    that makes the code simpler is kept too; anything without a valid metric is a crash."""
+    that makes the code simpler (asked only then: it costs git diffs) is kept too; no valid metric is a crash."""
     if not valid(value):
         return Verdict("crash", "no valid metric" if value is None else f"metric is {value} (diverged)")
     if reference is None:
@@ -39,6 +40,6 @@ def judge(value: float | None, reference: Reference | None, *, maximize: bool, m
     note = f"{delta:+.4g} vs {reference.label} {reference.value:.6g} ({noise})"
     if gain > threshold:
         return Verdict("keep", note)
-    if simplification and abs(gain) <= threshold:
+    if abs(gain) <= threshold and simplifies():
         return Verdict("keep", f"{note}; flat metric with a smaller diff: simplification")
     return Verdict("discard", note)

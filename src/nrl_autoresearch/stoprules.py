@@ -189,7 +189,7 @@ def status(rules: StopRules, *, attempted: int, now: float, best: float | None =
     if rules.target is not None and rules.target.reached(best):
         return StopStatus(True, "target", f"stop condition met: target {rules.target} reached ({best:.6g})")
     if rules.max_experiments is not None and attempted >= rules.max_experiments:
-        tail = " (default rule: baseline plus three experiments; confirm to continue)" if rules.implicit else ""
+        tail = " (default rule: confirm to continue)" if rules.implicit else ""
         return StopStatus(True, "count", f"stop condition met: {count}{tail}")
     if rules.deadline is not None:
         left = rules.deadline - now

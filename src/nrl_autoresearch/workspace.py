@@ -177,9 +177,10 @@ class Workspace:
             existing = self.worktree_of(branch)
             if existing is not None:
                 return existing
-            self.git.run("worktree", "prune")
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.git.run("worktree", "add", "--quiet", str(path), branch)
+            if not self.git.ok("worktree", "add", "--quiet", str(path), branch):
+                self.git.run("worktree", "prune")  # a worktree folder deleted by hand still holds its branch
+                self.git.run("worktree", "add", "--quiet", str(path), branch)
         return path
 
     def changed_paths(self, worktree: Path) -> list[str]:

@@ -102,11 +102,12 @@ class Launcher(ABC):
         """Release what the launcher holds (an allocation, a connection)."""
 
 
-def wait_loop(job: Job, poll_s: float, should_stop) -> str | None:
-    """Poll until the job finishes or `should_stop()` gives a reason (returned)."""
+def wait_loop(job: Job, poll_s: float, should_stop, pause=time.sleep) -> str | None:
+    """Poll until the job finishes or `should_stop()` gives a reason (returned). `pause(poll_s)` may return
+    early when the job ends (a local child's wait), so short runs are not rounded up to the poll period."""
     while not job.state().finished:
         reason = should_stop() if should_stop else None
         if reason:
             return reason
-        time.sleep(poll_s)
+        pause(poll_s)
     return None

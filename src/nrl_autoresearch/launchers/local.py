@@ -54,7 +54,7 @@ class LocalJob(Job):
                 return "timeout"
             return should_stop() if should_stop else None
 
-        reason = wait_loop(self, poll_s, stop_reason)
+        reason = wait_loop(self, poll_s, stop_reason, pause=self._pause)
         if reason == "timeout":
             self._end(JobState.TIMEOUT, f"timeout: exceeded the {format_duration(self.timeout_s)} limit; process tree killed")
         elif reason:
@@ -142,6 +142,15 @@ class LocalJob(Job):
             return True
         except (ProcessLookupError, PermissionError):
             return False
+
+    def _pause(self, seconds: float) -> None:
+        if self._proc is None:
+            time.sleep(seconds)
+            return
+        try:
+            self._proc.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            pass
 
     def _poll_child(self) -> None:
         if self._proc is not None:

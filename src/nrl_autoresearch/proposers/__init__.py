@@ -1,0 +1,32 @@
+"""Proposers, by the name given to `run --proposer NAME[:ARG]`. A new strategy is one file and one line here."""
+
+from __future__ import annotations
+
+from ..engine import Engine
+from ..errors import UsageError
+from .base import Proposer
+from .catalog import CatalogProposer
+from .queue import QueueProposer
+
+
+def _queue(arg: str, engine: Engine) -> Proposer:
+    if not arg:
+        raise UsageError("--proposer queue needs a file: queue:hypotheses.yaml")
+    return QueueProposer(arg)
+
+
+def _catalog(arg: str, engine: Engine) -> Proposer:
+    return CatalogProposer(engine.recipe, engine.ws.git, engine.ws.commit_of(engine.ws.branch("baseline")) or engine.c.base_commit)
+
+
+PROPOSERS = {
+    "queue": _queue,
+    "catalog": _catalog,
+}
+
+
+def make_proposer(spec: str, engine: Engine) -> Proposer:
+    name, _, arg = spec.partition(":")
+    if name not in PROPOSERS:
+        raise UsageError(f"unknown --proposer {spec!r}: use one of {', '.join(PROPOSERS)} (queue:FILE for a list)")
+    return PROPOSERS[name](arg, engine)

@@ -34,6 +34,20 @@ class Launch:
 
 
 @dataclass(frozen=True)
+class Knob:
+    """A setting worth trying. `directions` are value sequences moving away from `current`, the preferred
+    direction first (for a learning rate: (x2, x4, x8) then (/2, /4, /8)). `area` follows the skill's
+    priority order; `risk` is low, medium or high."""
+
+    key: str
+    area: str
+    current: object
+    directions: tuple[tuple[str, ...], ...]
+    risk: str = "low"
+    why: str = ""
+
+
+@dataclass(frozen=True)
 class Check:
     """One preflight item: blocking problems stop the campaign, warnings are shown."""
 
@@ -83,6 +97,10 @@ class Recipe(ABC):
     def fingerprint(self, worktree: Path) -> str | None:
         """A digest of the effective configuration, to never run an identical one twice."""
         return None
+
+    def knobs(self, snapshot: Snapshot) -> list[Knob]:
+        """The catalog of settings to explore for this recipe, in priority order."""
+        return []
 
     def preflight(self, root: Path) -> list[Check]:
         return []

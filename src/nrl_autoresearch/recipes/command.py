@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import UsageError
 from ..git import Snapshot
 from . import params
-from .base import Launch, Recipe
+from .base import Knob, Launch, Recipe
 
 FLAGS_FILE = ".autoresearch/flags.json"
 
@@ -69,6 +69,20 @@ class CommandRecipe(Recipe):
     def fingerprint(self, worktree: Path) -> str | None:
         target = worktree / (FLAGS_FILE if self.set_style == "flags" else (self.params_file or FLAGS_FILE))
         return target.read_text() if target.exists() else ""
+
+    def knobs(self, snapshot: Snapshot) -> list[Knob]:
+        """Every number and switch of the params file, in file order: x2 and /2, or flipped."""
+        text = snapshot.read_text(self.params_file) if self.set_style == "file" and self.params_file else None
+        if text is None:
+            return []
+        doc = params.load_text(self.params_file, text)
+        found = []
+        for key in params.leaf_paths(doc):
+            value = params.get_path(doc, key)
+            moves = params.directions(value)
+            if moves:
+                found.append(Knob(key, "parameters", value, moves))
+        return found
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "command": self.command, "params_file": self.params_file, "set_style": self.set_style}

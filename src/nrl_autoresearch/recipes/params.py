@@ -73,6 +73,37 @@ def set_path(doc: Any, dotted: str, value: Any, *, where: str) -> None:
             raise UsageError(f"unknown key {dotted!r} in {where}{closest(dotted, leaf_paths(doc))}; fix the key or edit the file")
 
 
+def load_text(name: str, text: str) -> Any:
+    """The parsed document; an unreadable file is a UsageError naming it."""
+    try:
+        return _load(file_format(Path(name)), text)
+    except UsageError:
+        raise
+    except Exception as err:
+        raise UsageError(f"cannot parse {name!r}: {err}") from None
+
+
+def get_path(doc: Any, dotted: str) -> Any:
+    node = doc
+    for part in dotted.split("."):
+        node = node[int(part)] if isinstance(node, MutableSequence) else node[part]
+    return node
+
+
+def directions(value: Any, steps: int = 3) -> tuple[tuple[str, ...], ...]:
+    """Generic exploration for one setting: doubling and halving for numbers, the other value for a bool."""
+    if isinstance(value, bool):
+        return (("false" if value else "true",),)
+    if isinstance(value, int) and value >= 2:
+        up = tuple(str(value * 2 ** i) for i in range(1, steps + 1))
+        down = tuple(dict.fromkeys(str(max(1, value // 2 ** i)) for i in range(1, steps + 1)))
+        return (up, down)
+    if isinstance(value, float) and value > 0:
+        return (tuple(f"{value * 2 ** i:g}" for i in range(1, steps + 1)),
+                tuple(f"{value / 2 ** i:g}" for i in range(1, steps + 1)))
+    return ()
+
+
 def edit_file(path: Path, sets: dict[str, str], *, where: str | None = None) -> None:
     """Apply every change to the file, or none: all keys are checked before it is written."""
     fmt = file_format(path)
@@ -85,10 +116,7 @@ def edit_file(path: Path, sets: dict[str, str], *, where: str | None = None) -> 
 
 def check_keys(name: str, text: str, sets: dict[str, str]) -> None:
     """Validate keys against the file's text (as a commit holds it) without writing anything."""
-    try:
-        doc = _load(file_format(Path(name)), text)
-    except Exception as err:
-        raise UsageError(f"cannot parse {name!r} at the parent commit: {err}") from None
+    doc = load_text(name, text)
     for key, value in sets.items():
         set_path(doc, key, parse_value(value), where=name)
 

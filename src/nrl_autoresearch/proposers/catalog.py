@@ -1,0 +1,109 @@
+"""`catalog`, open-ended and low risk first: walk the recipe's knobs in the skill's priority order.
+
+First clean A/B tests from the baseline, one knob at a time: its first direction, and after a discard or a
+crash the other direction once, then the next knob. Then build on proven gains: knobs that were kept are
+applied on top of the best keep. A change whose effective configuration was already tried is never proposed.
+"""
+
+from __future__ import annotations
+
+from ..engine import History
+from ..git import Git, Snapshot
+from ..hypothesis import Hypothesis
+from ..recipes.base import Knob, Recipe
+from ..recipes.params import parse_value
+from ..workspace import slugify
+from .base import Proposer
+
+
+class CatalogProposer(Proposer):
+    name = "catalog"
+
+    def __init__(self, recipe: Recipe, git: Git, base_commit: str, prefer_areas: list[str] | None = None):
+        self.recipe = recipe
+        self._snapshot = Snapshot(git, base_commit)
+        self._knobs: list[Knob] | None = None
+        self.prefer_areas = prefer_areas or []
+
+    def knobs(self) -> list[Knob]:
+        if self._knobs is None:
+            self._knobs = self.recipe.knobs(self._snapshot)
+        areas = self.prefer_areas
+        return sorted(self._knobs, key=lambda k: areas.index(k.area) if k.area in areas else len(areas))
+
+    def propose(self, history: History) -> Hypothesis | None:
+        for candidate in self._candidates(history):
+            if not _already_tried(candidate, history):
+                return candidate
+        return None
+
+    def preview(self, history: History, n: int = 3) -> list[str]:
+        shown = []
+        for h in self._candidates(history):
+            if not _already_tried(h, history):
+                shown.append(f"{h.name}: {h.description}")
+            if len(shown) == n:
+                break
+        return shown
+
+    def _candidates(self, history: History):
+        outcome = _outcomes(history)
+        for knob in self.knobs():  # clean A/B from the baseline: a direction, then the other once
+            first, *others = knob.directions
+            yield _hypothesis(knob, first[0], "baseline")
+            if outcome.get((knob.key, _norm(first[0])), "keep") != "keep" and others:
+                yield _hypothesis(knob, others[0][0], "baseline")
+        if history.best is None:
+            return
+        kept = [(knob, d, i) for knob in self.knobs() for d in knob.directions for i, v in enumerate(d)
+                if outcome.get((knob.key, _norm(v))) == "keep"]
+        for knob, direction, i in kept:  # combine proven gains on top of the best keep
+            yield _hypothesis(knob, direction[i], "best")
+        for knob, direction, i in kept:  # then push a kept direction one step further
+            if i + 1 < len(direction):
+                yield _hypothesis(knob, direction[i + 1], "best")
+
+
+def _hypothesis(knob: Knob, value: str, parent: str) -> Hypothesis:
+    arrow = _direction(knob.current, value)
+    name = slugify(f"{knob.key.rsplit('.', 1)[-1]}-{arrow}-{value}" + ("-on-best" if parent == "best" else ""))
+    why = f" ({knob.why})" if knob.why else ""
+    return Hypothesis(name=name, description=f"{knob.area}: {knob.key} {knob.current} -> {value}{why}",
+                      parent=parent, sets={knob.key: value})
+
+
+def _direction(current, value: str) -> str:
+    if isinstance(current, bool):
+        return "on" if parse_value(value) is True else "off"
+    try:
+        return "up" if float(parse_value(value)) > float(current) else "down"
+    except (TypeError, ValueError):
+        return "set"
+
+
+def _norm(value) -> str:
+    return repr(parse_value(value) if isinstance(value, str) else value)
+
+
+def _outcomes(history: History) -> dict[tuple[str, str], str]:
+    """(key, value) of single-knob hypotheses -> status of their row."""
+    status = {r.index: r.status for r in history.rows}
+    found = {}
+    for t in history.tried:
+        sets = (t.get("hypothesis") or {}).get("sets") or {}
+        if len(sets) == 1 and t["index"] in status:
+            ((key, value),) = sets.items()
+            found[(key, _norm(value))] = status[t["index"]]
+    return found
+
+
+def _already_tried(h: Hypothesis, history: History) -> bool:
+    """Compare effective configurations: the parent's accumulated changes plus this one, normalised."""
+    parent_effective = {}
+    if h.parent == "best" and history.best is not None:
+        parent_effective = next((t.get("effective") or {} for t in history.tried if t.get("commit") == history.best.commit), {})
+    effective = {k: _norm(v) for k, v in {**parent_effective, **h.sets}.items()}
+    for t in history.tried:
+        if {k: _norm(v) for k, v in (t.get("effective") or {}).items()} == effective:
+            return True
+    return all(k in parent_effective and _norm(parent_effective[k]) == _norm(v) for k, v in h.sets.items())
