@@ -229,10 +229,14 @@ def new(name, desc, parent, repo, campaign_name):
 @campaign_option
 def run(proposer_spec, yes, more, workers, repo, campaign_name):
     """The loop, unattended: baseline first, then one hypothesis per branch until a stop rule is met."""
+    _run_loop(Engine(_load(repo, campaign_name)), proposer_spec, yes=yes, more=more, workers=workers)
+
+
+def _run_loop(engine: Engine, proposer_spec: str, *, yes: bool, more: int | None, workers: int) -> None:
+    """Validate, state the plan, get it confirmed, loop, summarise: shared by run and resume."""
     from .proposers import make_proposer
     from .report import plan_text, summary_text
 
-    engine = Engine(_load(repo, campaign_name))
     proposer = make_proposer(proposer_spec, engine)
     for hypothesis in getattr(proposer, "hypotheses", []):
         engine.check(hypothesis)
@@ -244,10 +248,14 @@ def run(proposer_spec, yes, more, workers, repo, campaign_name):
         engine.extend(more)
     if engine.status().met:
         raise StopConditionMet(engine.status().sentence)
-    history = engine.history()
-    click.echo(plan_text(engine.c, proposer=proposer_spec, first=proposer.preview(history),
-                         has_baseline=bool(engine.baseline_rows()), workers=workers))
+    plan = plan_text(engine.c, proposer=proposer_spec, first=proposer.preview(engine.history()),
+                     has_baseline=bool(engine.baseline_rows()), workers=workers)
+    click.echo(plan)
     _confirm(yes)
+    engine.request(None)
+    engine.c = engine.c.with_options(proposer=proposer_spec, workers=workers)
+    engine.c.save()
+    engine.checkpoint("plan", plan.replace("\n", "; "))
     engine.run(proposer.propose, workers=workers)
     click.echo(summary_text(engine.c, engine.rows(), engine.status()))
 
@@ -314,6 +322,105 @@ def ledger(ctx, repo, campaign_name, as_json):
         click.echo("\t".join(COLUMNS))
         for row in rows:
             click.echo(row.to_line(), nl=False)
+
+
+@ledger.command()
+@repo_option
+@campaign_option
+def rebuild(repo, campaign_name):
+    """Rewrite the TSV from the git notes (after it was lost or damaged)."""
+    from .ledger import Notes, rebuild as rebuild_ledger
+
+    c = _load(repo, campaign_name)
+    count = rebuild_ledger(Ledger(c.ledger_path), Notes(Git(c.repo)))
+    click.echo(f"rebuilt {c.ledger} from git notes: {count} rows")
+
+
+@ledger.command()
+@repo_option
+@campaign_option
+@json_option
+def check(repo, campaign_name, as_json):
+    """Report disagreements between the TSV, the git notes and the branches (exit 1 when there are any)."""
+    problems = Engine(_load(repo, campaign_name), say=lambda _: None).verify()
+    _emit({"consistent": not problems, "problems": problems}, as_json,
+          "\n".join(problems) if problems else "ledger, notes and branches agree")
+    sys.exit(1 if problems else 0)
+
+
+@main.command()
+@click.argument("text")
+@click.option("--replace-objective", is_flag=True, help="Replace the campaign's stated objective with TEXT.")
+@repo_option
+@campaign_option
+def steer(text, replace_objective, repo, campaign_name):
+    """Record a follow-up instruction (additive unless --replace-objective); proposers read it."""
+    engine = Engine(_load(repo, campaign_name), say=lambda _: None)
+    engine.steer(text, replace_objective=replace_objective)
+    click.echo(("objective replaced: " if replace_objective else "steering recorded (the objective stays): ") + text)
+
+
+@main.command()
+@repo_option
+@campaign_option
+def pause(repo, campaign_name):
+    """Halt the loop between experiments: runs in flight finish, no new run starts."""
+    Engine(_load(repo, campaign_name), say=lambda _: None).request("pause")
+    click.echo("pause requested: the loop starts no new run; continue later with 'autoresearch resume'")
+
+
+@main.command()
+@repo_option
+@campaign_option
+def stop(repo, campaign_name):
+    """Halt the loop now: runs in flight are ended and recorded as crashes."""
+    Engine(_load(repo, campaign_name), say=lambda _: None).request("stop")
+    click.echo("stop requested: runs in flight are being ended; continue later with 'autoresearch resume'")
+
+
+@main.command()
+@click.option("--report-only", is_flag=True, help="Restate and verify, then stop (no run is started).")
+@click.option("--proposer", "proposer_spec", help="Override the proposer recorded by the last run.")
+@click.option("--yes", is_flag=True, help="Confirm continuing non-interactively.")
+@repo_option
+@campaign_option
+@json_option
+def resume(report_only, proposer_spec, yes, repo, campaign_name, as_json):
+    """Pick the campaign up after a disconnect, a compaction or a kill: restate, verify, continue."""
+    from .session import latest
+
+    c = _load(repo, campaign_name)
+    engine = Engine(c, say=(lambda _: None) if as_json else click.echo)
+    found = latest(c.repo)
+    handoff = (found / "handoff.md").read_text() if found and (found / "handoff.md").exists() else None
+    rows = engine.rows()
+    st = engine.status()
+    problems = engine.verify()
+    data = {
+        "objective": {"metric": c.objective.metric_name, "direction": c.objective.direction,
+                      "goal": c.options.get("goal")},
+        "stop_rules": c.rules.monitors(), "current_branch": engine.ws.user_branch(),
+        "latest": rows[-1].to_dict() if rows else None, "stop": {"met": st.met, "sentence": st.sentence},
+        "session": str(found) if found else None, "handoff_found": handoff is not None, "mismatches": problems,
+    }
+    last = rows[-1] if rows else None
+    text = "\n".join([
+        f"objective: {c.options.get('goal') or c.objective.direction + ' ' + c.objective.metric_name} ({c.objective.source})",
+        "stop rules: " + "; ".join(c.rules.monitors()),
+        f"current branch: {data['current_branch'] or '(detached)'}",
+        "latest result: " + (f"[{last.index}] {last.branch} {last.status} "
+                             f"{'' if last.status == 'crash' else f'{last.metric_value:.6g}'}" if last else "none yet"),
+        st.sentence,
+        f"session notes: {found / 'handoff.md' if handoff else 'none found'}",
+        *(f"mismatch: {p}" for p in problems),
+    ])
+    _emit(data, as_json, text)
+    engine.checkpoint("recovery", f"resumed ({'report only' if report_only else 'continuing'}); "
+                      f"{len(problems)} mismatches: " + "; ".join(problems))
+    if report_only:
+        return
+    engine.recover()
+    _run_loop(engine, proposer_spec or c.options.get("proposer", "catalog"), yes=yes, more=None, workers=c.options.get("workers", 1))
 
 
 if __name__ == "__main__":  # pragma: no cover

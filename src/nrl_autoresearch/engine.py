@@ -32,6 +32,7 @@ from .ledger import Ledger, Notes, Row, best
 from .metrics.base import RunOutputs, aggregate
 from .recipes import recipe_from_dict
 from .redact import redact
+from .session import Moment, Session
 from .workspace import BASELINE, Workspace, validate_name
 
 RUN_MARKER = "AUTORESEARCH_RUN"
@@ -82,6 +83,7 @@ class Engine:
         self._lock = threading.RLock()
         self._in_flight: set[int] = set()
         self._halt: str | None = None
+        self._memory: Session | None = None
 
     # -- reading state -------------------------------------------------------------------------------
     def rows(self) -> list[Row]:
@@ -102,6 +104,57 @@ class Engine:
         tried = [dict(a.data, index=a.index, step=a.step) for a in sorted(self.journal.attempts().values(), key=lambda a: a.index)]
         steering = [e["text"] for e in self.journal.events() if e["step"] == "steer"]
         return History(self.c, self.rows(), tried, self.best_row(), steering)
+
+    # -- session memory and control ------------------------------------------------------------------
+    @property
+    def memory(self) -> Session:
+        """The session files, created at the first checkpoint (reading commands never create them)."""
+        if self._memory is None:
+            self._memory = Session(self.c)
+        return self._memory
+
+    def checkpoint(self, kind: str, text: str) -> None:
+        attempts = self.journal.attempts()
+        in_flight = [attempts[i].data.get("name", str(i)) for i in sorted(self._in_flight) if i in attempts]
+        steering = [e["text"] for e in self.journal.events() if e["step"] == "steer"]
+        moment = Moment(self.rows(), self.status(), in_flight, steering, self.ws.user_branch() or "(detached)")
+        self.memory.checkpoint(kind, text, moment)
+
+    def steer(self, text: str, *, replace_objective: bool = False) -> None:
+        """Record follow-up steering: additive, unless the person explicitly replaces the objective."""
+        if replace_objective:
+            self.c = self.c.with_options(goal=text)
+            self.c.save()
+        self.journal.record("steer", text=redact(text), replace=replace_objective)
+        self.checkpoint("direction change", ("objective replaced: " if replace_objective else "steering (additive): ") + text)
+
+    def control(self) -> str | None:
+        """'stop' or 'pause' when the person asked the loop to halt between experiments."""
+        for flag in ("stop", "pause"):
+            if (self.c.dir / "control" / flag).exists():
+                return flag
+        return None
+
+    def request(self, flag: str | None) -> None:
+        """Set ('stop' or 'pause') or clear (None) the flag the loop polls."""
+        folder = self.c.dir / "control"
+        for name in ("stop", "pause"):
+            (folder / name).unlink(missing_ok=True)
+        if flag:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / flag).write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
+
+    def _should_stop(self, plan: Plan, started: float):
+        """Polled while a run is in flight: Ctrl-C, `autoresearch stop`, and the 30-minute checkpoint."""
+        def check() -> str | None:
+            if self._halt:
+                return self._halt
+            if self.control() == "stop":
+                return "stopped by the person (autoresearch stop)"
+            if self.memory.due():
+                self.checkpoint("periodic", f"[{plan.index}] {plan.name} running for {stoprules.format_duration(time.time() - started)}")
+            return None
+        return check
 
     # -- commands ------------------------------------------------------------------------------------
     def baseline(self) -> Row:
@@ -147,6 +200,12 @@ class Engine:
         threads: list[threading.Event] = []
         try:
             while not self._halt and (max_runs is None or launched < max_runs):
+                flag = self.control()
+                if flag:
+                    self.say(f"halted by the person ({flag}): {'ending the runs in flight' if flag == 'stop' else 'no new run starts'}")
+                    if flag == "stop":
+                        self.halt("stopped by the person (autoresearch stop)")
+                    break
                 with self._lock:
                     if self.status().met:
                         break
@@ -169,7 +228,9 @@ class Engine:
         except KeyboardInterrupt:
             self.halt("interrupted by the person (Ctrl-C)")
             self._join(threads)
+            self.checkpoint("handoff", "the loop was interrupted (Ctrl-C); the running experiment was recorded as a crash")
             raise
+        self.checkpoint("handoff", "the loop ended; summary printed")
         return self.status()
 
     def check(self, hypothesis: Hypothesis) -> None:
@@ -305,11 +366,14 @@ class Engine:
             start = self.ws.ensure_baseline(plan.parent_commit) if plan.is_baseline else plan.parent_commit
             worktree = self.ws.create(plan.name, start)
             self.journal.record("branch", plan.index, worktree=str(worktree))
+            change = plan.hypothesis.summary() or "unmodified recipe"
+            self.checkpoint("before edit", f"[{plan.index}] {plan.name} from {plan.parent}: {change}")
             commit = self._commit(plan, worktree)
             self.journal.record("committed", plan.index, commit=commit)
+            self.checkpoint("after edit", f"[{plan.index}] {plan.branch} at {commit[:10]}")
             self.say(self.status().sentence)
             job = self._launch(plan, worktree)
-            result = job.wait(should_stop=lambda: self._halt)
+            result = job.wait(should_stop=self._should_stop(plan, time.time()))
             self.journal.record("finished", plan.index, result=_result_dict(result))
             return self._conclude(plan, commit, job, result, worktree)
         except Exception as err:  # the attempt consumed its index: it must still become a row
@@ -351,9 +415,11 @@ class Engine:
                        log_path=run_dir / "run.log", run_dir=run_dir, env={**launch.env, RUN_MARKER: marker},
                        timeout_s=limit)
         self.journal.record("launching", plan.index, marker=marker, job_name=spec.name, run_dir=str(run_dir))
+        self.checkpoint("before launch", f"[{plan.index}] {redact(' '.join(launch.argv))} on {self.launcher.name}")
         job = self.launcher.submit(spec)
         self.journal.record("launched", plan.index, job=job.handle(), job_id=job.job_id, command=job.command,
                             log_path=str(job.log_path))
+        self.checkpoint("after launch", f"[{plan.index}] job {job.job_id}, log {self._rel(job.log_path)}")
         self.say(f"[{plan.index}] launched {plan.name} on {self.launcher.name} (job {job.job_id}), log {self._rel(job.log_path)}")
         return job
 
@@ -379,6 +445,10 @@ class Engine:
             self._note_crash(plan, log_path, verdict.note)
         if worktree is not None and not self.ws.release(worktree):
             self.say(f"[{plan.index}] kept worktree {self._rel(worktree)}: the run left files in it")
+        self.memory.file("Generated", row.log_path, f"run log of [{row.index}] {plan.name} ({row.status})")
+        if plan.hypothesis.sets or plan.hypothesis.patch:
+            self.memory.file("Changed", f"{plan.branch}", f"[{row.index}] {plan.hypothesis.summary()}")
+        self.checkpoint("result", self._progress(row))
         self.say(self._progress(row))
         self.say(self.status().sentence)
         return row
@@ -438,6 +508,34 @@ class Engine:
         except ValueError:
             return str(path)
 
+    # -- consistency ---------------------------------------------------------------------------------
+    def verify(self) -> list[str]:
+        """Disagreements between the TSV, the git notes, the branches and the journal, one sentence each."""
+        problems = []
+        rows = self.rows()
+        branches = self.ws.branches()
+        noted = {e["row"] for _, e in self.notes.all_entries() if e.get("campaign") == self.c.name}
+        for r in rows:
+            if r.branch not in branches:
+                problems.append(f"row {r.index}: branch {r.branch} does not exist")
+            elif not self.ws.git.ok("merge-base", "--is-ancestor", r.commit, r.branch):
+                problems.append(f"row {r.index}: commit {r.commit[:10]} is not on {r.branch}")
+            if r.to_line() not in noted:
+                problems.append(f"row {r.index}: no git note on {r.commit[:10]} holds this row")
+        in_tsv = {r.to_line() for r in rows}
+        for line in sorted(noted - in_tsv):
+            problems.append(f"a git note holds row {line.split(chr(9), 1)[0]} that the TSV lacks (run 'autoresearch ledger rebuild')")
+        with_rows = {r.branch for r in rows}
+        attempts = self.journal.attempts()
+        pending = {a.data.get("branch") for a in attempts.values() if not a.done}
+        prepared = {self.ws.branch(e["name"]) for e in self.journal.events() if e["step"] == "prepared"}
+        for branch in sorted(set(branches) - with_rows - pending - prepared):
+            problems.append(f"branch {branch} has no row")
+        for a in sorted(attempts.values(), key=lambda a: a.index):
+            if not a.done and a.index not in self._in_flight:
+                problems.append(f"run {a.index} ({a.data.get('name')}) was left in flight at step '{a.step}'")
+        return problems
+
     # -- recovery ------------------------------------------------------------------------------------
     def recover(self) -> list[str]:
         """Replay the journal: finish or record every attempt a killed engine left behind."""
@@ -467,7 +565,8 @@ class Engine:
             if job is not None:
                 self._in_flight.add(plan.index)
                 try:
-                    result = job.wait(should_stop=lambda: self._halt) if attempt.step != "finished" else _result_from(d["result"])
+                    result = (job.wait(should_stop=self._should_stop(plan, time.time())) if attempt.step != "finished"
+                              else _result_from(d["result"]))
                     self._conclude(plan, commit, job, result, worktree)
                 finally:
                     self._in_flight.discard(plan.index)

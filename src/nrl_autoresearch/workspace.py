@@ -77,8 +77,11 @@ class Workspace:
 
     # -- reading -----------------------------------------------------------------------------------
     def user_state(self) -> UserState:
-        branch = self.git.run("branch", "--show-current", check=False).strip() or None
-        return UserState(branch, self.git.rev("HEAD"), _status_paths(self.git))
+        return UserState(self.user_branch(), self.git.rev("HEAD"), _status_paths(self.git))
+
+    def user_branch(self) -> str | None:
+        """The branch the person has checked out (cheap: no status scan)."""
+        return self.git.run("branch", "--show-current", check=False).strip() or None
 
     def branch(self, name: str) -> str:
         return f"{self.prefix}/{name}"
