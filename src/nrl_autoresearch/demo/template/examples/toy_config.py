@@ -38,7 +38,10 @@ _FLOAT = re.compile(r"^[-+]?(?:\d[\d_]*\.\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\
 def load_config(path: str) -> Config:
     """Load a YAML recipe; `defaults:` names parent file(s) relative to it, merged first."""
     with open(path, encoding="utf-8") as handle:
-        config = yaml.load(handle, Loader=_Loader) or {}
+        try:
+            config = yaml.load(handle, Loader=_Loader) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     parents = config.pop("defaults", None)

@@ -69,6 +69,8 @@ def check_config(config: Config) -> None:
         (0 < gen["top_p"] <= 1, "policy.generation.top_p must be in (0, 1]"),
         (grpo["num_prompts_per_step"] >= 1, "grpo.num_prompts_per_step must be >= 1"),
         (grpo["num_generations_per_prompt"] >= 1, "grpo.num_generations_per_prompt must be >= 1"),
+        (policy["train_global_batch_size"] >= 1, "policy.train_global_batch_size must be >= 1"),
+        (config["data"]["num_terms"] >= 1, "data.num_terms must be >= 1"),
         (
             not grpo["use_leave_one_out_baseline"] or grpo["num_generations_per_prompt"] >= 2,
             "grpo.use_leave_one_out_baseline needs num_generations_per_prompt >= 2",

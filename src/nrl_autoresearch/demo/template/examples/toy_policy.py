@@ -29,38 +29,46 @@ def features(digits: np.ndarray, dtype: type) -> np.ndarray:
 def pretrained_weights(model_name: str, num_terms: int, dtype: type) -> np.ndarray:
     """Deterministic "base model" for `model_name`: noisy digit values and a wide spread.
 
-    Layout: a value per (position, digit), a bias, then the inverse scale of the guesses.
+    Layout: the value head (a value per position and digit, then a bias) followed by the
+    sharpness head (same shape; starts as a constant inverse spread).
     """
     rng = np.random.default_rng(zlib.crc32(model_name.encode()))
     values = np.tile(np.arange(10.0), num_terms) + BASE_DIGIT_NOISE * rng.standard_normal(num_terms * 10)
-    return np.concatenate([values, [0.0, 1.0 / (np.sqrt(2.0) * BASE_SPREAD)]]).astype(dtype)
+    sharpness = np.zeros(num_terms * 10)
+    inverse_spread = 1.0 / (np.sqrt(2.0) * BASE_SPREAD)
+    return np.concatenate([values, [0.0], sharpness, [inverse_spread]]).astype(dtype)
 
 
 @dataclass(frozen=True)
 class NumberLinePolicy:
-    """Predicts a sum from per-position digit values; answer k gets logit -(scale * (k - sum))^2.
+    """Discretised Gaussian on the number line: answer k gets logit -(sharpness * (k - value))^2.
 
-    That is a discretised Gaussian on the number line: the digit values decide where the
-    policy aims, the learned inverse scale how sharply.
+    Both heads are linear in the prompt's one-hot digits: each digit at each position adds
+    to the predicted sum (the value head) and to how sure the policy is (the sharpness head).
     """
 
     num_answers: int
 
     def logits(self, weights: np.ndarray, feats: np.ndarray) -> np.ndarray:
-        return -((weights[-1] * self._offsets(weights, feats)) ** 2)
+        sharpness, offsets = self._heads(weights, feats)
+        return -((sharpness[:, None] * offsets) ** 2)
 
     def backward(self, weights: np.ndarray, feats: np.ndarray, dlogits: np.ndarray) -> np.ndarray:
         """Gradient w.r.t. the weights given the gradient w.r.t. `logits(weights, feats)`."""
-        scale, offsets = weights[-1], self._offsets(weights, feats)
-        dmean = (dlogits * 2.0 * scale**2 * offsets).sum(axis=1)
-        return np.append(feats.T @ dmean, -(dlogits * 2.0 * scale * offsets**2).sum())
+        sharpness, offsets = self._heads(weights, feats)
+        dvalue = (dlogits * offsets).sum(axis=1) * 2.0 * sharpness**2
+        dsharpness = -(dlogits * offsets**2).sum(axis=1) * 2.0 * sharpness
+        return np.concatenate([feats.T @ dvalue, feats.T @ dsharpness])
 
     def logprobs(self, weights: np.ndarray, feats: np.ndarray, answers: np.ndarray, temperature: float) -> np.ndarray:
         """Training-side log-probs: full softmax at the sampling temperature, as NeMo-RL does."""
         return log_softmax(self.logits(weights, feats) / temperature)[np.arange(len(answers)), answers]
 
-    def _offsets(self, weights: np.ndarray, feats: np.ndarray) -> np.ndarray:
-        return np.arange(self.num_answers, dtype=weights.dtype) - (feats @ weights[:-1])[:, None]
+    def _heads(self, weights: np.ndarray, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-prompt sharpness and the offset of every answer from the predicted sum."""
+        value_head, sharpness_head = np.split(weights, 2)
+        offsets = np.arange(self.num_answers, dtype=weights.dtype) - (feats @ value_head)[:, None]
+        return feats @ sharpness_head, offsets
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
