@@ -31,6 +31,7 @@ from .hypothesis import Hypothesis, parse_sets, validated
 from .launchers import LAUNCHERS
 from .ledger import COLUMNS, Ledger
 from .metrics import parse_source
+from .redact import protect_command
 from .metrics.base import validate_aggregate
 from .recipes.base import Objective
 from .recipes.command import CommandRecipe
@@ -126,7 +127,7 @@ def init(repo, command, recipe, metric, maximize, metric_source, aggregate, para
     objective = Objective(metric, str(source), maximize, validate_aggregate(aggregate))
     if params_file and not (root / params_file).is_file():
         raise UsageError(f"--params-file {params_file!r} does not exist in {root}")
-    recipe_obj = CommandRecipe(shlex.split(command), params_file, set_style)
+    recipe_obj = CommandRecipe(protect_command(shlex.split(command)), params_file, set_style)
     prefix = validate_prefix(git, prefix or default_prefix(campaign_name or _slug_from_command(command)))
     name = validate_name(campaign_name or prefix.rsplit("/", 1)[-1], what="campaign name")
     if campaigns.exists(root, name):

@@ -10,8 +10,8 @@ _SECRET_NAME = re.compile(r"(TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I
 _NOT_SECRET = {"PATH", "HOME", "SSH_AUTH_SOCK", "KEYTIMEOUT", "GPG_AGENT_INFO"}
 _WORD = r"[\w.-]*(?:token|api[_-]?key|secret|password|passwd)"
 # `--hf-token abc` (a flag and its value) and `HF_TOKEN=abc`, `password: abc` (assignments)
-_FLAG = re.compile(rf"(?i)(--?{_WORD}\s+)([^\s'\"]+)")
-_ASSIGNED = re.compile(rf"(?i)(\b{_WORD}\s*[=:]\s*)([^\s'\",]+)")
+_FLAG = re.compile(rf"(?i)(--?{_WORD}\s+)(?!\$\{{)([^\s'\"]+)")
+_ASSIGNED = re.compile(rf"(?i)(\b{_WORD}\s*[=:]\s*)(?!\$\{{)([^\s'\",]+)")
 # well-known token shapes
 _SHAPES = re.compile(r"\b(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{20,}|xox[abp]-[A-Za-z0-9-]{10,})\b")
 
@@ -33,3 +33,33 @@ def redact(text: str, environ: dict[str, str] | None = None) -> str:
     for pattern in (_FLAG, _ASSIGNED):
         text = pattern.sub(lambda m: m.group(1) + MASK, text)
     return _SHAPES.sub(MASK, text)
+
+
+_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def protect_command(argv: list[str], environ: dict[str, str] | None = None) -> list[str]:
+    """A command safe to store: secret environment values become `${NAME}` references (expanded at launch);
+    any other secret on the command line is refused, since it could not be stored without being written."""
+    from .errors import UsageError
+
+    env = os.environ if environ is None else environ
+    names = sorted(((n, v) for n, v in env.items() if v in secret_values(env)), key=lambda nv: len(nv[1]), reverse=True)
+    protected = []
+    for arg in argv:
+        for name, value in names:
+            arg = arg.replace(value, "${" + name + "}")
+        protected.append(arg)
+    leftover = redact(" ".join(protected), {})
+    if leftover != " ".join(protected):
+        raise UsageError(
+            "the command carries a secret, which would be written to the campaign files: put it in an environment "
+            "variable and refer to it as ${NAME} (for example --hf-token '${HF_TOKEN}' with HF_TOKEN exported)"
+        )
+    return protected
+
+
+def expand_secrets(argv: list[str], environ: dict[str, str] | None = None) -> list[str]:
+    """The command to execute: `${NAME}` references to set environment variables replaced by their values."""
+    env = os.environ if environ is None else environ
+    return [_REF.sub(lambda m: env.get(m.group(1), m.group(0)), arg) for arg in argv]

@@ -32,7 +32,9 @@ class JobState(str, enum.Enum):
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run to launch: an argument list, where to run it, what to add to its environment, its limit."""
+    """One run to launch: an argument list, where to run it, what to add to its environment, its limit.
+    `argv` may hold `${NAME}` references to secret environment variables: launchers expand them only in the
+    process they start, so what is written (ledger, scripts) never holds the value."""
 
     name: str
     argv: list[str]

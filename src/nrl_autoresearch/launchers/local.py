@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 
 from .. import gpus
-from ..redact import redact
+from ..redact import expand_secrets, redact
 from ..stoprules import format_duration
 from .base import Job, JobResult, JobState, Launcher, RunSpec, wait_loop
 
@@ -203,7 +203,7 @@ class LocalLauncher(Launcher):
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(spec.log_path, "ab") as log:
             proc = subprocess.Popen(
-                spec.argv, cwd=spec.cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                expand_secrets(spec.argv, env), cwd=spec.cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )
         started = time.time()

@@ -103,7 +103,7 @@ def _parse(path: Path, named_by: Path | None) -> tuple[tuple[int, int], dict[str
     if hit and hit[0] == version:
         return hit
     try:
-        tree = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
+        tree = read_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise UsageError(f"recipe file {path} is not valid YAML: {exc}; fix the file") from exc
     tree = {} if tree is None else tree
@@ -111,6 +111,11 @@ def _parse(path: Path, named_by: Path | None) -> tuple[tuple[int, int], dict[str
         raise UsageError(f"recipe file {path} must be a YAML mapping at the top level; fix the file")
     _PARSED[path] = (version, tree)
     return version, tree
+
+
+def read_yaml(text: str) -> Any:
+    """YAML text as OmegaConf.load reads it (PyYAML with OmegaConf's loader: `1e-6` is a float, no timestamps)."""
+    return yaml.load(text, Loader=_YAML_LOADER)
 
 
 def _parent_paths(path: Path, raw: dict[str, Any]) -> list[Path]:
@@ -241,7 +246,8 @@ def _override_failure(cfg: DictConfig, override: Override, exc: Exception) -> st
     message = f"override {override.input_line!r} failed: {str(exc).strip()}{reason}"
     if OmegaConf.select(cfg, key, default=_ABSENT, throw_on_resolution_failure=False) is _ABSENT:
         hint = _closest_hint(key, dotted_leaf_paths(cfg))
-        add = "" if override.is_delete() else f"; to add it anyway use ++{key}=..."
+        through_list = any(part.isdigit() for part in key.split("."))
+        add = "" if override.is_delete() or through_list else f"; to add it anyway use ++{key}=..."
         return f"{message}\nNo key {key!r} in the recipe{hint}{add}"
     if override.is_delete():
         return f"{message}\n`~` only deletes a key whose value is not null; to clear it use {key}=null"
@@ -475,14 +481,19 @@ DATA_FILE_KEYS = frozenset({"prompt_file", "system_prompt_file", "data_path", "q
 
 
 def data_files(resolved: Mapping[str, Any]) -> list[str]:
-    """The local files the recipe names under DATA_FILE_KEYS (anywhere, lists included), in order, without remote
-    URLs; relative ones are relative to the NeMo-RL checkout, the entrypoints' working directory."""
+    """The local files the recipe names under DATA_FILE_KEYS (anywhere, lists included), in order; values that are
+    not paths (remote URLs, named presets such as `NVFP4_DEFAULT_CFG`) are left out. Relative paths are relative to
+    the NeMo-RL checkout, the entrypoints' working directory."""
     found = []
     for path, value in _leaves(resolved, ""):
         name = next(part for part in reversed(path.split(".")) if not part.isdigit())
-        if name in DATA_FILE_KEYS and isinstance(value, str) and value and "://" not in value:
+        if name in DATA_FILE_KEYS and isinstance(value, str) and _is_local_path(value):
             found.append(value)
     return list(dict.fromkeys(found))
+
+
+def _is_local_path(value: str) -> bool:
+    return "://" not in value and ("/" in value or bool(Path(value).suffix))
 
 
 _ENV_REFERENCE = re.compile(r"\$\{oc\.env:\s*([A-Za-z_][A-Za-z0-9_]*)")
