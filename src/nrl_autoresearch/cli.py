@@ -89,9 +89,11 @@ def _interrupt(signum, frame):
 @repo_option
 @click.option("--command", "command", help="Any training command, e.g. \"python train.py --epochs 3\".")
 @click.option("--recipe", "recipe", help="A NeMo-RL recipe YAML (see 'autoresearch recipes').")
-@click.option("--metric", help="Objective metric name (as it appears in the ledger).")
+@click.option("--entrypoint", help="NeMo-RL entrypoint (default: chosen from the recipe like NeMo-RL's test suites).")
+@click.option("--runner", default="uv run", show_default=True, help="What runs the NeMo-RL entrypoint.")
+@click.option("--metric", help="Objective metric name (default for a recipe: its checkpointing.metric_name).")
 @click.option("--maximize/--minimize", default=None, help="Whether higher is better.")
-@click.option("--metric-source", help="tensorboard:TAG | regex:PATTERN | line:KEY | jsonl:FIELD")
+@click.option("--metric-source", help="tensorboard:TAG | regex:PATTERN | line:KEY | jsonl:FIELD | nemo-rl:METRIC")
 @click.option("--aggregate", default="last", show_default=True, help="last | max | min | best | mean-last-K")
 @click.option("--params-file", help="YAML/JSON/TOML file in the repo that the command reads; --set edits it.")
 @click.option("--set-style", type=click.Choice(["file", "flags"]), default="file", show_default=True,
@@ -107,42 +109,80 @@ def _interrupt(signum, frame):
 @click.option("--launcher", type=click.Choice(sorted(LAUNCHERS)), default="local", show_default=True)
 @click.option("--grace", default="10s", show_default=True, help="Time between SIGTERM and SIGKILL when a run is stopped.")
 @json_option
-def init(repo, command, recipe, metric, maximize, metric_source, aggregate, params_file, set_style, prefix,
-         campaign_name, max_experiments, budget, per_experiment, target, stop, min_delta, launcher, grace, as_json):
+def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_source, aggregate, params_file,
+         set_style, prefix, campaign_name, max_experiments, budget, per_experiment, target, stop, min_delta,
+         launcher, grace, as_json):
     """Record a campaign in this repository (nothing is branched or run yet)."""
     root = _repo(repo)
+    if bool(command) == bool(recipe):
+        raise UsageError("give exactly one of --command \"python train.py ...\" or --recipe <NeMo-RL recipe.yaml>")
+    if recipe:
+        recipe_obj = _nemo_recipe(root, recipe, entrypoint, shlex.split(runner))
+        objective = _objective(root, recipe_obj, metric, maximize, metric_source, aggregate)
+        slug = Path(recipe).stem
+    else:
+        if not metric:
+            raise UsageError("give the objective with --metric NAME (and --metric-source, --maximize or --minimize)")
+        if params_file and not (root / params_file).is_file():
+            raise UsageError(f"--params-file {params_file!r} does not exist in {root}")
+        recipe_obj = CommandRecipe(protect_command(shlex.split(command)), params_file, set_style)
+        objective = _objective(root, recipe_obj, metric, maximize, metric_source, aggregate)
+        slug = _slug_from_command(command)
+    rules = StopRules.build(now=time.time(), max_experiments=max_experiments, budget=budget,
+                            per_experiment=per_experiment, target=target, stop=stop)
+    c = _new_campaign(root, recipe_obj, objective, rules, prefix=prefix, name=campaign_name, slug=slug,
+                      min_delta=min_delta, launcher={"name": launcher, "grace_s": parse_duration(grace, what="--grace")})
+    state = Workspace(root, c.prefix, c.worktrees).user_state()
+    data = {"campaign": c.to_dict(), "user_branch": state.branch, "unrelated_changes": state.dirty,
+            "monitors": rules.monitors()}
+    _emit(data, as_json, _init_text(c, state))
+
+
+def _nemo_recipe(root: Path, recipe: str, entrypoint: str | None, runner: list[str]):
+    """A NeMo-RL recipe, checked by preflight before anything is created."""
+    from .recipes.nemo_rl import NemoRLRecipe
+
+    path = Path(recipe)
+    rel = path.resolve().relative_to(root.resolve()) if path.is_absolute() else path
+    obj = NemoRLRecipe(rel.as_posix(), entrypoint, runner)
+    blocking = [c for c in obj.preflight(root) if c.blocking and not c.ok]
+    if blocking:
+        raise UsageError("preflight failed: " + "; ".join(f"{c.item}: {c.detail}" for c in blocking))
+    return obj
+
+
+def _objective(root: Path, recipe, metric, maximize, metric_source, aggregate) -> Objective:
+    """The objective given, completed from the recipe's own (NeMo-RL's checkpointing.metric_name) where it is silent."""
+    declared = recipe.default_objective(root)
+    metric = metric or (declared.metric_name if declared else None)
+    if not metric:
+        raise UsageError("the recipe declares no checkpointing.metric_name: give the objective with --metric")
+    if declared and metric == declared.metric_name:
+        source = metric_source or declared.source
+        maximize = declared.maximize if maximize is None else maximize
+    else:
+        source = metric_source or (f"nemo-rl:{metric}" if declared else f"line:{metric}")
+    if maximize is None:
+        raise UsageError(f"say which way {metric!r} is better: add --maximize or --minimize")
+    return Objective(metric, str(parse_source(source)), maximize, validate_aggregate(aggregate))
+
+
+def _new_campaign(root: Path, recipe, objective: Objective, rules: StopRules, *, prefix: str | None, name: str | None,
+                  slug: str, min_delta: float = 0.0, launcher: dict | None = None) -> Campaign:
+    """Validate the names, then create the ledger and the campaign folder (all untracked)."""
     git = Git(root)
     head = git.rev("HEAD")
     if head is None:
         raise UsageError(f"{root} has no commit yet: commit your starting point, then run init")
-    if recipe:
-        raise UsageError("--recipe needs the NeMo-RL adapter, which is not installed in this build; use --command")
-    if not command:
-        raise UsageError("give the training command with --command \"python train.py ...\" (or a NeMo-RL --recipe)")
-    if not metric:
-        raise UsageError("give the objective with --metric NAME (and --metric-source, --maximize or --minimize)")
-    if maximize is None:
-        raise UsageError(f"say which way {metric!r} is better: add --maximize or --minimize")
-    source = parse_source(metric_source or f"line:{metric}")
-    objective = Objective(metric, str(source), maximize, validate_aggregate(aggregate))
-    if params_file and not (root / params_file).is_file():
-        raise UsageError(f"--params-file {params_file!r} does not exist in {root}")
-    recipe_obj = CommandRecipe(protect_command(shlex.split(command)), params_file, set_style)
-    prefix = validate_prefix(git, prefix or default_prefix(campaign_name or _slug_from_command(command)))
-    name = validate_name(campaign_name or prefix.rsplit("/", 1)[-1], what="campaign name")
+    prefix = validate_prefix(git, prefix or default_prefix(name or slug))
+    name = validate_name(name or prefix.rsplit("/", 1)[-1], what="campaign name")
     if campaigns.exists(root, name):
         raise UsageError(f"campaign {name!r} already exists in {root}: continue it, or pass --campaign with a new name")
-    now = time.time()
-    rules = StopRules.build(now=now, max_experiments=max_experiments, budget=budget, per_experiment=per_experiment,
-                            target=target, stop=stop)
-    c = Campaign(name=name, prefix=prefix, repo=root, created_at=now, base_commit=head, recipe=recipe_obj.to_dict(),
-                 objective=objective, rules=rules, min_delta=min_delta,
-                 launcher={"name": launcher, "grace_s": parse_duration(grace, what="--grace")})
+    c = Campaign(name=name, prefix=prefix, repo=root, created_at=time.time(), base_commit=head,
+                 recipe=recipe.to_dict(), objective=objective, rules=rules, min_delta=min_delta,
+                 launcher=launcher or {"name": "local"})
     _create(c)
-    state = Workspace(root, prefix, c.worktrees).user_state()
-    data = {"campaign": c.to_dict(), "user_branch": state.branch, "unrelated_changes": state.dirty,
-            "monitors": rules.monitors()}
-    _emit(data, as_json, _init_text(c, state))
+    return c
 
 
 def _slug_from_command(command: str) -> str:
@@ -180,6 +220,29 @@ def _init_text(c: Campaign, state) -> str:
 def _recipe_text(c: Campaign) -> str:
     r = c.recipe
     return r.get("path") or shlex.join(r.get("command", []))
+
+
+@main.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False), help="Where to create the demo repository.")
+@click.option("--experiments", type=int, help="Experiments after the baseline (default: three, then ask).")
+@click.option("--launcher", type=click.Choice(sorted(LAUNCHERS)), default="local", show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True, help="Experiments in flight at once.")
+def demo(directory, experiments, launcher, workers):
+    """Create a tiny NeMo-RL-shaped GRPO project and run a whole campaign on it (about a minute on a laptop)."""
+    from .demo import RECIPE, create_repo, default_dir
+    from .recipes.nemo_rl import NemoRLRecipe
+
+    if experiments is not None and experiments < 1:
+        raise UsageError(f"bad --experiments {experiments}: run at least one experiment after the baseline")
+    dest = create_repo(Path(directory).resolve() if directory else default_dir(Path.cwd()))
+    click.echo(f"demo repository: {dest}")
+    recipe = NemoRLRecipe(RECIPE, runner=[sys.executable])
+    objective = _objective(dest, recipe, None, None, None, "last")
+    rules = StopRules.build(now=time.time(), max_experiments=experiments + 1 if experiments else None, per_experiment="5m")
+    c = _new_campaign(dest, recipe, objective, rules, prefix=None, name=None, slug="grpo-toy-digitsum",
+                      launcher={"name": launcher})
+    _run_loop(Engine(c), "catalog", yes=True, more=None, workers=workers)
+    click.echo(f"session notes: {dest / 'session'}")
 
 
 @main.command()

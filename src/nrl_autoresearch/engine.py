@@ -429,7 +429,7 @@ class Engine:
         started = time.time() - result.run_s
         outputs = RunOutputs(log_path, run_dir, worktree or run_dir, started)
         value, memory, source = self._measure(outputs, result)
-        verdict = self._verdict(plan, commit, value, result)
+        verdict = self._verdict(plan, commit, value, result, outputs)
         what = plan.hypothesis.description or plan.hypothesis.summary() or plan.name
         row = Row(
             index=plan.index, branch=plan.branch, parent_commit=plan.parent_commit, commit=commit,
@@ -440,7 +440,8 @@ class Engine:
             command=job.command if job else "", log_path=self._rel(log_path), status=verdict.status,
             description=f"{what}; {verdict.note}",
         )
-        self._record(row, extra={"queue_s": result.queue_s, "metric_source": source, "end": result.reason, "run": plan.run})
+        self._record(row, extra={"queue_s": result.queue_s, "metric_source": source, "end": result.reason,
+                                 "run": plan.run, "ending": self.source.ending(outputs)})
         if verdict.status == "crash":
             self._note_crash(plan, log_path, verdict.note)
         if worktree is not None and not self.ws.release(worktree):
@@ -461,9 +462,12 @@ class Engine:
         value = aggregate(reading.points, self.c.objective.aggregate, maximize=self.c.objective.maximize)
         return value, memory, reading.source
 
-    def _verdict(self, plan: Plan, commit: str, value: float | None, result: JobResult) -> Verdict:
+    def _verdict(self, plan: Plan, commit: str, value: float | None, result: JobResult, outputs: RunOutputs) -> Verdict:
+        failure = self.source.failure(outputs)
         if not result.succeeded:
-            return Verdict("crash", f"crash: {result.reason}")
+            return Verdict("crash", f"crash: {result.reason}" + (f"; {failure}" if failure else ""))
+        if failure:
+            return Verdict("crash", f"crash: {failure}")
         if value is None:
             return Verdict("crash", f"crash: no {self.c.objective.metric_name} found ({self.source}); log tail in notes.md")
         if math.isnan(value) or math.isinf(value):

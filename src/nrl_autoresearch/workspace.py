@@ -184,7 +184,22 @@ class Workspace:
             if not self.git.ok("worktree", "add", "--quiet", str(path), branch):
                 self.git.run("worktree", "prune")  # a worktree folder deleted by hand still holds its branch
                 self.git.run("worktree", "add", "--quiet", str(path), branch)
+        self._init_submodules(path)
         return path
+
+    def _init_submodules(self, worktree: Path) -> None:
+        """Submodules the main checkout has initialised (NeMo-RL's 3rdparty/) are cloned locally into the
+        worktree from the main checkout's own copies: no network, and the run sees the same code."""
+        for line in self.git.run("submodule", "status", check=False).splitlines():
+            if not line or line[0] == "-":
+                continue
+            path = line[1:].split()[1]
+            source = self.repo / path
+            if not (worktree / path).exists() or any((worktree / path).iterdir()):
+                continue
+            name = Git(source).run("rev-parse", "--path-format=absolute", "--git-dir").strip()
+            Git(worktree).run("-c", "protocol.file.allow=always", "-c", f"submodule.{path}.url={name}",
+                              "submodule", "update", "--init", "--", path, check=False)
 
     def changed_paths(self, worktree: Path) -> list[str]:
         """Files edited in a worktree, minus run outputs (logs, checkpoints, event files, large untracked files)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..errors import UsageError
 from .base import MetricSource
 from .jsonl import Jsonl
+from .nemo_rl import NemoRL
 from .tensorboard import TensorBoard
 from .text import Line, Regex
 
@@ -13,6 +14,7 @@ SOURCES: dict[str, type[MetricSource]] = {
     "regex": Regex,
     "line": Line,
     "jsonl": Jsonl,
+    "nemo-rl": NemoRL,
 }
 
 

@@ -76,6 +76,14 @@ class MetricSource(ABC):
         """Peak accelerator memory the run itself reported, when the source knows where to look."""
         return None
 
+    def failure(self, run: RunOutputs) -> str | None:
+        """A reason that makes the run a crash even though a metric was printed (out of memory, NaN loss)."""
+        return None
+
+    def ending(self, run: RunOutputs) -> str | None:
+        """How the run ended, in words, when its log says so (max steps reached, recipe timeout)."""
+        return None
+
     def __str__(self) -> str:
         return f"{self.kind}:{self.arg}"
 

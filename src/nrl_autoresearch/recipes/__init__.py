@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from .base import Recipe
 from .command import CommandRecipe
+from .nemo_rl import NemoRLRecipe
 
 RECIPES: dict[str, type[Recipe]] = {
     "command": CommandRecipe,
+    "nemo-rl": NemoRLRecipe,
 }
 
 

@@ -90,10 +90,6 @@ class Recipe(ABC):
 
         return parse_source(objective.source)
 
-    def seed_change(self, seed: int) -> dict[str, str]:
-        """The change that reruns the recipe with another seed (empty when the recipe has no seed key)."""
-        return {}
-
     def fingerprint(self, worktree: Path) -> str | None:
         """A digest of the effective configuration, to never run an identical one twice."""
         return None

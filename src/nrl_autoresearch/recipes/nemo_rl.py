@@ -1,0 +1,197 @@
+"""NeMo-RL recipes: `autoresearch init --recipe examples/configs/recipes/llm/<recipe>.yaml` in a NeMo-RL checkout.
+
+The recipe is resolved the way NeMo-RL resolves it; a hypothesis is an edit of the recipe YAML on the
+experiment branch (comments kept, coupled keys moved together), so the commit is the hypothesis and the
+command stays short: `uv run <entrypoint> --config <recipe> <isolation overrides>`, from the worktree root.
+Every run gets its own log and checkpoint folders (NeMo-RL silently resumes from any checkpoint it finds),
+TensorBoard on, validation at the end, and a recipe-level time limit inside the external one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+from ..errors import UsageError
+from ..git import Git, Snapshot
+from ..metrics.nemo_rl import NemoRL
+from . import knobs as catalog
+from . import nemo_config as nc
+from . import yamledit
+from .base import Check, Knob, Launch, Objective, Recipe
+from .params import directions
+
+SETUP_MARGIN_S = 300.0  # the recipe's own limit starts after setup (Ray, model load): leave room for it
+CONFIG_DIRS = ("examples",)  # where recipes and everything they inherit from live
+
+
+class NemoRLRecipe(Recipe):
+    kind = "nemo-rl"
+
+    def __init__(self, path: str, entrypoint: str | None = None, runner: list[str] | None = None,
+                 setup_margin_s: float = SETUP_MARGIN_S, output_root: str | None = None):
+        self.path = path
+        self._entrypoint = entrypoint
+        self.runner = list(runner) if runner is not None else ["uv", "run"]
+        self.setup_margin_s = setup_margin_s
+        self.output_root = output_root  # Brev: experiment outputs on /ephemeral instead of the repository
+
+    @property
+    def label(self) -> str:
+        return self.path
+
+    # -- the recipe as NeMo-RL sees it ---------------------------------------------------------------
+    def resolved(self, root: Path, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+        path = root / self.path
+        if not path.is_file():
+            raise UsageError(f"recipe {self.path!r} does not exist in {root}: see 'autoresearch recipes'")
+        return nc.load_resolved(path, overrides)
+
+    def entrypoint(self, root: Path) -> str:
+        return self._entrypoint or nc.entrypoint_for(root / self.path, self.resolved(root))
+
+    def default_objective(self, root: Path) -> Objective | None:
+        found = nc.authoritative_metric(self.resolved(root))
+        if found is None:
+            return None
+        return Objective(found.metric_name, f"{NemoRL.kind}:{found.metric_name}", found.maximize, "last")
+
+    # -- hypotheses as recipe edits -------------------------------------------------------------------
+    def check_change(self, snapshot: Snapshot, sets: dict[str, str]) -> None:
+        if not sets:
+            return
+        with snapshot.export(*CONFIG_DIRS) as tmp:
+            recipe = tmp / self.path
+            if not recipe.is_file():
+                raise UsageError(f"recipe {self.path!r} is not in commit {snapshot.commit[:10]}")
+            yamledit.set_keys(recipe, sets)  # validates every key against the resolved recipe; the copy is discarded
+
+    def apply(self, worktree: Path, sets: dict[str, str]) -> list[str]:
+        if not sets:
+            return []
+        yamledit.set_keys(worktree / self.path, sets)
+        return [self.path]
+
+    # -- one run ------------------------------------------------------------------------------------
+    def launch(self, worktree: Path, run_dir: Path, limit_s: float | None) -> Launch:
+        resolved = self.resolved(worktree)
+        argv = [*self.runner, self.entrypoint(worktree), "--config", self.path, *self.isolation(resolved, run_dir, limit_s)]
+        return Launch(argv, worktree, self._environment(worktree))
+
+    def isolation(self, resolved: dict, run_dir: Path, limit_s: float | None) -> list[str]:
+        """Overrides that give every run its own state, the metrics we read, and a graceful time limit."""
+        algo = nc.algo_section(resolved)
+        out = Path(run_dir).resolve()
+        overrides = [
+            f"++logger.log_dir={out / 'logs'}",
+            f"++checkpointing.checkpoint_dir={out / 'checkpoints'}",
+            "++logger.tensorboard_enabled=true",
+            "++logger.monitor_gpus=true",
+            f"++logger.wandb_enabled={'true' if os.environ.get('WANDB_API_KEY') else 'false'}",
+            f"++{algo}.val_at_end=true",
+        ]
+        save_by = self._save_by(resolved, limit_s)
+        if save_by:
+            overrides.append(f"++checkpointing.checkpoint_must_save_by={save_by}")
+        return overrides
+
+    def _save_by(self, resolved: dict, limit_s: float | None) -> str | None:
+        """checkpoint_must_save_by: the tighter of the recipe's own value and our limit minus a setup margin."""
+        own = nc.get_dotted(resolved, "checkpointing.checkpoint_must_save_by", None)
+        own_s = _seconds(own) if own else None
+        ours = max(60.0, limit_s - min(self.setup_margin_s, limit_s / 4)) if limit_s else None
+        tighter = min(x for x in (own_s, ours) if x is not None) if (own_s or ours) else None
+        return _ddhhmmss(tighter) if tighter and tighter != own_s else None
+
+    def _environment(self, worktree: Path) -> dict[str, str]:
+        """Reuse the main checkout's uv environment unless the branch changed the project's dependencies."""
+        main = _main_checkout(worktree)
+        venv = main / ".venv"
+        if main == worktree or not venv.is_dir():
+            return {}
+        if not Git(worktree).ok("diff", "--quiet", "HEAD", _head(main), "--", "pyproject.toml", "uv.lock"):
+            return {}
+        return {"UV_PROJECT_ENVIRONMENT": str(venv)}
+
+    def fingerprint(self, worktree: Path) -> str | None:
+        text = json.dumps(self.resolved(worktree), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    # -- exploration ----------------------------------------------------------------------------------
+    def knobs(self, snapshot: Snapshot) -> list[Knob]:
+        with snapshot.export(*CONFIG_DIRS) as tmp:
+            resolved = nc.load_resolved(tmp / self.path)
+        found = []
+        for k in catalog.knobs_for(resolved):
+            current = nc.get_dotted(resolved, k.key)
+            moves = _directions(k.moves, current)
+            if moves:
+                found.append(Knob(k.key, k.area, current, moves, k.risk, k.note))
+        return found
+
+    # -- preflight -------------------------------------------------------------------------------------
+    def preflight(self, root: Path) -> list[Check]:
+        checks: list[Check] = []
+        try:
+            resolved = self.resolved(root)
+            checks.append(Check(True, "recipe resolves", self.path))
+        except UsageError as err:
+            return [Check(False, "recipe resolves", str(err))]
+        entry = self._entrypoint or nc.entrypoint_for(root / self.path, resolved)
+        checks.append(Check((root / entry).is_file(), "entrypoint exists", entry))
+        if self.runner[:1] == ["uv"]:
+            checks.append(Check(shutil.which("uv") is not None, "uv is installed", "install uv: pip install uv"))
+        missing = [f for f in nc.data_files(resolved) if not (root / f).exists()]
+        checks.append(Check(not missing, "prompt and data files exist", ", ".join(missing) or "all present"))
+        unset = sorted(v for v in nc.env_vars_referenced(root / self.path) if v not in os.environ)
+        checks.append(Check(not unset, "environment variables the recipe interpolates are set", ", ".join(unset) or "all set"))
+        checks.append(Check(True, "GPUs required", f"{nc.gpus_required(resolved)} (cluster.gpus_per_node x cluster.num_nodes)",
+                            blocking=False))
+        return checks
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "path": self.path, "entrypoint": self._entrypoint, "runner": self.runner,
+                "setup_margin_s": self.setup_margin_s, "output_root": self.output_root}
+
+
+def _directions(moves: tuple[str, ...], current) -> tuple[tuple[str, ...], ...]:
+    """A catalog's moves as concrete value sequences: `x2`/`/2` scale the current value (and keep going),
+    anything else is a value to set."""
+    found: list[tuple[str, ...]] = []
+    scaled = directions(current) if isinstance(current, (int, float)) and not isinstance(current, bool) else ()
+    for move in moves:
+        if move == "x2" and scaled:
+            found.append(scaled[0])
+        elif move == "/2" and len(scaled) > 1:
+            found.append(scaled[1])
+        elif move not in ("x2", "/2") and yamledit.format_value(yamledit.parse_value(move)) != yamledit.format_value(current):
+            found.append((move,))
+    return tuple(found)
+
+
+def _seconds(text: str) -> float:
+    parts = [int(p) for p in str(text).split(":")]
+    while len(parts) < 4:
+        parts.insert(0, 0)
+    d, h, m, s = parts[-4:]
+    return float(((d * 24 + h) * 60 + m) * 60 + s)
+
+
+def _ddhhmmss(seconds: float) -> str:
+    s = int(seconds)
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return f"{d:02d}:{h:02d}:{m:02d}:{s:02d}"
+
+
+def _main_checkout(worktree: Path) -> Path:
+    common = Path(Git(worktree).run("rev-parse", "--path-format=absolute", "--git-common-dir").strip())
+    return common.parent if common.name == ".git" else worktree
+
+
+def _head(repo: Path) -> str:
+    return Git(repo).run("rev-parse", "HEAD").strip()
