@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import shlex
 
-from .campaign import Campaign
-from .ledger import Row, best
-from .stoprules import StopStatus
+from ..campaign import Campaign
+from ..ledger import Row, best
+from ..stoprules import StopStatus
 
 
 def plan_text(c: Campaign, *, proposer: str, first: list[str], has_baseline: bool, workers: int = 1) -> str:

@@ -1,0 +1,5 @@
+"""What people read and look at: the plan and summary in words, and the campaign report (plot, HTML, Markdown)."""
+
+from .text import plan_text, summary_text
+
+__all__ = ["plan_text", "summary_text"]
