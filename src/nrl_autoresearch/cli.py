@@ -338,6 +338,77 @@ def _confirm(yes: bool) -> None:
 @repo_option
 @campaign_option
 @json_option
+def preflight(repo, campaign_name, as_json):
+    """Check the campaign can run: recipe, entrypoint, data, environment, launcher, disk, GPUs (exit 1 if blocked)."""
+    checks = Engine(_load(repo, campaign_name), say=lambda _: None).preflight()
+    blocked = any(c.blocking and not c.ok for c in checks)
+    data = {"ok": not blocked, "checks": [{"ok": c.ok, "item": c.item, "detail": c.detail, "blocking": c.blocking}
+                                          for c in checks]}
+    mark = {True: "[x]", False: "[ ]"}
+    lines = [f"{mark[c.ok]} {c.item}" + (f": {c.detail}" if c.detail else "") + ("" if c.ok or c.blocking else " (warning)")
+             for c in checks]
+    lines.append("preflight: blocked" if blocked else "preflight: ready")
+    _emit(data, as_json, "\n".join(lines))
+    sys.exit(1 if blocked else 0)
+
+
+@main.group(invoke_without_command=True)
+@repo_option
+@json_option
+@click.pass_context
+def recipes(ctx, repo, as_json):
+    """List the checkout's NeMo-RL recipes: algorithm, entrypoint, authoritative metric, nodes x GPUs."""
+    if ctx.invoked_subcommand:
+        return
+    from .recipes import nemo_config as nc
+
+    root = _repo(repo)
+    found = []
+    for path in sorted((root / "examples" / "configs" / "recipes").rglob("*.yaml")):
+        rel = path.relative_to(root).as_posix()
+        try:
+            resolved = nc.load_resolved(path)
+        except UsageError as err:
+            found.append({"recipe": rel, "error": str(err)})
+            continue
+        metric = nc.authoritative_metric(resolved)
+        found.append({
+            "recipe": rel, "algorithm": nc.algorithm_of(path, resolved), "entrypoint": nc.entrypoint_for(path, resolved),
+            "metric": metric.metric_name if metric else None,
+            "direction": (("maximize" if metric.maximize else "minimize") if metric else None),
+            "nodes": nc.get_dotted(resolved, "cluster.num_nodes"), "gpus_per_node": nc.get_dotted(resolved, "cluster.gpus_per_node"),
+        })
+    if not found:
+        raise UsageError(f"no recipes under {root / 'examples/configs/recipes'}: is this a NeMo-RL checkout? (--repo DIR)")
+    lines = [f"{r['recipe']}  {r['algorithm']}  {r['entrypoint']}  {r['metric']} ({r['direction']})  "
+             f"{r['nodes']}n x {r['gpus_per_node']}g" if "error" not in r else f"{r['recipe']}  error: {r['error']}"
+             for r in found]
+    _emit({"recipes": found}, as_json, "\n".join(lines))
+
+
+@recipes.command("show")
+@click.argument("path")
+@click.argument("overrides", nargs=-1)
+@repo_option
+@json_option
+def recipes_show(path, overrides, repo, as_json):
+    """Print one recipe fully resolved, with NeMo-RL-style OVERRIDES applied, as the entrypoint would see it."""
+    import yaml
+
+    from .recipes import nemo_config as nc
+
+    root = _repo(repo)
+    full = Path(path) if Path(path).is_absolute() else root / path
+    if not full.is_file():
+        raise UsageError(f"recipe {path!r} does not exist in {root}")
+    resolved = nc.load_resolved(full, list(overrides))
+    _emit(resolved, as_json, yaml.safe_dump(resolved, sort_keys=False).rstrip())
+
+
+@main.command()
+@repo_option
+@campaign_option
+@json_option
 def status(repo, campaign_name, as_json):
     """Where the campaign stands: latest result, counts, time left, the stop sentence."""
     c = _load(repo, campaign_name)

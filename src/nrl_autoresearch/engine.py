@@ -10,6 +10,7 @@ Every step is journaled first, so an engine killed at any moment resumes without
 from __future__ import annotations
 
 import math
+import shutil
 import statistics
 import threading
 import time
@@ -31,6 +32,7 @@ from .launchers.base import Job, JobResult, JobState, RunSpec
 from .ledger import Ledger, Notes, Row, best
 from .metrics.base import RunOutputs, aggregate
 from .recipes import recipe_from_dict
+from .recipes.base import Check
 from .redact import redact
 from .session import Moment, Session
 from .workspace import BASELINE, Workspace, validate_name
@@ -164,6 +166,7 @@ class Engine:
         if existing:
             raise UsageError(f"the baseline is already recorded as row {existing[0].index} of {self.c.ledger}: "
                              "run experiments with 'autoresearch try' or 'autoresearch run'")
+        self._check_preflight()
         return self._supervise([self._plan(Hypothesis(BASELINE, "unmodified recipe", parent=BASELINE))])[0]
 
     def try_(self, hypothesis: Hypothesis) -> Row:
@@ -195,6 +198,7 @@ class Engine:
         self.recover()
         if not self.baseline_rows():
             self._check_may_launch()
+            self._check_preflight()
             self._supervise([self._plan(Hypothesis(BASELINE, "unmodified recipe", parent=BASELINE))])
         launched = 0
         threads: list[threading.Event] = []
@@ -511,6 +515,25 @@ class Engine:
             return str(Path(path).resolve().relative_to(self.c.repo.resolve()))
         except ValueError:
             return str(path)
+
+    # -- preflight -----------------------------------------------------------------------------------
+    def preflight(self) -> list[Check]:
+        """The recipe's and the launcher's own checks, free disk, and the person's unrelated changes."""
+        checks = list(self.recipe.preflight(self.c.repo))
+        checks += [Check(ok, "launcher: " + item, blocking=True) for ok, item in self.launcher.preflight()]
+        free_gb = shutil.disk_usage(self.c.dir if self.c.dir.exists() else self.c.repo).free / 2**30
+        checks.append(Check(free_gb >= 1.0, "free disk where logs and checkpoints go", f"{free_gb:.1f} GiB free",
+                            blocking=free_gb < 1.0))
+        dirty = self.ws.user_state().dirty
+        checks.append(Check(not dirty, "unrelated uncommitted changes (left alone)", ", ".join(dirty) or "none",
+                            blocking=False))
+        return checks
+
+    def _check_preflight(self) -> None:
+        failed = [c for c in self.preflight() if c.blocking and not c.ok]
+        if failed:
+            raise UsageError("preflight failed: " + "; ".join(f"{c.item}: {c.detail}" for c in failed)
+                             + " (see 'autoresearch preflight')")
 
     # -- consistency ---------------------------------------------------------------------------------
     def verify(self) -> list[str]:
