@@ -1,0 +1,33 @@
+"""`autoresearch demo`: a whole campaign on the embedded NeMo-RL-shaped project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.helpers import cli, git, ledger_rows
+
+
+def test_demo_runs_a_campaign_with_real_metrics(tmp_path: Path):
+    dest = tmp_path / "demo"
+    proc = cli(tmp_path, "demo", "--dir", str(dest), "--experiments", "2", check=True)
+    out = proc.stdout
+    assert out.startswith(f"demo repository: {dest}")
+    rows = ledger_rows(dest)
+    assert [r["index"] for r in rows] == [1, 2, 3] and rows[0]["branch"].endswith("/baseline")
+    prefix = rows[0]["branch"].rsplit("/", 1)[0]
+    assert prefix.startswith("autoresearch/") and all(r["branch"].startswith(prefix + "/") for r in rows)
+    assert all(r["metric_name"] == "val:accuracy" and r["status"] != "crash" for r in rows)
+    assert len({round(r["metric_value"], 6) for r in rows}) > 1
+    notes = git(dest, "notes", "--ref", "autoresearch", "show", rows[1]["commit"])
+    assert '"metric_source": "tensorboard tag validation/accuracy' in notes
+    assert out.count("stop condition not yet met") >= 3 and "stop condition met: 3/3 attempted" in out
+    assert "summary of" in out and "best keep:" in out
+    assert (sorted((dest / "session").iterdir())[-1] / "handoff.md").exists()
+    assert git(dest, "status", "--porcelain").strip() == ""  # reports and session notes stay untracked
+
+
+def test_demo_refuses_a_non_empty_folder(tmp_path: Path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "file").write_text("x")
+    proc = cli(tmp_path, "demo", "--dir", str(tmp_path / "taken"))
+    assert proc.returncode == 2 and "not empty" in proc.stderr
