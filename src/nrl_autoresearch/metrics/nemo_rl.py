@@ -12,6 +12,7 @@ import json
 import re
 from pathlib import Path
 
+from ..errors import UsageError
 from .base import MetricSource, Point, Reading, RunOutputs
 from .tensorboard import max_over_tags, tag_points
 from .text import NUMBER
@@ -38,14 +39,23 @@ _CONSOLE = {
 }
 
 
+# Per-dataset validation metrics of DPO and RM (`validation-<dataset>_<metric>`), longest first for suffix matching.
+_PER_DATASET_METRICS = sorted(
+    ("loss", "sft_loss", "preference_loss", "accuracy", "rewards_chosen_mean", "rewards_rejected_mean",
+     "num_valid_samples", "global_valid_seqs", "global_valid_toks"), key=len, reverse=True)
+
+
 def metric_tag(metric_name: str) -> str:
-    """`val:accuracy` -> `validation/accuracy`; `train:loss` -> `train/loss`; DPO `val:validation-default_loss` ->
-    `validation-default/loss`."""
-    prefix, _, key = metric_name.partition(":")
-    if prefix == "val" and key.startswith("validation-") and "_" in key:
-        dataset, _, name = key.partition("_")
-        return f"{dataset}/{name}"
-    return f"{'validation' if prefix == 'val' else prefix}/{key}"
+    """`val:X` -> `validation/X`, `train:X` -> `train/X`, DPO/RM `val:validation-<ds>_<m>` -> `validation-<ds>/<m>`."""
+    prefix, sep, name = metric_name.partition(":")
+    if not sep or not name or prefix not in ("val", "train"):
+        raise UsageError(f"checkpointing.metric_name {metric_name!r} is not 'val:<metric>' or 'train:<metric>'; "
+                         "fix it in the recipe or override it")
+    if prefix == "val" and name.startswith("validation-"):
+        suffix = next((m for m in _PER_DATASET_METRICS if name.endswith(f"_{m}")), None)
+        dataset, metric = (name[: -len(suffix) - 1], suffix) if suffix else name.split("_", 1)
+        return f"{dataset}/{metric}"
+    return f"{'validation' if prefix == 'val' else 'train'}/{name}"
 
 
 def log_dirs(run: RunOutputs) -> list[Path]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import io
+import itertools
 import json
 import os
 import tempfile
@@ -28,7 +29,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, ScalarString
 from ..errors import UsageError
 from .nemo_config import PathLike, closest_keys, dotted_leaf_paths, get_dotted, has_dotted, load_recipe, read_yaml
 
-__all__ = ["set_keys", "parse_value", "format_value", "dotted_leaf_paths"]
+__all__ = ["dotted_leaf_paths", "format_value", "parse_value", "set_keys"]
 
 SEQUENCE_LENGTH = "policy.max_total_sequence_length"
 # Lengths NeMo-RL derives from SEQUENCE_LENGTH by interpolation in its base configs, but many recipes hard-code.
@@ -88,8 +89,6 @@ def parse_value(text: str) -> Any:
 
 def format_value(value: Any) -> str:
     """A value as one line of YAML flow text, for change descriptions (`1e-06`, `null`, `[0.9, 0.95]`)."""
-    if value is _ABSENT:
-        return "(unset)"
     if isinstance(value, str):
         return value if _reads_back(value) else json.dumps(value)
     return json.dumps(value)
@@ -281,9 +280,8 @@ def _collection(value: Any, flow_maps: bool = False) -> Any:
         node = CommentedSeq(_collection(item) for item in value)
     else:
         return _styled(_ABSENT, value) if isinstance(value, str) else value
-    items = node.values() if isinstance(node, Mapping) else node
-    if not any(isinstance(item, (Mapping, list)) for item in items) and (flow_maps or not isinstance(node, Mapping)
-                                                                         or not node):
+    nested = any(isinstance(item, (Mapping, list)) for item in (node.values() if isinstance(node, Mapping) else node))
+    if not nested and (flow_maps or isinstance(node, list) or not node):
         node.fa.set_flow_style()
     return node
 
@@ -301,12 +299,13 @@ def _carry_over(original: str, baseline: str, edited: str) -> str:
         start = spans[i1][0] if i1 < len(base_lines) else len(old_lines)
         end = spans[i2 - 1][1] if i2 > i1 else start
         edits.append((start, end, new_lines[j1:j2]))
+    if any(a[1] > b[0] for a, b in itertools.pairwise(edits)):
+        return edited
     patched = list(old_lines)
     for start, end, lines in reversed(edits):
         patched[start:end] = lines
     result = "".join(patched)
-    overlapping = any(a[1] > b[0] for a, b in zip(edits, edits[1:]))
-    return edited if overlapping or read_yaml(result) != read_yaml(edited) else result
+    return result if read_yaml(result) == read_yaml(edited) else edited
 
 
 def _spans(old_lines: list[str], base_lines: list[str]) -> list[tuple[int, int]]:
