@@ -1,0 +1,114 @@
+"""Shared fixtures: real Slurm, Ray and Chromium for the tests that need them.
+
+The services start once per session, on first use, and are stopped at session
+end whatever the test outcome. If one cannot start, the tests using it fail
+(not skip): these tests exist to exercise the real thing.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.lab import (
+    LabError,
+    RayCluster,
+    SlurmCluster,
+    chromium_binary,
+    start_ray,
+    start_slurm,
+    start_watchdog,
+    stop_ray,
+    stop_slurm,
+    stop_watchdog,
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, what in [
+        ("slurm", "a private single-node Slurm cluster (fixture slurm_cluster)"),
+        ("ray", "a private local Ray head with the Jobs API (fixture ray_cluster)"),
+        ("chromium", "Debian's headless Chromium (fixture chromium)"),
+    ]:
+        config.addinivalue_line("markers", f"{name}: needs {what}")
+
+
+# The services started so far, by fixture name.
+_started: dict[str, SlurmCluster | RayCluster] = {}
+_failed = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.failed:
+        item.stash[_failed] = True
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _cancel_jobs_of_failed_test(request: pytest.FixtureRequest):
+    """After a failed test, cancel the jobs it left on the shared services:
+    left running, they would hold the CPUs that the next tests wait for."""
+    yield
+    if request.node.stash.get(_failed, False):
+        for name, service in _started.items():
+            if name in request.fixturenames:
+                service.cancel_all_jobs()
+
+
+def _ensure_stopped(request: pytest.FixtureRequest, down_script: str,
+                    env: dict[str, str], stop) -> None:
+    """Arrange for a service to be stopped, before it is even started.
+
+    The finalizer covers the normal end of the session and a half-finished
+    start; the watchdog covers a pytest that dies without running finalizers.
+    """
+    watchdog = start_watchdog(down_script, env)
+
+    def finalize() -> None:
+        try:
+            _started.pop(request.fixturename, None)
+            stop()
+        finally:
+            stop_watchdog(watchdog)
+
+    request.addfinalizer(finalize)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> SlurmCluster:
+    """A private Slurm cluster: `.run("sbatch", ...)`, or add `.env` (SLURM_CONF) to a command's env."""
+    lab = tmp_path_factory.mktemp("slurm")
+    _ensure_stopped(request, "slurm-down.sh", {"SLURM_LAB": str(lab)}, lambda: stop_slurm(lab))
+    try:
+        _started["slurm_cluster"] = start_slurm(lab)
+        return _started["slurm_cluster"]
+    except LabError as exc:
+        error = str(exc)      # fail outside `except`: no chained traceback
+    pytest.fail(f"could not start the Slurm lab cluster:\n{error}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(request: pytest.FixtureRequest,
+                tmp_path_factory: pytest.TempPathFactory) -> RayCluster:
+    """A private Ray head; `.address` is the dashboard URL for the Jobs API."""
+    # A short name: Ray's socket paths under the lab may not exceed 107 bytes.
+    lab = tmp_path_factory.mktemp("ray")
+    _ensure_stopped(request, "ray-down.sh", {"RAY_LAB": str(lab)}, lambda: stop_ray(lab))
+    try:
+        _started["ray_cluster"] = start_ray(lab)
+        return _started["ray_cluster"]
+    except LabError as exc:
+        error = str(exc)
+    pytest.fail(f"could not start the Ray lab head:\n{error}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Path of Debian's headless-capable Chromium."""
+    try:
+        return chromium_binary()
+    except LabError as exc:
+        error = str(exc)
+    pytest.fail(error, pytrace=False)
