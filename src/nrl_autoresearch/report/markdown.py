@@ -1,0 +1,81 @@
+"""The campaign in a few lines of Markdown, fit for a pull request or a chat message.
+
+The short forms of an experiment (its name, its shown value, the command that reproduces it) live here too:
+the HTML page and the chart use the same words, so the three renderings never disagree.
+"""
+
+from __future__ import annotations
+
+from ..campaign import Campaign
+from ..ledger import Row, best
+from ..stoprules import StopStatus
+
+DESCRIPTION_CHARS = 80
+
+
+def short_name(row: Row) -> str:
+    """The experiment's name: the last part of its branch."""
+    return row.branch.rsplit("/", 1)[-1]
+
+
+def shown(row: Row) -> str:
+    """The metric as people read it; a crash has no value."""
+    return "crash" if row.metric_value is None else f"{row.metric_value:.6g}"
+
+
+def reproduce(row: Row) -> str:
+    """The exact command that re-runs an experiment from its own branch."""
+    return f"git checkout {row.branch} && {row.command}"
+
+
+def truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def counts(rows: list[Row]) -> str:
+    tally = {s: sum(r.status == s for r in rows) for s in ("keep", "discard", "crash")}
+    return f"{len(rows)} attempted: {tally['keep']} keep, {tally['discard']} discard, {tally['crash']} crash"
+
+
+def render_markdown(campaign: Campaign, rows: list[Row], *, status: StopStatus, image: str | None = None) -> str:
+    """Objective, stop status, one table line per row, and the best keep with its reproduce command."""
+    objective = campaign.objective
+    lines = [
+        f"## autoresearch: {campaign.name}",
+        "",
+        f"**Objective:** {objective.direction} `{objective.metric_name}` ({objective.source}, {objective.aggregate})  ",
+        f"**Stop:** {status.sentence}  ",
+        f"**Rows:** {counts(rows)}",
+        "",
+        *([f"![progress of {campaign.name}]({image})", ""] if image and rows else []),
+        *_table(rows, objective.metric_name),
+        "",
+        *_best(rows, maximize=objective.maximize),
+    ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _table(rows: list[Row], metric: str) -> list[str]:
+    if not rows:
+        return ["No experiment has been attempted yet."]
+    head = [f"| # | experiment | status | {_cell(metric)} | description |", "|---:|---|---|---:|---|"]
+    return head + [f"| {r.index} | {_cell(short_name(r))} | {r.status} | {shown(r)} | "
+                   f"{_cell(truncate(r.description, DESCRIPTION_CHARS))} |" for r in rows]
+
+
+def _best(rows: list[Row], *, maximize: bool) -> list[str]:
+    top = best(rows, maximize=maximize)
+    if top is None:
+        return ["**Best keep:** none yet."]
+    return [
+        f"**Best keep:** `{top.branch}` ({top.metric_name} = {shown(top)}), row {top.index}",
+        "",
+        "```sh",
+        reproduce(top),
+        "```",
+    ]
+
+
+def _cell(text: str) -> str:
+    """Table cells must not open a new column."""
+    return text.replace("|", "\\|")
