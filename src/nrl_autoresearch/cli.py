@@ -108,10 +108,12 @@ def _interrupt(signum, frame):
 @click.option("--min-delta", type=float, default=0.0, show_default=True, help="Smallest gain that counts as a keep.")
 @click.option("--launcher", type=click.Choice(sorted(LAUNCHERS)), default="local", show_default=True)
 @click.option("--grace", default="10s", show_default=True, help="Time between SIGTERM and SIGKILL when a run is stopped.")
+@click.option("--gpus-per-experiment", type=int, default=0, show_default=True,
+              help="Disjoint GPU sets (CUDA_VISIBLE_DEVICES) for local experiments run in parallel.")
 @json_option
 def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_source, aggregate, params_file,
          set_style, prefix, campaign_name, max_experiments, budget, per_experiment, target, stop, min_delta,
-         launcher, grace, as_json):
+         launcher, grace, gpus_per_experiment, as_json):
     """Record a campaign in this repository (nothing is branched or run yet)."""
     root = _repo(repo)
     if bool(command) == bool(recipe):
@@ -130,8 +132,11 @@ def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_sou
         slug = _slug_from_command(command)
     rules = StopRules.build(now=time.time(), max_experiments=max_experiments, budget=budget,
                             per_experiment=per_experiment, target=target, stop=stop)
+    if gpus_per_experiment < 0:
+        raise UsageError(f"bad --gpus-per-experiment {gpus_per_experiment}: give 0 or more")
     c = _new_campaign(root, recipe_obj, objective, rules, prefix=prefix, name=campaign_name, slug=slug,
-                      min_delta=min_delta, launcher={"name": launcher, "grace_s": parse_duration(grace, what="--grace")})
+                      min_delta=min_delta, launcher={"name": launcher, "grace_s": parse_duration(grace, what="--grace")},
+                      options={"gpus_per_experiment": gpus_per_experiment})
     state = Workspace(root, c.prefix, c.worktrees).user_state()
     data = {"campaign": c.to_dict(), "user_branch": state.branch, "unrelated_changes": state.dirty,
             "monitors": rules.monitors()}
@@ -168,7 +173,8 @@ def _objective(root: Path, recipe, metric, maximize, metric_source, aggregate) -
 
 
 def _new_campaign(root: Path, recipe, objective: Objective, rules: StopRules, *, prefix: str | None, name: str | None,
-                  slug: str, min_delta: float = 0.0, launcher: dict | None = None) -> Campaign:
+                  slug: str, min_delta: float = 0.0, launcher: dict | None = None,
+                  options: dict | None = None) -> Campaign:
     """Validate the names, then create the ledger and the campaign folder (all untracked)."""
     git = Git(root)
     head = git.rev("HEAD")
@@ -180,7 +186,7 @@ def _new_campaign(root: Path, recipe, objective: Objective, rules: StopRules, *,
         raise UsageError(f"campaign {name!r} already exists in {root}: continue it, or pass --campaign with a new name")
     c = Campaign(name=name, prefix=prefix, repo=root, created_at=time.time(), base_commit=head,
                  recipe=recipe.to_dict(), objective=objective, rules=rules, min_delta=min_delta,
-                 launcher=launcher or {"name": "local"})
+                 launcher=launcher or {"name": "local"}, options=options or {})
     _create(c)
     return c
 

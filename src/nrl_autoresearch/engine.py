@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 
-from . import stoprules
+from . import gpus, stoprules
 from .campaign import RESERVED, Campaign
 from .errors import StopConditionMet, UsageError
 from .git import Snapshot
@@ -86,6 +86,7 @@ class Engine:
         self._in_flight: set[int] = set()
         self._halt: str | None = None
         self._memory: Session | None = None
+        self._gpus = GpuPool(campaign.options.get("gpus_per_experiment", 0))
 
     # -- reading state -------------------------------------------------------------------------------
     def rows(self) -> list[Row]:
@@ -213,7 +214,7 @@ class Engine:
                 with self._lock:
                     if self.status().met:
                         break
-                    ready = len(self._in_flight) < workers and self._may_launch()
+                    ready = len(self._in_flight) < workers and self._may_launch() and self._gpus.available()
                     plan = None
                     if ready:
                         hypothesis = propose(self.history())
@@ -222,7 +223,7 @@ class Engine:
                             break
                         plan = self._plan(hypothesis)
                 if plan is None:
-                    if not self._in_flight and not self._may_launch():
+                    if not self._in_flight and not (self._may_launch() and self._gpus.available()):
                         break
                     self._wait_any(threads)
                     continue
@@ -389,6 +390,7 @@ class Engine:
         finally:
             with self._lock:
                 self._in_flight.discard(plan.index)
+                self._gpus.give_back(plan.index)
 
     def _commit(self, plan: Plan, worktree: Path) -> str:
         if plan.is_baseline:
@@ -417,7 +419,7 @@ class Engine:
         marker = f"{self.c.dir}#{plan.index}"
         spec = RunSpec(name=f"ar-{self.c.name}-{plan.index:03d}", argv=launch.argv, cwd=launch.cwd,
                        log_path=run_dir / "run.log", run_dir=run_dir, env={**launch.env, RUN_MARKER: marker},
-                       timeout_s=limit)
+                       timeout_s=limit, gpus=self._gpus.take(plan.index))
         self.journal.record("launching", plan.index, marker=marker, job_name=spec.name, run_dir=str(run_dir))
         self.checkpoint("before launch", f"[{plan.index}] {redact(' '.join(launch.argv))} on {self.launcher.name}")
         job = self.launcher.submit(spec)
@@ -524,6 +526,10 @@ class Engine:
         free_gb = shutil.disk_usage(self.c.dir if self.c.dir.exists() else self.c.repo).free / 2**30
         checks.append(Check(free_gb >= 1.0, "free disk where logs and checkpoints go", f"{free_gb:.1f} GiB free",
                             blocking=free_gb < 1.0))
+        if self._gpus.per_experiment:
+            visible = gpus.visible_gpus()
+            checks.append(Check(len(visible) >= self._gpus.per_experiment, "GPUs per experiment",
+                                f"{self._gpus.per_experiment} requested, {len(visible)} visible"))
         dirty = self.ws.user_state().dirty
         checks.append(Check(not dirty, "unrelated uncommitted changes (left alone)", ", ".join(dirty) or "none",
                             blocking=False))
@@ -629,6 +635,33 @@ class Engine:
             except psutil.Error:
                 pass
         return None
+
+
+class GpuPool:
+    """Disjoint GPU sets for experiments in flight at once (CUDA_VISIBLE_DEVICES); without GPUs, no mask at all."""
+
+    def __init__(self, per_experiment: int):
+        self.per_experiment = per_experiment
+        self._free = gpus.visible_gpus() if per_experiment else []
+        self._held: dict[int, tuple[int, ...]] = {}
+        self._lock = threading.Lock()
+
+    def available(self) -> bool:
+        return not self.per_experiment or len(self._free) >= self.per_experiment
+
+    def take(self, index: int) -> tuple[int, ...] | None:
+        if not self.per_experiment:
+            return None
+        with self._lock:
+            if len(self._free) < self.per_experiment:
+                raise UsageError(f"{self.per_experiment} GPUs per experiment requested, {len(self._free)} free")
+            taken, self._free = tuple(self._free[:self.per_experiment]), self._free[self.per_experiment:]
+            self._held[index] = taken
+            return taken
+
+    def give_back(self, index: int) -> None:
+        with self._lock:
+            self._free += list(self._held.pop(index, ()))
 
 
 class _FinishedJob(Job):
