@@ -305,7 +305,7 @@ def run(proposer_spec, yes, more, workers, repo, campaign_name):
 def _run_loop(engine: Engine, proposer_spec: str, *, yes: bool, more: int | None, workers: int) -> None:
     """Validate, state the plan, get it confirmed, loop, summarise: shared by run and resume."""
     from .proposers import make_proposer
-    from .report import plan_text, summary_text
+    from .report import build_report, plan_text, summary_text
 
     proposer = make_proposer(proposer_spec, engine)
     for hypothesis in getattr(proposer, "hypotheses", []):
@@ -326,8 +326,12 @@ def _run_loop(engine: Engine, proposer_spec: str, *, yes: bool, more: int | None
     engine.c = engine.c.with_options(proposer=proposer_spec, workers=workers)
     engine.c.save()
     engine.checkpoint("plan", plan.replace("\n", "; "))
-    engine.run(proposer.propose, workers=workers)
-    click.echo(summary_text(engine.c, engine.rows(), engine.status()))
+    try:
+        engine.run(proposer.propose, workers=workers)
+    finally:
+        written = build_report(engine)
+        click.echo(summary_text(engine.c, engine.rows(), engine.status()))
+        click.echo(f"report: {written['html']} (plot {written['png'].name}, summary {written['markdown'].name})")
 
 
 def _confirm(yes: bool) -> None:
@@ -338,6 +342,26 @@ def _confirm(yes: bool) -> None:
         raise UsageError("the plan needs confirmation and there is no terminal to ask: pass --yes to confirm it")
     if not click.confirm("Proceed with this plan?", default=False):
         raise UsageError("plan not confirmed: nothing was created")
+
+
+@main.command()
+@click.option("--html", type=click.Path(dir_okay=False), help="Where to write the HTML report.")
+@click.option("--png", type=click.Path(dir_okay=False), help="Where to write the progress plot.")
+@click.option("--markdown", type=click.Path(dir_okay=False), help="Where to write the Markdown summary.")
+@repo_option
+@campaign_option
+@json_option
+def report(html, png, markdown, repo, campaign_name, as_json):
+    """Write the campaign report: a progress plot, a self-contained HTML page, a Markdown summary."""
+    from .report import build_report
+
+    engine = Engine(_load(repo, campaign_name), say=lambda _: None)
+    written = build_report(engine, html=_path(html), png=_path(png), markdown=_path(markdown))
+    _emit({k: str(v) for k, v in written.items()}, as_json, "\n".join(f"{k}: {v}" for k, v in written.items()))
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value).resolve() if value else None
 
 
 @main.command()

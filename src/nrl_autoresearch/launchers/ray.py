@@ -1,0 +1,261 @@
+"""Runs on a Ray cluster through its Job Submission API (the dashboard's address).
+
+The run's folder is uploaded as the job's working_dir, so its size is checked first, the way Ray measures
+it (runtime_env excludes, .gitignore, .rayignore): over the limit, the upload would fail or crawl. The
+entrypoint is shell text whose `${NAME}` references the job's shell expands from env_vars: a referenced
+secret travels in the submission request only, never in a file we write. The job's log is streamed into
+run.log while it runs and fetched whole once it ends, so the metric reader finds it complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from ..errors import UsageError
+from ..redact import _REF, redact
+from ..stoprules import format_duration
+from .base import Job, JobResult, JobState, Launcher, RunSpec, wait_loop
+from .local import GRACE_S
+from .slurm import shell_command
+
+RAY_MISSING = "the ray launcher needs Ray's job SDK: pip install 'nrl-autoresearch[ray]'"
+OVERRUN = "overrun"
+LOST_AFTER = 3  # consecutive polls the Jobs API does not answer: the job is lost
+_STATES = {"PENDING": JobState.PENDING, "RUNNING": JobState.RUNNING, "SUCCEEDED": JobState.COMPLETED,
+           "FAILED": JobState.FAILED, "STOPPED": JobState.CANCELLED}
+
+
+def connect(address: str):
+    """A JobSubmissionClient (Ray imported only when a Ray launcher is used); it checks the address answers."""
+    try:
+        from ray.job_submission import JobSubmissionClient
+    except ImportError as err:
+        raise UsageError(RAY_MISSING) from err
+    try:
+        return JobSubmissionClient(address)
+    except RuntimeError as err:  # core-only ray: "require the ray[default] installation"
+        if "ray[default]" in str(err):
+            raise UsageError(RAY_MISSING) from err
+        raise
+
+
+def upload_size(path: Path, excludes: list[str]) -> int:
+    """Bytes Ray would upload from `path`, found by Ray's own traversal of it."""
+    from ray._private.runtime_env.packaging import _dir_travel, _get_excludes
+
+    total = 0
+
+    def add(item: Path) -> None:
+        nonlocal total
+        if item.is_file():
+            total += item.stat().st_size
+
+    include_gitignore = os.environ.get("RAY_RUNTIME_ENV_IGNORE_GITIGNORE", "0") != "1"
+    _dir_travel(path, [_get_excludes(path, excludes)], add, include_gitignore=include_gitignore)
+    return total
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, prefix=f".{path.name}.") as tmp:
+        tmp.write(text)
+    os.replace(tmp.name, path)
+
+
+class LogTail:
+    """Streams a job's log into a file while it runs; `finish()` replaces it with the whole log once the job
+    has ended (a stream that broke, or a reattached one that started late, loses nothing)."""
+
+    def __init__(self, client, job_id: str, path: Path):
+        self.client, self.job_id, self.path = client, job_id, path
+        self.thread = threading.Thread(target=asyncio.run, args=(self._follow(),), daemon=True,
+                                       name=f"ray-log-{job_id}")
+        self.thread.start()
+
+    async def _follow(self) -> None:
+        try:
+            with open(self.path, "w") as out:
+                async for lines in self.client.tail_job_logs(self.job_id):
+                    out.write(lines)
+                    out.flush()
+        except (RuntimeError, OSError):  # a broken stream: finish() fetches the whole log anyway
+            pass
+
+    def finish(self) -> None:
+        self.thread.join(timeout=5.0)
+        try:
+            _write_atomically(self.path, self.client.get_job_logs(self.job_id))
+        except (RuntimeError, ConnectionError):  # the cluster is gone: what was streamed is all there is
+            pass
+
+
+class RayJob(Job):
+    """A Ray job followed by its submission id."""
+
+    def __init__(self, client, submission_id: str, *, log_path: Path, command: str, timeout_s: float | None,
+                 poll_s: float, grace_s: float):
+        self.client = client
+        self.job_id = submission_id
+        self.log_path = log_path
+        self.command = command
+        self.timeout_s = timeout_s
+        self.poll_s = poll_s
+        self.grace_s = grace_s
+        self._info = None
+        self._misses = 0
+        self._running_since: float | None = None
+        self._ended: tuple[JobState, str] | None = None
+        self._logs = LogTail(client, submission_id, log_path)
+
+    def state(self) -> JobState:
+        if not (self._info and self._info.status.is_terminal()):
+            self._refresh()
+        if self._misses >= LOST_AFTER:
+            return JobState.UNKNOWN
+        return _STATES[self._info.status.value] if self._info else JobState.PENDING
+
+    def wait(self, poll_s: float | None = None, should_stop=None) -> JobResult:
+        def stop_reason() -> str | None:
+            if self._overrun():
+                return OVERRUN
+            return should_stop() if should_stop else None
+
+        reason = wait_loop(self, poll_s or self.poll_s, stop_reason)
+        if reason == OVERRUN:
+            self._stop(JobState.TIMEOUT, f"timeout: exceeded the {format_duration(self.timeout_s)} limit; "
+                                         "Ray job stopped")
+        elif reason:
+            self._stop(JobState.CANCELLED, reason)
+        if self._info is not None:
+            self._logs.finish()
+        return self.result()
+
+    def cancel(self, reason: str) -> None:
+        self._stop(JobState.CANCELLED, reason)
+
+    def handle(self) -> dict:
+        return {"submission_id": self.job_id, "log_path": str(self.log_path), "command": self.command,
+                "timeout_s": self.timeout_s}
+
+    def result(self) -> JobResult:
+        info = self._info
+        if info is None:
+            return JobResult(JobState.UNKNOWN, None, f"ray job {self.job_id} does not answer", 0.0)
+        status = info.status.value
+        state, reason = self._ended or (_STATES[status], _describe(info))
+        submitted = (info.start_time or 0) / 1000
+        end = info.end_time / 1000 if info.end_time else time.time()
+        started = self._running_since or submitted
+        return JobResult(state, info.driver_exit_code, reason, max(0.0, end - started), max(0.0, started - submitted))
+
+    def _refresh(self) -> None:
+        try:
+            self._info = self.client.get_job_info(self.job_id)
+            self._misses = 0
+        except (RuntimeError, ConnectionError):
+            self._misses += 1
+            return
+        if self._running_since is None and self._info.status.value == "RUNNING":
+            self._running_since = time.time()
+
+    def _overrun(self) -> bool:
+        since = self._running_since
+        return bool(self.timeout_s and since and time.time() - since > self.timeout_s)
+
+    def _stop(self, state: JobState, reason: str) -> None:
+        """stop_job (SIGTERM, then SIGKILL after Ray's own wait), then up to `grace_s` for it to end."""
+        if self._ended is None:
+            self._ended = (state, reason)
+        self.client.stop_job(self.job_id)
+        deadline = time.time() + self.grace_s
+        while not self.state().finished and time.time() < deadline:
+            time.sleep(0.2)
+
+
+def _describe(info) -> str:
+    status = info.status.value
+    if status == "FAILED":
+        first = (info.message or "").strip().splitlines()[:1]
+        code = f" exit {info.driver_exit_code}" if info.driver_exit_code is not None else ""
+        return f"ray FAILED{code}" + (f": {first[0]}" if first else "")
+    return f"ray {status}"
+
+
+class RayLauncher(Launcher):
+    """A Ray cluster's Jobs API: one Ray job per run, its folder uploaded as working_dir."""
+
+    name = "ray"
+
+    def __init__(self, address: str, runtime_env: dict | None = None, entrypoint_num_cpus: float | None = None,
+                 entrypoint_num_gpus: float | None = None, upload_limit_mb: float = 100, poll_s: float = 2.0,
+                 grace_s: float = GRACE_S):
+        """`address`: the dashboard URL (http://head:8265). `runtime_env`: merged into every job's (its
+        `excludes` also count for the upload size). `grace_s`: how long a stopped job is given to end."""
+        self.address = address
+        self.runtime_env = dict(runtime_env or {})
+        self.entrypoint_num_cpus = entrypoint_num_cpus
+        self.entrypoint_num_gpus = entrypoint_num_gpus
+        self.upload_limit_mb = upload_limit_mb
+        self.poll_s = poll_s
+        self.grace_s = grace_s
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = connect(self.address)
+        return self._client
+
+    def submit(self, spec: RunSpec) -> RayJob:
+        self.check_upload(spec.cwd)
+        entrypoint = shell_command(spec.argv)
+        submission_id = f"{spec.name}-{uuid.uuid4().hex[:8]}"
+        self.client.submit_job(entrypoint=entrypoint, submission_id=submission_id,
+                               runtime_env=self.job_runtime_env(spec), entrypoint_num_cpus=self.entrypoint_num_cpus,
+                               entrypoint_num_gpus=self.entrypoint_num_gpus)
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        return self._job(submission_id, spec.log_path, redact(entrypoint), spec.timeout_s)
+
+    def job_runtime_env(self, spec: RunSpec) -> dict:
+        """The launcher's runtime_env with the run's folder and environment; a secret the command refers to
+        is passed by value only when it is set here."""
+        names = {name for arg in spec.argv for name in _REF.findall(arg)}
+        secrets = {name: os.environ[name] for name in sorted(names) if name in os.environ}
+        env_vars = {**self.runtime_env.get("env_vars", {}), "PYTHONUNBUFFERED": "1", **spec.env, **secrets}
+        return {**self.runtime_env, "working_dir": str(spec.cwd), "env_vars": env_vars}
+
+    def check_upload(self, folder: Path) -> None:
+        """Refuse a working_dir over the upload limit before Ray tries to zip and send it."""
+        size = upload_size(folder, list(self.runtime_env.get("excludes", [])))
+        if size > self.upload_limit_mb * 2**20:
+            raise UsageError(
+                f"{folder} holds {size / 2**20:.1f} MiB to upload, over the {self.upload_limit_mb:g} MiB limit of "
+                "Ray's working_dir upload (upload_limit_mb): exclude big folders with runtime_env "
+                "{'excludes': ['data/', 'checkpoints/']} or a .rayignore, or keep data and checkpoints on a "
+                "shared filesystem outside the working directory")
+
+    def _job(self, submission_id: str, log_path: Path, command: str, timeout_s: float | None) -> RayJob:
+        return RayJob(self.client, submission_id, log_path=log_path, command=command, timeout_s=timeout_s,
+                      poll_s=self.poll_s, grace_s=self.grace_s)
+
+    def reattach(self, handle: dict) -> RayJob | None:
+        """The job by its submission id, running or finished, while the cluster remembers it."""
+        try:
+            self.client.get_job_info(handle["submission_id"])
+        except RuntimeError:
+            return None
+        return self._job(handle["submission_id"], Path(handle["log_path"]), handle["command"], handle["timeout_s"])
+
+    def preflight(self) -> list[tuple[bool, str]]:
+        try:
+            version = self.client.get_version()
+        except UsageError as err:
+            return [(False, f"ray: {err}")]
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            return [(False, f"ray: the Jobs API at {self.address} does not answer: {err}")]
+        return [(True, f"ray: the Jobs API at {self.address} answers (Ray {version})")]
