@@ -17,11 +17,11 @@ import json
 import shlex
 import signal
 import sys
-import time
 from pathlib import Path
 
 import click
 
+from . import api
 from . import campaign as campaigns
 from .campaign import Campaign
 from .engine import Engine
@@ -30,15 +30,8 @@ from .git import Git, repo_root
 from .hypothesis import Hypothesis, parse_sets, validated
 from .launchers import LAUNCHERS
 from .ledger import COLUMNS, Ledger
-from .metrics import parse_source
-from .redact import protect_command
-from .metrics.base import validate_aggregate
-from .recipes.base import Objective
-from .recipes.command import CommandRecipe
-from .stoprules import StopRules, format_duration, parse_duration
-from .workspace import Workspace, default_prefix, validate_name, validate_prefix
-
-EXCLUDES = [f"/{campaigns.LEDGER}", f"/{campaigns.LEDGER}.lock", f"/{campaigns.CAMPAIGNS}/", "/session/"]
+from .stoprules import format_duration
+from .workspace import Workspace, validate_name
 
 
 class _Group(click.Group):
@@ -115,95 +108,17 @@ def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_sou
          set_style, prefix, campaign_name, max_experiments, budget, per_experiment, target, stop, min_delta,
          launcher, grace, gpus_per_experiment, as_json):
     """Record a campaign in this repository (nothing is branched or run yet)."""
-    root = _repo(repo)
-    if bool(command) == bool(recipe):
-        raise UsageError("give exactly one of --command \"python train.py ...\" or --recipe <NeMo-RL recipe.yaml>")
-    if recipe:
-        recipe_obj = _nemo_recipe(root, recipe, entrypoint, shlex.split(runner))
-        objective = _objective(root, recipe_obj, metric, maximize, metric_source, aggregate)
-        slug = Path(recipe).stem
-    else:
-        if not metric:
-            raise UsageError("give the objective with --metric NAME (and --metric-source, --maximize or --minimize)")
-        if params_file and not (root / params_file).is_file():
-            raise UsageError(f"--params-file {params_file!r} does not exist in {root}")
-        recipe_obj = CommandRecipe(protect_command(shlex.split(command)), params_file, set_style)
-        objective = _objective(root, recipe_obj, metric, maximize, metric_source, aggregate)
-        slug = _slug_from_command(command)
-    rules = StopRules.build(now=time.time(), max_experiments=max_experiments, budget=budget,
-                            per_experiment=per_experiment, target=target, stop=stop)
-    if gpus_per_experiment < 0:
-        raise UsageError(f"bad --gpus-per-experiment {gpus_per_experiment}: give 0 or more")
-    c = _new_campaign(root, recipe_obj, objective, rules, prefix=prefix, name=campaign_name, slug=slug,
-                      min_delta=min_delta, launcher={"name": launcher, "grace_s": parse_duration(grace, what="--grace")},
-                      options={"gpus_per_experiment": gpus_per_experiment})
-    state = Workspace(root, c.prefix, c.worktrees).user_state()
+    request = api.CampaignRequest(
+        command=command, recipe=recipe, entrypoint=entrypoint, runner=runner, metric=metric, maximize=maximize,
+        metric_source=metric_source, aggregate=aggregate, params_file=params_file, set_style=set_style, prefix=prefix,
+        name=campaign_name, max_experiments=max_experiments, budget=budget, per_experiment=per_experiment,
+        target=target, stop=stop, min_delta=min_delta, launcher=launcher, grace=grace,
+        gpus_per_experiment=gpus_per_experiment)
+    c = api.create_campaign(_repo(repo), request)
+    state = Workspace(c.repo, c.prefix, c.worktrees).user_state()
     data = {"campaign": c.to_dict(), "user_branch": state.branch, "unrelated_changes": state.dirty,
-            "monitors": rules.monitors()}
+            "monitors": c.rules.monitors()}
     _emit(data, as_json, _init_text(c, state))
-
-
-def _nemo_recipe(root: Path, recipe: str, entrypoint: str | None, runner: list[str]):
-    """A NeMo-RL recipe, checked by preflight before anything is created."""
-    from .recipes.nemo_rl import NemoRLRecipe
-
-    path = Path(recipe)
-    rel = path.resolve().relative_to(root.resolve()) if path.is_absolute() else path
-    obj = NemoRLRecipe(rel.as_posix(), entrypoint, runner)
-    blocking = [c for c in obj.preflight(root) if c.blocking and not c.ok]
-    if blocking:
-        raise UsageError("preflight failed: " + "; ".join(f"{c.item}: {c.detail}" for c in blocking))
-    return obj
-
-
-def _objective(root: Path, recipe, metric, maximize, metric_source, aggregate) -> Objective:
-    """The objective given, completed from the recipe's own (NeMo-RL's checkpointing.metric_name) where it is silent."""
-    declared = recipe.default_objective(root)
-    metric = metric or (declared.metric_name if declared else None)
-    if not metric:
-        raise UsageError("the recipe declares no checkpointing.metric_name: give the objective with --metric")
-    if declared and metric == declared.metric_name:
-        source = metric_source or declared.source
-        maximize = declared.maximize if maximize is None else maximize
-    else:
-        source = metric_source or (f"nemo-rl:{metric}" if declared else f"line:{metric}")
-    if maximize is None:
-        raise UsageError(f"say which way {metric!r} is better: add --maximize or --minimize")
-    return Objective(metric, str(parse_source(source)), maximize, validate_aggregate(aggregate))
-
-
-def _new_campaign(root: Path, recipe, objective: Objective, rules: StopRules, *, prefix: str | None, name: str | None,
-                  slug: str, min_delta: float = 0.0, launcher: dict | None = None,
-                  options: dict | None = None) -> Campaign:
-    """Validate the names, then create the ledger and the campaign folder (all untracked)."""
-    git = Git(root)
-    head = git.rev("HEAD")
-    if head is None:
-        raise UsageError(f"{root} has no commit yet: commit your starting point, then run init")
-    prefix = validate_prefix(git, prefix or default_prefix(name or slug))
-    name = validate_name(name or prefix.rsplit("/", 1)[-1], what="campaign name")
-    if campaigns.exists(root, name):
-        raise UsageError(f"campaign {name!r} already exists in {root}: continue it, or pass --campaign with a new name")
-    c = Campaign(name=name, prefix=prefix, repo=root, created_at=time.time(), base_commit=head,
-                 recipe=recipe.to_dict(), objective=objective, rules=rules, min_delta=min_delta,
-                 launcher=launcher or {"name": "local"}, options=options or {})
-    _create(c)
-    return c
-
-
-def _slug_from_command(command: str) -> str:
-    from .workspace import slugify
-
-    words = [w for w in shlex.split(command) if not w.startswith("-")]
-    return slugify(Path(words[-1]).stem if words else "campaign")
-
-
-def _create(c: Campaign) -> None:
-    """The ledger (header only), the campaign folder, all untracked through .git/info/exclude."""
-    ws = Workspace(c.repo, c.prefix, c.worktrees)
-    ws.ensure_excluded(EXCLUDES)
-    Ledger(c.ledger_path).ensure()
-    c.save()
 
 
 def _init_text(c: Campaign, state) -> str:
@@ -235,18 +150,11 @@ def _recipe_text(c: Campaign) -> str:
 @click.option("--workers", type=int, default=1, show_default=True, help="Experiments in flight at once.")
 def demo(directory, experiments, launcher, workers):
     """Create a tiny NeMo-RL-shaped GRPO project and run a whole campaign on it (about a minute on a laptop)."""
-    from .demo import RECIPE, create_repo, default_dir
-    from .recipes.nemo_rl import NemoRLRecipe
+    from .demo import default_dir
 
-    if experiments is not None and experiments < 1:
-        raise UsageError(f"bad --experiments {experiments}: run at least one experiment after the baseline")
-    dest = create_repo(Path(directory).resolve() if directory else default_dir(Path.cwd()))
+    dest = Path(directory).resolve() if directory else default_dir(Path.cwd())
+    c = api.create_demo(dest, experiments=experiments, launcher=launcher)
     click.echo(f"demo repository: {dest}")
-    recipe = NemoRLRecipe(RECIPE, runner=[sys.executable])
-    objective = _objective(dest, recipe, None, None, None, "last")
-    rules = StopRules.build(now=time.time(), max_experiments=experiments + 1 if experiments else None, per_experiment="5m")
-    c = _new_campaign(dest, recipe, objective, rules, prefix=None, name=None, slug="grpo-toy-digitsum",
-                      launcher={"name": launcher})
     _run_loop(Engine(c), "catalog", yes=True, more=None, workers=workers)
     click.echo(f"session notes: {dest / 'session'}")
 
@@ -370,16 +278,13 @@ def _path(value: str | None) -> Path | None:
 @json_option
 def preflight(repo, campaign_name, as_json):
     """Check the campaign can run: recipe, entrypoint, data, environment, launcher, disk, GPUs (exit 1 if blocked)."""
-    checks = Engine(_load(repo, campaign_name), say=lambda _: None).preflight()
-    blocked = any(c.blocking and not c.ok for c in checks)
-    data = {"ok": not blocked, "checks": [{"ok": c.ok, "item": c.item, "detail": c.detail, "blocking": c.blocking}
-                                          for c in checks]}
+    data = api.preflight_data(Engine(_load(repo, campaign_name), say=lambda _: None))
     mark = {True: "[x]", False: "[ ]"}
-    lines = [f"{mark[c.ok]} {c.item}" + (f": {c.detail}" if c.detail else "") + ("" if c.ok or c.blocking else " (warning)")
-             for c in checks]
-    lines.append("preflight: blocked" if blocked else "preflight: ready")
+    lines = [f"{mark[c['ok']]} {c['item']}" + (f": {c['detail']}" if c["detail"] else "")
+             + ("" if c["ok"] or c["blocking"] else " (warning)") for c in data["checks"]]
+    lines.append("preflight: ready" if data["ok"] else "preflight: blocked")
     _emit(data, as_json, "\n".join(lines))
-    sys.exit(1 if blocked else 0)
+    sys.exit(0 if data["ok"] else 1)
 
 
 @main.group(invoke_without_command=True)
@@ -390,26 +295,7 @@ def recipes(ctx, repo, as_json):
     """List the checkout's NeMo-RL recipes: algorithm, entrypoint, authoritative metric, nodes x GPUs."""
     if ctx.invoked_subcommand:
         return
-    from .recipes import nemo_config as nc
-
-    root = _repo(repo)
-    found = []
-    for path in sorted((root / "examples" / "configs" / "recipes").rglob("*.yaml")):
-        rel = path.relative_to(root).as_posix()
-        try:
-            resolved = nc.load_resolved(path)
-        except UsageError as err:
-            found.append({"recipe": rel, "error": str(err)})
-            continue
-        metric = nc.authoritative_metric(resolved)
-        found.append({
-            "recipe": rel, "algorithm": nc.algorithm_of(path, resolved), "entrypoint": nc.entrypoint_for(path, resolved),
-            "metric": metric.metric_name if metric else None,
-            "direction": (("maximize" if metric.maximize else "minimize") if metric else None),
-            "nodes": nc.get_dotted(resolved, "cluster.num_nodes"), "gpus_per_node": nc.get_dotted(resolved, "cluster.gpus_per_node"),
-        })
-    if not found:
-        raise UsageError(f"no recipes under {root / 'examples/configs/recipes'}: is this a NeMo-RL checkout? (--repo DIR)")
+    found = api.recipes_data(_repo(repo))["recipes"]
     lines = [f"{r['recipe']}  {r['algorithm']}  {r['entrypoint']}  {r['metric']} ({r['direction']})  "
              f"{r['nodes']}n x {r['gpus_per_node']}g" if "error" not in r else f"{r['recipe']}  error: {r['error']}"
              for r in found]
@@ -443,19 +329,9 @@ def status(repo, campaign_name, as_json):
     """Where the campaign stands: latest result, counts, time left, the stop sentence."""
     c = _load(repo, campaign_name)
     engine = Engine(c, say=lambda _: None)
-    rows = engine.rows()
-    top = engine.best_row()
-    st = engine.status()
-    left = c.rules.deadline - time.time() if c.rules.deadline else None
-    data = {
-        "campaign": c.name, "prefix": c.prefix, "objective": {"metric": c.objective.metric_name, "direction": c.objective.direction},
-        "current_branch": engine.ws.user_state().branch,
-        "attempted": len(rows), "max_experiments": c.rules.max_experiments,
-        "remaining_experiments": None if c.rules.max_experiments is None else max(0, c.rules.max_experiments - len(rows)),
-        "remaining_seconds": None if left is None else max(0.0, left),
-        "latest": rows[-1].to_dict() if rows else None, "best_keep": top.to_dict() if top else None,
-        "stop": {"met": st.met, "trigger": st.trigger, "sentence": st.sentence}, "monitors": c.rules.monitors(),
-    }
+    data = api.status_data(engine)
+    rows, top, st = engine.rows(), engine.best_row(), engine.status()
+    left = data["remaining_seconds"]
     lines = [f"campaign {c.name} ({c.prefix}/): {c.objective.direction} {c.objective.metric_name}",
              f"  your branch: {data['current_branch'] or '(detached)'}"]
     if rows:
@@ -482,7 +358,7 @@ def ledger(ctx, repo, campaign_name, as_json):
     c = _load(repo, campaign_name)
     rows = Ledger(c.ledger_path).rows(c.prefix)
     if as_json:
-        _emit({"columns": list(COLUMNS), "rows": [r.to_dict() for r in rows]}, True, "")
+        _emit(api.ledger_data(c), True, "")
     else:
         click.echo("\t".join(COLUMNS))
         for row in rows:
@@ -552,40 +428,29 @@ def stop(repo, campaign_name):
 @json_option
 def resume(report_only, proposer_spec, yes, repo, campaign_name, as_json):
     """Pick the campaign up after a disconnect, a compaction or a kill: restate, verify, continue."""
-    from .session import latest
-
     c = _load(repo, campaign_name)
     engine = Engine(c, say=(lambda _: None) if as_json else click.echo)
-    found = latest(c.repo)
-    handoff = (found / "handoff.md").read_text() if found and (found / "handoff.md").exists() else None
-    rows = engine.rows()
-    st = engine.status()
-    problems = engine.verify()
-    data = {
-        "objective": {"metric": c.objective.metric_name, "direction": c.objective.direction,
-                      "goal": c.options.get("goal")},
-        "stop_rules": c.rules.monitors(), "current_branch": engine.ws.user_branch(),
-        "latest": rows[-1].to_dict() if rows else None, "stop": {"met": st.met, "sentence": st.sentence},
-        "session": str(found) if found else None, "handoff_found": handoff is not None, "mismatches": problems,
-    }
-    last = rows[-1] if rows else None
+    data = api.resume_data(engine)
+    latest = data["latest"]
+    shown = latest and ("" if latest["status"] == "crash" else f"{latest['metric_value']:.6g}")
     text = "\n".join([
         f"objective: {c.options.get('goal') or c.objective.direction + ' ' + c.objective.metric_name} ({c.objective.source})",
-        "stop rules: " + "; ".join(c.rules.monitors()),
+        "stop rules: " + "; ".join(data["stop_rules"]),
         f"current branch: {data['current_branch'] or '(detached)'}",
-        "latest result: " + (f"[{last.index}] {last.branch} {last.status} "
-                             f"{'' if last.status == 'crash' else f'{last.metric_value:.6g}'}" if last else "none yet"),
-        st.sentence,
-        f"session notes: {found / 'handoff.md' if handoff else 'none found'}",
-        *(f"mismatch: {p}" for p in problems),
+        "latest result: " + (f"[{latest['index']}] {latest['branch']} {latest['status']} {shown}".rstrip()
+                             if latest else "none yet"),
+        data["stop"]["sentence"],
+        f"session notes: {data['handoff'] or 'none found'}",
+        *(f"mismatch: {p}" for p in data["mismatches"]),
     ])
     _emit(data, as_json, text)
     engine.checkpoint("recovery", f"resumed ({'report only' if report_only else 'continuing'}); "
-                      f"{len(problems)} mismatches: " + "; ".join(problems))
+                      f"{len(data['mismatches'])} mismatches: " + "; ".join(data["mismatches"]))
     if report_only:
         return
     engine.recover()
-    _run_loop(engine, proposer_spec or c.options.get("proposer", "catalog"), yes=yes, more=None, workers=c.options.get("workers", 1))
+    _run_loop(engine, proposer_spec or c.options.get("proposer", "catalog"), yes=yes, more=None,
+              workers=c.options.get("workers", 1))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -71,7 +71,7 @@ def test_resume_report_only_restates_the_campaign_first(tmp_path: Path):
     assert out[2] == "current branch: main"
     assert out[3].startswith("latest result: [2] autoresearch/") and out[3].endswith("/lr keep 0.95")
     data = json.loads(cli(repo, "resume", "--report-only", "--json", check=True).stdout)
-    assert data["latest"]["index"] == 2 and data["mismatches"] == [] and data["handoff_found"]
+    assert data["latest"]["index"] == 2 and data["mismatches"] == [] and data["handoff"].endswith("handoff.md")
     assert "— recovery\n" in (session_dir(repo) / "timeline.md").read_text()
 
 

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -199,7 +200,8 @@ class KubeRun(Job):
                 "timeout_s": self.timeout_s}
 
     def result(self) -> JobResult:
-        status = self._status or KubeStatus(JobState.UNKNOWN, reason=f"{self.job_id} could not be read")
+        lost = self._status is None or self._misses >= LOST_AFTER
+        status = KubeStatus(JobState.UNKNOWN, reason=f"{self.job_id} could not be read") if lost else self._status
         state, reason = self._ended or (status.state, status.reason)
         end = status.end or time.time()
         run_s = end - status.start if status.start else 0.0
@@ -213,8 +215,9 @@ class KubeRun(Job):
             status = None
         self._misses = 0 if status else self._misses + 1
         self._status = status or self._status
-        argv = self.log_argv() if self._follower is None and self._status and self._status.start else None
-        if argv:
+        following = self._follower is not None and self._follower.proc.poll() is None
+        argv = self.log_argv() if not following and self._status and self._status.start else None
+        if argv:  # (re)started from the beginning: a follower that dropped out loses nothing
             self._follower = LogFollower(argv, self.log_path, self.cwd)
 
     def _overrun(self) -> bool:
@@ -223,8 +226,8 @@ class KubeRun(Job):
 
     def _end(self, state: JobState, reason: str) -> None:
         if self._ended is None:
-            self._ended = (state, reason)
             self.stop()
+            self._ended = (state, reason)
 
 
 class PodJob(KubeRun):
@@ -282,7 +285,8 @@ class KubernetesLauncher(Launcher):
         the Secret whose keys fill `${NAME}` references of the command. `infra`: an nrl-k8s infra file
         (its namespace wins over `namespace`)."""
         self.image, self.infra, self.gpus, self.cpu, self.memory = image, infra, gpus, cpu, memory
-        self.volumes, self.nrl_k8s, self.kubectl, self.secret = tuple(volumes), nrl_k8s, kubectl, secret
+        self.volumes = [_split_volume(v) for v in volumes]
+        self.nrl_k8s, self.kubectl, self.secret = nrl_k8s, kubectl, secret
         self.poll_s, self.grace_s = poll_s, grace_s
         self.namespace = self._infra_namespace() or namespace
 
@@ -309,7 +313,7 @@ class KubernetesLauncher(Launcher):
         if self.uses_nrl_k8s:
             argv = self.nrl_k8s_run(spec, name)
             _run(argv, cwd=spec.cwd)
-            return RayJobRun(self, name, recipe=argv[2], command=redact(" ".join(map(_quoted, argv))), **common)
+            return RayJobRun(self, name, recipe=argv[2], command=redact(shlex.join(argv)), **common)  # run <recipe>
         manifest = spec.run_dir / "job.yaml"
         manifest.write_text(yaml.safe_dump(self.job_manifest(spec, name), sort_keys=False))
         _run([self.kubectl, "apply", "-f", str(manifest)])
@@ -330,11 +334,11 @@ class KubernetesLauncher(Launcher):
         pod: dict = {"restartPolicy": "Never", "terminationGracePeriodSeconds": math.ceil(self.grace_s),
                      "containers": [self._container(spec)]}
         if self.volumes:
-            pod["volumes"] = [_volume(i, source) for i, (source, _, _) in enumerate(map(_split_volume, self.volumes))]
+            pod["volumes"] = [_volume(i, source) for i, (source, _, _) in enumerate(self.volumes)]
         job_spec: dict = {"backoffLimit": 0}
         if spec.timeout_s:
             job_spec["activeDeadlineSeconds"] = math.ceil(spec.timeout_s)
-        job_spec["template"] = {"metadata": {"labels": labels}, "spec": pod}
+        job_spec["template"] = {"metadata": {"labels": dict(labels)}, "spec": pod}  # copies: no YAML anchors
         return {"apiVersion": "batch/v1", "kind": "Job",
                 "metadata": {"name": name, "namespace": self.namespace, "labels": labels}, "spec": job_spec}
 
@@ -349,7 +353,7 @@ class KubernetesLauncher(Launcher):
             container["resources"] = {"limits": limits, **({"requests": requests} if requests else {})}
         if self.volumes:
             container["volumeMounts"] = [{"name": f"vol-{i}", "mountPath": mount, **({"readOnly": True} if ro else {})}
-                                         for i, (_, mount, ro) in enumerate(map(_split_volume, self.volumes))]
+                                         for i, (_, mount, ro) in enumerate(self.volumes)]
         return container
 
     def _env(self, spec: RunSpec) -> list[dict]:
@@ -386,10 +390,6 @@ class KubernetesLauncher(Launcher):
         return [(True, f"k8s: {'nrl-k8s RayJobs' if self.infra else 'batch/v1 Jobs'} in namespace {self.namespace}")]
 
 
-def _quoted(arg: str) -> str:
-    return arg if re.fullmatch(r"[\w@%+=:,./\\${}-]+", arg) else "'" + arg.replace("'", "'\\''") + "'"
-
-
 def _recipe_and_overrides(argv: list[str]) -> tuple[str, list[str]]:
     """The `--config <recipe>` of a NeMo-RL command and its Hydra overrides (`key=value`, `+key=`, `~key`)."""
     for i, arg in enumerate(argv):
@@ -413,5 +413,6 @@ def _split_volume(text: str) -> tuple[str, str, bool]:
 
 
 def _volume(index: int, source: str) -> dict:
-    kind = {"hostPath": {"path": source}} if source.startswith("/") else {"persistentVolumeClaim": {"claimName": source}}
-    return {"name": f"vol-{index}", **kind}
+    if source.startswith("/"):
+        return {"name": f"vol-{index}", "hostPath": {"path": source}}
+    return {"name": f"vol-{index}", "persistentVolumeClaim": {"claimName": source}}

@@ -69,25 +69,24 @@ def _write_atomically(path: Path, text: str) -> None:
 
 class LogTail:
     """Streams a job's log into a file while it runs; `finish()` replaces it with the whole log once the job
-    has ended (a stream that broke, or a reattached one that started late, loses nothing)."""
+    has ended (a stream that broke, or a reattached one that started late, loses nothing). The stream closes
+    seconds after the job ends: it is not waited for, and writes on into the replaced file's old inode."""
 
     def __init__(self, client, job_id: str, path: Path):
         self.client, self.job_id, self.path = client, job_id, path
-        self.thread = threading.Thread(target=asyncio.run, args=(self._follow(),), daemon=True,
-                                       name=f"ray-log-{job_id}")
-        self.thread.start()
+        out = open(path, "w")  # opened here, so a late thread cannot truncate the finished log
+        threading.Thread(target=asyncio.run, args=(self._follow(out),), daemon=True, name=f"ray-log-{job_id}").start()
 
-    async def _follow(self) -> None:
-        try:
-            with open(self.path, "w") as out:
+    async def _follow(self, out) -> None:
+        with out:
+            try:
                 async for lines in self.client.tail_job_logs(self.job_id):
                     out.write(lines)
                     out.flush()
-        except (RuntimeError, OSError):  # a broken stream: finish() fetches the whole log anyway
-            pass
+            except (RuntimeError, OSError):  # a broken stream: finish() fetches the whole log anyway
+                pass
 
     def finish(self) -> None:
-        self.thread.join(timeout=5.0)
         try:
             _write_atomically(self.path, self.client.get_job_logs(self.job_id))
         except (RuntimeError, ConnectionError):  # the cluster is gone: what was streamed is all there is
@@ -109,6 +108,7 @@ class RayJob(Job):
         self._info = None
         self._misses = 0
         self._running_since: float | None = None
+        self._saw_pending = False
         self._ended: tuple[JobState, str] | None = None
         self._logs = LogTail(client, submission_id, log_path)
 
@@ -144,8 +144,8 @@ class RayJob(Job):
 
     def result(self) -> JobResult:
         info = self._info
-        if info is None:
-            return JobResult(JobState.UNKNOWN, None, f"ray job {self.job_id} does not answer", 0.0)
+        if info is None or self._misses >= LOST_AFTER:
+            return JobResult(JobState.UNKNOWN, None, f"ray job {self.job_id}: the Jobs API does not answer", 0.0)
         status = info.status.value
         state, reason = self._ended or (_STATES[status], _describe(info))
         submitted = (info.start_time or 0) / 1000
@@ -160,8 +160,11 @@ class RayJob(Job):
         except (RuntimeError, ConnectionError):
             self._misses += 1
             return
-        if self._running_since is None and self._info.status.value == "RUNNING":
-            self._running_since = time.time()
+        status = self._info.status.value
+        if self._running_since is None and status == "RUNNING":  # first seen running: since now, or (reattached,
+            # or started before the first poll) since it was submitted, which never grants more than the limit
+            self._running_since = time.time() if self._saw_pending else self._info.start_time / 1000
+        self._saw_pending |= status == "PENDING"
 
     def _overrun(self) -> bool:
         since = self._running_since
@@ -180,7 +183,7 @@ class RayJob(Job):
 def _describe(info) -> str:
     status = info.status.value
     if status == "FAILED":
-        first = (info.message or "").strip().splitlines()[:1]
+        first = (info.message or "").split(", last available logs")[0].strip().splitlines()[:1]
         code = f" exit {info.driver_exit_code}" if info.driver_exit_code is not None else ""
         return f"ray FAILED{code}" + (f": {first[0]}" if first else "")
     return f"ray {status}"

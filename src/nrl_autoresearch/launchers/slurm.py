@@ -57,6 +57,11 @@ def shell_command(argv: list[str]) -> str:
     return " ".join(shell_word(arg) for arg in argv)
 
 
+def command_line(env: dict[str, str], argv: list[str]) -> str:
+    """`NAME=value ... command args` as a person would type it (what the ledger records)."""
+    return redact(" ".join([f"{k}={shlex.quote(v)}" for k, v in env.items()] + [shlex.join(argv)]))
+
+
 def _minutes(timeout_s: float | None) -> int | None:
     """Slurm's limits are whole minutes: round up, so a run always gets at least its limit."""
     return None if timeout_s is None else max(1, math.ceil(timeout_s / 60))
@@ -66,7 +71,8 @@ def _minutes(timeout_s: float | None) -> int | None:
 
 @dataclass(frozen=True)
 class SlurmRecord:
-    """One job as a Slurm command reports it. Times are epoch seconds; `end` only counts once finished."""
+    """One job as a Slurm command reports it. Times are epoch seconds; while the job runs, `end` is when its
+    time limit will end it."""
 
     state: str
     exit_code: int | None = None
@@ -117,10 +123,18 @@ class SlurmClient:
     def __init__(self, env: dict[str, str] | None = None):
         self.env = dict(env or {})
 
+    def call(self, *args: str, cwd: Path | None = None,
+             extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        try:
+            return subprocess.run(list(args), capture_output=True, text=True, cwd=cwd, stdin=subprocess.DEVNULL,
+                                  env={**os.environ, **self.env, **(extra_env or {})})
+        except FileNotFoundError:
+            return subprocess.CompletedProcess(args, 127, "", f"{args[0]} is not on PATH")
+
     def run(self, *args: str, check: bool = True, cwd: Path | None = None,
             extra_env: dict[str, str] | None = None) -> str:
-        proc = subprocess.run(list(args), capture_output=True, text=True, cwd=cwd, stdin=subprocess.DEVNULL,
-                              env={**os.environ, **self.env, **(extra_env or {})})
+        """The command's output; a failure raises SlurmError, or reads as no output with check=False."""
+        proc = self.call(*args, cwd=cwd, extra_env=extra_env)
         if check and proc.returncode != 0:
             raise SlurmError(f"{shlex.join(args[:2])} failed (exit {proc.returncode}): {proc.stderr.strip()}")
         return proc.stdout if proc.returncode == 0 else ""
@@ -220,7 +234,7 @@ class SlurmJob(Job):
         """How the job ended (or stands): Slurm's verdict, unless we stopped it ourselves."""
         rec = self._record
         now = time.time()
-        if rec is None:
+        if rec is None or self._misses >= LOST_AFTER:
             return JobResult(JobState.UNKNOWN, None, f"slurm job {self.job_id} is unknown to squeue, scontrol and "
                                                      "sacct", 0.0, now - self.submitted_at)
         state, reason = self._ended or (rec.job_state, describe(rec, _minutes(self.timeout_s)))
@@ -299,9 +313,10 @@ class SlurmLauncher(Launcher):
                  env: dict[str, str] | None = None, poll_s: float = 5.0, time_limit: str | None = None,
                  overshoot_s: float = 120.0, grace_s: float = GRACE_S):
         """`env`: additions to the environment of Slurm's commands (SLURM_CONF, ...), which jobs inherit.
-        `time_limit`: the interactive allocation's `--time` (default: the partition's). `overshoot_s`: how
-        long past its limit a job may run before it is cancelled here (Slurm checks limits about every
-        30 s, plus its KillWait). `grace_s`: how long a cancelled job or step is given to end."""
+        `extra_sbatch`: more options, also given to salloc in interactive mode. `time_limit`: the interactive
+        allocation's `--time` (default: the partition's). `overshoot_s`: how long past its limit a job may run
+        before it is cancelled here (Slurm checks limits about every 30 s, plus its KillWait). `grace_s`: how
+        long a cancelled job or step is given to end."""
         if mode not in MODES:
             raise ValueError(f"unknown Slurm mode {mode!r}: use one of {', '.join(MODES)}")
         self.mode = mode
@@ -320,7 +335,7 @@ class SlurmLauncher(Launcher):
             return self._srun(spec)
         if self.mode == "ray.sub":
             env, argv = self.ray_sub_command(spec)
-            command = redact(shlex.join([f"{k}={v}" for k, v in env.items()] + argv))
+            command = command_line(env, argv)
         else:
             script = spec.run_dir / "submit.sbatch"
             script.write_text(self.batch_script(spec))
@@ -369,8 +384,8 @@ class SlurmLauncher(Launcher):
         minutes = _minutes(spec.timeout_s)
         srun_log = spec.run_dir / "srun.log"
         argv = ["srun", f"--jobid={allocation}", f"--job-name={spec.name}", f"--chdir={spec.cwd}",
-                f"--output={spec.log_path}", "--open-mode=append", "--verbose", *([f"--time={minutes}"] if minutes else []),
-                "bash", "-c", f"exec {shell_command(spec.argv)}"]
+                f"--output={spec.log_path}", "--open-mode=append", "--verbose",
+                *([f"--time={minutes}"] if minutes else []), "bash", "-c", f"exec {shell_command(spec.argv)}"]
         local = LocalLauncher(self.grace_s).submit(
             replace(spec, argv=argv, log_path=srun_log, gpus=None, env={**self.client.env, **spec.env}))
         job = SrunJob(local, self.client, allocation, spec.log_path, srun_log)
@@ -385,8 +400,7 @@ class SlurmLauncher(Launcher):
             return self.allocation
         argv = ["salloc", "--no-shell", f"--job-name={ALLOCATION_NAME}",
                 *([f"--time={self.time_limit}"] if self.time_limit else []), *self.resources()]
-        proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                              env={**os.environ, **self.client.env})
+        proc = self.client.call(*argv)
         granted = re.search(r"Granted job allocation (\d+)", proc.stderr)
         if not granted:
             raise SlurmError(f"salloc failed (exit {proc.returncode}): {proc.stderr.strip()}")
@@ -423,32 +437,30 @@ class SlurmLauncher(Launcher):
                          handle["submitted_at"])
 
     def preflight(self) -> list[tuple[bool, str]]:
-        tools = {"batch": ("sbatch", "squeue", "scancel"), "ray.sub": ("sbatch", "squeue", "scancel"),
-                 "interactive": ("salloc", "srun", "squeue", "scancel")}[self.mode]
+        tools = (("salloc", "srun") if self.mode == "interactive" else ("sbatch",)) + ("squeue", "scontrol",
+                                                                                       "scancel", "sinfo")
         missing = [tool for tool in tools if shutil.which(tool) is None]
         if missing:
             return [(False, f"slurm: {', '.join(missing)} not on PATH")]
-        checks = [(True, f"slurm: {', '.join(tools)} found")]
         if not self.client.run("sinfo", "-h", "-o", "%P", check=False):
-            return checks + [(False, "slurm: sinfo cannot reach the controller (check SLURM_CONF or the login node)")]
-        checks.append((True, "slurm: controller answers sinfo"))
+            return [(False, "slurm: sinfo cannot reach the controller (check SLURM_CONF, or run on a login node)")]
+        return [(True, f"slurm: {', '.join(tools)} found; the controller answers")] + self._setting_checks()
+
+    def _setting_checks(self) -> list[tuple[bool, str]]:
+        """The partition exists; an account is given where the cluster enforces one (best effort: from
+        AccountingStorageEnforce); ray.sub has its container and mounts."""
+        checks = []
         if self.partition:
             known = bool(self.client.run("sinfo", "-h", "-p", self.partition, "-o", "%P", check=False).strip())
-            checks.append((known, f"slurm: partition {self.partition} " + ("exists" if known else "not found by sinfo")))
-        checks += self._account_check()
-        if self.mode == "ray.sub":
-            ready = bool(self.container and self.mounts)
-            checks.append((ready, "slurm: ray.sub's CONTAINER and MOUNTS " + ("given" if ready else "missing: "
-                                                                               "give container= and mounts=")))
+            checks.append((known, f"slurm: partition {self.partition} "
+                                  + ("exists" if known else "not found by sinfo")))
+        enforce = re.search(r"AccountingStorageEnforce\s*=\s*(\S+)",
+                            self.client.run("scontrol", "show", "config", check=False))
+        if not self.account and enforce and "associations" in enforce.group(1):
+            checks.append((False, "slurm: the cluster enforces accounts (AccountingStorageEnforce): give account="))
+        if self.mode == "ray.sub" and not (self.container and self.mounts):
+            checks.append((False, "slurm: ray.sub needs its CONTAINER and MOUNTS: give container= and mounts="))
         return checks
-
-    def _account_check(self) -> list[tuple[bool, str]]:
-        """Best effort: a cluster that enforces associations refuses jobs without an account."""
-        config = self.client.run("scontrol", "show", "config", check=False)
-        enforce = re.search(r"AccountingStorageEnforce\s*=\s*(\S+)", config)
-        if self.account or not enforce or "associations" not in enforce.group(1):
-            return []
-        return [(False, "slurm: the cluster enforces accounts (AccountingStorageEnforce): give account=")]
 
     def close(self) -> None:
         """Release the interactive allocation."""

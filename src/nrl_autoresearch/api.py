@@ -1,0 +1,226 @@
+"""The operations behind the command line and the MCP server: one implementation, two faces.
+
+Each function takes plain values, refuses bad input with a UsageError before anything is created, and returns
+either the campaign or a JSON-ready dict whose shape is documented in `schemas/` and checked by the tests.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import campaign as campaigns
+from .campaign import Campaign
+from .engine import Engine
+from .errors import UsageError
+from .git import Git
+from .ledger import COLUMNS, Ledger
+from .metrics import parse_source
+from .metrics.base import validate_aggregate
+from .recipes.base import Objective, Recipe
+from .recipes.command import CommandRecipe
+from .redact import protect_command
+from .stoprules import StopRules, parse_duration
+from .workspace import Workspace, default_prefix, slugify, validate_name, validate_prefix
+
+EXCLUDES = [f"/{campaigns.LEDGER}", f"/{campaigns.LEDGER}.lock", f"/{campaigns.CAMPAIGNS}/", "/session/"]
+
+
+@dataclass(frozen=True)
+class CampaignRequest:
+    """Everything `autoresearch init` accepts."""
+
+    command: str | None = None
+    recipe: str | None = None
+    entrypoint: str | None = None
+    runner: str = "uv run"
+    metric: str | None = None
+    maximize: bool | None = None
+    metric_source: str | None = None
+    aggregate: str = "last"
+    params_file: str | None = None
+    set_style: str = "file"
+    prefix: str | None = None
+    name: str | None = None
+    max_experiments: int | None = None
+    budget: str | None = None
+    per_experiment: str | None = None
+    target: str | None = None
+    stop: str | None = None
+    min_delta: float = 0.0
+    launcher: str = "local"
+    grace: str = "10s"
+    gpus_per_experiment: int = 0
+
+
+def create_campaign(root: Path, req: CampaignRequest) -> Campaign:
+    """Validate everything, then create the ledger and the campaign folder (all untracked)."""
+    if bool(req.command) == bool(req.recipe):
+        raise UsageError("give exactly one of --command \"python train.py ...\" or --recipe <NeMo-RL recipe.yaml>")
+    if req.gpus_per_experiment < 0:
+        raise UsageError(f"bad --gpus-per-experiment {req.gpus_per_experiment}: give 0 or more")
+    if req.recipe:
+        recipe = nemo_recipe(root, req.recipe, req.entrypoint, shlex.split(req.runner))
+        slug = Path(req.recipe).stem
+    else:
+        if not req.metric:
+            raise UsageError("give the objective with --metric NAME (and --metric-source, --maximize or --minimize)")
+        if req.params_file and not (root / req.params_file).is_file():
+            raise UsageError(f"--params-file {req.params_file!r} does not exist in {root}")
+        recipe = CommandRecipe(protect_command(shlex.split(req.command)), req.params_file, req.set_style)
+        slug = _slug_from_command(req.command)
+    objective = objective_for(root, recipe, req.metric, req.maximize, req.metric_source, req.aggregate)
+    rules = StopRules.build(now=time.time(), max_experiments=req.max_experiments, budget=req.budget,
+                            per_experiment=req.per_experiment, target=req.target, stop=req.stop)
+    launcher = {"name": req.launcher, "grace_s": parse_duration(req.grace, what="--grace")}
+    return new_campaign(root, recipe, objective, rules, prefix=req.prefix, name=req.name, slug=slug,
+                        min_delta=req.min_delta, launcher=launcher,
+                        options={"gpus_per_experiment": req.gpus_per_experiment})
+
+
+def create_demo(dest: Path, *, experiments: int | None = None, launcher: str = "local") -> Campaign:
+    """The embedded toy project as a fresh repository, with a campaign on its recipe (default rule: baseline + 3)."""
+    from .demo import RECIPE, create_repo
+    from .recipes.nemo_rl import NemoRLRecipe
+
+    if experiments is not None and experiments < 1:
+        raise UsageError(f"bad --experiments {experiments}: run at least one experiment after the baseline")
+    create_repo(dest)
+    recipe = NemoRLRecipe(RECIPE, runner=[sys.executable])
+    objective = objective_for(dest, recipe, None, None, None, "last")
+    rules = StopRules.build(now=time.time(), max_experiments=experiments + 1 if experiments else None,
+                            per_experiment="5m")
+    return new_campaign(dest, recipe, objective, rules, prefix=None, name=None, slug="grpo-toy-digitsum",
+                        launcher={"name": launcher})
+
+
+def nemo_recipe(root: Path, recipe: str, entrypoint: str | None, runner: list[str]) -> Recipe:
+    """A NeMo-RL recipe, checked by preflight before anything is created."""
+    from .recipes.nemo_rl import NemoRLRecipe
+
+    path = Path(recipe)
+    rel = path.resolve().relative_to(root.resolve()) if path.is_absolute() else path
+    obj = NemoRLRecipe(rel.as_posix(), entrypoint, runner)
+    blocking = [c for c in obj.preflight(root) if c.blocking and not c.ok]
+    if blocking:
+        raise UsageError("preflight failed: " + "; ".join(f"{c.item}: {c.detail}" for c in blocking))
+    return obj
+
+
+def objective_for(root: Path, recipe: Recipe, metric: str | None, maximize: bool | None, metric_source: str | None,
+                  aggregate: str) -> Objective:
+    """The objective given, completed from the recipe's own (NeMo-RL's checkpointing.metric_name) where it is silent."""
+    declared = recipe.default_objective(root)
+    metric = metric or (declared.metric_name if declared else None)
+    if not metric:
+        raise UsageError("the recipe declares no checkpointing.metric_name: give the objective with --metric")
+    if declared and metric == declared.metric_name:
+        source = metric_source or declared.source
+        maximize = declared.maximize if maximize is None else maximize
+    else:
+        source = metric_source or (f"nemo-rl:{metric}" if declared else f"line:{metric}")
+    if maximize is None:
+        raise UsageError(f"say which way {metric!r} is better: add --maximize or --minimize")
+    return Objective(metric, str(parse_source(source)), maximize, validate_aggregate(aggregate))
+
+
+def new_campaign(root: Path, recipe: Recipe, objective: Objective, rules: StopRules, *, prefix: str | None,
+                 name: str | None, slug: str, min_delta: float = 0.0, launcher: dict | None = None,
+                 options: dict | None = None) -> Campaign:
+    git = Git(root)
+    head = git.rev("HEAD")
+    if head is None:
+        raise UsageError(f"{root} has no commit yet: commit your starting point, then run init")
+    prefix = validate_prefix(git, prefix or default_prefix(name or slug))
+    name = validate_name(name or prefix.rsplit("/", 1)[-1], what="campaign name")
+    if campaigns.exists(root, name):
+        raise UsageError(f"campaign {name!r} already exists in {root}: continue it, or pass --campaign with a new name")
+    c = Campaign(name=name, prefix=prefix, repo=root, created_at=time.time(), base_commit=head,
+                 recipe=recipe.to_dict(), objective=objective, rules=rules, min_delta=min_delta,
+                 launcher=launcher or {"name": "local"}, options=options or {})
+    Workspace(root, prefix, c.worktrees).ensure_excluded(EXCLUDES)
+    Ledger(c.ledger_path).ensure()
+    c.save()
+    return c
+
+
+def _slug_from_command(command: str) -> str:
+    words = [w for w in shlex.split(command) if not w.startswith("-")]
+    return slugify(Path(words[-1]).stem if words else "campaign")
+
+
+# -- reading state, as JSON-ready dicts -----------------------------------------------------------------
+def status_data(engine: Engine) -> dict:
+    c = engine.c
+    rows = engine.rows()
+    top = engine.best_row()
+    st = engine.status()
+    left = c.rules.deadline - time.time() if c.rules.deadline else None
+    return {
+        "campaign": c.name, "prefix": c.prefix,
+        "objective": {"metric": c.objective.metric_name, "direction": c.objective.direction},
+        "current_branch": engine.ws.user_branch(),
+        "attempted": len(rows), "max_experiments": c.rules.max_experiments,
+        "remaining_experiments": None if c.rules.max_experiments is None else max(0, c.rules.max_experiments - len(rows)),
+        "remaining_seconds": None if left is None else max(0.0, left),
+        "latest": rows[-1].to_dict() if rows else None, "best_keep": top.to_dict() if top else None,
+        "stop": {"met": st.met, "trigger": st.trigger, "sentence": st.sentence}, "monitors": c.rules.monitors(),
+    }
+
+
+def ledger_data(c: Campaign) -> dict:
+    return {"columns": list(COLUMNS), "rows": [r.to_dict() for r in Ledger(c.ledger_path).rows(c.prefix)]}
+
+
+def preflight_data(engine: Engine) -> dict:
+    checks = engine.preflight()
+    return {"ok": not any(c.blocking and not c.ok for c in checks),
+            "checks": [{"ok": c.ok, "item": c.item, "detail": c.detail, "blocking": c.blocking} for c in checks]}
+
+
+def recipes_data(root: Path) -> dict:
+    """Every recipe under examples/configs/recipes with what a campaign needs to know of it."""
+    from .recipes import nemo_config as nc
+
+    found = []
+    for path in sorted((root / "examples" / "configs" / "recipes").rglob("*.yaml")):
+        rel = path.relative_to(root).as_posix()
+        try:
+            resolved = nc.load_resolved(path)
+            metric = nc.authoritative_metric(resolved)
+            entry = nc.entrypoint_for(path, resolved)
+        except UsageError as err:
+            found.append({"recipe": rel, "error": str(err)})
+            continue
+        found.append({
+            "recipe": rel, "algorithm": nc.algorithm_of(path, resolved), "entrypoint": entry,
+            "metric": metric.metric_name if metric else None,
+            "direction": ("maximize" if metric.maximize else "minimize") if metric else None,
+            "nodes": nc.get_dotted(resolved, "cluster.num_nodes"),
+            "gpus_per_node": nc.get_dotted(resolved, "cluster.gpus_per_node"),
+        })
+    if not found:
+        raise UsageError(f"no recipes under {root / 'examples/configs/recipes'}: is this a NeMo-RL checkout? (--repo DIR)")
+    return {"recipes": found}
+
+
+def resume_data(engine: Engine) -> dict:
+    """What whoever picks the campaign up must know first, and every mismatch found."""
+    from .session import latest
+
+    c = engine.c
+    rows = engine.rows()
+    st = engine.status()
+    found = latest(c.repo)
+    handoff = found / "handoff.md" if found and (found / "handoff.md").exists() else None
+    return {
+        "objective": {"metric": c.objective.metric_name, "direction": c.objective.direction,
+                      "source": c.objective.source, "goal": c.options.get("goal")},
+        "stop_rules": c.rules.monitors(), "current_branch": engine.ws.user_branch(),
+        "latest": rows[-1].to_dict() if rows else None, "stop": {"met": st.met, "sentence": st.sentence},
+        "session": str(found) if found else None, "handoff": str(handoff) if handoff else None,
+        "mismatches": engine.verify(),
+    }
