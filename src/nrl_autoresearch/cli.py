@@ -453,5 +453,26 @@ def resume(report_only, proposer_spec, yes, repo, campaign_name, as_json):
               workers=c.options.get("workers", 1))
 
 
+@main.group()
+def skill():
+    """The auto-research skill for coding agents, expressed through this tool's commands."""
+
+
+@skill.command("install")
+@click.option("--into", type=click.Choice(["claude", "agents"]), default="claude", show_default=True,
+              help="claude: .claude/skills/autoresearch; agents: .agents/skills/autoresearch")
+@click.option("--force", is_flag=True, help="Replace a different SKILL.md already there.")
+@repo_option
+def skill_install(into, force, repo):
+    """Install SKILL.md into a project so that coding agents load it."""
+    source = Path(__file__).parent / "skill" / "SKILL.md"
+    dest = _repo(repo) / f".{into}" / "skills" / "autoresearch" / "SKILL.md"
+    if dest.exists() and dest.read_text() != source.read_text() and not force:
+        raise UsageError(f"{dest} exists and differs from this version's skill: pass --force to replace it")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(source.read_text())
+    click.echo(f"installed {dest}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
