@@ -30,6 +30,7 @@ from .git import Git, repo_root
 from .hypothesis import Hypothesis, parse_sets, validated
 from .launchers import LAUNCHERS
 from .ledger import COLUMNS, Ledger
+from .progress import Progress
 from .stoprules import format_duration
 from .workspace import Workspace, validate_name
 
@@ -155,7 +156,7 @@ def demo(directory, experiments, launcher, workers):
     dest = Path(directory).resolve() if directory else default_dir(Path.cwd())
     c = api.create_demo(dest, experiments=experiments, launcher=launcher)
     click.echo(f"demo repository: {dest}")
-    _run_loop(Engine(c), "catalog", yes=True, more=None, workers=workers)
+    _run_loop(Engine(c, progress=Progress()), "catalog", yes=True, more=None, workers=workers)
     click.echo(f"session notes: {dest / 'session'}")
 
 
@@ -164,7 +165,7 @@ def demo(directory, experiments, launcher, workers):
 @campaign_option
 def baseline(repo, campaign_name):
     """Create <prefix>/baseline and run the unmodified recipe as row 1."""
-    engine = Engine(_load(repo, campaign_name))
+    engine = Engine(_load(repo, campaign_name), progress=Progress())
     engine.baseline()
 
 
@@ -180,7 +181,7 @@ def try_(name, sets, patch, desc, parent, repo, campaign_name):
     """Run one hypothesis on <prefix>/NAME: change, commit, run, record."""
     hypothesis = validated(Hypothesis(name=name, description=desc, parent=parent, sets=parse_sets(sets),
                                       patch=str(Path(patch).resolve()) if patch else None))
-    engine = Engine(_load(repo, campaign_name))
+    engine = Engine(_load(repo, campaign_name), progress=Progress())
     engine.try_(hypothesis)
 
 
@@ -193,7 +194,7 @@ def try_(name, sets, patch, desc, parent, repo, campaign_name):
 def new(name, desc, parent, repo, campaign_name):
     """Create <prefix>/NAME and its worktree for hand edits; print the worktree's path."""
     validate_name(name)
-    engine = Engine(_load(repo, campaign_name))
+    engine = Engine(_load(repo, campaign_name), progress=Progress())
     click.echo(engine.prepare(name, desc, parent))
 
 
@@ -207,7 +208,7 @@ def new(name, desc, parent, repo, campaign_name):
 @campaign_option
 def run(proposer_spec, yes, more, workers, repo, campaign_name):
     """The loop, unattended: baseline first, then one hypothesis per branch until a stop rule is met."""
-    _run_loop(Engine(_load(repo, campaign_name)), proposer_spec, yes=yes, more=more, workers=workers)
+    _run_loop(Engine(_load(repo, campaign_name), progress=Progress()), proposer_spec, yes=yes, more=more, workers=workers)
 
 
 def _run_loop(engine: Engine, proposer_spec: str, *, yes: bool, more: int | None, workers: int) -> None:
@@ -429,7 +430,7 @@ def stop(repo, campaign_name):
 def resume(report_only, proposer_spec, yes, repo, campaign_name, as_json):
     """Pick the campaign up after a disconnect, a compaction or a kill: restate, verify, continue."""
     c = _load(repo, campaign_name)
-    engine = Engine(c, say=(lambda _: None) if as_json else click.echo)
+    engine = Engine(c, say=(lambda _: None) if as_json else click.echo, progress=None if as_json else Progress())
     data = api.resume_data(engine)
     latest = data["latest"]
     shown = latest and ("" if latest["status"] == "crash" else f"{latest['metric_value']:.6g}")

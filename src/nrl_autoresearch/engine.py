@@ -33,6 +33,7 @@ from .ledger import Ledger, Notes, Row, best
 from .metrics.base import RunOutputs, aggregate
 from .recipes import recipe_from_dict
 from .recipes.base import Check
+from .progress import Progress, run_line
 from .redact import redact
 from .session import Moment, Session
 from .workspace import BASELINE, Workspace, validate_name
@@ -72,9 +73,10 @@ class History:
 
 
 class Engine:
-    def __init__(self, campaign: Campaign, *, say: Callable[[str], None] = print):
+    def __init__(self, campaign: Campaign, *, say: Callable[[str], None] = print, progress: Progress | None = None):
         self.c = campaign
         self.say = say
+        self.progress = progress
         self.recipe = recipe_from_dict(campaign.recipe)
         self.launcher = make_launcher(campaign.launcher)
         self.ws = Workspace(campaign.repo, campaign.prefix, campaign.worktrees)
@@ -147,17 +149,31 @@ class Engine:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / flag).write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
 
-    def _should_stop(self, plan: Plan, started: float):
-        """Polled while a run is in flight: Ctrl-C, `autoresearch stop`, and the 30-minute checkpoint."""
+    def _watch(self, plan: Plan, job: Job, worktree: Path | None):
+        """Polled while a run is in flight: Ctrl-C, `autoresearch stop`, live progress, the 30-minute checkpoint."""
+        started = time.time()
+        outputs = RunOutputs(job.log_path, self.c.run_dir(plan.run), worktree or self.c.run_dir(plan.run), started)
+
         def check() -> str | None:
             if self._halt:
                 return self._halt
             if self.control() == "stop":
                 return "stopped by the person (autoresearch stop)"
+            if self.progress is not None and self.progress.due(plan.run):
+                self.progress.show(plan.run, self._progress_line(plan, outputs, started))
             if self.memory.due():
                 self.checkpoint("periodic", f"[{plan.index}] {plan.name} running for {stoprules.format_duration(time.time() - started)}")
             return None
         return check
+
+    def _progress_line(self, plan: Plan, outputs: RunOutputs, started: float) -> str:
+        reading = self.source.read(outputs)
+        metric = f"{self.c.objective.metric_name} {reading.points[-1].value:.4g}" if reading and reading.points else None
+        top = self.best_row()
+        best = f"best {top.metric_value:.6g}" if top else "no keep yet"
+        run = run_line(f"[{plan.index}] {plan.name}", time.time() - started, self.source.progress(outputs), metric,
+                       stoprules.run_limit(self.c.rules, now=started))
+        return f"{run} | {best}; {self.status().sentence}"
 
     # -- commands ------------------------------------------------------------------------------------
     def baseline(self) -> Row:
@@ -378,7 +394,9 @@ class Engine:
             self.checkpoint("after edit", f"[{plan.index}] {plan.branch} at {commit[:10]}")
             self.say(self.status().sentence)
             job = self._launch(plan, worktree)
-            result = job.wait(should_stop=self._should_stop(plan, time.time()))
+            result = job.wait(should_stop=self._watch(plan, job, worktree))
+            if self.progress is not None:
+                self.progress.done(plan.run)
             self.journal.record("finished", plan.index, result=_result_dict(result))
             return self._conclude(plan, commit, job, result, worktree)
         except Exception as err:  # the attempt consumed its index: it must still become a row
@@ -598,7 +616,7 @@ class Engine:
             if job is not None:
                 self._in_flight.add(plan.index)
                 try:
-                    result = (job.wait(should_stop=self._should_stop(plan, time.time())) if attempt.step != "finished"
+                    result = (job.wait(should_stop=self._watch(plan, job, worktree)) if attempt.step != "finished"
                               else _result_from(d["result"]))
                     self._conclude(plan, commit, job, result, worktree)
                 finally:

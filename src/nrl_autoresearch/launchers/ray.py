@@ -49,16 +49,18 @@ def upload_size(path: Path, excludes: list[str]) -> int:
     """Bytes Ray would upload from `path`, found by Ray's own traversal of it."""
     from ray._private.runtime_env.packaging import _dir_travel, _get_excludes
 
-    total = 0
+    sizes: dict[Path, int] = {}
 
     def add(item: Path) -> None:
-        nonlocal total
         if item.is_file():
-            total += item.stat().st_size
+            sizes[item] = item.stat().st_size
 
     include_gitignore = os.environ.get("RAY_RUNTIME_ENV_IGNORE_GITIGNORE", "0") != "1"
-    _dir_travel(path, [_get_excludes(path, excludes)], add, include_gitignore=include_gitignore)
-    return total
+    try:
+        _dir_travel(path, [_get_excludes(path, excludes)], add, include_gitignore=include_gitignore)
+    except TypeError:  # Ray before .rayignore support (late 2025) takes no include_gitignore
+        _dir_travel(path, [_get_excludes(path, excludes)], add)
+    return sum(sizes.values())
 
 
 def _write_atomically(path: Path, text: str) -> None:

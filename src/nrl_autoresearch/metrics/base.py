@@ -44,6 +44,14 @@ class RunOutputs:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def log_tail(self, size: int = 65536) -> str:
+        """The end of the log, cheap to read while a long run is still writing it."""
+        if not self.log_path.exists():
+            return ""
+        with self.log_path.open("rb") as fh:
+            fh.seek(max(0, self.log_path.stat().st_size - size))
+            return fh.read().decode(errors="replace")
+
 
 def _walk(root: Path) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(root):
@@ -78,6 +86,10 @@ class MetricSource(ABC):
 
     def failure(self, run: RunOutputs) -> str | None:
         """A reason that makes the run a crash even though a metric was printed (out of memory, NaN loss)."""
+        return None
+
+    def progress(self, run: RunOutputs) -> tuple[int, int] | None:
+        """Training step i of N, when the run's log says it (for live progress)."""
         return None
 
     def ending(self, run: RunOutputs) -> str | None:

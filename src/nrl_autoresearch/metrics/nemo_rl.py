@@ -89,6 +89,11 @@ class NemoRL(MetricSource):
         text = run.log_text()
         return next((why for pattern, why in FAILURES if pattern.search(text)), None)
 
+    def progress(self, run: RunOutputs) -> tuple[int, int] | None:
+        """The latest `========================= Step i/N =========================` header."""
+        steps = STEP.findall(run.log_tail())
+        return (int(steps[-1][0]), int(steps[-1][1])) if steps else None
+
     def ending(self, run: RunOutputs) -> str | None:
         text = run.log_text()
         return next((why for marker, why in ENDINGS if marker in text), None)
@@ -126,9 +131,3 @@ class NemoRL(MetricSource):
                 points.append(Point(int(step.group(1)), float(info[self.arg])))
         points.sort(key=lambda p: p.step)
         return Reading(points, "checkpoint training_info.json files") if points else None
-
-
-def progress(log_text: str) -> tuple[int, int] | None:
-    """The latest `Step i/N` header of a NeMo-RL console log."""
-    steps = STEP.findall(log_text)
-    return (int(steps[-1][0]), int(steps[-1][1])) if steps else None
