@@ -17,6 +17,7 @@ from .campaign import Campaign
 from .engine import Engine
 from .errors import UsageError
 from .git import Git
+from .launchers import choose, make_launcher, parse_options
 from .ledger import COLUMNS, Ledger
 from .metrics import parse_source
 from .metrics.base import validate_aggregate
@@ -51,9 +52,15 @@ class CampaignRequest:
     target: str | None = None
     stop: str | None = None
     min_delta: float = 0.0
-    launcher: str = "local"
+    launcher: str = "auto"
+    launcher_options: tuple[str, ...] = ()
     grace: str = "10s"
     gpus_per_experiment: int = 0
+    baseline_repeats: int = 1
+    repeats: int = 1
+    z: float = 2.0
+    confirm: bool = False
+    seed_flag: str | None = None
 
 
 def create_campaign(root: Path, req: CampaignRequest) -> Campaign:
@@ -70,31 +77,58 @@ def create_campaign(root: Path, req: CampaignRequest) -> Campaign:
             raise UsageError("give the objective with --metric NAME (and --metric-source, --maximize or --minimize)")
         if req.params_file and not (root / req.params_file).is_file():
             raise UsageError(f"--params-file {req.params_file!r} does not exist in {root}")
-        recipe = CommandRecipe(protect_command(shlex.split(req.command)), req.params_file, req.set_style)
+        recipe = CommandRecipe(protect_command(shlex.split(req.command)), req.params_file, req.set_style, req.seed_flag)
         slug = _slug_from_command(req.command)
     objective = objective_for(root, recipe, req.metric, req.maximize, req.metric_source, req.aggregate)
+    noise = _noise_options(recipe, req)
     rules = StopRules.build(now=time.time(), max_experiments=req.max_experiments, budget=req.budget,
                             per_experiment=req.per_experiment, target=req.target, stop=req.stop)
-    launcher = {"name": req.launcher, "grace_s": parse_duration(req.grace, what="--grace")}
+    launcher = launcher_config(req.launcher, req.launcher_options, recipe.gpus_needed(root) or req.gpus_per_experiment,
+                               grace=req.grace)
     return new_campaign(root, recipe, objective, rules, prefix=req.prefix, name=req.name, slug=slug,
                         min_delta=req.min_delta, launcher=launcher,
-                        options={"gpus_per_experiment": req.gpus_per_experiment})
+                        options={"gpus_per_experiment": req.gpus_per_experiment, **noise})
 
 
-def create_demo(dest: Path, *, experiments: int | None = None, launcher: str = "local") -> Campaign:
+def _noise_options(recipe: Recipe, req: CampaignRequest) -> dict:
+    """Repeats, the z threshold and confirmation runs; all but z need a way to vary the seed."""
+    if req.baseline_repeats < 1 or req.repeats < 1:
+        raise UsageError("--baseline-repeats and --repeats count runs: give 1 or more")
+    if req.z <= 0:
+        raise UsageError(f"bad --z {req.z}: the threshold is z times the spread, give a positive number")
+    if (req.baseline_repeats > 1 or req.repeats > 1 or req.confirm) and not recipe.seeded():
+        raise UsageError("--baseline-repeats, --repeats and --confirm rerun with other seeds: give --seed-flag "
+                         "(the flag your command takes, e.g. --seed-flag --seed)")
+    return {"baseline_repeats": req.baseline_repeats, "repeats": req.repeats, "z": req.z, "confirm": req.confirm}
+
+
+def create_demo(dest: Path, *, experiments: int | None = None, launcher: str = "local",
+                launcher_options: tuple[str, ...] = ()) -> Campaign:
     """The embedded toy project as a fresh repository, with a campaign on its recipe (default rule: baseline + 3)."""
     from .demo import RECIPE, create_repo
     from .recipes.nemo_rl import NemoRLRecipe
 
     if experiments is not None and experiments < 1:
         raise UsageError(f"bad --experiments {experiments}: run at least one experiment after the baseline")
+    launcher_config(launcher, launcher_options, 0)  # refuse bad options before the folder is created
     create_repo(dest)
     recipe = NemoRLRecipe(RECIPE, runner=[sys.executable])
     objective = objective_for(dest, recipe, None, None, None, "last")
     rules = StopRules.build(now=time.time(), max_experiments=experiments + 1 if experiments else None,
                             per_experiment="5m")
     return new_campaign(dest, recipe, objective, rules, prefix=None, name=None, slug="grpo-toy-digitsum",
-                        launcher={"name": launcher})
+                        launcher=launcher_config(launcher, launcher_options, 0))
+
+
+def launcher_config(name: str, options: tuple[str, ...] | list[str], gpus_needed: int, *, grace: str = "10s") -> dict:
+    """The launcher's name (chosen deliberately for 'auto', with the reason kept) and its options, checked now."""
+    extra = parse_options(options)
+    chosen = None
+    if name == "auto":
+        name, chosen = choose(gpus_needed, extra)
+    config = {"name": name, "grace_s": parse_duration(grace, what="--grace"), **extra}
+    make_launcher(config)
+    return {**config, **({"chosen": chosen} if chosen else {})}
 
 
 def nemo_recipe(root: Path, recipe: str, entrypoint: str | None, runner: list[str]) -> Recipe:

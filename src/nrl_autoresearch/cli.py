@@ -28,7 +28,7 @@ from .engine import Engine
 from .errors import StopConditionMet, UsageError
 from .git import Git, repo_root
 from .hypothesis import Hypothesis, parse_sets, validated
-from .launchers import LAUNCHERS
+from .launchers import CHOICES, LAUNCHERS
 from .ledger import COLUMNS, Ledger
 from .progress import Progress
 from .stoprules import format_duration
@@ -100,21 +100,34 @@ def _interrupt(signum, frame):
 @click.option("--target", help="Stop when the objective reaches it, e.g. 'val:accuracy>=0.8'.")
 @click.option("--stop", "stop", help="All in one sentence: '50 experiments or 10h total, 1h each'.")
 @click.option("--min-delta", type=float, default=0.0, show_default=True, help="Smallest gain that counts as a keep.")
-@click.option("--launcher", type=click.Choice(sorted(LAUNCHERS)), default="local", show_default=True)
+@click.option("--launcher", type=click.Choice(CHOICES), default="auto", show_default=True,
+              help="Where runs happen; auto: local when the GPUs are here, else Slurm, Kubernetes or Ray.")
+@click.option("--launcher-option", "-L", "launcher_options", multiple=True, metavar="KEY=VALUE",
+              help="A launcher setting, e.g. -L partition=gpu -L account=a, -L mode=interactive, -L address=http://h:8265.")
 @click.option("--grace", default="10s", show_default=True, help="Time between SIGTERM and SIGKILL when a run is stopped.")
 @click.option("--gpus-per-experiment", type=int, default=0, show_default=True,
               help="Disjoint GPU sets (CUDA_VISIBLE_DEVICES) for local experiments run in parallel.")
+@click.option("--baseline-repeats", type=int, default=1, show_default=True,
+              help="Run the baseline K times with different seeds to measure the run-to-run spread.")
+@click.option("--repeats", type=int, default=1, show_default=True,
+              help="Run every hypothesis K times with different seeds and judge the mean.")
+@click.option("--z", type=float, default=2.0, show_default=True,
+              help="A keep needs a gain above z x spread (scaled for repeats) once the spread is known.")
+@click.option("--confirm", is_flag=True, help="Re-run each new best keep with another seed before building on it.")
+@click.option("--seed-flag", help="For --command: the flag that sets the seed (e.g. --seed), for repeats.")
 @json_option
 def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_source, aggregate, params_file,
          set_style, prefix, campaign_name, max_experiments, budget, per_experiment, target, stop, min_delta,
-         launcher, grace, gpus_per_experiment, as_json):
+         launcher, launcher_options, grace, gpus_per_experiment, baseline_repeats, repeats, z, confirm, seed_flag,
+         as_json):
     """Record a campaign in this repository (nothing is branched or run yet)."""
     request = api.CampaignRequest(
         command=command, recipe=recipe, entrypoint=entrypoint, runner=runner, metric=metric, maximize=maximize,
         metric_source=metric_source, aggregate=aggregate, params_file=params_file, set_style=set_style, prefix=prefix,
         name=campaign_name, max_experiments=max_experiments, budget=budget, per_experiment=per_experiment,
-        target=target, stop=stop, min_delta=min_delta, launcher=launcher, grace=grace,
-        gpus_per_experiment=gpus_per_experiment)
+        target=target, stop=stop, min_delta=min_delta, launcher=launcher, launcher_options=launcher_options, grace=grace,
+        gpus_per_experiment=gpus_per_experiment, baseline_repeats=baseline_repeats, repeats=repeats, z=z,
+        confirm=confirm, seed_flag=seed_flag)
     c = api.create_campaign(_repo(repo), request)
     state = Workspace(c.repo, c.prefix, c.worktrees).user_state()
     data = {"campaign": c.to_dict(), "user_branch": state.branch, "unrelated_changes": state.dirty,
@@ -127,7 +140,7 @@ def _init_text(c: Campaign, state) -> str:
         f"campaign {c.name}: branches under {c.prefix}/",
         f"  objective: {c.objective.direction} {c.objective.metric_name} ({c.objective.source}, {c.objective.aggregate})",
         f"  recipe: {_recipe_text(c)}",
-        f"  launcher: {c.launcher['name']}",
+        f"  launcher: {c.launcher['name']}" + (f" (auto: {c.launcher['chosen']})" if c.launcher.get("chosen") else ""),
         "  stop rules:", *(f"    {m}" for m in c.rules.monitors()),
         f"  ledger: {c.ledger}  (untracked)",
         f"  your branch: {state.branch or '(detached)'} at {(state.head or '')[:10]}",
@@ -148,13 +161,15 @@ def _recipe_text(c: Campaign) -> str:
 @click.option("--dir", "directory", type=click.Path(file_okay=False), help="Where to create the demo repository.")
 @click.option("--experiments", type=int, help="Experiments after the baseline (default: three, then ask).")
 @click.option("--launcher", type=click.Choice(sorted(LAUNCHERS)), default="local", show_default=True)
+@click.option("--launcher-option", "-L", "launcher_options", multiple=True, metavar="KEY=VALUE",
+              help="A launcher setting, e.g. -L address=http://127.0.0.1:8265 for Ray.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Experiments in flight at once.")
-def demo(directory, experiments, launcher, workers):
+def demo(directory, experiments, launcher, launcher_options, workers):
     """Create a tiny NeMo-RL-shaped GRPO project and run a whole campaign on it (about a minute on a laptop)."""
     from .demo import default_dir
 
     dest = Path(directory).resolve() if directory else default_dir(Path.cwd())
-    c = api.create_demo(dest, experiments=experiments, launcher=launcher)
+    c = api.create_demo(dest, experiments=experiments, launcher=launcher, launcher_options=launcher_options)
     click.echo(f"demo repository: {dest}")
     _run_loop(Engine(c, progress=Progress()), "catalog", yes=True, more=None, workers=workers)
     click.echo(f"session notes: {dest / 'session'}")
@@ -165,8 +180,8 @@ def demo(directory, experiments, launcher, workers):
 @campaign_option
 def baseline(repo, campaign_name):
     """Create <prefix>/baseline and run the unmodified recipe as row 1."""
-    engine = Engine(_load(repo, campaign_name), progress=Progress())
-    engine.baseline()
+    with Engine(_load(repo, campaign_name), progress=Progress()) as engine:
+        engine.baseline()
 
 
 @main.command("try")
@@ -175,14 +190,15 @@ def baseline(repo, campaign_name):
 @click.option("--patch", type=click.Path(dir_okay=False), help="A diff to apply on the branch.")
 @click.option("--desc", default="", help="One line: what this hypothesis tests.")
 @click.option("--parent", default="baseline", show_default=True, help="baseline | best | an experiment or branch.")
+@click.option("--repeats", type=int, help="Runs with different seeds, judged on their mean (default: the campaign's).")
 @repo_option
 @campaign_option
-def try_(name, sets, patch, desc, parent, repo, campaign_name):
+def try_(name, sets, patch, desc, parent, repeats, repo, campaign_name):
     """Run one hypothesis on <prefix>/NAME: change, commit, run, record."""
     hypothesis = validated(Hypothesis(name=name, description=desc, parent=parent, sets=parse_sets(sets),
-                                      patch=str(Path(patch).resolve()) if patch else None))
-    engine = Engine(_load(repo, campaign_name), progress=Progress())
-    engine.try_(hypothesis)
+                                      patch=str(Path(patch).resolve()) if patch else None, repeats=repeats))
+    with Engine(_load(repo, campaign_name), progress=Progress()) as engine:
+        engine.try_(hypothesis)
 
 
 @main.command()
@@ -238,6 +254,7 @@ def _run_loop(engine: Engine, proposer_spec: str, *, yes: bool, more: int | None
     try:
         engine.run(proposer.propose, workers=workers)
     finally:
+        engine.close()
         written = build_report(engine)
         click.echo(summary_text(engine.c, engine.rows(), engine.status()))
         click.echo(f"report: {written['html']} (plot {written['png'].name}, summary {written['markdown'].name})")

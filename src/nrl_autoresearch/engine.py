@@ -21,12 +21,13 @@ from pathlib import Path
 import psutil
 
 from . import gpus, stoprules
+from .gpus import GpuPool
 from .campaign import RESERVED, Campaign
 from .errors import StopConditionMet, UsageError
 from .git import Snapshot
 from .hypothesis import Hypothesis
 from .journal import Attempt, Journal
-from .judge import Reference, Verdict, judge, valid
+from .judge import Z_DEFAULT, Reference, Spread, Verdict, judge, pooled_spread, valid
 from .launchers import make_launcher
 from .launchers.base import Job, JobResult, JobState, RunSpec
 from .ledger import Ledger, Notes, Row, best
@@ -39,6 +40,7 @@ from .session import Moment, Session
 from .workspace import BASELINE, Workspace, validate_name
 
 RUN_MARKER = "AUTORESEARCH_RUN"
+SEED_BASE = 1000  # run k >= 2 of a configuration uses seed SEED_BASE + k - 1 (the same for every configuration)
 TAIL_LINES = 20
 
 
@@ -55,10 +57,44 @@ class Plan:
     reference: Reference | None
     hypothesis: Hypothesis
     effective: dict
+    seed: int | None = None  # None: the recipe's own seed
+    group: tuple[int, ...] = ()  # the indexes of the runs judged together (repeats of one configuration)
+    role: str = ""  # "repeat 2/3", "confirmation of [5]"
 
     @property
     def is_baseline(self) -> bool:
         return self.name == BASELINE
+
+
+@dataclass
+class Outcome:
+    """One finished run of a plan, measured: what the ledger row and the verdict need."""
+
+    plan: Plan
+    commit: str
+    result: JobResult
+    job_id: str = "none"
+    command: str = ""
+    log_path: Path | None = None
+    value: float | None = None
+    memory: float | None = None
+    source: str = ""
+    failure: str | None = None
+    ending: str | None = None
+    worktree: Path | None = None
+
+    @property
+    def crashed(self) -> str | None:
+        """Why this run has no valid metric, or None."""
+        if not self.result.succeeded:
+            return self.result.reason + (f"; {self.failure}" if self.failure else "")
+        if self.failure:
+            return self.failure
+        if self.value is None:
+            return "no metric found"
+        if not math.isfinite(self.value):
+            return f"metric is {self.value} (diverged)"
+        return None
 
 
 @dataclass(frozen=True)
@@ -89,6 +125,16 @@ class Engine:
         self._halt: str | None = None
         self._memory: Session | None = None
         self._gpus = GpuPool(campaign.options.get("gpus_per_experiment", 0))
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release what the launcher holds (an interactive Slurm allocation)."""
+        self.launcher.close()
 
     # -- reading state -------------------------------------------------------------------------------
     def rows(self) -> list[Row]:
@@ -184,7 +230,7 @@ class Engine:
             raise UsageError(f"the baseline is already recorded as row {existing[0].index} of {self.c.ledger}: "
                              "run experiments with 'autoresearch try' or 'autoresearch run'")
         self._check_preflight()
-        return self._supervise([self._plan(Hypothesis(BASELINE, "unmodified recipe", parent=BASELINE))])[0]
+        return self._supervise(self._plan(self._baseline_hypothesis()))[0]
 
     def try_(self, hypothesis: Hypothesis) -> Row:
         """One experiment: branch, change, commit, run, record."""
@@ -195,7 +241,7 @@ class Engine:
         if prepared:
             hypothesis = replace(hypothesis, parent=prepared["parent"],
                                  description=hypothesis.description or prepared["description"])
-        return self._supervise([self._plan(hypothesis)])[0]
+        return self._supervise(self._plan(hypothesis))[-1]
 
     def prepare(self, name: str, description: str, parent: str) -> Path:
         """Create an experiment branch and worktree for hand edits; `try NAME` later commits and runs them."""
@@ -216,7 +262,7 @@ class Engine:
         if not self.baseline_rows():
             self._check_may_launch()
             self._check_preflight()
-            self._supervise([self._plan(Hypothesis(BASELINE, "unmodified recipe", parent=BASELINE))])
+            self._supervise(self._plan(self._baseline_hypothesis()))
         launched = 0
         threads: list[threading.Event] = []
         try:
@@ -231,19 +277,19 @@ class Engine:
                     if self.status().met:
                         break
                     ready = len(self._in_flight) < workers and self._may_launch() and self._gpus.available()
-                    plan = None
+                    plans = None
                     if ready:
                         hypothesis = propose(self.history())
                         if hypothesis is None:
                             self.say("no hypothesis left to try: the proposer is exhausted")
                             break
-                        plan = self._plan(hypothesis)
-                if plan is None:
+                        plans = self._plan(hypothesis)
+                if plans is None:
                     if not self._in_flight and not (self._may_launch() and self._gpus.available()):
                         break
                     self._wait_any(threads)
                     continue
-                threads.append(self._start_thread(plan))
+                threads.append(self._start_thread(plans))
                 launched += 1
             self._join(threads)
         except KeyboardInterrupt:
@@ -281,47 +327,89 @@ class Engine:
         return stoprules.may_launch(self.c.rules, attempted=len(self.rows()), in_flight=len(self._in_flight),
                                     now=time.time(), best=top.metric_value if top else None)
 
-    def _plan(self, hypothesis: Hypothesis) -> Plan:
-        """Reserve the next index and a free branch name, durably, before anything is created."""
+    def _baseline_hypothesis(self) -> Hypothesis:
+        return Hypothesis(BASELINE, "unmodified recipe", parent=BASELINE,
+                          repeats=self.c.options.get("baseline_repeats", 1))
+
+    def _plan(self, hypothesis: Hypothesis, *, role: str = "") -> list[Plan]:
+        """Reserve the next indexes (one per repeat) and a free branch name, durably, before anything is created.
+        Repeats beyond what the stop rules allow are not reserved."""
         with self._lock:
             self._check_may_launch()
-            index = max(self.journal.last_index(), max((r.index for r in self.rows()), default=0)) + 1
             if hypothesis.name == BASELINE:
-                parent_commit = self.c.base_commit
-                name, reference, effective = BASELINE, self._baseline_reference(), {}
-                run = BASELINE if not self.baseline_rows() else f"{BASELINE}-r{len(self.baseline_rows()) + 1}"
+                parent_commit, reference, name, effective = self.c.base_commit, self._baseline_reference(), BASELINE, {}
             else:
                 parent_commit, reference = self._parent(hypothesis.parent)
                 self.recipe.check_change(Snapshot(self.ws.git, parent_commit), hypothesis.sets)
                 prepared = self._prepared(hypothesis.name)
                 name = prepared["name"] if prepared else self.ws.reserve_name(hypothesis.name, self._taken_names())
                 effective = {**self._effective_of(parent_commit), **hypothesis.sets}
-                run = name
-            plan = Plan(index, name, run, self.ws.branch(name), hypothesis.parent, parent_commit, reference,
-                        hypothesis, effective)
-            self.journal.record("intent", index, name=name, run=run, branch=plan.branch, parent=hypothesis.parent,
-                                parent_commit=parent_commit, hypothesis=hypothesis.to_dict(), effective=effective,
-                                reference=asdict(reference) if reference else None)
-            self._in_flight.add(index)
-            return plan
+            repeats = hypothesis.repeats or self.c.options.get("repeats", 1)
+            first = max(self.journal.last_index(), max((r.index for r in self.rows()), default=0)) + 1
+            done = self._runs_of_branch(self.ws.branch(name)) if name == BASELINE or role else 0
+            count = self._room(repeats)
+            if count > 1 or done:
+                self._require_seeds()
+            group = tuple(range(first, first + count))
+            plans = []
+            for k, index in enumerate(group):
+                run_number = done + k + 1
+                run = name if run_number == 1 else f"{name}-r{run_number}"
+                seed = hypothesis.seed if run_number == 1 else SEED_BASE + run_number - 1
+                label = role or (f"repeat {k + 1}/{count}" if count > 1 else "")
+                plan = Plan(index, name, run, self.ws.branch(name), hypothesis.parent, parent_commit, reference,
+                            hypothesis, effective, seed, group, label)
+                self.journal.record("intent", index, name=name, run=run, branch=plan.branch, parent=hypothesis.parent,
+                                    parent_commit=parent_commit, hypothesis=hypothesis.to_dict(), effective=effective,
+                                    reference=asdict(reference) if reference else None, seed=seed, group=list(group),
+                                    role=label)
+                self._in_flight.add(index)
+                plans.append(plan)
+            return plans
+
+    def _room(self, wanted: int) -> int:
+        """How many runs the stop rules let start now (at least one: the caller checked)."""
+        rules = self.c.rules
+        if rules.max_experiments is None:
+            return wanted
+        return max(1, min(wanted, rules.max_experiments - len(self.rows()) - len(self._in_flight)))
+
+    def _require_seeds(self) -> None:
+        if not self.recipe.seeded():
+            raise UsageError("repeats need a way to vary the seed: init the campaign with --seed-flag (e.g. --seed-flag "
+                             "--seed) or use a recipe with a seed key")
+
+    def _runs_of_branch(self, branch: str) -> int:
+        """Runs already attempted on a branch (rows and reserved runs), to number repeats and choose seeds."""
+        return sum(1 for a in self.journal.attempts().values() if a.data.get("branch") == branch)
 
     def _parent(self, parent: str) -> tuple[str, Reference | None]:
-        """The parent commit and the reference value: the parent's result, or the best keep for 'best'."""
+        """The parent commit and the reference: the parent's results, or the best keep for 'best'."""
         if parent == "best":
             top = self.best_row()
             if top is None:
                 return self._parent(BASELINE)
-            return top.commit, Reference(f"best keep {top.branch.rsplit('/', 1)[1]}", top.metric_value)
+            return top.commit, Reference(f"best keep {top.branch.rsplit('/', 1)[1]}", tuple(self._values_of(top.commit)))
         commit = self.ws.resolve_parent(parent)
-        values = [r.metric_value for r in self.rows() if r.commit == commit and valid(r.metric_value)]
+        values = self._values_of(commit)
         if values:
-            label = parent if parent != BASELINE else BASELINE
-            return commit, Reference(label, statistics.fmean(values))
+            return commit, Reference(parent, tuple(values))
         return commit, self._baseline_reference()
 
     def _baseline_reference(self) -> Reference | None:
-        values = [r.metric_value for r in self.baseline_rows() if valid(r.metric_value)]
-        return Reference(BASELINE, statistics.fmean(values)) if values else None
+        values = [r.metric_value for r in self.baseline_rows() if valid(r.metric_value) and r.status != "crash"]
+        return Reference(BASELINE, tuple(values)) if values else None
+
+    def _values_of(self, commit: str) -> list[float]:
+        return [r.metric_value for r in self.rows() if r.commit == commit and r.status != "crash" and valid(r.metric_value)]
+
+    def spread(self) -> Spread | None:
+        """The campaign's run-to-run spread, pooled over every configuration run more than once."""
+        groups: dict[str, list[float]] = {}
+        for r in self.rows():
+            if r.status != "crash" and valid(r.metric_value):
+                groups.setdefault(r.commit, []).append(r.metric_value)
+        return pooled_spread(groups.values())
 
     def _effective_of(self, commit: str) -> dict:
         for attempt in self.journal.attempts().values():
@@ -341,31 +429,31 @@ class Engine:
 
     # -- the path of one experiment ------------------------------------------------------------------
     def _supervise(self, plans: list[Plan]) -> list[Row]:
-        """Run plans in worker threads so that Ctrl-C reaches this thread and ends them cleanly."""
-        rows: dict[int, Row] = {}
-        threads = [self._start_thread(p, rows) for p in plans]
+        """Run a group in a worker thread so that Ctrl-C reaches this thread and ends it cleanly."""
+        rows: list[Row] = []
+        done = self._start_thread(plans, rows)
         try:
-            self._join(threads)
+            self._join([done])
         except KeyboardInterrupt:
             self.halt("interrupted by the person (Ctrl-C)")
-            self._join(threads)
+            self._join([done])
             raise
-        return [rows[p.index] for p in plans if p.index in rows]
+        return rows
 
-    def _start_thread(self, plan: Plan, rows: dict | None = None) -> threading.Event:
-        """Run one plan in a worker thread; the returned event is set when its row is written. (Waiting on
+    def _start_thread(self, plans: list[Plan], rows: list | None = None) -> threading.Event:
+        """Run one group in a worker thread; the returned event is set when its rows are written. (Waiting on
         events, not Thread.join: a join interrupted by Ctrl-C can report a live thread as finished.)"""
         done = threading.Event()
 
         def work():
             try:
-                row = self._execute(plan)
+                written = self._execute(plans)
                 if rows is not None:
-                    rows[plan.index] = row
+                    rows.extend(written)
             finally:
                 done.set()
 
-        threading.Thread(target=work, name=f"experiment-{plan.index}", daemon=True).start()
+        threading.Thread(target=work, name=f"experiment-{plans[0].index}", daemon=True).start()
         return done
 
     def _join(self, workers: list[threading.Event]) -> None:
@@ -380,35 +468,59 @@ class Engine:
         else:
             time.sleep(0.2)
 
-    def _execute(self, plan: Plan) -> Row:
-        """Branch, commit, launch, measure, judge, record. Any failure still ends in a crash row."""
-        commit, job, result, worktree = plan.parent_commit, None, None, None
+    def _execute(self, plans: list[Plan]) -> list[Row]:
+        """Run a group (one configuration, one or more seeds) and record its rows; then confirm a new best keep."""
+        outcomes: list[Outcome] = []
+        commit, worktree = None, None
         try:
-            start = self.ws.ensure_baseline(plan.parent_commit) if plan.is_baseline else plan.parent_commit
-            worktree = self.ws.create(plan.name, start)
-            self.journal.record("branch", plan.index, worktree=str(worktree))
-            change = plan.hypothesis.summary() or "unmodified recipe"
-            self.checkpoint("before edit", f"[{plan.index}] {plan.name} from {plan.parent}: {change}")
-            commit = self._commit(plan, worktree)
+            for plan in plans:
+                if self._halt:
+                    outcomes.append(self._not_run(plan, commit or plan.parent_commit, self._halt, worktree))
+                    continue
+                outcome = self._run(plan, commit, worktree)
+                commit, worktree = outcome.commit, outcome.worktree
+                outcomes.append(outcome)
+            rows = self._record_group(outcomes)
+        finally:
+            with self._lock:
+                for plan in plans:
+                    self._in_flight.discard(plan.index)
+                    self._gpus.give_back(plan.index)
+        if worktree is not None and not self.ws.release(worktree):
+            self.say(f"[{plans[0].index}] kept worktree {self._rel(worktree)}: the run left files in it")
+        return rows + self._confirm(plans[0], rows)
+
+    def _run(self, plan: Plan, commit: str | None, worktree: Path | None) -> Outcome:
+        """Branch and commit (first run of a group), launch, wait, measure. Never raises: a failure is an outcome."""
+        job = None
+        try:
+            if commit is None:
+                start = self.ws.ensure_baseline(plan.parent_commit) if plan.is_baseline else plan.parent_commit
+                worktree = self.ws.create(plan.name, start)
+                self.journal.record("branch", plan.index, worktree=str(worktree))
+                change = plan.hypothesis.summary() or "unmodified recipe"
+                self.checkpoint("before edit", f"[{plan.index}] {plan.name} from {plan.parent}: {change}")
+                commit = self._commit(plan, worktree)
+                self.checkpoint("after edit", f"[{plan.index}] {plan.branch} at {commit[:10]}")
+            else:
+                self.journal.record("branch", plan.index, worktree=str(worktree))
             self.journal.record("committed", plan.index, commit=commit)
-            self.checkpoint("after edit", f"[{plan.index}] {plan.branch} at {commit[:10]}")
             self.say(self.status().sentence)
             job = self._launch(plan, worktree)
             result = job.wait(should_stop=self._watch(plan, job, worktree))
             if self.progress is not None:
                 self.progress.done(plan.run)
-            self.journal.record("finished", plan.index, result=_result_dict(result))
-            return self._conclude(plan, commit, job, result, worktree)
-        except Exception as err:  # the attempt consumed its index: it must still become a row
+        except Exception as err:  # the run consumed its index: it must still become a row
             reason = f"engine error: {type(err).__name__}: {err}"
-            if job is not None and result is None:
+            if job is not None:
                 job.cancel(reason)
-            failed = JobResult(JobState.FAILED, None, reason, 0.0)
-            return self._conclude(plan, commit, job, failed, worktree)
-        finally:
-            with self._lock:
-                self._in_flight.discard(plan.index)
-                self._gpus.give_back(plan.index)
+            result = JobResult(JobState.FAILED, None, reason, 0.0)
+        self.journal.record("finished", plan.index, result=_result_dict(result))
+        return self._measure(plan, commit or plan.parent_commit, job, result, worktree)
+
+    def _not_run(self, plan: Plan, commit: str, reason: str, worktree: Path | None) -> Outcome:
+        return Outcome(plan, commit, JobResult(JobState.CANCELLED, None, reason, 0.0), worktree=worktree,
+                       log_path=self.c.run_dir(plan.run) / "run.log")
 
     def _commit(self, plan: Plan, worktree: Path) -> str:
         if plan.is_baseline:
@@ -434,12 +546,13 @@ class Engine:
         run_dir.mkdir(parents=True, exist_ok=True)
         limit = stoprules.run_limit(self.c.rules, now=time.time())
         launch = self.recipe.launch(worktree, run_dir, limit)
+        argv = launch.argv + (self.recipe.seed_args(worktree, plan.seed) if plan.seed is not None else [])
         marker = f"{self.c.dir}#{plan.index}"
-        spec = RunSpec(name=f"ar-{self.c.name}-{plan.index:03d}", argv=launch.argv, cwd=launch.cwd,
+        spec = RunSpec(name=f"ar-{self.c.name}-{plan.index:03d}", argv=argv, cwd=launch.cwd,
                        log_path=run_dir / "run.log", run_dir=run_dir, env={**launch.env, RUN_MARKER: marker},
                        timeout_s=limit, gpus=self._gpus.take(plan.index))
         self.journal.record("launching", plan.index, marker=marker, job_name=spec.name, run_dir=str(run_dir))
-        self.checkpoint("before launch", f"[{plan.index}] {redact(' '.join(launch.argv))} on {self.launcher.name}")
+        self.checkpoint("before launch", f"[{plan.index}] {redact(' '.join(argv))} on {self.launcher.name}")
         job = self.launcher.submit(spec)
         self.journal.record("launched", plan.index, job=job.handle(), job_id=job.job_id, command=job.command,
                             log_path=str(job.log_path))
@@ -447,59 +560,102 @@ class Engine:
         self.say(f"[{plan.index}] launched {plan.name} on {self.launcher.name} (job {job.job_id}), log {self._rel(job.log_path)}")
         return job
 
-    def _conclude(self, plan: Plan, commit: str, job: Job | None, result: JobResult, worktree: Path | None) -> Row:
+    def _measure(self, plan: Plan, commit: str, job: Job | None, result: JobResult, worktree: Path | None) -> Outcome:
         run_dir = self.c.run_dir(plan.run)
         log_path = job.log_path if job else run_dir / "run.log"
-        started = time.time() - result.run_s
-        outputs = RunOutputs(log_path, run_dir, worktree or run_dir, started)
-        value, memory, source = self._measure(outputs, result)
-        verdict = self._verdict(plan, commit, value, result, outputs)
-        what = plan.hypothesis.description or plan.hypothesis.summary() or plan.name
-        row = Row(
-            index=plan.index, branch=plan.branch, parent_commit=plan.parent_commit, commit=commit,
-            recipe=self.recipe.label, metric_name=self.c.objective.metric_name,
-            metric_value=value if verdict.status != "crash" else None,
-            memory_gb=memory if verdict.status != "crash" else None, elapsed_min=result.run_s / 60,
-            launcher=self.launcher.name, job_id=job.job_id if job else "none",
-            command=job.command if job else "", log_path=self._rel(log_path), status=verdict.status,
-            description=f"{what}; {verdict.note}",
-        )
-        self._record(row, extra={"queue_s": result.queue_s, "metric_source": source, "end": result.reason,
-                                 "run": plan.run, "ending": self.source.ending(outputs)})
-        if verdict.status == "crash":
-            self._note_crash(plan, log_path, verdict.note)
-        if worktree is not None and not self.ws.release(worktree):
-            self.say(f"[{plan.index}] kept worktree {self._rel(worktree)}: the run left files in it")
+        outputs = RunOutputs(log_path, run_dir, worktree or run_dir, time.time() - result.run_s)
+        reading = self.source.read(outputs)
+        value = aggregate(reading.points, self.c.objective.aggregate, maximize=self.c.objective.maximize) if reading else None
+        return Outcome(plan, commit, result, job.job_id if job else "none", job.command if job else "", log_path,
+                       value, self.source.memory_gb(outputs) or result.peak_memory_gb,
+                       reading.source if reading else f"nothing found by {self.source}",
+                       self.source.failure(outputs), self.source.ending(outputs), worktree)
+
+    def _record_group(self, outcomes: list[Outcome]) -> list[Row]:
+        """One verdict for the group's valid runs (with the configuration's earlier runs, as a confirmation
+        has), one row per run in index order; crashed runs are crash rows."""
+        rows = []
+        verdict = self._group_verdict(outcomes)
+        for o in outcomes:
+            why = o.crashed
+            status, note = ("crash", f"crash: {why}") if why else (verdict.status, verdict.note)
+            if why and o.value is None and o.result.succeeded and not o.failure:
+                note = f"crash: no {self.c.objective.metric_name} found ({self.source}); log tail in notes.md"
+            what = o.plan.hypothesis.description or o.plan.hypothesis.summary() or o.plan.name
+            role = f"{o.plan.role}" + (f", seed {o.plan.seed}" if o.plan.seed is not None else "") if o.plan.role else ""
+            row = Row(
+                index=o.plan.index, branch=o.plan.branch, parent_commit=o.plan.parent_commit, commit=o.commit,
+                recipe=self.recipe.label, metric_name=self.c.objective.metric_name,
+                metric_value=None if why else o.value, memory_gb=None if why else o.memory,
+                elapsed_min=o.result.run_s / 60, launcher=self.launcher.name, job_id=o.job_id, command=o.command,
+                log_path=self._rel(o.log_path), status=status,
+                description=f"{what}{f' ({role})' if role else ''}; {note}",
+            )
+            self._record(row, extra={"queue_s": o.result.queue_s, "metric_source": o.source, "end": o.result.reason,
+                                     "run": o.plan.run, "ending": o.ending, "seed": o.plan.seed})
+            if why:
+                self._note_crash(o.plan, o.log_path, note)
+            self._remember(o.plan, row)
+            rows.append(row)
+        return rows
+
+    def _group_verdict(self, outcomes: list[Outcome]) -> Verdict:
+        plan = outcomes[0].plan
+        values = self._values_of(outcomes[0].commit) + [o.value for o in outcomes if not o.crashed]
+        if len(values) == len(self._values_of(outcomes[0].commit)):
+            return Verdict("crash", "no valid metric")
+        if plan.is_baseline:
+            spread = pooled_spread([values])
+            return Verdict("keep", "the reference" + (f" (mean {statistics.fmean(values):.6g} of {len(values)} runs, "
+                                                      f"spread {spread.sd:.4g})" if spread else ""))
+        return judge(values, plan.reference, maximize=self.c.objective.maximize, min_delta=self.c.min_delta,
+                     spread=self.spread(), z=self.c.options.get("z", Z_DEFAULT),
+                     simplifies=lambda: self._simplifies(plan, outcomes[0].commit))
+
+    def _confirm(self, plan: Plan, rows: list[Row]) -> list[Row]:
+        """--confirm: a new best keep is run once more with another seed before anything builds on it; if it does
+        not hold up, its confirmation row says so (a discard) and it stops counting as the best."""
+        if not self.c.options.get("confirm") or plan.is_baseline or plan.role.startswith("confirmation"):
+            return []
+        top = self.best_row()
+        if not rows or rows[-1].status != "keep" or top is None or top.commit != rows[-1].commit:
+            return []
+        if not self._may_launch():
+            self.say(f"[{plan.index}] no room left to confirm {plan.name}: it stays an unconfirmed keep")
+            return []
+        again = replace(plan.hypothesis, repeats=1, parent=plan.parent)
+        plans = self._plan_confirmation(again, plan, rows)
+        outcomes = [self._run(p, rows[-1].commit, self.ws.worktree_of(p.branch)) for p in plans]
+        with self._lock:
+            for p in plans:
+                self._in_flight.discard(p.index)
+        return self._record_group(outcomes)
+
+    def _plan_confirmation(self, hypothesis: Hypothesis, original: Plan, rows: list[Row]) -> list[Plan]:
+        with self._lock:
+            self._check_may_launch()
+            index = max(self.journal.last_index(), max((r.index for r in self.rows()), default=0)) + 1
+            run_number = self._runs_of_branch(original.branch) + 1
+            self._require_seeds()
+            seed = SEED_BASE + run_number - 1
+            role = f"confirmation of [{rows[0].index}]"
+            plan = replace(original, index=index, run=f"{original.name}-r{run_number}", seed=seed, group=(index,),
+                           role=role, hypothesis=hypothesis)
+            self.journal.record("intent", index, name=plan.name, run=plan.run, branch=plan.branch, parent=plan.parent,
+                                parent_commit=plan.parent_commit, hypothesis=hypothesis.to_dict(),
+                                effective=plan.effective, reference=asdict(plan.reference) if plan.reference else None,
+                                seed=seed, group=[index], role=role, commit=rows[-1].commit)
+            self._in_flight.add(index)
+            return [plan]
+
+    def _remember(self, plan: Plan, row: Row) -> None:
+        """Session memory after a result: the files it generated and changed, a checkpoint, the progress lines."""
         self.memory.file("Generated", row.log_path, f"run log of [{row.index}] {plan.name} ({row.status})")
         if plan.hypothesis.sets or plan.hypothesis.patch:
             self.memory.file("Changed", f"{plan.branch}", f"[{row.index}] {plan.hypothesis.summary()}")
         self.checkpoint("result", self._progress(row))
         self.say(self._progress(row))
         self.say(self.status().sentence)
-        return row
-
-    def _measure(self, outputs: RunOutputs, result: JobResult) -> tuple[float | None, float | None, str]:
-        reading = self.source.read(outputs)
-        memory = self.source.memory_gb(outputs) or result.peak_memory_gb
-        if reading is None:
-            return None, memory, f"nothing found by {self.source}"
-        value = aggregate(reading.points, self.c.objective.aggregate, maximize=self.c.objective.maximize)
-        return value, memory, reading.source
-
-    def _verdict(self, plan: Plan, commit: str, value: float | None, result: JobResult, outputs: RunOutputs) -> Verdict:
-        failure = self.source.failure(outputs)
-        if not result.succeeded:
-            return Verdict("crash", f"crash: {result.reason}" + (f"; {failure}" if failure else ""))
-        if failure:
-            return Verdict("crash", f"crash: {failure}")
-        if value is None:
-            return Verdict("crash", f"crash: no {self.c.objective.metric_name} found ({self.source}); log tail in notes.md")
-        if math.isnan(value) or math.isinf(value):
-            return Verdict("crash", f"crash: {self.c.objective.metric_name} is {value} (diverged)")
-        if plan.is_baseline:
-            return Verdict("keep", "the reference")
-        return judge(value, plan.reference, maximize=self.c.objective.maximize, min_delta=self.c.min_delta,
-                     simplifies=lambda: self._simplifies(plan, commit))
 
     def _simplifies(self, plan: Plan, commit: str) -> bool:
         """Smaller diff than the parent (against the baseline), or a change that removes more than it adds."""
@@ -589,42 +745,47 @@ class Engine:
 
     # -- recovery ------------------------------------------------------------------------------------
     def recover(self) -> list[str]:
-        """Replay the journal: finish or record every attempt a killed engine left behind."""
-        found = []
-        for attempt in sorted(self.journal.attempts().values(), key=lambda a: a.index):
-            if attempt.done or attempt.index in self._in_flight:
-                continue
-            found.append(self._recover(attempt))
+        """Replay the journal: finish or record every run a killed engine left behind, group by group."""
+        pending = [a for a in sorted(self.journal.attempts().values(), key=lambda a: a.index)
+                   if not a.done and a.index not in self._in_flight]
+        groups: dict[tuple[int, ...], list[Attempt]] = {}
+        for attempt in pending:
+            groups.setdefault(tuple(attempt.data.get("group") or [attempt.index]), []).append(attempt)
+        found = [self._recover_group(members) for members in groups.values()]
         for message in found:
             self.say(f"recovered: {message}")
         return found
 
-    def _recover(self, attempt: Attempt) -> str:
-        d = attempt.data
-        hypothesis = Hypothesis(**{k: v for k, v in d["hypothesis"].items()})
-        reference = Reference(**d["reference"]) if d.get("reference") else None
-        plan = Plan(attempt.index, d["name"], d["run"], d["branch"], d["parent"], d["parent_commit"], reference,
-                    hypothesis, d.get("effective") or {})
-        ledger_row = next((r for r in self.rows() if r.index == plan.index), None)
-        if ledger_row is not None:  # the row was written; only its note or journal entry is missing
-            self._record(ledger_row, extra={"recovered": True})
-            return f"row {plan.index} ({plan.name}) was already in the ledger"
-        commit = self._recover_commit(plan, d)
-        worktree = Path(d["worktree"]) if d.get("worktree") else None
+    def _recover_group(self, members: list[Attempt]) -> str:
+        plans = [_plan_from(a) for a in members]
+        written = {r.index: r for r in self.rows()}
+        outcomes, commit, worktree = [], None, None
+        for attempt, plan in zip(members, plans):
+            if plan.index in written:  # the row was written; only its note or journal entry may be missing
+                self._record(written[plan.index], extra={"recovered": True})
+                continue
+            commit = commit or self._recover_commit(plan, attempt.data)
+            worktree = worktree or (Path(attempt.data["worktree"]) if attempt.data.get("worktree") else None)
+            outcomes.append(self._recover_run(attempt, plan, commit, worktree))
+        if outcomes:
+            self._record_group(outcomes)
+        names = ", ".join(f"{p.index} ({p.name})" for p in plans)
+        how = "; ".join(sorted({o.result.reason for o in outcomes})) or "rows already written"
+        return f"run {names}: {how}"
+
+    def _recover_run(self, attempt: Attempt, plan: Plan, commit: str, worktree: Path | None) -> Outcome:
+        """Reattach to a run still in flight, read one that finished unwatched, or record an interruption."""
         if attempt.step in ("launched", "launching", "finished"):
             job = self._recover_job(attempt)
             if job is not None:
                 self._in_flight.add(plan.index)
                 try:
-                    result = (job.wait(should_stop=self._watch(plan, job, worktree)) if attempt.step != "finished"
-                              else _result_from(d["result"]))
-                    self._conclude(plan, commit, job, result, worktree)
+                    result = (_result_from(attempt.data["result"]) if attempt.step == "finished"
+                              else job.wait(should_stop=self._watch(plan, job, worktree)))
                 finally:
                     self._in_flight.discard(plan.index)
-                return f"run {plan.index} ({plan.name}) reattached and finished"
-        reason = f"interrupted: the engine stopped during step '{attempt.step}'"
-        self._conclude(plan, commit, None, JobResult(JobState.CANCELLED, None, reason, 0.0), worktree)
-        return f"run {plan.index} ({plan.name}) recorded as a crash ({reason})"
+                return self._measure(plan, commit, job, result, worktree)
+        return self._not_run(plan, commit, f"interrupted: the engine stopped during step '{attempt.step}'", worktree)
 
     def _recover_commit(self, plan: Plan, d: dict) -> str:
         """The attempt's own commit: recorded, or the branch head if it moved, or an empty marker commit."""
@@ -653,33 +814,6 @@ class Engine:
             except psutil.Error:
                 pass
         return None
-
-
-class GpuPool:
-    """Disjoint GPU sets for experiments in flight at once (CUDA_VISIBLE_DEVICES); without GPUs, no mask at all."""
-
-    def __init__(self, per_experiment: int):
-        self.per_experiment = per_experiment
-        self._free = gpus.visible_gpus() if per_experiment else []
-        self._held: dict[int, tuple[int, ...]] = {}
-        self._lock = threading.Lock()
-
-    def available(self) -> bool:
-        return not self.per_experiment or len(self._free) >= self.per_experiment
-
-    def take(self, index: int) -> tuple[int, ...] | None:
-        if not self.per_experiment:
-            return None
-        with self._lock:
-            if len(self._free) < self.per_experiment:
-                raise UsageError(f"{self.per_experiment} GPUs per experiment requested, {len(self._free)} free")
-            taken, self._free = tuple(self._free[:self.per_experiment]), self._free[self.per_experiment:]
-            self._held[index] = taken
-            return taken
-
-    def give_back(self, index: int) -> None:
-        with self._lock:
-            self._free += list(self._held.pop(index, ()))
 
 
 class _FinishedJob(Job):
@@ -718,6 +852,15 @@ def _processes_with(name: str, value: str | None) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return found
+
+
+def _plan_from(attempt: Attempt) -> Plan:
+    """A plan as its journal intent recorded it."""
+    d = attempt.data
+    ref = d.get("reference")
+    return Plan(attempt.index, d["name"], d["run"], d["branch"], d["parent"], d["parent_commit"],
+                Reference(ref["label"], tuple(ref["values"])) if ref else None, Hypothesis(**d["hypothesis"]),
+                d.get("effective") or {}, d.get("seed"), tuple(d.get("group") or [attempt.index]), d.get("role", ""))
 
 
 def _result_dict(result: JobResult) -> dict:

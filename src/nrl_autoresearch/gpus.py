@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import threading
 from functools import lru_cache
+
+from .errors import UsageError
 
 
 @lru_cache(maxsize=1)
@@ -58,3 +61,30 @@ def process_memory_gb(pids: set[int]) -> float | None:
     except nvml.NVMLError:
         return None
     return used / 2**30
+
+
+class GpuPool:
+    """Disjoint GPU sets for experiments in flight at once (CUDA_VISIBLE_DEVICES); without GPUs, no mask at all."""
+
+    def __init__(self, per_experiment: int):
+        self.per_experiment = per_experiment
+        self._free = visible_gpus() if per_experiment else []
+        self._held: dict[int, tuple[int, ...]] = {}
+        self._lock = threading.Lock()
+
+    def available(self) -> bool:
+        return not self.per_experiment or len(self._free) >= self.per_experiment
+
+    def take(self, index: int) -> tuple[int, ...] | None:
+        if not self.per_experiment:
+            return None
+        with self._lock:
+            if len(self._free) < self.per_experiment:
+                raise UsageError(f"{self.per_experiment} GPUs per experiment requested, {len(self._free)} free")
+            taken, self._free = tuple(self._free[:self.per_experiment]), self._free[self.per_experiment:]
+            self._held[index] = taken
+            return taken
+
+    def give_back(self, index: int) -> None:
+        with self._lock:
+            self._free += list(self._held.pop(index, ()))

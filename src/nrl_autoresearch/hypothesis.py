@@ -21,6 +21,7 @@ class Hypothesis:
     sets: dict[str, str] = field(default_factory=dict)
     patch: str | None = None
     seed: int | None = None
+    repeats: int | None = None  # runs with different seeds, judged on their mean (default: the campaign's)
     edit: Callable[[Path], None] | None = field(default=None, compare=False)
 
     def summary(self) -> str:
@@ -32,7 +33,7 @@ class Hypothesis:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "description": self.description, "parent": self.parent,
-                "sets": dict(self.sets), "patch": self.patch, "seed": self.seed}
+                "sets": dict(self.sets), "patch": self.patch, "seed": self.seed, "repeats": self.repeats}
 
 
 def parse_sets(items: list[str] | tuple[str, ...]) -> dict[str, str]:
@@ -49,6 +50,8 @@ def parse_sets(items: list[str] | tuple[str, ...]) -> dict[str, str]:
 
 def validated(h: Hypothesis) -> Hypothesis:
     validate_name(h.name)
+    if h.repeats is not None and h.repeats < 1:
+        raise UsageError(f"bad repeats {h.repeats} for {h.name!r}: run a hypothesis at least once")
     if h.patch and not Path(h.patch).is_file():
         raise UsageError(f"patch file {h.patch!r} of hypothesis {h.name!r} does not exist")
     return h

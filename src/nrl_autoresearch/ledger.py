@@ -11,7 +11,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from filelock import FileLock
@@ -176,9 +176,14 @@ def rebuild(ledger: Ledger, notes: Notes) -> int:
 
 
 def best(rows: list[Row], *, maximize: bool) -> Row | None:
-    """The best `keep` row, honouring the direction of the metric."""
-    keeps = [r for r in rows if r.status == "keep" and r.metric_value is not None and not math.isnan(r.metric_value)]
-    if not keeps:
+    """The best kept configuration. Rows are grouped by commit (repeats and confirmations share one); a commit
+    counts when its latest non-crash row is a keep, at the mean of its valid runs, which the returned row carries."""
+    by_commit: dict[str, list[Row]] = {}
+    for row in rows:
+        if row.status != "crash" and row.metric_value is not None and math.isfinite(row.metric_value):
+            by_commit.setdefault(row.commit, []).append(row)
+    kept = [replace(group[-1], metric_value=sum(r.metric_value for r in group) / len(group))
+            for group in by_commit.values() if group[-1].status == "keep"]
+    if not kept:
         return None
-    return (max if maximize else min)(keeps, key=lambda r: r.metric_value)
-
+    return (max if maximize else min)(kept, key=lambda r: r.metric_value)

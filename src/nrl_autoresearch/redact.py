@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 
 MASK = "***"
 _SECRET_NAME = re.compile(r"(TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I)
@@ -35,7 +36,7 @@ def redact(text: str, environ: dict[str, str] | None = None) -> str:
     return _SHAPES.sub(MASK, text)
 
 
-_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+SECRET_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def protect_command(argv: list[str], environ: dict[str, str] | None = None) -> list[str]:
@@ -62,4 +63,16 @@ def protect_command(argv: list[str], environ: dict[str, str] | None = None) -> l
 def expand_secrets(argv: list[str], environ: dict[str, str] | None = None) -> list[str]:
     """The command to execute: `${NAME}` references to set environment variables replaced by their values."""
     env = os.environ if environ is None else environ
-    return [_REF.sub(lambda m: env.get(m.group(1), m.group(0)), arg) for arg in argv]
+    return [SECRET_REF.sub(lambda m: env.get(m.group(1), m.group(0)), arg) for arg in argv]
+
+
+def shell_word(arg: str) -> str:
+    """One argument as shell text: quoted literally, except `${NAME}` references, which the job's shell
+    expands at run time (an unset one stays literal, as `expand_secrets` leaves it)."""
+    pieces = SECRET_REF.split(arg)  # literal, name, literal, name, ..., literal
+    words = [shlex.quote(p) if i % 2 == 0 else f'"${{{p}-\\${{{p}\\}}}}"' for i, p in enumerate(pieces) if p or i % 2]
+    return "".join(words) or "''"
+
+
+def shell_command(argv: list[str]) -> str:
+    return " ".join(shell_word(arg) for arg in argv)

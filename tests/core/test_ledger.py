@@ -11,8 +11,8 @@ from nrl_autoresearch.redact import redact
 from tests.helpers import git, make_repo
 
 
-def row(index: int, status: str = "keep", value: float | None = 0.5, desc: str = "idea") -> Row:
-    return Row(index, f"autoresearch/x/e{index}", "a" * 40, "b" * 40, "recipe.yaml", "val:accuracy", value, 12.34,
+def row(index: int, status: str = "keep", value: float | None = 0.5, desc: str = "idea", commit: str = "") -> Row:
+    return Row(index, f"autoresearch/x/e{index}", "a" * 40, commit or f"{index:040d}", "recipe.yaml", "val:accuracy", value, 12.34,
                58.66, "local", "", "uv run train.py --lr 1", "reports/auto_research/x/e/run.log", status, desc)
 
 
@@ -43,6 +43,13 @@ def test_best_honours_a_minimised_metric():
     rows = [row(1, value=0.5), row(2, value=0.2), row(3, "discard", 0.1), row(4, "crash", None)]
     assert best(rows, maximize=True).index == 1
     assert best(rows, maximize=False).index == 2
+
+
+def test_best_judges_a_configuration_by_the_mean_of_its_runs_and_its_latest_verdict():
+    repeats = [row(2, value=0.6, commit="c"), row(3, value=0.8, commit="c")]
+    assert best([row(1, value=0.65), *repeats], maximize=True).metric_value == 0.7
+    not_confirmed = [row(1, value=0.65), row(2, value=0.9, commit="c"), row(3, "discard", 0.5, commit="c")]
+    assert best(not_confirmed, maximize=True).index == 1
 
 
 def test_rebuild_restores_the_file_byte_for_byte(tmp_path: Path):

@@ -2,18 +2,70 @@
 
 from __future__ import annotations
 
+import inspect
+import shutil
+
 from ..errors import UsageError
+from ..gpus import busy_gpus, visible_gpus
+from ..recipes.params import parse_value
 from .base import Launcher
+from .kubernetes import KubernetesLauncher
 from .local import LocalLauncher
+from .ray import RayLauncher
+from .slurm import SlurmLauncher
 
 LAUNCHERS: dict[str, type[Launcher]] = {
     "local": LocalLauncher,
+    "slurm": SlurmLauncher,
+    "ray": RayLauncher,
+    "k8s": KubernetesLauncher,
 }
+CHOICES = ("auto", *LAUNCHERS)
 
 
 def make_launcher(config: dict) -> Launcher:
-    """Build the launcher a campaign names, with its options."""
+    """Build the launcher a campaign names, with its options; a wrong option is a clear error."""
     name = config.get("name", "local")
     if name not in LAUNCHERS:
-        raise UsageError(f"unknown --launcher {name!r}: use one of {', '.join(LAUNCHERS)}")
-    return LAUNCHERS[name](**{k: v for k, v in config.items() if k != "name"})
+        raise UsageError(f"unknown --launcher {name!r}: use one of {', '.join(CHOICES)}")
+    cls = LAUNCHERS[name]
+    options = {k: v for k, v in config.items() if k not in ("name", "chosen")}
+    known = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise UsageError(f"unknown option {', '.join(unknown)} for the {name} launcher: it takes {', '.join(known)}")
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"bad options for the {name} launcher: {err}") from None
+
+
+def parse_options(items: list[str] | tuple[str, ...]) -> dict:
+    """['partition=gpu', 'nodes=2'] -> {'partition': 'gpu', 'nodes': 2}."""
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"bad --launcher-option {item!r}: write KEY=VALUE, for example partition=gpu")
+        options[key.strip().replace("-", "_")] = parse_value(value)
+    return options
+
+
+def choose(gpus_needed: int, options: dict) -> tuple[str, str]:
+    """`--launcher auto`, as the skill says: locally when this machine has the GPUs the recipe asks for and they
+    are free; otherwise Slurm when sbatch is here, Kubernetes when nrl-k8s is, Ray when an address is given."""
+    visible = visible_gpus()
+    free = [g for g in visible if g not in busy_gpus()]
+    if gpus_needed == 0:
+        return "local", "the runs need no GPU"
+    if len(free) >= gpus_needed:
+        return "local", f"this machine has {len(free)} free GPUs of the {gpus_needed} each run needs"
+    lacking = f"this machine has {len(free)} free GPUs, each run needs {gpus_needed}"
+    if shutil.which("sbatch"):
+        return "slurm", f"{lacking}; sbatch is available"
+    if shutil.which("nrl-k8s"):
+        return "k8s", f"{lacking}; nrl-k8s is available"
+    if options.get("address"):
+        return "ray", f"{lacking}; a Ray address is configured"
+    raise UsageError(f"no launcher can run this campaign: {lacking}, and there is no sbatch, no nrl-k8s and no Ray "
+                     "address (--launcher-option address=http://HEAD:8265); choose one with --launcher")

@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import UsageError
-from ..redact import _REF, redact
+from ..redact import SECRET_REF, redact
 from ..stoprules import format_duration
 from .base import Job, JobResult, JobState, Launcher, RunSpec, wait_loop
 from .local import GRACE_S
@@ -52,13 +52,13 @@ def object_name(run_name: str) -> str:
 def _pod_arg(arg: str) -> str:
     """`${NAME}` becomes `$(NAME)`, which Kubernetes fills from the container's env; a literal `$(` is
     escaped as `$$(` so Kubernetes leaves it alone."""
-    pieces = _REF.split(arg)
+    pieces = SECRET_REF.split(arg)
     return "".join(p.replace("$(", "$$(") if i % 2 == 0 else f"$({p})" for i, p in enumerate(pieces))
 
 
 def omegaconf_escaped(arg: str) -> str:
     """`${NAME}` becomes `\\${NAME}`: OmegaConf passes it through to the pod's shell instead of resolving it."""
-    return _REF.sub(lambda m: "\\" + m.group(0), arg)
+    return SECRET_REF.sub(lambda m: "\\" + m.group(0), arg)
 
 
 def _epoch(stamp: str | None) -> float | None:
@@ -357,7 +357,7 @@ class KubernetesLauncher(Launcher):
         return container
 
     def _env(self, spec: RunSpec) -> list[dict]:
-        names = sorted({name for arg in spec.argv for name in _REF.findall(arg)})
+        names = sorted({name for arg in spec.argv for name in SECRET_REF.findall(arg)})
         if names and not self.secret:
             raise UsageError(f"the command refers to {', '.join('${' + n + '}' for n in names)}: give secret=<a "
                              "Kubernetes Secret holding them>, so their values never enter job.yaml")

@@ -18,11 +18,10 @@ import uuid
 from pathlib import Path
 
 from ..errors import UsageError
-from ..redact import _REF, redact
+from ..redact import SECRET_REF, redact, shell_command
 from ..stoprules import format_duration
 from .base import Job, JobResult, JobState, Launcher, RunSpec, wait_loop
 from .local import GRACE_S
-from .slurm import shell_command
 
 RAY_MISSING = "the ray launcher needs Ray's job SDK: pip install 'nrl-autoresearch[ray]'"
 OVERRUN = "overrun"
@@ -229,7 +228,7 @@ class RayLauncher(Launcher):
     def job_runtime_env(self, spec: RunSpec) -> dict:
         """The launcher's runtime_env with the run's folder and environment; a secret the command refers to
         is passed by value only when it is set here."""
-        names = {name for arg in spec.argv for name in _REF.findall(arg)}
+        names = {name for arg in spec.argv for name in SECRET_REF.findall(arg)}
         secrets = {name: os.environ[name] for name in sorted(names) if name in os.environ}
         env_vars = {**self.runtime_env.get("env_vars", {}), "PYTHONUNBUFFERED": "1", **spec.env, **secrets}
         return {**self.runtime_env, "working_dir": str(spec.cwd), "env_vars": env_vars}

@@ -15,12 +15,13 @@ import re
 import shlex
 import shutil
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from ..redact import _REF, redact
+from ..redact import redact, shell_command, shell_word
 from ..stoprules import format_duration
 from .base import Job, JobResult, JobState, Launcher, RunSpec, wait_loop
 from .local import GRACE_S, LocalJob, LocalLauncher
@@ -44,18 +45,6 @@ class SlurmError(RuntimeError):
 
 
 # -- shell text --------------------------------------------------------------------------------------
-
-def shell_word(arg: str) -> str:
-    """One argument as shell text: quoted literally, except `${NAME}` references, which the job's shell
-    expands at run time (an unset one stays literal, as `expand_secrets` leaves it)."""
-    pieces = _REF.split(arg)  # literal, name, literal, name, ..., literal
-    words = [shlex.quote(p) if i % 2 == 0 else f'"${{{p}-\\${{{p}\\}}}}"' for i, p in enumerate(pieces) if p or i % 2]
-    return "".join(words) or "''"
-
-
-def shell_command(argv: list[str]) -> str:
-    return " ".join(shell_word(arg) for arg in argv)
-
 
 def command_line(env: dict[str, str], argv: list[str]) -> str:
     """`NAME=value ... command args` as a person would type it (what the ledger records)."""
@@ -326,6 +315,7 @@ class SlurmLauncher(Launcher):
         self.client = SlurmClient(env)
         self.poll_s, self.time_limit, self.overshoot_s, self.grace_s = poll_s, time_limit, overshoot_s, grace_s
         self.allocation: str | None = None
+        self._allocating = threading.Lock()  # experiments run in parallel threads share one allocation
 
     # -- submit ------------------------------------------------------------------------------------
     def submit(self, spec: RunSpec) -> Job:
@@ -379,7 +369,8 @@ class SlurmLauncher(Launcher):
 
     # -- interactive -------------------------------------------------------------------------------
     def _srun(self, spec: RunSpec) -> SrunJob:
-        allocation = self._allocation()
+        with self._allocating:
+            allocation = self._allocation()
         self._check_fits(allocation, spec)
         minutes = _minutes(spec.timeout_s)
         srun_log = spec.run_dir / "srun.log"

@@ -20,7 +20,7 @@ from ..hypothesis import Hypothesis
 from ..workspace import validate_name
 from .base import Proposer, tried_names
 
-_KEYS = {"name", "description", "parent", "set", "patch", "seed"}
+_KEYS = {"name", "description", "parent", "set", "patch", "seed", "repeats"}
 
 
 class QueueProposer(Proposer):
@@ -89,10 +89,12 @@ def _entry(entry, i: int, path: Path, earlier: set[str]) -> Hypothesis:
     parent = str(entry.get("parent", "baseline"))
     if parent not in ("baseline", "best") and parent not in earlier:
         raise UsageError(f"{where}: parent {parent!r} must be baseline, best or an earlier entry of the queue")
-    seed = entry.get("seed")
+    seed, repeats = entry.get("seed"), entry.get("repeats")
+    if repeats is not None and (not isinstance(repeats, int) or repeats < 1):
+        raise UsageError(f"{where}: 'repeats' must be a positive whole number")
     return Hypothesis(name=name, description=str(entry.get("description", "")), parent=parent,
                       sets={k: _text(v) for k, v in sets.items()}, patch=patch,
-                      seed=int(seed) if seed is not None else None)
+                      seed=int(seed) if seed is not None else None, repeats=repeats)
 
 
 def _text(value) -> str:

@@ -90,6 +90,18 @@ class Recipe(ABC):
 
         return parse_source(objective.source)
 
+    def gpus_needed(self, root: Path) -> int:
+        """GPUs one run occupies, as the recipe declares them (0 when it does not say)."""
+        return 0
+
+    def seeded(self) -> bool:
+        """Whether a run can be repeated with another seed (repeats, baseline spread, confirmations)."""
+        return False
+
+    def seed_args(self, worktree: Path, seed: int) -> list[str]:
+        """Arguments that run the recipe with `seed` instead of its own."""
+        raise NotImplementedError(f"{self.kind} recipes cannot vary the seed")
+
     def fingerprint(self, worktree: Path) -> str | None:
         """A digest of the effective configuration, to never run an identical one twice."""
         return None

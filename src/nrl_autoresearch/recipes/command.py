@@ -20,7 +20,8 @@ class CommandRecipe(Recipe):
 
     kind = "command"
 
-    def __init__(self, command: list[str], params_file: str | None = None, set_style: str = "file"):
+    def __init__(self, command: list[str], params_file: str | None = None, set_style: str = "file",
+                 seed_flag: str | None = None):
         if not command:
             raise UsageError("--command is empty: give the training command, for example --command 'python train.py'")
         if set_style not in ("file", "flags"):
@@ -30,6 +31,7 @@ class CommandRecipe(Recipe):
         self.command = command
         self.params_file = params_file
         self.set_style = set_style
+        self.seed_flag = seed_flag
 
     @property
     def label(self) -> str:
@@ -66,6 +68,12 @@ class CommandRecipe(Recipe):
                 argv += [f"--{key}", str(value)]
         return Launch(argv, worktree)
 
+    def seeded(self) -> bool:
+        return bool(self.seed_flag)
+
+    def seed_args(self, worktree: Path, seed: int) -> list[str]:
+        return [self.seed_flag, str(seed)]
+
     def fingerprint(self, worktree: Path) -> str | None:
         target = worktree / (FLAGS_FILE if self.set_style == "flags" else (self.params_file or FLAGS_FILE))
         return target.read_text() if target.exists() else ""
@@ -85,4 +93,5 @@ class CommandRecipe(Recipe):
         return found
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "command": self.command, "params_file": self.params_file, "set_style": self.set_style}
+        return {"kind": self.kind, "command": self.command, "params_file": self.params_file, "set_style": self.set_style,
+                "seed_flag": self.seed_flag}

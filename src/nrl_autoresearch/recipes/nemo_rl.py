@@ -75,6 +75,16 @@ class NemoRLRecipe(Recipe):
         yamledit.set_keys(worktree / self.path, sets)
         return [self.path]
 
+    def gpus_needed(self, root: Path) -> int:
+        return nc.gpus_required(self.resolved(root))
+
+    def seeded(self) -> bool:
+        return True
+
+    def seed_args(self, worktree: Path, seed: int) -> list[str]:
+        """NeMo-RL's own seed key, as a per-run override: `++grpo.seed=1001`."""
+        return [f"++{nc.algo_section(self.resolved(worktree))}.seed={seed}"]
+
     # -- one run ------------------------------------------------------------------------------------
     def launch(self, worktree: Path, run_dir: Path, limit_s: float | None) -> Launch:
         resolved = self.resolved(worktree)
