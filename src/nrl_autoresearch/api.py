@@ -15,7 +15,7 @@ from pathlib import Path
 from . import campaign as campaigns
 from .campaign import Campaign
 from .engine import Engine
-from .errors import UsageError
+from .errors import StopConditionMet, UsageError
 from .git import Git
 from .launchers import choose, make_launcher, parse_options
 from .ledger import COLUMNS, Ledger
@@ -258,3 +258,32 @@ def resume_data(engine: Engine) -> dict:
         "session": str(found) if found else None, "handoff": str(handoff) if handoff else None,
         "mismatches": engine.verify(),
     }
+
+
+def init_data(c: Campaign) -> dict:
+    """What `init` reports: the campaign, the person's branch and the uncommitted changes left alone."""
+    state = Workspace(c.repo, c.prefix, c.worktrees).user_state()
+    return {"campaign": c.to_dict(), "user_branch": state.branch, "unrelated_changes": state.dirty,
+            "monitors": c.rules.monitors()}
+
+
+def loop_plan(engine: Engine, spec: str, workers: int, more: int | None):
+    """Validate the proposer and its hypotheses, allow `more` attempts (in memory: saved once the plan is
+    confirmed), refuse a met stop rule, and state the plan. Creates nothing. Returns (proposer, text, first)."""
+    from .proposers import make_proposer
+    from .report import plan_text
+
+    if workers < 1:
+        raise UsageError(f"bad --workers {workers}: run at least one experiment at a time")
+    if more is not None and more < 1:
+        raise UsageError(f"bad --continue {more}: allow at least one more attempt")
+    proposer = make_proposer(spec, engine)
+    for hypothesis in getattr(proposer, "hypotheses", []):
+        engine.check(hypothesis)
+    if more is not None:
+        engine.c = engine.c.with_rules(engine.c.rules.extended(len(engine.rows()), more))
+    if engine.status().met:
+        raise StopConditionMet(engine.status().sentence)
+    first = proposer.preview(engine.history())
+    text = plan_text(engine.c, proposer=spec, first=first, has_baseline=bool(engine.baseline_rows()), workers=workers)
+    return proposer, text, first

@@ -32,7 +32,7 @@ from .launchers import CHOICES, LAUNCHERS
 from .ledger import COLUMNS, Ledger
 from .progress import Progress
 from .stoprules import format_duration
-from .workspace import Workspace, validate_name
+from .workspace import validate_name
 
 
 class _Group(click.Group):
@@ -129,13 +129,11 @@ def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_sou
         gpus_per_experiment=gpus_per_experiment, baseline_repeats=baseline_repeats, repeats=repeats, z=z,
         confirm=confirm, seed_flag=seed_flag)
     c = api.create_campaign(_repo(repo), request)
-    state = Workspace(c.repo, c.prefix, c.worktrees).user_state()
-    data = {"campaign": c.to_dict(), "user_branch": state.branch, "unrelated_changes": state.dirty,
-            "monitors": c.rules.monitors()}
-    _emit(data, as_json, _init_text(c, state))
+    data = api.init_data(c)
+    _emit(data, as_json, _init_text(c, data))
 
 
-def _init_text(c: Campaign, state) -> str:
+def _init_text(c: Campaign, data: dict) -> str:
     lines = [
         f"campaign {c.name}: branches under {c.prefix}/",
         f"  objective: {c.objective.direction} {c.objective.metric_name} ({c.objective.source}, {c.objective.aggregate})",
@@ -143,11 +141,11 @@ def _init_text(c: Campaign, state) -> str:
         f"  launcher: {c.launcher['name']}" + (f" (auto: {c.launcher['chosen']})" if c.launcher.get("chosen") else ""),
         "  stop rules:", *(f"    {m}" for m in c.rules.monitors()),
         f"  ledger: {c.ledger}  (untracked)",
-        f"  your branch: {state.branch or '(detached)'} at {(state.head or '')[:10]}",
+        f"  your branch: {data['user_branch'] or '(detached)'}; experiments start from {c.base_commit[:10]}",
     ]
-    if state.dirty:
+    if data["unrelated_changes"]:
         lines += ["  your uncommitted changes (left alone; experiments start from the last commit):",
-                  *(f"    {d}" for d in state.dirty)]
+                  *(f"    {d}" for d in data["unrelated_changes"])]
     lines.append("next: autoresearch baseline")
     return "\n".join(lines)
 
@@ -228,23 +226,10 @@ def run(proposer_spec, yes, more, workers, repo, campaign_name):
 
 
 def _run_loop(engine: Engine, proposer_spec: str, *, yes: bool, more: int | None, workers: int) -> None:
-    """Validate, state the plan, get it confirmed, loop, summarise: shared by run and resume."""
-    from .proposers import make_proposer
-    from .report import build_report, plan_text, summary_text
+    """State the plan, get it confirmed, loop, summarise: shared by run, resume and demo."""
+    from .report import build_report, summary_text
 
-    proposer = make_proposer(proposer_spec, engine)
-    for hypothesis in getattr(proposer, "hypotheses", []):
-        engine.check(hypothesis)
-    if workers < 1:
-        raise UsageError(f"bad --workers {workers}: run at least one experiment at a time")
-    if more is not None:
-        if more < 1:
-            raise UsageError(f"bad --continue {more}: allow at least one more attempt")
-        engine.extend(more)
-    if engine.status().met:
-        raise StopConditionMet(engine.status().sentence)
-    plan = plan_text(engine.c, proposer=proposer_spec, first=proposer.preview(engine.history()),
-                     has_baseline=bool(engine.baseline_rows()), workers=workers)
+    proposer, plan, _ = api.loop_plan(engine, proposer_spec, workers, more)
     click.echo(plan)
     _confirm(yes)
     engine.request(None)
@@ -490,6 +475,14 @@ def skill_install(into, force, repo):
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(source.read_text())
     click.echo(f"installed {dest}")
+
+
+@main.command()
+def mcp():
+    """Serve the tools to coding agents over MCP (stdio): init, plan, baseline, try, run, status, ledger, report."""
+    from .mcp_server import serve
+
+    serve()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,6 +9,7 @@ Every step is journaled first, so an engine killed at any moment resumes without
 
 from __future__ import annotations
 
+import hashlib
 import math
 import shutil
 import statistics
@@ -308,11 +309,6 @@ class Engine:
         commit = (self.ws.commit_of(parent) if parent else None) or self.ws.commit_of(self.ws.branch(BASELINE)) or self.c.base_commit
         self.recipe.check_change(Snapshot(self.ws.git, commit), hypothesis.sets)
 
-    def extend(self, more: int) -> None:
-        """The person confirmed: allow `more` attempts beyond those made (persisted with the campaign)."""
-        self.c = self.c.with_rules(self.c.rules.extended(len(self.rows()), more))
-        self.c.save()
-
     def halt(self, reason: str) -> None:
         """End the running experiments (recorded as crashes with this reason) and start no new one."""
         self._halt = reason
@@ -518,6 +514,11 @@ class Engine:
         self.journal.record("finished", plan.index, result=_result_dict(result))
         return self._measure(plan, commit or plan.parent_commit, job, result, worktree)
 
+    def job_name(self, index: int) -> str:
+        """Unique across campaigns and repositories (cluster schedulers key singletons and lookups on it)."""
+        tag = hashlib.sha1(str(self.c.dir.resolve()).encode()).hexdigest()[:6]
+        return f"ar-{self.c.name}-{tag}-{index:03d}"
+
     def _not_run(self, plan: Plan, commit: str, reason: str, worktree: Path | None) -> Outcome:
         return Outcome(plan, commit, JobResult(JobState.CANCELLED, None, reason, 0.0), worktree=worktree,
                        log_path=self.c.run_dir(plan.run) / "run.log")
@@ -548,7 +549,7 @@ class Engine:
         launch = self.recipe.launch(worktree, run_dir, limit)
         argv = launch.argv + (self.recipe.seed_args(worktree, plan.seed) if plan.seed is not None else [])
         marker = f"{self.c.dir}#{plan.index}"
-        spec = RunSpec(name=f"ar-{self.c.name}-{plan.index:03d}", argv=argv, cwd=launch.cwd,
+        spec = RunSpec(name=self.job_name(plan.index), argv=argv, cwd=launch.cwd,
                        log_path=run_dir / "run.log", run_dir=run_dir, env={**launch.env, RUN_MARKER: marker},
                        timeout_s=limit, gpus=self._gpus.take(plan.index))
         self.journal.record("launching", plan.index, marker=marker, job_name=spec.name, run_dir=str(run_dir))

@@ -40,10 +40,8 @@ from .hypothesis import Hypothesis, validated
 from .launchers import CHOICES, LAUNCHERS
 from .ledger import Row
 from .progress import Progress
-from .proposers import make_proposer
-from .proposers.base import Proposer
-from .report import build_report, plan_text, summary_text
-from .workspace import Workspace, validate_name
+from .report import build_report, summary_text
+from .workspace import validate_name
 
 SCHEMAS = Path(__file__).parent / "schemas"
 LIVE_EVERY_S = 5.0  # a run's live line (step, elapsed, latest metric) at most this often
@@ -137,7 +135,7 @@ def init_campaign(
         stop=stop, min_delta=min_delta, launcher=launcher, launcher_options=_options(launcher_options), grace=grace,
         gpus_per_experiment=gpus_per_experiment, baseline_repeats=baseline_repeats, repeats=repeats, z=z,
         confirm=confirm, seed_flag=seed_flag)
-    return _created(api.create_campaign(_root(repo), request))
+    return api.init_data(api.create_campaign(_root(repo), request))
 
 
 def create_demo(
@@ -149,19 +147,13 @@ def create_demo(
 ) -> Result:
     """Create a tiny NeMo-RL-shaped GRPO project as a fresh git repository, with a campaign on its recipe
     (runs take seconds on a CPU). Nothing runs yet: continue with plan, run_baseline and try_experiment."""
-    return _created(api.create_demo(Path(dir).expanduser().resolve(), experiments=experiments, launcher=launcher,
+    return api.init_data(api.create_demo(Path(dir).expanduser().resolve(), experiments=experiments, launcher=launcher,
                                     launcher_options=_options(launcher_options)))
 
 
 def _options(options: dict[str, str] | None) -> tuple[str, ...]:
     """Launcher settings in the command line's KEY=VALUE form, which `api` parses."""
     return tuple(f"{key}={value}" for key, value in (options or {}).items())
-
-
-def _created(c: Campaign) -> Result:
-    state = Workspace(c.repo, c.prefix, c.worktrees).user_state()
-    return {"campaign": c.to_dict(), "user_branch": state.branch, "unrelated_changes": state.dirty,
-            "monitors": c.rules.monitors()}
 
 
 # -- reading state -----------------------------------------------------------------------------------------------
@@ -201,7 +193,7 @@ def plan(repo: Repo, proposer: ProposerSpec = "catalog", workers: Workers = 1, m
     """The plan run_loop would follow (recipe, objective, stop monitors, proposer, first hypotheses), for the
     person to confirm. Creates nothing."""
     engine = _engine(repo, campaign)
-    _, text, first = _loop_plan(engine, _proposer(repo, proposer), workers, more)
+    _, text, first = api.loop_plan(engine, _proposer(repo, proposer), workers, more)
     return {"plan": text, "monitors": engine.c.rules.monitors(), "first_hypotheses": first,
             "baseline_recorded": bool(engine.baseline_rows()), "stop": _stop(engine)}
 
@@ -265,7 +257,7 @@ async def run_loop(
     proposer runs dry or `steps` are done. Refuses without confirm=true, like the CLI without --yes. Returns the
     new rows, the summary and the report's paths."""
     engine, proposer = _engine(repo, campaign), _proposer(repo, proposer)
-    chosen, text, _ = _loop_plan(engine, proposer, workers, more)
+    chosen, text, _ = api.loop_plan(engine, proposer, workers, more)
     if not confirm:
         raise UsageError("the plan needs the person's confirmation; nothing was created. Show them this plan, then "
                          "call run_loop again with confirm=true:\n" + text)
@@ -285,21 +277,6 @@ async def run_loop(
     return {"rows": [r.to_dict() for r in rows[before:]], "stop": _stop(engine),
             "summary": summary_text(engine.c, rows, engine.status()), "report": _paths(written),
             "progress": progress.lines}
-
-
-def _loop_plan(engine: Engine, spec: str, workers: int, more: int | None) -> tuple[Proposer, str, list[str]]:
-    """Validate the proposer and its hypotheses, allow `more` attempts (in memory: saved once confirmed), refuse a
-    met stop rule, and state the plan. Creates nothing."""
-    proposer = make_proposer(spec, engine)
-    for hypothesis in getattr(proposer, "hypotheses", []):
-        engine.check(hypothesis)
-    if more is not None:
-        engine.c = engine.c.with_rules(engine.c.rules.extended(len(engine.rows()), more))
-    if engine.status().met:
-        raise StopConditionMet(engine.status().sentence)
-    first = proposer.preview(engine.history())
-    text = plan_text(engine.c, proposer=spec, first=first, has_baseline=bool(engine.baseline_rows()), workers=workers)
-    return proposer, text, first
 
 
 # -- reporting and session memory --------------------------------------------------------------------------------
