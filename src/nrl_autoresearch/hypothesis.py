@@ -12,8 +12,8 @@ from .workspace import validate_name
 
 @dataclass(frozen=True)
 class Hypothesis:
-    """`sets` are dotted-key changes the recipe applies; `patch` a diff; `edit` a callable that edits the worktree
-    (an external agent). `parent` is 'baseline', 'best', an experiment name or any branch."""
+    """`sets` are dotted-key changes the recipe applies; `patch` a diff; `edit` a callable that edits the worktree.
+    `parent` is 'baseline', 'best', an experiment name or any branch."""
 
     name: str
     description: str = ""
@@ -23,6 +23,10 @@ class Hypothesis:
     seed: int | None = None
     repeats: int | None = None  # runs with different seeds, judged on their mean (default: the campaign's)
     edit: Callable[[Path], None] | None = field(default=None, compare=False)
+    # crash triage: given the worktree and the crash's log tail, try a small fix there; True if files changed
+    fix: Callable[[Path, str], bool] | None = field(default=None, compare=False)
+    # the attempt already failed before anything could run (an agent that timed out, edited protected files)
+    failure: str | None = None
 
     def summary(self) -> str:
         """The change in a few words, for descriptions and commit messages."""
@@ -33,7 +37,8 @@ class Hypothesis:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "description": self.description, "parent": self.parent,
-                "sets": dict(self.sets), "patch": self.patch, "seed": self.seed, "repeats": self.repeats}
+                "sets": dict(self.sets), "patch": self.patch, "seed": self.seed, "repeats": self.repeats,
+                "failure": self.failure}
 
 
 def parse_sets(items: list[str] | tuple[str, ...]) -> dict[str, str]:
