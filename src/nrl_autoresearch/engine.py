@@ -16,12 +16,12 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import psutil
 
-from . import gpus, stoprules
+from . import gpus, stoprules, triage
 from .gpus import GpuPool
 from .campaign import RESERVED, Campaign
 from .errors import StopConditionMet, UsageError
@@ -41,6 +41,7 @@ from .session import Moment, Session
 from .workspace import BASELINE, Workspace, validate_name
 
 RUN_MARKER = "AUTORESEARCH_RUN"
+MAX_FIXES = 2  # fixes of a trivial crash before it stays a crash
 SEED_BASE = 1000  # run k >= 2 of a configuration uses seed SEED_BASE + k - 1 (the same for every configuration)
 TAIL_LINES = 20
 
@@ -107,6 +108,7 @@ class History:
     tried: list[dict]
     best: Row | None
     steering: list[str]
+    diagnoses: list[dict] = field(default_factory=list)
 
 
 class Engine:
@@ -154,8 +156,10 @@ class Engine:
 
     def history(self) -> History:
         tried = [dict(a.data, index=a.index, step=a.step) for a in sorted(self.journal.attempts().values(), key=lambda a: a.index)]
-        steering = [e["text"] for e in self.journal.events() if e["step"] == "steer"]
-        return History(self.c, self.rows(), tried, self.best_row(), steering)
+        events = self.journal.events()
+        steering = [e["text"] for e in events if e["step"] == "steer"]
+        diagnoses = [e for e in events if e["step"] == "diagnosis"]
+        return History(self.c, self.rows(), tried, self.best_row(), steering, diagnoses)
 
     # -- session memory and control ------------------------------------------------------------------
     @property
@@ -482,9 +486,12 @@ class Engine:
                 for plan in plans:
                     self._in_flight.discard(plan.index)
                     self._gpus.give_back(plan.index)
+        self._diagnose(outcomes)
+        rows += self._fix_and_rerun(plans[0], rows, worktree)
+        rows += self._confirm(plans[0], rows, worktree)
         if worktree is not None and not self.ws.release(worktree):
             self.say(f"[{plans[0].index}] kept worktree {self._rel(worktree)}: the run left files in it")
-        return rows + self._confirm(plans[0], rows)
+        return rows
 
     def _run(self, plan: Plan, commit: str | None, worktree: Path | None) -> Outcome:
         """Branch and commit (first run of a group), launch, wait, measure. Never raises: a failure is an outcome."""
@@ -499,13 +506,17 @@ class Engine:
                 commit = self._commit(plan, worktree)
                 self.checkpoint("after edit", f"[{plan.index}] {plan.branch} at {commit[:10]}")
             else:
+                worktree = worktree or self.ws.create(plan.name, commit)
                 self.journal.record("branch", plan.index, worktree=str(worktree))
             self.journal.record("committed", plan.index, commit=commit)
-            self.say(self.status().sentence)
-            job = self._launch(plan, worktree)
-            result = job.wait(should_stop=self._watch(plan, job, worktree))
-            if self.progress is not None:
-                self.progress.done(plan.run)
+            if plan.hypothesis.failure:
+                result = JobResult(JobState.FAILED, None, plan.hypothesis.failure, 0.0)
+            else:
+                self.say(self.status().sentence)
+                job = self._launch(plan, worktree)
+                result = job.wait(should_stop=self._watch(plan, job, worktree))
+                if self.progress is not None:
+                    self.progress.done(plan.run)
         except Exception as err:  # the run consumed its index: it must still become a row
             reason = f"engine error: {type(err).__name__}: {err}"
             if job is not None:
@@ -527,6 +538,8 @@ class Engine:
         if plan.is_baseline:
             return self.ws.ensure_baseline(plan.parent_commit)
         h = plan.hypothesis
+        if h.failure:
+            return self.ws.commit(worktree, [], redact(f"{h.name}: failed before running ({h.failure})\n"), allow_empty=True)
         paths = list(self.ws.changed_paths(worktree))  # hand edits made after `autoresearch new`
         paths += self.recipe.apply(worktree, h.sets)
         if h.patch:
@@ -613,7 +626,7 @@ class Engine:
                      spread=self.spread(), z=self.c.options.get("z", Z_DEFAULT),
                      simplifies=lambda: self._simplifies(plan, outcomes[0].commit))
 
-    def _confirm(self, plan: Plan, rows: list[Row]) -> list[Row]:
+    def _confirm(self, plan: Plan, rows: list[Row], worktree: Path | None) -> list[Row]:
         """--confirm: a new best keep is run once more with another seed before anything builds on it; if it does
         not hold up, its confirmation row says so (a discard) and it stops counting as the best."""
         if not self.c.options.get("confirm") or plan.is_baseline or plan.role.startswith("confirmation"):
@@ -624,30 +637,64 @@ class Engine:
         if not self._may_launch():
             self.say(f"[{plan.index}] no room left to confirm {plan.name}: it stays an unconfirmed keep")
             return []
-        again = replace(plan.hypothesis, repeats=1, parent=plan.parent)
-        plans = self._plan_confirmation(again, plan, rows)
-        outcomes = [self._run(p, rows[-1].commit, self.ws.worktree_of(p.branch)) for p in plans]
-        with self._lock:
-            for p in plans:
-                self._in_flight.discard(p.index)
-        return self._record_group(outcomes)
+        again = self._plan_again(plan, rows[-1].commit, f"confirmation of [{rows[0].index}]", seeded=True)
+        return self._record_group([self._run(again, rows[-1].commit, worktree)])
 
-    def _plan_confirmation(self, hypothesis: Hypothesis, original: Plan, rows: list[Row]) -> list[Plan]:
+    def _fix_and_rerun(self, plan: Plan, rows: list[Row], worktree: Path | None) -> list[Row]:
+        """Crash triage: a crash that looks like the change's own small mistake (syntax error, missing import, bad
+        key) is fixed by the hypothesis's fixer with a follow-up commit on the same branch and rerun, a few times
+        at most; each rerun is its own row. A crash that keeps coming back stays a crash."""
+        fix = plan.hypothesis.fix
+        attempts = 0
+        written: list[Row] = []
+        while (fix and worktree is not None and (written or rows)[-1].status == "crash"
+               and attempts < self.c.options.get("max_fixes", MAX_FIXES) and self._may_launch()):
+            last = (written or rows)[-1]
+            tail = _tail(self.c.repo / last.log_path)
+            if not triage.trivial_crash(tail) or not fix(worktree, tail):
+                break
+            attempts += 1
+            paths = self.ws.changed_paths(worktree)
+            commit = self.ws.commit(worktree, paths, redact(f"{plan.name}: fix after crash [{last.index}]\n"))
+            again = self._plan_again(plan, commit, f"rerun of [{last.index}] after fix {attempts}", seeded=False)
+            written += self._record_group([self._run(again, commit, worktree)])
+        return written
+
+    def _plan_again(self, original: Plan, commit: str, role: str, *, seeded: bool) -> Plan:
+        """One more run of a configuration already on its branch (a confirmation, a rerun after a fix)."""
         with self._lock:
             self._check_may_launch()
             index = max(self.journal.last_index(), max((r.index for r in self.rows()), default=0)) + 1
             run_number = self._runs_of_branch(original.branch) + 1
-            self._require_seeds()
-            seed = SEED_BASE + run_number - 1
-            role = f"confirmation of [{rows[0].index}]"
+            if seeded:
+                self._require_seeds()
+            seed = SEED_BASE + run_number - 1 if seeded else original.seed
+            hypothesis = replace(original.hypothesis, repeats=1, fix=None)
             plan = replace(original, index=index, run=f"{original.name}-r{run_number}", seed=seed, group=(index,),
                            role=role, hypothesis=hypothesis)
             self.journal.record("intent", index, name=plan.name, run=plan.run, branch=plan.branch, parent=plan.parent,
                                 parent_commit=plan.parent_commit, hypothesis=hypothesis.to_dict(),
                                 effective=plan.effective, reference=asdict(plan.reference) if plan.reference else None,
-                                seed=seed, group=[index], role=role, commit=rows[-1].commit)
+                                seed=seed, group=[index], role=role, commit=commit)
             self._in_flight.add(index)
-            return [plan]
+        return plan
+
+    def _diagnose(self, outcomes: list[Outcome]) -> None:
+        """Symptoms of each run go to the notes, the session and the journal (the catalog reads their areas)."""
+        for o in outcomes:
+            if o.log_path is None or not o.log_path.exists():
+                continue
+            run_dir = self.c.run_dir(o.plan.run)
+            outputs = RunOutputs(o.log_path, run_dir, o.worktree or run_dir, time.time() - o.result.run_s - 1)
+            found = triage.diagnose(outputs, max_new_tokens=self.recipe.max_new_tokens(o.worktree or self.c.repo))
+            if not found:
+                continue
+            self.journal.record("diagnosis", index=None, run=o.plan.index, areas=[f.area for f in found],
+                                symptoms=[f.detail for f in found])
+            text = f"[{o.plan.index}] {o.plan.name}: " + "; ".join(f.detail for f in found)
+            with (self.c.dir / "notes.md").open("a") as fh:
+                fh.write(redact(f"\n## symptoms of {text}\n"))
+            self.checkpoint("diagnosis", text)
 
     def _remember(self, plan: Plan, row: Row) -> None:
         """Session memory after a result: the files it generated and changed, a checkpoint, the progress lines."""
@@ -853,6 +900,10 @@ def _processes_with(name: str, value: str | None) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return found
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
 def _plan_from(attempt: Attempt) -> Plan:

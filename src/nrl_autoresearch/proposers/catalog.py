@@ -7,6 +7,8 @@ applied on top of the best keep. A change whose effective configuration was alre
 
 from __future__ import annotations
 
+import re
+
 from ..engine import History
 from ..git import Git, Snapshot
 from ..hypothesis import Hypothesis
@@ -19,16 +21,16 @@ from .base import Proposer
 class CatalogProposer(Proposer):
     name = "catalog"
 
-    def __init__(self, recipe: Recipe, git: Git, base_commit: str, prefer_areas: list[str] | None = None):
+    def __init__(self, recipe: Recipe, git: Git, base_commit: str):
         self.recipe = recipe
         self._snapshot = Snapshot(git, base_commit)
         self._knobs: list[Knob] | None = None
-        self.prefer_areas = prefer_areas or []
 
-    def knobs(self) -> list[Knob]:
+    def knobs(self, history: History) -> list[Knob]:
+        """The recipe's knobs in priority order, the areas the latest symptoms and the steering point to first."""
         if self._knobs is None:
             self._knobs = self.recipe.knobs(self._snapshot)
-        areas = self.prefer_areas
+        areas = preferred_areas(history, {k.area for k in self._knobs})
         return sorted(self._knobs, key=lambda k: areas.index(k.area) if k.area in areas else len(areas))
 
     def propose(self, history: History) -> Hypothesis | None:
@@ -48,20 +50,32 @@ class CatalogProposer(Proposer):
 
     def _candidates(self, history: History):
         outcome = _outcomes(history)
-        for knob in self.knobs():  # clean A/B from the baseline: a direction, then the other once
+        knobs = self.knobs(history)
+        for knob in knobs:  # clean A/B from the baseline: a direction, then the other once
             first, *others = knob.directions
             yield _hypothesis(knob, first[0], "baseline")
             if outcome.get((knob.key, _norm(first[0])), "keep") != "keep" and others:
                 yield _hypothesis(knob, others[0][0], "baseline")
         if history.best is None:
             return
-        kept = [(knob, d, i) for knob in self.knobs() for d in knob.directions for i, v in enumerate(d)
+        kept = [(knob, d, i) for knob in knobs for d in knob.directions for i, v in enumerate(d)
                 if outcome.get((knob.key, _norm(v))) == "keep"]
         for knob, direction, i in kept:  # combine proven gains on top of the best keep
             yield _hypothesis(knob, direction[i], "best")
         for knob, direction, i in kept:  # then push a kept direction one step further
             if i + 1 < len(direction):
                 yield _hypothesis(knob, direction[i + 1], "best")
+
+
+def preferred_areas(history: History, areas: set[str]) -> list[str]:
+    """Areas to try first: those the latest run's symptoms point to, then those the steering notes name."""
+    found = list(history.diagnoses[-1]["areas"]) if history.diagnoses else []
+    steering = " ".join(history.steering).lower()
+    for area in sorted(areas):
+        words = [w for w in re.split(r"[/ ]+", area) if len(w) > 3]
+        if any(w in steering for w in words):
+            found.append(area)
+    return list(dict.fromkeys(found))
 
 
 def _hypothesis(knob: Knob, value: str, parent: str) -> Hypothesis:

@@ -94,6 +94,10 @@ class Recipe(ABC):
         """GPUs one run occupies, as the recipe declares them (0 when it does not say)."""
         return 0
 
+    def max_new_tokens(self, worktree: Path) -> int | None:
+        """The generation length limit, to recognise truncated completions (None when unknown)."""
+        return None
+
     def seeded(self) -> bool:
         """Whether a run can be repeated with another seed (repeats, baseline spread, confirmations)."""
         return False

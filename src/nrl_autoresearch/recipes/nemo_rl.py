@@ -81,6 +81,10 @@ class NemoRLRecipe(Recipe):
     def seeded(self) -> bool:
         return True
 
+    def max_new_tokens(self, worktree: Path) -> int | None:
+        value = nc.get_dotted(self.resolved(worktree), "policy.generation.max_new_tokens", None)
+        return value if isinstance(value, int) else None
+
     def seed_args(self, worktree: Path, seed: int) -> list[str]:
         """NeMo-RL's own seed key, as a per-run override: `++grpo.seed=1001`."""
         return [f"++{nc.algo_section(self.resolved(worktree))}.seed={seed}"]
