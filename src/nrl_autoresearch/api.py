@@ -61,6 +61,7 @@ class CampaignRequest:
     z: float = 2.0
     confirm: bool = False
     seed_flag: str | None = None
+    seed_base: int = 1000
 
 
 def create_campaign(root: Path, req: CampaignRequest) -> Campaign:
@@ -99,7 +100,8 @@ def _noise_options(recipe: Recipe, req: CampaignRequest) -> dict:
     if (req.baseline_repeats > 1 or req.repeats > 1 or req.confirm) and not recipe.seeded():
         raise UsageError("--baseline-repeats, --repeats and --confirm rerun with other seeds: give --seed-flag "
                          "(the flag your command takes, e.g. --seed-flag --seed)")
-    return {"baseline_repeats": req.baseline_repeats, "repeats": req.repeats, "z": req.z, "confirm": req.confirm}
+    return {"baseline_repeats": req.baseline_repeats, "repeats": req.repeats, "z": req.z, "confirm": req.confirm,
+            "seed_base": req.seed_base}
 
 
 def create_demo(dest: Path, *, experiments: int | None = None, launcher: str = "local",

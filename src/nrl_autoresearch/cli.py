@@ -115,11 +115,13 @@ def _interrupt(signum, frame):
               help="A keep needs a gain above z x spread (scaled for repeats) once the spread is known.")
 @click.option("--confirm", is_flag=True, help="Re-run each new best keep with another seed before building on it.")
 @click.option("--seed-flag", help="For --command: the flag that sets the seed (e.g. --seed), for repeats.")
+@click.option("--seed-base", type=int, default=1000, show_default=True,
+              help="Run k >= 2 of a configuration uses seed BASE + k - 1 (the same seeds for every configuration).")
 @json_option
 def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_source, aggregate, params_file,
          set_style, prefix, campaign_name, max_experiments, budget, per_experiment, target, stop, min_delta,
          launcher, launcher_options, grace, gpus_per_experiment, baseline_repeats, repeats, z, confirm, seed_flag,
-         as_json):
+         seed_base, as_json):
     """Record a campaign in this repository (nothing is branched or run yet)."""
     request = api.CampaignRequest(
         command=command, recipe=recipe, entrypoint=entrypoint, runner=runner, metric=metric, maximize=maximize,
@@ -127,7 +129,7 @@ def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_sou
         name=campaign_name, max_experiments=max_experiments, budget=budget, per_experiment=per_experiment,
         target=target, stop=stop, min_delta=min_delta, launcher=launcher, launcher_options=launcher_options, grace=grace,
         gpus_per_experiment=gpus_per_experiment, baseline_repeats=baseline_repeats, repeats=repeats, z=z,
-        confirm=confirm, seed_flag=seed_flag)
+        confirm=confirm, seed_flag=seed_flag, seed_base=seed_base)
     c = api.create_campaign(_repo(repo), request)
     data = api.init_data(c)
     _emit(data, as_json, _init_text(c, data))

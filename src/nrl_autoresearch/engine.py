@@ -42,7 +42,7 @@ from .workspace import BASELINE, Workspace, validate_name
 
 RUN_MARKER = "AUTORESEARCH_RUN"
 MAX_FIXES = 2  # fixes of a trivial crash before it stays a crash
-SEED_BASE = 1000  # run k >= 2 of a configuration uses seed SEED_BASE + k - 1 (the same for every configuration)
+SEED_BASE = 1000  # run k >= 2 of a configuration uses seed base + k - 1, the same for every configuration
 TAIL_LINES = 20
 
 
@@ -355,7 +355,7 @@ class Engine:
             for k, index in enumerate(group):
                 run_number = done + k + 1
                 run = name if run_number == 1 else f"{name}-r{run_number}"
-                seed = hypothesis.seed if run_number == 1 else SEED_BASE + run_number - 1
+                seed = hypothesis.seed if run_number == 1 else self._seed_base() + run_number - 1
                 label = role or (f"repeat {k + 1}/{count}" if count > 1 else "")
                 plan = Plan(index, name, run, self.ws.branch(name), hypothesis.parent, parent_commit, reference,
                             hypothesis, effective, seed, group, label)
@@ -374,6 +374,9 @@ class Engine:
             return wanted
         return max(1, min(wanted, rules.max_experiments - len(self.rows()) - len(self._in_flight)))
 
+    def _seed_base(self) -> int:
+        return self.c.options.get("seed_base", SEED_BASE)
+
     def _require_seeds(self) -> None:
         if not self.recipe.seeded():
             raise UsageError("repeats need a way to vary the seed: init the campaign with --seed-flag (e.g. --seed-flag "
@@ -389,19 +392,26 @@ class Engine:
             top = self.best_row()
             if top is None:
                 return self._parent(BASELINE)
-            return top.commit, Reference(f"best keep {top.branch.rsplit('/', 1)[1]}", tuple(self._values_of(top.commit)))
+            return top.commit, self._reference(f"best keep {top.branch.rsplit('/', 1)[1]}", top.commit)
         commit = self.ws.resolve_parent(parent)
-        values = self._values_of(commit)
-        if values:
-            return commit, Reference(parent, tuple(values))
-        return commit, self._baseline_reference()
+        return commit, self._reference(parent, commit) or self._baseline_reference()
 
     def _baseline_reference(self) -> Reference | None:
-        values = [r.metric_value for r in self.baseline_rows() if valid(r.metric_value) and r.status != "crash"]
-        return Reference(BASELINE, tuple(values)) if values else None
+        rows = self.baseline_rows()
+        return self._reference(BASELINE, rows[0].commit) if rows else None
+
+    def _reference(self, label: str, commit: str) -> Reference | None:
+        runs = self._runs_of(commit)
+        return Reference(label, tuple(v for _, v in runs), tuple(s for s, _ in runs)) if runs else None
+
+    def _runs_of(self, commit: str) -> list[tuple[str, float]]:
+        """(seed, value) of every valid run of a configuration; 'own' is the recipe's own seed."""
+        seeds = {a.index: a.data.get("seed") for a in self.journal.attempts().values()}
+        return [(_seed_key(seeds.get(r.index)), r.metric_value) for r in self.rows()
+                if r.commit == commit and r.status != "crash" and valid(r.metric_value)]
 
     def _values_of(self, commit: str) -> list[float]:
-        return [r.metric_value for r in self.rows() if r.commit == commit and r.status != "crash" and valid(r.metric_value)]
+        return [v for _, v in self._runs_of(commit)]
 
     def spread(self) -> Spread | None:
         """The campaign's run-to-run spread, pooled over every configuration run more than once."""
@@ -615,15 +625,17 @@ class Engine:
 
     def _group_verdict(self, outcomes: list[Outcome]) -> Verdict:
         plan = outcomes[0].plan
-        values = self._values_of(outcomes[0].commit) + [o.value for o in outcomes if not o.crashed]
-        if len(values) == len(self._values_of(outcomes[0].commit)):
+        earlier = self._runs_of(outcomes[0].commit)
+        runs = earlier + [(_seed_key(o.plan.seed), o.value) for o in outcomes if not o.crashed]
+        if len(runs) == len(earlier):
             return Verdict("crash", "no valid metric")
+        values, seeds = [v for _, v in runs], tuple(s for s, _ in runs)
         if plan.is_baseline:
             spread = pooled_spread([values])
             return Verdict("keep", "the reference" + (f" (mean {statistics.fmean(values):.6g} of {len(values)} runs, "
                                                       f"spread {spread.sd:.4g})" if spread else ""))
         return judge(values, plan.reference, maximize=self.c.objective.maximize, min_delta=self.c.min_delta,
-                     spread=self.spread(), z=self.c.options.get("z", Z_DEFAULT),
+                     spread=self.spread(), z=self.c.options.get("z", Z_DEFAULT), seeds=seeds,
                      simplifies=lambda: self._simplifies(plan, outcomes[0].commit))
 
     def _confirm(self, plan: Plan, rows: list[Row], worktree: Path | None) -> list[Row]:
@@ -668,7 +680,7 @@ class Engine:
             run_number = self._runs_of_branch(original.branch) + 1
             if seeded:
                 self._require_seeds()
-            seed = SEED_BASE + run_number - 1 if seeded else original.seed
+            seed = self._seed_base() + run_number - 1 if seeded else original.seed
             hypothesis = replace(original.hypothesis, repeats=1, fix=None)
             plan = replace(original, index=index, run=f"{original.name}-r{run_number}", seed=seed, group=(index,),
                            role=role, hypothesis=hypothesis)
@@ -902,6 +914,10 @@ def _processes_with(name: str, value: str | None) -> list[psutil.Process]:
     return found
 
 
+def _seed_key(seed: int | None) -> str:
+    return "own" if seed is None else str(seed)
+
+
 def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
@@ -911,7 +927,8 @@ def _plan_from(attempt: Attempt) -> Plan:
     d = attempt.data
     ref = d.get("reference")
     return Plan(attempt.index, d["name"], d["run"], d["branch"], d["parent"], d["parent_commit"],
-                Reference(ref["label"], tuple(ref["values"])) if ref else None, Hypothesis(**d["hypothesis"]),
+                Reference(ref["label"], tuple(ref["values"]), tuple(ref["seeds"])) if ref else None,
+                Hypothesis(**d["hypothesis"]),
                 d.get("effective") or {}, d.get("seed"), tuple(d.get("group") or [attempt.index]), d.get("role", ""))
 
 

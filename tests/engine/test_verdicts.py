@@ -21,7 +21,8 @@ import json, sys
 seed = int(sys.argv[sys.argv.index("--seed") + 1]) if "--seed" in sys.argv else 0
 noise = {0: 0.05, 1001: -0.05, 1002: 0.0, 1003: 0.02, 1004: -0.02}.get(seed, 0.0)
 lr = json.load(open("p.json"))["lr"]
-print(f"score: {0.5 + lr + noise:.4f}")
+fluke = 0.1 if lr == 0.08 and seed == 0 else 0.0  # one lucky run of one configuration
+print(f"score: {0.5 + lr + noise + fluke:.4f}")
 '''
 
 
@@ -35,15 +36,16 @@ def noisy_repo(tmp_path: Path, *init: str) -> Path:
 def test_baseline_repeats_measure_the_spread_used_by_every_verdict(tmp_path: Path):
     repo = noisy_repo(tmp_path, "--baseline-repeats", "3")
     cli(repo, "baseline", check=True)
-    cli(repo, "try", "small", "--set", "lr=0.03", check=True)  # within the noise: 0.58 vs 0.5, threshold 0.1155
-    cli(repo, "try", "large", "--set", "lr=0.2", check=True)
+    cli(repo, "try", "small", "--set", "lr=0.03", check=True)  # within the noise: 0.58 vs 0.5
+    cli(repo, "try", "large", "--set", "lr=0.3", check=True)
     rows = ledger_rows(repo)
     assert [r["branch"].rsplit("/", 1)[1] for r in rows[:3]] == ["baseline"] * 3
     assert [r["status"] for r in rows] == ["keep", "keep", "keep", "discard", "keep"]
     assert "--seed 1001" in rows[1]["command"] and "--seed" not in rows[0]["command"]
     assert "spread 0.05" in rows[2]["description"]
-    assert "+0.08 vs baseline 0.5 (mean of 3) (spread 0.05 over 3 runs, threshold 0.1155)" in rows[3]["description"]
-    assert rows[4]["description"].endswith("threshold 0.1155)")
+    # threshold: z 2 x t(2 dof)/1.96 x spread 0.05 x sqrt(1 + 1/3)
+    assert "+0.08 vs baseline 0.5 (mean of 3) (spread 0.05 over 3 runs, threshold 0.2535)" in rows[3]["description"]
+    assert rows[4]["description"].endswith("threshold 0.2535)")
 
 
 def test_repeats_are_judged_on_their_mean(tmp_path: Path):
@@ -52,7 +54,7 @@ def test_repeats_are_judged_on_their_mean(tmp_path: Path):
     cli(repo, "try", "lr", "--set", "lr=0.1", "--repeats", "3", check=True)
     rows = ledger_rows(repo)[3:]
     assert len(rows) == 3 and len({r["commit"] for r in rows}) == 1 and len({r["status"] for r in rows}) == 1
-    assert rows[0]["status"] == "keep" and "mean of 3 runs +0.1 vs baseline" in rows[0]["description"]
+    assert rows[0]["status"] == "keep" and "+0.1 vs baseline, paired over 3 seeds" in rows[0]["description"]
     assert "(repeat 2/3, seed 1001)" in rows[1]["description"]
     status = json.loads(cli(repo, "status", "--json", check=True).stdout)
     assert status["best_keep"]["metric_value"] == pytest.approx(0.6)  # the configuration's mean
@@ -65,14 +67,14 @@ def test_repeats_need_a_way_to_vary_the_seed(tmp_path: Path):
 
 
 def test_a_keep_that_does_not_hold_up_on_confirmation_is_relabelled(tmp_path: Path):
-    repo = noisy_repo(tmp_path, "--baseline-repeats", "3", "--confirm")
+    repo = noisy_repo(tmp_path, "--baseline-repeats", "5", "--confirm")
     cli(repo, "baseline", check=True)
-    cli(repo, "try", "lucky", "--set", "lr=0.08", check=True)  # 0.63 with the lucky default seed, 0.53 with 1001
+    cli(repo, "try", "lucky", "--set", "lr=0.08", check=True)  # a fluke with the recipe's own seed, then not
     cli(repo, "try", "real", "--set", "lr=0.3", check=True)
     rows = ledger_rows(repo)
     lucky = [r for r in rows if r["branch"].endswith("/lucky")]
     assert [r["status"] for r in lucky] == ["keep", "discard"]
-    assert "confirmation of [4]" in lucky[1]["description"] and lucky[0]["commit"] == lucky[1]["commit"]
+    assert "confirmation of [6]" in lucky[1]["description"] and lucky[0]["commit"] == lucky[1]["commit"]
     real = [r for r in rows if r["branch"].endswith("/real")]
     assert [r["status"] for r in real] == ["keep", "keep"]
     best = json.loads(cli(repo, "status", "--json", check=True).stdout)["best_keep"]

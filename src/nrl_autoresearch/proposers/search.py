@@ -68,9 +68,10 @@ class SearchProposer(Proposer):
         step = self._local_step(history, random.Random(self.seed + len(study.trials)))
         if step is not None:
             study.enqueue_trial(step[1])
+        model = "tpe" if sum(t.state == TrialState.COMPLETE for t in study.trials) >= self.startup else "random start"
         for ask in range(self.max_asks):
             trial = study.ask(self.space)
-            how = f"local step around best keep {step[0]}" if step and ask == 0 else "tpe"
+            how = f"local step around best keep {step[0]}" if step and ask == 0 else model
             h = self._hypothesis(trial.params, index, how)
             earlier = known.get(self._key(h.sets))
             if earlier is None and not _already_tried(h, history):
@@ -82,12 +83,13 @@ class SearchProposer(Proposer):
         return None
 
     def preview(self, history: History, n: int = 3) -> list[str]:
-        first = self.propose(history)
+        """The next proposal when the ledger has results (before the baseline it depends on the baseline's)."""
+        first = self.propose(history) if history.rows else None
         shown = [f"{first.name}: {first.description}"] if first else []
-        return shown + [f"then TPE (seed {self.seed}) over the {len(self.space)} keys of {self.path.name}, "
+        return shown + [f"TPE (seed {self.seed}) over the {len(self.space)} keys of {self.path.name}, "
                         f"with the {len(history.rows)} results so far as earlier trials"]
 
-    def study(self, history: History) -> tuple["optuna.Study", dict[tuple, "FrozenTrial"]]:
+    def study(self, history: History) -> tuple[optuna.Study, dict[tuple, FrozenTrial]]:
         """The study the ledger implies, and its trials by configuration (the latest of each)."""
         trials = [t for t in (self._trial(a, history) for a in history.tried) if t is not None]
         sampler = optuna.samplers.TPESampler(seed=self.seed + len(trials), n_startup_trials=self.startup)
@@ -96,7 +98,7 @@ class SearchProposer(Proposer):
         known = {self._key({k: _value_text(d, t.params[k]) for k, d in self.space.items()}): t for t in trials}
         return study, known
 
-    def _trial(self, attempt: dict, history: History) -> "FrozenTrial | None":
+    def _trial(self, attempt: dict, history: History) -> FrozenTrial | None:
         """An earlier attempt as a trial, when every key of the space has a value in range for it."""
         params = self._params(attempt.get("effective") or {})
         if params is None:
@@ -135,7 +137,7 @@ class SearchProposer(Proposer):
         return tuple(_norm(sets[k]) for k in self.space)
 
 
-def load_space(path: Path) -> dict[str, "BaseDistribution"]:
+def load_space(path: Path) -> dict[str, BaseDistribution]:
     """Every key's range or choices, validated before the campaign starts; a bad entry is named with the file."""
     if not path.is_file():
         raise UsageError(f"search space {str(path)!r} does not exist")
@@ -145,7 +147,7 @@ def load_space(path: Path) -> dict[str, "BaseDistribution"]:
     return {str(key): _distribution(f"key {key!r} of {path.name}", spec) for key, spec in doc.items()}
 
 
-def _distribution(where: str, spec: Any) -> "BaseDistribution":
+def _distribution(where: str, spec: Any) -> BaseDistribution:
     if not isinstance(spec, dict):
         raise UsageError(f"{where} must be a mapping such as {{low: 1.0e-4, high: 1.0e-2, log: true}} or {{choices: [a, b]}}")
     unknown = set(spec) - _FIELDS
@@ -170,7 +172,7 @@ def _distribution(where: str, spec: Any) -> "BaseDistribution":
     return FloatDistribution(float(low), float(high), log=log)
 
 
-def _categorical(where: str, spec: dict) -> "CategoricalDistribution":
+def _categorical(where: str, spec: dict) -> CategoricalDistribution:
     choices = spec["choices"]
     if len(spec) > 1:
         raise UsageError(f"{where}: choices cannot be combined with {sorted(set(spec) - {'choices'})}")
@@ -196,11 +198,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _any_value(d: "BaseDistribution") -> Any:
+def _any_value(d: BaseDistribution) -> Any:
     return d.choices[0] if isinstance(d, CategoricalDistribution) else d.low
 
 
-def _param(d: "BaseDistribution", value: Any) -> Any:
+def _param(d: BaseDistribution, value: Any) -> Any:
     """A recorded value (text or number) as the distribution's value, or None when it lies outside it."""
     value = parse_value(value) if isinstance(value, str) else value
     if isinstance(d, CategoricalDistribution):
@@ -212,7 +214,7 @@ def _param(d: "BaseDistribution", value: Any) -> Any:
     return float(value)
 
 
-def _value_text(d: "BaseDistribution", value: Any) -> str:
+def _value_text(d: BaseDistribution, value: Any) -> str:
     """The text a hypothesis sets: floats to 4 significant digits (readable, and comparable across attempts)."""
     if isinstance(d, CategoricalDistribution):
         return _text(value)
@@ -222,7 +224,7 @@ def _value_text(d: "BaseDistribution", value: Any) -> str:
     return short if d.low <= float(short) <= d.high else repr(float(value))
 
 
-def _perturb(d: "BaseDistribution", value: Any, rng: random.Random) -> Any:
+def _perturb(d: BaseDistribution, value: Any, rng: random.Random) -> Any:
     """A nearby value: a Gaussian step of STEP times the range (on a log scale for log ranges); for choices,
     another choice one time in four."""
     if isinstance(d, CategoricalDistribution):
