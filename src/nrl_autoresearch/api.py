@@ -62,6 +62,7 @@ class CampaignRequest:
     confirm: bool = False
     seed_flag: str | None = None
     seed_base: int = 1000
+    protected: tuple[str, ...] = ()
 
 
 def create_campaign(root: Path, req: CampaignRequest) -> Campaign:
@@ -88,7 +89,8 @@ def create_campaign(root: Path, req: CampaignRequest) -> Campaign:
                                grace=req.grace)
     return new_campaign(root, recipe, objective, rules, prefix=req.prefix, name=req.name, slug=slug,
                         min_delta=req.min_delta, launcher=launcher,
-                        options={"gpus_per_experiment": req.gpus_per_experiment, **noise})
+                        options={"gpus_per_experiment": req.gpus_per_experiment, "protected": list(req.protected),
+                                 **noise})
 
 
 def _noise_options(recipe: Recipe, req: CampaignRequest) -> dict:

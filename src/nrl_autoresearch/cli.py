@@ -1,13 +1,16 @@
-"""autoresearch: run a research campaign on a training repository, with git as the ledger.
+"""autoresearch: research campaigns on a training recipe, with git as the ledger.
 
 \b
-The loop, as the auto-research skill states it:
-  init      record the objective, recipe, branch prefix and stop rules
-  baseline  run the unmodified recipe on <prefix>/baseline (row 1)
-  try       one hypothesis on its own branch: change, commit, run, record keep/discard/crash
-  status    where the campaign stands, with the stop sentence
-Every experiment runs in its own git worktree: your working tree, index and branch are never touched.
-Results go to an untracked TSV (reports/auto_research_results.tsv) and to git notes on each commit.
+  autoresearch demo                   a whole campaign on a built-in toy GRPO project
+  autoresearch init --recipe R.yaml   (NeMo-RL) or --command "python train.py" --metric M --maximize
+  autoresearch run --yes              baseline first, then one hypothesis per branch until a stop rule is met
+  autoresearch try NAME --set K=V     one hypothesis by hand: branch, change, commit, run, record
+  autoresearch status | report        where the campaign stands; the plot, HTML and Markdown report
+  autoresearch resume                 after a disconnect or a kill: restate, verify, continue
+\b
+Each experiment runs in its own git worktree (your working tree, index and branch are never touched), gets
+one row in an untracked TSV (reports/auto_research_results.tsv) mirrored in git notes, and is judged keep,
+discard or crash by rule. The stop sentence is printed before and after every run.
 Exit status: 0 done, 2 bad input (nothing created), 3 a stop condition is already met.
 """
 
@@ -115,13 +118,15 @@ def _interrupt(signum, frame):
               help="A keep needs a gain above z x spread (scaled for repeats) once the spread is known.")
 @click.option("--confirm", is_flag=True, help="Re-run each new best keep with another seed before building on it.")
 @click.option("--seed-flag", help="For --command: the flag that sets the seed (e.g. --seed), for repeats.")
+@click.option("--protect", "protected", multiple=True, metavar="GLOB",
+              help="Files hypotheses must not change (the evaluation and metric code); agents are refused them.")
 @click.option("--seed-base", type=int, default=1000, show_default=True,
               help="Run k >= 2 of a configuration uses seed BASE + k - 1 (the same seeds for every configuration).")
 @json_option
 def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_source, aggregate, params_file,
          set_style, prefix, campaign_name, max_experiments, budget, per_experiment, target, stop, min_delta,
          launcher, launcher_options, grace, gpus_per_experiment, baseline_repeats, repeats, z, confirm, seed_flag,
-         seed_base, as_json):
+         protected, seed_base, as_json):
     """Record a campaign in this repository (nothing is branched or run yet)."""
     request = api.CampaignRequest(
         command=command, recipe=recipe, entrypoint=entrypoint, runner=runner, metric=metric, maximize=maximize,
@@ -129,7 +134,7 @@ def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_sou
         name=campaign_name, max_experiments=max_experiments, budget=budget, per_experiment=per_experiment,
         target=target, stop=stop, min_delta=min_delta, launcher=launcher, launcher_options=launcher_options, grace=grace,
         gpus_per_experiment=gpus_per_experiment, baseline_repeats=baseline_repeats, repeats=repeats, z=z,
-        confirm=confirm, seed_flag=seed_flag, seed_base=seed_base)
+        confirm=confirm, seed_flag=seed_flag, seed_base=seed_base, protected=protected)
     c = api.create_campaign(_repo(repo), request)
     data = api.init_data(c)
     _emit(data, as_json, _init_text(c, data))
@@ -216,7 +221,8 @@ def new(name, desc, parent, repo, campaign_name):
 
 @main.command()
 @click.option("--proposer", "proposer_spec", default="catalog", show_default=True,
-              help="queue:FILE (directed) | catalog (open-ended, low risk first).")
+              help="queue:FILE (directed) | catalog (open-ended, low risk first) | search:SPACE.yaml (Optuna TPE) | "
+                   "agent:\"COMMAND\" (an external coding agent edits the code) | llm[:MODEL] (an OpenAI-compatible endpoint).")
 @click.option("--yes", is_flag=True, help="Confirm the plan non-interactively.")
 @click.option("--continue", "more", type=int, help="Allow N more attempts after a met count rule (the default rule asks).")
 @click.option("--workers", type=int, default=1, show_default=True, help="Experiments in flight at once.")

@@ -324,8 +324,15 @@ class Engine:
 
     def _may_launch(self) -> bool:
         top = self.best_row()
-        return stoprules.may_launch(self.c.rules, attempted=len(self.rows()), in_flight=len(self._in_flight),
+        return stoprules.may_launch(self.c.rules, attempted=len(self.rows()), in_flight=self._pending(),
                                     now=time.time(), best=top.metric_value if top else None)
+
+    def _pending(self) -> int:
+        """Runs reserved or in flight whose rows are not written yet (a written row already counts as attempted)."""
+        return len(self._in_flight - {r.index for r in self.rows()})
+
+    def next_index(self) -> int:
+        return max(self.journal.last_index(), max((r.index for r in self.rows()), default=0)) + 1
 
     def _baseline_hypothesis(self) -> Hypothesis:
         return Hypothesis(BASELINE, "unmodified recipe", parent=BASELINE,
@@ -345,7 +352,7 @@ class Engine:
                 name = prepared["name"] if prepared else self.ws.reserve_name(hypothesis.name, self._taken_names())
                 effective = {**self._effective_of(parent_commit), **hypothesis.sets}
             repeats = hypothesis.repeats or self.c.options.get("repeats", 1)
-            first = max(self.journal.last_index(), max((r.index for r in self.rows()), default=0)) + 1
+            first = self.next_index()
             done = self._runs_of_branch(self.ws.branch(name)) if name == BASELINE or role else 0
             count = self._room(repeats)
             if count > 1 or done:
@@ -372,7 +379,7 @@ class Engine:
         rules = self.c.rules
         if rules.max_experiments is None:
             return wanted
-        return max(1, min(wanted, rules.max_experiments - len(self.rows()) - len(self._in_flight)))
+        return max(1, min(wanted, rules.max_experiments - len(self.rows()) - self._pending()))
 
     def _seed_base(self) -> int:
         return self.c.options.get("seed_base", SEED_BASE)
@@ -676,7 +683,7 @@ class Engine:
         """One more run of a configuration already on its branch (a confirmation, a rerun after a fix)."""
         with self._lock:
             self._check_may_launch()
-            index = max(self.journal.last_index(), max((r.index for r in self.rows()), default=0)) + 1
+            index = self.next_index()
             run_number = self._runs_of_branch(original.branch) + 1
             if seeded:
                 self._require_seeds()

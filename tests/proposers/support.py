@@ -1,37 +1,13 @@
-"""The real command line with the search, agent and llm proposers registered (as `proposers/__init__.py` lists
-them once they are in its registry: `setdefault` leaves the registry's own entries alone)."""
+"""A small training project with three settings, and the real command line that must succeed on it."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
+from tests import helpers
 from tests.helpers import PY, make_repo
-
-BOOT = """
-import sys
-from nrl_autoresearch.proposers import PROPOSERS
-
-def _search(arg, engine):
-    from nrl_autoresearch.proposers.search import SearchProposer
-    return SearchProposer(arg, engine)
-
-def _agent(arg, engine):
-    from nrl_autoresearch.proposers.agent import AgentProposer
-    return AgentProposer(arg, engine)
-
-def _llm(arg, engine):
-    from nrl_autoresearch.proposers.llm import LLMProposer
-    return LLMProposer(engine, model=arg or None)
-
-for name, factory in {"search": _search, "agent": _agent, "llm": _llm}.items():
-    PROPOSERS.setdefault(name, factory)
-sys.argv[0] = "autoresearch"
-from nrl_autoresearch.cli import main
-main()
-"""
 
 TRAIN = '''\
 import json
@@ -43,10 +19,7 @@ print(f"val_score: {score:.4f}")
 
 def cli(repo: Path, *args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     """`autoresearch ARGS` in `repo`; fails the test with the output when it does not succeed."""
-    proc = subprocess.run([PY, "-c", BOOT, *args], cwd=repo, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
-    assert proc.returncode == 0, f"autoresearch {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc
+    return helpers.cli(repo, *args, env=env, timeout=timeout, check=True)
 
 
 def project(path: Path) -> Path:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from ..engine import Engine
 from ..errors import UsageError
+from .agent import AgentProposer
 from .base import Proposer
 from .catalog import CatalogProposer
+from .llm import LLMProposer
 from .queue import QueueProposer
+from .search import SearchProposer
 
 
 def _queue(arg: str, engine: Engine) -> Proposer:
@@ -19,9 +22,28 @@ def _catalog(arg: str, engine: Engine) -> Proposer:
     return CatalogProposer(engine.recipe, engine.ws.git, engine.ws.commit_of(engine.ws.branch("baseline")) or engine.c.base_commit)
 
 
+def _search(arg: str, engine: Engine) -> Proposer:
+    if not arg:
+        raise UsageError("--proposer search needs a space file: search:space.yaml")
+    return SearchProposer(arg, engine)
+
+
+def _agent(arg: str, engine: Engine) -> Proposer:
+    if not arg:
+        raise UsageError('--proposer agent needs the agent command: agent:"claude -p"')
+    return AgentProposer(arg, engine)
+
+
+def _llm(arg: str, engine: Engine) -> Proposer:
+    return LLMProposer(engine, model=arg or None, fallback=_catalog("", engine))
+
+
 PROPOSERS = {
     "queue": _queue,
     "catalog": _catalog,
+    "search": _search,
+    "agent": _agent,
+    "llm": _llm,
 }
 
 

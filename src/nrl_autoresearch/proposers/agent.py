@@ -35,7 +35,7 @@ from ..redact import protect_command, redact
 from ..session import ROOT as SESSIONS
 from ..stoprules import format_duration
 from ..workspace import BASELINE, slugify
-from .base import Proposer
+from .base import Proposer, next_number
 
 BRIEF = "AUTORESEARCH_BRIEF.md"
 RESULT = "AUTORESEARCH_RESULT.json"
@@ -95,7 +95,7 @@ class AgentProposer(Proposer):
         self._launcher = LocalLauncher(grace_s)
 
     def propose(self, history: History) -> Hypothesis | None:
-        index = max((t["index"] for t in history.tried), default=1) + 1
+        index = next_number(history)
         fallback = f"agent-{index}"
         parent, commit = self._parent(history)
         brief = self.brief(history, parent, commit)

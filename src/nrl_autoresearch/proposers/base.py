@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 
 from ..engine import History
 from ..hypothesis import Hypothesis
+from ..recipes.params import parse_value
 
 
 class Proposer(ABC):
@@ -26,3 +27,38 @@ class Proposer(ABC):
 def tried_names(history: History) -> set[str]:
     """Hypothesis names already attempted (as proposed, before any suffix a taken branch name got)."""
     return {t["hypothesis"]["name"] for t in history.tried if t.get("hypothesis")}
+
+
+def norm(value) -> str:
+    """A value as it compares: '1e-3', '0.001' and 0.001 are the same setting."""
+    return repr(parse_value(value) if isinstance(value, str) else value)
+
+
+def already_tried(h: Hypothesis, history: History) -> bool:
+    """Compare effective configurations: the parent's accumulated changes plus this one, normalised."""
+    parent_effective = {}
+    if h.parent == "best" and history.best is not None:
+        parent_effective = next((t.get("effective") or {} for t in history.tried if t.get("commit") == history.best.commit), {})
+    effective = {k: norm(v) for k, v in {**parent_effective, **h.sets}.items()}
+    for t in history.tried:
+        if {k: norm(v) for k, v in (t.get("effective") or {}).items()} == effective:
+            return True
+    return all(k in parent_effective and norm(parent_effective[k]) == norm(v) for k, v in h.sets.items())
+
+
+def as_text(value) -> str:
+    """Values back to the text a person would type on the command line (YAML reads them the same way)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (list, dict)):
+        import json
+
+        return json.dumps(value)
+    return str(value)
+
+
+def next_number(history: History) -> int:
+    """The index the next attempt will get, for names like `search-7` or `agent-7`."""
+    return max((t["index"] for t in history.tried), default=1) + 1

@@ -15,7 +15,7 @@ from ..hypothesis import Hypothesis
 from ..recipes.base import Knob, Recipe
 from ..recipes.params import parse_value
 from ..workspace import slugify
-from .base import Proposer
+from .base import Proposer, already_tried, norm
 
 
 class CatalogProposer(Proposer):
@@ -35,14 +35,14 @@ class CatalogProposer(Proposer):
 
     def propose(self, history: History) -> Hypothesis | None:
         for candidate in self._candidates(history):
-            if not _already_tried(candidate, history):
+            if not already_tried(candidate, history):
                 return candidate
         return None
 
     def preview(self, history: History, n: int = 3) -> list[str]:
         shown = []
         for h in self._candidates(history):
-            if not _already_tried(h, history):
+            if not already_tried(h, history):
                 shown.append(f"{h.name}: {h.description}")
             if len(shown) == n:
                 break
@@ -54,12 +54,12 @@ class CatalogProposer(Proposer):
         for knob in knobs:  # clean A/B from the baseline: a direction, then the other once
             first, *others = knob.directions
             yield _hypothesis(knob, first[0], "baseline")
-            if outcome.get((knob.key, _norm(first[0])), "keep") != "keep" and others:
+            if outcome.get((knob.key, norm(first[0])), "keep") != "keep" and others:
                 yield _hypothesis(knob, others[0][0], "baseline")
         if history.best is None:
             return
         kept = [(knob, d, i) for knob in knobs for d in knob.directions for i, v in enumerate(d)
-                if outcome.get((knob.key, _norm(v))) == "keep"]
+                if outcome.get((knob.key, norm(v))) == "keep"]
         for knob, direction, i in kept:  # combine proven gains on top of the best keep
             yield _hypothesis(knob, direction[i], "best")
         for knob, direction, i in kept:  # then push a kept direction one step further
@@ -95,10 +95,6 @@ def _direction(current, value: str) -> str:
         return "set"
 
 
-def _norm(value) -> str:
-    return repr(parse_value(value) if isinstance(value, str) else value)
-
-
 def _outcomes(history: History) -> dict[tuple[str, str], str]:
     """(key, value) of single-knob hypotheses -> status of their row."""
     status = {r.index: r.status for r in history.rows}
@@ -107,17 +103,5 @@ def _outcomes(history: History) -> dict[tuple[str, str], str]:
         sets = (t.get("hypothesis") or {}).get("sets") or {}
         if len(sets) == 1 and t["index"] in status:
             ((key, value),) = sets.items()
-            found[(key, _norm(value))] = status[t["index"]]
+            found[(key, norm(value))] = status[t["index"]]
     return found
-
-
-def _already_tried(h: Hypothesis, history: History) -> bool:
-    """Compare effective configurations: the parent's accumulated changes plus this one, normalised."""
-    parent_effective = {}
-    if h.parent == "best" and history.best is not None:
-        parent_effective = next((t.get("effective") or {} for t in history.tried if t.get("commit") == history.best.commit), {})
-    effective = {k: _norm(v) for k, v in {**parent_effective, **h.sets}.items()}
-    for t in history.tried:
-        if {k: _norm(v) for k, v in (t.get("effective") or {}).items()} == effective:
-            return True
-    return all(k in parent_effective and _norm(parent_effective[k]) == _norm(v) for k, v in h.sets.items())

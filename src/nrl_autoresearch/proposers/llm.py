@@ -26,9 +26,8 @@ from ..hypothesis import Hypothesis
 from ..redact import MASK, redact
 from ..workspace import slugify
 from .agent import LEDGER_ROWS, ideas_text, knobs_text, ledger_table, symptoms_text
-from .base import Proposer
-from .catalog import CatalogProposer, _already_tried
-from .queue import _text
+from .base import Proposer, already_tried, as_text
+from .catalog import CatalogProposer
 
 SCHEMA = {
     "type": "object",
@@ -135,12 +134,12 @@ class LLMProposer(Proposer):
         if error is not None:
             return None, f"{'/'.join(map(str, error.absolute_path)) or 'the answer'}: {error.message}"
         h = Hypothesis(slugify(data["name"]), redact(data["description"]), data["parent"],
-                       sets={str(k): _text(v) for k, v in data["set"].items()})
+                       sets={str(k): as_text(v) for k, v in data["set"].items()})
         try:
             self.engine.check(h)
         except UsageError as err:
             return None, str(err)
-        if _already_tried(h, history):
+        if already_tried(h, history):
             return None, "this configuration was already tried; propose a different change"
         return h, ""
 

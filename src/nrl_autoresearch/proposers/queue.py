@@ -18,7 +18,7 @@ from ..engine import History
 from ..errors import UsageError
 from ..hypothesis import Hypothesis
 from ..workspace import validate_name
-from .base import Proposer, tried_names
+from .base import Proposer, as_text, tried_names
 
 _KEYS = {"name", "description", "parent", "set", "patch", "seed", "repeats"}
 
@@ -93,18 +93,5 @@ def _entry(entry, i: int, path: Path, earlier: set[str]) -> Hypothesis:
     if repeats is not None and (not isinstance(repeats, int) or repeats < 1):
         raise UsageError(f"{where}: 'repeats' must be a positive whole number")
     return Hypothesis(name=name, description=str(entry.get("description", "")), parent=parent,
-                      sets={k: _text(v) for k, v in sets.items()}, patch=patch,
+                      sets={k: as_text(v) for k, v in sets.items()}, patch=patch,
                       seed=int(seed) if seed is not None else None, repeats=repeats)
-
-
-def _text(value) -> str:
-    """Values back to the text a person would type on the command line (YAML reads them the same way)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, (list, dict)):
-        import json
-
-        return json.dumps(value)
-    return str(value)

@@ -24,9 +24,7 @@ from ..git import Snapshot
 from ..hypothesis import Hypothesis
 from ..recipes.params import load_text, parse_value
 from ..workspace import BASELINE
-from .base import Proposer
-from .catalog import _already_tried, _norm
-from .queue import _text
+from .base import Proposer, already_tried, as_text, next_number, norm
 
 try:
     import optuna
@@ -64,7 +62,7 @@ class SearchProposer(Proposer):
 
     def propose(self, history: History) -> Hypothesis | None:
         study, known = self.study(history)
-        index = max((t["index"] for t in history.tried), default=1) + 1
+        index = next_number(history)
         step = self._local_step(history, random.Random(self.seed + len(study.trials)))
         if step is not None:
             study.enqueue_trial(step[1])
@@ -74,7 +72,7 @@ class SearchProposer(Proposer):
             how = f"local step around best keep {step[0]}" if step and ask == 0 else model
             h = self._hypothesis(trial.params, index, how)
             earlier = known.get(self._key(h.sets))
-            if earlier is None and not _already_tried(h, history):
+            if earlier is None and not already_tried(h, history):
                 return h
             if earlier is not None and earlier.state == TrialState.COMPLETE:
                 study.tell(trial, earlier.value)
@@ -134,7 +132,7 @@ class SearchProposer(Proposer):
         return Hypothesis(f"search-{index}", f"search ({how}): {listing}", parent=BASELINE, sets=sets)
 
     def _key(self, sets: dict[str, str]) -> tuple:
-        return tuple(_norm(sets[k]) for k in self.space)
+        return tuple(norm(sets[k]) for k in self.space)
 
 
 def load_space(path: Path) -> dict[str, BaseDistribution]:
@@ -181,7 +179,7 @@ def _categorical(where: str, spec: dict) -> CategoricalDistribution:
     if not all(c is None or isinstance(c, (bool, int, float, str)) for c in choices):
         raise UsageError(f"{where}: choices must be plain values (text, numbers, true/false, null)")
     plain = [_plain(c) for c in choices]
-    if len({_norm(c) for c in plain}) != len(plain):
+    if len({norm(c) for c in plain}) != len(plain):
         raise UsageError(f"{where}: choices repeat a value")
     return CategoricalDistribution(plain)
 
@@ -206,7 +204,7 @@ def _param(d: BaseDistribution, value: Any) -> Any:
     """A recorded value (text or number) as the distribution's value, or None when it lies outside it."""
     value = parse_value(value) if isinstance(value, str) else value
     if isinstance(d, CategoricalDistribution):
-        return next((c for c in d.choices if _norm(c) == _norm(value)), None)
+        return next((c for c in d.choices if norm(c) == norm(value)), None)
     if not _is_number(value) or not d.low <= value <= d.high:
         return None
     if isinstance(d, IntDistribution):
@@ -217,7 +215,7 @@ def _param(d: BaseDistribution, value: Any) -> Any:
 def _value_text(d: BaseDistribution, value: Any) -> str:
     """The text a hypothesis sets: floats to 4 significant digits (readable, and comparable across attempts)."""
     if isinstance(d, CategoricalDistribution):
-        return _text(value)
+        return as_text(value)
     if isinstance(d, IntDistribution):
         return str(int(value))
     short = f"{value:.4g}"
@@ -228,7 +226,7 @@ def _perturb(d: BaseDistribution, value: Any, rng: random.Random) -> Any:
     """A nearby value: a Gaussian step of STEP times the range (on a log scale for log ranges); for choices,
     another choice one time in four."""
     if isinstance(d, CategoricalDistribution):
-        others = [c for c in d.choices if _norm(c) != _norm(value)]
+        others = [c for c in d.choices if norm(c) != norm(value)]
         return rng.choice(others) if others and rng.random() < 0.25 else value
     scale = (math.log, math.exp) if d.log else (float, float)
     low, high, x = (scale[0](v) for v in (d.low, d.high, value))
