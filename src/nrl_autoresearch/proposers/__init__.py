@@ -9,6 +9,7 @@ from .base import Proposer
 from .catalog import CatalogProposer
 from .llm import LLMProposer
 from .queue import QueueProposer
+from .random_choice import RandomProposer
 from .search import SearchProposer
 
 
@@ -19,7 +20,15 @@ def _queue(arg: str, engine: Engine) -> Proposer:
 
 
 def _catalog(arg: str, engine: Engine) -> Proposer:
-    return CatalogProposer(engine.recipe, engine.ws.git, engine.ws.commit_of(engine.ws.branch("baseline")) or engine.c.base_commit)
+    return CatalogProposer(engine.recipe, engine.ws.git, _baseline_commit(engine))
+
+
+def _baseline_commit(engine: Engine) -> str:
+    return engine.ws.commit_of(engine.ws.branch("baseline")) or engine.c.base_commit
+
+
+def _random(arg: str, engine: Engine) -> Proposer:
+    return RandomProposer(engine.recipe, engine.ws.git, _baseline_commit(engine), engine.c.options.get("seed_base", 1000))
 
 
 def _search(arg: str, engine: Engine) -> Proposer:
@@ -44,6 +53,7 @@ PROPOSERS = {
     "search": _search,
     "agent": _agent,
     "llm": _llm,
+    "random": _random,
 }
 
 

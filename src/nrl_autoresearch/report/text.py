@@ -19,10 +19,21 @@ def plan_text(c: Campaign, *, proposer: str, first: list[str], has_baseline: boo
         f"  launcher: {c.launcher['name']}" + (f", {workers} experiments at once" if workers > 1 else ""),
         f"  proposer: {proposer}",
         "  baseline: " + ("recorded" if has_baseline else f"runs first, on {c.prefix}/baseline"),
+        "  noise: " + _noise(c),
     ]
     if first:
         lines += ["  first hypotheses:", *(f"    {i}. {h}" for i, h in enumerate(first, 1))]
     return "\n".join(lines)
+
+
+def _noise(c: Campaign) -> str:
+    o = c.options
+    base, reps = o.get("baseline_repeats", 1), o.get("repeats", 1)
+    if base < 2 and reps < 2:
+        return ("one run per configuration and no spread estimate: a keep may be noise "
+                "(--baseline-repeats 8 --repeats 4 measured 0 false keeps in 40 A/A experiments)")
+    return (f"baseline x{base}, hypotheses x{reps}, keep when the gain exceeds z={o.get('z', 2.0):g} spreads"
+            + (", new best keeps confirmed" if o.get("confirm") else ""))
 
 
 def summary_text(c: Campaign, rows: list[Row], status: StopStatus) -> str:

@@ -1,0 +1,37 @@
+"""`random`: a knob and a value of the recipe's catalog drawn at random, from the baseline or the best keep.
+
+A yardstick for the other proposers (how much does order and search buy over chance?), seeded by the
+campaign's seed base so that a campaign is reproducible.
+"""
+
+from __future__ import annotations
+
+import random
+
+from ..engine import History
+from ..git import Git, Snapshot
+from ..hypothesis import Hypothesis
+from ..recipes.base import Recipe
+from .base import Proposer, already_tried, next_number
+
+DRAWS = 200  # draws per proposal before giving up on finding an untried configuration
+
+
+class RandomProposer(Proposer):
+    name = "random"
+
+    def __init__(self, recipe: Recipe, git: Git, base_commit: str, seed: int):
+        self.knobs = recipe.knobs(Snapshot(git, base_commit))
+        self.seed = seed
+
+    def propose(self, history: History) -> Hypothesis | None:
+        rng = random.Random(self.seed + next_number(history))
+        choices = [(k, v) for k in self.knobs for d in k.directions for v in d]
+        for _ in range(DRAWS if choices else 0):
+            knob, value = rng.choice(choices)
+            parent = "best" if history.best is not None and rng.random() < 0.5 else "baseline"
+            h = Hypothesis(f"random-{next_number(history)}", f"random: {knob.key} {knob.current} -> {value} from {parent}",
+                           parent=parent, sets={knob.key: value})
+            if not already_tried(h, history):
+                return h
+        return None
