@@ -284,6 +284,34 @@ def _path(value: str | None) -> Path | None:
 
 
 @main.command()
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Tiny settings to apply (repeatable).")
+@click.option("--limit", default="10m", show_default=True, help="Wall-clock limit of the smoke run.")
+@repo_option
+@campaign_option
+@json_option
+def smoke(sets, limit, repo, campaign_name, as_json):
+    """Run the recipe with tiny settings to check the plumbing: never a ledger row, never a verdict."""
+    from .stoprules import parse_duration
+
+    with Engine(_load(repo, campaign_name), say=lambda _: None) as engine:
+        found = engine.smoke(parse_sets(sets), parse_duration(limit, what="--limit"))
+    metric = found["metric"]
+    lines = [
+        f"smoke run: {found['ended']} in {found['seconds']} s ({found['command']})",
+        f"  log: {found['log_path']} ({'written' if found['log_written'] else 'EMPTY or missing'})",
+        f"  metric {metric['name']}: " + (f"{metric['value']:.6g} from {metric['source']}" if metric["value"] is not None
+                                         else f"not found ({metric['source']})"),
+        f"  steps: {found['steps'] or 'no step headers'}"
+        + (f", {found['seconds_per_step']} s per step (setup included)" if found["seconds_per_step"] else ""),
+        *([f"  failure: {found['failure']}"] if found["failure"] else []),
+        "plumbing works (a smoke run proves the wiring, not an idea)" if found["succeeded"] and metric["value"] is not None
+        else "plumbing problem: see the log",
+    ]
+    _emit(found, as_json, "\n".join(lines))
+    sys.exit(0 if found["succeeded"] and metric["value"] is not None else 1)
+
+
+@main.command()
 @repo_option
 @campaign_option
 @json_option

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import shlex
 import shutil
 import statistics
 import threading
@@ -31,6 +32,7 @@ from .journal import Attempt, Journal
 from .judge import Z_DEFAULT, Reference, Spread, Verdict, judge, pooled_spread, valid
 from .launchers import make_launcher
 from .launchers.base import Job, JobResult, JobState, RunSpec
+from .launchers.local import LocalLauncher
 from .ledger import Ledger, Notes, Row, best
 from .metrics.base import RunOutputs, aggregate
 from .recipes import recipe_from_dict
@@ -758,6 +760,43 @@ class Engine:
             return str(Path(path).resolve().relative_to(self.c.repo.resolve()))
         except ValueError:
             return str(path)
+
+    # -- smoke runs ----------------------------------------------------------------------------------
+    def smoke(self, sets: dict[str, str], limit_s: float = 600.0) -> dict:
+        """Run the recipe with tiny settings in a scratch checkout to check the plumbing. It never becomes a
+        ledger row and decides nothing: an underpowered run proves the wiring, not the idea."""
+        commit = self.ws.commit_of(self.ws.branch(BASELINE)) or self.c.base_commit
+        self.recipe.check_change(Snapshot(self.ws.git, commit), sets)
+        run_dir = self.c.dir / "smoke" / time.strftime("%Y%m%d-%H%M%S")
+        worktree = run_dir / "checkout"
+        run_dir.mkdir(parents=True)
+        self.ws.git.run("worktree", "add", "--detach", "--quiet", str(worktree), commit)
+        try:
+            self.recipe.apply(worktree, sets)
+            launch = self.recipe.launch(worktree, run_dir, limit_s)
+            spec = RunSpec(name=f"{self.job_name(0)}-smoke", argv=launch.argv + self.recipe.smoke_args(worktree),
+                           cwd=launch.cwd, log_path=run_dir / "run.log", run_dir=run_dir, env=launch.env,
+                           timeout_s=limit_s)
+            job = LocalLauncher().submit(spec)
+            result = job.wait(should_stop=lambda: self._halt)
+            return self._smoke_findings(spec, result, RunOutputs(spec.log_path, run_dir, worktree, time.time() - result.run_s))
+        finally:
+            self.ws.git.run("worktree", "remove", "--force", str(worktree), check=False)  # our own scratch checkout
+
+    def _smoke_findings(self, spec: RunSpec, result: JobResult, outputs: RunOutputs) -> dict:
+        reading = self.source.read(outputs)
+        step = self.source.progress(outputs)
+        value = aggregate(reading.points, self.c.objective.aggregate, maximize=self.c.objective.maximize) if reading else None
+        return {
+            "command": redact(shlex.join(spec.argv)), "log_path": self._rel(spec.log_path),
+            "log_written": spec.log_path.exists() and spec.log_path.stat().st_size > 0,
+            "ended": result.reason, "succeeded": result.succeeded, "seconds": round(result.run_s, 2),
+            "metric": {"name": self.c.objective.metric_name, "value": value,
+                       "source": reading.source if reading else f"nothing found by {self.source}"},
+            "steps": step[0] if step else None,
+            "seconds_per_step": round(result.run_s / step[0], 2) if step and step[0] else None,
+            "failure": self.source.failure(outputs), "ending": self.source.ending(outputs),
+        }
 
     # -- preflight -----------------------------------------------------------------------------------
     def preflight(self) -> list[Check]:

@@ -31,3 +31,19 @@ def test_demo_refuses_a_non_empty_folder(tmp_path: Path):
     (tmp_path / "taken" / "file").write_text("x")
     proc = cli(tmp_path, "demo", "--dir", str(tmp_path / "taken"))
     assert proc.returncode == 2 and "not empty" in proc.stderr
+
+
+def test_smoke_run_checks_the_plumbing_and_records_nothing(tmp_path: Path):
+    dest = tmp_path / "demo"
+    cli(tmp_path, "demo", "--dir", str(dest), "--experiments", "1", check=True)
+    before = (dest / "reports/auto_research_results.tsv").read_text()
+    branches = git(dest, "branch", "--list")
+    import json
+
+    found = json.loads(cli(dest, "smoke", "--set", "grpo.num_prompts_per_step=16", "--json", check=True).stdout)
+    assert found["succeeded"] and found["steps"] == 2 and found["metric"]["value"] is not None
+    assert "++grpo.max_num_steps=2" in found["command"] and found["metric"]["source"].startswith("tensorboard")
+    assert (dest / "reports/auto_research_results.tsv").read_text() == before
+    assert git(dest, "branch", "--list") == branches and len(git(dest, "worktree", "list").splitlines()) == 1
+    bad = cli(dest, "smoke", "--set", "grpo.num_prompts_per_stepp=16")
+    assert bad.returncode == 2 and "grpo.num_prompts_per_step" in bad.stderr

@@ -106,6 +106,10 @@ class Recipe(ABC):
         """Arguments that run the recipe with `seed` instead of its own."""
         raise NotImplementedError(f"{self.kind} recipes cannot vary the seed")
 
+    def smoke_args(self, worktree: Path) -> list[str]:
+        """Arguments that make a run tiny (a few steps), to check the plumbing (none when the recipe cannot say)."""
+        return []
+
     def fingerprint(self, worktree: Path) -> str | None:
         """A digest of the effective configuration, to never run an identical one twice."""
         return None

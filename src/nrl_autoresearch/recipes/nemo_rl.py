@@ -25,7 +25,8 @@ from .base import Check, Knob, Launch, Objective, Recipe
 from .params import directions
 
 SETUP_MARGIN_S = 300.0  # the recipe's own limit starts after setup (Ray, model load): leave room for it
-CONFIG_DIRS = ("examples",)  # where recipes and everything they inherit from live
+CONFIG_DIRS = ("examples",)
+SMOKE_STEPS = 2  # where recipes and everything they inherit from live
 
 
 class NemoRLRecipe(Recipe):
@@ -88,6 +89,10 @@ class NemoRLRecipe(Recipe):
     def seed_args(self, worktree: Path, seed: int) -> list[str]:
         """NeMo-RL's own seed key, as a per-run override: `++grpo.seed=1001`."""
         return [f"++{nc.algo_section(self.resolved(worktree))}.seed={seed}"]
+
+    def smoke_args(self, worktree: Path) -> list[str]:
+        algo = nc.algo_section(self.resolved(worktree))
+        return [f"++{algo}.max_num_steps={SMOKE_STEPS}", f"++{algo}.val_period={SMOKE_STEPS}"]
 
     # -- one run ------------------------------------------------------------------------------------
     def launch(self, worktree: Path, run_dir: Path, limit_s: float | None) -> Launch:
