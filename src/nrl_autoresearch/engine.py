@@ -10,9 +10,6 @@ Every step is journaled first, so an engine killed at any moment resumes without
 from __future__ import annotations
 
 import hashlib
-import math
-import shlex
-import shutil
 import statistics
 import threading
 import time
@@ -20,85 +17,31 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import psutil
-
-from . import gpus, stoprules, triage
+from . import stoprules, triage
 from .gpus import GpuPool
 from .campaign import RESERVED, Campaign
 from .errors import StopConditionMet, UsageError
 from .git import Snapshot
 from .hypothesis import Hypothesis
-from .journal import Attempt, Journal
+from .journal import Journal
 from .judge import Z_DEFAULT, Reference, Spread, Verdict, judge, pooled_spread, valid
 from .launchers import make_launcher
 from .launchers.base import Job, JobResult, JobState, RunSpec
-from .launchers.local import LocalLauncher
 from .ledger import Ledger, Notes, Row, best
 from .metrics.base import RunOutputs, aggregate
 from .recipes import recipe_from_dict
 from .recipes.base import Check
+from . import checks, recovery, smoke
+from .attempt import Outcome, Plan
 from .progress import Progress, run_line
+from .recovery import RUN_MARKER
 from .redact import redact
 from .session import Moment, Session
 from .workspace import BASELINE, Workspace, validate_name
 
-RUN_MARKER = "AUTORESEARCH_RUN"
 MAX_FIXES = 2  # fixes of a trivial crash before it stays a crash
 SEED_BASE = 1000  # run k >= 2 of a configuration uses seed base + k - 1, the same for every configuration
 TAIL_LINES = 20
-
-
-@dataclass(frozen=True)
-class Plan:
-    """An attempt with its index reserved: where it branches from and what it is compared with."""
-
-    index: int
-    name: str
-    run: str
-    branch: str
-    parent: str
-    parent_commit: str
-    reference: Reference | None
-    hypothesis: Hypothesis
-    effective: dict
-    seed: int | None = None  # None: the recipe's own seed
-    group: tuple[int, ...] = ()  # the indexes of the runs judged together (repeats of one configuration)
-    role: str = ""  # "repeat 2/3", "confirmation of [5]"
-
-    @property
-    def is_baseline(self) -> bool:
-        return self.name == BASELINE
-
-
-@dataclass
-class Outcome:
-    """One finished run of a plan, measured: what the ledger row and the verdict need."""
-
-    plan: Plan
-    commit: str
-    result: JobResult
-    job_id: str = "none"
-    command: str = ""
-    log_path: Path | None = None
-    value: float | None = None
-    memory: float | None = None
-    source: str = ""
-    failure: str | None = None
-    ending: str | None = None
-    worktree: Path | None = None
-
-    @property
-    def crashed(self) -> str | None:
-        """Why this run has no valid metric, or None."""
-        if not self.result.succeeded:
-            return self.result.reason + (f"; {self.failure}" if self.failure else "")
-        if self.failure:
-            return self.failure
-        if self.value is None:
-            return "no metric found"
-        if not math.isfinite(self.value):
-            return f"metric is {self.value} (diverged)"
-        return None
 
 
 @dataclass(frozen=True)
@@ -761,203 +704,21 @@ class Engine:
         except ValueError:
             return str(path)
 
-    # -- smoke runs ----------------------------------------------------------------------------------
-    def smoke(self, sets: dict[str, str], limit_s: float = 600.0) -> dict:
-        """Run the recipe with tiny settings in a scratch checkout to check the plumbing. It never becomes a
-        ledger row and decides nothing: an underpowered run proves the wiring, not the idea."""
-        commit = self.ws.commit_of(self.ws.branch(BASELINE)) or self.c.base_commit
-        self.recipe.check_change(Snapshot(self.ws.git, commit), sets)
-        run_dir = self.c.dir / "smoke" / time.strftime("%Y%m%d-%H%M%S")
-        worktree = run_dir / "checkout"
-        run_dir.mkdir(parents=True)
-        self.ws.git.run("worktree", "add", "--detach", "--quiet", str(worktree), commit)
-        try:
-            self.recipe.apply(worktree, sets)
-            launch = self.recipe.launch(worktree, run_dir, limit_s)
-            spec = RunSpec(name=f"{self.job_name(0)}-smoke", argv=launch.argv + self.recipe.smoke_args(worktree),
-                           cwd=launch.cwd, log_path=run_dir / "run.log", run_dir=run_dir, env=launch.env,
-                           timeout_s=limit_s)
-            job = LocalLauncher().submit(spec)
-            result = job.wait(should_stop=lambda: self._halt)
-            return self._smoke_findings(spec, result, RunOutputs(spec.log_path, run_dir, worktree, time.time() - result.run_s))
-        finally:
-            self.ws.git.run("worktree", "remove", "--force", str(worktree), check=False)  # our own scratch checkout
-
-    def _smoke_findings(self, spec: RunSpec, result: JobResult, outputs: RunOutputs) -> dict:
-        reading = self.source.read(outputs)
-        step = self.source.progress(outputs)
-        value = aggregate(reading.points, self.c.objective.aggregate, maximize=self.c.objective.maximize) if reading else None
-        return {
-            "command": redact(shlex.join(spec.argv)), "log_path": self._rel(spec.log_path),
-            "log_written": spec.log_path.exists() and spec.log_path.stat().st_size > 0,
-            "ended": result.reason, "succeeded": result.succeeded, "seconds": round(result.run_s, 2),
-            "metric": {"name": self.c.objective.metric_name, "value": value,
-                       "source": reading.source if reading else f"nothing found by {self.source}"},
-            "steps": step[0] if step else None,
-            "seconds_per_step": round(result.run_s / step[0], 2) if step and step[0] else None,
-            "failure": self.source.failure(outputs), "ending": self.source.ending(outputs),
-        }
-
-    # -- preflight -----------------------------------------------------------------------------------
+    # -- delegated: checks, smoke runs, recovery ------------------------------------------------------
     def preflight(self) -> list[Check]:
-        """The recipe's and the launcher's own checks, free disk, and the person's unrelated changes."""
-        checks = list(self.recipe.preflight(self.c.repo))
-        checks += [Check(ok, "launcher: " + item, blocking=True) for ok, item in self.launcher.preflight()]
-        free_gb = shutil.disk_usage(self.c.dir if self.c.dir.exists() else self.c.repo).free / 2**30
-        checks.append(Check(free_gb >= 1.0, "free disk where logs and checkpoints go", f"{free_gb:.1f} GiB free",
-                            blocking=free_gb < 1.0))
-        if self._gpus.per_experiment:
-            visible = gpus.visible_gpus()
-            checks.append(Check(len(visible) >= self._gpus.per_experiment, "GPUs per experiment",
-                                f"{self._gpus.per_experiment} requested, {len(visible)} visible"))
-        dirty = self.ws.user_state().dirty
-        checks.append(Check(not dirty, "unrelated uncommitted changes (left alone)", ", ".join(dirty) or "none",
-                            blocking=False))
-        return checks
+        return checks.preflight(self)
 
     def _check_preflight(self) -> None:
-        failed = [c for c in self.preflight() if c.blocking and not c.ok]
-        if failed:
-            raise UsageError("preflight failed: " + "; ".join(f"{c.item}: {c.detail}" for c in failed)
-                             + " (see 'autoresearch preflight')")
+        checks.check_preflight(self)
 
-    # -- consistency ---------------------------------------------------------------------------------
     def verify(self) -> list[str]:
-        """Disagreements between the TSV, the git notes, the branches and the journal, one sentence each."""
-        problems = []
-        rows = self.rows()
-        branches = self.ws.branches()
-        noted = {e["row"] for _, e in self.notes.all_entries() if e.get("campaign") == self.c.name}
-        for r in rows:
-            if r.branch not in branches:
-                problems.append(f"row {r.index}: branch {r.branch} does not exist")
-            elif not self.ws.git.ok("merge-base", "--is-ancestor", r.commit, r.branch):
-                problems.append(f"row {r.index}: commit {r.commit[:10]} is not on {r.branch}")
-            if r.to_line() not in noted:
-                problems.append(f"row {r.index}: no git note on {r.commit[:10]} holds this row")
-        in_tsv = {r.to_line() for r in rows}
-        for line in sorted(noted - in_tsv):
-            problems.append(f"a git note holds row {line.split(chr(9), 1)[0]} that the TSV lacks (run 'autoresearch ledger rebuild')")
-        with_rows = {r.branch for r in rows}
-        attempts = self.journal.attempts()
-        pending = {a.data.get("branch") for a in attempts.values() if not a.done}
-        prepared = {self.ws.branch(e["name"]) for e in self.journal.events() if e["step"] == "prepared"}
-        for branch in sorted(set(branches) - with_rows - pending - prepared):
-            problems.append(f"branch {branch} has no row")
-        for a in sorted(attempts.values(), key=lambda a: a.index):
-            if not a.done and a.index not in self._in_flight:
-                problems.append(f"run {a.index} ({a.data.get('name')}) was left in flight at step '{a.step}'")
-        return problems
+        return checks.verify(self)
 
-    # -- recovery ------------------------------------------------------------------------------------
+    def smoke(self, sets: dict[str, str], limit_s: float = 600.0) -> dict:
+        return smoke.smoke(self, sets, limit_s)
+
     def recover(self) -> list[str]:
-        """Replay the journal: finish or record every run a killed engine left behind, group by group."""
-        pending = [a for a in sorted(self.journal.attempts().values(), key=lambda a: a.index)
-                   if not a.done and a.index not in self._in_flight]
-        groups: dict[tuple[int, ...], list[Attempt]] = {}
-        for attempt in pending:
-            groups.setdefault(tuple(attempt.data.get("group") or [attempt.index]), []).append(attempt)
-        found = [self._recover_group(members) for members in groups.values()]
-        for message in found:
-            self.say(f"recovered: {message}")
-        return found
-
-    def _recover_group(self, members: list[Attempt]) -> str:
-        plans = [_plan_from(a) for a in members]
-        written = {r.index: r for r in self.rows()}
-        outcomes, commit, worktree = [], None, None
-        for attempt, plan in zip(members, plans):
-            if plan.index in written:  # the row was written; only its note or journal entry may be missing
-                self._record(written[plan.index], extra={"recovered": True})
-                continue
-            commit = commit or self._recover_commit(plan, attempt.data)
-            worktree = worktree or (Path(attempt.data["worktree"]) if attempt.data.get("worktree") else None)
-            outcomes.append(self._recover_run(attempt, plan, commit, worktree))
-        if outcomes:
-            self._record_group(outcomes)
-        names = ", ".join(f"{p.index} ({p.name})" for p in plans)
-        how = "; ".join(sorted({o.result.reason for o in outcomes})) or "rows already written"
-        return f"run {names}: {how}"
-
-    def _recover_run(self, attempt: Attempt, plan: Plan, commit: str, worktree: Path | None) -> Outcome:
-        """Reattach to a run still in flight, read one that finished unwatched, or record an interruption."""
-        if attempt.step in ("launched", "launching", "finished"):
-            job = self._recover_job(attempt)
-            if job is not None:
-                self._in_flight.add(plan.index)
-                try:
-                    result = (_result_from(attempt.data["result"]) if attempt.step == "finished"
-                              else job.wait(should_stop=self._watch(plan, job, worktree)))
-                finally:
-                    self._in_flight.discard(plan.index)
-                return self._measure(plan, commit, job, result, worktree)
-        return self._not_run(plan, commit, f"interrupted: the engine stopped during step '{attempt.step}'", worktree)
-
-    def _recover_commit(self, plan: Plan, d: dict) -> str:
-        """The attempt's own commit: recorded, or the branch head if it moved, or an empty marker commit."""
-        if d.get("commit"):
-            return d["commit"]
-        if plan.is_baseline:
-            return self.ws.ensure_baseline(plan.parent_commit)
-        head = self.ws.commit_of(plan.branch)
-        if head and head != plan.parent_commit:
-            return head
-        worktree = self.ws.create(plan.name, plan.parent_commit)
-        return self.ws.commit(worktree, [], f"{plan.name}: interrupted before its change was committed\n", allow_empty=True)
-
-    def _recover_job(self, attempt: Attempt) -> Job | None:
-        d = attempt.data
-        if attempt.step == "finished" or "job" in d:
-            job = self.launcher.reattach(d["job"]) if "job" in d else None
-            if job is not None:
-                return job
-            if attempt.step == "finished" or d.get("log_path"):
-                return _FinishedJob(d)
-        for proc in _processes_with(RUN_MARKER, d.get("marker")):
-            try:
-                proc.terminate()
-                proc.wait(10)
-            except psutil.Error:
-                pass
-        return None
-
-
-class _FinishedJob(Job):
-    """A run that ended while no engine watched it: its outputs are all that is left to read."""
-
-    def __init__(self, d: dict):
-        self.job_id = d.get("job_id", "none")
-        self.log_path = Path(d.get("log_path") or Path(d["run_dir"]) / "run.log")
-        self.command = d.get("command", "")
-        self._started = (d.get("job") or {}).get("started_at", time.time())
-
-    def state(self) -> JobState:
-        return JobState.COMPLETED
-
-    def wait(self, poll_s: float = 0.5, should_stop=None) -> JobResult:
-        end = self.log_path.stat().st_mtime if self.log_path.exists() else time.time()
-        return JobResult(JobState.COMPLETED, None, "finished while the engine was down (exit code unknown)",
-                         max(0.0, end - self._started))
-
-    def cancel(self, reason: str) -> None:
-        return None
-
-    def handle(self) -> dict:
-        return {}
-
-
-def _processes_with(name: str, value: str | None) -> list[psutil.Process]:
-    """Processes whose environment carries our run marker (a run launched just before the engine was killed)."""
-    if not value:
-        return []
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get(name) == value:
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
+        return recovery.recover(self)
 
 
 def _seed_key(seed: int | None) -> str:
@@ -968,21 +729,9 @@ def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
-def _plan_from(attempt: Attempt) -> Plan:
-    """A plan as its journal intent recorded it."""
-    d = attempt.data
-    ref = d.get("reference")
-    return Plan(attempt.index, d["name"], d["run"], d["branch"], d["parent"], d["parent_commit"],
-                Reference(ref["label"], tuple(ref["values"]), tuple(ref["seeds"])) if ref else None,
-                Hypothesis(**d["hypothesis"]),
-                d.get("effective") or {}, d.get("seed"), tuple(d.get("group") or [attempt.index]), d.get("role", ""))
-
-
 def _result_dict(result: JobResult) -> dict:
     data = asdict(result)
     data["state"] = result.state.value
     return data
 
 
-def _result_from(data: dict) -> JobResult:
-    return JobResult(**{**data, "state": JobState(data["state"])})

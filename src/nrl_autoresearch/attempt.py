@@ -1,0 +1,65 @@
+"""One attempt as the engine plans and measures it: shared by the experiment path and its recovery."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from .hypothesis import Hypothesis
+from .judge import Reference
+from .launchers.base import JobResult
+from .workspace import BASELINE
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An attempt with its index reserved: where it branches from and what it is compared with."""
+
+    index: int
+    name: str
+    run: str
+    branch: str
+    parent: str
+    parent_commit: str
+    reference: Reference | None
+    hypothesis: Hypothesis
+    effective: dict
+    seed: int | None = None  # None: the recipe's own seed
+    group: tuple[int, ...] = ()  # the indexes of the runs judged together (repeats of one configuration)
+    role: str = ""  # "repeat 2/3", "confirmation of [5]"
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.name == BASELINE
+
+
+@dataclass
+class Outcome:
+    """One finished run of a plan, measured: what the ledger row and the verdict need."""
+
+    plan: Plan
+    commit: str
+    result: JobResult
+    job_id: str = "none"
+    command: str = ""
+    log_path: Path | None = None
+    value: float | None = None
+    memory: float | None = None
+    source: str = ""
+    failure: str | None = None
+    ending: str | None = None
+    worktree: Path | None = None
+
+    @property
+    def crashed(self) -> str | None:
+        """Why this run has no valid metric, or None."""
+        if not self.result.succeeded:
+            return self.result.reason + (f"; {self.failure}" if self.failure else "")
+        if self.failure:
+            return self.failure
+        if self.value is None:
+            return "no metric found"
+        if not math.isfinite(self.value):
+            return f"metric is {self.value} (diverged)"
+        return None

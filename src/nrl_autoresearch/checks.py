@@ -1,0 +1,65 @@
+"""Checks around a campaign: preflight before anything runs, and the ledger's agreement with git afterwards."""
+
+from __future__ import annotations
+
+import shutil
+from typing import TYPE_CHECKING
+
+from . import gpus
+from .errors import UsageError
+from .recipes.base import Check
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+
+def preflight(engine: Engine) -> list[Check]:
+    """The recipe's and the launcher's own checks, free disk, and the person's unrelated changes."""
+    checks = list(engine.recipe.preflight(engine.c.repo))
+    checks += [Check(ok, "launcher: " + item, blocking=True) for ok, item in engine.launcher.preflight()]
+    free_gb = shutil.disk_usage(engine.c.dir if engine.c.dir.exists() else engine.c.repo).free / 2**30
+    checks.append(Check(free_gb >= 1.0, "free disk where logs and checkpoints go", f"{free_gb:.1f} GiB free",
+                        blocking=free_gb < 1.0))
+    if engine._gpus.per_experiment:
+        visible = gpus.visible_gpus()
+        checks.append(Check(len(visible) >= engine._gpus.per_experiment, "GPUs per experiment",
+                            f"{engine._gpus.per_experiment} requested, {len(visible)} visible"))
+    dirty = engine.ws.user_state().dirty
+    checks.append(Check(not dirty, "unrelated uncommitted changes (left alone)", ", ".join(dirty) or "none",
+                        blocking=False))
+    return checks
+
+
+def check_preflight(engine: Engine) -> None:
+    failed = [c for c in engine.preflight() if c.blocking and not c.ok]
+    if failed:
+        raise UsageError("preflight failed: " + "; ".join(f"{c.item}: {c.detail}" for c in failed)
+                         + " (see 'autoresearch preflight')")
+
+
+def verify(engine: Engine) -> list[str]:
+    """Disagreements between the TSV, the git notes, the branches and the journal, one sentence each."""
+    problems = []
+    rows = engine.rows()
+    branches = engine.ws.branches()
+    noted = {e["row"] for _, e in engine.notes.all_entries() if e.get("campaign") == engine.c.name}
+    for r in rows:
+        if r.branch not in branches:
+            problems.append(f"row {r.index}: branch {r.branch} does not exist")
+        elif not engine.ws.git.ok("merge-base", "--is-ancestor", r.commit, r.branch):
+            problems.append(f"row {r.index}: commit {r.commit[:10]} is not on {r.branch}")
+        if r.to_line() not in noted:
+            problems.append(f"row {r.index}: no git note on {r.commit[:10]} holds this row")
+    in_tsv = {r.to_line() for r in rows}
+    for line in sorted(noted - in_tsv):
+        problems.append(f"a git note holds row {line.split(chr(9), 1)[0]} that the TSV lacks (run 'autoresearch ledger rebuild')")
+    with_rows = {r.branch for r in rows}
+    attempts = engine.journal.attempts()
+    pending = {a.data.get("branch") for a in attempts.values() if not a.done}
+    prepared = {engine.ws.branch(e["name"]) for e in engine.journal.events() if e["step"] == "prepared"}
+    for branch in sorted(set(branches) - with_rows - pending - prepared):
+        problems.append(f"branch {branch} has no row")
+    for a in sorted(attempts.values(), key=lambda a: a.index):
+        if not a.done and a.index not in engine._in_flight:
+            problems.append(f"run {a.index} ({a.data.get('name')}) was left in flight at step '{a.step}'")
+    return problems
