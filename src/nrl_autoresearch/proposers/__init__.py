@@ -34,7 +34,7 @@ def _random(arg: str, engine: Engine) -> Proposer:
 def _search(arg: str, engine: Engine) -> Proposer:
     if not arg:
         raise UsageError("--proposer search needs a space file: search:space.yaml")
-    return SearchProposer(arg, engine)
+    return SearchProposer(arg, engine, seed=engine.c.options.get("seed_base", 1000))
 
 
 def _agent(arg: str, engine: Engine) -> Proposer:
