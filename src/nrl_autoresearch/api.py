@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import brev as brev_layout
 from . import campaign as campaigns
 from .campaign import Campaign
 from .engine import Engine
@@ -63,6 +64,8 @@ class CampaignRequest:
     seed_flag: str | None = None
     seed_base: int = 1000
     protected: tuple[str, ...] = ()
+    brev: bool | None = None  # None: on when this is a Brev instance
+    brev_volume: str = str(brev_layout.EPHEMERAL)
 
 
 def create_campaign(root: Path, req: CampaignRequest) -> Campaign:
@@ -90,7 +93,16 @@ def create_campaign(root: Path, req: CampaignRequest) -> Campaign:
     return new_campaign(root, recipe, objective, rules, prefix=req.prefix, name=req.name, slug=slug,
                         min_delta=req.min_delta, launcher=launcher,
                         options={"gpus_per_experiment": req.gpus_per_experiment, "protected": list(req.protected),
-                                 **noise})
+                                 **noise, **_brev_options(req)})
+
+
+def _brev_options(req: CampaignRequest) -> dict:
+    """Brev's layout, when asked for or detected: the campaign's name is only known later, hence a placeholder."""
+    if req.brev is False or (req.brev is None and not brev_layout.detected()):
+        return {}
+    if not Path(req.brev_volume).is_dir():
+        raise UsageError(f"the Brev volume {req.brev_volume} does not exist: mount it, or pass --brev-volume DIR")
+    return {"brev": {"volume": req.brev_volume}}
 
 
 def _noise_options(recipe: Recipe, req: CampaignRequest) -> dict:
@@ -176,9 +188,12 @@ def new_campaign(root: Path, recipe: Recipe, objective: Objective, rules: StopRu
     name = validate_name(name or prefix.rsplit("/", 1)[-1], what="campaign name")
     if campaigns.exists(root, name):
         raise UsageError(f"campaign {name!r} already exists in {root}: continue it, or pass --campaign with a new name")
+    options = dict(options or {})
+    if options.get("brev"):
+        options["brev"] = brev_layout.layout(Path(options["brev"]["volume"]), name)
     c = Campaign(name=name, prefix=prefix, repo=root, created_at=time.time(), base_commit=head,
                  recipe=recipe.to_dict(), objective=objective, rules=rules, min_delta=min_delta,
-                 launcher=launcher or {"name": "local"}, options=options or {})
+                 launcher=launcher or {"name": "local"}, options=options)
     Workspace(root, prefix, c.worktrees).ensure_excluded(EXCLUDES)
     Ledger(c.ledger_path).ensure()
     c.save()

@@ -51,7 +51,9 @@ class Campaign:
         return self.dir / "worktrees"
 
     def run_dir(self, run: str) -> Path:
-        return self.dir / run
+        """An experiment's folder: under the campaign folder, or on the Brev volume when the campaign uses one."""
+        brev = self.options.get("brev")
+        return Path(brev["campaign_root"]) / run if brev else self.dir / run
 
     def with_rules(self, rules: StopRules) -> "Campaign":
         return replace(self, rules=rules)

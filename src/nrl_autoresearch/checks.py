@@ -5,7 +5,9 @@ from __future__ import annotations
 import shutil
 from typing import TYPE_CHECKING
 
-from . import gpus
+from pathlib import Path
+
+from . import brev, gpus
 from .errors import UsageError
 from .recipes.base import Check
 
@@ -24,10 +26,29 @@ def preflight(engine: Engine) -> list[Check]:
         visible = gpus.visible_gpus()
         checks.append(Check(len(visible) >= engine._gpus.per_experiment, "GPUs per experiment",
                             f"{engine._gpus.per_experiment} requested, {len(visible)} visible"))
+    checks += _brev(engine)
     dirty = engine.ws.user_state().dirty
     checks.append(Check(not dirty, "unrelated uncommitted changes (left alone)", ", ".join(dirty) or "none",
                         blocking=False))
     return checks
+
+
+def _brev(engine: Engine) -> list[Check]:
+    """On Brev: the volume is there with room, and the repository's .env exists (names only, never values)."""
+    options = engine.c.options.get("brev")
+    if not options:
+        return []
+    if not Path(options["volume"]).is_dir():
+        return [Check(False, "Brev volume", f"{options['volume']} is missing")]
+    free = brev.free_gb(options)
+    env = brev.load_env_file(engine.c.repo)
+    return [
+        Check(free >= brev.STOP_BELOW_GB, "free space on the Brev volume", f"{free:.0f} GiB free on {options['volume']}",
+              blocking=free < brev.STOP_BELOW_GB),
+        Check(env is not None, "secrets in the repository's .env",
+              f"loaded {', '.join(env)}" if env else "no .env: add WANDB_API_KEY or HF_TOKEN there before authenticated runs",
+              blocking=False),
+    ]
 
 
 def check_preflight(engine: Engine) -> None:

@@ -120,13 +120,15 @@ def _interrupt(signum, frame):
 @click.option("--seed-flag", help="For --command: the flag that sets the seed (e.g. --seed), for repeats.")
 @click.option("--protect", "protected", multiple=True, metavar="GLOB",
               help="Files hypotheses must not change (the evaluation and metric code); agents are refused them.")
+@click.option("--brev/--no-brev", default=None, help="Brev layout: outputs and caches on the volume (default: detected).")
+@click.option("--brev-volume", default="/ephemeral", show_default=True, help="The Brev volume.")
 @click.option("--seed-base", type=int, default=1000, show_default=True,
               help="Run k >= 2 of a configuration uses seed BASE + k - 1 (the same seeds for every configuration).")
 @json_option
 def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_source, aggregate, params_file,
          set_style, prefix, campaign_name, max_experiments, budget, per_experiment, target, stop, min_delta,
          launcher, launcher_options, grace, gpus_per_experiment, baseline_repeats, repeats, z, confirm, seed_flag,
-         protected, seed_base, as_json):
+         protected, brev, brev_volume, seed_base, as_json):
     """Record a campaign in this repository (nothing is branched or run yet)."""
     request = api.CampaignRequest(
         command=command, recipe=recipe, entrypoint=entrypoint, runner=runner, metric=metric, maximize=maximize,
@@ -134,7 +136,8 @@ def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_sou
         name=campaign_name, max_experiments=max_experiments, budget=budget, per_experiment=per_experiment,
         target=target, stop=stop, min_delta=min_delta, launcher=launcher, launcher_options=launcher_options, grace=grace,
         gpus_per_experiment=gpus_per_experiment, baseline_repeats=baseline_repeats, repeats=repeats, z=z,
-        confirm=confirm, seed_flag=seed_flag, seed_base=seed_base, protected=protected)
+        confirm=confirm, seed_flag=seed_flag, seed_base=seed_base, protected=protected, brev=brev,
+        brev_volume=brev_volume)
     c = api.create_campaign(_repo(repo), request)
     data = api.init_data(c)
     _emit(data, as_json, _init_text(c, data))
@@ -150,6 +153,8 @@ def _init_text(c: Campaign, data: dict) -> str:
         f"  ledger: {c.ledger}  (untracked)",
         f"  your branch: {data['user_branch'] or '(detached)'}; experiments start from {c.base_commit[:10]}",
     ]
+    if c.options.get("brev"):
+        lines.append(f"  Brev: experiments under {c.options['brev']['campaign_root']}, caches in {c.options['brev']['cache']}")
     if data["unrelated_changes"]:
         lines += ["  your uncommitted changes (left alone; experiments start from the last commit):",
                   *(f"    {d}" for d in data["unrelated_changes"])]

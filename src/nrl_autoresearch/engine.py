@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from . import stoprules, triage
+from . import brev, stoprules, triage
 from .gpus import GpuPool
 from .campaign import RESERVED, Campaign
 from .errors import StopConditionMet, UsageError
@@ -73,6 +73,8 @@ class Engine:
         self._halt: str | None = None
         self._memory: Session | None = None
         self._gpus = GpuPool(campaign.options.get("gpus_per_experiment", 0))
+        if campaign.options.get("brev"):
+            brev.load_env_file(campaign.repo)  # never printed; its secrets are redacted like any other
 
     def __enter__(self) -> "Engine":
         return self
@@ -134,6 +136,14 @@ class Engine:
         for flag in ("stop", "pause"):
             if (self.c.dir / "control" / flag).exists():
                 return flag
+        return None
+
+    def _volume_full(self) -> str | None:
+        """On Brev, stop gracefully (no new run) when the volume is nearly full."""
+        options = self.c.options.get("brev")
+        if options and brev.free_gb(options) < brev.STOP_BELOW_GB:
+            self.say(f"{options['volume']} has less than {brev.STOP_BELOW_GB:g} GiB free: no new run starts")
+            return "pause"
         return None
 
     def request(self, flag: str | None) -> None:
@@ -217,7 +227,7 @@ class Engine:
         threads: list[threading.Event] = []
         try:
             while not self._halt and (max_runs is None or launched < max_runs):
-                flag = self.control()
+                flag = self.control() or self._volume_full()
                 if flag:
                     self.say(f"halted by the person ({flag}): {'ending the runs in flight' if flag == 'stop' else 'no new run starts'}")
                     if flag == "stop":
@@ -524,8 +534,9 @@ class Engine:
         launch = self.recipe.launch(worktree, run_dir, limit)
         argv = launch.argv + (self.recipe.seed_args(worktree, plan.seed) if plan.seed is not None else [])
         marker = f"{self.c.dir}#{plan.index}"
+        env = {**launch.env, **(brev.prepare(self.c.options["brev"], run_dir) if self.c.options.get("brev") else {})}
         spec = RunSpec(name=self.job_name(plan.index), argv=argv, cwd=launch.cwd,
-                       log_path=run_dir / "run.log", run_dir=run_dir, env={**launch.env, RUN_MARKER: marker},
+                       log_path=run_dir / "run.log", run_dir=run_dir, env={**env, RUN_MARKER: marker},
                        timeout_s=limit, gpus=self._gpus.take(plan.index))
         self.journal.record("launching", plan.index, marker=marker, job_name=spec.name, run_dir=str(run_dir))
         self.checkpoint("before launch", f"[{plan.index}] {redact(' '.join(argv))} on {self.launcher.name}")

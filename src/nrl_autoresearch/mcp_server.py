@@ -124,6 +124,13 @@ def init_campaign(
         description="Re-run each new best keep with another seed before building on it.")] = False,
     seed_flag: Annotated[str | None, Field(
         description="For a command: the flag that sets the seed (e.g. --seed), for repeats.")] = None,
+    seed_base: Annotated[int, Field(
+        description="Run k >= 2 of a configuration uses seed BASE + k - 1.")] = api.CampaignRequest.seed_base,
+    protected: Annotated[list[str] | None, Field(
+        description="Globs of files hypotheses must not change (evaluation and metric code).")] = None,
+    brev: Annotated[bool | None, Field(
+        description="Brev layout (outputs and caches on the volume); default: detected.")] = None,
+    brev_volume: Annotated[str, Field(description="The Brev volume.")] = api.CampaignRequest.brev_volume,
 ) -> Result:
     """Record a campaign in the repository: objective, recipe or command, branch prefix, stop rules, launcher.
     Nothing is branched or run yet; the result lists the stop monitors and the person's uncommitted changes
@@ -134,7 +141,8 @@ def init_campaign(
         name=campaign, max_experiments=max_experiments, budget=budget, per_experiment=per_experiment, target=target,
         stop=stop, min_delta=min_delta, launcher=launcher, launcher_options=_options(launcher_options), grace=grace,
         gpus_per_experiment=gpus_per_experiment, baseline_repeats=baseline_repeats, repeats=repeats, z=z,
-        confirm=confirm, seed_flag=seed_flag)
+        confirm=confirm, seed_flag=seed_flag, seed_base=seed_base, protected=tuple(protected or ()), brev=brev,
+        brev_volume=brev_volume)
     return api.init_data(api.create_campaign(_root(repo), request))
 
 
