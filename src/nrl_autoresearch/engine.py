@@ -69,7 +69,8 @@ class Engine:
         self.journal = Journal(campaign.dir / "journal.jsonl")
         self.source = self.recipe.metric_source(campaign.objective)
         self._lock = threading.RLock()
-        self._in_flight: set[int] = set()
+        self._in_flight: set[int] = set()  # indexes reserved and not yet recorded (for the stop rules)
+        self._active = 0  # worker threads busy with a group and its follow-ups (for --workers)
         self._halt: str | None = None
         self._memory: Session | None = None
         self._gpus = GpuPool(campaign.options.get("gpus_per_experiment", 0))
@@ -236,7 +237,7 @@ class Engine:
                 with self._lock:
                     if self.status().met:
                         break
-                    ready = len(self._in_flight) < workers and self._may_launch() and self._gpus.available()
+                    ready = self._active < workers and self._may_launch() and self._gpus.available()
                     plans = None
                     if ready:
                         hypothesis = propose(self.history())
@@ -245,7 +246,7 @@ class Engine:
                             break
                         plans = self._plan(hypothesis)
                 if plans is None:
-                    if not self._in_flight and not (self._may_launch() and self._gpus.available()):
+                    if not self._active and not (self._may_launch() and self._gpus.available()):
                         break
                     self._wait_any(threads)
                     continue
@@ -416,6 +417,8 @@ class Engine:
         """Run one group in a worker thread; the returned event is set when its rows are written. (Waiting on
         events, not Thread.join: a join interrupted by Ctrl-C can report a live thread as finished.)"""
         done = threading.Event()
+        with self._lock:
+            self._active += 1
 
         def work():
             try:
@@ -423,6 +426,9 @@ class Engine:
                 if rows is not None:
                     rows.extend(written)
             finally:
+                with self._lock:
+                    self._active -= 1
+                    self._in_flight -= {r.index for r in self.rows()}
                 done.set()
 
         threading.Thread(target=work, name=f"experiment-{plans[0].index}", daemon=True).start()
@@ -455,9 +461,7 @@ class Engine:
             rows = self._record_group(outcomes)
         finally:
             with self._lock:
-                for plan in plans:
-                    self._in_flight.discard(plan.index)
-                    self._gpus.give_back(plan.index)
+                self._in_flight -= {plan.index for plan in plans}
         self._diagnose(outcomes)
         rows += self._fix_and_rerun(plans[0], rows, worktree)
         rows += self._confirm(plans[0], rows, worktree)
@@ -494,6 +498,8 @@ class Engine:
             if job is not None:
                 job.cancel(reason)
             result = JobResult(JobState.FAILED, None, reason, 0.0)
+        finally:
+            self._gpus.give_back(plan.index)
         self.journal.record("finished", plan.index, result=_result_dict(result))
         return self._measure(plan, commit or plan.parent_commit, job, result, worktree)
 

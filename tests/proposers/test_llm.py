@@ -85,4 +85,4 @@ def test_garbage_falls_back_to_the_catalog_and_says_so(tmp_path: Path):
     repo, requests, out = campaign(tmp_path, ["{not json"], experiments=3)
     assert "no valid hypothesis in 3 answers" in out and "the catalog proposer takes over" in out
     assert len(requests) == 3  # the fallback holds for the rest of the loop
-    assert [r["branch"].rsplit("/", 1)[1] for r in ledger_rows(repo)] == ["baseline", "lr-up-0.02", "layers-up-4"]
+    assert [r["branch"].rsplit("/", 1)[1] for r in ledger_rows(repo)] == ["baseline", "lr-up-0.02", "lr-up-0.04-on-best"]

@@ -41,7 +41,7 @@ def campaign(tmp: Path, queue: list[dict] | None, *options: str, lr: object = 0.
     """A real repository and campaign, run through the real command line with `queue` (None: init only)."""
     repo = make_repo(tmp / "repo", {"train.py": NOISY, "params.json": json.dumps({"lr": lr, "note": "none"}) + "\n"})
     cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--params-file", "params.json",
-        "--campaign", "rep", *options, check=True)
+        "--campaign", "rep", "--seed-flag", "--seed", *options, check=True)
     if queue is not None:
         (tmp / "queue.json").write_text(json.dumps(queue))
         cli(repo, "run", "--proposer", f"queue:{tmp / 'queue.json'}", "--yes")

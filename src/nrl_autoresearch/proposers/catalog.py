@@ -1,8 +1,9 @@
 """`catalog`, open-ended and low risk first: walk the recipe's knobs in the skill's priority order.
 
-First clean A/B tests from the baseline, one knob at a time: its first direction, and after a discard or a
-crash the other direction once, then the next knob. Then build on proven gains: knobs that were kept are
-applied on top of the best keep. A change whose effective configuration was already tried is never proposed.
+One knob at a time: a clean A/B test of its first direction from the baseline; while that keeps paying, a step
+further from the best keep (building on a proven gain); after a discard or a crash, the other direction once;
+then the next knob. Finally every kept change is combined on the best keep. A change whose effective
+configuration was already tried is never proposed.
 """
 
 from __future__ import annotations
@@ -51,20 +52,27 @@ class CatalogProposer(Proposer):
     def _candidates(self, history: History):
         outcome = _outcomes(history)
         knobs = self.knobs(history)
-        for knob in knobs:  # clean A/B from the baseline: a direction, then the other once
+        for knob in knobs:
             first, *others = knob.directions
-            yield _hypothesis(knob, first[0], "baseline")
+            yield from self._direction(knob, first, outcome)
             if outcome.get((knob.key, norm(first[0])), "keep") != "keep" and others:
-                yield _hypothesis(knob, others[0][0], "baseline")
+                yield from self._direction(knob, others[0], outcome)  # the other direction, once
         if history.best is None:
             return
-        kept = [(knob, d, i) for knob in knobs for d in knob.directions for i, v in enumerate(d)
-                if outcome.get((knob.key, norm(v))) == "keep"]
-        for knob, direction, i in kept:  # combine proven gains on top of the best keep
-            yield _hypothesis(knob, direction[i], "best")
-        for knob, direction, i in kept:  # then push a kept direction one step further
-            if i + 1 < len(direction):
-                yield _hypothesis(knob, direction[i + 1], "best")
+        for knob in knobs:  # then combine every proven gain on top of the best keep
+            for direction in knob.directions:
+                for value in direction:
+                    if outcome.get((knob.key, norm(value))) == "keep":
+                        yield _hypothesis(knob, value, "best")
+
+    @staticmethod
+    def _direction(knob: Knob, direction: tuple[str, ...], outcome: dict):
+        """A clean A/B step from the baseline; while it keeps paying, the next step further from the best keep."""
+        yield _hypothesis(knob, direction[0], "baseline")
+        for step, further in zip(direction, direction[1:]):
+            if outcome.get((knob.key, norm(step))) != "keep":
+                return
+            yield _hypothesis(knob, further, "best")
 
 
 def preferred_areas(history: History, areas: set[str]) -> list[str]:
