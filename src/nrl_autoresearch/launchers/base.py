@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..stoprules import format_duration
+
 
 class JobState(str, enum.Enum):
     PENDING = "PENDING"
@@ -102,6 +104,22 @@ class Launcher(ABC):
 
     def close(self) -> None:
         """Release what the launcher holds (an allocation, a connection)."""
+
+
+OVERRUN = "overrun"
+
+
+def wait_with_limit(job: Job, poll_s: float, should_stop, overrun, end, note: str) -> None:
+    """Poll a scheduler's job until it ends. Our own limit stands on top of the scheduler's: an `overrun()` ends
+    the job as a TIMEOUT, a reason from `should_stop()` (Ctrl-C, the deadline) as CANCELLED, through `end`."""
+    def reason() -> str | None:
+        return OVERRUN if overrun() else (should_stop() if should_stop else None)
+
+    found = wait_loop(job, poll_s, reason)
+    if found == OVERRUN:
+        end(JobState.TIMEOUT, f"timeout: exceeded the {format_duration(job.timeout_s)} limit; {note}")
+    elif found:
+        end(JobState.CANCELLED, found)
 
 
 def wait_loop(job: Job, poll_s: float, should_stop, pause=time.sleep) -> str | None:

@@ -28,11 +28,9 @@ import yaml
 
 from ..errors import UsageError
 from ..redact import SECRET_REF, redact
-from ..stoprules import format_duration
-from .base import Job, JobResult, JobState, Launcher, RunSpec, wait_loop
+from .base import Job, JobResult, JobState, Launcher, RunSpec, wait_with_limit
 from .local import GRACE_S
 
-OVERRUN = "overrun"
 LOST_AFTER = 3  # consecutive polls in which the object cannot be read: it is lost
 RUN_LABEL = "autoresearch/run"
 _RAY_STATES = {"PENDING": JobState.PENDING, "RUNNING": JobState.RUNNING, "SUCCEEDED": JobState.COMPLETED,
@@ -178,16 +176,7 @@ class KubeRun(Job):
         return self._status.state if self._status else JobState.PENDING
 
     def wait(self, poll_s: float | None = None, should_stop=None) -> JobResult:
-        def stop_reason() -> str | None:
-            if self._overrun():
-                return OVERRUN
-            return should_stop() if should_stop else None
-
-        reason = wait_loop(self, poll_s or self.launcher.poll_s, stop_reason)
-        if reason == OVERRUN:
-            self._end(JobState.TIMEOUT, f"timeout: exceeded the {format_duration(self.timeout_s)} limit; stopped")
-        elif reason:
-            self._end(JobState.CANCELLED, reason)
+        wait_with_limit(self, poll_s or self.launcher.poll_s, should_stop, self._overrun, self._end, "stopped")
         if self._follower:
             self._follower.finish(self.launcher.grace_s)
         return self.result()

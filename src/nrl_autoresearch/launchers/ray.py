@@ -19,12 +19,10 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..redact import SECRET_REF, redact, shell_command
-from ..stoprules import format_duration
-from .base import Job, JobResult, JobState, Launcher, RunSpec, wait_loop
+from .base import Job, JobResult, JobState, Launcher, RunSpec, wait_with_limit
 from .local import GRACE_S
 
 RAY_MISSING = "the ray launcher needs Ray's job SDK: pip install 'nrl-autoresearch[ray]'"
-OVERRUN = "overrun"
 LOST_AFTER = 3  # consecutive polls the Jobs API does not answer: the job is lost
 _STATES = {"PENDING": JobState.PENDING, "RUNNING": JobState.RUNNING, "SUCCEEDED": JobState.COMPLETED,
            "FAILED": JobState.FAILED, "STOPPED": JobState.CANCELLED}
@@ -121,17 +119,7 @@ class RayJob(Job):
         return _STATES[self._info.status.value] if self._info else JobState.PENDING
 
     def wait(self, poll_s: float | None = None, should_stop=None) -> JobResult:
-        def stop_reason() -> str | None:
-            if self._overrun():
-                return OVERRUN
-            return should_stop() if should_stop else None
-
-        reason = wait_loop(self, poll_s or self.poll_s, stop_reason)
-        if reason == OVERRUN:
-            self._stop(JobState.TIMEOUT, f"timeout: exceeded the {format_duration(self.timeout_s)} limit; "
-                                         "Ray job stopped")
-        elif reason:
-            self._stop(JobState.CANCELLED, reason)
+        wait_with_limit(self, poll_s or self.poll_s, should_stop, self._overrun, self._stop, "Ray job stopped")
         if self._info is not None:
             self._logs.finish()
         return self.result()

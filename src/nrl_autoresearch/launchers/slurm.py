@@ -23,11 +23,10 @@ from pathlib import Path
 
 from ..redact import redact, shell_command, shell_word
 from ..stoprules import format_duration
-from .base import Job, JobResult, JobState, Launcher, RunSpec, wait_loop
+from .base import Job, JobResult, JobState, Launcher, RunSpec, wait_with_limit
 from .local import GRACE_S, LocalJob, LocalLauncher
 
 MODES = ("batch", "interactive", "ray.sub")
-OVERRUN = "overrun"
 LOST_AFTER = 3  # consecutive polls in which no Slurm command knows the job: it is lost
 ALLOCATION_NAME = "autoresearch-allocation"
 
@@ -199,17 +198,8 @@ class SlurmJob(Job):
         return self._record.job_state if self._record else JobState.PENDING
 
     def wait(self, poll_s: float | None = None, should_stop=None) -> JobResult:
-        def stop_reason() -> str | None:
-            if self._overrun():
-                return OVERRUN
-            return should_stop() if should_stop else None
-
-        reason = wait_loop(self, poll_s or self.poll_s, stop_reason)
-        if reason == OVERRUN:
-            self._stop(JobState.TIMEOUT, f"timeout: exceeded the {format_duration(self.timeout_s)} limit and Slurm "
-                                         f"had not ended it {format_duration(self.overshoot_s)} later; cancelled")
-        elif reason:
-            self._stop(JobState.CANCELLED, reason)
+        wait_with_limit(self, poll_s or self.poll_s, should_stop, self._overrun, self._stop,
+                        f"Slurm had not ended it {format_duration(self.overshoot_s)} later; cancelled")
         return self.result()
 
     def cancel(self, reason: str) -> None:
