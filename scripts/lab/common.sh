@@ -122,3 +122,20 @@ http_ok() (
     printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
     read -r -t 5 _ status _ <&3 && [[ $status == 200 ]]
 ) 2>/dev/null
+
+# The down scripts' arguments: the lab folder from the variable named in $1, and an optional --purge.
+# Sets D (the folder, absolute) and purge (0 or 1); exits quietly when the folder does not exist.
+down_args() {
+    local var=$1 arg
+    shift
+    [[ -n ${!var:-} ]] || die "set $var to the lab folder"
+    purge=0
+    for arg in "$@"; do
+        case $arg in
+            --purge) purge=1 ;;
+            *) die "usage: $var=DIR $0 [--purge]" ;;
+        esac
+    done
+    [[ -d ${!var} ]] || exit 0
+    D=$(cd "${!var}" && pwd)
+}

@@ -6,16 +6,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-[[ -n ${RAY_LAB:-} ]] || die "set RAY_LAB to the lab folder"
-purge=0
-for arg in "$@"; do
-    case $arg in
-        --purge) purge=1 ;;
-        *) die "usage: RAY_LAB=DIR $0 [--purge]" ;;
-    esac
-done
-[[ -d $RAY_LAB ]] || exit 0
-D=$(cd "$RAY_LAB" && pwd)
+down_args RAY_LAB "$@"   # sets D (the lab folder) and purge; exits if there is no lab
 
 # ray-up.sh started the head with this TMPDIR, and every Ray process inherits
 # it (though those that set their process title overwrite it). setsid made the

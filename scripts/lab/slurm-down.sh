@@ -5,16 +5,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-[[ -n ${SLURM_LAB:-} ]] || die "set SLURM_LAB to the lab folder"
-purge=0
-for arg in "$@"; do
-    case $arg in
-        --purge) purge=1 ;;
-        *) die "usage: SLURM_LAB=DIR $0 [--purge]" ;;
-    esac
-done
-[[ -d $SLURM_LAB ]] || exit 0
-D=$(cd "$SLURM_LAB" && pwd)
+down_args SLURM_LAB "$@"   # sets D (the lab folder) and purge; exits if there is no lab
 export SLURM_CONF=$D/etc/slurm.conf
 marker="SLURM_CONF=$SLURM_CONF"    # slurm-up.sh started the daemons with it
 
