@@ -8,6 +8,7 @@ hypothesis changed are staged. No stash, reset, forced checkout or branch deleti
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -239,8 +240,16 @@ class Workspace:
         """Remove a worktree that holds nothing but its commit; keep it (and say so) when anything is left in it."""
         if not worktree.exists():
             return True
+        wt = Git(worktree)
+        modules = Path(wt.run("rev-parse", "--path-format=absolute", "--git-dir").strip()) / "modules"
         with self.locked():
-            return self.git.ok("worktree", "remove", str(worktree))
+            if not modules.is_dir():
+                return self.git.ok("worktree", "remove", str(worktree))
+            # it holds the submodule clones made for it, which git will not remove: force only when nothing else is there
+            if wt.run("status", "--porcelain", "--ignore-submodules=all", "--untracked-files=all", check=False).strip():
+                return False
+            shutil.rmtree(modules)
+            return self.git.ok("worktree", "remove", "--force", str(worktree))
 
     def _signoff(self) -> str:
         ident = self.git.run(*self.git.identity_args(), "var", "GIT_COMMITTER_IDENT").strip()

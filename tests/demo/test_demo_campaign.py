@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from tests.helpers import cli, git, ledger_rows
@@ -47,3 +48,23 @@ def test_smoke_run_checks_the_plumbing_and_records_nothing(tmp_path: Path):
     assert git(dest, "branch", "--list") == branches and len(git(dest, "worktree", "list").splitlines()) == 1
     bad = cli(dest, "smoke", "--set", "grpo.num_prompts_per_stepp=16")
     assert bad.returncode == 2 and "grpo.num_prompts_per_step" in bad.stderr
+
+
+def test_queue_run_on_the_nemo_rl_shaped_repository_records_exactly_the_count(tmp_path: Path):
+    import json
+
+    from nrl_autoresearch.demo import RECIPE, create_repo
+
+    repo = create_repo(tmp_path / "rl")
+    queue = tmp_path / "hypotheses.json"
+    queue.write_text(json.dumps([
+        {"name": "lr-huge", "description": "a learning rate that diverges", "set": {"policy.optimizer.kwargs.lr": 1.0}},
+        {"name": "more-generations", "description": "bigger groups", "set": {"grpo.num_generations_per_prompt": 16}},
+        {"name": "never", "description": "over the count", "set": {"policy.generation.temperature": 0.8}},
+    ]))
+    cli(repo, "init", "--recipe", RECIPE, "--runner", sys.executable, "--max-experiments", "3", check=True)
+    out = cli(repo, "run", "--proposer", f"queue:{queue}", "--yes", check=True).stdout
+    rows = ledger_rows(repo)
+    assert [(r["index"], r["status"]) for r in rows] == [(1, "keep"), (2, "crash"), (3, "keep")]
+    assert "NaN loss" in rows[1]["description"]
+    assert "stop condition met: 3/3 attempted" in out

@@ -283,3 +283,17 @@ def test_engine_leaves_no_process_and_runs_in_the_worktree(repo: Path):
     assert not leftovers
     assert not (repo / "reports/auto_research/project/worktrees/baseline").exists()  # a clean worktree is removed
     assert os.listdir(repo / "reports/auto_research/project/baseline") == ["run.log"]
+
+
+def test_initialised_submodules_are_available_in_experiment_worktrees(tmp_path: Path):
+    lib = make_repo(tmp_path / "lib", {"data.txt": "payload\n"})
+    repo = make_repo(tmp_path / "main", {"check.py": 'print("score:", len(open("3rdparty/lib/data.txt").read()))\n'})
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "3rdparty/lib")
+    git(repo, "commit", "-qm", "add the submodule")
+    cli(repo, "init", "--command", f"{PY} check.py", "--metric", "score", "--maximize", "--max-experiments", "1",
+        check=True)
+    cli(repo, "baseline", check=True)
+    row = ledger_rows(repo)[0]
+    assert row["status"] == "keep" and row["metric_value"] == 8
+    assert not list((repo / "reports").rglob("worktrees/*"))  # the worktree and its submodule clone are released
+    assert git(repo, "submodule", "status").startswith(" ")  # the person's own submodule untouched
