@@ -373,9 +373,6 @@ class Engine:
         return [(_seed_key(seeds.get(r.index)), r.metric_value) for r in self.rows()
                 if r.commit == commit and r.status != "crash" and valid(r.metric_value)]
 
-    def _values_of(self, commit: str) -> list[float]:
-        return [v for _, v in self._runs_of(commit)]
-
     def spread(self) -> Spread | None:
         """The campaign's run-to-run spread, pooled over every configuration run more than once."""
         groups: dict[str, list[float]] = {}

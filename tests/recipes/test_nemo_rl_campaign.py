@@ -166,3 +166,13 @@ def test_preflight_lists_blocking_problems(nemo_repo: Path, tmp_path: Path):
     assert ok["ok"] and {c["item"] for c in ok["checks"]} >= {"recipe resolves", "entrypoint exists", "uv is installed"}
     bad = cli(nemo_repo, "init", "--recipe", RECIPE, "--campaign", "pre2", "--entrypoint", "examples/missing.py", env=env)
     assert bad.returncode == 2 and "entrypoint exists: examples/missing.py" in bad.stderr
+
+
+def test_only_the_announced_log_directory_counts(tmp_path: Path):
+    for exp, value in (("exp_001", 0.99), ("exp_002", 0.42)):
+        writer = SummaryWriter(str(tmp_path / "worktree" / "logs" / exp / "tensorboard"))
+        writer.add_scalar("validation/accuracy", value, 1)
+        writer.close()
+    run = run_outputs(tmp_path, grpo_log(Path("logs/exp_002"), [0.42]))
+    reading = parse_source("nemo-rl:val:accuracy").read(run)
+    assert [round(p.value, 2) for p in reading.points] == [0.42] and "exp_002" in reading.source

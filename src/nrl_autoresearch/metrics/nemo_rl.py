@@ -100,7 +100,13 @@ class NemoRL(MetricSource):
 
     # -- the sources, in order ----------------------------------------------------------------------
     def _tensorboard(self, run: RunOutputs) -> Reading | None:
-        points, used = tag_points(run, self.tag)
+        """The tag in the `exp_NNN` folders the run announced (or anywhere the run wrote, when it announced none)."""
+        announced = [d for d in log_dirs(run) if d.is_dir()]
+        scopes = [RunOutputs(run.log_path, d, d, run.started_at) for d in announced] or [run]
+        points, used = [], []
+        for scope in scopes:
+            found, files = tag_points(scope, self.tag)
+            points, used = points + found, used + files
         return Reading(points, f"tensorboard tag {self.tag} in {', '.join(used)}") if points else None
 
     def _val_dumps(self, run: RunOutputs) -> Reading | None:
