@@ -85,7 +85,8 @@ def test_slurm_timeout_is_a_crash_with_its_reason(slurm_cluster, tmp_path: Path)
 
 @pytest.mark.slurm
 def test_stopping_the_campaign_cancels_its_job_and_only_its_job(slurm_cluster, tmp_path: Path):
-    other = slurm_cluster.run("sbatch", "--parsable", "--wrap", "sleep 300", check=True).stdout.strip()
+    other = slurm_cluster.run("sbatch", "--parsable", f"--output={tmp_path / 'other.out'}", "--wrap", "sleep 300",
+                              check=True).stdout.strip()
     repo = _slurm_campaign(tmp_path, slurm_cluster.env, sleep=300)
     engine = _start(repo, slurm_cluster.env, "baseline")
     job_id = _launched_job(repo, 1)
