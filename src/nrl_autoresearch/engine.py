@@ -318,7 +318,7 @@ class Engine:
             for k, index in enumerate(group):
                 run_number = done + k + 1
                 run = name if run_number == 1 else f"{name}-r{run_number}"
-                seed = hypothesis.seed if run_number == 1 else self._seed_base() + run_number - 1
+                seed = hypothesis.seed if run_number == 1 else self.seed_base() + run_number - 1
                 label = role or (f"repeat {k + 1}/{count}" if count > 1 else "")
                 plan = Plan(index, name, run, self.ws.branch(name), hypothesis.parent, parent_commit, reference,
                             hypothesis, effective, seed, group, label)
@@ -337,7 +337,8 @@ class Engine:
             return wanted
         return max(1, min(wanted, rules.max_experiments - len(self.rows()) - self._pending()))
 
-    def _seed_base(self) -> int:
+    def seed_base(self) -> int:
+        """Run k >= 2 of a configuration uses seed base + k - 1; proposers that draw at random are seeded by it too."""
         return self.c.options.get("seed_base", SEED_BASE)
 
     def _require_seeds(self) -> None:
@@ -646,7 +647,7 @@ class Engine:
             run_number = self._runs_of_branch(original.branch) + 1
             if seeded:
                 self._require_seeds()
-            seed = self._seed_base() + run_number - 1 if seeded else original.seed
+            seed = self.seed_base() + run_number - 1 if seeded else original.seed
             hypothesis = replace(original.hypothesis, repeats=1, fix=None)
             plan = replace(original, index=index, run=f"{original.name}-r{run_number}", seed=seed, group=(index,),
                            role=role, hypothesis=hypothesis)

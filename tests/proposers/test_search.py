@@ -63,7 +63,7 @@ def test_search_never_repeats_a_configuration_and_continues_its_study(tmp_path: 
     assert all("lr=" in r["description"] and "layers=" in r["description"] and "bias=" in r["description"] for r in rows[1:])
 
     engine = Engine(load(repo))
-    proposer = SearchProposer(space, engine, seed=engine.c.options.get("seed_base", 1000))
+    proposer = SearchProposer(space, engine, seed=engine.seed_base())
     history = engine.history()
     study, _ = proposer.study(history)
     assert len(study.trials) == 9  # the baseline (its values read from the recipe) and every search attempt

@@ -15,6 +15,7 @@ from omegaconf._utils import get_yaml_loader
 
 from nrl_autoresearch.errors import UsageError
 from nrl_autoresearch.recipes import nemo_config as nc
+from nrl_autoresearch.recipes import params
 
 
 @pytest.fixture
@@ -369,5 +370,5 @@ def test_every_repo_file_a_recipe_names_exists(scan: dict[Path, dict]) -> None:
 
 def test_closest_keys() -> None:
     paths = ["policy.optimizer.kwargs.lr", "policy.megatron_cfg.optimizer.lr", "grpo.max_num_steps"]
-    assert nc.closest_keys("grpo.max_num_step", paths)[0] == "grpo.max_num_steps"
-    assert set(nc.closest_keys("lr", paths)) == set(paths[:2])
+    assert params.closest_keys("grpo.max_num_step", paths)[0] == "grpo.max_num_steps"
+    assert set(params.closest_keys("lr", paths)) == set(paths[:2])

@@ -28,13 +28,13 @@ def _baseline_commit(engine: Engine) -> str:
 
 
 def _random(arg: str, engine: Engine) -> Proposer:
-    return RandomProposer(engine.recipe, engine.ws.git, _baseline_commit(engine), engine.c.options.get("seed_base", 1000))
+    return RandomProposer(engine.recipe, engine.ws.git, _baseline_commit(engine), engine.seed_base())
 
 
 def _search(arg: str, engine: Engine) -> Proposer:
     if not arg:
         raise UsageError("--proposer search needs a space file: search:space.yaml")
-    return SearchProposer(arg, engine, seed=engine.c.options.get("seed_base", 1000))
+    return SearchProposer(arg, engine, seed=engine.seed_base())
 
 
 def _agent(arg: str, engine: Engine) -> Proposer:

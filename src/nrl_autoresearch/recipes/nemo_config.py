@@ -13,7 +13,6 @@ are OmegaConf's own, and resolving every config NeMo-RL ships takes seconds inst
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections import OrderedDict
@@ -34,6 +33,7 @@ from yaml.resolver import Resolver
 
 from ..errors import UsageError
 from ..metrics.nemo_rl import metric_tag
+from .params import closest_hint
 
 PathLike = str | os.PathLike[str]
 
@@ -276,7 +276,7 @@ def _override_failure(cfg: DictConfig, override: Override, exc: Exception) -> st
     message = f"override {override.input_line!r} failed: {str(exc).strip()}{reason}"
     current = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_resolution_failure=False)
     if current is _ABSENT:
-        hint = _closest_hint(key, dotted_leaf_paths(cfg))
+        hint = closest_hint(key, dotted_leaf_paths(cfg))
         through_list = any(part.isdigit() for part in key.split("."))
         add = "" if override.is_delete() or through_list else f"; to add it anyway use ++{key}=..."
         return f"{message}\nNo key {key!r} in the recipe{hint}{add}"
@@ -436,20 +436,6 @@ def _leaves(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
         return
     if prefix:
         yield prefix, node
-
-
-def closest_keys(key: str, paths: Iterable[str], n: int = 5) -> list[str]:
-    """Existing paths a mistyped key most likely meant: similar full paths first, then paths with the same last part."""
-    paths = list(paths)
-    tail = key.rsplit(".", 1)[-1]
-    similar = difflib.get_close_matches(key, paths, n=n, cutoff=0.6)
-    same_tail = [p for p in paths if p.rsplit(".", 1)[-1] == tail]
-    return list(dict.fromkeys(similar + same_tail))[:n]
-
-
-def _closest_hint(key: str, paths: Iterable[str]) -> str:
-    matches = closest_keys(key, paths)
-    return f"; closest existing keys: {', '.join(matches)}" if matches else ""
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import io
 import json
-from collections.abc import MutableMapping, MutableSequence
+from collections.abc import Iterable, MutableMapping, MutableSequence
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +45,18 @@ def leaf_paths(node: Any, prefix: str = "") -> list[str]:
     return paths
 
 
-def closest(key: str, known: list[str], n: int = 3) -> str:
+def closest_keys(key: str, paths: Iterable[str], n: int = 5) -> list[str]:
+    """Existing paths a mistyped key most likely meant: similar full paths first, then paths with the same last part."""
+    paths = list(paths)
+    tail = key.rsplit(".", 1)[-1]
+    similar = difflib.get_close_matches(key, paths, n=n, cutoff=0.6)
+    same_tail = [p for p in paths if p.rsplit(".", 1)[-1] == tail]
+    return list(dict.fromkeys(similar + same_tail))[:n]
+
+
+def closest_hint(key: str, paths: Iterable[str]) -> str:
     """'; closest existing keys: a, b' or an empty string."""
-    matches = difflib.get_close_matches(key, known, n=n, cutoff=0.5)
-    if not matches:
-        tail = key.rsplit(".", 1)[-1]
-        matches = [k for k in known if k.rsplit(".", 1)[-1] == tail][:n]
+    matches = closest_keys(key, paths)
     return f"; closest existing keys: {', '.join(matches)}" if matches else ""
 
 
@@ -70,7 +76,7 @@ def set_path(doc: Any, dotted: str, value: Any, *, where: str) -> None:
                 return
             node = node[int(part)]
         else:
-            raise UsageError(f"unknown key {dotted!r} in {where}{closest(dotted, leaf_paths(doc))}; fix the key or edit the file")
+            raise UsageError(f"unknown key {dotted!r} in {where}{closest_hint(dotted, leaf_paths(doc))}; fix the key or edit the file")
 
 
 def load_text(name: str, text: str) -> Any:

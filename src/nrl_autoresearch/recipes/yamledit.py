@@ -27,7 +27,8 @@ from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, ScalarString
 
 from ..errors import UsageError
-from .nemo_config import PathLike, closest_keys, dotted_leaf_paths, get_dotted, has_dotted, load_recipe, read_yaml
+from .nemo_config import PathLike, dotted_leaf_paths, get_dotted, has_dotted, load_recipe, read_yaml
+from .params import closest_keys
 
 __all__ = ["dotted_leaf_paths", "format_value", "parse_value", "set_keys"]
 

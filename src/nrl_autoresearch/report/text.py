@@ -31,7 +31,7 @@ def _noise(c: Campaign) -> str:
     base, reps = o.get("baseline_repeats", 1), o.get("repeats", 1)
     if base < 2 and reps < 2:
         return ("one run per configuration and no spread estimate: a keep may be noise "
-                "(--baseline-repeats 8 --repeats 4 measured 0 false keeps in 40 A/A experiments)")
+                "(--baseline-repeats and --repeats measure the spread)")
     return (f"baseline x{base}, hypotheses x{reps}, keep when the gain exceeds z={o.get('z', 2.0):g} spreads"
             + (", new best keeps confirmed" if o.get("confirm") else ""))
 
