@@ -83,7 +83,7 @@ def create_campaign(root: Path, req: CampaignRequest) -> Campaign:
         if req.params_file and not (root / req.params_file).is_file():
             raise UsageError(f"--params-file {req.params_file!r} does not exist in {root}")
         recipe = CommandRecipe(protect_command(shlex.split(req.command)), req.params_file, req.set_style, req.seed_flag)
-        slug = _slug_from_command(req.command)
+        slug = script_name(recipe.command)
     objective = objective_for(root, recipe, req.metric, req.maximize, req.metric_source, req.aggregate)
     noise = _noise_options(recipe, req)
     rules = StopRules.build(now=time.time(), max_experiments=req.max_experiments, budget=req.budget,
@@ -200,9 +200,19 @@ def new_campaign(root: Path, recipe: Recipe, objective: Objective, rules: StopRu
     return c
 
 
-def _slug_from_command(command: str) -> str:
-    words = [w for w in shlex.split(command) if not w.startswith("-")]
-    return slugify(Path(words[-1]).stem if words else "campaign")
+SCRIPT_SUFFIXES = {".py", ".sh", ".bash", ".ipynb", ".js", ".ts", ".rb", ".pl", ".jl", ".r", ".lua", ".yaml", ".yml"}
+
+
+def script_name(argv: list[str]) -> str:
+    """The campaign's name from what the command runs (`train` of `python train.py --seed 1`, the module after
+    `-m`, else the program), never from an argument's value: a value may be a secret, and names are written
+    into branches, commits and folders."""
+    for i, word in enumerate(argv):
+        if word == "-m" and i + 1 < len(argv):
+            return slugify(argv[i + 1].rsplit(".", 1)[-1])
+        if not word.startswith("-") and "=" not in word and "$" not in word and Path(word).suffix.lower() in SCRIPT_SUFFIXES:
+            return slugify(Path(word).stem)
+    return slugify(Path(argv[0]).stem)
 
 
 # -- reading state, as JSON-ready dicts -----------------------------------------------------------------

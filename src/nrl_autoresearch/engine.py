@@ -127,9 +127,9 @@ class Engine:
     def steer(self, text: str, *, replace_objective: bool = False) -> None:
         """Record follow-up steering: additive, unless the person explicitly replaces the objective."""
         if replace_objective:
-            self.c = self.c.with_options(goal=text)
+            self.c = self.c.with_options(goal=redact(text))
             self.c.save()
-        self.journal.record("steer", text=redact(text), replace=replace_objective)
+        self.journal.record("steer", text=text, replace=replace_objective)
         self.checkpoint("direction change", ("objective replaced: " if replace_objective else "steering (additive): ") + text)
 
     def control(self) -> str | None:

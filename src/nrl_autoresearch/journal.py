@@ -14,6 +14,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from .redact import redact
+
 STEPS = ("intent", "branch", "committed", "launching", "launched", "finished", "row")
 
 
@@ -39,7 +41,7 @@ class Journal:
         """Append one event durably."""
         if step not in STEPS and index is not None:
             raise ValueError(f"unknown journal step {step!r}")
-        entry = {"t": time.time(), "step": step, **({"index": index} if index is not None else {}), **data}
+        entry = {"t": time.time(), "step": step, **({"index": index} if index is not None else {}), **_redacted(data)}
         line = (json.dumps(entry, sort_keys=True, default=str) + "\n").encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.lock:
@@ -75,3 +77,14 @@ class Journal:
 
     def last_index(self) -> int:
         return max(self.attempts(), default=0)
+
+
+def _redacted(value):
+    """Every text of an event (descriptions, steering, commands) redacted as the ledger's are."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(v) for v in value]
+    return value

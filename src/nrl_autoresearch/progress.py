@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from .stoprules import format_duration
+from .stoprules import exact_duration, format_duration
 
 TTY_EVERY_S = 1.0
 PLAIN_EVERY_S = 30.0
@@ -54,7 +54,7 @@ def run_line(name: str, elapsed_s: float, step: tuple[int, int] | None, metric: 
         parts.append(f"~{format_duration(elapsed_s / step[0] * (step[1] - step[0]))} left")
     elif limit_s:
         parts[-1] += ","
-        parts.append(f"limit {format_duration(limit_s)}")
+        parts.append(f"limit {exact_duration(limit_s)}")
     if metric:
         parts[-1] += ","
         parts.append(metric)

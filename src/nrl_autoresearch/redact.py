@@ -10,8 +10,10 @@ MASK = "***"
 _SECRET_NAME = re.compile(r"(TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I)
 _NOT_SECRET = {"PATH", "HOME", "SSH_AUTH_SOCK", "KEYTIMEOUT", "GPG_AGENT_INFO"}
 _WORD = r"[\w.-]*(?:token|api[_-]?key|secret|password|passwd)"
-# `--hf-token abc` (a flag and its value) and `HF_TOKEN=abc`, `password: abc` (assignments)
-_FLAG = re.compile(rf"(?i)(--?{_WORD}\s+)(?!\$\{{)([^\s'\"]+)")
+# a flag whose name says so: `--hf-token`, `--wandb-key`, `--auth-header`, `--db-password`
+_FLAG_NAME = r"(?:[\w.-]*(?:token|secret|password|passwd|credentials?)|(?:[\w.]+[-_])?(?:key|auth|authorization))(?:[-_][\w.-]*)?"
+# `--hf-token abc`, `--wandb-key=abc` (a flag and its value) and `HF_TOKEN=abc`, `password: abc` (assignments)
+_FLAG = re.compile(rf"(?i)(--?{_FLAG_NAME}(?:\s+|=))(?!\$\{{)([^\s'\"]+)")
 _ASSIGNED = re.compile(rf"(?i)(\b{_WORD}\s*[=:]\s*)(?!\$\{{)([^\s'\",]+)")
 # well-known token shapes
 _SHAPES = re.compile(r"\b(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{20,}|xox[abp]-[A-Za-z0-9-]{10,})\b")

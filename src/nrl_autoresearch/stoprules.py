@@ -58,6 +58,16 @@ def format_duration(seconds: float) -> str:
     return f"{secs}s"
 
 
+def exact_duration(seconds: float) -> str:
+    """A configured duration exactly as given, every non-zero unit shown: '1m30s', '1h', '2d3h0m5s' -> '2d3h5s'."""
+    s = max(0, round(seconds))
+    days, s = divmod(s, 86400)
+    hours, s = divmod(s, 3600)
+    minutes, secs = divmod(s, 60)
+    text = "".join(f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")) if n)
+    return text or "0s"
+
+
 @dataclass(frozen=True)
 class Target:
     """Stop once the objective reaches a value: 'val:accuracy>=0.8'."""
@@ -145,9 +155,9 @@ class StopRules:
             suffix = " (default: baseline plus three, then ask)" if self.implicit else ""
             lines.append(f"target_experiment_count = {self.max_experiments}{suffix}")
         if self.deadline is not None:
-            lines.append(f"campaign_deadline = {_iso(self.deadline)} ({format_duration(self.budget_s or 0)} budget)")
+            lines.append(f"campaign_deadline = {_iso(self.deadline)} ({exact_duration(self.budget_s or 0)} budget)")
         if self.per_experiment_s is not None:
-            lines.append(f"per_experiment_timeout = {format_duration(self.per_experiment_s)}")
+            lines.append(f"per_experiment_timeout = {exact_duration(self.per_experiment_s)}")
         if self.target is not None:
             lines.append(f"target_metric = {self.target}")
         return lines
@@ -199,7 +209,7 @@ def status(rules: StopRules, *, attempted: int, now: float, best: float | None =
             return StopStatus(
                 True, "deadline",
                 f"stop condition met: {format_duration(left)} remaining, no room for another "
-                f"{format_duration(rules.per_experiment_s)} run ({count})",
+                f"{exact_duration(rules.per_experiment_s)} run ({count})",
             )
     parts = [count]
     if rules.deadline is not None:

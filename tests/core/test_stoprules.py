@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nrl_autoresearch.errors import UsageError
-from nrl_autoresearch.stoprules import (StopRules, format_duration, may_launch, parse_duration, parse_stop_sentence,
+from nrl_autoresearch.stoprules import (StopRules, exact_duration, format_duration, may_launch, parse_duration, parse_stop_sentence,
                                         run_limit, status)
 
 NOW = 1_000_000.0
@@ -32,13 +32,22 @@ def test_format_duration_matches_the_skill():
     assert format_duration(2 * 86400 + 3 * 3600) == "2d3h"
 
 
+def test_configured_durations_are_shown_exactly():
+    assert exact_duration(90) == "1m30s"
+    assert exact_duration(3600) == "1h"
+    assert exact_duration(86400 + 5) == "1d5s"
+    rules = StopRules.build(now=NOW, per_experiment="90s", budget="1h30m")
+    assert "per_experiment_timeout = 1m30s" in rules.monitors()
+    assert any(m.endswith("(1h30m budget)") for m in rules.monitors())
+
+
 def test_stop_sentence_is_parsed_into_monitors():
     assert parse_stop_sentence("50 experiments or 10h total, 1h each") == {
         "max_experiments": "50", "budget": "10h", "per_experiment": "1h"}
     rules = StopRules.build(now=NOW, stop="50 experiments or 10h total, 1h each")
     assert rules.max_experiments == 50 and rules.deadline == NOW + 36000 and rules.per_experiment_s == 3600
     assert rules.monitors()[0] == "target_experiment_count = 50"
-    assert rules.monitors()[2] == "per_experiment_timeout = 1h00m"
+    assert rules.monitors()[2] == "per_experiment_timeout = 1h"
     target = StopRules.build(now=NOW, stop="until val:accuracy>=0.8; 20 runs")
     assert str(target.target) == "val:accuracy>=0.8" and target.max_experiments == 20
 
@@ -70,7 +79,7 @@ def test_deadline_rule_and_the_room_for_one_more_run():
     later = NOW + 3 * 3600 + 48 * 60
     assert status(rules, attempted=17, now=later).sentence == "stop condition not yet met: 17/24 attempted, 6h12m remaining"
     tight = status(rules, attempted=5, now=NOW + 36000 - 1800)
-    assert tight.met and tight.trigger == "deadline" and "no room for another 1h00m run" in tight.sentence
+    assert tight.met and tight.trigger == "deadline" and "no room for another 1h run" in tight.sentence
     assert not may_launch(rules, attempted=5, in_flight=0, now=NOW + 36000 - 1800)
     over = status(rules, attempted=5, now=NOW + 36001)
     assert over.met and over.sentence.startswith("stop condition met: deadline reached")

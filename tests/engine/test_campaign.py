@@ -257,7 +257,7 @@ def test_no_room_for_another_run_before_the_deadline(repo: Path):
     cli(repo, *INIT, "--budget", "30m", "--per-experiment", "1h", check=True)
     proc = cli(repo, "baseline")
     assert proc.returncode == 3
-    assert proc.stdout.startswith("stop condition met: 29m remaining, no room for another 1h00m run")
+    assert proc.stdout.startswith("stop condition met: 29m remaining, no room for another 1h run")
     assert not git(repo, "branch", "--list", "autoresearch/*").strip()
 
 
@@ -297,3 +297,18 @@ def test_initialised_submodules_are_available_in_experiment_worktrees(tmp_path: 
     assert row["status"] == "keep" and row["metric_value"] == 8
     assert not list((repo / "reports").rglob("worktrees/*"))  # the worktree and its submodule clone are released
     assert git(repo, "submodule", "status").startswith(" ")  # the person's own submodule untouched
+
+
+def test_a_seed_flag_without_dashes_is_taken_as_set_takes_keys(tmp_path: Path):
+    script = ('import argparse; p = argparse.ArgumentParser(); p.add_argument("--seed", type=int, default=0); '
+              'print(f"acc: {0.5 + p.parse_args().seed / 1e5}")\n')
+    repo = make_repo(tmp_path / "s", {"t.py": script})
+    init = cli(repo, "init", "--command", f"{PY} t.py", "--metric", "acc", "--maximize", "--seed-flag", "seed",
+               "--baseline-repeats", "2", "--per-experiment", "90s", check=True)
+    assert "per_experiment_timeout = 1m30s" in init.stdout
+    cli(repo, "baseline", check=True)
+    rows = ledger_rows(repo)
+    assert [r["status"] for r in rows] == ["keep", "keep"] and rows[1]["command"].endswith("t.py --seed 1001")
+    bad = cli(repo, "init", "--command", f"{PY} t.py", "--metric", "acc", "--maximize", "--seed-flag", "--seed 3",
+              "--campaign", "other")
+    assert bad.returncode == 2 and "bad --seed-flag" in bad.stderr

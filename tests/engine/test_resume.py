@@ -190,3 +190,45 @@ def test_a_secret_that_cannot_be_referenced_is_refused(tmp_path: Path):
                "--maximize")
     assert proc.returncode == 2 and "environment variable" in proc.stderr
     assert not (repo / "reports").exists()
+
+
+@pytest.mark.parametrize("command, name", [
+    (f"{PY} train.py --seed 1", "train"),
+    (f"{PY} train.py --password ${{MY_PASSWORD}} --epochs 3", "train"),
+    (f"{PY} -m recipes.ppo --seed 3", "ppo"),
+])
+def test_the_campaign_is_named_from_the_script_never_from_an_argument(tmp_path: Path, command: str, name: str):
+    repo = score_repo(tmp_path / "r")
+    proc = cli(repo, "init", "--command", command, "--metric", "val_score", "--maximize", "--json",
+               env={"MY_PASSWORD": "hunter2-hunter2"}, check=True)
+    assert json.loads(proc.stdout)["campaign"]["name"] == f"{time.strftime('%Y-%m-%d')}-{name}"
+    assert "hunter2" not in proc.stdout
+
+
+def test_flags_named_like_secrets_are_secrets_on_the_command_line(tmp_path: Path):
+    repo = score_repo(tmp_path / "r")
+    for flag in ("--wandb-key", "--auth-header"):
+        proc = cli(repo, "init", "--command", f"{PY} train.py {flag} literal-value-123", "--metric", "val_score",
+                   "--maximize")
+        assert proc.returncode == 2 and "environment variable" in proc.stderr and "literal-value" not in proc.stderr
+    assert not (repo / "reports").exists()
+
+
+def test_descriptions_steering_and_run_logs_never_hold_a_known_secret(tmp_path: Path):
+    secret = "hf_abcdefghijklmnopqrstuvwx0123"
+    env = {"HF_TOKEN": secret}
+    repo = score_repo(tmp_path / "r")
+    (repo / "train.py").write_text((repo / "train.py").read_text() + 'import os; print("using", os.environ["HF_TOKEN"], "ok")\n')
+    git(repo, "commit", "-qam", "print the token")
+    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file",
+        "params.json", "--max-experiments", "3", "--campaign", "sec", env=env, check=True)
+    cli(repo, "baseline", env=env, check=True)
+    cli(repo, "try", "lr", "--set", "lr=0.05", "--desc", f"token {secret} here", env=env, check=True)
+    cli(repo, "steer", f"replace with {secret}", "--replace-objective", env=env, check=True)
+    log = (repo / "reports/auto_research/sec/baseline/run.log").read_text()
+    assert "using *** ok" in log and "val_score: 0.9100" in log
+    for path in (repo / "reports").rglob("*"):
+        if path.is_file():
+            assert secret not in path.read_text(errors="replace"), path
+    journal = (repo / "reports/auto_research/sec/journal.jsonl").read_text()
+    assert "token *** here" in journal

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..stoprules import format_duration
+from ..stoprules import exact_duration
 
 
 class JobState(str, enum.Enum):
@@ -117,7 +117,7 @@ def wait_with_limit(job: Job, poll_s: float, should_stop, overrun, end, note: st
 
     found = wait_loop(job, poll_s, reason)
     if found == OVERRUN:
-        end(JobState.TIMEOUT, f"timeout: exceeded the {format_duration(job.timeout_s)} limit; {note}")
+        end(JobState.TIMEOUT, f"timeout: exceeded the {exact_duration(job.timeout_s)} limit; {note}")
     elif found:
         end(JobState.CANCELLED, found)
 

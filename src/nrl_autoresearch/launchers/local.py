@@ -11,6 +11,7 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import psutil
 
 from .. import gpus
 from ..redact import expand_secrets, redact
-from ..stoprules import format_duration
+from ..stoprules import exact_duration
 from .base import Job, JobResult, JobState, Launcher, RunSpec, wait_loop
 
 GRACE_S = 10.0
@@ -26,7 +27,8 @@ GRACE_S = 10.0
 
 class LocalJob(Job):
     def __init__(self, *, pid: int, create_time: float, log_path: Path, command: str, started_at: float,
-                 timeout_s: float | None, proc: subprocess.Popen | None = None, grace_s: float = GRACE_S):
+                 timeout_s: float | None, proc: subprocess.Popen | None = None, grace_s: float = GRACE_S,
+                 masker: subprocess.Popen | None = None):
         self.pid = pid
         self.job_id = "none"
         self.log_path = log_path
@@ -36,6 +38,7 @@ class LocalJob(Job):
         self.grace_s = grace_s
         self._create_time = create_time
         self._proc = proc
+        self._masker = masker  # copies the output into the log, masking secrets; done once it has exited
         self._seen: dict[int, float] = {pid: create_time}  # every descendant ever observed: pid -> create_time
         self._peak_rss = 0
         self._peak_gpu: float | None = None
@@ -56,10 +59,11 @@ class LocalJob(Job):
 
         reason = wait_loop(self, poll_s, stop_reason, pause=self._pause)
         if reason == "timeout":
-            self._end(JobState.TIMEOUT, f"timeout: exceeded the {format_duration(self.timeout_s)} limit; process tree killed")
+            self._end(JobState.TIMEOUT, f"timeout: exceeded the {exact_duration(self.timeout_s)} limit; process tree killed")
         elif reason:
             self._end(JobState.CANCELLED, reason)
         self._reap_stragglers()
+        self._log_written()
         return self._result()
 
     def cancel(self, reason: str) -> None:
@@ -70,6 +74,14 @@ class LocalJob(Job):
                 "command": self.command, "started_at": self.started_at, "timeout_s": self.timeout_s}
 
     # -- internals -----------------------------------------------------------------------------------
+    def _log_written(self) -> None:
+        """The log is complete once the masker has copied the run's last output."""
+        try:
+            if self._masker is not None:
+                self._masker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+
     def _alive(self) -> bool:
         if self._proc is not None:
             return self._proc.poll() is None
@@ -201,7 +213,9 @@ class LocalLauncher(Launcher):
         if spec.gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, spec.gpus))
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(spec.log_path, "ab") as log:
+        masker = subprocess.Popen([sys.executable, "-m", "nrl_autoresearch.logmask", str(spec.log_path)], env=env,
+                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True)
+        with masker.stdin as log:
             proc = subprocess.Popen(
                 expand_secrets(spec.argv, env), cwd=spec.cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
@@ -210,7 +224,7 @@ class LocalLauncher(Launcher):
         return LocalJob(
             pid=proc.pid, create_time=psutil.Process(proc.pid).create_time(), log_path=spec.log_path,
             command=redact(shlex.join(spec.argv)), started_at=started, timeout_s=spec.timeout_s, proc=proc,
-            grace_s=self.grace_s,
+            grace_s=self.grace_s, masker=masker,
         )
 
     def reattach(self, handle: dict) -> LocalJob | None:

@@ -31,7 +31,7 @@ class CommandRecipe(Recipe):
         self.command = command
         self.params_file = params_file
         self.set_style = set_style
-        self.seed_flag = seed_flag
+        self.seed_flag = seed_flag and _flag(seed_flag)
 
     @property
     def label(self) -> str:
@@ -95,3 +95,10 @@ class CommandRecipe(Recipe):
     def to_dict(self) -> dict:
         return {"kind": self.kind, "command": self.command, "params_file": self.params_file, "set_style": self.set_style,
                 "seed_flag": self.seed_flag}
+
+
+def _flag(name: str) -> str:
+    """A flag as the command takes it: `seed` and `--seed` both mean `--seed`, as `--set` adds the dashes."""
+    if not name.strip("-") or any(c.isspace() or c == "=" for c in name):
+        raise UsageError(f"bad --seed-flag {name!r}: give the flag your command takes for the seed, e.g. --seed-flag --seed")
+    return name if name.startswith("-") else f"--{name}"
