@@ -218,10 +218,12 @@ def try_(name, sets, patch, desc, parent, repeats, repo, campaign_name):
 @repo_option
 @campaign_option
 def new(name, desc, parent, repo, campaign_name):
-    """Create <prefix>/NAME and its worktree for hand edits; print the worktree's path."""
+    """Create <prefix>/NAME and its worktree for hand edits; print its path and what comes next."""
     validate_name(name)
     engine = Engine(_load(repo, campaign_name), progress=Progress())
-    click.echo(engine.prepare(name, desc, parent))
+    path = engine.prepare(name, desc, parent)
+    click.echo(f"{path}\nnext: edit the files there (branch {engine.ws.branch(path.name)}), then run "
+               f"'autoresearch try {path.name}' to commit, run and record them")
 
 
 @main.command()

@@ -569,9 +569,7 @@ class Engine:
         verdict = self._group_verdict(outcomes)
         for o in outcomes:
             why = o.crashed
-            status, note = ("crash", f"crash: {why}") if why else (verdict.status, verdict.note)
-            if why and o.value is None and o.result.succeeded and not o.failure:
-                note = f"crash: no {self.c.objective.metric_name} found ({self.source}); log tail in notes.md"
+            status, note = ("crash", self._crash_note(o, why)) if why else (verdict.status, verdict.note)
             what = o.plan.hypothesis.description or o.plan.hypothesis.summary() or o.plan.name
             role = f"{o.plan.role}" + (f", seed {o.plan.seed}" if o.plan.seed is not None else "") if o.plan.role else ""
             row = Row(
@@ -589,6 +587,15 @@ class Engine:
             self._remember(o.plan, row)
             rows.append(row)
         return rows
+
+    def _crash_note(self, o: Outcome, why: str) -> str:
+        """A crash in the row and on the console: what ended it, its log's error line, where to read more."""
+        log = o.log_path or self.c.run_dir(o.plan.run) / "run.log"
+        if o.value is None and o.result.succeeded and not o.failure:
+            why = f"no {self.c.objective.metric_name} found ({self.source})"
+        error = None if o.result.succeeded else triage.error_line(_tail(log))
+        return (f"crash: {why}" + (f": {error}" if error else "")
+                + f"; log {self._rel(log)}, its tail in {self._rel(self.c.dir / 'notes.md')}")
 
     def _group_verdict(self, outcomes: list[Outcome]) -> Verdict:
         plan = outcomes[0].plan

@@ -72,6 +72,16 @@ def diagnose(run: RunOutputs, *, max_new_tokens: int | None = None) -> list[Symp
     return found
 
 
+_ERROR_LINE = re.compile(r"^\s*((?:[\w.]+\.)?[A-Z]\w*(?:Error|Exception)\b.*|(?:error|fatal)\b:.*)$", re.I | re.M)
+ERROR_CHARS = 200
+
+
+def error_line(log_tail: str) -> str | None:
+    """The last line of a log that states an error (`ValueError: could not convert 'abc'`), shortened."""
+    found = _ERROR_LINE.findall(log_tail)
+    return found[-1].strip()[:ERROR_CHARS] if found else None
+
+
 def trivial_crash(log_tail: str) -> bool:
     """A syntax error, a missing import, a bad key: the change's own small mistake, worth a fix and a rerun."""
     return bool(_TRIVIAL.search(log_tail))

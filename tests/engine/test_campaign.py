@@ -66,7 +66,8 @@ def test_user_tree_index_and_branch_are_byte_identical(repo: Path):
     cli(repo, "baseline", check=True)
     cli(repo, "try", "lr", "--set", "lr=0.08", check=True)
     new = cli(repo, "new", "by-hand", check=True)
-    worktree = Path(new.stdout.strip())
+    worktree = Path(new.stdout.splitlines()[0])
+    assert new.stdout.splitlines()[1].startswith("next: edit the files there") and "'autoresearch try by-hand'" in new.stdout
     (worktree / "params.json").write_text('{"lr": 0.1, "sleep": 0}\n')
     cli(repo, "try", "by-hand", check=True)
     assert tree_digest(repo) == before
@@ -312,3 +313,15 @@ def test_a_seed_flag_without_dashes_is_taken_as_set_takes_keys(tmp_path: Path):
     bad = cli(repo, "init", "--command", f"{PY} t.py", "--metric", "acc", "--maximize", "--seed-flag", "--seed 3",
               "--campaign", "other")
     assert bad.returncode == 2 and "bad --seed-flag" in bad.stderr
+
+
+def test_a_crash_names_its_error_line_its_log_and_its_notes(repo: Path):
+    cli(repo, *INIT, "--max-experiments", "3", check=True)
+    cli(repo, "baseline", check=True)
+    out = cli(repo, "try", "typo", "--set", "lr=abc", check=True).stdout
+    row = ledger_rows(repo)[1]
+    assert row["status"] == "crash"
+    assert "exit code 1: TypeError: unsupported operand type(s) for -: 'str' and 'float'" in row["description"]
+    assert row["description"].endswith("; log reports/auto_research/project/typo/run.log, "
+                                       "its tail in reports/auto_research/project/notes.md")
+    assert "TypeError: unsupported operand" in out and "reports/auto_research/project/notes.md" in out
