@@ -19,7 +19,7 @@ from .engine import Engine
 from .errors import StopConditionMet, UsageError
 from .git import Git
 from .launchers import choose, make_launcher, parse_options
-from .ledger import COLUMNS, Ledger
+from .ledger import COLUMNS, STATUSES, Ledger
 from .metrics import parse_source
 from .metrics.base import validate_aggregate
 from .recipes.base import Objective, Recipe
@@ -230,8 +230,24 @@ def status_data(engine: Engine) -> dict:
         "remaining_experiments": None if c.rules.max_experiments is None else max(0, c.rules.max_experiments - len(rows)),
         "remaining_seconds": None if left is None else max(0.0, left),
         "latest": rows[-1].to_dict() if rows else None, "best_keep": top.to_dict() if top else None,
+        "counts": {s: sum(r.status == s for r in rows) for s in STATUSES}, "gpu_hours": gpu_hours(engine, rows),
+        "base": base_data(engine),
         "stop": {"met": st.met, "trigger": st.trigger, "sentence": st.sentence}, "monitors": c.rules.monitors(),
     }
+
+
+def gpu_hours(engine: Engine, rows: list) -> float | None:
+    """GPU-hours spent: each run's wall-clock time times the GPUs it held; None while no run held a GPU."""
+    gpus = engine.recipe.gpus_needed(engine.c.repo) or engine.c.options.get("gpus_per_experiment", 0)
+    return round(sum(r.elapsed_min for r in rows) / 60 * gpus, 3) if gpus and rows else None
+
+
+def base_data(engine: Engine) -> dict:
+    """The commit experiments start from and how many commits the person's branch has made past it: before the
+    baseline the campaign follows those commits, afterwards they are built on with `try --parent BRANCH`."""
+    git, base = engine.ws.git, engine.c.base_commit
+    ahead = int(git.run("rev-list", "--count", f"{base}..HEAD", check=False).strip() or 0)
+    return {"commit": base, "commits_past": ahead, "follows_your_commits": not engine.baseline_rows()}
 
 
 def ledger_data(c: Campaign) -> dict:
@@ -301,11 +317,13 @@ def loop_plan(engine: Engine, spec: str, workers: int, more: int | None):
     confirmed), refuse a met stop rule, and state the plan. Creates nothing. Returns (proposer, text, first)."""
     from .proposers import make_proposer
     from .report import plan_text
+    from .report.markdown import counts
 
     if workers < 1:
         raise UsageError(f"bad --workers {workers}: run at least one experiment at a time")
     if more is not None and more < 1:
         raise UsageError(f"bad --continue {more}: allow at least one more attempt")
+    engine.follow_head()
     proposer = make_proposer(spec, engine)
     for hypothesis in getattr(proposer, "hypotheses", []):
         engine.check(hypothesis)
@@ -314,5 +332,7 @@ def loop_plan(engine: Engine, spec: str, workers: int, more: int | None):
     if engine.status().met:
         raise StopConditionMet(engine.status().sentence)
     first = proposer.preview(engine.history())
-    text = plan_text(engine.c, proposer=spec, first=first, has_baseline=bool(engine.baseline_rows()), workers=workers)
+    rows = engine.rows()
+    text = plan_text(engine.c, proposer=spec, first=first, has_baseline=bool(engine.baseline_rows()), workers=workers,
+                     tally=counts(rows, gpu_hours(engine, rows)) if rows else None)
     return proposer, text, first

@@ -34,6 +34,7 @@ from .hypothesis import Hypothesis, parse_sets, validated
 from .launchers import CHOICES, LAUNCHERS
 from .ledger import COLUMNS, Ledger
 from .progress import Progress
+from .report.markdown import counts
 from .stoprules import format_duration
 from .workspace import validate_name
 
@@ -151,7 +152,8 @@ def _init_text(c: Campaign, data: dict) -> str:
         f"  launcher: {c.launcher['name']}" + (f" (auto: {c.launcher['chosen']})" if c.launcher.get("chosen") else ""),
         "  stop rules:", *(f"    {m}" for m in c.rules.monitors()),
         f"  ledger: {c.ledger}  (untracked)",
-        f"  your branch: {data['user_branch'] or '(detached)'}; experiments start from {c.base_commit[:10]}",
+        f"  your branch: {data['user_branch'] or '(detached)'}; the baseline starts from your current commit when it "
+        f"runs (now {c.base_commit[:10]})",
     ]
     if c.options.get("brev"):
         lines.append(f"  Brev: experiments under {c.options['brev']['campaign_root']}, caches in {c.options['brev']['cache']}")
@@ -386,10 +388,24 @@ def status(repo, campaign_name, as_json):
         lines.append(f"  latest: [{last.index}] {last.branch} {shown}")
     if top:
         lines.append(f"  best keep: {top.branch} {top.metric_value:.6g}")
+    lines.append(f"  rows: {counts(rows, data['gpu_hours'])}")
     if left is not None:
         lines.append(f"  time left: {format_duration(left)}")
+    lines += _base_text(data["base"], data["current_branch"])
     lines.append(st.sentence)
     _emit(data, as_json, "\n".join(lines))
+
+
+def _base_text(base: dict, branch: str | None) -> list[str]:
+    """Where experiments start, and what to do about the person's newer commits."""
+    start = base["commit"][:10]
+    if base["follows_your_commits"]:
+        return [f"  base: your current commit (now {start}), followed until the baseline is recorded"]
+    if not base["commits_past"]:
+        return [f"  base: {start}"]
+    you = branch or "HEAD"
+    return [f"  base: {start}; your branch {you} is {base['commits_past']} commit(s) past it, which experiments do "
+            f"not have: build on them with 'autoresearch try NAME --parent {you}'"]
 
 
 @main.group(invoke_without_command=True)

@@ -269,6 +269,18 @@ class Engine:
         commit = (self.ws.commit_of(parent) if parent else None) or self.ws.commit_of(self.ws.branch(BASELINE)) or self.c.base_commit
         self.recipe.check_change(Snapshot(self.ws.git, commit), hypothesis.sets)
 
+    def follow_head(self) -> str:
+        """Until the baseline is recorded, the campaign starts from the person's current commit (a knob committed
+        after init is known to it), and says so when that moved; afterwards its base stays fixed."""
+        head = self.ws.git.rev("HEAD")
+        if self.baseline_rows() or head in (None, self.c.base_commit):
+            return self.c.base_commit
+        self.say(f"your branch moved since init: the campaign now starts from your current commit {head[:10]} "
+                 f"(it was {self.c.base_commit[:10]})")
+        self.c = replace(self.c, base_commit=head)
+        self.c.save()
+        return head
+
     def halt(self, reason: str) -> None:
         """End the running experiments (recorded as crashes with this reason) and start no new one."""
         self._halt = reason
@@ -300,7 +312,7 @@ class Engine:
         with self._lock:
             self._check_may_launch()
             if hypothesis.name == BASELINE:
-                parent_commit, reference, name, effective = self.c.base_commit, self._baseline_reference(), BASELINE, {}
+                parent_commit, reference, name, effective = self.follow_head(), self._baseline_reference(), BASELINE, {}
             else:
                 parent_commit, reference = self._parent(hypothesis.parent)
                 self.recipe.check_change(Snapshot(self.ws.git, parent_commit), hypothesis.sets)

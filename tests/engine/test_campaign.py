@@ -325,3 +325,27 @@ def test_a_crash_names_its_error_line_its_log_and_its_notes(repo: Path):
     assert row["description"].endswith("; log reports/auto_research/project/typo/run.log, "
                                        "its tail in reports/auto_research/project/notes.md")
     assert "TypeError: unsupported operand" in out and "reports/auto_research/project/notes.md" in out
+
+
+def test_status_counts_rows_and_follows_the_persons_commits_until_the_baseline(repo: Path):
+    cli(repo, *INIT, "--max-experiments", "5", check=True)
+    before = json.loads(cli(repo, "status", "--json", check=True).stdout)
+    assert before["base"]["follows_your_commits"] and before["counts"] == {"keep": 0, "discard": 0, "crash": 0}
+    # a knob committed after init but before the baseline is known to the campaign
+    (repo / "params.json").write_text('{"lr": 0.01, "sleep": 0, "warmup": 2}\n')
+    git(repo, "commit", "-qam", "add warmup")
+    out = cli(repo, "baseline", check=True).stdout
+    assert "your branch moved since init: the campaign now starts from your current commit" in out
+    cli(repo, "try", "warm", "--set", "warmup=4", check=True)
+    cli(repo, "try", "broken", "--set", "lr=abc", check=True)
+    # afterwards the base stays, and status says how to build on newer commits
+    git(repo, "commit", "-q", "--allow-empty", "-m", "more work")
+    data = json.loads(cli(repo, "status", "--json", check=True).stdout)
+    assert data["counts"] == {"keep": 1, "discard": 1, "crash": 1} and data["gpu_hours"] is None
+    assert data["base"] == {"commit": git(repo, "rev-parse", "main~1").strip(), "commits_past": 1,
+                            "follows_your_commits": False}
+    text = cli(repo, "status", check=True).stdout
+    assert "  rows: 3 attempted: 1 keep, 1 discard, 1 crash" in text
+    assert "your branch main is 1 commit(s) past it" in text and "'autoresearch try NAME --parent main'" in text
+    plan = cli(repo, "run", "--yes", "--proposer", "random", "--continue", "1", check=True).stdout
+    assert "  rows so far: 3 attempted: 1 keep, 1 discard, 1 crash" in plan

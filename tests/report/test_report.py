@@ -7,6 +7,7 @@ import os
 import signal
 import struct
 import subprocess
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
@@ -18,7 +19,8 @@ from nrl_autoresearch.engine import Engine
 from nrl_autoresearch.hypothesis import Hypothesis
 from nrl_autoresearch.ledger import Row
 from nrl_autoresearch.report.build import build_report
-from tests.helpers import PY, cli, make_repo
+from nrl_autoresearch.report.markdown import counts, reproduce
+from tests.helpers import PY, cli, git, make_repo, tree_digest
 from tests.lab import CHROMIUM_FLAGS, chromium_screenshot
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -109,7 +111,7 @@ def test_html_holds_rows_plot_lineage_and_working_links(built):
     assert not any(h.startswith(("http:", "https:", "//")) for h in page.hrefs) and "<script src" not in text
     assert "&lt;b&gt;not&lt;/b&gt; a number &amp; crashes" in text and "<b>not</b>" not in text
     top = engine.best_row()
-    assert f"git checkout {top.branch} &amp;&amp; {top.command}" in text.split('id="best"', 1)[1]
+    assert escape(reproduce(top, engine.c)) in text.split('id="best"', 1)[1]
 
 
 def test_diffs_are_written_against_the_parent_and_redacted(built):
@@ -129,7 +131,7 @@ def test_markdown_summary(built):
     for r in engine.rows():
         assert f"| {r.index} | {r.branch.rsplit('/', 1)[1]} | {r.status} |" in text
     assert "stop condition met: 6/6 attempted" in text and "![progress of rep](report.png)" in text
-    assert f"git checkout {engine.best_row().branch} && {PY} train.py" in text
+    assert reproduce(engine.best_row(), engine.c) in text
 
 
 def test_a_campaign_just_initialised(tmp_path: Path):
@@ -155,6 +157,27 @@ def test_a_minimised_metric_picks_the_lowest_keep(tmp_path: Path):
     assert "val_score (lower is better)" in paths["html"].read_text()
     top = engine.best_row()
     assert top.branch.endswith("/lower") and f"**Best keep:** `{top.branch}`" in paths["markdown"].read_text()
+
+
+def test_reproduce_runs_in_a_fresh_worktree_into_a_new_folder(tmp_path: Path):
+    engine = campaign(tmp_path, [{"name": "good", "set": {"lr": 0.1}}], "--maximize", "--max-experiments", "2")
+    top, repo = engine.best_row(), engine.c.repo
+    original = (repo / top.log_path).read_text()
+    before = tree_digest(repo)
+    command = reproduce(top, engine.c)
+    assert "git checkout" not in command
+    subprocess.run(["bash", "-c", command], cwd=repo, check=True, capture_output=True)
+    assert tree_digest(repo) == before and (repo / top.log_path).read_text() == original
+    worktree = repo / "reports/auto_research/rep/reproduce/good"
+    assert git(worktree, "rev-parse", "HEAD").strip() == top.commit
+    again = (repo / "reports/auto_research/rep/good-reproduced-2/run.log").read_text()
+    assert float(again.split("val_score: ")[1]) == pytest.approx(1.0, abs=0.05)
+
+
+def test_counts_add_gpu_hours_once_there_are_some():
+    row = Row(1, "p/baseline", "a", "b", "r", "m", 1.0, 1.0, 30.0, "local", "none", "c", "l", "keep", "d")
+    assert counts([row]) == "1 attempted: 1 keep, 0 discard, 0 crash"
+    assert counts([row], 2.0) == "1 attempted: 1 keep, 0 discard, 0 crash, 2 GPU-hours"
 
 
 def _dump_dom(chromium: str, url: str, profile: Path, timeout: float = 60) -> str:

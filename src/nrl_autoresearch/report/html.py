@@ -59,7 +59,7 @@ def render_html(campaign: Campaign, rows: list[Row], *, status: StopStatus, svg:
         status=escape(status.sentence),
         cards=_cards(rows, campaign, top),
         svg=svg,
-        best=_best(top, links),
+        best=_best(top, links, campaign),
         campaign=_campaign(campaign),
         lineage=_lineage(rows, tree, top),
         ledger=_ledger(rows, tree, campaign, links, top),
@@ -96,13 +96,13 @@ def _campaign(c: Campaign) -> str:
     return f'<dl>{dl}</dl><h3>Stop monitors</h3><ul class="monitors">{ul}</ul>'
 
 
-def _best(top: Row | None, links: dict[int, Links]) -> str:
+def _best(top: Row | None, links: dict[int, Links], campaign: Campaign) -> str:
     if top is None:
         return '<p class="muted">No keep yet: the best result appears here once an experiment is kept.</p>'
     return (f'<p><a href="#row-{top.index}">#{top.index} {escape(short_name(top))}</a> '
             f'<span class="value">{escape(top.metric_name)} = {escape(shown(top))}</span> {_files(links.get(top.index))}</p>'
             f'<p class="muted">{escape(top.description)}</p>'
-            f'<p>Reproduce it exactly:</p><pre><code id="reproduce">{escape(reproduce(top))}</code></pre>')
+            f'<p>Reproduce it exactly:</p><pre><code id="reproduce">{escape(reproduce(top, campaign))}</code></pre>')
 
 
 def _lineage(rows: list[Row], tree: dict[int, int | None], top: Row | None) -> str:

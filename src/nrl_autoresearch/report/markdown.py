@@ -6,6 +6,9 @@ the HTML page and the chart use the same words, so the three renderings never di
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+
 from ..campaign import Campaign
 from ..ledger import Row, best
 from ..stoprules import StopStatus
@@ -23,18 +26,26 @@ def shown(row: Row) -> str:
     return "crash" if row.metric_value is None else f"{row.metric_value:.6g}"
 
 
-def reproduce(row: Row) -> str:
-    """The exact command that re-runs an experiment from its own branch."""
-    return f"git checkout {row.branch} && {row.command}"
+def reproduce(row: Row, campaign: Campaign) -> str:
+    """The command that re-runs an experiment from its commit in a fresh worktree, writing into a new folder:
+    the person's own checkout and the original run's outputs are left as they are. Run from the repository."""
+    name = short_name(row)
+    run_dir = Path(row.log_path).parent if Path(row.log_path).is_absolute() else campaign.repo / Path(row.log_path).parent
+    out = run_dir.with_name(f"{run_dir.name}-reproduced-{row.index}")
+    worktree = (campaign.dir / "reproduce" / name).relative_to(campaign.repo).as_posix()
+    command = row.command.replace(str(run_dir), str(out))
+    return (f"git worktree add --detach {shlex.quote(worktree)} {row.commit} && mkdir -p {shlex.quote(str(out))} && "
+            f"cd {shlex.quote(worktree)} && {command} 2>&1 | tee {shlex.quote(str(out / 'run.log'))}")
 
 
 def truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def counts(rows: list[Row]) -> str:
+def counts(rows: list[Row], gpu_hours: float | None = None) -> str:
     tally = {s: sum(r.status == s for r in rows) for s in ("keep", "discard", "crash")}
-    return f"{len(rows)} attempted: {tally['keep']} keep, {tally['discard']} discard, {tally['crash']} crash"
+    hours = f", {gpu_hours:.3g} GPU-hours" if gpu_hours else ""
+    return f"{len(rows)} attempted: {tally['keep']} keep, {tally['discard']} discard, {tally['crash']} crash{hours}"
 
 
 def render_markdown(campaign: Campaign, rows: list[Row], *, status: StopStatus, image: str | None = None) -> str:
@@ -50,7 +61,7 @@ def render_markdown(campaign: Campaign, rows: list[Row], *, status: StopStatus, 
         *([f"![progress of {campaign.name}]({image})", ""] if image and rows else []),
         *_table(rows, objective.metric_name),
         "",
-        *_best(rows, maximize=objective.maximize),
+        *_best(rows, campaign),
     ]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -63,15 +74,15 @@ def _table(rows: list[Row], metric: str) -> list[str]:
                    f"{_cell(truncate(r.description, DESCRIPTION_CHARS))} |" for r in rows]
 
 
-def _best(rows: list[Row], *, maximize: bool) -> list[str]:
-    top = best(rows, maximize=maximize)
+def _best(rows: list[Row], campaign: Campaign) -> list[str]:
+    top = best(rows, maximize=campaign.objective.maximize)
     if top is None:
         return ["**Best keep:** none yet."]
     return [
         f"**Best keep:** `{top.branch}` ({top.metric_name} = {shown(top)}), row {top.index}",
         "",
         "```sh",
-        reproduce(top),
+        reproduce(top, campaign),
         "```",
     ]
 

@@ -7,9 +7,11 @@ import shlex
 from ..campaign import Campaign
 from ..ledger import Row, best
 from ..stoprules import StopStatus
+from .markdown import reproduce
 
 
-def plan_text(c: Campaign, *, proposer: str, first: list[str], has_baseline: bool, workers: int = 1) -> str:
+def plan_text(c: Campaign, *, proposer: str, first: list[str], has_baseline: bool, workers: int = 1,
+              tally: str | None = None) -> str:
     lines = [
         f"plan for campaign {c.name}",
         f"  branch prefix: {c.prefix}/",
@@ -19,6 +21,7 @@ def plan_text(c: Campaign, *, proposer: str, first: list[str], has_baseline: boo
         f"  launcher: {c.launcher['name']}" + (f", {workers} experiments at once" if workers > 1 else ""),
         f"  proposer: {proposer}",
         "  baseline: " + ("recorded" if has_baseline else f"runs first, on {c.prefix}/baseline"),
+        *([f"  rows so far: {tally}"] if tally else []),
         "  noise: " + _noise(c),
     ]
     if first:
@@ -46,7 +49,7 @@ def summary_text(c: Campaign, rows: list[Row], status: StopStatus) -> str:
     top = best(rows, maximize=c.objective.maximize)
     if top:
         lines.append(f"best keep: {top.branch} ({c.objective.metric_name} = {top.metric_value:.6g})")
-        lines.append(f"  reproduce: git checkout {top.branch} && {top.command}")
+        lines.append(f"  reproduce: {reproduce(top, c)}")
     lines += [f"ledger: {c.ledger}", f"logs: {c.dir.relative_to(c.repo)}/<experiment>/run.log", status.sentence]
     if status.met and status.trigger == "count" and c.rules.implicit:
         lines.append("the default rule (baseline plus three) is met: continue with 'autoresearch run --continue N'")
