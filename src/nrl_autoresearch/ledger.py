@@ -57,7 +57,7 @@ class Row:
         values = {
             **{f.name: getattr(self, f.name) for f in fields(self)},
             "metric_value": "0.000000" if crash else f"{self.metric_value:.6f}",
-            "memory_gb": "0.0" if crash or self.memory_gb is None else f"{self.memory_gb:.1f}",
+            "memory_gb": "0.0" if crash or self.memory_gb is None else _memory(self.memory_gb),
             "elapsed_min": f"{self.elapsed_min:.1f}",
             "job_id": self.job_id or "none",
         }
@@ -74,7 +74,7 @@ class Row:
             **{**raw,
                "index": int(raw["index"]),
                "metric_value": None if raw["status"] == "crash" else value,
-               "memory_gb": float(raw["memory_gb"]),
+               "memory_gb": None if raw["status"] == "crash" else float(raw["memory_gb"]),
                "elapsed_min": float(raw["elapsed_min"])},
         )
 
@@ -83,6 +83,11 @@ class Row:
         if data["metric_value"] is not None and math.isnan(data["metric_value"]):
             data["metric_value"] = None
         return data
+
+
+def _memory(gb: float) -> str:
+    """GiB with one decimal, and two significant digits below 1 GiB, so that 13 MB is not shown as 0.0."""
+    return f"{gb:.1f}" if gb >= 1 or gb == 0 else f"{gb:.2g}"
 
 
 def _clean(text: str) -> str:

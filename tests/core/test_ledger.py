@@ -24,6 +24,15 @@ def test_columns_are_the_template_and_crash_rows_use_zeros(tmp_path: Path):
     crash = row(2, "crash", None, "tab\there\nnewline").to_line().rstrip("\n").split("\t")
     assert crash[6:8] == ["0.000000", "0.0"] and crash[14] == "tab here newline"
     assert Row.from_line(row(1, value=0.7421).to_line()).metric_value == 0.7421
+    read = Row.from_line(row(2, "crash", None).to_line())
+    assert read.metric_value is None and read.memory_gb is None
+
+
+def test_small_memory_keeps_useful_digits():
+    from dataclasses import replace
+
+    assert replace(row(1), memory_gb=13 / 1024).to_line().split("\t")[7] == "0.013"
+    assert replace(row(1), memory_gb=0.5).to_line().split("\t")[7] == "0.5"
 
 
 def test_appends_are_whole_lines_under_concurrency(tmp_path: Path):

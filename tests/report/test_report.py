@@ -174,6 +174,25 @@ def test_reproduce_runs_in_a_fresh_worktree_into_a_new_folder(tmp_path: Path):
     assert float(again.split("val_score: ")[1]) == pytest.approx(1.0, abs=0.05)
 
 
+def test_no_reader_takes_a_crash_for_a_result(tmp_path: Path):
+    queue = [{"name": "lower", "set": {"lr": 0.5}}, {"name": "broken", "set": {"lr": "oops"}}]
+    engine = campaign(tmp_path, queue, "--minimize", "--max-experiments", "3")
+    repo = engine.c.repo
+    tsv = (repo / "reports/auto_research_results.tsv").read_text().splitlines()
+    assert tsv[3].split("\t")[6:8] == ["0.000000", "0.0"]  # the template's crash values, the best-looking for a minimum
+    assert engine.best_row().branch.endswith("/lower")
+    status = json.loads(cli(repo, "status", "--json", check=True).stdout)
+    assert status["best_keep"]["branch"].endswith("/lower")
+    assert status["latest"]["metric_value"] is None and status["latest"]["memory_gb"] is None
+    crash = json.loads(cli(repo, "ledger", "--json", check=True).stdout)["rows"][2]
+    assert crash["status"] == "crash" and crash["metric_value"] is None and crash["memory_gb"] is None
+    assert "latest: [3]" in cli(repo, "status", check=True).stdout.split("crash")[0]
+    paths = build_report(engine)
+    assert f"| 3 | broken | crash | crash |" in paths["markdown"].read_text()
+    svg = paths["html"].read_text()
+    assert "crash (1, no value)" in svg and "keep (2)" in svg
+
+
 def test_counts_add_gpu_hours_once_there_are_some():
     row = Row(1, "p/baseline", "a", "b", "r", "m", 1.0, 1.0, 30.0, "local", "none", "c", "l", "keep", "d")
     assert counts([row]) == "1 attempted: 1 keep, 0 discard, 0 crash"
