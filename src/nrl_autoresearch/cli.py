@@ -17,7 +17,6 @@ Exit status: 0 done, 2 bad input (nothing created), 3 a stop condition is alread
 from __future__ import annotations
 
 import json
-import shlex
 import signal
 import sys
 from pathlib import Path
@@ -35,6 +34,7 @@ from .launchers import CHOICES, LAUNCHERS
 from .ledger import COLUMNS, Ledger
 from .progress import Progress
 from .report.markdown import counts
+from .report.text import recipe_lines
 from .stoprules import format_duration
 from .workspace import validate_name
 
@@ -118,7 +118,7 @@ def _interrupt(signum, frame):
 @click.option("--z", type=float, default=2.0, show_default=True,
               help="A keep needs a gain above z x spread (scaled for repeats) once the spread is known.")
 @click.option("--confirm", is_flag=True, help="Re-run each new best keep with another seed before building on it.")
-@click.option("--seed-flag", help="For --command: the flag that sets the seed (e.g. --seed), for repeats.")
+@click.option("--seed-flag", help="For --command: the flag that sets the seed, for repeats (--seed, or seed: the dashes are added).")
 @click.option("--protect", "protected", multiple=True, metavar="GLOB",
               help="Files hypotheses must not change (the evaluation and metric code); agents are refused them.")
 @click.option("--brev/--no-brev", default=None, help="Brev layout: outputs and caches on the volume (default: detected).")
@@ -148,7 +148,7 @@ def _init_text(c: Campaign, data: dict) -> str:
     lines = [
         f"campaign {c.name}: branches under {c.prefix}/",
         f"  objective: {c.objective.direction} {c.objective.metric_name} ({c.objective.source}, {c.objective.aggregate})",
-        f"  recipe: {_recipe_text(c)}",
+        *recipe_lines(c),
         f"  launcher: {c.launcher['name']}" + (f" (auto: {c.launcher['chosen']})" if c.launcher.get("chosen") else ""),
         "  stop rules:", *(f"    {m}" for m in c.rules.monitors()),
         f"  ledger: {c.ledger}  (untracked)",
@@ -164,11 +164,6 @@ def _init_text(c: Campaign, data: dict) -> str:
     return "\n".join(lines)
 
 
-def _recipe_text(c: Campaign) -> str:
-    r = c.recipe
-    return r.get("path") or shlex.join(r.get("command", []))
-
-
 @main.command()
 @click.option("--dir", "directory", type=click.Path(file_okay=False), help="Where to create the demo repository.")
 @click.option("--experiments", type=int, help="Experiments after the baseline (default: three, then ask).")
@@ -177,7 +172,9 @@ def _recipe_text(c: Campaign) -> str:
               help="A launcher setting, e.g. -L address=http://127.0.0.1:8265 for Ray.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Experiments in flight at once.")
 def demo(directory, experiments, launcher, launcher_options, workers):
-    """Create a tiny NeMo-RL-shaped GRPO project and run a whole campaign on it (about a minute on a laptop)."""
+    """Create a tiny NeMo-RL-shaped GRPO project and run a whole campaign on it (about 8 s on a 2-core machine).
+
+    Without --dir the project is a new folder autoresearch-demo-<date>-<time> in the current directory."""
     from .demo import default_dir
 
     dest = Path(directory).resolve() if directory else default_dir(Path.cwd())
@@ -231,7 +228,8 @@ def new(name, desc, parent, repo, campaign_name):
 @main.command()
 @click.option("--proposer", "proposer_spec", default="catalog", show_default=True,
               help="queue:FILE (directed) | catalog (open-ended, low risk first) | search:SPACE.yaml (Optuna TPE) | "
-                   "agent:\"COMMAND\" (an external coding agent edits the code) | llm[:MODEL] (an OpenAI-compatible endpoint).")
+                   "agent:\"COMMAND\" (an external coding agent edits the code) | llm[:MODEL] (an OpenAI-compatible endpoint) | "
+                   "random (a random knob and value: a yardstick for the others).")
 @click.option("--yes", is_flag=True, help="Confirm the plan non-interactively.")
 @click.option("--continue", "more", type=int, help="Allow N more attempts after a met count rule (the default rule asks).")
 @click.option("--workers", type=int, default=1, show_default=True, help="Experiments in flight at once.")

@@ -72,6 +72,7 @@ class Engine:
         self._in_flight: set[int] = set()  # indexes reserved and not yet recorded (for the stop rules)
         self._active = 0  # worker threads busy with a group and its follow-ups (for --workers)
         self._halt: str | None = None
+        self._said: str | None = None  # the last stop sentence said
         self._memory: Session | None = None
         self._gpus = GpuPool(campaign.options.get("gpus_per_experiment", 0))
         if campaign.options.get("brev"):
@@ -498,7 +499,7 @@ class Engine:
             if plan.hypothesis.failure:
                 result = JobResult(JobState.FAILED, None, plan.hypothesis.failure, 0.0)
             else:
-                self.say(self.status().sentence)
+                self._say_sentence()
                 job = self._launch(plan, worktree)
                 result = job.wait(should_stop=self._watch(plan, job, worktree))
                 if self.progress is not None:
@@ -701,7 +702,14 @@ class Engine:
             self.memory.file("Changed", f"{plan.branch}", f"[{row.index}] {plan.hypothesis.summary()}")
         self.checkpoint("result", self._progress(row))
         self.say(self._progress(row))
-        self.say(self.status().sentence)
+        self._say_sentence()
+
+    def _say_sentence(self) -> None:
+        """The stop sentence, before and after every run; not again when the last one said is the same."""
+        sentence = self.status().sentence
+        if sentence != self._said:
+            self.say(sentence)
+        self._said = sentence
 
     def _simplifies(self, plan: Plan, commit: str) -> bool:
         """Smaller diff than the parent (against the baseline), or a change that removes more than it adds."""

@@ -23,6 +23,7 @@ class Progress:
         default = TTY_EVERY_S if self.tty else float(os.environ.get("AUTORESEARCH_PROGRESS_EVERY_S", PLAIN_EVERY_S))
         self.every_s = every_s if every_s is not None else default
         self._last: dict[str, float] = {}
+        self._shown: dict[str, str] = {}
 
     def due(self, key: str) -> bool:
         return time.time() - self._last.get(key, 0.0) >= self.every_s
@@ -32,8 +33,9 @@ class Progress:
         if self.tty:
             sys.stdout.write("\r\x1b[2K" + text[: 200])
             sys.stdout.flush()
-        else:
+        elif self._shown.get(key) != text:  # a plain line that says nothing new is not printed again
             self.write(text)
+        self._shown[key] = text
 
     def done(self, key: str) -> None:
         """End a run's line on a terminal, so the next output starts clean."""
@@ -48,7 +50,7 @@ def run_line(name: str, elapsed_s: float, step: tuple[int, int] | None, metric: 
     parts = [f"{name}:"]
     if step:
         parts.append(f"step {step[0]}/{step[1]},")
-    parts.append(f"{format_duration(elapsed_s)} elapsed")
+    parts.append(f"{exact_duration(elapsed_s)} elapsed")
     if step and step[0] > 0:
         parts[-1] += ","
         parts.append(f"~{format_duration(elapsed_s / step[0] * (step[1] - step[0]))} left")

@@ -11,7 +11,7 @@ from nrl_autoresearch.progress import Progress, run_line
 
 def test_run_line_estimates_time_left_from_steps():
     assert run_line("[2] lr-up", 65, (13, 40), "val:accuracy 0.612", 3600) == \
-        "[2] lr-up: step 13/40, 1m elapsed, ~2m left, val:accuracy 0.612"
+        "[2] lr-up: step 13/40, 1m5s elapsed, ~2m left, val:accuracy 0.612"
     assert run_line("[1] baseline", 5, None, None, 600) == "[1] baseline: 5s elapsed, limit 10m"
 
 
@@ -21,7 +21,9 @@ def test_plain_updates_are_rate_limited():
     assert progress.due("a")
     progress.show("a", "one")
     assert not progress.due("a") and progress.due("b")
-    assert lines == ["one"]
+    progress.show("a", "one")  # nothing new: not printed again
+    progress.show("a", "two")
+    assert lines == ["one", "two"]
 
 
 def test_progress_lines_appear_during_a_long_run(tmp_path: Path):

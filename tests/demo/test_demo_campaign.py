@@ -22,9 +22,24 @@ def test_demo_runs_a_campaign_with_real_metrics(tmp_path: Path):
     notes = git(dest, "notes", "--ref", "autoresearch", "show", rows[1]["commit"])
     assert '"metric_source": "tensorboard tag validation/accuracy' in notes
     assert out.count("stop condition not yet met") >= 3 and "stop condition met: 3/3 attempted" in out
+    lines = out.splitlines()
+    assert not any(a == b and a.startswith("stop condition") for a, b in zip(lines, lines[1:]))  # never twice in a row
     assert "summary of" in out and "best keep:" in out
     assert (sorted((dest / "session").iterdir())[-1] / "handoff.md").exists()
     assert git(dest, "status", "--porcelain").strip() == ""  # reports and session notes stay untracked
+
+
+def test_the_default_demo_folder_is_ignored_by_the_project_and_timed_alike_in_help_and_readme():
+    root = Path(__file__).resolve().parents[2]
+    from nrl_autoresearch.demo import default_dir
+
+    folder = default_dir(root)
+    assert folder.parent == root and folder.name.startswith("autoresearch-demo-")
+    assert git(root, "check-ignore", "--no-index", f"{folder.name}/run.log").strip() == f"{folder.name}/run.log"
+    help_text = " ".join(cli(root, "demo", "--help", check=True).stdout.split())
+    readme = " ".join((root / "README.md").read_text().split())
+    assert "about 8 s on a 2-core machine" in help_text and "about 8 s on a 2-core machine" in readme
+    assert "autoresearch-demo-<date>-<time>" in help_text and "autoresearch-demo-<date>-<time>" in readme
 
 
 def test_demo_refuses_a_non_empty_folder(tmp_path: Path):

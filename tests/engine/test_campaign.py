@@ -349,3 +349,13 @@ def test_status_counts_rows_and_follows_the_persons_commits_until_the_baseline(r
     assert "your branch main is 1 commit(s) past it" in text and "'autoresearch try NAME --parent main'" in text
     plan = cli(repo, "run", "--yes", "--proposer", "random", "--continue", "1", check=True).stdout
     assert "  rows so far: 3 attempted: 1 keep, 1 discard, 1 crash" in plan
+
+
+def test_init_names_the_recipe_as_the_ledger_does_and_run_help_lists_every_proposer(repo: Path):
+    out = cli(repo, *INIT, "--max-experiments", "2", check=True).stdout
+    assert "  recipe: params.json\n" in out and f"  command: {PY} train.py\n" in out
+    cli(repo, "baseline", check=True)
+    assert ledger_rows(repo)[0]["recipe"] == "params.json"
+    helped = " ".join(cli(repo, "run", "--help", check=True).stdout.split())
+    for proposer in ("queue:FILE", "catalog", "search:SPACE.yaml", "agent:", "llm[:MODEL]", "random"):
+        assert proposer in helped

@@ -6,6 +6,7 @@ import shlex
 
 from ..campaign import Campaign
 from ..ledger import Row, best
+from ..recipes import recipe_from_dict
 from ..stoprules import StopStatus
 from .markdown import reproduce
 
@@ -15,7 +16,7 @@ def plan_text(c: Campaign, *, proposer: str, first: list[str], has_baseline: boo
     lines = [
         f"plan for campaign {c.name}",
         f"  branch prefix: {c.prefix}/",
-        f"  recipe: {c.recipe.get('path') or shlex.join(c.recipe.get('command', []))}",
+        *recipe_lines(c),
         f"  objective: {c.objective.direction} {c.objective.metric_name} (from {c.objective.source}, {c.objective.aggregate})",
         "  stop monitors:", *(f"    {m}" for m in c.rules.monitors()),
         f"  launcher: {c.launcher['name']}" + (f", {workers} experiments at once" if workers > 1 else ""),
@@ -27,6 +28,13 @@ def plan_text(c: Campaign, *, proposer: str, first: list[str], has_baseline: boo
     if first:
         lines += ["  first hypotheses:", *(f"    {i}. {h}" for i, h in enumerate(first, 1))]
     return "\n".join(lines)
+
+
+def recipe_lines(c: Campaign) -> list[str]:
+    """The recipe as the ledger's recipe column names it, and the command when that column names a file."""
+    label = recipe_from_dict(c.recipe).label
+    command = shlex.join(c.recipe.get("command", []))
+    return [f"  recipe: {label}"] + ([f"  command: {command}"] if command and command != label else [])
 
 
 def _noise(c: Campaign) -> str:
