@@ -7,7 +7,6 @@ already exist: a typo or an unknown nested key is an error naming the closest ke
 from __future__ import annotations
 
 import difflib
-import io
 import json
 from collections.abc import Iterable, MutableMapping, MutableSequence
 from pathlib import Path
@@ -111,13 +110,76 @@ def directions(value: Any, steps: int = 3) -> tuple[tuple[str, ...], ...]:
 
 
 def edit_file(path: Path, sets: dict[str, str], *, where: str | None = None) -> None:
-    """Apply every change to the file, or none: all keys are checked before it is written."""
-    fmt = file_format(path)
+    """Apply every change to the file, or none: all keys are checked before it is written. Only the changed
+    values' lines differ afterwards: the file keeps its layout, comments and key order."""
+    where = where or str(path)
     text = path.read_text()
-    doc = _load(fmt, text)
-    for key, value in sets.items():
-        set_path(doc, key, parse_value(value), where=where or str(path))
-    path.write_text(_dump(fmt, doc))
+    changes = {key: parse_value(value) for key, value in sets.items()}
+    path.write_text(_EDITORS[file_format(path)](text, changes, where))
+
+
+def _edit_yaml(text: str, changes: dict[str, Any], where: str) -> str:
+    from .yamledit import edit_text
+
+    def edit(doc: Any) -> None:
+        for key, value in changes.items():
+            set_path(doc, key, value, where=where)
+
+    return edit_text(text, edit)
+
+
+def _edit_toml(text: str, changes: dict[str, Any], where: str) -> str:
+    import tomlkit
+
+    doc = tomlkit.parse(text)
+    for key, value in changes.items():
+        set_path(doc, key, value, where=where)
+    return tomlkit.dumps(doc)
+
+
+def _edit_json(text: str, changes: dict[str, Any], where: str) -> str:
+    """Each value's own characters replaced in the text (located through the parsed structure), nothing else."""
+    for key, value in changes.items():
+        set_path(json.loads(text), key, value, where=where)  # the key must exist
+        start, end = _json_spans(text)[tuple(key.split("."))]
+        text = text[:start] + json.dumps(value, ensure_ascii=False) + text[end:]
+    return text
+
+
+def _json_spans(text: str) -> dict[tuple[str, ...], tuple[int, int]]:
+    """Where every value of a JSON document lies in its text, by path (list items by position)."""
+    decoder = json.JSONDecoder()
+    spans: dict[tuple[str, ...], tuple[int, int]] = {}
+
+    def skip(i: int) -> int:
+        while text[i] in " \t\r\n":
+            i += 1
+        return i
+
+    def value(i: int, path: tuple[str, ...]) -> int:
+        i = skip(i)
+        if text[i] not in "{[":
+            end = decoder.raw_decode(text, i)[1]
+        else:
+            close, end, n = "}" if text[i] == "{" else "]", skip(i + 1), 0
+            while text[end] != close:
+                if close == "}":
+                    key, end = json.decoder.scanstring(text, skip(end) + 1)
+                    end = skip(end) + 1  # the colon
+                else:
+                    key, n = str(n), n + 1
+                end = skip(value(end, (*path, key)))
+                end += text[end] == ","
+                end = skip(end)
+            end += 1
+        spans[path] = (i, end)
+        return end
+
+    value(0, ())
+    return spans
+
+
+_EDITORS = {"yaml": _edit_yaml, "json": _edit_json, "toml": _edit_toml}
 
 
 def check_keys(name: str, text: str, sets: dict[str, str]) -> None:
@@ -148,15 +210,3 @@ def _load(fmt: str, text: str) -> Any:
     import tomlkit
 
     return tomlkit.parse(text)
-
-
-def _dump(fmt: str, doc: Any) -> str:
-    if fmt == "yaml":
-        out = io.StringIO()
-        _yaml().dump(doc, out)
-        return out.getvalue()
-    if fmt == "json":
-        return json.dumps(doc, indent=2) + "\n"
-    import tomlkit
-
-    return tomlkit.dumps(doc)

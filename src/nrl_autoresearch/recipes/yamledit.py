@@ -15,7 +15,7 @@ import itertools
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,15 +191,24 @@ _Representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:ya
 
 def _write(path: Path, merged: dict[str, Any], changes: list[_Change]) -> None:
     original = path.read_text(encoding="utf-8")
+
+    def edit(doc: CommentedMap) -> None:
+        for change in changes:
+            _set_in_document(doc, merged, change.key, change.new)
+
+    _replace_file(path, edit_text(original, edit))
+    _verify(path, original, changes)
+
+
+def edit_text(original: str, edit: Callable[[Any], None]) -> str:
+    """The YAML text with `edit` applied to its round-trip document, where only the lines the edit changed differ
+    from the original: comments, quoting, indentation and long lines stay as written."""
     text = original if original.endswith("\n") else original + "\n"
     rt = _round_trip(text)
     doc = rt.load(text) or CommentedMap()
     baseline = _dump(rt, doc)
-    for change in changes:
-        _set_in_document(doc, merged, change.key, change.new)
-    edited = _dump(rt, doc)
-    _replace_file(path, _carry_over(text, baseline, edited))
-    _verify(path, original, changes)
+    edit(doc)
+    return _carry_over(text, baseline, _dump(rt, doc))
 
 
 def _round_trip(text: str) -> YAML:
