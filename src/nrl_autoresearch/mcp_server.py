@@ -28,7 +28,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from . import api
 from . import campaign as campaigns
@@ -53,9 +53,11 @@ branch <prefix>/<name> run in its own worktree (the person's checkout is never t
 The loop: init_campaign (or create_demo) -> plan -> run_baseline -> try_experiment, or run_loop(confirm=true) after
 the person approved the plan -> status / ledger / report. State the stop sentence after every run. Record follow-up
 instructions with steer; call write_handoff before you stop; after a restart, resume_report then run_loop.
-Every tool takes `repo` (a path in the repository) and optionally `campaign` (default: the active one)."""
+Every tool takes `repo` (a path in the repository; default: the server's working directory) and optionally
+`campaign` (default: the active one)."""
 
-Repo = Annotated[str, Field(description="Path of the git repository (or any folder inside it); absolute is safest.")]
+Repo = Annotated[str, Field(description="Path of the git repository (or any folder inside it); default: the server's "
+                                        "working directory. Absolute is safest.")]
 CampaignName = Annotated[str | None, Field(description="Campaign name; default: the active campaign.")]
 ExperimentName = Annotated[str, Field(description="Experiment name; the branch is <prefix>/<name>.")]
 Parent = Annotated[str, Field(description="What it branches from: baseline, best (the best keep), an experiment or a branch.")]
@@ -72,7 +74,7 @@ Result = dict[str, Any]
 
 # -- creating a campaign -----------------------------------------------------------------------------------------
 def init_campaign(
-    repo: Repo,
+    repo: Repo = ".",
     command: Annotated[str | None, Field(
         description="Any training command, e.g. 'python train.py --epochs 3' (or give recipe).")] = None,
     recipe: Annotated[str | None, Field(
@@ -165,28 +167,28 @@ def _options(options: dict[str, str] | None) -> tuple[str, ...]:
 
 
 # -- reading state -----------------------------------------------------------------------------------------------
-def recipes(repo: Repo) -> Result:
+def recipes(repo: Repo = ".") -> Result:
     """List the checkout's NeMo-RL recipes: algorithm, entrypoint, authoritative metric and direction, nodes x GPUs."""
     return api.recipes_data(_root(repo))
 
 
-def preflight(repo: Repo, campaign: CampaignName = None) -> Result:
+def preflight(repo: Repo = ".", campaign: CampaignName = None) -> Result:
     """Check the campaign can run (recipe, entrypoint, data, environment, launcher, disk, GPUs); `ok` is false
     when a blocking check failed."""
     return api.preflight_data(_engine(repo, campaign))
 
 
-def status(repo: Repo, campaign: CampaignName = None) -> Result:
+def status(repo: Repo = ".", campaign: CampaignName = None) -> Result:
     """Where the campaign stands: attempted rows, time left, latest and best results, and the stop sentence."""
     return api.status_data(_engine(repo, campaign))
 
 
-def ledger(repo: Repo, campaign: CampaignName = None) -> Result:
+def ledger(repo: Repo = ".", campaign: CampaignName = None) -> Result:
     """Every row of the campaign's ledger: branch, commits, metric value, status (keep/discard/crash), log path."""
     return api.ledger_data(_campaign(repo, campaign))
 
 
-def resume_report(repo: Repo, campaign: CampaignName = None) -> Result:
+def resume_report(repo: Repo = ".", campaign: CampaignName = None) -> Result:
     """After a restart, a compaction or a handoff: restate the objective, stop rules, latest result and session
     notes, and list every mismatch between the ledger, the git notes, the branches and the journal. Starts
     nothing; continue with run_loop."""
@@ -196,7 +198,7 @@ def resume_report(repo: Repo, campaign: CampaignName = None) -> Result:
     return data
 
 
-def plan(repo: Repo, proposer: ProposerSpec = "catalog", workers: Workers = 1, more: More = None,
+def plan(repo: Repo = ".", proposer: ProposerSpec = "catalog", workers: Workers = 1, more: More = None,
          campaign: CampaignName = None) -> Result:
     """The plan run_loop would follow (recipe, objective, stop monitors, proposer, first hypotheses), for the
     person to confirm. Creates nothing."""
@@ -207,14 +209,14 @@ def plan(repo: Repo, proposer: ProposerSpec = "catalog", workers: Workers = 1, m
 
 
 # -- running -----------------------------------------------------------------------------------------------------
-async def run_baseline(repo: Repo, campaign: CampaignName = None, *, ctx: Context) -> Result:
+async def run_baseline(repo: Repo = ".", campaign: CampaignName = None, *, ctx: Context) -> Result:
     """Run the unmodified recipe on <prefix>/baseline as row 1: every comparison needs it. Returns when the run
     ended, with its ledger row and the stop sentence; progress notifications carry the engine's lines meanwhile."""
     engine = _engine(repo, campaign)
     return await _experiment(ctx, engine, engine.baseline)
 
 
-def new_experiment(repo: Repo, name: ExperimentName, description: Description = "", parent: Parent = "baseline",
+def new_experiment(name: ExperimentName, repo: Repo = ".", description: Description = "", parent: Parent = "baseline",
                    campaign: CampaignName = None) -> Result:
     """Create the branch <prefix>/NAME and its worktree for hand edits; edit files there, then call
     try_experiment with the returned name to commit and run them."""
@@ -226,8 +228,8 @@ def new_experiment(repo: Repo, name: ExperimentName, description: Description = 
 
 
 async def try_experiment(
-    repo: Repo,
     name: ExperimentName,
+    repo: Repo = ".",
     set: Annotated[dict[str, str] | None, Field(
         description="Dotted-key changes, e.g. {'policy.optimizer.kwargs.lr': '1.0e-2'}; values are YAML text.")] = None,
     patch: Annotated[str | None, Field(description="A diff file to apply, relative to the repository.")] = None,
@@ -248,7 +250,7 @@ async def try_experiment(
 
 
 async def run_loop(
-    repo: Repo,
+    repo: Repo = ".",
     proposer: ProposerSpec = "catalog",
     steps: Annotated[int | None, Field(
         ge=1, description="Run at most N hypotheses in this call (a missing baseline runs first, uncounted); "
@@ -288,15 +290,15 @@ async def run_loop(
 
 
 # -- reporting and session memory --------------------------------------------------------------------------------
-def report(repo: Repo, campaign: CampaignName = None) -> Result:
+def report(repo: Repo = ".", campaign: CampaignName = None) -> Result:
     """Write the campaign report (progress plot, self-contained HTML page, Markdown summary, diffs) and return
     the paths with the Markdown summary's text."""
     written = build_report(_engine(repo, campaign))
     return {**_paths(written), "summary": written["markdown"].read_text()}
 
 
-def steer(repo: Repo, text: Annotated[str, Field(description="The person's follow-up instruction, in their words.")],
-          replace_objective: Annotated[bool, Field(
+def steer(text: Annotated[str, Field(description="The person's follow-up instruction, in their words.")],
+          repo: Repo = ".", replace_objective: Annotated[bool, Field(
               description="True only when the person explicitly replaces the objective.")] = False,
           campaign: CampaignName = None) -> Result:
     """Record a follow-up instruction: additive (the objective stays) unless replace_objective; proposers read it."""
@@ -306,7 +308,7 @@ def steer(repo: Repo, text: Annotated[str, Field(description="The person's follo
     return {"recorded": text, "replace_objective": replace_objective, "objective": objective}
 
 
-def write_handoff(repo: Repo, note: Annotated[str, Field(description="What whoever continues must know.")] = "handoff",
+def write_handoff(repo: Repo = ".", note: Annotated[str, Field(description="What whoever continues must know.")] = "handoff",
                   campaign: CampaignName = None) -> Result:
     """Checkpoint the session notes now and return handoff.md: what whoever continues reads first."""
     engine = _engine(repo, campaign)
@@ -424,10 +426,33 @@ def load_schema(name: str) -> Result:
     return json.loads((SCHEMAS / f"{name}.json").read_text())
 
 
+class _Tool(Tool):
+    """A tool whose bad arguments are refused with one clear message each, not the validator's report."""
+
+    async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
+        try:
+            self.fn_metadata.validate_arguments(arguments)
+        except ValidationError as err:
+            raise ToolError(f"Error executing tool {self.name}: {bad_arguments(err)}") from None
+        return await super().run(arguments, context, convert_result)
+
+
+def bad_arguments(err: ValidationError) -> str:
+    """'bad workers 0: input should be greater than or equal to 1; missing name: give it' from a validation error."""
+    found = []
+    for e in err.errors():
+        where = ".".join(str(part) for part in e["loc"])
+        if e["type"] == "missing":
+            found.append(f"missing {where}: give it")
+        else:
+            found.append(f"bad {where} {json.dumps(e.get('input'), default=str)}: {e['msg'][:1].lower()}{e['msg'][1:]}")
+    return "; ".join(found)
+
+
 def _tool(fn: Callable[..., Any]) -> Tool:
     """A tool whose result is structured JSON, described by its schema file when it has one."""
     hints = ToolAnnotations(read_only_hint=True) if fn.__name__ in READ_ONLY else None
-    tool = Tool.from_function(_refusing(fn), annotations=hints, structured_output=True)
+    tool = _Tool.from_function(_refusing(fn), annotations=hints, structured_output=True)
     if fn.__name__ in OUTPUT_SCHEMAS:
         tool.fn_metadata.output_schema = load_schema(OUTPUT_SCHEMAS[fn.__name__])
     return tool

@@ -66,9 +66,11 @@ def test_tools_are_listed_with_descriptions_and_schemas(tmp_path: Path):
         for tool in tools.values():
             assert tool.description and tool.input_schema["type"] == "object", tool.name
             assert tool.output_schema["type"] == "object", tool.name
-            if tool.name not in ("create_demo", "recipes"):
-                assert "repo" in tool.input_schema["required"] and ("campaign" in tool.input_schema["properties"]
-                                                                    or tool.name == "init_campaign"), tool.name
+            if tool.name != "create_demo":  # repo defaults to the server's working directory
+                assert "repo" not in tool.input_schema.get("required", []), tool.name
+                assert tool.input_schema["properties"]["repo"]["default"] == ".", tool.name
+            if tool.name not in ("create_demo", "recipes", "init_campaign"):
+                assert "campaign" in tool.input_schema["properties"], tool.name
         assert tools["status"].output_schema == mcp_server.load_schema("status")
         assert tools["status"].annotations.read_only_hint and not tools["run_loop"].annotations
         changes = tools["try_experiment"].input_schema["properties"]["set"]["anyOf"][0]
@@ -173,3 +175,19 @@ def test_a_cancelled_run_is_ended_and_recorded(tmp_path: Path):
         assert latest["status"] == "crash" and "cancelled by the MCP client" in latest["description"]
 
     session(tmp_path, test)
+
+
+def test_repo_defaults_to_the_servers_folder_and_bad_arguments_get_one_clear_message_each(tmp_path: Path):
+    repo = score_repo(tmp_path)
+
+    async def test(client: ClientSession) -> None:
+        await ok(client, "init_campaign", command=f"{PY} train.py", metric="val_score", maximize=True,
+                 params_file="params.json", campaign="here")
+        assert (await ok(client, "status"))["campaign"] == "here"
+        message = await refused(client, "run_loop", workers=0, steps="many")
+        assert message.endswith('bad steps "many": input should be a valid integer, unable to parse string as an integer; '
+                                "bad workers 0: input should be greater than or equal to 1")
+        assert "validation error" not in message and "pydantic" not in message
+        assert (await refused(client, "try_experiment")).endswith("missing name: give it")
+
+    session(repo, test)
