@@ -32,6 +32,18 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: needs {what}")
 
 
+# The fixture of each service, and the marker of the tests that use it.
+SERVICE_MARKERS = {"slurm_cluster": "slurm", "ray_cluster": "ray", "chromium": "chromium"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test using a service carries its marker, so that `-m 'not slurm'` leaves out all that need Slurm."""
+    for item in items:
+        for fixture, marker in SERVICE_MARKERS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
+
+
 # The services started so far, by fixture name.
 _started: dict[str, SlurmCluster | RayCluster] = {}
 _failed = pytest.StashKey[bool]()

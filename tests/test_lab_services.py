@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -82,3 +83,26 @@ def test_chromium_headless_screenshot(chromium: str, tmp_path: Path):
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n", res.stdout
     assert struct.unpack(">II", data[16:24]) == (640, 480)   # IHDR width, height
+
+
+def test_the_missing_system_packages_are_named_with_the_tests_that_need_them(tmp_path: Path):
+    (tmp_path / "sbatch").write_text("#!/bin/sh\n")
+    (tmp_path / "sbatch").chmod(0o755)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "lab" / "packages.sh"
+    proc = subprocess.run(["/bin/bash", str(script)], env={"PATH": str(tmp_path)}, capture_output=True, text=True,
+                          check=True)
+    assert proc.stdout.splitlines() == ["slurm slurmctld", "slurm slurmd", "slurm munge", "chromium chromium"]
+
+
+def test_every_test_using_a_service_is_marked_with_it():
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m",
+                           "not slurm and not ray and not chromium", "tests/launchers", "tests/report",
+                           "tests/test_lab_services.py", "tests/engine/test_parallel.py"],
+                          cwd=root, capture_output=True, text=True)
+    kept = proc.stdout
+    assert "test_no_gpu_mask_without_gpus_and_a_clear_error_when_gpus_are_asked_for" in kept
+    assert "test_every_test_using_a_service_is_marked_with_it" in kept
+    for needs_a_service in ("test_chromium_renders_and_sorts_the_page", "test_sbatch_final_state_in_scontrol_and_sacct",
+                            "test_ray_jobs_api_round_trip", "test_slurm", "test_ray.py"):
+        assert needs_a_service not in kept, needs_a_service

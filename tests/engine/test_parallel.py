@@ -32,7 +32,8 @@ def test_no_gpu_mask_without_gpus_and_a_clear_error_when_gpus_are_asked_for(tmp_
         "--max-experiments", "2", check=True)
     cli(repo, "baseline", check=True)
     assert "mask None" in (repo / "reports/auto_research/g/baseline/run.log").read_text()
+    no_gpu = {"CUDA_VISIBLE_DEVICES": ""}  # the same on a machine with GPUs; local: no Slurm needed either
     cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--campaign", "g2",
-        "--gpus-per-experiment", "1", check=True)
-    proc = cli(repo, "run", "--yes", "--campaign", "g2")
+        "--gpus-per-experiment", "1", "--launcher", "local", env=no_gpu, check=True)
+    proc = cli(repo, "run", "--yes", "--campaign", "g2", env=no_gpu)
     assert proc.returncode == 2 and "GPUs" in proc.stderr
