@@ -125,7 +125,7 @@ def init_campaign(
     confirm: Annotated[bool, Field(
         description="Re-run each new best keep with another seed before building on it.")] = False,
     seed_flag: Annotated[str | None, Field(
-        description="For a command: the flag that sets the seed (e.g. --seed), for repeats.")] = None,
+        description="For a command: the flag that sets the seed, for repeats (--seed, or seed: dashes added).")] = None,
     seed_base: Annotated[int, Field(
         description="Run k >= 2 of a configuration uses seed BASE + k - 1.")] = api.CampaignRequest.seed_base,
     protected: Annotated[list[str] | None, Field(
