@@ -246,8 +246,10 @@ def base_data(engine: Engine) -> dict:
     """The commit experiments start from and how many commits the person's branch has made past it: before the
     baseline the campaign follows those commits, afterwards they are built on with `try --parent BRANCH`."""
     git, base = engine.ws.git, engine.c.base_commit
+    if not engine.baseline_rows():
+        return {"commit": git.rev("HEAD") or base, "commits_past": 0, "follows_your_commits": True}
     ahead = int(git.run("rev-list", "--count", f"{base}..HEAD", check=False).strip() or 0)
-    return {"commit": base, "commits_past": ahead, "follows_your_commits": not engine.baseline_rows()}
+    return {"commit": base, "commits_past": ahead, "follows_your_commits": False}
 
 
 def ledger_data(c: Campaign) -> dict:

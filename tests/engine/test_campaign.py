@@ -334,6 +334,8 @@ def test_status_counts_rows_and_follows_the_persons_commits_until_the_baseline(r
     # a knob committed after init but before the baseline is known to the campaign
     (repo / "params.json").write_text('{"lr": 0.01, "sleep": 0, "warmup": 2}\n')
     git(repo, "commit", "-qam", "add warmup")
+    moved = json.loads(cli(repo, "status", "--json", check=True).stdout)["base"]
+    assert moved == {"commit": git(repo, "rev-parse", "HEAD").strip(), "commits_past": 0, "follows_your_commits": True}
     out = cli(repo, "baseline", check=True).stdout
     assert "your branch moved since init: the campaign now starts from your current commit" in out
     cli(repo, "try", "warm", "--set", "warmup=4", check=True)

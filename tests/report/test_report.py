@@ -119,7 +119,7 @@ def test_diffs_are_written_against_the_parent_and_redacted(built):
     assert sorted(p.name for p in diffs.iterdir()) == sorted(
         ["1-baseline.diff", "2-broken.diff", "3-good.diff", "4-worse.diff", "5-tuned.diff", "6-baseline.diff"])
     tuned = (diffs / "5-tuned.diff").read_text()
-    assert ' "lr": 0.1,\n-  "note": "none"\n+  "note": "***"' in tuned  # on top of good, not the baseline
+    assert '-{"lr": 0.1, "note": "none"}\n+{"lr": 0.1, "note": "***"}' in tuned  # on top of good, not the baseline
     assert TOKEN not in tuned
     assert "oops" in (diffs / "2-broken.diff").read_text()
 
