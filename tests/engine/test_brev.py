@@ -14,6 +14,7 @@ import hashlib, json, os
 for name in ("HF_HOME", "TMPDIR", "WANDB_DIR", "RAY_TMPDIR"):
     print(name, os.environ.get(name))
 print("key digest", hashlib.sha256(os.environ.get("WANDB_API_KEY", "").encode()).hexdigest()[:12])
+print("key itself", os.environ.get("WANDB_API_KEY"))
 print("score:", json.load(open("p.json"))["x"])
 '''
 SECRET = "wandb-brev-secret-123456"
@@ -40,8 +41,9 @@ def test_brev_layout_env_file_and_paths(tmp_path: Path):
     log = (exp / "run.log").read_text()
     assert f"HF_HOME {root / 'cache' / 'huggingface'}" in log and f"TMPDIR {exp / 'tmp'}" in log
     assert hashlib.sha256(SECRET.encode()).hexdigest()[:12] in log  # the run got the key from .env
+    assert "key itself ***" in log  # the .env's value, printed by the run, is masked in the log we write
     written = [p for p in [*(repo / "reports").rglob("*"), *(repo / "session").rglob("*"), *volume.rglob("*")]
-               if p.is_file() and p.name != "run.log"]
+               if p.is_file()]
     for path in written:
         assert SECRET not in path.read_text(errors="replace"), path
     assert not (repo / "reports" / "auto_research" / "b" / "baseline").exists()  # nothing bulky in the checkout
