@@ -1,6 +1,6 @@
 """A local run's output copied into its `run.log` with the known secret values masked.
 
-`python -m nrl_autoresearch.logmask LOG` runs beside the training process (in its own session, not inside
+`python -S logmask.py LOG` runs beside the training process (in its own session, not inside
 the engine), so the log keeps growing while an engine is killed and restarted, and ends when the run's
 output does. Whole lines are written as they come (a carriage return ends a line too, for progress bars).
 """
@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import sys
 
-from .redact import MASK, secret_values
+if __package__:
+    from .redact import MASK, secret_values
+else:  # run as a script (python -S logmask.py LOG): its folder, the package's, comes first on the path
+    from redact import MASK, secret_values
 
 CHUNK = 1 << 16
 

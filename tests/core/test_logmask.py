@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
+
+from nrl_autoresearch.launchers.local import MASKER
 
 SECRET = "tok-0123456789abcdef"
 
@@ -14,8 +15,7 @@ SECRET = "tok-0123456789abcdef"
 def test_a_secret_split_across_writes_and_inside_a_huge_line_is_masked(tmp_path: Path):
     log = tmp_path / "run.log"
     env = {**os.environ, "MY_API_TOKEN": SECRET}
-    masker = subprocess.Popen([sys.executable, "-m", "nrl_autoresearch.logmask", str(log)], stdin=subprocess.PIPE,
-                              env=env)
+    masker = subprocess.Popen([*MASKER, str(log)], stdin=subprocess.PIPE, env=env)  # as the local launcher starts it
     huge = "x" * (64 * 1024 - 7) + SECRET + "y" * 100_000
     for piece in ("step 1 token=tok-0123", "456789abcdef ok\n", "progress 50%\r", huge, "\nlast line"):
         masker.stdin.write(piece.encode())

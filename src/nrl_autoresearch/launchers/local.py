@@ -23,6 +23,8 @@ from ..stoprules import exact_duration
 from .base import Job, JobResult, JobState, Launcher, RunSpec, wait_loop
 
 GRACE_S = 10.0
+# The log's masker needs only the standard library: started without site-packages, it is ready at once.
+MASKER = [sys.executable, "-S", str(Path(__file__).resolve().parents[1] / "logmask.py")]
 
 
 class LocalJob(Job):
@@ -213,8 +215,8 @@ class LocalLauncher(Launcher):
         if spec.gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, spec.gpus))
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        masker = subprocess.Popen([sys.executable, "-m", "nrl_autoresearch.logmask", str(spec.log_path)], env=env,
-                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True)
+        masker = subprocess.Popen([*MASKER, str(spec.log_path)], env=env, stdin=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, start_new_session=True)
         with masker.stdin as log:
             proc = subprocess.Popen(
                 expand_secrets(spec.argv, env), cwd=spec.cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
