@@ -61,5 +61,5 @@ class Outcome:
         if self.value is None:
             return "no metric found"
         if not math.isfinite(self.value):
-            return f"metric is {self.value} (diverged)"
+            return f"metric is {self.value}, not a finite number (diverged or overflowed)"
         return None

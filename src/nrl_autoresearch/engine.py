@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import brev, stoprules, triage
 from .gpus import GpuPool
-from .campaign import RESERVED, Campaign
+from .campaign import CENSUS, RESERVED, Campaign
 from .errors import StopConditionMet, UsageError
 from .git import Snapshot
 from .hypothesis import Hypothesis
@@ -28,7 +28,7 @@ from .judge import Z_DEFAULT, Reference, Spread, Verdict, judge, pooled_spread, 
 from .launchers import make_launcher
 from .launchers.base import Job, JobResult, JobState, RunSpec
 from .ledger import Ledger, Notes, Row, best
-from .metrics.base import RunOutputs, aggregate
+from .metrics.base import Census, RunOutputs, aggregate
 from .recipes import recipe_from_dict
 from .recipes.base import Check
 from . import checks, recovery, smoke
@@ -159,7 +159,7 @@ class Engine:
     def _watch(self, plan: Plan, job: Job, worktree: Path | None):
         """Polled while a run is in flight: Ctrl-C, `autoresearch stop`, live progress, the 30-minute checkpoint."""
         started = time.time()
-        outputs = RunOutputs(job.log_path, self.c.run_dir(plan.run), worktree or self.c.run_dir(plan.run), started)
+        outputs = self.outputs(plan, job.log_path, worktree)
 
         def check() -> str | None:
             if self._halt:
@@ -534,6 +534,8 @@ class Engine:
     def _launch(self, plan: Plan, worktree: Path) -> Job:
         run_dir = self.c.run_dir(plan.run)
         run_dir.mkdir(parents=True, exist_ok=True)
+        _set_aside(run_dir / "run.log")
+        Census.take(run_dir, worktree).save(self._census_path(plan))
         limit = stoprules.run_limit(self.c.rules, now=time.time())
         launch = self.recipe.launch(worktree, run_dir, limit)
         argv = launch.argv + (self.recipe.seed_args(worktree, plan.seed) if plan.seed is not None else [])
@@ -552,15 +554,23 @@ class Engine:
         return job
 
     def _measure(self, plan: Plan, commit: str, job: Job | None, result: JobResult, worktree: Path | None) -> Outcome:
-        run_dir = self.c.run_dir(plan.run)
-        log_path = job.log_path if job else run_dir / "run.log"
-        outputs = RunOutputs(log_path, run_dir, worktree or run_dir, time.time() - result.run_s)
+        log_path = job.log_path if job else self.c.run_dir(plan.run) / "run.log"
+        outputs = self.outputs(plan, log_path, worktree)
         reading = self.source.read(outputs)
         value = aggregate(reading.points, self.c.objective.aggregate, maximize=self.c.objective.maximize) if reading else None
         return Outcome(plan, commit, result, job.job_id if job else "none", job.command if job else "", log_path,
                        value, self.source.memory_gb(outputs) or result.peak_memory_gb,
                        reading.source if reading else f"nothing found by {self.source}",
-                       self.source.failure(outputs), self.source.ending(outputs), worktree)
+                       (reading.problem if reading else None) or self.source.failure(outputs),
+                       self.source.ending(outputs), worktree)
+
+    def outputs(self, plan: Plan, log_path: Path, worktree: Path | None) -> RunOutputs:
+        """What a run may read: its log, and the files under its folders that the census at launch did not hold."""
+        run_dir = self.c.run_dir(plan.run)
+        return RunOutputs(log_path, run_dir, worktree or run_dir, Census.load(self._census_path(plan)))
+
+    def _census_path(self, plan: Plan) -> Path:
+        return self.c.dir / CENSUS / f"{plan.run}.json"
 
     def _record_group(self, outcomes: list[Outcome]) -> list[Row]:
         """One verdict for the group's valid runs (with the configuration's earlier runs, as a confirmation
@@ -663,8 +673,7 @@ class Engine:
         for o in outcomes:
             if o.log_path is None or not o.log_path.exists():
                 continue
-            run_dir = self.c.run_dir(o.plan.run)
-            outputs = RunOutputs(o.log_path, run_dir, o.worktree or run_dir, time.time() - o.result.run_s - 1)
+            outputs = self.outputs(o.plan, o.log_path, o.worktree)
             found = triage.diagnose(outputs, max_new_tokens=self.recipe.max_new_tokens(o.worktree or self.c.repo))
             if not found:
                 continue
@@ -734,6 +743,12 @@ class Engine:
 
     def recover(self) -> list[str]:
         return recovery.recover(self)
+
+
+def _set_aside(log: Path) -> None:
+    """Every run starts a fresh log; one already there (planted, or left by an earlier campaign) is kept aside."""
+    if log.exists():
+        log.rename(log.with_name(f"{log.name}.before-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**6}"))
 
 
 def _seed_key(seed: int | None) -> str:

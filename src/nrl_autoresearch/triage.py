@@ -15,8 +15,7 @@ import statistics
 from dataclasses import dataclass
 
 from .metrics.base import Point, RunOutputs
-from .metrics.tensorboard import EVENT_FILE
-from .metrics.tfevents import read_scalars
+from .metrics.tensorboard import run_scalars
 
 AREAS = {
     "stability": "batch/sequence/precision",
@@ -79,8 +78,8 @@ def trivial_crash(log_tail: str) -> bool:
 
 def _scalars(run: RunOutputs) -> dict[str, list[Point]]:
     found: dict[str, list[Point]] = {}
-    for path in run.files(EVENT_FILE):
-        for tag, points in read_scalars(path).items():
+    for _, scalars in run_scalars(run):
+        for tag, points in scalars.items():
             found.setdefault(tag, []).extend(points)
     return found
 

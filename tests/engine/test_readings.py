@@ -1,0 +1,92 @@
+"""Every ledger value is the run's own: real runs that write TensorBoard and JSON-lines files, repeats that finish
+within a second of each other, stale files committed in the repository, a planted log, values that are no number."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import PY, cli, git, ledger_rows, make_repo
+
+# Writes its score to TensorBoard (tensorboardX, as CleanRL-style scripts do) in its working directory: the
+# seed decides the value, so each repeat has its own.
+TB_TRAIN = '''\
+import argparse, json
+from tensorboardX import SummaryWriter
+p = argparse.ArgumentParser(); p.add_argument("--seed", type=int, default=1)
+seed = p.parse_args().seed
+cfg = json.load(open("params.json"))
+w = SummaryWriter("runs")
+w.add_scalar("val/score", cfg["lr"] + seed / 10000, 1)
+w.close()
+'''
+
+INIT = ["init", "--command", f"{PY} train.py", "--metric", "val/score", "--maximize", "--params-file", "params.json",
+        "--campaign", "project", "--max-experiments", "20"]
+
+
+def test_back_to_back_repeats_each_read_their_own_event_file(tmp_path: Path):
+    repo = make_repo(tmp_path / "p", {"train.py": TB_TRAIN, "params.json": '{"lr": 0.5}\n'})
+    cli(repo, *INIT, "--metric-source", "tensorboard:val/score", "--seed-flag", "--seed", "--baseline-repeats", "3",
+        check=True)
+    cli(repo, "baseline", check=True)
+    values = [r["metric_value"] for r in ledger_rows(repo)]
+    assert values == pytest.approx([0.5001, 0.5 + 1001 / 10000, 0.5 + 1002 / 10000])
+
+
+def test_files_committed_in_the_repository_are_not_the_run_s_metric(tmp_path: Path):
+    """A committed event file and history.jsonl get a fresh time at checkout; a run that prints nothing is a crash."""
+    old = tmp_path / "old"
+    from tensorboardX import SummaryWriter
+
+    writer = SummaryWriter(str(old))
+    writer.add_scalar("val/score", 0.001, 1)
+    writer.close()
+    event = next(old.iterdir())
+    files = {"train.py": "print('training, but no metric')\n", "params.json": '{"lr": 0.5}\n',
+             "history.jsonl": '{"val/score": 0.001}\n'}
+    repo = make_repo(tmp_path / "p", files)
+    (repo / "runs").mkdir()
+    (repo / "runs" / event.name).write_bytes(event.read_bytes())
+    git(repo, "add", "runs")
+    git(repo, "commit", "-qm", "old outputs")
+    for source in ("tensorboard:val/score", "jsonl:val/score"):
+        cli(repo, *INIT, "--campaign", source.split(":")[0], "--metric-source", source, check=True)
+        cli(repo, "baseline", "--campaign", source.split(":")[0])
+    rows = _all_rows(repo)
+    assert [r["status"] for r in rows] == ["crash", "crash"]
+    assert all("no val/score found" in r["description"] for r in rows)
+
+
+def _all_rows(repo: Path) -> list[dict]:
+    lines = (repo / "reports/auto_research_results.tsv").read_text().splitlines()
+    header = lines[0].split("\t")
+    return [dict(zip(header, line.split("\t"))) for line in lines[1:]]
+
+
+def test_a_planted_log_is_set_aside_and_the_run_writes_a_fresh_one(tmp_path: Path):
+    train = "print('val_score: 0.5')\n"
+    repo = make_repo(tmp_path / "p", {"train.py": train, "params.json": '{"lr": 0.5}\n'})
+    cli(repo, *INIT, "--metric", "val_score", "--metric-source", "line:val_score", check=True)
+    planted = repo / "reports/auto_research/project/baseline/run.log"
+    planted.parent.mkdir(parents=True)
+    planted.write_text("val_score: 9.99\n")
+    cli(repo, "baseline", check=True)
+    (row,) = ledger_rows(repo)
+    assert row["metric_value"] == pytest.approx(0.5)
+    assert planted.read_text() == "val_score: 0.5\n"
+    (aside,) = planted.parent.glob("run.log.before-*")
+    assert aside.read_text() == "val_score: 9.99\n"
+
+
+@pytest.mark.parametrize("value, reason", [("true", "is true at line 1"), ("1e400", "inf, not a finite number")])
+def test_a_value_that_is_no_number_is_a_crash_row_and_the_campaign_goes_on(tmp_path: Path, value: str, reason: str):
+    train = ('import json\ncfg = json.load(open("params.json"))\n'
+             'print(json.dumps({"acc": cfg["acc"]}) if "acc" in cfg else \'{"acc": %s}\')\n' % value)
+    repo = make_repo(tmp_path / "p", {"train.py": train, "params.json": '{"lr": 0.5}\n'})
+    cli(repo, *INIT, "--metric", "acc", "--metric-source", "jsonl:acc", check=True)
+    cli(repo, "baseline", check=True)
+    (row,) = ledger_rows(repo)
+    assert row["status"] == "crash" and reason in row["description"], row["description"]
+    assert cli(repo, "status").returncode == 0
