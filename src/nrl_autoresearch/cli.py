@@ -11,7 +11,8 @@
 Each experiment runs in its own git worktree (your working tree, index and branch are never touched), gets
 one row in an untracked TSV (reports/auto_research_results.tsv) mirrored in git notes, and is judged keep,
 discard or crash by rule. The stop sentence is printed before and after every run.
-Exit status: 0 done, 2 bad input (nothing created), 3 a stop condition is already met.
+Exit status: 0 done, 2 bad input (nothing created), 3 a stop condition is already met,
+4 the baseline has no valid result (the diagnosis says what to do).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from . import api
 from . import campaign as campaigns
 from .campaign import Campaign
 from .engine import Engine
-from .errors import StopConditionMet, UsageError
+from .errors import BaselineCrashed, StopConditionMet, UsageError
 from .git import Git, repo_root
 from .hypothesis import Hypothesis, parse_sets, validated
 from .launchers import CHOICES, LAUNCHERS
@@ -50,6 +51,9 @@ class _Group(click.Group):
         except StopConditionMet as err:
             click.echo(str(err))
             ctx.exit(3)
+        except BaselineCrashed as err:
+            click.echo(f"autoresearch: {err}", err=True)
+            ctx.exit(4)
         except KeyboardInterrupt:
             click.echo("autoresearch: interrupted: the running experiment was ended and recorded", err=True)
             ctx.exit(130)

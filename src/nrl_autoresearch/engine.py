@@ -20,7 +20,7 @@ from pathlib import Path
 from . import brev, stoprules, triage
 from .gpus import GpuPool
 from .campaign import CENSUS, RESERVED, Campaign
-from .errors import StopConditionMet, UsageError
+from .errors import BaselineCrashed, StopConditionMet, UsageError
 from .git import Snapshot
 from .hypothesis import Hypothesis
 from .journal import Journal
@@ -96,6 +96,32 @@ class Engine:
 
     def baseline_rows(self) -> list[Row]:
         return [r for r in self.rows() if r.branch == self.ws.branch(BASELINE)]
+
+    def valid_baseline(self) -> list[Row]:
+        """The baseline's runs with a result: the reference every comparison needs (a crash is no reference)."""
+        return [r for r in self.baseline_rows() if r.status != "crash" and valid(r.metric_value)]
+
+    def require_valid_baseline(self) -> None:
+        """Refuse (exit 2) what needs a reference while there is none."""
+        if self.valid_baseline():
+            return
+        if not self.baseline_rows():
+            raise UsageError("no baseline yet: run 'autoresearch baseline' first (every comparison needs it)")
+        raise UsageError(self.baseline_diagnosis())
+
+    def baseline_diagnosis(self) -> str:
+        """Why the baseline has no result, what probably caused it, and what to do."""
+        last = self.baseline_rows()[-1]
+        tail = _tail(self.c.repo / last.log_path, 12).splitlines()
+        cause, fix = triage.likely_cause(last.description, tail, str(self.source))
+        return "\n".join([
+            f"the baseline has no valid {self.c.objective.metric_name}, so nothing can be compared and no experiment runs",
+            f"  row {last.index}: {last.description}",
+            f"  likely cause: {cause}",
+            f"  last lines of {last.log_path}:", *(f"    {line}" for line in tail or ["(empty)"]),
+            f"  what to do: {fix}; then 'autoresearch baseline' reruns it as a follow-up commit on "
+            f"{self.ws.branch(BASELINE)}, in a row of its own",
+        ])
 
     def status(self) -> stoprules.StopStatus:
         top = self.best_row()
@@ -186,18 +212,29 @@ class Engine:
     def baseline(self) -> Row:
         """Record the unmodified recipe as the reference, on <prefix>/baseline."""
         self.recover()
-        existing = self.baseline_rows()
+        existing = self.valid_baseline()
         if existing:
             raise UsageError(f"the baseline is already recorded as row {existing[0].index} of {self.c.ledger}: "
                              "run experiments with 'autoresearch try' or 'autoresearch run'")
         self._check_preflight()
-        return self._supervise(self._plan(self._baseline_hypothesis()))[0]
+        rows = self._supervise(self._baseline_plans())
+        if not self.valid_baseline():
+            raise BaselineCrashed(self.baseline_diagnosis())
+        return rows[0]
+
+    def _baseline_plans(self) -> list[Plan]:
+        """The baseline's runs; after a crashed baseline, a justified rerun on a follow-up commit."""
+        crashed = self.baseline_rows()
+        if not crashed:
+            return self._plan(self._baseline_hypothesis())
+        why = f"after crash [{crashed[-1].index}]"
+        self.ws.follow_up_baseline(self.c.base_commit, why)
+        return self._plan(self._baseline_hypothesis(), role=f"rerun {why}")
 
     def try_(self, hypothesis: Hypothesis) -> Row:
         """One experiment: branch, change, commit, run, record."""
         self.recover()
-        if not self.baseline_rows():
-            raise UsageError("no baseline yet: run 'autoresearch baseline' first (every comparison needs it)")
+        self.require_valid_baseline()
         prepared = self._prepared(hypothesis.name)
         if prepared:
             hypothesis = replace(hypothesis, parent=prepared["parent"],
@@ -206,8 +243,7 @@ class Engine:
 
     def prepare(self, name: str, description: str, parent: str) -> Path:
         """Create an experiment branch and worktree for hand edits; `try NAME` later commits and runs them."""
-        if not self.baseline_rows():
-            raise UsageError("no baseline yet: run 'autoresearch baseline' first")
+        self.require_valid_baseline()
         parent_commit, _ = self._parent(parent)
         if self.ws.commit_of(self.ws.branch(name)) is None:
             name = self.ws.reserve_name(name, self._taken_names())
@@ -224,6 +260,10 @@ class Engine:
             self._check_may_launch()
             self._check_preflight()
             self._supervise(self._plan(self._baseline_hypothesis()))
+            if not self.valid_baseline():
+                self.checkpoint("handoff", "the baseline has no valid result: the loop stopped before any experiment")
+                raise BaselineCrashed(self.baseline_diagnosis())
+        self.require_valid_baseline()
         launched = 0
         threads: list[threading.Event] = []
         try:
@@ -310,15 +350,16 @@ class Engine:
             repeats = hypothesis.repeats or self.c.options.get("repeats", 1)
             first = self.next_index()
             done = self._runs_of_branch(self.ws.branch(name)) if name == BASELINE or role else 0
+            seeded = 0 if name == BASELINE else done  # a baseline rerun uses the crashed runs' seeds again
             count = self._room(repeats)
-            if count > 1 or done:
+            if count > 1 or seeded:
                 self._require_seeds()
             group = tuple(range(first, first + count))
             plans = []
             for k, index in enumerate(group):
                 run_number = done + k + 1
                 run = name if run_number == 1 else f"{name}-r{run_number}"
-                seed = hypothesis.seed if run_number == 1 else self.seed_base() + run_number - 1
+                seed = hypothesis.seed if seeded + k == 0 else self.seed_base() + seeded + k
                 label = role or (f"repeat {k + 1}/{count}" if count > 1 else "")
                 plan = Plan(index, name, run, self.ws.branch(name), hypothesis.parent, parent_commit, reference,
                             hypothesis, effective, seed, group, label)
@@ -361,8 +402,8 @@ class Engine:
         return commit, self._reference(parent, commit) or self._baseline_reference()
 
     def _baseline_reference(self) -> Reference | None:
-        rows = self.baseline_rows()
-        return self._reference(BASELINE, rows[0].commit) if rows else None
+        rows = self.valid_baseline()
+        return self._reference(BASELINE, rows[-1].commit) if rows else None
 
     def _reference(self, label: str, commit: str) -> Reference | None:
         runs = self._runs_of(commit)

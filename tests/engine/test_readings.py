@@ -80,13 +80,43 @@ def test_a_planted_log_is_set_aside_and_the_run_writes_a_fresh_one(tmp_path: Pat
     assert aside.read_text() == "val_score: 9.99\n"
 
 
-@pytest.mark.parametrize("value, reason", [("true", "is true at line 1"), ("1e400", "inf, not a finite number")])
+@pytest.mark.parametrize("value, reason", [("true", "is true at line 1 of run.log"), ("1e400", "inf, not a finite number")])
 def test_a_value_that_is_no_number_is_a_crash_row_and_the_campaign_goes_on(tmp_path: Path, value: str, reason: str):
     train = ('import json\ncfg = json.load(open("params.json"))\n'
-             'print(json.dumps({"acc": cfg["acc"]}) if "acc" in cfg else \'{"acc": %s}\')\n' % value)
+             'print(\'{"acc": %s}\' % (cfg["lr"] if cfg["lr"] != 0.1 else "VALUE"))\n').replace("VALUE", value)
     repo = make_repo(tmp_path / "p", {"train.py": train, "params.json": '{"lr": 0.5}\n'})
     cli(repo, *INIT, "--metric", "acc", "--metric-source", "jsonl:acc", check=True)
     cli(repo, "baseline", check=True)
-    (row,) = ledger_rows(repo)
-    assert row["status"] == "crash" and reason in row["description"], row["description"]
-    assert cli(repo, "status").returncode == 0
+    cli(repo, "try", "bad", "--set", "lr=0.1", check=True)
+    cli(repo, "try", "good", "--set", "lr=0.7", check=True)
+    rows = ledger_rows(repo)
+    assert [r["status"] for r in rows] == ["keep", "crash", "keep"]
+    assert reason in rows[1]["description"], rows[1]["description"]
+
+
+def test_a_crashed_baseline_is_no_reference_until_a_rerun_has_a_result(tmp_path: Path):
+    broken = "import json\nprint('training', json.load(open('params.json')))\nraise SystemExit('data/train.csv missing')\n"
+    repo = make_repo(tmp_path / "p", {"train.py": broken, "params.json": '{"lr": 0.5}\n'})
+    cli(repo, *INIT, "--metric", "val_score", "--metric-source", "line:val_score", check=True)
+    run = cli(repo, "run", "--yes", "--proposer", "catalog")
+    assert run.returncode == 4, run.stderr
+    assert "the baseline has no valid val_score" in run.stderr and "data/train.csv missing" in run.stderr
+    assert "autoresearch baseline' reruns it" in run.stderr
+    assert [r["status"] for r in ledger_rows(repo)] == ["crash"]  # the loop ran nothing after it
+    tried = cli(repo, "try", "lr-up", "--set", "lr=0.7")
+    assert tried.returncode == 2 and "the baseline has no valid val_score" in tried.stderr
+    # the person fixes the script on their branch; the rerun is a follow-up commit carrying it, in a row of its own
+    (repo / "train.py").write_text("print('val_score: 0.5')\n")
+    git(repo, "commit", "-qam", "fix the data path")
+    cli(repo, "baseline", check=True)
+    rows = ledger_rows(repo)
+    assert [r["status"] for r in rows] == ["crash", "keep"]
+    assert rows[1]["branch"] == rows[0]["branch"] and rows[1]["commit"] != rows[0]["commit"]
+    assert "rerun after crash [1]" in rows[1]["description"]
+    message = git(repo, "log", "-1", "--format=%s", rows[1]["commit"])
+    assert message.startswith("baseline: rerun after crash [1], with ")
+    assert git(repo, "show", f"{rows[1]['commit']}:train.py") == "print('val_score: 0.5')\n"
+    cli(repo, "try", "lr-up", "--set", "lr=0.7", check=True)
+    assert "vs baseline 0.5" in ledger_rows(repo)[2]["description"]
+    again = cli(repo, "baseline")
+    assert again.returncode == 2 and "already recorded as row 2" in again.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 from ..errors import UsageError
 from .base import MetricSource, NotANumber, Point, Reading, RunOutputs
@@ -31,7 +32,7 @@ class Jsonl(MetricSource):
                 try:
                     value = self._value(line)
                 except NotANumber as err:
-                    problem = f"jsonl field {self.arg} is {err} at line {number} of {name}, not a number"
+                    problem = f"jsonl field {self.arg} is {err} at line {number} of {Path(name).name}, not a number"
                     return Reading([Point(i, v) for i, v in enumerate(points + found, 1)], name, problem)
                 if value is not None:
                     found.append(value)
