@@ -28,6 +28,7 @@ class Plan:
     seed: int | None = None  # None: the recipe's own seed
     group: tuple[int, ...] = ()  # the indexes of the runs judged together (repeats of one configuration)
     role: str = ""  # "repeat 2/3", "confirmation of [5]"
+    commit: str | None = None  # a further run of a configuration already committed runs this commit
 
     @property
     def is_baseline(self) -> bool:

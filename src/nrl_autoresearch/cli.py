@@ -205,14 +205,17 @@ def baseline(repo, campaign_name):
 @click.option("--desc", default="", help="One line: what this hypothesis tests.")
 @click.option("--parent", default="baseline", show_default=True, help="baseline | best | an experiment or branch.")
 @click.option("--repeats", type=int, help="Runs with different seeds, judged on their mean (default: the campaign's).")
+@click.option("--repeat", "again", is_flag=True,
+              help="Run a configuration already tried once more, on its branch, judged with its earlier runs.")
 @repo_option
 @campaign_option
-def try_(name, sets, patch, desc, parent, repeats, repo, campaign_name):
-    """Run one hypothesis on <prefix>/NAME: change, commit, run, record."""
+def try_(name, sets, patch, desc, parent, repeats, again, repo, campaign_name):
+    """Run one hypothesis on <prefix>/NAME: change, commit, run, record. A change that changes nothing, or
+    repeats a configuration already tried, is refused (exit 2) unless --repeat asks for it."""
     hypothesis = validated(Hypothesis(name=name, description=desc, parent=parent, sets=parse_sets(sets),
                                       patch=str(Path(patch).resolve()) if patch else None, repeats=repeats))
     with Engine(_load(repo, campaign_name), progress=Progress()) as engine:
-        engine.try_(hypothesis)
+        engine.try_(hypothesis, repeat=again)
 
 
 @main.command()

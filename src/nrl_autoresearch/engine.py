@@ -22,7 +22,7 @@ from .gpus import GpuPool
 from .campaign import CENSUS, RESERVED, Campaign
 from .errors import BaselineCrashed, StopConditionMet, UsageError
 from .git import Snapshot
-from .hypothesis import Hypothesis
+from .hypothesis import Hypothesis, norm, same_settings
 from .journal import Journal
 from .judge import Z_DEFAULT, Reference, Spread, Verdict, judge, pooled_spread, valid
 from .launchers import make_launcher
@@ -231,15 +231,65 @@ class Engine:
         self.ws.follow_up_baseline(self.c.base_commit, why)
         return self._plan(self._baseline_hypothesis(), role=f"rerun {why}")
 
-    def try_(self, hypothesis: Hypothesis) -> Row:
-        """One experiment: branch, change, commit, run, record."""
+    def try_(self, hypothesis: Hypothesis, *, repeat: bool = False) -> Row:
+        """One experiment: branch, change, commit, run, record. With `repeat`, a configuration already tried
+        runs once more on its own branch and is judged together with its earlier runs."""
         self.recover()
         self.require_valid_baseline()
         prepared = self._prepared(hypothesis.name)
         if prepared:
             hypothesis = replace(hypothesis, parent=prepared["parent"],
                                  description=hypothesis.description or prepared["description"])
+        if repeat:
+            return self._supervise([self._repeat_plan(hypothesis)])[-1]
         return self._supervise(self._plan(hypothesis))[-1]
+
+    def _repeat_plan(self, hypothesis: Hypothesis) -> Plan:
+        parent_commit, _ = self._parent(hypothesis.parent)
+        effective = {**self._effective_of(parent_commit), **hypothesis.sets}
+        tried = self._same_configuration(effective) if hypothesis.sets and not hypothesis.patch else None
+        if tried is None:
+            raise UsageError(f"nothing to repeat: no row has the configuration of {hypothesis.name!r} "
+                             f"({hypothesis.summary() or 'no change'}); run it without --repeat")
+        row = next(r for r in self.rows() if r.index == tried.index)
+        original = recovery.plan_from(tried)
+        return self._plan_again(original, row.commit, f"repeat of [{row.index}]", seeded=self.recipe.seeded())
+
+    def _refuse_no_op(self, hypothesis: Hypothesis, parent_commit: str, effective: dict, prepared: dict | None) -> None:
+        """A hypothesis must change something, and something not tried yet (exit 2 before anything is created)."""
+        if hypothesis.patch or hypothesis.edit or hypothesis.failure:
+            return
+        name = hypothesis.name
+        if not hypothesis.sets:
+            if prepared and self._has_hand_edits(name, parent_commit):
+                return
+            raise UsageError(f"nothing to test in {name!r}: give --set KEY=VALUE or --patch FILE, or edit the worktree "
+                             f"of 'autoresearch new {name}' before 'autoresearch try {name}'")
+        current = self.recipe.values(Snapshot(self.ws.git, parent_commit), list(hypothesis.sets))
+        if all(k in current and norm(current[k]) == norm(v) for k, v in hypothesis.sets.items()):
+            raise UsageError(f"nothing to test in {name!r}: {hypothesis.summary()} is already so on its parent "
+                             f"({hypothesis.parent}); change a value")
+        tried = self._same_configuration(effective)
+        if tried is not None:
+            branch = tried.data.get("branch", "")
+            raise UsageError(f"{name!r} repeats row {tried.index} ({branch}): the same configuration "
+                             f"({', '.join(f'{k}={v}' for k, v in effective.items())}); pass --repeat to run it once "
+                             "more and judge it together with that row's runs")
+
+    def _has_hand_edits(self, name: str, parent_commit: str) -> bool:
+        worktree = self.ws.worktrees / name
+        head = self.ws.commit_of(self.ws.branch(name))
+        return (head is not None and head != parent_commit) or (worktree.exists() and bool(self.ws.changed_paths(worktree)))
+
+    def _same_configuration(self, effective: dict):
+        """The first recorded attempt whose effective configuration is `effective` (set changes only)."""
+        written = {r.index for r in self.rows()}
+        for attempt in sorted(self.journal.attempts().values(), key=lambda a: a.index):
+            h = attempt.data.get("hypothesis") or {}
+            if (attempt.index in written and not h.get("patch") and not h.get("failure") and h.get("name") != BASELINE
+                    and same_settings(attempt.data.get("effective") or {}, effective)):
+                return attempt
+        return None
 
     def prepare(self, name: str, description: str, parent: str) -> Path:
         """Create an experiment branch and worktree for hand edits; `try NAME` later commits and runs them."""
@@ -345,8 +395,9 @@ class Engine:
                 parent_commit, reference = self._parent(hypothesis.parent)
                 self.recipe.check_change(Snapshot(self.ws.git, parent_commit), hypothesis.sets)
                 prepared = self._prepared(hypothesis.name)
-                name = prepared["name"] if prepared else self.ws.reserve_name(hypothesis.name, self._taken_names())
                 effective = {**self._effective_of(parent_commit), **hypothesis.sets}
+                self._refuse_no_op(hypothesis, parent_commit, effective, prepared)
+                name = prepared["name"] if prepared else self.ws.reserve_name(hypothesis.name, self._taken_names())
             repeats = hypothesis.repeats or self.c.options.get("repeats", 1)
             first = self.next_index()
             done = self._runs_of_branch(self.ws.branch(name)) if name == BASELINE or role else 0
@@ -488,7 +539,7 @@ class Engine:
     def _execute(self, plans: list[Plan]) -> list[Row]:
         """Run a group (one configuration, one or more seeds) and record its rows; then confirm a new best keep."""
         outcomes: list[Outcome] = []
-        commit, worktree = None, None
+        commit, worktree = plans[0].commit, None
         try:
             for plan in plans:
                 if self._halt:
@@ -701,7 +752,7 @@ class Engine:
             seed = self.seed_base() + run_number - 1 if seeded else original.seed
             hypothesis = replace(original.hypothesis, repeats=1, fix=None)
             plan = replace(original, index=index, run=f"{original.name}-r{run_number}", seed=seed, group=(index,),
-                           role=role, hypothesis=hypothesis)
+                           role=role, hypothesis=hypothesis, commit=commit)
             self.journal.record("intent", index, name=plan.name, run=plan.run, branch=plan.branch, parent=plan.parent,
                                 parent_commit=plan.parent_commit, hypothesis=hypothesis.to_dict(),
                                 effective=plan.effective, reference=asdict(plan.reference) if plan.reference else None,

@@ -39,7 +39,7 @@ def recover(engine: Engine) -> list[str]:
 
 
 def _group(engine: Engine, members: list[Attempt]) -> str:
-    plans = [_plan_from(a) for a in members]
+    plans = [plan_from(a) for a in members]
     written = {r.index: r for r in engine.rows()}
     outcomes, commit, worktree = [], None, None
     for attempt, plan in zip(members, plans):
@@ -139,7 +139,7 @@ def _processes_with(name: str, value: str | None) -> list[psutil.Process]:
     return found
 
 
-def _plan_from(attempt: Attempt) -> Plan:
+def plan_from(attempt: Attempt) -> Plan:
     """A plan as its journal intent recorded it."""
     d = attempt.data
     ref = d.get("reference")

@@ -120,3 +120,33 @@ def test_a_crashed_baseline_is_no_reference_until_a_rerun_has_a_result(tmp_path:
     assert "vs baseline 0.5" in ledger_rows(repo)[2]["description"]
     again = cli(repo, "baseline")
     assert again.returncode == 2 and "already recorded as row 2" in again.stderr
+
+
+SCORE = "import json\ncfg = json.load(open('params.json'))\nprint(f\"val_score: {1 - abs(cfg['lr'] - 0.1):.4f}\")\n"
+
+
+@pytest.fixture
+def scored(tmp_path: Path) -> Path:
+    repo = make_repo(tmp_path / "p", {"train.py": SCORE, "params.json": '{"lr": 0.5, "log_every": 10}\n'})
+    cli(repo, *INIT, "--metric", "val_score", "--metric-source", "line:val_score", "--seed-flag", "--seed", check=True)
+    cli(repo, "baseline", check=True)
+    return repo
+
+
+def test_a_change_that_changes_nothing_is_refused_before_anything_is_created(scored: Path):
+    branches = git(scored, "for-each-ref", "refs/heads")
+    for args, fragment in [((), "nothing to test in 'idle'"), (("--set", "lr=0.5"), "lr=0.5 is already so"),
+                           (("--set", "lr=5e-1"), "is already so")]:
+        proc = cli(scored, "try", "idle", *args)
+        assert proc.returncode == 2 and fragment in proc.stderr, proc.stderr
+    assert git(scored, "for-each-ref", "refs/heads") == branches and len(ledger_rows(scored)) == 1
+
+
+def test_an_exact_repeat_is_refused_naming_its_row_unless_asked_for(scored: Path):
+    cli(scored, "try", "lr-down", "--set", "lr=0.2", check=True)
+    proc = cli(scored, "try", "lr-down-again", "--set", "lr=2e-1")
+    assert proc.returncode == 2 and "repeats row 2" in proc.stderr and "--repeat" in proc.stderr
+    cli(scored, "try", "lr-down-again", "--set", "lr=0.2", "--repeat", check=True)
+    rows = ledger_rows(scored)
+    assert len(rows) == 3 and rows[2]["branch"] == rows[1]["branch"] and rows[2]["commit"] == rows[1]["commit"]
+    assert "repeat of [2], seed 1001" in rows[2]["description"] and "mean of 2 runs" in rows[2]["description"]
