@@ -296,6 +296,8 @@ def loop_plan(engine: Engine, spec: str, workers: int, more: int | None):
         raise UsageError(f"bad --workers {workers}: run at least one experiment at a time")
     if more is not None and more < 1:
         raise UsageError(f"bad --continue {more}: allow at least one more attempt")
+    if engine.baseline_rows() and not engine.owed_reruns(baseline_only=True):
+        engine.require_valid_baseline()  # a crashed baseline is no reference: its diagnosis, before any plan
     proposer = make_proposer(spec, engine)
     for hypothesis in getattr(proposer, "hypotheses", []):
         engine.check(hypothesis)
@@ -304,5 +306,6 @@ def loop_plan(engine: Engine, spec: str, workers: int, more: int | None):
     if engine.status().met:
         raise StopConditionMet(engine.status().sentence)
     first = proposer.preview(engine.history())
-    text = plan_text(engine.c, proposer=spec, first=first, has_baseline=bool(engine.baseline_rows()), workers=workers)
+    text = plan_text(engine.c, proposer=spec, first=first, has_baseline=bool(engine.valid_baseline()), workers=workers,
+                     reruns=len(engine.owed_reruns()))
     return proposer, text, first

@@ -8,8 +8,12 @@ from pathlib import Path
 
 from .hypothesis import Hypothesis
 from .judge import Reference
-from .launchers.base import JobResult
+from .launchers.base import JobResult, JobState
 from .workspace import BASELINE
+
+
+# how the reasons of runs that something outside them ended begin
+INTERRUPTIONS = ("interrupted", "stopped by the person")
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,12 @@ class Outcome:
     failure: str | None = None
     ending: str | None = None
     worktree: Path | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        """Ended by the person (Ctrl-C, `autoresearch stop`) or by the engine's death, not by its own doing: it
+        owes a rerun, so that an interruption costs neither the spread nor the idea."""
+        return self.result.state == JobState.CANCELLED and self.result.reason.startswith(INTERRUPTIONS)
 
     @property
     def crashed(self) -> str | None:

@@ -210,8 +210,11 @@ class Engine:
 
     # -- commands ------------------------------------------------------------------------------------
     def baseline(self) -> Row:
-        """Record the unmodified recipe as the reference, on <prefix>/baseline."""
+        """Record the unmodified recipe as the reference, on <prefix>/baseline (interrupted runs of it first)."""
         self.recover()
+        rerun = self.rerun_interrupted(baseline_only=True)
+        if rerun:
+            return rerun[0]
         existing = self.valid_baseline()
         if existing:
             raise UsageError(f"the baseline is already recorded as row {existing[0].index} of {self.c.ledger}: "
@@ -235,6 +238,7 @@ class Engine:
         """One experiment: branch, change, commit, run, record. With `repeat`, a configuration already tried
         runs once more on its own branch and is judged together with its earlier runs."""
         self.recover()
+        self.rerun_interrupted(baseline_only=True)
         self.require_valid_baseline()
         prepared = self._prepared(hypothesis.name)
         if prepared:
@@ -313,6 +317,7 @@ class Engine:
             if not self.valid_baseline():
                 self.checkpoint("handoff", "the baseline has no valid result: the loop stopped before any experiment")
                 raise BaselineCrashed(self.baseline_diagnosis())
+        self.rerun_interrupted()
         self.require_valid_baseline()
         launched = 0
         threads: list[threading.Event] = []
@@ -685,7 +690,8 @@ class Engine:
                 description=f"{what}{f' ({role})' if role else ''}; {note}",
             )
             self._record(row, extra={"queue_s": o.result.queue_s, "metric_source": o.source, "end": o.result.reason,
-                                     "run": o.plan.run, "ending": o.ending, "seed": o.plan.seed})
+                                     "run": o.plan.run, "ending": o.ending, "seed": o.plan.seed,
+                                     "interrupted": o.interrupted})
             if why:
                 self._note_crash(o.plan, o.log_path, note)
             self._remember(o.plan, row)
@@ -741,8 +747,9 @@ class Engine:
             written += self._record_group([self._run(again, commit, worktree)])
         return written
 
-    def _plan_again(self, original: Plan, commit: str, role: str, *, seeded: bool) -> Plan:
-        """One more run of a configuration already on its branch (a confirmation, a rerun after a fix)."""
+    def _plan_again(self, original: Plan, commit: str, role: str, *, seeded: bool, rerun_of: int | None = None) -> Plan:
+        """One more run of a configuration already on its branch (a confirmation, a rerun after a fix or an
+        interruption)."""
         with self._lock:
             self._check_may_launch()
             index = self.next_index()
@@ -756,9 +763,39 @@ class Engine:
             self.journal.record("intent", index, name=plan.name, run=plan.run, branch=plan.branch, parent=plan.parent,
                                 parent_commit=plan.parent_commit, hypothesis=hypothesis.to_dict(),
                                 effective=plan.effective, reference=asdict(plan.reference) if plan.reference else None,
-                                seed=seed, group=[index], role=role, commit=commit)
+                                seed=seed, group=[index], role=role, commit=commit, rerun_of=rerun_of)
             self._in_flight.add(index)
         return plan
+
+    # -- interruptions -------------------------------------------------------------------------------
+    def owed_reruns(self, *, baseline_only: bool = False) -> list:
+        """Interrupted runs not re-run yet, the baseline's first (the spread rests on them)."""
+        attempts = self.journal.attempts()
+        settled = {a.data.get("rerun_of") for a in attempts.values()}
+        owed = [a for a in attempts.values() if a.done and a.data.get("interrupted") and a.index not in settled
+                and a.data.get("commit") and (not baseline_only or a.data.get("name") == BASELINE)]
+        return sorted(owed, key=lambda a: (a.data.get("name") != BASELINE, a.index))
+
+    def rerun_interrupted(self, *, baseline_only: bool = False) -> list[Row]:
+        """Re-run every interrupted run on its own commit, in a new row that says so, before a verdict needs it.
+        Runs of one interrupted group are judged together again."""
+        groups: dict[tuple, list[Plan]] = {}
+        for attempt in self.owed_reruns(baseline_only=baseline_only):
+            if not self._may_launch():
+                self.say(f"no room left to re-run the interrupted run [{attempt.index}]: {self.status().sentence}")
+                break
+            original = recovery.plan_from(attempt)
+            if not original.is_baseline and original.reference is not None:
+                fresh = self._reference(original.reference.label, original.parent_commit) or self._baseline_reference()
+                original = replace(original, reference=fresh)
+            plan = self._plan_again(original, attempt.data["commit"], f"rerun of [{attempt.index}] (interrupted)",
+                                    seeded=False, rerun_of=attempt.index)
+            groups.setdefault(original.group, []).append(plan)
+        rows: list[Row] = []
+        for plans in groups.values():
+            self.say(f"re-running {len(plans)} interrupted run(s) of {plans[0].name} on {plans[0].branch}")
+            rows += self._supervise(plans)
+        return rows
 
     def _diagnose(self, outcomes: list[Outcome]) -> None:
         """Symptoms of each run go to the notes, the session and the journal (the catalog reads their areas)."""
@@ -801,7 +838,8 @@ class Engine:
             line = self.ledger.append(row)
         with self.ws.locked():
             self.notes.add(row.commit, line, campaign=self.c.name, extra=extra)
-        self.journal.record("row", row.index, status=row.status, commit=row.commit)
+        self.journal.record("row", row.index, status=row.status, commit=row.commit,
+                            interrupted=bool(extra.get("interrupted")))
 
     def _note_crash(self, plan: Plan, log_path: Path, why: str) -> None:
         tail = log_path.read_text(errors="replace").splitlines()[-TAIL_LINES:] if log_path.exists() else ["(no log)"]

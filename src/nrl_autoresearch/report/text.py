@@ -9,7 +9,8 @@ from ..ledger import Row, best
 from ..stoprules import StopStatus
 
 
-def plan_text(c: Campaign, *, proposer: str, first: list[str], has_baseline: bool, workers: int = 1) -> str:
+def plan_text(c: Campaign, *, proposer: str, first: list[str], has_baseline: bool, workers: int = 1,
+              reruns: int = 0) -> str:
     lines = [
         f"plan for campaign {c.name}",
         f"  branch prefix: {c.prefix}/",
@@ -21,6 +22,8 @@ def plan_text(c: Campaign, *, proposer: str, first: list[str], has_baseline: boo
         "  baseline: " + ("recorded" if has_baseline else f"runs first, on {c.prefix}/baseline"),
         "  noise: " + _noise(c),
     ]
+    if reruns:
+        lines.append(f"  interrupted runs: {reruns} re-run first, on their own commits (a row each)")
     if first:
         lines += ["  first hypotheses:", *(f"    {i}. {h}" for i, h in enumerate(first, 1))]
     return "\n".join(lines)
