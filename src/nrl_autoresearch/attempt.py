@@ -55,6 +55,7 @@ class Outcome:
     failure: str | None = None
     ending: str | None = None
     worktree: Path | None = None
+    jitter: tuple[float, int] | None = None  # the spread of the curve's last points and its degrees of freedom
 
     @property
     def interrupted(self) -> bool:

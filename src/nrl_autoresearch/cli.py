@@ -114,12 +114,16 @@ def _interrupt(signum, frame):
 @click.option("--grace", default="10s", show_default=True, help="Time between SIGTERM and SIGKILL when a run is stopped.")
 @click.option("--gpus-per-experiment", type=int, default=0, show_default=True,
               help="Disjoint GPU sets (CUDA_VISIBLE_DEVICES) for local experiments run in parallel.")
-@click.option("--baseline-repeats", type=int, default=1, show_default=True,
-              help="Run the baseline K times with different seeds to measure the run-to-run spread.")
+@click.option("--baseline-repeats", type=int,
+              help="Run the baseline K times with different seeds to measure the run-to-run spread "
+                   "(default: 4 when the seed can vary and they cost at most a quarter of the budget, else 2 or 1).")
 @click.option("--repeats", type=int, default=1, show_default=True,
               help="Run every hypothesis K times with different seeds and judge the mean.")
-@click.option("--z", type=float, default=2.0, show_default=True,
-              help="A keep needs a gain above z x spread (scaled for repeats) once the spread is known.")
+@click.option("--z", type=float, default=1.645, show_default=True,
+              help="The keep bar's one-sided normal quantile: 1.645 lets 5% of null changes through (Student's t "
+                   "for the spread's degrees of freedom).")
+@click.option("--second-run/--no-second-run", default=True, show_default=True,
+              help="A single run ahead by the candidate bar gets a second run with another seed before its verdict.")
 @click.option("--confirm", is_flag=True, help="Re-run each new best keep with another seed before building on it.")
 @click.option("--seed-flag", help="For --command: the flag that sets the seed (e.g. --seed), for repeats.")
 @click.option("--protect", "protected", multiple=True, metavar="GLOB",
@@ -131,8 +135,8 @@ def _interrupt(signum, frame):
 @json_option
 def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_source, aggregate, params_file,
          set_style, prefix, campaign_name, max_experiments, budget, per_experiment, target, stop, min_delta,
-         launcher, launcher_options, grace, gpus_per_experiment, baseline_repeats, repeats, z, confirm, seed_flag,
-         protected, brev, brev_volume, seed_base, as_json):
+         launcher, launcher_options, grace, gpus_per_experiment, baseline_repeats, repeats, z, second_run, confirm,
+         seed_flag, protected, brev, brev_volume, seed_base, as_json):
     """Record a campaign in this repository (nothing is branched or run yet)."""
     request = api.CampaignRequest(
         command=command, recipe=recipe, entrypoint=entrypoint, runner=runner, metric=metric, maximize=maximize,
@@ -140,8 +144,8 @@ def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_sou
         name=campaign_name, max_experiments=max_experiments, budget=budget, per_experiment=per_experiment,
         target=target, stop=stop, min_delta=min_delta, launcher=launcher, launcher_options=launcher_options, grace=grace,
         gpus_per_experiment=gpus_per_experiment, baseline_repeats=baseline_repeats, repeats=repeats, z=z,
-        confirm=confirm, seed_flag=seed_flag, seed_base=seed_base, protected=protected, brev=brev,
-        brev_volume=brev_volume)
+        second_run=second_run, confirm=confirm, seed_flag=seed_flag, seed_base=seed_base, protected=protected,
+        brev=brev, brev_volume=brev_volume)
     c = api.create_campaign(_repo(repo), request)
     data = api.init_data(c)
     _emit(data, as_json, _init_text(c, data))

@@ -24,7 +24,8 @@ from .errors import BaselineCrashed, StopConditionMet, UsageError
 from .git import Snapshot
 from .hypothesis import Hypothesis, norm, same_settings
 from .journal import Journal
-from .judge import Z_DEFAULT, Reference, Spread, Verdict, judge, pooled_spread, valid
+from .judge import (Z_DEFAULT, Reference, Spread, Verdict, curve_jitter, is_candidate, judge, pooled_jitter,
+                    pooled_spread, valid)
 from .launchers import make_launcher
 from .launchers.base import Job, JobResult, JobState, RunSpec
 from .ledger import Ledger, Notes, Row, best
@@ -471,13 +472,23 @@ class Engine:
         return [(_seed_key(seeds.get(r.index)), r.metric_value) for r in self.rows()
                 if r.commit == commit and r.status != "crash" and valid(r.metric_value)]
 
-    def spread(self) -> Spread | None:
-        """The campaign's run-to-run spread, pooled over every configuration run more than once."""
+    def spread(self, commit: str | None = None, pending: list[float] | None = None) -> Spread | None:
+        """The campaign's run-to-run spread, pooled over every configuration run more than once (with the
+        `pending` values of `commit`, a group being judged); without any, the runs' own curve jitter, a floor
+        that misses what the seed changes in training."""
         groups: dict[str, list[float]] = {}
         for r in self.rows():
             if r.status != "crash" and valid(r.metric_value):
                 groups.setdefault(r.commit, []).append(r.metric_value)
-        return pooled_spread(groups.values())
+        if commit is not None:
+            groups.setdefault(commit, []).extend(pending or [])
+        return pooled_spread(groups.values()) or self._jitter_spread()
+
+    def _jitter_spread(self) -> Spread | None:
+        jitters = [(float(a.data["jitter"][0]), int(a.data["jitter"][1])) for a in self.journal.attempts().values()
+                   if a.done and a.data.get("jitter") and a.data.get("status") != "crash"]
+        how = self.c.objective.aggregate
+        return pooled_jitter(jitters, int(how.rsplit("-", 1)[1]) if how.startswith("mean-last-") else 1)
 
     def _effective_of(self, commit: str) -> dict:
         for attempt in self.journal.attempts().values():
@@ -553,10 +564,11 @@ class Engine:
                 outcome = self._run(plan, commit, worktree)
                 commit, worktree = outcome.commit, outcome.worktree
                 outcomes.append(outcome)
+            outcomes += self._second_run(outcomes)
             rows = self._record_group(outcomes)
         finally:
             with self._lock:
-                self._in_flight -= {plan.index for plan in plans}
+                self._in_flight -= {plan.index for plan in plans} | {o.plan.index for o in outcomes}
         self._diagnose(outcomes)
         rows += self._fix_and_rerun(plans[0], rows, worktree)
         rows += self._confirm(plans[0], rows, worktree)
@@ -659,7 +671,8 @@ class Engine:
                        value, self.source.memory_gb(outputs) or result.peak_memory_gb,
                        reading.source if reading else f"nothing found by {self.source}",
                        (reading.problem if reading else None) or self.source.failure(outputs),
-                       self.source.ending(outputs), worktree)
+                       self.source.ending(outputs), worktree,
+                       curve_jitter([p.value for p in reading.points]) if reading else None)
 
     def outputs(self, plan: Plan, log_path: Path, worktree: Path | None) -> RunOutputs:
         """What a run may read: its log, and the files under its folders that the census at launch did not hold."""
@@ -691,7 +704,7 @@ class Engine:
             )
             self._record(row, extra={"queue_s": o.result.queue_s, "metric_source": o.source, "end": o.result.reason,
                                      "run": o.plan.run, "ending": o.ending, "seed": o.plan.seed,
-                                     "interrupted": o.interrupted})
+                                     "interrupted": o.interrupted, "jitter": o.jitter})
             if why:
                 self._note_crash(o.plan, o.log_path, note)
             self._remember(o.plan, row)
@@ -709,9 +722,30 @@ class Engine:
             spread = pooled_spread([values])
             return Verdict("keep", "the reference" + (f" (mean {statistics.fmean(values):.6g} of {len(values)} runs, "
                                                       f"spread {spread.sd:.4g})" if spread else ""))
+        new = [o.value for o in outcomes if not o.crashed and o.value is not None]
         return judge(values, plan.reference, maximize=self.c.objective.maximize, min_delta=self.c.min_delta,
-                     spread=self.spread(), z=self.c.options.get("z", Z_DEFAULT), seeds=seeds,
+                     spread=self.spread(outcomes[0].commit, new), z=self.c.options.get("z", Z_DEFAULT), seeds=seeds,
                      simplifies=lambda: self._simplifies(plan, outcomes[0].commit))
+
+    def _second_run(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """A single run that clears the candidate bar is not a finding yet: a second run with another seed is
+        made, and both are judged together against the keep bar (one verdict, both rows)."""
+        first = outcomes[0]
+        if (len(outcomes) != 1 or first.crashed or first.value is None or first.plan.is_baseline or first.plan.role
+                or self._halt or not self.c.options.get("second_run") or not self.recipe.seeded()):
+            return []
+        spread = self.spread()
+        if spread is None or spread.source != "repeats" or not is_candidate(
+                first.value, first.plan.reference, maximize=self.c.objective.maximize, spread=spread,
+                min_delta=self.c.min_delta):
+            return []
+        if not self._may_launch():
+            self.say(f"[{first.plan.index}] no room for the second run of {first.plan.name}: it is judged on one run")
+            return []
+        again = self._plan_again(first.plan, first.commit, f"second run of [{first.plan.index}]", seeded=True)
+        self.say(f"[{first.plan.index}] {first.plan.name} is ahead by more than the candidate bar: a second run, "
+                 f"seed {again.seed}, before its verdict")
+        return [self._run(again, first.commit, first.worktree)]
 
     def _confirm(self, plan: Plan, rows: list[Row], worktree: Path | None) -> list[Row]:
         """--confirm: a new best keep is run once more with another seed before anything builds on it; if it does
@@ -747,7 +781,8 @@ class Engine:
             written += self._record_group([self._run(again, commit, worktree)])
         return written
 
-    def _plan_again(self, original: Plan, commit: str, role: str, *, seeded: bool, rerun_of: int | None = None) -> Plan:
+    def _plan_again(self, original: Plan, commit: str | None, role: str, *, seeded: bool,
+                    rerun_of: int | None = None) -> Plan:
         """One more run of a configuration already on its branch (a confirmation, a rerun after a fix or an
         interruption)."""
         with self._lock:
@@ -788,7 +823,8 @@ class Engine:
             if not original.is_baseline and original.reference is not None:
                 fresh = self._reference(original.reference.label, original.parent_commit) or self._baseline_reference()
                 original = replace(original, reference=fresh)
-            plan = self._plan_again(original, attempt.data["commit"], f"rerun of [{attempt.index}] (interrupted)",
+            commit = None if attempt.data.get("uncommitted") else attempt.data["commit"]  # None: apply the change anew
+            plan = self._plan_again(original, commit, f"rerun of [{attempt.index}] (interrupted)",
                                     seeded=False, rerun_of=attempt.index)
             groups.setdefault(original.group, []).append(plan)
         rows: list[Row] = []
@@ -839,7 +875,7 @@ class Engine:
         with self.ws.locked():
             self.notes.add(row.commit, line, campaign=self.c.name, extra=extra)
         self.journal.record("row", row.index, status=row.status, commit=row.commit,
-                            interrupted=bool(extra.get("interrupted")))
+                            interrupted=bool(extra.get("interrupted")), jitter=extra.get("jitter"))
 
     def _note_crash(self, plan: Plan, log_path: Path, why: str) -> None:
         tail = log_path.read_text(errors="replace").splitlines()[-TAIL_LINES:] if log_path.exists() else ["(no log)"]

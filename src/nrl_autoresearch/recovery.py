@@ -81,7 +81,10 @@ def _commit(engine: Engine, plan: Plan, d: dict) -> str:
     if head and head != plan.parent_commit:
         return head
     worktree = engine.ws.create(plan.name, plan.parent_commit)
-    return engine.ws.commit(worktree, [], f"{plan.name}: interrupted before its change was committed\n", allow_empty=True)
+    marker = engine.ws.commit(worktree, [], f"{plan.name}: interrupted before its change was committed\n",
+                              allow_empty=True)
+    engine.journal.record("committed", plan.index, commit=marker, uncommitted=True)  # a rerun applies it anew
+    return marker
 
 
 def _job(engine: Engine, attempt: Attempt) -> Job | None:

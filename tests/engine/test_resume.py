@@ -108,11 +108,16 @@ def test_sigkill_at_each_journal_step_then_resume(tmp_path: Path, step: str):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = ledger_rows(repo)
     assert [r["index"] for r in rows] == [1, 2, 3, 4]
-    assert len({r["branch"] for r in rows}) == 4
+    interrupted = step in ("intent", "branch", "committed", "launching")  # the run never ran to its end
+    reruns = [r for r in rows if "rerun of [2] (interrupted)" in r["description"]]
+    assert len(reruns) == interrupted and (not reruns or reruns[0]["branch"] == rows[1]["branch"])
+    assert len({r["branch"] for r in rows}) == 4 - interrupted
+    heads = {r["branch"]: r["commit"] for r in rows}  # the last row of each branch is its head
     for row in rows:
         note = git(repo, "notes", "--ref", "autoresearch", "show", row["commit"])
         assert any(json.loads(line)["row"].split("\t")[0] == str(row["index"]) for line in note.splitlines())
-        assert git(repo, "rev-parse", row["branch"]).strip() == row["commit"]
+    for branch, commit in heads.items():
+        assert git(repo, "rev-parse", branch).strip() == commit
     assert cli(repo, "ledger", "check").returncode == 0
     again = json.loads((repo / "reports/auto_research/mem/campaign.json").read_text())["rules"]["deadline"]
     assert again == deadline
