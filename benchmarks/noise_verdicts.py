@@ -10,7 +10,7 @@ A null change is another seed plus a setting that does not touch training; the f
 them kept. The power is the share of trials in which the real gain is kept. `runs/hypothesis` is what the
 verdicts cost. Each setting is measured from scratch:
 
-    python benchmarks/noise_verdicts.py [--campaigns 5] [--nulls 12] [--trials 5] [--scripts demo,bandit]
+    python benchmarks/noise_verdicts.py [--campaigns 5] [--nulls 12] [--trials 10] [--scripts demo,bandit]
 """
 
 from __future__ import annotations
@@ -45,6 +45,19 @@ class Script:
     create: Callable[[Path], api.Campaign]
     real: dict[str, str]
     null: Callable[[int], dict[str, str]]
+    seed_file: str  # where the recipe's own seed is: each campaign starts from its own, so trials are independent
+    seed_line: str  # as the file has it
+    seed_text: str  # with {} for another seed
+
+
+def reseed(c: api.Campaign, script: Script, seed: int) -> api.Campaign:
+    """Commit another own seed as the campaign's starting point (the first run of every configuration uses it)."""
+    path = c.repo / script.seed_file
+    path.write_text(path.read_text().replace(script.seed_line, script.seed_text.format(seed), 1))
+    git = ["git", "-C", str(c.repo), "-c", "user.name=b", "-c", "user.email=b@localhost"]
+    subprocess.run([*git, "commit", "-qam", f"seed {seed}"], check=True, capture_output=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    return replace(c, base_commit=head)
 
 
 def demo(folder: Path) -> api.Campaign:
@@ -67,15 +80,16 @@ def bandit(folder: Path) -> api.Campaign:
 
 SCRIPTS = {
     "demo": Script(demo, {"policy.generation.temperature": "0.8"},
-                   lambda i: {"grpo.seed": str(2000 + i), "logger.num_val_samples_to_print": str(4 + i)}),
+                   lambda i: {"grpo.seed": str(2000 + i), "logger.num_val_samples_to_print": str(4 + i)},
+                   "examples/configs/grpo_toy.yaml", "seed: 42", "seed: {}"),
     "bandit": Script(bandit, {"learning_rate": "0.007"},
-                     lambda i: {"seed": str(2000 + i), "log_interval": str(51 + i)}),
+                     lambda i: {"seed": str(2000 + i), "log_interval": str(51 + i)}, "params.json", '"seed": 1', '"seed": {}'),
 }
 
 
 def engine(script: Script, folder: Path, options: dict, seed_base: int) -> Engine:
     """A campaign with the default options except `options`, room for every run, its baseline recorded."""
-    c = script.create(folder)
+    c = reseed(script.create(folder), script, seed_base)
     c = replace(c, rules=StopRules.build(now=time.time(), max_experiments=10_000)).with_options(
         **options, seed_base=seed_base)
     c.save()
@@ -108,7 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--campaigns", type=int, default=5, help="A/A campaigns per setting")
     parser.add_argument("--nulls", type=int, default=12, help="null changes per A/A campaign")
-    parser.add_argument("--trials", type=int, default=5, help="power trials per setting")
+    parser.add_argument("--trials", type=int, default=10, help="power trials per setting")
     parser.add_argument("--scripts", default="demo,bandit")
     args = parser.parse_args()
     print(f"{'script':<7} {'setting':<34} {'false keeps':>12} {'rate':>6} {'real gain kept':>15} {'runs/hypothesis':>16}")

@@ -146,7 +146,7 @@ def with_baseline_room(rules: StopRules, baseline_repeats: int) -> StopRules:
 
 
 def create_demo(dest: Path, *, experiments: int | None = None, launcher: str = "local",
-                launcher_options: tuple[str, ...] = ()) -> Campaign:
+                launcher_options: tuple[str, ...] = (), baseline_repeats: int | None = None) -> Campaign:
     """The embedded toy project as a fresh repository, with a campaign on its recipe (default rule: baseline + 3)."""
     from .demo import RECIPE, create_repo
     from .recipes.nemo_rl import NemoRLRecipe
@@ -158,7 +158,7 @@ def create_demo(dest: Path, *, experiments: int | None = None, launcher: str = "
     recipe = NemoRLRecipe(RECIPE, runner=[sys.executable])
     objective = objective_for(dest, recipe, None, None, None, "last")
     rules = StopRules.build(now=time.time(), per_experiment="5m")
-    noise = _noise_options(recipe, CampaignRequest(), rules)
+    noise = _noise_options(recipe, CampaignRequest(baseline_repeats=baseline_repeats), rules)
     rules = with_baseline_room(rules, noise["baseline_repeats"])
     if experiments:
         rules = replace(rules, max_experiments=noise["baseline_repeats"] + experiments, implicit=False)

@@ -182,12 +182,14 @@ def _recipe_text(c: Campaign) -> str:
 @click.option("--launcher-option", "-L", "launcher_options", multiple=True, metavar="KEY=VALUE",
               help="A launcher setting, e.g. -L address=http://127.0.0.1:8265 for Ray.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Experiments in flight at once.")
-def demo(directory, experiments, launcher, launcher_options, workers):
+@click.option("--baseline-repeats", type=int, help="Baseline runs that measure the spread (default: as for init).")
+def demo(directory, experiments, launcher, launcher_options, workers, baseline_repeats):
     """Create a tiny NeMo-RL-shaped GRPO project and run a whole campaign on it (about a minute on a laptop)."""
     from .demo import default_dir
 
     dest = Path(directory).resolve() if directory else default_dir(Path.cwd())
-    c = api.create_demo(dest, experiments=experiments, launcher=launcher, launcher_options=launcher_options)
+    c = api.create_demo(dest, experiments=experiments, launcher=launcher, launcher_options=launcher_options,
+                        baseline_repeats=baseline_repeats)
     click.echo(f"demo repository: {dest}")
     _run_loop(Engine(c, progress=Progress()), "catalog", yes=True, more=None, workers=workers)
     click.echo(f"session notes: {dest / 'session'}")

@@ -156,11 +156,14 @@ def create_demo(
         ge=1, description="Experiments after the baseline; default: three, then ask.")] = None,
     launcher: LauncherName = "local",
     launcher_options: LauncherOptions = None,
+    baseline_repeats: Annotated[int | None, Field(
+        ge=1, description="Baseline runs that measure the spread; default: as for init_campaign.")] = None,
 ) -> Result:
     """Create a tiny NeMo-RL-shaped GRPO project as a fresh git repository, with a campaign on its recipe
     (runs take seconds on a CPU). Nothing runs yet: continue with plan, run_baseline and try_experiment."""
     return api.init_data(api.create_demo(Path(dir).expanduser().resolve(), experiments=experiments, launcher=launcher,
-                                    launcher_options=_options(launcher_options)))
+                                         launcher_options=_options(launcher_options),
+                                         baseline_repeats=baseline_repeats))
 
 
 def _options(options: dict[str, str] | None) -> tuple[str, ...]:
