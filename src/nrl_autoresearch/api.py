@@ -9,7 +9,7 @@ from __future__ import annotations
 import shlex
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import brev as brev_layout
@@ -25,9 +25,11 @@ from .metrics.base import validate_aggregate
 from .recipes.base import Objective, Recipe
 from .recipes.command import CommandRecipe
 from .redact import protect_command
-from .stoprules import StopRules, parse_duration
+from .judge import Z_DEFAULT
+from .stoprules import DEFAULT_EXPERIMENTS, StopRules, parse_duration
 from .workspace import Workspace, default_prefix, slugify, validate_name, validate_prefix
 
+AUTO_BASELINE_REPEATS = 4  # with single runs judged in two stages: about 5% false keeps, 90% power at 3 spreads
 EXCLUDES = [f"/{campaigns.LEDGER}", f"/{campaigns.LEDGER}.lock", f"/{campaigns.CAMPAIGNS}/", "/session/"]
 
 
@@ -57,10 +59,11 @@ class CampaignRequest:
     launcher_options: tuple[str, ...] = ()
     grace: str = "10s"
     gpus_per_experiment: int = 0
-    baseline_repeats: int = 1
+    baseline_repeats: int | None = None  # None: chosen by auto_baseline_repeats
     repeats: int = 1
-    z: float = 2.0
+    z: float = Z_DEFAULT
     confirm: bool = False
+    second_run: bool = True
     seed_flag: str | None = None
     seed_base: int = 1000
     protected: tuple[str, ...] = ()
@@ -85,9 +88,10 @@ def create_campaign(root: Path, req: CampaignRequest) -> Campaign:
         recipe = CommandRecipe(protect_command(shlex.split(req.command)), req.params_file, req.set_style, req.seed_flag)
         slug = script_name(recipe.command)
     objective = objective_for(root, recipe, req.metric, req.maximize, req.metric_source, req.aggregate)
-    noise = _noise_options(recipe, req)
     rules = StopRules.build(now=time.time(), max_experiments=req.max_experiments, budget=req.budget,
                             per_experiment=req.per_experiment, target=req.target, stop=req.stop)
+    noise = _noise_options(recipe, req, rules)
+    rules = with_baseline_room(rules, noise["baseline_repeats"])
     launcher = launcher_config(req.launcher, req.launcher_options, recipe.gpus_needed(root) or req.gpus_per_experiment,
                                grace=req.grace)
     return new_campaign(root, recipe, objective, rules, prefix=req.prefix, name=req.name, slug=slug,
@@ -105,21 +109,44 @@ def _brev_options(req: CampaignRequest) -> dict:
     return {"brev": {"volume": req.brev_volume}}
 
 
-def _noise_options(recipe: Recipe, req: CampaignRequest) -> dict:
-    """Repeats, the z threshold and confirmation runs; all but z need a way to vary the seed."""
-    if req.baseline_repeats < 1 or req.repeats < 1:
+def _noise_options(recipe: Recipe, req: CampaignRequest, rules: StopRules) -> dict:
+    """Repeats, the z threshold and the runs that check a result; all but z need a way to vary the seed."""
+    baseline_repeats = auto_baseline_repeats(recipe, rules) if req.baseline_repeats is None else req.baseline_repeats
+    if baseline_repeats < 1 or req.repeats < 1:
         raise UsageError("--baseline-repeats and --repeats count runs: give 1 or more")
     if req.z <= 0:
         raise UsageError(f"bad --z {req.z}: the threshold is z times the spread, give a positive number")
-    if (req.baseline_repeats > 1 or req.repeats > 1 or req.confirm) and not recipe.seeded():
+    if (baseline_repeats > 1 or req.repeats > 1 or req.confirm) and not recipe.seeded():
         raise UsageError("--baseline-repeats, --repeats and --confirm rerun with other seeds: give --seed-flag "
                          "(the flag your command takes, e.g. --seed-flag --seed)")
-    return {"baseline_repeats": req.baseline_repeats, "repeats": req.repeats, "z": req.z, "confirm": req.confirm,
-            "seed_base": req.seed_base}
+    return {"baseline_repeats": baseline_repeats, "repeats": req.repeats, "z": req.z, "confirm": req.confirm,
+            "second_run": req.second_run and recipe.seeded(), "seed_base": req.seed_base}
+
+
+def auto_baseline_repeats(recipe: Recipe, rules: StopRules) -> int:
+    """Baseline runs by default: AUTO_BASELINE_REPEATS when the seed can vary and they cost at most a quarter of
+    an explicit count or time budget (2 when only that fits), else 1. The spread they measure is what keeps
+    noise out of the ledger; the default rule makes room for them."""
+    if not recipe.seeded():
+        return 1
+    shares = []
+    if rules.max_experiments is not None and not rules.implicit:
+        shares.append(rules.max_experiments / 4)
+    if rules.budget_s and rules.per_experiment_s:
+        shares.append(rules.budget_s / 4 / rules.per_experiment_s)
+    room = min(shares, default=AUTO_BASELINE_REPEATS)
+    return AUTO_BASELINE_REPEATS if room >= AUTO_BASELINE_REPEATS else 2 if room >= 2 else 1
+
+
+def with_baseline_room(rules: StopRules, baseline_repeats: int) -> StopRules:
+    """The default rule is the baseline plus three attempts: the baseline's repeats are on top."""
+    if not rules.implicit:
+        return rules
+    return replace(rules, max_experiments=baseline_repeats + DEFAULT_EXPERIMENTS - 1)
 
 
 def create_demo(dest: Path, *, experiments: int | None = None, launcher: str = "local",
-                launcher_options: tuple[str, ...] = ()) -> Campaign:
+                launcher_options: tuple[str, ...] = (), baseline_repeats: int | None = None) -> Campaign:
     """The embedded toy project as a fresh repository, with a campaign on its recipe (default rule: baseline + 3)."""
     from .demo import RECIPE, create_repo
     from .recipes.nemo_rl import NemoRLRecipe
@@ -130,10 +157,13 @@ def create_demo(dest: Path, *, experiments: int | None = None, launcher: str = "
     create_repo(dest)
     recipe = NemoRLRecipe(RECIPE, runner=[sys.executable])
     objective = objective_for(dest, recipe, None, None, None, "last")
-    rules = StopRules.build(now=time.time(), max_experiments=experiments + 1 if experiments else None,
-                            per_experiment="5m")
+    rules = StopRules.build(now=time.time(), per_experiment="5m")
+    noise = _noise_options(recipe, CampaignRequest(baseline_repeats=baseline_repeats), rules)
+    rules = with_baseline_room(rules, noise["baseline_repeats"])
+    if experiments:
+        rules = replace(rules, max_experiments=noise["baseline_repeats"] + experiments, implicit=False)
     return new_campaign(dest, recipe, objective, rules, prefix=None, name=None, slug="grpo-toy-digitsum",
-                        launcher=launcher_config(launcher, launcher_options, 0))
+                        launcher=launcher_config(launcher, launcher_options, 0), options=noise)
 
 
 def launcher_config(name: str, options: tuple[str, ...] | list[str], gpus_needed: int, *, grace: str = "10s") -> dict:
@@ -326,6 +356,8 @@ def loop_plan(engine: Engine, spec: str, workers: int, more: int | None):
     if more is not None and more < 1:
         raise UsageError(f"bad --continue {more}: allow at least one more attempt")
     engine.follow_head()
+    if engine.baseline_rows() and not engine.owed_reruns(baseline_only=True):
+        engine.require_valid_baseline()  # a crashed baseline is no reference: its diagnosis, before any plan
     proposer = make_proposer(spec, engine)
     for hypothesis in getattr(proposer, "hypotheses", []):
         engine.check(hypothesis)
@@ -335,6 +367,6 @@ def loop_plan(engine: Engine, spec: str, workers: int, more: int | None):
         raise StopConditionMet(engine.status().sentence)
     first = proposer.preview(engine.history())
     rows = engine.rows()
-    text = plan_text(engine.c, proposer=spec, first=first, has_baseline=bool(engine.baseline_rows()), workers=workers,
-                     tally=counts(rows, gpu_hours(engine, rows)) if rows else None)
+    text = plan_text(engine.c, proposer=spec, first=first, has_baseline=bool(engine.valid_baseline()), workers=workers,
+                     reruns=len(engine.owed_reruns()), tally=counts(rows, gpu_hours(engine, rows)) if rows else None)
     return proposer, text, first

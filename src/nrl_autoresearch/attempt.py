@@ -8,8 +8,12 @@ from pathlib import Path
 
 from .hypothesis import Hypothesis
 from .judge import Reference
-from .launchers.base import JobResult
+from .launchers.base import JobResult, JobState
 from .workspace import BASELINE
+
+
+# how the reasons of runs that something outside them ended begin
+INTERRUPTIONS = ("interrupted", "stopped by the person")
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class Plan:
     seed: int | None = None  # None: the recipe's own seed
     group: tuple[int, ...] = ()  # the indexes of the runs judged together (repeats of one configuration)
     role: str = ""  # "repeat 2/3", "confirmation of [5]"
+    commit: str | None = None  # a further run of a configuration already committed runs this commit
 
     @property
     def is_baseline(self) -> bool:
@@ -50,6 +55,13 @@ class Outcome:
     failure: str | None = None
     ending: str | None = None
     worktree: Path | None = None
+    jitter: tuple[float, int] | None = None  # the spread of the curve's last points and its degrees of freedom
+
+    @property
+    def interrupted(self) -> bool:
+        """Ended by the person (Ctrl-C, `autoresearch stop`) or by the engine's death, not by its own doing: it
+        owes a rerun, so that an interruption costs neither the spread nor the idea."""
+        return self.result.state == JobState.CANCELLED and self.result.reason.startswith(INTERRUPTIONS)
 
     @property
     def crashed(self) -> str | None:
@@ -61,5 +73,5 @@ class Outcome:
         if self.value is None:
             return "no metric found"
         if not math.isfinite(self.value):
-            return f"metric is {self.value} (diverged)"
+            return f"metric is {self.value}, not a finite number (diverged or overflowed)"
         return None

@@ -19,8 +19,9 @@ REPORTS = "reports"
 CAMPAIGNS = "reports/auto_research"
 LEDGER = "reports/auto_research_results.tsv"
 ACTIVE = ".active"
+CENSUS = "census"  # per run: the files that existed before it started (what it may not read)
 # names an experiment cannot take: they are campaign files and folders
-RESERVED = {"worktrees", "campaign.json", "journal.jsonl", "notes.md", "report", "control", "smoke"}
+RESERVED = {"worktrees", "campaign.json", "journal.jsonl", "notes.md", "report", "control", "smoke", CENSUS}
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@
 Each experiment runs in its own git worktree (your working tree, index and branch are never touched), gets
 one row in an untracked TSV (reports/auto_research_results.tsv) mirrored in git notes, and is judged keep,
 discard or crash by rule. The stop sentence is printed before and after every run.
-Exit status: 0 done, 2 bad input (nothing created), 3 a stop condition is already met.
+Exit status: 0 done, 2 bad input (nothing created), 3 a stop condition is already met,
+4 the baseline has no valid result (the diagnosis says what to do).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from . import api
 from . import campaign as campaigns
 from .campaign import Campaign
 from .engine import Engine
-from .errors import StopConditionMet, UsageError
+from .errors import BaselineCrashed, StopConditionMet, UsageError
 from .git import Git, repo_root
 from .hypothesis import Hypothesis, parse_sets, validated
 from .launchers import CHOICES, LAUNCHERS
@@ -51,6 +52,9 @@ class _Group(click.Group):
         except StopConditionMet as err:
             click.echo(str(err))
             ctx.exit(3)
+        except BaselineCrashed as err:
+            click.echo(f"autoresearch: {err}", err=True)
+            ctx.exit(4)
         except KeyboardInterrupt:
             click.echo("autoresearch: interrupted: the running experiment was ended and recorded", err=True)
             ctx.exit(130)
@@ -111,12 +115,16 @@ def _interrupt(signum, frame):
 @click.option("--grace", default="10s", show_default=True, help="Time between SIGTERM and SIGKILL when a run is stopped.")
 @click.option("--gpus-per-experiment", type=int, default=0, show_default=True,
               help="Disjoint GPU sets (CUDA_VISIBLE_DEVICES) for local experiments run in parallel.")
-@click.option("--baseline-repeats", type=int, default=1, show_default=True,
-              help="Run the baseline K times with different seeds to measure the run-to-run spread.")
+@click.option("--baseline-repeats", type=int,
+              help="Run the baseline K times with different seeds to measure the run-to-run spread "
+                   "(default: 4 when the seed can vary and they cost at most a quarter of the budget, else 2 or 1).")
 @click.option("--repeats", type=int, default=1, show_default=True,
               help="Run every hypothesis K times with different seeds and judge the mean.")
-@click.option("--z", type=float, default=2.0, show_default=True,
-              help="A keep needs a gain above z x spread (scaled for repeats) once the spread is known.")
+@click.option("--z", type=float, default=1.645, show_default=True,
+              help="The keep bar's one-sided normal quantile: 1.645 lets 5% of null changes through (Student's t "
+                   "for the spread's degrees of freedom).")
+@click.option("--second-run/--no-second-run", default=True, show_default=True,
+              help="A single run ahead by the candidate bar gets a second run with another seed before its verdict.")
 @click.option("--confirm", is_flag=True, help="Re-run each new best keep with another seed before building on it.")
 @click.option("--seed-flag", help="For --command: the flag that sets the seed, for repeats (--seed, or seed: the dashes are added).")
 @click.option("--protect", "protected", multiple=True, metavar="GLOB",
@@ -128,8 +136,8 @@ def _interrupt(signum, frame):
 @json_option
 def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_source, aggregate, params_file,
          set_style, prefix, campaign_name, max_experiments, budget, per_experiment, target, stop, min_delta,
-         launcher, launcher_options, grace, gpus_per_experiment, baseline_repeats, repeats, z, confirm, seed_flag,
-         protected, brev, brev_volume, seed_base, as_json):
+         launcher, launcher_options, grace, gpus_per_experiment, baseline_repeats, repeats, z, second_run, confirm,
+         seed_flag, protected, brev, brev_volume, seed_base, as_json):
     """Record a campaign in this repository (nothing is branched or run yet)."""
     request = api.CampaignRequest(
         command=command, recipe=recipe, entrypoint=entrypoint, runner=runner, metric=metric, maximize=maximize,
@@ -137,8 +145,8 @@ def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_sou
         name=campaign_name, max_experiments=max_experiments, budget=budget, per_experiment=per_experiment,
         target=target, stop=stop, min_delta=min_delta, launcher=launcher, launcher_options=launcher_options, grace=grace,
         gpus_per_experiment=gpus_per_experiment, baseline_repeats=baseline_repeats, repeats=repeats, z=z,
-        confirm=confirm, seed_flag=seed_flag, seed_base=seed_base, protected=protected, brev=brev,
-        brev_volume=brev_volume)
+        second_run=second_run, confirm=confirm, seed_flag=seed_flag, seed_base=seed_base, protected=protected,
+        brev=brev, brev_volume=brev_volume)
     c = api.create_campaign(_repo(repo), request)
     data = api.init_data(c)
     _emit(data, as_json, _init_text(c, data))
@@ -171,14 +179,16 @@ def _init_text(c: Campaign, data: dict) -> str:
 @click.option("--launcher-option", "-L", "launcher_options", multiple=True, metavar="KEY=VALUE",
               help="A launcher setting, e.g. -L address=http://127.0.0.1:8265 for Ray.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Experiments in flight at once.")
-def demo(directory, experiments, launcher, launcher_options, workers):
+@click.option("--baseline-repeats", type=int, help="Baseline runs that measure the spread (default: as for init).")
+def demo(directory, experiments, launcher, launcher_options, workers, baseline_repeats):
     """Create a tiny NeMo-RL-shaped GRPO project and run a whole campaign on it (about 8 s on a 2-core machine).
 
     Without --dir the project is a new folder autoresearch-demo-<date>-<time> in the current directory."""
     from .demo import default_dir
 
     dest = Path(directory).resolve() if directory else default_dir(Path.cwd())
-    c = api.create_demo(dest, experiments=experiments, launcher=launcher, launcher_options=launcher_options)
+    c = api.create_demo(dest, experiments=experiments, launcher=launcher, launcher_options=launcher_options,
+                        baseline_repeats=baseline_repeats)
     click.echo(f"demo repository: {dest}")
     _run_loop(Engine(c, progress=Progress()), "catalog", yes=True, more=None, workers=workers)
     click.echo(f"session notes: {dest / 'session'}")
@@ -200,14 +210,17 @@ def baseline(repo, campaign_name):
 @click.option("--desc", default="", help="One line: what this hypothesis tests.")
 @click.option("--parent", default="baseline", show_default=True, help="baseline | best | an experiment or branch.")
 @click.option("--repeats", type=int, help="Runs with different seeds, judged on their mean (default: the campaign's).")
+@click.option("--repeat", "again", is_flag=True,
+              help="Run a configuration already tried once more, on its branch, judged with its earlier runs.")
 @repo_option
 @campaign_option
-def try_(name, sets, patch, desc, parent, repeats, repo, campaign_name):
-    """Run one hypothesis on <prefix>/NAME: change, commit, run, record."""
+def try_(name, sets, patch, desc, parent, repeats, again, repo, campaign_name):
+    """Run one hypothesis on <prefix>/NAME: change, commit, run, record. A change that changes nothing, or
+    repeats a configuration already tried, is refused (exit 2) unless --repeat asks for it."""
     hypothesis = validated(Hypothesis(name=name, description=desc, parent=parent, sets=parse_sets(sets),
                                       patch=str(Path(patch).resolve()) if patch else None, repeats=repeats))
     with Engine(_load(repo, campaign_name), progress=Progress()) as engine:
-        engine.try_(hypothesis)
+        engine.try_(hypothesis, repeat=again)
 
 
 @main.command()

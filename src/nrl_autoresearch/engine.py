@@ -19,16 +19,17 @@ from pathlib import Path
 
 from . import brev, stoprules, triage
 from .gpus import GpuPool
-from .campaign import RESERVED, Campaign
-from .errors import StopConditionMet, UsageError
+from .campaign import CENSUS, RESERVED, Campaign
+from .errors import BaselineCrashed, StopConditionMet, UsageError
 from .git import Snapshot
-from .hypothesis import Hypothesis
+from .hypothesis import Hypothesis, norm, same_settings
 from .journal import Journal
-from .judge import Z_DEFAULT, Reference, Spread, Verdict, judge, pooled_spread, valid
+from .judge import (Z_DEFAULT, Reference, Spread, Verdict, curve_jitter, is_candidate, judge, pooled_jitter,
+                    pooled_spread, valid)
 from .launchers import make_launcher
 from .launchers.base import Job, JobResult, JobState, RunSpec
 from .ledger import Ledger, Notes, Row, best
-from .metrics.base import RunOutputs, aggregate
+from .metrics.base import Census, RunOutputs, aggregate
 from .recipes import recipe_from_dict
 from .recipes.base import Check
 from . import checks, recovery, smoke
@@ -98,6 +99,32 @@ class Engine:
     def baseline_rows(self) -> list[Row]:
         return [r for r in self.rows() if r.branch == self.ws.branch(BASELINE)]
 
+    def valid_baseline(self) -> list[Row]:
+        """The baseline's runs with a result: the reference every comparison needs (a crash is no reference)."""
+        return [r for r in self.baseline_rows() if r.status != "crash" and valid(r.metric_value)]
+
+    def require_valid_baseline(self) -> None:
+        """Refuse (exit 2) what needs a reference while there is none."""
+        if self.valid_baseline():
+            return
+        if not self.baseline_rows():
+            raise UsageError("no baseline yet: run 'autoresearch baseline' first (every comparison needs it)")
+        raise UsageError(self.baseline_diagnosis())
+
+    def baseline_diagnosis(self) -> str:
+        """Why the baseline has no result, what probably caused it, and what to do."""
+        last = self.baseline_rows()[-1]
+        tail = _tail(self.c.repo / last.log_path, 12).splitlines()
+        cause, fix = triage.likely_cause(last.description, tail, str(self.source))
+        return "\n".join([
+            f"the baseline has no valid {self.c.objective.metric_name}, so nothing can be compared and no experiment runs",
+            f"  row {last.index}: {last.description}",
+            f"  likely cause: {cause}",
+            f"  last lines of {last.log_path}:", *(f"    {line}" for line in tail or ["(empty)"]),
+            f"  what to do: {fix}; then 'autoresearch baseline' reruns it as a follow-up commit on "
+            f"{self.ws.branch(BASELINE)}, in a row of its own",
+        ])
+
     def status(self) -> stoprules.StopStatus:
         top = self.best_row()
         return stoprules.status(self.c.rules, attempted=len(self.rows()), now=time.time(),
@@ -160,7 +187,7 @@ class Engine:
     def _watch(self, plan: Plan, job: Job, worktree: Path | None):
         """Polled while a run is in flight: Ctrl-C, `autoresearch stop`, live progress, the 30-minute checkpoint."""
         started = time.time()
-        outputs = RunOutputs(job.log_path, self.c.run_dir(plan.run), worktree or self.c.run_dir(plan.run), started)
+        outputs = self.outputs(plan, job.log_path, worktree)
 
         def check() -> str | None:
             if self._halt:
@@ -185,30 +212,94 @@ class Engine:
 
     # -- commands ------------------------------------------------------------------------------------
     def baseline(self) -> Row:
-        """Record the unmodified recipe as the reference, on <prefix>/baseline."""
+        """Record the unmodified recipe as the reference, on <prefix>/baseline (interrupted runs of it first)."""
         self.recover()
-        existing = self.baseline_rows()
+        rerun = self.rerun_interrupted(baseline_only=True)
+        if rerun:
+            return rerun[0]
+        existing = self.valid_baseline()
         if existing:
             raise UsageError(f"the baseline is already recorded as row {existing[0].index} of {self.c.ledger}: "
                              "run experiments with 'autoresearch try' or 'autoresearch run'")
         self._check_preflight()
-        return self._supervise(self._plan(self._baseline_hypothesis()))[0]
+        rows = self._supervise(self._baseline_plans())
+        if not self.valid_baseline():
+            raise BaselineCrashed(self.baseline_diagnosis())
+        return rows[0]
 
-    def try_(self, hypothesis: Hypothesis) -> Row:
-        """One experiment: branch, change, commit, run, record."""
+    def _baseline_plans(self) -> list[Plan]:
+        """The baseline's runs; after a crashed baseline, a justified rerun on a follow-up commit."""
+        crashed = self.baseline_rows()
+        if not crashed:
+            return self._plan(self._baseline_hypothesis())
+        why = f"after crash [{crashed[-1].index}]"
+        self.ws.follow_up_baseline(self.c.base_commit, why)
+        return self._plan(self._baseline_hypothesis(), role=f"rerun {why}")
+
+    def try_(self, hypothesis: Hypothesis, *, repeat: bool = False) -> Row:
+        """One experiment: branch, change, commit, run, record. With `repeat`, a configuration already tried
+        runs once more on its own branch and is judged together with its earlier runs."""
         self.recover()
-        if not self.baseline_rows():
-            raise UsageError("no baseline yet: run 'autoresearch baseline' first (every comparison needs it)")
+        self.rerun_interrupted(baseline_only=True)
+        self.require_valid_baseline()
         prepared = self._prepared(hypothesis.name)
         if prepared:
             hypothesis = replace(hypothesis, parent=prepared["parent"],
                                  description=hypothesis.description or prepared["description"])
+        if repeat:
+            return self._supervise([self._repeat_plan(hypothesis)])[-1]
         return self._supervise(self._plan(hypothesis))[-1]
+
+    def _repeat_plan(self, hypothesis: Hypothesis) -> Plan:
+        parent_commit, _ = self._parent(hypothesis.parent)
+        effective = {**self._effective_of(parent_commit), **hypothesis.sets}
+        tried = self._same_configuration(effective) if hypothesis.sets and not hypothesis.patch else None
+        if tried is None:
+            raise UsageError(f"nothing to repeat: no row has the configuration of {hypothesis.name!r} "
+                             f"({hypothesis.summary() or 'no change'}); run it without --repeat")
+        row = next(r for r in self.rows() if r.index == tried.index)
+        original = recovery.plan_from(tried)
+        return self._plan_again(original, row.commit, f"repeat of [{row.index}]", seeded=self.recipe.seeded())
+
+    def _refuse_no_op(self, hypothesis: Hypothesis, parent_commit: str, effective: dict, prepared: dict | None) -> None:
+        """A hypothesis must change something, and something not tried yet (exit 2 before anything is created)."""
+        if hypothesis.patch or hypothesis.edit or hypothesis.failure:
+            return
+        name = hypothesis.name
+        if not hypothesis.sets:
+            if prepared and self._has_hand_edits(name, parent_commit):
+                return
+            raise UsageError(f"nothing to test in {name!r}: give --set KEY=VALUE or --patch FILE, or edit the worktree "
+                             f"of 'autoresearch new {name}' before 'autoresearch try {name}'")
+        current = self.recipe.values(Snapshot(self.ws.git, parent_commit), list(hypothesis.sets))
+        if all(k in current and norm(current[k]) == norm(v) for k, v in hypothesis.sets.items()):
+            raise UsageError(f"nothing to test in {name!r}: {hypothesis.summary()} is already so on its parent "
+                             f"({hypothesis.parent}); change a value")
+        tried = self._same_configuration(effective)
+        if tried is not None:
+            branch = tried.data.get("branch", "")
+            raise UsageError(f"{name!r} repeats row {tried.index} ({branch}): the same configuration "
+                             f"({', '.join(f'{k}={v}' for k, v in effective.items())}); pass --repeat to run it once "
+                             "more and judge it together with that row's runs")
+
+    def _has_hand_edits(self, name: str, parent_commit: str) -> bool:
+        worktree = self.ws.worktrees / name
+        head = self.ws.commit_of(self.ws.branch(name))
+        return (head is not None and head != parent_commit) or (worktree.exists() and bool(self.ws.changed_paths(worktree)))
+
+    def _same_configuration(self, effective: dict):
+        """The first recorded attempt whose effective configuration is `effective` (set changes only)."""
+        written = {r.index for r in self.rows()}
+        for attempt in sorted(self.journal.attempts().values(), key=lambda a: a.index):
+            h = attempt.data.get("hypothesis") or {}
+            if (attempt.index in written and not h.get("patch") and not h.get("failure") and h.get("name") != BASELINE
+                    and same_settings(attempt.data.get("effective") or {}, effective)):
+                return attempt
+        return None
 
     def prepare(self, name: str, description: str, parent: str) -> Path:
         """Create an experiment branch and worktree for hand edits; `try NAME` later commits and runs them."""
-        if not self.baseline_rows():
-            raise UsageError("no baseline yet: run 'autoresearch baseline' first")
+        self.require_valid_baseline()
         parent_commit, _ = self._parent(parent)
         if self.ws.commit_of(self.ws.branch(name)) is None:
             name = self.ws.reserve_name(name, self._taken_names())
@@ -225,6 +316,11 @@ class Engine:
             self._check_may_launch()
             self._check_preflight()
             self._supervise(self._plan(self._baseline_hypothesis()))
+            if not self.valid_baseline():
+                self.checkpoint("handoff", "the baseline has no valid result: the loop stopped before any experiment")
+                raise BaselineCrashed(self.baseline_diagnosis())
+        self.rerun_interrupted()
+        self.require_valid_baseline()
         launched = 0
         threads: list[threading.Event] = []
         try:
@@ -318,20 +414,22 @@ class Engine:
                 parent_commit, reference = self._parent(hypothesis.parent)
                 self.recipe.check_change(Snapshot(self.ws.git, parent_commit), hypothesis.sets)
                 prepared = self._prepared(hypothesis.name)
-                name = prepared["name"] if prepared else self.ws.reserve_name(hypothesis.name, self._taken_names())
                 effective = {**self._effective_of(parent_commit), **hypothesis.sets}
+                self._refuse_no_op(hypothesis, parent_commit, effective, prepared)
+                name = prepared["name"] if prepared else self.ws.reserve_name(hypothesis.name, self._taken_names())
             repeats = hypothesis.repeats or self.c.options.get("repeats", 1)
             first = self.next_index()
             done = self._runs_of_branch(self.ws.branch(name)) if name == BASELINE or role else 0
+            seeded = 0 if name == BASELINE else done  # a baseline rerun uses the crashed runs' seeds again
             count = self._room(repeats)
-            if count > 1 or done:
+            if count > 1 or seeded:
                 self._require_seeds()
             group = tuple(range(first, first + count))
             plans = []
             for k, index in enumerate(group):
                 run_number = done + k + 1
                 run = name if run_number == 1 else f"{name}-r{run_number}"
-                seed = hypothesis.seed if run_number == 1 else self.seed_base() + run_number - 1
+                seed = hypothesis.seed if seeded + k == 0 else self.seed_base() + seeded + k
                 label = role or (f"repeat {k + 1}/{count}" if count > 1 else "")
                 plan = Plan(index, name, run, self.ws.branch(name), hypothesis.parent, parent_commit, reference,
                             hypothesis, effective, seed, group, label)
@@ -374,8 +472,8 @@ class Engine:
         return commit, self._reference(parent, commit) or self._baseline_reference()
 
     def _baseline_reference(self) -> Reference | None:
-        rows = self.baseline_rows()
-        return self._reference(BASELINE, rows[0].commit) if rows else None
+        rows = self.valid_baseline()
+        return self._reference(BASELINE, rows[-1].commit) if rows else None
 
     def _reference(self, label: str, commit: str) -> Reference | None:
         runs = self._runs_of(commit)
@@ -387,13 +485,23 @@ class Engine:
         return [(_seed_key(seeds.get(r.index)), r.metric_value) for r in self.rows()
                 if r.commit == commit and r.status != "crash" and valid(r.metric_value)]
 
-    def spread(self) -> Spread | None:
-        """The campaign's run-to-run spread, pooled over every configuration run more than once."""
+    def spread(self, commit: str | None = None, pending: list[float] | None = None) -> Spread | None:
+        """The campaign's run-to-run spread, pooled over every configuration run more than once (with the
+        `pending` values of `commit`, a group being judged); without any, the runs' own curve jitter, a floor
+        that misses what the seed changes in training."""
         groups: dict[str, list[float]] = {}
         for r in self.rows():
             if r.status != "crash" and valid(r.metric_value):
                 groups.setdefault(r.commit, []).append(r.metric_value)
-        return pooled_spread(groups.values())
+        if commit is not None:
+            groups.setdefault(commit, []).extend(pending or [])
+        return pooled_spread(groups.values()) or self._jitter_spread()
+
+    def _jitter_spread(self) -> Spread | None:
+        jitters = [(float(a.data["jitter"][0]), int(a.data["jitter"][1])) for a in self.journal.attempts().values()
+                   if a.done and a.data.get("jitter") and a.data.get("status") != "crash"]
+        how = self.c.objective.aggregate
+        return pooled_jitter(jitters, int(how.rsplit("-", 1)[1]) if how.startswith("mean-last-") else 1)
 
     def _effective_of(self, commit: str) -> dict:
         for attempt in self.journal.attempts().values():
@@ -460,7 +568,7 @@ class Engine:
     def _execute(self, plans: list[Plan]) -> list[Row]:
         """Run a group (one configuration, one or more seeds) and record its rows; then confirm a new best keep."""
         outcomes: list[Outcome] = []
-        commit, worktree = None, None
+        commit, worktree = plans[0].commit, None
         try:
             for plan in plans:
                 if self._halt:
@@ -469,10 +577,11 @@ class Engine:
                 outcome = self._run(plan, commit, worktree)
                 commit, worktree = outcome.commit, outcome.worktree
                 outcomes.append(outcome)
+            outcomes += self._second_run(outcomes)
             rows = self._record_group(outcomes)
         finally:
             with self._lock:
-                self._in_flight -= {plan.index for plan in plans}
+                self._in_flight -= {plan.index for plan in plans} | {o.plan.index for o in outcomes}
         self._diagnose(outcomes)
         rows += self._fix_and_rerun(plans[0], rows, worktree)
         rows += self._confirm(plans[0], rows, worktree)
@@ -547,6 +656,8 @@ class Engine:
     def _launch(self, plan: Plan, worktree: Path) -> Job:
         run_dir = self.c.run_dir(plan.run)
         run_dir.mkdir(parents=True, exist_ok=True)
+        _set_aside(run_dir / "run.log")
+        Census.take(run_dir, worktree).save(self._census_path(plan))
         limit = stoprules.run_limit(self.c.rules, now=time.time())
         launch = self.recipe.launch(worktree, run_dir, limit)
         argv = launch.argv + (self.recipe.seed_args(worktree, plan.seed) if plan.seed is not None else [])
@@ -565,15 +676,24 @@ class Engine:
         return job
 
     def _measure(self, plan: Plan, commit: str, job: Job | None, result: JobResult, worktree: Path | None) -> Outcome:
-        run_dir = self.c.run_dir(plan.run)
-        log_path = job.log_path if job else run_dir / "run.log"
-        outputs = RunOutputs(log_path, run_dir, worktree or run_dir, time.time() - result.run_s)
+        log_path = job.log_path if job else self.c.run_dir(plan.run) / "run.log"
+        outputs = self.outputs(plan, log_path, worktree)
         reading = self.source.read(outputs)
         value = aggregate(reading.points, self.c.objective.aggregate, maximize=self.c.objective.maximize) if reading else None
         return Outcome(plan, commit, result, job.job_id if job else "none", job.command if job else "", log_path,
                        value, self.source.memory_gb(outputs) or result.peak_memory_gb,
                        reading.source if reading else f"nothing found by {self.source}",
-                       self.source.failure(outputs), self.source.ending(outputs), worktree)
+                       (reading.problem if reading else None) or self.source.failure(outputs),
+                       self.source.ending(outputs), worktree,
+                       curve_jitter([p.value for p in reading.points]) if reading else None)
+
+    def outputs(self, plan: Plan, log_path: Path, worktree: Path | None) -> RunOutputs:
+        """What a run may read: its log, and the files under its folders that the census at launch did not hold."""
+        run_dir = self.c.run_dir(plan.run)
+        return RunOutputs(log_path, run_dir, worktree or run_dir, Census.load(self._census_path(plan)))
+
+    def _census_path(self, plan: Plan) -> Path:
+        return self.c.dir / CENSUS / f"{plan.run}.json"
 
     def _record_group(self, outcomes: list[Outcome]) -> list[Row]:
         """One verdict for the group's valid runs (with the configuration's earlier runs, as a confirmation
@@ -594,7 +714,8 @@ class Engine:
                 description=f"{what}{f' ({role})' if role else ''}; {note}",
             )
             self._record(row, extra={"queue_s": o.result.queue_s, "metric_source": o.source, "end": o.result.reason,
-                                     "run": o.plan.run, "ending": o.ending, "seed": o.plan.seed})
+                                     "run": o.plan.run, "ending": o.ending, "seed": o.plan.seed,
+                                     "interrupted": o.interrupted, "jitter": o.jitter})
             if why:
                 self._note_crash(o.plan, o.log_path, note)
             self._remember(o.plan, row)
@@ -621,9 +742,30 @@ class Engine:
             spread = pooled_spread([values])
             return Verdict("keep", "the reference" + (f" (mean {statistics.fmean(values):.6g} of {len(values)} runs, "
                                                       f"spread {spread.sd:.4g})" if spread else ""))
+        new = [o.value for o in outcomes if not o.crashed and o.value is not None]
         return judge(values, plan.reference, maximize=self.c.objective.maximize, min_delta=self.c.min_delta,
-                     spread=self.spread(), z=self.c.options.get("z", Z_DEFAULT), seeds=seeds,
+                     spread=self.spread(outcomes[0].commit, new), z=self.c.options.get("z", Z_DEFAULT), seeds=seeds,
                      simplifies=lambda: self._simplifies(plan, outcomes[0].commit))
+
+    def _second_run(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """A single run that clears the candidate bar is not a finding yet: a second run with another seed is
+        made, and both are judged together against the keep bar (one verdict, both rows)."""
+        first = outcomes[0]
+        if (len(outcomes) != 1 or first.crashed or first.value is None or first.plan.is_baseline or first.plan.role
+                or self._halt or not self.c.options.get("second_run") or not self.recipe.seeded()):
+            return []
+        spread = self.spread()
+        if spread is None or spread.source != "repeats" or not is_candidate(
+                first.value, first.plan.reference, maximize=self.c.objective.maximize, spread=spread,
+                min_delta=self.c.min_delta):
+            return []
+        if not self._may_launch():
+            self.say(f"[{first.plan.index}] no room for the second run of {first.plan.name}: it is judged on one run")
+            return []
+        again = self._plan_again(first.plan, first.commit, f"second run of [{first.plan.index}]", seeded=True)
+        self.say(f"[{first.plan.index}] {first.plan.name} is ahead by more than the candidate bar: a second run, "
+                 f"seed {again.seed}, before its verdict")
+        return [self._run(again, first.commit, first.worktree)]
 
     def _confirm(self, plan: Plan, rows: list[Row], worktree: Path | None) -> list[Row]:
         """--confirm: a new best keep is run once more with another seed before anything builds on it; if it does
@@ -659,8 +801,10 @@ class Engine:
             written += self._record_group([self._run(again, commit, worktree)])
         return written
 
-    def _plan_again(self, original: Plan, commit: str, role: str, *, seeded: bool) -> Plan:
-        """One more run of a configuration already on its branch (a confirmation, a rerun after a fix)."""
+    def _plan_again(self, original: Plan, commit: str | None, role: str, *, seeded: bool,
+                    rerun_of: int | None = None) -> Plan:
+        """One more run of a configuration already on its branch (a confirmation, a rerun after a fix or an
+        interruption)."""
         with self._lock:
             self._check_may_launch()
             index = self.next_index()
@@ -670,21 +814,51 @@ class Engine:
             seed = self.seed_base() + run_number - 1 if seeded else original.seed
             hypothesis = replace(original.hypothesis, repeats=1, fix=None)
             plan = replace(original, index=index, run=f"{original.name}-r{run_number}", seed=seed, group=(index,),
-                           role=role, hypothesis=hypothesis)
+                           role=role, hypothesis=hypothesis, commit=commit)
             self.journal.record("intent", index, name=plan.name, run=plan.run, branch=plan.branch, parent=plan.parent,
                                 parent_commit=plan.parent_commit, hypothesis=hypothesis.to_dict(),
                                 effective=plan.effective, reference=asdict(plan.reference) if plan.reference else None,
-                                seed=seed, group=[index], role=role, commit=commit)
+                                seed=seed, group=[index], role=role, commit=commit, rerun_of=rerun_of)
             self._in_flight.add(index)
         return plan
+
+    # -- interruptions -------------------------------------------------------------------------------
+    def owed_reruns(self, *, baseline_only: bool = False) -> list:
+        """Interrupted runs not re-run yet, the baseline's first (the spread rests on them)."""
+        attempts = self.journal.attempts()
+        settled = {a.data.get("rerun_of") for a in attempts.values()}
+        owed = [a for a in attempts.values() if a.done and a.data.get("interrupted") and a.index not in settled
+                and a.data.get("commit") and (not baseline_only or a.data.get("name") == BASELINE)]
+        return sorted(owed, key=lambda a: (a.data.get("name") != BASELINE, a.index))
+
+    def rerun_interrupted(self, *, baseline_only: bool = False) -> list[Row]:
+        """Re-run every interrupted run on its own commit, in a new row that says so, before a verdict needs it.
+        Runs of one interrupted group are judged together again."""
+        groups: dict[tuple, list[Plan]] = {}
+        for attempt in self.owed_reruns(baseline_only=baseline_only):
+            if not self._may_launch():
+                self.say(f"no room left to re-run the interrupted run [{attempt.index}]: {self.status().sentence}")
+                break
+            original = recovery.plan_from(attempt)
+            if not original.is_baseline and original.reference is not None:
+                fresh = self._reference(original.reference.label, original.parent_commit) or self._baseline_reference()
+                original = replace(original, reference=fresh)
+            commit = None if attempt.data.get("uncommitted") else attempt.data["commit"]  # None: apply the change anew
+            plan = self._plan_again(original, commit, f"rerun of [{attempt.index}] (interrupted)",
+                                    seeded=False, rerun_of=attempt.index)
+            groups.setdefault(original.group, []).append(plan)
+        rows: list[Row] = []
+        for plans in groups.values():
+            self.say(f"re-running {len(plans)} interrupted run(s) of {plans[0].name} on {plans[0].branch}")
+            rows += self._supervise(plans)
+        return rows
 
     def _diagnose(self, outcomes: list[Outcome]) -> None:
         """Symptoms of each run go to the notes, the session and the journal (the catalog reads their areas)."""
         for o in outcomes:
             if o.log_path is None or not o.log_path.exists():
                 continue
-            run_dir = self.c.run_dir(o.plan.run)
-            outputs = RunOutputs(o.log_path, run_dir, o.worktree or run_dir, time.time() - o.result.run_s - 1)
+            outputs = self.outputs(o.plan, o.log_path, o.worktree)
             found = triage.diagnose(outputs, max_new_tokens=self.recipe.max_new_tokens(o.worktree or self.c.repo))
             if not found:
                 continue
@@ -727,7 +901,8 @@ class Engine:
             line = self.ledger.append(row)
         with self.ws.locked():
             self.notes.add(row.commit, line, campaign=self.c.name, extra=extra)
-        self.journal.record("row", row.index, status=row.status, commit=row.commit)
+        self.journal.record("row", row.index, status=row.status, commit=row.commit,
+                            interrupted=bool(extra.get("interrupted")), jitter=extra.get("jitter"))
 
     def _note_crash(self, plan: Plan, log_path: Path, why: str) -> None:
         tail = log_path.read_text(errors="replace").splitlines()[-TAIL_LINES:] if log_path.exists() else ["(no log)"]
@@ -761,6 +936,12 @@ class Engine:
 
     def recover(self) -> list[str]:
         return recovery.recover(self)
+
+
+def _set_aside(log: Path) -> None:
+    """Every run starts a fresh log; one already there (planted, or left by an earlier campaign) is kept aside."""
+    if log.exists():
+        log.rename(log.with_name(f"{log.name}.before-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**6}"))
 
 
 def _seed_key(seed: int | None) -> str:

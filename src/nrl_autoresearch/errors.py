@@ -1,4 +1,4 @@
-"""The two ways a command refuses: bad input (exit 2) and a stop rule already met (exit 3)."""
+"""How a command refuses: bad input (exit 2), a stop rule already met (exit 3), a baseline without a result (exit 4)."""
 
 from __future__ import annotations
 
@@ -13,3 +13,10 @@ class StopConditionMet(Exception):
     """A stop rule is already met; the message is the stop sentence."""
 
     exit_code = 3
+
+
+class BaselineCrashed(Exception):
+    """The baseline ran and has no valid metric: nothing can be compared, so nothing else runs. The message is
+    the diagnosis (the reason, the likely cause, the log's last lines, what to do)."""
+
+    exit_code = 4

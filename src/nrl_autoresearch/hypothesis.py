@@ -41,6 +41,18 @@ class Hypothesis:
                 "failure": self.failure}
 
 
+def norm(value) -> str:
+    """A value as it compares: '1e-3', '0.001' and 0.001 are the same setting."""
+    from .recipes.params import parse_value
+
+    return repr(parse_value(value) if isinstance(value, str) else value)
+
+
+def same_settings(a: dict, b: dict) -> bool:
+    """Two effective configurations (dotted key -> value) that are the same setting for setting."""
+    return {k: norm(v) for k, v in a.items()} == {k: norm(v) for k, v in b.items()}
+
+
 def parse_sets(items: list[str] | tuple[str, ...]) -> dict[str, str]:
     """['lr=0.1', 'a.b=[1,2]'] -> {'lr': '0.1', 'a.b': '[1,2]'}; keys are validated by the recipe later."""
     sets: dict[str, str] = {}

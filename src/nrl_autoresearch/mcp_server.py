@@ -34,7 +34,7 @@ from . import api
 from . import campaign as campaigns
 from .campaign import Campaign
 from .engine import Engine
-from .errors import StopConditionMet, UsageError
+from .errors import BaselineCrashed, StopConditionMet, UsageError
 from .git import repo_root
 from .hypothesis import Hypothesis, validated
 from .launchers import CHOICES, LAUNCHERS
@@ -115,13 +115,16 @@ def init_campaign(
         description="Time between SIGTERM and SIGKILL when a run is stopped.")] = api.CampaignRequest.grace,
     gpus_per_experiment: Annotated[int, Field(
         ge=0, description="Disjoint GPU sets for local experiments run in parallel.")] = 0,
-    baseline_repeats: Annotated[int, Field(
-        ge=1, description="Run the baseline K times with different seeds to measure the run-to-run spread.")] = 1,
+    baseline_repeats: Annotated[int | None, Field(
+        ge=1, description="Run the baseline K times with different seeds to measure the run-to-run spread "
+                          "(default: 4 when the seed can vary and the budget has room, else 2 or 1).")] = None,
     repeats: Annotated[int, Field(
         ge=1, description="Run every hypothesis K times with different seeds and judge the mean.")] = 1,
     z: Annotated[float, Field(
-        gt=0, description="A keep needs a gain above z x spread (scaled for repeats) once the spread is known.")
+        gt=0, description="The keep bar's one-sided normal quantile: 1.645 lets 5% of null changes through.")
     ] = api.CampaignRequest.z,
+    second_run: Annotated[bool, Field(
+        description="A single run ahead by the candidate bar gets a second run before its verdict.")] = True,
     confirm: Annotated[bool, Field(
         description="Re-run each new best keep with another seed before building on it.")] = False,
     seed_flag: Annotated[str | None, Field(
@@ -143,7 +146,8 @@ def init_campaign(
         name=campaign, max_experiments=max_experiments, budget=budget, per_experiment=per_experiment, target=target,
         stop=stop, min_delta=min_delta, launcher=launcher, launcher_options=_options(launcher_options), grace=grace,
         gpus_per_experiment=gpus_per_experiment, baseline_repeats=baseline_repeats, repeats=repeats, z=z,
-        confirm=confirm, seed_flag=seed_flag, seed_base=seed_base, protected=tuple(protected or ()), brev=brev,
+        second_run=second_run, confirm=confirm, seed_flag=seed_flag, seed_base=seed_base,
+        protected=tuple(protected or ()), brev=brev,
         brev_volume=brev_volume)
     return api.init_data(api.create_campaign(_root(repo), request))
 
@@ -154,11 +158,14 @@ def create_demo(
         ge=1, description="Experiments after the baseline; default: three, then ask.")] = None,
     launcher: LauncherName = "local",
     launcher_options: LauncherOptions = None,
+    baseline_repeats: Annotated[int | None, Field(
+        ge=1, description="Baseline runs that measure the spread; default: as for init_campaign.")] = None,
 ) -> Result:
     """Create a tiny NeMo-RL-shaped GRPO project as a fresh git repository, with a campaign on its recipe
     (runs take seconds on a CPU). Nothing runs yet: continue with plan, run_baseline and try_experiment."""
     return api.init_data(api.create_demo(Path(dir).expanduser().resolve(), experiments=experiments, launcher=launcher,
-                                    launcher_options=_options(launcher_options)))
+                                         launcher_options=_options(launcher_options),
+                                         baseline_repeats=baseline_repeats))
 
 
 def _options(options: dict[str, str] | None) -> tuple[str, ...]:
@@ -409,7 +416,7 @@ def _refusing(fn: Callable[..., Any]) -> Callable[..., Any]:
             if inspect.iscoroutinefunction(fn):
                 return await fn(*args, **kwargs)
             return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
-        except (UsageError, StopConditionMet) as err:
+        except (UsageError, StopConditionMet, BaselineCrashed) as err:
             raise ToolError(str(err)) from None
     return run
 

@@ -39,7 +39,7 @@ def recover(engine: Engine) -> list[str]:
 
 
 def _group(engine: Engine, members: list[Attempt]) -> str:
-    plans = [_plan_from(a) for a in members]
+    plans = [plan_from(a) for a in members]
     written = {r.index: r for r in engine.rows()}
     outcomes, commit, worktree = [], None, None
     for attempt, plan in zip(members, plans):
@@ -81,7 +81,10 @@ def _commit(engine: Engine, plan: Plan, d: dict) -> str:
     if head and head != plan.parent_commit:
         return head
     worktree = engine.ws.create(plan.name, plan.parent_commit)
-    return engine.ws.commit(worktree, [], f"{plan.name}: interrupted before its change was committed\n", allow_empty=True)
+    marker = engine.ws.commit(worktree, [], f"{plan.name}: interrupted before its change was committed\n",
+                              allow_empty=True)
+    engine.journal.record("committed", plan.index, commit=marker, uncommitted=True)  # a rerun applies it anew
+    return marker
 
 
 def _job(engine: Engine, attempt: Attempt) -> Job | None:
@@ -139,7 +142,7 @@ def _processes_with(name: str, value: str | None) -> list[psutil.Process]:
     return found
 
 
-def _plan_from(attempt: Attempt) -> Plan:
+def plan_from(attempt: Attempt) -> Plan:
     """A plan as its journal intent recorded it."""
     d = attempt.data
     ref = d.get("reference")

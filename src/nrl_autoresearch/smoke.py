@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from .git import Snapshot
 from .launchers.base import JobResult, RunSpec
 from .launchers.local import LocalLauncher
-from .metrics.base import RunOutputs, aggregate
+from .metrics.base import Census, RunOutputs, aggregate
 from .redact import redact
 from .workspace import BASELINE
 
@@ -35,9 +35,10 @@ def smoke(engine: Engine, sets: dict[str, str], limit_s: float = 600.0) -> dict:
         spec = RunSpec(name=f"{engine.job_name(0)}-smoke", argv=launch.argv + engine.recipe.smoke_args(worktree),
                        cwd=launch.cwd, log_path=run_dir / "run.log", run_dir=run_dir, env=launch.env,
                        timeout_s=limit_s)
+        before = Census.take(run_dir, worktree)
         job = LocalLauncher().submit(spec)
         result = job.wait(should_stop=lambda: engine._halt)
-        return _smoke_findings(engine, spec, result, RunOutputs(spec.log_path, run_dir, worktree, time.time() - result.run_s))
+        return _smoke_findings(engine, spec, result, RunOutputs(spec.log_path, run_dir, worktree, before))
     finally:
         engine.ws.git.run("worktree", "remove", "--force", str(worktree), check=False)  # our own scratch checkout
 

@@ -15,8 +15,7 @@ import statistics
 from dataclasses import dataclass
 
 from .metrics.base import Point, RunOutputs
-from .metrics.tensorboard import EVENT_FILE
-from .metrics.tfevents import read_scalars
+from .metrics.tensorboard import run_scalars
 
 AREAS = {
     "stability": "batch/sequence/precision",
@@ -87,10 +86,31 @@ def trivial_crash(log_tail: str) -> bool:
     return bool(_TRIVIAL.search(log_tail))
 
 
+_ERROR_LINE = re.compile(r"^\s*(\w+(?:\.\w+)*(?:Error|Exception)\b.*|error: .*|Killed)$", re.I)
+
+
+def likely_cause(reason: str, tail: list[str], source: str) -> tuple[str, str]:
+    """For a crash reason and the log's last lines: the probable cause in words, and what to do about it."""
+    error = next((line.strip() for line in reversed(tail) if _ERROR_LINE.match(line)), None)
+    if "timeout" in reason:
+        return "the run reached its wall-clock limit", "give it more time (--per-experiment) or make it shorter"
+    if _OOM.search(" ".join(tail)) or "out of memory" in reason:
+        return "it ran out of memory", "lower the batch size, the sequence length or the number of generations"
+    if "not a number" in reason or "not a finite number" in reason:
+        return "the metric it wrote is not a finite number", "make the recipe write a number (NaN means it diverged)"
+    if error:
+        return f"the command failed: {error}", "fix the command, the recipe or its environment"
+    if "exit code" in reason or "killed" in reason:
+        return f"the command ended with {reason.split('crash: ', 1)[-1]}", "run the command by hand to see why"
+    if "found" in reason:
+        return (f"the run printed nothing that {source} reads", f"check --metric-source ({source}) against the log")
+    return reason, "read the log"
+
+
 def _scalars(run: RunOutputs) -> dict[str, list[Point]]:
     found: dict[str, list[Point]] = {}
-    for path in run.files(EVENT_FILE):
-        for tag, points in read_scalars(path).items():
+    for _, scalars in run_scalars(run):
+        for tag, points in scalars.items():
             found.setdefault(tag, []).extend(points)
     return found
 

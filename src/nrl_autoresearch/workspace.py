@@ -162,6 +162,23 @@ class Workspace:
             self.git.run("update-ref", f"refs/heads/{branch}", commit, "")
             return commit
 
+    def follow_up_baseline(self, base: str, why: str) -> str:
+        """A justified rerun of a crashed baseline: a follow-up commit on `<prefix>/baseline`. It carries the
+        person's fix when their branch has moved forward from `base` (the campaign's start); else the same tree."""
+        branch = self.branch(BASELINE)
+        with self.locked():
+            head = self.git.rev(branch)
+            user = self.git.rev("HEAD")
+            trees = {c: self.git.run("rev-parse", f"{c}^{{tree}}").strip() for c in {head, user} if c}
+            moved = (user is not None and trees[user] != trees[head]
+                     and self.git.ok("merge-base", "--is-ancestor", base, user))
+            tree = trees[user if moved else head]
+            title = f"baseline: rerun {why}" + (f", with {user[:10]} from your branch" if moved else "")
+            message = f"{title}\n\n{self._signoff()}"
+            commit = self.git.run(*self.git.identity_args(), "commit-tree", tree, "-p", head, "-F", "-", input=message).strip()
+            self.git.run("update-ref", f"refs/heads/{branch}", commit, head)
+            return commit
+
     def reserve_name(self, wanted: str, taken: set[str]) -> str:
         """`wanted`, or `wanted-2`, `-3`... when a branch or a reserved name already has it."""
         existing = {b[len(self.prefix) + 1:] for b in self.branches()}

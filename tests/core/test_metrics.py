@@ -12,15 +12,16 @@ from tensorboardX import SummaryWriter
 
 from nrl_autoresearch.errors import UsageError
 from nrl_autoresearch.metrics import parse_source
-from nrl_autoresearch.metrics.base import Point, RunOutputs, aggregate, validate_aggregate
+from nrl_autoresearch.metrics.base import Census, Point, RunOutputs, aggregate, validate_aggregate
 from nrl_autoresearch.metrics.tfevents import read_scalars
 
 
-def outputs(tmp_path: Path, log: str = "", started: float | None = None) -> RunOutputs:
+def outputs(tmp_path: Path, log: str = "") -> RunOutputs:
+    """A run starting now: the census holds what its folders already have."""
     run_dir = tmp_path / "run"
     run_dir.mkdir(exist_ok=True)
     (run_dir / "run.log").write_text(log)
-    return RunOutputs(run_dir / "run.log", run_dir, tmp_path / "work", started if started is not None else time.time() - 5)
+    return RunOutputs(run_dir / "run.log", run_dir, tmp_path / "work", Census.take(run_dir, tmp_path / "work"))
 
 
 def write_tb(folder: Path, tag: str, values: list[float], start_step: int = 1) -> None:
@@ -62,10 +63,9 @@ def test_reader_handles_tensor_summaries(tmp_path: Path):
 def test_tensorboard_source_only_reads_files_this_run_wrote(tmp_path: Path):
     old = tmp_path / "work" / "logs" / "exp_001"
     write_tb(old, "val/acc", [0.9])
-    past = time.time() - 3600
-    for f in old.iterdir():
-        os.utime(f, (past, past))
-    run = outputs(tmp_path, started=time.time() - 1)
+    for f in old.iterdir():  # as a checkout leaves a committed file: a fresh timestamp
+        os.utime(f)
+    run = outputs(tmp_path)
     write_tb(tmp_path / "work" / "logs" / "exp_002", "val/acc", [0.1, 0.2, 0.3])
     reading = parse_source("tensorboard:val/acc").read(run)
     assert [p.value for p in reading.points] == pytest.approx([0.1, 0.2, 0.3])
@@ -107,3 +107,70 @@ def test_aggregates_honour_direction_and_nan():
     assert aggregate([], "last", maximize=True) is None
     with pytest.raises(UsageError):
         validate_aggregate("median")
+
+
+def test_every_point_at_one_step_is_kept_and_aggregated(tmp_path: Path):
+    run = outputs(tmp_path)
+    writer = SummaryWriter(str(tmp_path / "work" / "runs"))
+    for step, value in ((8, 10), (8, 20), (12, 30), (12, 40)):  # one point per finished episode
+        writer.add_scalar("charts/episodic_return", value, step)
+    writer.close()
+    reading = parse_source("tensorboard:charts/episodic_return").read(run)
+    assert [(p.step, p.value) for p in reading.points] == [(8, 10), (8, 20), (12, 30), (12, 40)]
+    assert aggregate(reading.points, "mean-last-4", maximize=True) == 25
+    assert aggregate(reading.points, "last", maximize=True) == 40
+
+
+def test_points_of_several_files_interleave_by_wall_time(tmp_path: Path):
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    run = outputs(tmp_path)
+    t0 = time.time()
+    for folder, points in (("a", [(1, 1.0, 0), (3, 3.0, 2)]), ("b", [(2, 2.0, 1), (4, 4.0, 3)])):
+        writer = EventFileWriter(str(tmp_path / "work" / folder))
+        for step, value, at in points:
+            summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag="r", simple_value=value)])
+            writer.add_event(event_pb2.Event(step=step, wall_time=t0 + at, summary=summary))
+        writer.close()
+    assert [p.value for p in parse_source("tensorboard:r").read(run).points] == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_a_file_that_existed_before_gives_only_what_the_run_appended(tmp_path: Path):
+    (tmp_path / "work").mkdir()
+    history = tmp_path / "work" / "history.jsonl"
+    history.write_text('{"acc": 0.99}\n')  # committed with the repository
+    run = outputs(tmp_path)
+    with history.open("a") as fh:
+        fh.write('{"acc": 0.4}\n')
+    reading = parse_source("jsonl:acc").read(run)
+    assert [p.value for p in reading.points] == [0.4]
+    untouched = outputs(tmp_path)
+    assert parse_source("jsonl:acc").read(untouched) is None
+
+
+def test_a_census_saved_at_launch_is_what_a_later_reader_uses(tmp_path: Path):
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "m.jsonl").write_text('{"acc": 0.99}\n')
+    Census.take(tmp_path / "work").save(tmp_path / "census.json")
+    (tmp_path / "work" / "n.jsonl").write_text('{"acc": 0.5}\n')
+    run = RunOutputs(tmp_path / "none.log", tmp_path / "run", tmp_path / "work", Census.load(tmp_path / "census.json"))
+    assert [p.value for p in parse_source("jsonl:acc").read(run).points] == [0.5]
+    assert Census.load(tmp_path / "missing.json").stamps == {}
+
+
+@pytest.mark.parametrize("line, problem", [
+    ('{"acc": true}', "is true at line 2"),
+    ('{"acc": "0.5"}', 'is "0.5" at line 2'),
+    ('{"acc": 1' + "0" * 400 + "}", "too large for a float"),
+])
+def test_a_value_that_is_not_a_number_is_a_problem_not_a_result(tmp_path: Path, line: str, problem: str):
+    run = outputs(tmp_path, '{"acc": 0.5}\n' + line + "\n")
+    reading = parse_source("jsonl:acc").read(run)
+    assert reading.problem is not None and problem in reading.problem and "not a number" in reading.problem
+
+
+def test_null_is_no_value_and_1e400_is_infinite(tmp_path: Path):
+    run = outputs(tmp_path, '{"acc": null}\n{"acc": 0.5}\n{"acc": 1e400}\n')
+    reading = parse_source("jsonl:acc").read(run)
+    assert reading.problem is None and [p.value for p in reading.points] == [0.5, math.inf]

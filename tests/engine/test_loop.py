@@ -121,3 +121,13 @@ def test_ctrl_c_ends_the_run_records_a_crash_and_leaves_no_process(tmp_path: Pat
     assert tree_digest(repo) == before
     journal = [json.loads(line) for line in (repo / "reports/auto_research/loop/journal.jsonl").read_text().splitlines()]
     assert journal[-1]["step"] == "row"
+
+
+def test_catalog_descriptions_state_the_change_against_the_commit_they_branch_from(tmp_path: Path):
+    repo = score_repo(tmp_path / "r", lr=0.2)
+    cli(repo, *INIT, "--max-experiments", "4", check=True)
+    cli(repo, "run", "--yes", check=True)
+    rows = ledger_rows(repo)
+    assert [r["branch"].rsplit("/", 1)[1] for r in rows] == ["baseline", "lr-up-0.4", "lr-down-0.1", "lr-down-0.05-on-best"]
+    assert "lr 0.2 -> 0.1 on baseline" in rows[2]["description"]
+    assert "lr 0.1 -> 0.05 on best" in rows[3]["description"]  # the best keep has 0.1, not the baseline's 0.2

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import PY, cli, git, ledger_rows, score_repo
+from tests.helpers import PY, cli, git, ledger_rows, make_repo, score_repo
 
 INIT = ["init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file", "params.json",
         "--campaign", "mem"]
@@ -108,11 +108,16 @@ def test_sigkill_at_each_journal_step_then_resume(tmp_path: Path, step: str):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = ledger_rows(repo)
     assert [r["index"] for r in rows] == [1, 2, 3, 4]
-    assert len({r["branch"] for r in rows}) == 4
+    interrupted = step in ("intent", "branch", "committed", "launching")  # the run never ran to its end
+    reruns = [r for r in rows if "rerun of [2] (interrupted)" in r["description"]]
+    assert len(reruns) == interrupted and (not reruns or reruns[0]["branch"] == rows[1]["branch"])
+    assert len({r["branch"] for r in rows}) == 4 - interrupted
+    heads = {r["branch"]: r["commit"] for r in rows}  # the last row of each branch is its head
     for row in rows:
         note = git(repo, "notes", "--ref", "autoresearch", "show", row["commit"])
         assert any(json.loads(line)["row"].split("\t")[0] == str(row["index"]) for line in note.splitlines())
-        assert git(repo, "rev-parse", row["branch"]).strip() == row["commit"]
+    for branch, commit in heads.items():
+        assert git(repo, "rev-parse", branch).strip() == commit
     assert cli(repo, "ledger", "check").returncode == 0
     again = json.loads((repo / "reports/auto_research/mem/campaign.json").read_text())["rules"]["deadline"]
     assert again == deadline
@@ -232,3 +237,59 @@ def test_descriptions_steering_and_run_logs_never_hold_a_known_secret(tmp_path: 
             assert secret not in path.read_text(errors="replace"), path
     journal = (repo / "reports/auto_research/sec/journal.jsonl").read_text()
     assert "token *** here" in journal
+
+
+def test_an_interrupted_baseline_repeat_is_rerun_on_resume_before_any_verdict_uses_the_spread(tmp_path: Path):
+    mark = tmp_path / "slept"
+    train = ("import argparse, json, os, time\np = argparse.ArgumentParser(); p.add_argument('--seed', type=int, default=1)\n"
+             "seed = p.parse_args().seed\ncfg = json.load(open('params.json'))\n"
+             f"if seed == 1001 and not os.path.exists({str(mark)!r}):\n    open({str(mark)!r}, 'w').close(); time.sleep(30)\n"
+             "print(f'val_score: {1 - abs(cfg[\"lr\"] - 0.1) + seed / 1e5:.5f}')\n")
+    repo = make_repo(tmp_path / "r", {"train.py": train, "params.json": '{"lr": 0.2}\n'})
+    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file",
+        "params.json", "--seed-flag", "--seed", "--baseline-repeats", "3", "--max-experiments", "7",
+        "--campaign", "c", check=True)
+    engine = subprocess.Popen([PY, "-m", "nrl_autoresearch", "baseline"], cwd=repo, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    log = repo / "reports/auto_research/c/baseline-r2/run.log"
+    deadline = time.time() + 60
+    while not log.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    engine.send_signal(signal.SIGINT)
+    engine.communicate(timeout=60)
+    rows = ledger_rows(repo)
+    assert [r["status"] for r in rows] == ["keep", "crash", "crash"]
+    plan = cli(repo, "run", "--yes", "--proposer", "catalog")
+    assert plan.returncode == 0, plan.stderr
+    assert "interrupted runs: 2 re-run first" in plan.stdout
+    rows = ledger_rows(repo)
+    assert "rerun of [2] (interrupted), seed 1001" in rows[3]["description"]
+    assert "rerun of [3] (interrupted), seed 1002" in rows[4]["description"]
+    assert rows[3]["commit"] == rows[0]["commit"] and rows[4]["branch"] == rows[0]["branch"]
+    assert "over 3 runs" in rows[5]["description"], rows[5]["description"]  # the spread rests on all three
+
+
+def test_an_interrupted_hypothesis_is_rerun_on_its_commit_in_a_row_that_says_so(tmp_path: Path):
+    mark = tmp_path / "slept"
+    train = ("import json, os, time\ncfg = json.load(open('params.json'))\n"
+             f"if cfg['lr'] == 0.05 and not os.path.exists({str(mark)!r}):\n"
+             f"    open({str(mark)!r}, 'w').close(); time.sleep(30)\n"
+             "print(f'val_score: {1 - abs(cfg[\"lr\"] - 0.1):.4f}')\n")
+    repo = make_repo(tmp_path / "r", {"train.py": train, "params.json": '{"lr": 0.2}\n'})
+    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file",
+        "params.json", "--max-experiments", "4", "--campaign", "c", check=True)
+    cli(repo, "baseline", check=True)
+    engine = subprocess.Popen([PY, "-m", "nrl_autoresearch", "try", "lr-half", "--set", "lr=0.05"], cwd=repo,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    while not mark.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    engine.send_signal(signal.SIGINT)
+    engine.communicate(timeout=60)
+    assert [r["status"] for r in ledger_rows(repo)] == ["keep", "crash"]
+    proc = cli(repo, "run", "--yes", "--proposer", "catalog")
+    assert proc.returncode == 0, proc.stderr
+    rows = ledger_rows(repo)
+    assert rows[2]["commit"] == rows[1]["commit"] and "rerun of [2] (interrupted)" in rows[2]["description"]
+    assert rows[2]["status"] == "keep"

@@ -92,7 +92,7 @@ def test_a_demo_campaign_through_the_tools(tmp_path: Path):
         progress.append((value, total, message))
 
     async def test(client: ClientSession) -> None:
-        created = await ok(client, "create_demo", dir=demo, experiments=1)
+        created = await ok(client, "create_demo", dir=demo, experiments=1, baseline_repeats=1)
         assert created["campaign"]["repo"] == demo and created["monitors"][0] == "target_experiment_count = 2"
         planned = await ok(client, "plan", repo=demo)
         assert planned["first_hypotheses"] and not planned["baseline_recorded"] and "stop monitors" in planned["plan"]

@@ -34,7 +34,7 @@ def assert_valid(name: str, text: str) -> dict:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real demo campaign with its baseline and one experiment."""
     dest = tmp_path_factory.mktemp("schemas") / "demo"
-    cli(dest.parent, "demo", "--dir", str(dest), "--experiments", "1", check=True)
+    cli(dest.parent, "demo", "--dir", str(dest), "--experiments", "1", "--baseline-repeats", "1", check=True)
     return dest
 
 

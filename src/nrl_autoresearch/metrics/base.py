@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
@@ -15,31 +17,112 @@ from ..errors import UsageError
 _SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache", ".pytest_cache", "3rdparty"}
 
 
+class NotANumber(ValueError):
+    """A metric value that is no number (a JSON `true`, a string, an integer too large for a float)."""
+
+
 @dataclass(frozen=True)
 class Point:
     step: float
     value: float
+    wall_time: float | None = field(default=None, compare=False)  # when the writer logged it, where it says
+
+
+Stamp = tuple[int, int, str]  # size in bytes, modification time in ns, digest of the last block
+_BLOCK = 4096
+
+
+@dataclass(frozen=True)
+class Census:
+    """The files under a run's folders before it started: size, modification time and a digest of their end.
+
+    A run reads only what it wrote: a file is its own when it is not in the census or has changed since; of a
+    file it appended to, only the bytes past the old end are its own (a rewritten file is its own whole).
+    Timestamps alone cannot say this: a checkout gives committed files a fresh time, back-to-back runs finish
+    within a second of each other, and writers name their files after the current second.
+    """
+
+    stamps: Mapping[str, Stamp] = field(default_factory=dict)
+
+    @classmethod
+    def take(cls, *roots: Path) -> "Census":
+        stamps: dict[str, Stamp] = {}
+        for root in dict.fromkeys(roots):
+            for path in _walk(root):
+                try:
+                    st = path.stat()
+                    stamps[str(path.resolve())] = (st.st_size, st.st_mtime_ns, _end_digest(path, st.st_size))
+                except OSError:
+                    continue
+        return cls(stamps)
+
+    def changed(self, path: Path, st: os.stat_result) -> bool:
+        before = self.stamps.get(str(path))
+        return before is None or before[:2] != (st.st_size, st.st_mtime_ns)
+
+    def old_size(self, path: Path, data: bytes) -> int:
+        """Bytes at the start of `data` that `path` already held before the run (0: all of it is new)."""
+        before = self.stamps.get(str(path))
+        if before is None or before[0] > len(data) or _digest(data[max(0, before[0] - _BLOCK):before[0]]) != before[2]:
+            return 0
+        return before[0]
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(self.stamps))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> "Census":
+        """The census saved at launch; an empty one (everything found counts) when it was never written."""
+        try:
+            return cls({k: (int(v[0]), int(v[1]), str(v[2])) for k, v in json.loads(path.read_text()).items()})
+        except (OSError, ValueError, TypeError, IndexError):
+            return cls()
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+def _end_digest(path: Path, size: int) -> str:
+    with path.open("rb") as fh:
+        fh.seek(max(0, size - _BLOCK))
+        return _digest(fh.read(min(size, _BLOCK)))
 
 
 @dataclass(frozen=True)
 class RunOutputs:
-    """Where a run left its outputs. Files older than `started_at` belong to other runs and are ignored."""
+    """Where a run left its outputs, and the census of what was there before it started."""
 
     log_path: Path
     run_dir: Path
     workdir: Path
-    started_at: float
+    before: Census = field(default_factory=Census)
 
     def files(self, match: re.Pattern[str]) -> list[Path]:
-        """Files under the experiment folder and the working directory written by this run, oldest first."""
+        """Files under the experiment folder and the working directory that this run wrote, oldest first."""
         seen: dict[Path, float] = {}
         for root in dict.fromkeys((self.run_dir, self.workdir)):
             for path in _walk(root):
                 if match.search(path.name):
-                    mtime = path.stat().st_mtime
-                    if mtime >= self.started_at - 1.0:
-                        seen[path.resolve()] = mtime
+                    resolved = path.resolve()
+                    try:
+                        st = resolved.stat()
+                    except OSError:
+                        continue
+                    if self.before.changed(resolved, st):
+                        seen[resolved] = st.st_mtime
         return sorted(seen, key=lambda p: (seen[p], str(p)))
+
+    def new_bytes(self, path: Path) -> bytes:
+        """What this run wrote to a file: all of a new one, the appended part of one that existed before."""
+        data = Path(path).read_bytes()
+        return data[self.before.old_size(Path(path).resolve(), data):]
+
+    def new_text(self, path: Path) -> str:
+        return self.new_bytes(path).decode(errors="replace")
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -62,10 +145,12 @@ def _walk(root: Path) -> Iterator[Path]:
 
 @dataclass(frozen=True)
 class Reading:
-    """The metric's points in order, and a sentence naming where they came from."""
+    """The metric's points in order, and a sentence naming where they came from. `problem` says why the run
+    cannot have a result although the metric was found (a value that is not a number)."""
 
     points: list[Point]
     source: str
+    problem: str | None = None
 
 
 class MetricSource(ABC):

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from ..errors import UsageError
-from .base import MetricSource, Point, Reading, RunOutputs
+from .base import MetricSource, NotANumber, Point, Reading, RunOutputs
 
 _JSONL = re.compile(r"\.jsonl$")
 
@@ -23,10 +23,19 @@ class Jsonl(MetricSource):
 
     def read(self, run: RunOutputs) -> Reading | None:
         sources: list[tuple[str, str]] = [(str(run.log_path), run.log_text())]
-        sources += [(str(p), Path(p).read_text(errors="replace")) for p in run.files(_JSONL)]
-        points, used = [], []
+        sources += [(str(p), run.new_text(p)) for p in run.files(_JSONL)]
+        points: list[float] = []
+        used: list[str] = []
         for name, text in sources:
-            found = [v for v in map(self._value, text.splitlines()) if v is not None]
+            found = []
+            for number, line in enumerate(text.splitlines(), 1):
+                try:
+                    value = self._value(line)
+                except NotANumber as err:
+                    problem = f"jsonl field {self.arg} is {err} at line {number} of {Path(name).name}, not a number"
+                    return Reading([Point(i, v) for i, v in enumerate(points + found, 1)], name, problem)
+                if value is not None:
+                    found.append(value)
             if found:
                 used.append(name)
                 points += found
@@ -35,6 +44,7 @@ class Jsonl(MetricSource):
         return Reading([Point(i, v) for i, v in enumerate(points, 1)], f"jsonl field {self.arg} in {', '.join(used)}")
 
     def _value(self, line: str) -> float | None:
+        """The field's number, or None where the line has no such field; NotANumber for a value that is none."""
         line = line.strip()
         if not line.startswith("{"):
             return None
@@ -42,6 +52,13 @@ class Jsonl(MetricSource):
             obj = json.loads(line)
             for key in self.path:
                 obj = obj[key]
-            return float(obj)
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, IndexError):
             return None
+        if obj is None:
+            return None  # loggers write null where a step has no value
+        if isinstance(obj, bool) or not isinstance(obj, (int, float)):
+            raise NotANumber(json.dumps(obj)[:40])
+        try:
+            return float(obj)
+        except OverflowError:
+            raise NotANumber(f"{str(obj)[:20]}... (too large for a float)") from None

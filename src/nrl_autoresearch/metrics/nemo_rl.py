@@ -102,7 +102,7 @@ class NemoRL(MetricSource):
     def _tensorboard(self, run: RunOutputs) -> Reading | None:
         """The tag in the `exp_NNN` folders the run announced (or anywhere the run wrote, when it announced none)."""
         announced = [d for d in log_dirs(run) if d.is_dir()]
-        scopes = [RunOutputs(run.log_path, d, d, run.started_at) for d in announced] or [run]
+        scopes = [RunOutputs(run.log_path, d, d, run.before) for d in announced] or [run]
         points, used = [], []
         for scope in scopes:
             found, files = tag_points(scope, self.tag)
@@ -114,7 +114,7 @@ class NemoRL(MetricSource):
             return None
         points, used = [], []
         for path in run.files(_VAL_STEP):
-            rewards = [json.loads(line)["rewards"][0] for line in path.read_text().splitlines() if line.strip()]
+            rewards = [json.loads(line)["rewards"][0] for line in run.new_text(path).splitlines() if line.strip()]
             if rewards:
                 points.append(Point(int(_VAL_STEP.search(path.name).group(1)), sum(rewards) / len(rewards)))
                 used.append(path.name)
@@ -134,6 +134,9 @@ class NemoRL(MetricSource):
             step = _INFO_STEP.search(path.parent.name)
             info = json.loads(path.read_text())
             if step and self.arg in info:
-                points.append(Point(int(step.group(1)), float(info[self.arg])))
+                value = info[self.arg]
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    return Reading(points, str(path), f"{self.arg} is {json.dumps(value)[:40]} in {path}, not a number")
+                points.append(Point(int(step.group(1)), float(value)))
         points.sort(key=lambda p: p.step)
         return Reading(points, "checkpoint training_info.json files") if points else None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import heapq
 import re
+from pathlib import Path
 
 from .base import MetricSource, Point, Reading, RunOutputs
 from .tfevents import read_scalars
@@ -10,25 +12,27 @@ from .tfevents import read_scalars
 EVENT_FILE = re.compile(r"^events\.out\.tfevents\.")
 
 
+def run_scalars(run: RunOutputs) -> list[tuple[Path, dict[str, list[Point]]]]:
+    """Each event file this run wrote, with what this run wrote into it, oldest file first."""
+    return [(path, read_scalars(run.new_bytes(path))) for path in run.files(EVENT_FILE)]
+
+
 def tag_points(run: RunOutputs, tag: str) -> tuple[list[Point], list[str]]:
-    """Points of `tag` across the run's event files (later files win on a repeated step), and the files used."""
-    by_step: dict[float, float] = {}
-    used = []
-    for path in run.files(EVENT_FILE):
-        points = read_scalars(path).get(tag)
-        if points:
-            used.append(str(path))
-            for point in points:
-                by_step.pop(point.step, None)
-                by_step[point.step] = point.value
-    return [Point(step, value) for step, value in sorted(by_step.items())], used
+    """Every point of `tag` in the order it was logged, and the files used.
+
+    Writers log several points at one step (one per finished episode, say): all are kept. Within a file the
+    order is the file's; across files (a restarted writer, several writers) points interleave by wall time.
+    """
+    per_file = [(str(path), scalars[tag]) for path, scalars in run_scalars(run) if scalars.get(tag)]
+    merged = heapq.merge(*(points for _, points in per_file), key=lambda p: p.wall_time or 0.0)
+    return list(merged), [name for name, _ in per_file]
 
 
 def max_over_tags(run: RunOutputs, pattern: re.Pattern[str]) -> float | None:
     """The largest value of any tag matching `pattern` (for memory peaks across GPUs and samples)."""
     peak = None
-    for path in run.files(EVENT_FILE):
-        for tag, points in read_scalars(path).items():
+    for _, scalars in run_scalars(run):
+        for tag, points in scalars.items():
             if pattern.fullmatch(tag):
                 top = max(p.value for p in points)
                 peak = top if peak is None else max(peak, top)

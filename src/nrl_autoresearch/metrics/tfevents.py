@@ -15,13 +15,13 @@ from .base import Point
 _DT_FLOAT, _DT_DOUBLE, _DT_INT32, _DT_INT64 = 1, 2, 3, 9
 
 
-def read_scalars(path: Path) -> dict[str, list[Point]]:
-    """tag -> points in file order."""
+def read_scalars(source: Path | bytes) -> dict[str, list[Point]]:
+    """tag -> every point in file order (several at one step included), from a file or its bytes."""
     found: dict[str, list[Point]] = defaultdict(list)
-    for record in _records(Path(path).read_bytes()):
-        step, values = _event(record)
+    for record in _records(source if isinstance(source, bytes) else Path(source).read_bytes()):
+        step, wall_time, values = _event(record)
         for tag, value in values:
-            found[tag].append(Point(step, value))
+            found[tag].append(Point(step, value, wall_time))
     return dict(found)
 
 
@@ -67,14 +67,16 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def _event(buf: bytes) -> tuple[int, list[tuple[str, float]]]:
-    step, values = 0, []
+def _event(buf: bytes) -> tuple[int, float | None, list[tuple[str, float]]]:
+    step, wall_time, values = 0, None, []
     for number, wire, value in _fields(buf):
-        if number == 2 and wire == 0:
+        if number == 1 and wire == 1:
+            (wall_time,) = struct.unpack("<d", value)
+        elif number == 2 and wire == 0:
             step = value - (1 << 64) if value >= 1 << 63 else value
         elif number == 5 and wire == 2:
             values.extend(v for v in map(_summary_value, _subfields(value, 1)) if v is not None)
-    return step, values
+    return step, wall_time, values
 
 
 def _subfields(buf: bytes, wanted: int) -> list[bytes]:

@@ -9,8 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from ..engine import History
-from ..hypothesis import Hypothesis
-from ..recipes.params import parse_value
+from ..hypothesis import Hypothesis, norm
 
 
 class Proposer(ABC):
@@ -27,11 +26,6 @@ class Proposer(ABC):
 def tried_names(history: History) -> set[str]:
     """Hypothesis names already attempted (as proposed, before any suffix a taken branch name got)."""
     return {t["hypothesis"]["name"] for t in history.tried if t.get("hypothesis")}
-
-
-def norm(value) -> str:
-    """A value as it compares: '1e-3', '0.001' and 0.001 are the same setting."""
-    return repr(parse_value(value) if isinstance(value, str) else value)
 
 
 def already_tried(h: Hypothesis, history: History) -> bool:

@@ -16,7 +16,7 @@ from ..hypothesis import Hypothesis
 from ..recipes.base import Knob, Recipe
 from ..recipes.params import parse_value
 from ..workspace import slugify
-from .base import Proposer, already_tried, norm
+from .base import Proposer, already_tried, as_text, norm
 
 
 class CatalogProposer(Proposer):
@@ -52,27 +52,28 @@ class CatalogProposer(Proposer):
     def _candidates(self, history: History):
         outcome = _outcomes(history)
         knobs = self.knobs(history)
+        on_best = _best_effective(history)
         for knob in knobs:
             first, *others = knob.directions
-            yield from self._direction(knob, first, outcome)
+            yield from self._direction(knob, first, outcome, on_best)
             if outcome.get((knob.key, norm(first[0])), "keep") != "keep" and others:
-                yield from self._direction(knob, others[0], outcome)  # the other direction, once
+                yield from self._direction(knob, others[0], outcome, on_best)  # the other direction, once
         if history.best is None:
             return
         for knob in knobs:  # then combine every proven gain on top of the best keep
             for direction in knob.directions:
                 for value in direction:
                     if outcome.get((knob.key, norm(value))) == "keep":
-                        yield _hypothesis(knob, value, "best")
+                        yield _hypothesis(knob, value, "best", on_best.get(knob.key, knob.current))
 
     @staticmethod
-    def _direction(knob: Knob, direction: tuple[str, ...], outcome: dict):
+    def _direction(knob: Knob, direction: tuple[str, ...], outcome: dict, on_best: dict):
         """A clean A/B step from the baseline; while it keeps paying, the next step further from the best keep."""
-        yield _hypothesis(knob, direction[0], "baseline")
+        yield _hypothesis(knob, direction[0], "baseline", knob.current)
         for step, further in zip(direction, direction[1:]):
             if outcome.get((knob.key, norm(step))) != "keep":
                 return
-            yield _hypothesis(knob, further, "best")
+            yield _hypothesis(knob, further, "best", on_best.get(knob.key, knob.current))
 
 
 def preferred_areas(history: History, areas: set[str]) -> list[str]:
@@ -86,12 +87,21 @@ def preferred_areas(history: History, areas: set[str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def _hypothesis(knob: Knob, value: str, parent: str) -> Hypothesis:
-    arrow = _direction(knob.current, value)
+def _hypothesis(knob: Knob, value: str, parent: str, current: object) -> Hypothesis:
+    """The change stated against the commit it branches from: `current` is the knob's value there."""
+    arrow = _direction(current, value)
     name = slugify(f"{knob.key.rsplit('.', 1)[-1]}-{arrow}-{value}" + ("-on-best" if parent == "best" else ""))
     why = f" ({knob.why})" if knob.why else ""
-    return Hypothesis(name=name, description=f"{knob.area}: {knob.key} {knob.current} -> {value}{why}",
+    return Hypothesis(name=name, description=f"{knob.area}: {knob.key} {as_text(current)} -> {value} on {parent}{why}",
                       parent=parent, sets={knob.key: value})
+
+
+def _best_effective(history: History) -> dict:
+    """The best keep's settings (its effective changes from the baseline), parsed."""
+    if history.best is None:
+        return {}
+    found = next((t.get("effective") or {} for t in history.tried if t.get("commit") == history.best.commit), {})
+    return {k: parse_value(v) for k, v in found.items()}
 
 
 def _direction(current, value: str) -> str:

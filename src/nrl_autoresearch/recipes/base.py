@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..git import Snapshot
 from ..metrics.base import MetricSource
@@ -74,6 +75,11 @@ class Recipe(ABC):
     @abstractmethod
     def apply(self, worktree: Path, sets: dict[str, str]) -> list[str]:
         """Edit files in the worktree; return the repository-relative paths changed."""
+
+    def values(self, snapshot: Snapshot, keys: list[str]) -> dict[str, Any]:
+        """The current values of `keys` in the commit (those the recipe can read), to recognise a change that
+        changes nothing."""
+        return {}
 
     @abstractmethod
     def launch(self, worktree: Path, run_dir: Path, limit_s: float | None) -> Launch: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
+from typing import Any
 
 from ..errors import UsageError
 from ..git import Snapshot
@@ -46,6 +47,14 @@ class CommandRecipe(Recipe):
         if text is None:
             raise UsageError(f"params file {self.params_file!r} is not in commit {snapshot.commit[:10]}: commit it first")
         params.check_keys(self.params_file, text, sets)
+
+    def values(self, snapshot: Snapshot, keys: list[str]) -> dict[str, Any]:
+        if self.set_style == "flags":
+            text = snapshot.read_text(FLAGS_FILE)
+            flags = json.loads(text) if text else {}
+            return {k: params.parse_value(flags[k]) for k in keys if k in flags}
+        text = snapshot.read_text(self.params_file) if self.params_file else None
+        return params.values_at(params.load_text(self.params_file, text), keys) if text and self.params_file else {}
 
     def apply(self, worktree: Path, sets: dict[str, str]) -> list[str]:
         if not sets:

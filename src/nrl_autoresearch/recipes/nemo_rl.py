@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from ..errors import UsageError
 from ..git import Git, Snapshot
@@ -22,7 +23,7 @@ from . import knobs as catalog
 from . import nemo_config as nc
 from . import yamledit
 from .base import Check, Knob, Launch, Objective, Recipe
-from .params import directions
+from .params import directions, values_at
 
 SETUP_MARGIN_S = 300.0  # the recipe's own limit starts after setup (Ray, model load): leave room for it
 CONFIG_DIRS = ("examples",)
@@ -69,6 +70,12 @@ class NemoRLRecipe(Recipe):
             if not recipe.is_file():
                 raise UsageError(f"recipe {self.path!r} is not in commit {snapshot.commit[:10]}")
             yamledit.set_keys(recipe, sets)  # validates every key against the resolved recipe; the copy is discarded
+
+    def values(self, snapshot: Snapshot, keys: list[str]) -> dict[str, Any]:
+        with snapshot.export(*CONFIG_DIRS) as tmp:
+            if not (tmp / self.path).is_file():
+                return {}
+            return values_at(self.resolved(tmp), keys)
 
     def apply(self, worktree: Path, sets: dict[str, str]) -> list[str]:
         if not sets:

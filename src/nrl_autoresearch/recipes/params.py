@@ -95,6 +95,17 @@ def get_path(doc: Any, dotted: str) -> Any:
     return node
 
 
+def values_at(doc: Any, keys: Iterable[str]) -> dict[str, Any]:
+    """The values of the dotted keys that exist in the document."""
+    found = {}
+    for key in keys:
+        try:
+            found[key] = get_path(doc, key)
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue
+    return found
+
+
 def directions(value: Any, steps: int = 3) -> tuple[tuple[str, ...], ...]:
     """Generic exploration for one setting: doubling and halving for numbers, the other value for a bool."""
     if isinstance(value, bool):

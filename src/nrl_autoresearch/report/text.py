@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 
 from ..campaign import Campaign
+from ..judge import CANDIDATE_Z, MIN_PAIRS, Z_DEFAULT, false_keep_rate, t_quantile
 from ..ledger import Row, best
 from ..recipes import recipe_from_dict
 from ..stoprules import StopStatus
@@ -12,7 +13,7 @@ from .markdown import reproduce
 
 
 def plan_text(c: Campaign, *, proposer: str, first: list[str], has_baseline: bool, workers: int = 1,
-              tally: str | None = None) -> str:
+              reruns: int = 0, tally: str | None = None) -> str:
     lines = [
         f"plan for campaign {c.name}",
         f"  branch prefix: {c.prefix}/",
@@ -25,6 +26,8 @@ def plan_text(c: Campaign, *, proposer: str, first: list[str], has_baseline: boo
         *([f"  rows so far: {tally}"] if tally else []),
         "  noise: " + _noise(c),
     ]
+    if reruns:
+        lines.append(f"  interrupted runs: {reruns} re-run first, on their own commits (a row each)")
     if first:
         lines += ["  first hypotheses:", *(f"    {i}. {h}" for i, h in enumerate(first, 1))]
     return "\n".join(lines)
@@ -38,13 +41,31 @@ def recipe_lines(c: Campaign) -> list[str]:
 
 
 def _noise(c: Campaign) -> str:
+    """How noise is handled and the real keep bar, in spreads, for this campaign's settings."""
     o = c.options
-    base, reps = o.get("baseline_repeats", 1), o.get("repeats", 1)
+    base, reps, z = o.get("baseline_repeats", 1), o.get("repeats", 1), o.get("z", Z_DEFAULT)
+    rate = f"{false_keep_rate(z):.0%} of null changes kept"
     if base < 2 and reps < 2:
-        return ("one run per configuration and no spread estimate: a keep may be noise "
-                "(--baseline-repeats and --repeats measure the spread)")
-    return (f"baseline x{base}, hypotheses x{reps}, keep when the gain exceeds z={o.get('z', 2.0):g} spreads"
-            + (", new best keeps confirmed" if o.get("confirm") else ""))
+        return ("no repeats: the noise floor is each run's own curve jitter (it misses what the seed changes), "
+                "else unknown and the verdicts say so (--baseline-repeats measures the spread)")
+    if reps >= MIN_PAIRS:
+        bar = t_quantile(1 - false_keep_rate(z), reps - 1) / reps ** 0.5
+        return (f"baseline x{base}, hypotheses x{reps} on the baseline's seeds: paired, kept when the mean difference "
+                f"exceeds {bar:.2g} spreads of the differences ({rate})" + _confirms(o))
+    if reps == 1 and o.get("second_run"):
+        candidate = t_quantile(1 - false_keep_rate(CANDIDATE_Z), base - 1) * (1 + 1 / base) ** 0.5
+        bar = t_quantile(1 - false_keep_rate(z), base) * (1 / 2 + 1 / base) ** 0.5
+        return (f"baseline x{base}; a single run ahead by {candidate:.2g} spreads gets a second run, and the two are "
+                f"kept when their mean is ahead by {bar:.2g} spreads ({rate}; the bars shrink as the spread is "
+                "measured on more runs)" + _confirms(o))
+    dof = base - 1 + reps - 1
+    bar = t_quantile(1 - false_keep_rate(z), dof) * (1 / reps + 1 / base) ** 0.5
+    return (f"baseline x{base}, hypotheses x{reps}: kept when the mean is ahead by {bar:.2g} spreads ({rate}; "
+            "the bar shrinks as the spread is measured on more runs)" + _confirms(o))
+
+
+def _confirms(options: dict) -> str:
+    return ", new best keeps confirmed" if options.get("confirm") else ""
 
 
 def summary_text(c: Campaign, rows: list[Row], status: StopStatus) -> str:
