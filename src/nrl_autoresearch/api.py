@@ -29,7 +29,9 @@ from .judge import Z_DEFAULT
 from .stoprules import DEFAULT_EXPERIMENTS, StopRules, parse_duration
 from .workspace import Workspace, default_prefix, slugify, validate_name, validate_prefix
 
-AUTO_BASELINE_REPEATS = 4  # with single runs judged in two stages: about 5% false keeps, 90% power at 3 spreads
+# baseline runs by default, most preferred first: with six, single runs judged in looks keep about 5% of null
+# changes and about 90% of real gains of 2.5 to 3 spreads (judge.py; benchmarks/noise_verdicts.py)
+AUTO_BASELINE_REPEATS = (6, 4, 2)
 EXCLUDES = [f"/{campaigns.LEDGER}", f"/{campaigns.LEDGER}.lock", f"/{campaigns.CAMPAIGNS}/", "/session/"]
 
 
@@ -63,7 +65,7 @@ class CampaignRequest:
     repeats: int = 1
     z: float = Z_DEFAULT
     confirm: bool = False
-    second_run: bool = True
+    sequential: bool = True
     seed_flag: str | None = None
     seed_base: int = 1000
     protected: tuple[str, ...] = ()
@@ -120,13 +122,13 @@ def _noise_options(recipe: Recipe, req: CampaignRequest, rules: StopRules) -> di
         raise UsageError("--baseline-repeats, --repeats and --confirm rerun with other seeds: give --seed-flag "
                          "(the flag your command takes, e.g. --seed-flag --seed)")
     return {"baseline_repeats": baseline_repeats, "repeats": req.repeats, "z": req.z, "confirm": req.confirm,
-            "second_run": req.second_run and recipe.seeded(), "seed_base": req.seed_base}
+            "sequential": req.sequential and recipe.seeded(), "seed_base": req.seed_base}
 
 
 def auto_baseline_repeats(recipe: Recipe, rules: StopRules) -> int:
-    """Baseline runs by default: AUTO_BASELINE_REPEATS when the seed can vary and they cost at most a quarter of
-    an explicit count or time budget (2 when only that fits), else 1. The spread they measure is what keeps
-    noise out of the ledger; the default rule makes room for them."""
+    """Baseline runs by default: the most of AUTO_BASELINE_REPEATS that cost at most a quarter of an explicit count
+    or time budget, when the seed can vary (else 1). The spread they measure is what keeps noise out of the
+    ledger; the default rule makes room for them."""
     if not recipe.seeded():
         return 1
     shares = []
@@ -134,8 +136,8 @@ def auto_baseline_repeats(recipe: Recipe, rules: StopRules) -> int:
         shares.append(rules.max_experiments / 4)
     if rules.budget_s and rules.per_experiment_s:
         shares.append(rules.budget_s / 4 / rules.per_experiment_s)
-    room = min(shares, default=AUTO_BASELINE_REPEATS)
-    return AUTO_BASELINE_REPEATS if room >= AUTO_BASELINE_REPEATS else 2 if room >= 2 else 1
+    room = min(shares, default=AUTO_BASELINE_REPEATS[0])
+    return next((n for n in AUTO_BASELINE_REPEATS if n <= room), 1)
 
 
 def with_baseline_room(rules: StopRules, baseline_repeats: int) -> StopRules:

@@ -115,15 +115,15 @@ def _interrupt(signum, frame):
 @click.option("--gpus-per-experiment", type=int, default=0, show_default=True,
               help="Disjoint GPU sets (CUDA_VISIBLE_DEVICES) for local experiments run in parallel.")
 @click.option("--baseline-repeats", type=int,
-              help="Run the baseline K times with different seeds to measure the run-to-run spread "
-                   "(default: 4 when the seed can vary and they cost at most a quarter of the budget, else 2 or 1).")
+              help="Run the baseline K times with different seeds to measure the run-to-run spread (default: 6, 4 "
+                   "or 2, the most that cost at most a quarter of the budget, when the seed can vary; else 1).")
 @click.option("--repeats", type=int, default=1, show_default=True,
               help="Run every hypothesis K times with different seeds and judge the mean.")
-@click.option("--z", type=float, default=1.645, show_default=True,
-              help="The keep bar's one-sided normal quantile: 1.645 lets 5% of null changes through (Student's t "
-                   "for the spread's degrees of freedom).")
-@click.option("--second-run/--no-second-run", default=True, show_default=True,
-              help="A single run ahead by the candidate bar gets a second run with another seed before its verdict.")
+@click.option("--z", type=float, default=1.751, show_default=True,
+              help="The keep bar's one-sided normal quantile at each look: 1.751 lets 4% of null changes through "
+                   "(about 5% over the looks; Student's t for the spread's degrees of freedom).")
+@click.option("--sequential/--no-sequential", default=True, show_default=True,
+              help="Judge single runs in looks: a promising run gets up to two more with other seeds before its verdict.")
 @click.option("--confirm", is_flag=True, help="Re-run each new best keep with another seed before building on it.")
 @click.option("--seed-flag", help="For --command: the flag that sets the seed (e.g. --seed), for repeats.")
 @click.option("--protect", "protected", multiple=True, metavar="GLOB",
@@ -135,7 +135,7 @@ def _interrupt(signum, frame):
 @json_option
 def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_source, aggregate, params_file,
          set_style, prefix, campaign_name, max_experiments, budget, per_experiment, target, stop, min_delta,
-         launcher, launcher_options, grace, gpus_per_experiment, baseline_repeats, repeats, z, second_run, confirm,
+         launcher, launcher_options, grace, gpus_per_experiment, baseline_repeats, repeats, z, sequential, confirm,
          seed_flag, protected, brev, brev_volume, seed_base, as_json):
     """Record a campaign in this repository (nothing is branched or run yet)."""
     request = api.CampaignRequest(
@@ -144,7 +144,7 @@ def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_sou
         name=campaign_name, max_experiments=max_experiments, budget=budget, per_experiment=per_experiment,
         target=target, stop=stop, min_delta=min_delta, launcher=launcher, launcher_options=launcher_options, grace=grace,
         gpus_per_experiment=gpus_per_experiment, baseline_repeats=baseline_repeats, repeats=repeats, z=z,
-        second_run=second_run, confirm=confirm, seed_flag=seed_flag, seed_base=seed_base, protected=protected,
+        sequential=sequential, confirm=confirm, seed_flag=seed_flag, seed_base=seed_base, protected=protected,
         brev=brev, brev_volume=brev_volume)
     c = api.create_campaign(_repo(repo), request)
     data = api.init_data(c)

@@ -24,8 +24,8 @@ from .errors import BaselineCrashed, StopConditionMet, UsageError
 from .git import Snapshot
 from .hypothesis import Hypothesis, norm, same_settings
 from .journal import Journal
-from .judge import (Z_DEFAULT, Reference, Spread, Verdict, curve_jitter, is_candidate, judge, pooled_jitter,
-                    pooled_spread, valid)
+from .judge import (CANDIDATE_Z, CONTINUE_Z, MAX_LOOK_RUNS, Z_DEFAULT, Reference, Spread, Verdict, ahead,
+                    curve_jitter, judge, pooled_jitter, pooled_spread, valid)
 from .launchers import make_launcher
 from .launchers.base import Job, JobResult, JobState, RunSpec
 from .ledger import Ledger, Notes, Row, best
@@ -564,7 +564,7 @@ class Engine:
                 outcome = self._run(plan, commit, worktree)
                 commit, worktree = outcome.commit, outcome.worktree
                 outcomes.append(outcome)
-            outcomes += self._second_run(outcomes)
+            outcomes += self._more_runs(outcomes)
             rows = self._record_group(outcomes)
         finally:
             with self._lock:
@@ -727,25 +727,34 @@ class Engine:
                      spread=self.spread(outcomes[0].commit, new), z=self.c.options.get("z", Z_DEFAULT), seeds=seeds,
                      simplifies=lambda: self._simplifies(plan, outcomes[0].commit))
 
-    def _second_run(self, outcomes: list[Outcome]) -> list[Outcome]:
-        """A single run that clears the candidate bar is not a finding yet: a second run with another seed is
-        made, and both are judged together against the keep bar (one verdict, both rows)."""
+    def _more_runs(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """A single run is a look, not a finding: while the runs so far are ahead by the look's bar (the candidate
+        bar after one, the continue bar after two) and short of the keep bar, one more run with another seed is
+        made, up to MAX_LOOK_RUNS; then all are judged together (one verdict, a row each)."""
         first = outcomes[0]
-        if (len(outcomes) != 1 or first.crashed or first.value is None or first.plan.is_baseline or first.plan.role
-                or self._halt or not self.c.options.get("second_run") or not self.recipe.seeded()):
+        if (len(outcomes) != 1 or first.crashed or first.plan.is_baseline or first.plan.role
+                or not self.c.options.get("sequential") or not self.recipe.seeded()):
             return []
-        spread = self.spread()
-        if spread is None or spread.source != "repeats" or not is_candidate(
-                first.value, first.plan.reference, maximize=self.c.objective.maximize, spread=spread,
-                min_delta=self.c.min_delta):
-            return []
-        if not self._may_launch():
-            self.say(f"[{first.plan.index}] no room for the second run of {first.plan.name}: it is judged on one run")
-            return []
-        again = self._plan_again(first.plan, first.commit, f"second run of [{first.plan.index}]", seeded=True)
-        self.say(f"[{first.plan.index}] {first.plan.name} is ahead by more than the candidate bar: a second run, "
-                 f"seed {again.seed}, before its verdict")
-        return [self._run(again, first.commit, first.worktree)]
+        added: list[Outcome] = []
+        while not self._halt and len(added) + 1 < MAX_LOOK_RUNS and not any(o.crashed for o in added):
+            values = [o.value for o in (first, *added) if o.value is not None]
+            spread = self.spread(first.commit, values if added else None)
+            look = dict(maximize=self.c.objective.maximize, spread=spread, min_delta=self.c.min_delta)
+            if spread is None or spread.source != "repeats":
+                break
+            if added and ahead(values, first.plan.reference, z=self.c.options.get("z", Z_DEFAULT), **look):
+                break
+            if not ahead(values, first.plan.reference, z=CANDIDATE_Z if not added else CONTINUE_Z, **look):
+                break
+            if not self._may_launch():
+                self.say(f"[{first.plan.index}] no room for another run of {first.plan.name}: judged on {len(values)}")
+                break
+            nth = ("second", "third", "fourth")[len(added)]
+            again = self._plan_again(first.plan, first.commit, f"{nth} run of [{first.plan.index}]", seeded=True)
+            self.say(f"[{first.plan.index}] {first.plan.name} is ahead of the look's bar: a {nth} run, seed "
+                     f"{again.seed}, before its verdict")
+            added.append(self._run(again, first.commit, first.worktree))
+        return added
 
     def _confirm(self, plan: Plan, rows: list[Row], worktree: Path | None) -> list[Row]:
         """--confirm: a new best keep is run once more with another seed before anything builds on it; if it does
