@@ -126,6 +126,9 @@ class Engine:
 
     def steer(self, text: str, *, replace_objective: bool = False) -> None:
         """Record follow-up steering: additive, unless the person explicitly replaces the objective."""
+        if not text.strip():
+            raise UsageError("the steering text is empty: say what the campaign should do next, e.g. "
+                             "autoresearch steer 'try smaller learning rates'")
         if replace_objective:
             self.c = self.c.with_options(goal=text)
             self.c.save()
@@ -267,7 +270,13 @@ class Engine:
         validate_name(hypothesis.name)
         parent = self.ws.branch(hypothesis.parent) if hypothesis.parent not in ("baseline", "best") else None
         commit = (self.ws.commit_of(parent) if parent else None) or self.ws.commit_of(self.ws.branch(BASELINE)) or self.c.base_commit
+        self._check_change(commit, hypothesis)
+
+    def _check_change(self, commit: str, hypothesis: Hypothesis) -> None:
+        """The hypothesis's settings and patch must apply to `commit`, refused before anything is created."""
         self.recipe.check_change(Snapshot(self.ws.git, commit), hypothesis.sets)
+        if hypothesis.patch:
+            self.ws.check_patch(commit, Path(hypothesis.patch))
 
     def halt(self, reason: str) -> None:
         """End the running experiments (recorded as crashes with this reason) and start no new one."""
@@ -303,7 +312,7 @@ class Engine:
                 parent_commit, reference, name, effective = self.c.base_commit, self._baseline_reference(), BASELINE, {}
             else:
                 parent_commit, reference = self._parent(hypothesis.parent)
-                self.recipe.check_change(Snapshot(self.ws.git, parent_commit), hypothesis.sets)
+                self._check_change(parent_commit, hypothesis)
                 prepared = self._prepared(hypothesis.name)
                 name = prepared["name"] if prepared else self.ws.reserve_name(hypothesis.name, self._taken_names())
                 effective = {**self._effective_of(parent_commit), **hypothesis.sets}

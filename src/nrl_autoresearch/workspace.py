@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # run outputs that must never be swept into a hypothesis commit
 _GENERATED = re.compile(r"(\.log|\.pt|\.pth|\.ckpt|\.safetensors|\.npz|\.bin|\.pyc)$|(^|/)events\.out\.tfevents\.|(^|/)__pycache__/")
 _MAX_UNTRACKED_BYTES = 1 << 20
+MAX_NAME = 100  # a name is a folder, a ref file and part of run folders: file systems allow 255 bytes
+MAX_PREFIX = 200
 
 
 @dataclass(frozen=True)
@@ -48,20 +51,45 @@ def default_prefix(slug: str, today: date | None = None) -> str:
     return f"autoresearch/{(today or date.today()).isoformat()}-{slugify(slug, limit=40)}"
 
 
-def validate_name(name: str, *, what: str = "experiment name") -> str:
-    """An experiment name must be one valid ref component: it becomes `<prefix>/<name>` and a folder name."""
+def validate_name(name: str, *, what: str = "experiment name", reserved: tuple[str, ...] = (BASELINE,)) -> str:
+    """An experiment name must be one valid ref component: it becomes `<prefix>/<name>` and a folder name.
+    `baseline` is the campaign's reference, run by 'autoresearch baseline', never an experiment."""
+    if len(name) > MAX_NAME:
+        raise UsageError(f"bad {what} {name[:20]!r}...: it has {len(name)} characters; use at most {MAX_NAME} "
+                         "(it becomes a git branch and a folder)")
     if not _NAME.match(name) or ".." in name or name.endswith((".lock", ".")) or "@{" in name:
         raise UsageError(
             f"bad {what} {name!r}: use letters, digits, '.', '_' and '-', starting with a letter or digit "
             "(it becomes a git branch and a folder)"
         )
+    if name in reserved:
+        raise UsageError(f"bad {what} {name!r}: it is the campaign's reference (run by 'autoresearch baseline'); "
+                         "give the experiment another name")
     return name
 
 
 def validate_prefix(git: Git, prefix: str) -> str:
+    """A prefix the campaign's branches can live under: a valid branch name, its parts short enough for folders."""
     if prefix.endswith("/") or not git.ok("check-ref-format", f"refs/heads/{prefix}/{BASELINE}"):
         raise UsageError(f"bad --prefix {prefix!r}: it must be a valid git branch name such as 'autoresearch/2026-03-24-dapo'")
+    longest = max(prefix.split("/"), key=len)
+    if len(prefix) > MAX_PREFIX or len(longest) > MAX_NAME:
+        raise UsageError(f"bad --prefix {prefix[:20]!r}...: use at most {MAX_PREFIX} characters, "
+                         f"at most {MAX_NAME} between slashes (each part is a folder in .git)")
     return prefix
+
+
+def check_prefix_free(git: Git, prefix: str) -> None:
+    """A new campaign's branches must all be its own: refuse a prefix that is a branch or lies under one (git
+    cannot create `main/x` beside `main`), or that holds branches already (an earlier `<prefix>/baseline`
+    would be taken as the unmodified recipe)."""
+    parts = prefix.split("/")
+    leading = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    clash = next((b for b in leading if git.ok("show-ref", "--verify", "--quiet", f"refs/heads/{b}")), None)
+    clash = clash or git.run("for-each-ref", "--count=1", "--format=%(refname:short)", f"refs/heads/{prefix}/").strip()
+    if clash:
+        raise UsageError(f"bad --prefix {prefix!r}: the branch {clash!r} is in the way of the campaign's branches "
+                         f"{prefix}/...; choose another --prefix or --campaign name")
 
 
 class Workspace:
@@ -215,12 +243,17 @@ class Workspace:
             kept.append(path)
         return kept
 
+    def check_patch(self, commit: str, patch: Path) -> None:
+        """Refuse a patch that does not apply to `commit`, before any branch or worktree exists: it is tried on
+        a throwaway index holding the commit's tree (the person's index is never read or written)."""
+        with tempfile.TemporaryDirectory(prefix="autoresearch-patch-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            self.git.run("read-tree", commit, env=env)
+            _apply_or_refuse(self.git, patch, commit, "--cached", env=env)
+
     def apply_patch(self, worktree: Path, patch: Path) -> list[str]:
         wt = Git(worktree)
-        try:
-            wt.run("apply", "--check", str(patch))
-        except GitError as err:
-            raise UsageError(f"patch {str(patch)!r} does not apply to the parent commit: {err}") from None
+        _apply_or_refuse(wt, patch, "HEAD")
         wt.run("apply", str(patch))
         return self.changed_paths(worktree)
 
@@ -254,6 +287,16 @@ class Workspace:
     def _signoff(self) -> str:
         ident = self.git.run(*self.git.identity_args(), "var", "GIT_COMMITTER_IDENT").strip()
         return f"Signed-off-by: {ident.rsplit('>', 1)[0]}>\n"
+
+
+def _apply_or_refuse(git: Git, patch: Path, commit: str, *args: str, env: dict | None = None) -> None:
+    """`git apply --check`; a failure is bad input naming the patch and git's first complaint."""
+    try:
+        git.run("apply", "--check", *args, str(patch), env=env)
+    except GitError as err:
+        first = str(err).split(": ", 1)[-1].splitlines()[0]
+        raise UsageError(f"patch {str(patch)!r} does not apply to the parent commit {commit[:10]}: {first}; "
+                         "rebase the patch on the parent (--parent) or fix it") from None
 
 
 def _status_entries(git: Git) -> list[tuple[str, str]]:
