@@ -77,7 +77,7 @@ def create_campaign(root: Path, req: CampaignRequest) -> Campaign:
     if req.gpus_per_experiment < 0:
         raise UsageError(f"bad --gpus-per-experiment {req.gpus_per_experiment}: give 0 or more")
     if not math.isfinite(req.min_delta) or req.min_delta < 0:
-        raise UsageError(f"bad --min-delta {req.min_delta}: the smallest gain that counts as a keep is a number, 0 or more")
+        raise UsageError(f"bad --min-delta {req.min_delta}: the smallest gain that counts as a keep is 0 or more")
     if req.recipe:
         recipe = nemo_recipe(root, req.recipe, req.entrypoint, split_words(req.runner, what="--runner"))
         slug = Path(req.recipe).stem

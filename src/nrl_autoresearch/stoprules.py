@@ -119,8 +119,9 @@ class StopRules:
         stop: str | None = None,
         metric: str | None = None,
     ) -> "StopRules":
-        """Combine explicit options and a --stop sentence; fall back to the default rule when nothing bounds the campaign.
-        A target must name the objective `metric`, and every run must fit in the budget: else nothing could ever stop or run."""
+        """Combine explicit options and a --stop sentence; fall back to the default rule when nothing bounds the
+        campaign. A target must name the objective `metric` and a run must fit in the budget, or nothing could
+        ever stop or run."""
         parsed = parse_stop_sentence(stop) if stop is not None else {}
         for key, value in (("max_experiments", max_experiments), ("budget", budget),
                            ("per_experiment", per_experiment), ("target", target)):
@@ -136,11 +137,12 @@ class StopRules:
                  if parsed.get("per_experiment") is not None else None)
         if budget_s is not None and per_s is not None and per_s >= budget_s:
             raise UsageError(f"the per-experiment limit {format_duration(per_s)} does not fit in the budget "
-                             f"{format_duration(budget_s)}: no run could ever start; give a shorter limit or a longer budget")
+                             f"{format_duration(budget_s)}: no run could ever start; give a shorter limit or a "
+                             "longer budget")
         goal = Target.parse(parsed["target"]) if parsed.get("target") is not None else None
         if goal is not None and metric is not None and goal.metric != metric:
-            raise UsageError(f"bad --target {parsed['target']!r}: it names {goal.metric!r} but the objective is {metric!r}; "
-                             f"write '{metric}{goal.op}VALUE'")
+            raise UsageError(f"bad --target {parsed['target']!r}: it names {goal.metric!r} but the objective is "
+                             f"{metric!r}; write '{metric}{goal.op}VALUE'")
         implicit = count is None and budget_s is None and goal is None
         return cls(
             max_experiments=int(count) if count is not None else (DEFAULT_EXPERIMENTS if implicit else None),

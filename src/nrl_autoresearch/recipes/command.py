@@ -19,7 +19,7 @@ def split_words(text: str, *, what: str) -> list[str]:
     try:
         return shlex.split(text)
     except ValueError as err:
-        raise UsageError(f"bad {what} {text!r}: {str(err).lower()}; write it as the shell would read it, every quote closed") from None
+        raise UsageError(f"bad {what} {text!r}: {str(err).lower()}; close every quote, as the shell would need") from None
 
 
 class CommandRecipe(Recipe):
