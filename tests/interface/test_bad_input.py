@@ -71,7 +71,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (("--params-file", "../outside.json"), "outside the repository"),
     (("--params-file", "untracked.json"), "is not committed"),
     (("--params-file", "broken.json"), "cannot parse 'broken.json'"),
-    (("--metric-source", "tensorboard:"), "--metric-source 'tensorboard:' names nothing"),
+    (("--metric-source", "tensorboard:"), "bad --metric-source 'tensorboard:'"),
     (("--z", "nan"), "bad --z"),
     (("--min-delta", "nan"), "bad --min-delta"),
     (("--min-delta", "-0.5"), "bad --min-delta"),

@@ -24,7 +24,4 @@ def parse_source(spec: str) -> MetricSource:
     if not sep or kind not in SOURCES:
         known = ", ".join(f"{k}:..." for k in SOURCES)
         raise UsageError(f"unknown --metric-source {spec!r}: use one of {known}")
-    if not arg.strip():
-        raise UsageError(f"--metric-source {spec!r} names nothing to read: write {kind}:WHAT, e.g. "
-                         "tensorboard:val/accuracy, line:val_score or regex:'score=([0-9.]+)'")
     return SOURCES[kind](arg)
