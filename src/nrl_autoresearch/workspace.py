@@ -23,6 +23,7 @@ from .errors import UsageError
 from .git import Git, GitError
 
 BASELINE = "baseline"
+BASELINE_SUBJECT = "baseline: record starting point"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # run outputs that must never be swept into a hypothesis commit
 _GENERATED = re.compile(r"(\.log|\.pt|\.pth|\.ckpt|\.safetensors|\.npz|\.bin|\.pyc)$|(^|/)events\.out\.tfevents\.|(^|/)__pycache__/")
@@ -177,6 +178,11 @@ class Workspace:
                     fh.write("\n")
                 fh.write("".join(f"{p}\n" for p in missing))
 
+    def is_baseline_record(self, branch: str, start: str) -> bool:
+        """Whether `branch` holds exactly the commit `ensure_baseline` makes on top of `start`."""
+        parents, _, subject = self.git.run("log", "-1", "--format=%P%n%s", branch).partition("\n")
+        return parents.strip() == start and subject.strip() == BASELINE_SUBJECT
+
     def ensure_baseline(self, start: str) -> str:
         """`<prefix>/baseline` with an empty commit 'baseline: record starting point' on top of `start`."""
         branch = self.branch(BASELINE)
@@ -185,7 +191,7 @@ class Workspace:
             if existing:
                 return existing
             tree = self.git.run("rev-parse", f"{start}^{{tree}}").strip()
-            message = "baseline: record starting point\n\n" + self._signoff()
+            message = f"{BASELINE_SUBJECT}\n\n" + self._signoff()
             commit = self.git.run(*self.git.identity_args(), "commit-tree", tree, "-p", start, "-F", "-", input=message).strip()
             self.git.run("update-ref", f"refs/heads/{branch}", commit, "")
             return commit

@@ -176,3 +176,16 @@ def test_extending_keeps_the_larger_count_and_adds_none_where_there_was_none():
     assert StopRules.build(now=0, max_experiments=50).extended(attempted=2, more=2).max_experiments == 50
     assert StopRules.build(now=0, max_experiments=4).extended(attempted=4, more=3).max_experiments == 7
     assert StopRules.build(now=0, budget="1h").extended(attempted=9, more=1).max_experiments is None
+
+
+def test_a_hand_made_baseline_branch_is_never_run_as_the_reference(tmp_path: Path):
+    repo = score_repo(tmp_path / "p")
+    cli(repo, *INIT, "--prefix", "research/lr", check=True)
+    git(repo, "branch", "research/lr/baseline")
+    says = "research/lr/baseline exists but is not the record of the starting point"
+    _refused(repo, "baseline", says=says)
+    before = _state(repo)
+    proc = cli(repo, "run", "--yes")
+    assert proc.returncode == 2 and says in proc.stderr, proc.stderr
+    assert [_state(repo)[k] for k in ("refs", "worktrees", "tree", "ledger")] == [
+        before[k] for k in ("refs", "worktrees", "tree", "ledger")]
