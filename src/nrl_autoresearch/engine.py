@@ -266,16 +266,18 @@ class Engine:
 
     def check(self, hypothesis: Hypothesis) -> None:
         """Validate a hypothesis before anything is created: its name, and its change against its parent's files
-        (the baseline's when the parent does not exist yet, as for a queue entry building on an earlier one)."""
+        (the baseline's when the parent does not exist yet, as for a queue entry building on an earlier one; a
+        patch only against the very commit it will apply to, 'best' being known only when it runs)."""
         validate_name(hypothesis.name)
         parent = self.ws.branch(hypothesis.parent) if hypothesis.parent not in ("baseline", "best") else None
-        commit = (self.ws.commit_of(parent) if parent else None) or self.ws.commit_of(self.ws.branch(BASELINE)) or self.c.base_commit
-        self._check_change(commit, hypothesis)
+        exact = self.ws.commit_of(parent) if parent else None
+        commit = exact or self.ws.commit_of(self.ws.branch(BASELINE)) or self.c.base_commit
+        self._check_change(commit, hypothesis, patch=bool(exact) or hypothesis.parent == BASELINE)
 
-    def _check_change(self, commit: str, hypothesis: Hypothesis) -> None:
-        """The hypothesis's settings and patch must apply to `commit`, refused before anything is created."""
+    def _check_change(self, commit: str, hypothesis: Hypothesis, *, patch: bool = True) -> None:
+        """The hypothesis's settings (and its patch, unless told otherwise) must apply to `commit`."""
         self.recipe.check_change(Snapshot(self.ws.git, commit), hypothesis.sets)
-        if hypothesis.patch:
+        if patch and hypothesis.patch:
             self.ws.check_patch(commit, Path(hypothesis.patch))
 
     def halt(self, reason: str) -> None:

@@ -154,6 +154,7 @@ def test_bad_input_to_a_campaign_exits_2_with_one_line_and_creates_nothing(campa
     ("- name: a\n  set: {lr: 0.2}\n- name: b\n  sets: {lr: 0.3}\n", "entry 2 (b)"),
     ("- name: a\n  set: {lr: 0.2}\n- name: a\n  set: {lr: 0.3}\n", "used twice"),
     ("- name: baseline\n  set: {lr: 0.2}\n", "entry 1 (baseline)"),
+    ("- name: a\n  patch: stale.diff\n", "does not apply to the parent commit"),
 ])
 def test_broken_queue_file_names_the_entry(campaign: Path, queue: str, says: str):
     path = campaign.parent / "queue.yaml"
