@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .errors import UsageError
+from .git import Git
 from .recipes.base import Objective
 from .stoprules import StopRules
 
@@ -101,6 +102,14 @@ def load(repo: Path, name: str | None = None) -> Campaign:
     if not path.exists():
         raise UsageError(f"no campaign named {name!r} in {repo}: see 'ls {CAMPAIGNS}' or start one with 'autoresearch init'")
     return Campaign.from_dict(json.loads(path.read_text()))
+
+
+def check_untracked(git: Git) -> None:
+    """Our ledger and campaign folders are written after every run: tracked, they would dirty the person's tree."""
+    tracked = git.run("ls-files", "--", LEDGER, CAMPAIGNS).splitlines()
+    if tracked:
+        raise UsageError(f"{tracked[0]} is tracked by git, but autoresearch keeps its ledger and campaign files "
+                         f"untracked: 'git rm --cached {tracked[0]}' and commit (the file stays), then init again")
 
 
 def exists(repo: Path, name: str) -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 from . import brev, gpus
 from .errors import UsageError
 from .recipes.base import Check
+from .workspace import BASELINE
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -27,10 +28,20 @@ def preflight(engine: Engine) -> list[Check]:
         checks.append(Check(len(visible) >= engine._gpus.per_experiment, "GPUs per experiment",
                             f"{engine._gpus.per_experiment} requested, {len(visible)} visible"))
     checks += _brev(engine)
+    checks += _baseline_branch(engine)
     dirty = engine.ws.user_state().dirty
     checks.append(Check(not dirty, "unrelated uncommitted changes (left alone)", ", ".join(dirty) or "none",
                         blocking=False))
     return checks
+
+
+def _baseline_branch(engine: Engine) -> list[Check]:
+    """A `<prefix>/baseline` made by hand is not the unmodified recipe: it must never be run as the reference."""
+    branch = engine.ws.branch(BASELINE)
+    if engine.ws.commit_of(branch) is None or engine.ws.is_baseline_record(branch, engine.c.base_commit):
+        return []
+    return [Check(False, "baseline branch", f"{branch} exists but is not the record of the starting point "
+                  f"{engine.c.base_commit[:10]}: rename it (git branch -m {branch} NEW-NAME), then run again")]
 
 
 def _brev(engine: Engine) -> list[Check]:

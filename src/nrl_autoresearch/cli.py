@@ -22,6 +22,7 @@ import shlex
 import signal
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -40,11 +41,19 @@ from .workspace import validate_name
 
 
 class _Group(click.Group):
-    """Turns our two refusals into their exit statuses with one clear line."""
+    """Turns our two refusals, and click's own parse errors, into their exit statuses with one clear line."""
+
+    def make_context(self, *args, **kwargs) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as err:
+            _parse_error(err)
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except click.UsageError as err:
+            _parse_error(err)
         except UsageError as err:
             click.echo(f"autoresearch: error: {err}", err=True)
             ctx.exit(2)
@@ -57,6 +66,21 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("autoresearch: interrupted: the running experiment was ended and recorded", err=True)
             ctx.exit(130)
+
+
+def _parse_error(err: click.UsageError) -> NoReturn:
+    """click's complaint (it names the option or argument) on one line with where to read more, not the usage
+    dump; a bare group still shows its help."""
+    if isinstance(err, click.exceptions.NoArgsIsHelpError):
+        raise err
+    names, ctx = [], err.ctx
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name)
+        ctx = ctx.parent
+    command = " ".join(["autoresearch", *reversed(names)])
+    message = " ".join(err.format_message().split()).rstrip(".")
+    click.echo(f"autoresearch: error: {message} (see '{command} --help')", err=True)
+    sys.exit(err.exit_code)
 
 
 def _repo(path: str | None) -> Path:

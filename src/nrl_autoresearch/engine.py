@@ -153,6 +153,9 @@ class Engine:
 
     def steer(self, text: str, *, replace_objective: bool = False) -> None:
         """Record follow-up steering: additive, unless the person explicitly replaces the objective."""
+        if not text.strip():
+            raise UsageError("the steering text is empty: say what the campaign should do next, e.g. "
+                             "autoresearch steer 'try smaller learning rates'")
         if replace_objective:
             self.c = self.c.with_options(goal=text)
             self.c.save()
@@ -359,11 +362,19 @@ class Engine:
 
     def check(self, hypothesis: Hypothesis) -> None:
         """Validate a hypothesis before anything is created: its name, and its change against its parent's files
-        (the baseline's when the parent does not exist yet, as for a queue entry building on an earlier one)."""
+        (the baseline's when the parent does not exist yet, as for a queue entry building on an earlier one; a
+        patch only against the very commit it will apply to, 'best' being known only when it runs)."""
         validate_name(hypothesis.name)
         parent = self.ws.branch(hypothesis.parent) if hypothesis.parent not in ("baseline", "best") else None
-        commit = (self.ws.commit_of(parent) if parent else None) or self.ws.commit_of(self.ws.branch(BASELINE)) or self.c.base_commit
+        exact = self.ws.commit_of(parent) if parent else None
+        commit = exact or self.ws.commit_of(self.ws.branch(BASELINE)) or self.c.base_commit
+        self._check_change(commit, hypothesis, patch=bool(exact) or hypothesis.parent == BASELINE)
+
+    def _check_change(self, commit: str, hypothesis: Hypothesis, *, patch: bool = True) -> None:
+        """The hypothesis's settings (and its patch, unless told otherwise) must apply to `commit`."""
         self.recipe.check_change(Snapshot(self.ws.git, commit), hypothesis.sets)
+        if patch and hypothesis.patch:
+            self.ws.check_patch(commit, Path(hypothesis.patch))
 
     def halt(self, reason: str) -> None:
         """End the running experiments (recorded as crashes with this reason) and start no new one."""
@@ -399,7 +410,7 @@ class Engine:
                 parent_commit, reference, name, effective = self.c.base_commit, self._baseline_reference(), BASELINE, {}
             else:
                 parent_commit, reference = self._parent(hypothesis.parent)
-                self.recipe.check_change(Snapshot(self.ws.git, parent_commit), hypothesis.sets)
+                self._check_change(parent_commit, hypothesis)
                 prepared = self._prepared(hypothesis.name)
                 effective = {**self._effective_of(parent_commit), **hypothesis.sets}
                 self._refuse_no_op(hypothesis, parent_commit, effective, prepared)

@@ -67,6 +67,9 @@ def repo_root(start: Path) -> Path:
     git = Git(start)
     if not git.ok("rev-parse", "--git-dir"):
         raise UsageError(f"{str(start)!r} is not inside a git repository: run 'git init' there or pass --repo DIR")
+    if git.run("rev-parse", "--is-inside-work-tree", check=False).strip() != "true":
+        raise UsageError(f"{str(start)!r} has no working tree (a bare repository, or inside .git): "
+                         "run autoresearch in a clone or checkout of it (git clone, git worktree add)")
     common = Path(git.run("rev-parse", "--path-format=absolute", "--git-common-dir").strip())
     if common.name == ".git":
         return common.parent
