@@ -27,6 +27,9 @@ def preflight(engine: Engine) -> list[Check]:
         checks.append(Check(len(visible) >= engine._gpus.per_experiment, "GPUs per experiment",
                             f"{engine._gpus.per_experiment} requested, {len(visible)} visible"))
     checks += _brev(engine)
+    refused = engine.ws.probe_commit()
+    checks.append(Check(refused is None, "git accepts the experiment commits", refused or "a probe commit passed",
+                        blocking=refused is not None))
     dirty = engine.ws.user_state().dirty
     checks.append(Check(not dirty, "unrelated uncommitted changes (left alone)", ", ".join(dirty) or "none",
                         blocking=False))
@@ -60,19 +63,17 @@ def check_preflight(engine: Engine) -> None:
 
 def verify(engine: Engine) -> list[str]:
     """Disagreements between the TSV, the git notes, the branches and the journal, one sentence each."""
-    problems = []
+    problems = _torn(engine)
     rows = engine.rows()
     branches = engine.ws.branches()
-    noted = {e["row"] for _, e in engine.notes.all_entries() if e.get("campaign") == engine.c.name}
+    noted: dict[str, set[str]] = {}  # row line -> the commits whose note holds it
+    for commit, entry in engine.notes.all_entries():
+        if entry.get("campaign") == engine.c.name:
+            noted.setdefault(entry["row"], set()).add(commit)
     for r in rows:
-        if r.branch not in branches:
-            problems.append(f"row {r.index}: branch {r.branch} does not exist")
-        elif not engine.ws.git.ok("merge-base", "--is-ancestor", r.commit, r.branch):
-            problems.append(f"row {r.index}: commit {r.commit[:10]} is not on {r.branch}")
-        if r.to_line() not in noted:
-            problems.append(f"row {r.index}: no git note on {r.commit[:10]} holds this row")
+        problems += _row_problems(engine, r, branches, noted.get(r.to_line(), set()))
     in_tsv = {r.to_line() for r in rows}
-    for line in sorted(noted - in_tsv):
+    for line in sorted(set(noted) - in_tsv):
         problems.append(f"a git note holds row {line.split(chr(9), 1)[0]} that the TSV lacks (run 'autoresearch ledger rebuild')")
     with_rows = {r.branch for r in rows}
     attempts = engine.journal.attempts()
@@ -83,4 +84,28 @@ def verify(engine: Engine) -> list[str]:
     for a in sorted(attempts.values(), key=lambda a: a.index):
         if not a.done and a.index not in engine._in_flight:
             problems.append(f"run {a.index} ({a.data.get('name')}) was left in flight at step '{a.step}'")
+    return problems
+
+
+def _torn(engine: Engine) -> list[str]:
+    fragment = engine.ledger.torn()
+    if not fragment:
+        return []
+    return [f"the last line of {engine.c.ledger} is torn (a write cut short: {fragment[:40]!r}): the next 'autoresearch "
+            "resume' completes it from the git notes, or run 'autoresearch ledger rebuild'"]
+
+
+def _row_problems(engine: Engine, r, branches: dict[str, str], notes_on: set[str]) -> list[str]:
+    """A row's branch holds its commit, and its note sits on that commit."""
+    problems = []
+    if r.branch not in branches:
+        problems.append(f"row {r.index}: branch {r.branch} does not exist")
+    elif branches[r.branch] != r.commit and not engine.ws.git.ok("merge-base", "--is-ancestor", r.commit, r.branch):
+        problems.append(f"row {r.index}: commit {r.commit[:10]} is not on {r.branch}")
+    if not notes_on:
+        problems.append(f"row {r.index}: no git note on {r.commit[:10]} holds this row")
+    elif r.commit not in notes_on:
+        wrong = ", ".join(sorted(c[:10] for c in notes_on))
+        problems.append(f"row {r.index}: its git note sits on {wrong}, not on its commit {r.commit[:10]} "
+                        "(two commands wrote at once; 'autoresearch ledger rebuild' still restores the TSV from it)")
     return problems

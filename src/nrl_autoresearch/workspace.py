@@ -7,8 +7,10 @@ hypothesis changed are staged. No stash, reset, forced checkout or branch deleti
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -122,13 +124,22 @@ class Workspace:
         return net
 
     def worktree_of(self, branch: str) -> Path | None:
+        return self._worktrees().get(branch)
+
+    def worktrees_under(self, folder: Path) -> dict[str, Path]:
+        """Branch -> worktree, for the worktrees inside `folder` (a campaign's own)."""
+        root = Path(folder).resolve()
+        return {b: p for b, p in self._worktrees().items() if p.resolve().is_relative_to(root)}
+
+    def _worktrees(self) -> dict[str, Path]:
+        found: dict[str, Path] = {}
         current: Path | None = None
         for line in self.git.run("worktree", "list", "--porcelain").splitlines():
             if line.startswith("worktree "):
                 current = Path(line.split(" ", 1)[1])
-            elif line == f"branch refs/heads/{branch}" and current is not None:
-                return current
-        return None
+            elif line.startswith("branch refs/heads/") and current is not None:
+                found.setdefault(line[len("branch refs/heads/"):], current)
+        return found
 
     # -- writing -----------------------------------------------------------------------------------
     @contextmanager
@@ -233,8 +244,28 @@ class Workspace:
         if allow_empty or not paths:
             args.insert(1, "--allow-empty")
         with self.locked():
-            wt.run(*self.git.identity_args(), *args, input=message)
+            try:
+                wt.run(*self.git.identity_args(), *args, input=message)
+            except GitError as err:
+                raise GitError(f"{err} ({refusal_hint(wt)})") from None
         return wt.run("rev-parse", "HEAD").strip()
+
+    def probe_commit(self) -> str | None:
+        """Why the person's git configuration would refuse our commits (signing, hooks), or None. Commits once
+        as the engine does, in a detached throwaway worktree outside the repository: no branch, no ref."""
+        with tempfile.TemporaryDirectory(prefix="autoresearch-probe-") as tmp:
+            path = Path(tmp) / "probe"
+            if not self.git.ok("worktree", "add", "--quiet", "--detach", str(path), "HEAD"):
+                return None  # no commit to start from: nothing can be probed, nothing is refused yet
+            try:
+                Git(path).run(*self.git.identity_args(), "commit", "--quiet", "-s", "--allow-empty", "-F", "-",
+                              input="autoresearch: preflight probe\n")
+                return None
+            except GitError as err:
+                return f"{str(err).split(': ', 1)[-1]} ({refusal_hint(Git(path))})"
+            finally:
+                self.git.run("worktree", "remove", "--force", str(path), check=False)
+                self.git.run("worktree", "prune", check=False)
 
     def release(self, worktree: Path) -> bool:
         """Remove a worktree that holds nothing but its commit; keep it (and say so) when anything is left in it."""
@@ -254,6 +285,19 @@ class Workspace:
     def _signoff(self) -> str:
         ident = self.git.run(*self.git.identity_args(), "var", "GIT_COMMITTER_IDENT").strip()
         return f"Signed-off-by: {ident.rsplit('>', 1)[0]}>\n"
+
+
+def refusal_hint(git: Git) -> str:
+    """What in the person's git configuration refuses a commit, and the fix."""
+    hooks = Path(git.run("rev-parse", "--path-format=absolute", "--git-path", "hooks").strip())
+    found = [h for h in ("pre-commit", "commit-msg", "prepare-commit-msg") if os.access(hooks / h, os.X_OK)]
+    if found:
+        return (f"the {' or '.join(found)} hook in {hooks} refused it: fix the hook, or point this repository's "
+                "core.hooksPath elsewhere")
+    if git.run("config", "--bool", "commit.gpgsign", check=False).strip() == "true":
+        return ("commit.gpgsign is set and signing failed: configure a usable key (user.signingkey), or run "
+                "'git config commit.gpgsign false' in this repository")
+    return "git refused the commit"
 
 
 def _status_entries(git: Git) -> list[tuple[str, str]]:
