@@ -190,24 +190,33 @@ print(f"val_score: {1.0 - abs(cfg['lr'] - 0.1):.4f}")
 def test_an_escaped_grandchild_ends_after_the_engine_was_killed_and_recovery_ran(tmp_path: Path):
     repo = make_repo(tmp_path / "r", {"train.py": TRAIN_ESCAPE, "params.json": '{"lr": 0.01, "sleep": 0}\n'})
     pid_at = tmp_path / "grandchild.pid"
-    env = {**os.environ, "PID_AT": str(pid_at)}
+    env = {"PID_AT": str(pid_at)}
+    escaped: list[int] = []
+
+    def escapee() -> int:
+        wait_for(lambda: pid_at.exists() and pid_at.read_text())
+        escaped.append(int(pid_at.read_text()))
+        pid_at.unlink()
+        return escaped[-1]
+
     cli(repo, *INIT, check=True)
-    cli(repo, "baseline", check=True, env=env)
-    wait_for(lambda: gone(int(pid_at.read_text())), 15)  # a normal exit: the run ended, so did its escapee
-    pid_at.unlink()
-    engine = subprocess.Popen([PY, "-m", "nrl_autoresearch", "try", "esc", "--set", "sleep=2"], cwd=repo, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: pid_at.exists() and pid_at.read_text())
-    engine.send_signal(signal.SIGKILL)
-    engine.wait(10)
-    escaped = int(pid_at.read_text())
     try:
+        cli(repo, "baseline", check=True, env=env)
+        wait_for(lambda: gone(escapee()), 15)  # a normal exit: the run ended, so did its escapee
+        engine = subprocess.Popen([PY, "-m", "nrl_autoresearch", "try", "esc", "--set", "sleep=2"], cwd=repo,
+                                  env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pid = escapee()
+        engine.send_signal(signal.SIGKILL)
+        engine.wait(10)
         cli(repo, "try", "after", "--set", "lr=0.2", check=True, env=env)
-        wait_for(lambda: gone(escaped), 15)
+        wait_for(lambda: gone(pid), 15)
         assert [r["index"] for r in ledger_rows(repo)] == [1, 2, 3]
     finally:
-        if not gone(escaped):
-            os.kill(escaped, signal.SIGKILL)
+        if pid_at.exists() and pid_at.read_text():
+            escaped.append(int(pid_at.read_text()))
+        for pid in escaped:
+            if not gone(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 # -- 5. leftover worktrees, commits git will refuse ----------------------------------------------------------
