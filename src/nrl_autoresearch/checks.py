@@ -64,15 +64,16 @@ def check_preflight(engine: Engine) -> None:
 def verify(engine: Engine) -> list[str]:
     """Disagreements between the TSV, the git notes, the branches and the journal, one sentence each."""
     problems = _torn(engine)
-    rows = engine.rows()
+    lines = engine.ledger.lines(engine.c.prefix)
+    rows = [r for r, _ in lines]
     branches = engine.ws.branches()
     noted: dict[str, set[str]] = {}  # row line -> the commits whose note holds it
     for commit, entry in engine.notes.all_entries():
         if entry.get("campaign") == engine.c.name:
             noted.setdefault(entry["row"], set()).add(commit)
-    for r in rows:
-        problems += _row_problems(engine, r, branches, noted.get(r.to_line(), set()))
-    in_tsv = {r.to_line() for r in rows}
+    for r, line in lines:
+        problems += _row_problems(engine, r, branches, noted.get(line, set()))
+    in_tsv = {line for _, line in lines}
     for line in sorted(set(noted) - in_tsv):
         problems.append(f"a git note holds row {line.split(chr(9), 1)[0]} that the TSV lacks (run 'autoresearch ledger rebuild')")
     with_rows = {r.branch for r in rows}

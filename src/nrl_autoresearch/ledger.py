@@ -97,7 +97,7 @@ class Ledger:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.lock = FileLock(str(self.path) + ".lock")
-        self._cache: tuple[tuple, list[Row]] | None = None
+        self._cache: tuple[tuple, list[tuple[Row, str]]] | None = None
 
     def ensure(self) -> None:
         """Create the file with its header only, if it does not exist yet."""
@@ -108,11 +108,11 @@ class Ledger:
 
     def rows(self, prefix: str | None = None) -> list[Row]:
         """Rows in file order; with `prefix`, only the branches under it. A torn last line is not a row."""
-        rows = self._parsed()
-        return rows if prefix is None else [r for r in rows if r.branch.startswith(prefix + "/")]
+        return [row for row, _ in self.lines(prefix)]
 
-    def _parsed(self) -> list[Row]:
-        """Every row, parsed once per version of the file (a campaign's commands read it many times)."""
+    def lines(self, prefix: str | None = None) -> list[tuple[Row, str]]:
+        """(row, the exact line in the file) in file order, parsed once per version of the file (a campaign's
+        commands read it many times)."""
         try:
             stat = self.path.stat()
         except FileNotFoundError:
@@ -120,9 +120,11 @@ class Ledger:
         key = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
         if self._cache is None or self._cache[0] != key:
             text = self.path.read_text()
-            lines = text.splitlines()[1:] if text.endswith("\n") else text.splitlines()[1:-1]
-            self._cache = (key, [_parse(n, line, self.path) for n, line in enumerate(lines, 2) if line.strip()])
-        return list(self._cache[1])
+            lines = text.splitlines(keepends=True)[1:]
+            if lines and not lines[-1].endswith("\n"):
+                lines.pop()
+            self._cache = (key, [(_parse(n, line, self.path), line) for n, line in enumerate(lines, 2) if line.strip()])
+        return [(r, line) for r, line in self._cache[1] if prefix is None or r.branch.startswith(prefix + "/")]
 
     def torn(self) -> str:
         """A last line whose write was cut short (a full disk, a kill), or ''."""
