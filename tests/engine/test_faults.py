@@ -86,6 +86,24 @@ def test_a_full_disk_during_a_run_ends_in_one_message_and_resume_records_it(tmp_
         assert not (disk / "auto_research/f/worktrees").exists() or not any((disk / "auto_research/f/worktrees").iterdir())
 
 
+def test_a_torn_last_row_is_reported_by_check_and_repaired_by_the_next_writer(tmp_path: Path):
+    repo = score_repo(tmp_path / "r")
+    cli(repo, *INIT, check=True)
+    cli(repo, "baseline", check=True)
+    cli(repo, "try", "lr", "--set", "lr=0.2", check=True)
+    ledger = repo / "reports/auto_research_results.tsv"
+    whole = ledger.read_bytes()
+    ledger.write_bytes(whole[:-40])  # what a write cut short by a full disk left
+    check = cli(repo, "ledger", "check")
+    assert check.returncode == 1 and "Traceback" not in check.stderr, check.stderr
+    assert "is torn" in check.stdout and "'autoresearch ledger rebuild'" in check.stdout
+    assert cli(repo, "status").returncode == 0
+    proc = cli(repo, "try", "next", "--set", "lr=0.3", check=True)
+    assert "recovered: completed the torn last line of auto_research_results.tsv (row 2) from its git note" in proc.stdout
+    assert ledger.read_bytes().startswith(whole) and [r["index"] for r in ledger_rows(repo)] == [1, 2, 3]
+    assert cli(repo, "ledger", "check").returncode == 0
+
+
 # -- 2. one writer per campaign ------------------------------------------------------------------------------
 def test_a_second_writer_is_refused_with_who_holds_the_campaign_and_readers_work(tmp_path: Path):
     repo = score_repo(tmp_path / "r")
