@@ -562,7 +562,20 @@ class Engine:
         finally:
             self._gpus.give_back(plan.index)
         self.journal.record("finished", plan.index, result=_result_dict(result))
-        return self._measure(plan, commit or plan.parent_commit, job, result, worktree)
+        return self._measured(plan, commit or plan.parent_commit, job, result, worktree)
+
+    def _measured(self, plan: Plan, commit: str, job: Job | None, result: JobResult, worktree: Path | None) -> Outcome:
+        """The run measured; a reader that fails on its outputs (a metric too large for a float) makes it a crash
+        that still knows its commit and worktree."""
+        try:
+            return self._measure(plan, commit, job, result, worktree)
+        except Exception as err:
+            if disk_full(err):
+                raise
+            failed = JobResult(JobState.FAILED, result.exit_code,
+                               f"engine error reading the run's outputs: {type(err).__name__}: {err}", result.run_s)
+            return Outcome(plan, commit, failed, job.job_id if job else "none", job.command if job else "",
+                           job.log_path if job else self.c.run_dir(plan.run) / "run.log", worktree=worktree)
 
     def job_name(self, index: int) -> str:
         """Unique across campaigns and repositories (cluster schedulers key singletons and lookups on it)."""

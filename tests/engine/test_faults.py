@@ -158,6 +158,7 @@ def test_an_exception_reading_the_metric_is_that_runs_crash_row(tmp_path: Path):
     rows = ledger_rows(repo)
     assert [(r["index"], r["status"]) for r in rows] == [(1, "keep"), (2, "crash"), (3, "discard")]
     assert "Overflow" in rows[1]["description"] or "too large" in rows[1]["description"]
+    assert not any((repo / "reports/auto_research/f/worktrees").iterdir())
     assert cli(repo, "ledger", "check").returncode == 0
 
 
