@@ -18,6 +18,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from .durable import append_whole, torn_tail
+from .errors import Fault
 from .git import NOTES_REF, Git
 from .redact import redact
 
@@ -164,7 +165,7 @@ def _parse(number: int, line: str, path: Path) -> Row:
                             "to rewrite the file from the git notes") from None
 
 
-class LedgerDamaged(ValueError):
+class LedgerDamaged(Fault):
     """A line inside the TSV is not a row (edited by hand, or torn by an older version): the fix is a rebuild."""
 
 

@@ -102,6 +102,12 @@ def test_a_torn_last_row_is_reported_by_check_and_repaired_by_the_next_writer(tm
     assert "recovered: completed the torn last line of auto_research_results.tsv (row 2) from its git note" in proc.stdout
     assert ledger.read_bytes().startswith(whole) and [r["index"] for r in ledger_rows(repo)] == [1, 2, 3]
     assert cli(repo, "ledger", "check").returncode == 0
+    ledger.write_bytes(whole.replace(b"\tkeep\t", b"\tkept\t", 1))  # a row damaged inside the file
+    proc = cli(repo, "ledger", "check")
+    one_clear_failure(proc, "is not a ledger row")
+    assert "run 'autoresearch ledger rebuild'" in proc.stderr
+    cli(repo, "ledger", "rebuild", check=True)
+    assert cli(repo, "ledger", "check").returncode == 0
 
 
 # -- 2. one writer per campaign ------------------------------------------------------------------------------
