@@ -34,7 +34,7 @@ from . import api
 from . import campaign as campaigns
 from .campaign import Campaign
 from .engine import Engine
-from .errors import StopConditionMet, UsageError
+from .errors import Fault, StopConditionMet, UsageError
 from .git import repo_root
 from .hypothesis import Hypothesis, validated
 from .launchers import CHOICES, LAUNCHERS
@@ -407,7 +407,7 @@ def _refusing(fn: Callable[..., Any]) -> Callable[..., Any]:
             if inspect.iscoroutinefunction(fn):
                 return await fn(*args, **kwargs)
             return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
-        except (UsageError, StopConditionMet) as err:
+        except (UsageError, StopConditionMet, Fault) as err:
             raise ToolError(str(err)) from None
     return run
 
