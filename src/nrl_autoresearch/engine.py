@@ -503,7 +503,7 @@ class Engine:
                 raise
             rows = self.crash_rows(plans, commit, f"engine error: {type(err).__name__}: {err}")
         finally:
-            self._release(plans[0], worktree)
+            self._release(plans[0], worktree, refused=commit in (None, plans[0].parent_commit))
         return rows
 
     def crash_rows(self, plans: list[Plan], commit: str | None, reason: str) -> list[Row]:
@@ -526,8 +526,11 @@ class Engine:
             rows.append(row)
         return rows
 
-    def _release(self, plan: Plan, worktree: Path | None) -> None:
-        if worktree is not None and not self.ws.release(worktree):
+    def _release(self, plan: Plan, worktree: Path | None, *, refused: bool) -> None:
+        """Release the worktree; when its commit never happened, what is in it is the engine's own change (unless
+        the person edited it after `autoresearch new`), reproducible from the journal, and goes with it."""
+        hand_edited = any(e["step"] == "prepared" and e["name"] == plan.name for e in self.journal.events())
+        if worktree is not None and not self.ws.release(worktree, discard=refused and not hand_edited):
             self.say(f"[{plan.index}] kept worktree {self._rel(worktree)}: the run left files in it")
 
     def _run(self, plan: Plan, commit: str | None, worktree: Path | None) -> Outcome:

@@ -267,19 +267,22 @@ class Workspace:
                 self.git.run("worktree", "remove", "--force", str(path), check=False)
                 self.git.run("worktree", "prune", check=False)
 
-    def release(self, worktree: Path) -> bool:
-        """Remove a worktree that holds nothing but its commit; keep it (and say so) when anything is left in it."""
+    def release(self, worktree: Path, *, discard: bool = False) -> bool:
+        """Remove a worktree that holds nothing but its commit; keep it (and say so) when anything is left in it.
+        With `discard`, what is left is the engine's own change whose commit git refused, and goes with it."""
         if not worktree.exists():
             return True
         wt = Git(worktree)
         modules = Path(wt.run("rev-parse", "--path-format=absolute", "--git-dir").strip()) / "modules"
         with self.locked():
-            if not modules.is_dir():
+            if not modules.is_dir() and not discard:
                 return self.git.ok("worktree", "remove", str(worktree))
-            # it holds the submodule clones made for it, which git will not remove: force only when nothing else is there
-            if wt.run("status", "--porcelain", "--ignore-submodules=all", "--untracked-files=all", check=False).strip():
+            # submodule clones made for it, which git will not remove: force only when nothing else is there
+            if not discard and wt.run("status", "--porcelain", "--ignore-submodules=all", "--untracked-files=all",
+                                      check=False).strip():
                 return False
-            shutil.rmtree(modules)
+            if modules.is_dir():
+                shutil.rmtree(modules)
             return self.git.ok("worktree", "remove", "--force", str(worktree))
 
     def _signoff(self) -> str:

@@ -302,6 +302,22 @@ def test_preflight_finds_signing_without_a_usable_key(tmp_path: Path):
     assert_refused_before_anything(repo, proc, "git config commit.gpgsign false")
 
 
+def test_a_commit_refused_after_preflight_is_a_crash_row_with_the_hook_and_no_worktree(tmp_path: Path):
+    repo = score_repo(tmp_path / "r")
+    cli(repo, *INIT, check=True)
+    cli(repo, "baseline", check=True)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "commit-msg").write_text("#!/bin/sh\nexit 1\n")
+    (hooks / "commit-msg").chmod(0o755)
+    git(repo, "config", "core.hooksPath", str(hooks))  # installed after preflight passed
+    proc = cli(repo, "try", "lr", "--set", "lr=0.2")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    row = ledger_rows(repo)[1]
+    assert row["status"] == "crash" and "the commit-msg hook in" in row["description"]
+    assert not any((repo / "reports/auto_research/f/worktrees").iterdir())
+
+
 def test_a_commit_refused_by_a_silent_hook_says_which_hook(tmp_path: Path):
     from nrl_autoresearch.git import GitError
     from nrl_autoresearch.workspace import Workspace
