@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from nrl_autoresearch import campaign as campaigns
 from nrl_autoresearch.engine import Engine
@@ -67,23 +68,32 @@ if cfg.get("fill"):
 '''
 
 
-def test_a_full_disk_during_a_run_ends_in_one_message_and_resume_records_it(tmp_path: Path):
+LONG = "a description longer than the room left in any page of the disk " * 100  # its row cannot fit
+
+
+@pytest.mark.parametrize("command", ["try", "run"])
+def test_a_full_disk_during_a_run_ends_in_one_message_and_resume_records_it(tmp_path: Path, command: str):
     repo = make_repo(tmp_path / "r", {"train.py": TRAIN_FILL, "params.json": '{"lr": 0.01, "fill": 0}\n'})
     cli(repo, *INIT, check=True)
     cli(repo, "baseline", check=True)  # preflight wants 1 GiB free: the small disk comes after it
-    shutil.move(repo / "reports", tmp_path / "reports")
+    queue = tmp_path / "queue.json"
+    queue.write_text(json.dumps([{"name": "fill", "set": {"fill": 1}, "description": LONG},
+                                 {"name": "after", "set": {"lr": 0.2}}]))
+    shutil.move(repo / "reports", tmp_path / "reports")  # the ledger, journal and run logs onto a small disk
     with small_disk(repo / "reports", "16m") as disk:
         shutil.copytree(tmp_path / "reports", disk, dirs_exist_ok=True, symlinks=True)
         filler = disk / "filler.bin"
-        long = "a description longer than the room left in any page of the disk " * 100  # the row cannot fit
-        proc = cli(repo, "try", "fill", "--set", "fill=1", "--desc", long, env={"FILL_AT": str(filler)}, timeout=120)
-        one_clear_failure(proc, "no space left on the disk")
+        args = (["try", "fill", "--set", "fill=1", "--desc", LONG] if command == "try"
+                else ["run", "--proposer", f"queue:{queue}", "--yes"])
+        one_clear_failure(cli(repo, *args, env={"FILL_AT": str(filler)}, timeout=120), "no space left on the disk")
         filler.unlink()
-        cli(repo, "try", "after", "--set", "lr=0.2", check=True, timeout=120)
+        then = ["try", "after", "--set", "lr=0.2"] if command == "try" else ["resume", "--yes"]
+        cli(repo, *then, check=True, timeout=120)
         rows = ledger_rows(repo)
         assert [r["index"] for r in rows] == [1, 2, 3] and rows[2]["status"] == "discard"
+        assert rows[1]["description"].startswith(LONG.strip()[:60])
         assert cli(repo, "ledger", "check").returncode == 0
-        assert not (disk / "auto_research/f/worktrees").exists() or not any((disk / "auto_research/f/worktrees").iterdir())
+        assert not any((disk / "auto_research/f/worktrees").iterdir())
 
 
 def test_a_torn_last_row_is_reported_by_check_and_repaired_by_the_next_writer(tmp_path: Path):
