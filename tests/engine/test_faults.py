@@ -133,7 +133,7 @@ def test_a_second_writer_is_refused_with_who_holds_the_campaign_and_readers_work
         one_clear_failure(second, f"(PID {first.pid}) has been writing to it since ")
         assert "'autoresearch try slow --set sleep=4'" in second.stderr
         assert cli(repo, "status").returncode == 0 and len(ledger_rows(repo)) == 1
-        assert cli(repo, "resume", "--report-only").returncode == 0
+        assert cli(repo, "resume", "--report-only").returncode == 0 and cli(repo, "report").returncode == 0
     finally:
         out, err = first.communicate(timeout=120)
     assert first.returncode == 0, out + err
