@@ -13,6 +13,7 @@ from .recipes.base import Check
 
 if TYPE_CHECKING:
     from .engine import Engine
+    from .ledger import Row
 
 
 def preflight(engine: Engine) -> list[Check]:
@@ -96,7 +97,7 @@ def _torn(engine: Engine) -> list[str]:
             "resume' completes it from the git notes, or run 'autoresearch ledger rebuild'"]
 
 
-def _row_problems(engine: Engine, r, branches: dict[str, str], notes_on: set[str]) -> list[str]:
+def _row_problems(engine: Engine, r: Row, branches: dict[str, str], notes_on: set[str]) -> list[str]:
     """A row's branch holds its commit, and its note sits on that commit."""
     problems = []
     if r.branch not in branches:
@@ -108,5 +109,5 @@ def _row_problems(engine: Engine, r, branches: dict[str, str], notes_on: set[str
     elif r.commit not in notes_on:
         wrong = ", ".join(sorted(c[:10] for c in notes_on))
         problems.append(f"row {r.index}: its git note sits on {wrong}, not on its commit {r.commit[:10]} "
-                        "(two commands wrote at once; 'autoresearch ledger rebuild' still restores the TSV from it)")
+                        "('autoresearch ledger rebuild' still restores the TSV from it)")
     return problems

@@ -129,7 +129,7 @@ class Ledger:
 
     def torn(self) -> str:
         """A last line whose write was cut short (a full disk, a kill), or ''."""
-        return torn_tail(self.path).decode(errors="replace") if self.path.exists() else ""
+        return torn_tail(self.path).decode(errors="replace")
 
     def repair(self, notes: "Notes") -> str | None:
         """Complete a torn last line from the git note that holds its row, or drop it (its row was never
