@@ -20,7 +20,7 @@ CAMPAIGNS = "reports/auto_research"
 LEDGER = "reports/auto_research_results.tsv"
 ACTIVE = ".active"
 # names an experiment cannot take: they are campaign files and folders
-RESERVED = {"worktrees", "campaign.json", "journal.jsonl", "notes.md", "report", "control", "smoke"}
+RESERVED = {"worktrees", "campaign.json", "journal.jsonl", "notes.md", "report", "control", "smoke", "writer.json"}
 
 
 @dataclass(frozen=True)
