@@ -101,7 +101,8 @@ def _row_problems(engine: Engine, r: Row, branches: dict[str, str], notes_on: se
     """A row's branch holds its commit, and its note sits on that commit."""
     problems = []
     if r.branch not in branches:
-        problems.append(f"row {r.index}: branch {r.branch} does not exist")
+        if r.status != "crash" or r.commit != r.parent_commit:  # a crash before its branch could be created has none
+            problems.append(f"row {r.index}: branch {r.branch} does not exist")
     elif branches[r.branch] != r.commit and not engine.ws.git.ok("merge-base", "--is-ancestor", r.commit, r.branch):
         problems.append(f"row {r.index}: commit {r.commit[:10]} is not on {r.branch}")
     if not notes_on:

@@ -189,6 +189,7 @@ def test_a_name_the_file_system_refuses_is_a_crash_row_and_nothing_retries_it(tm
         proc = cli(repo, "try", "next", "--set", "lr=0.3") if _ == 0 else cli(repo, "resume", "--report-only")
         assert proc.returncode == 0 and "Traceback" not in proc.stderr and "recovered" not in proc.stdout, proc.stderr
     assert [r["index"] for r in ledger_rows(repo)] == [1, 2, 3]
+    assert cli(repo, "ledger", "check").returncode == 0
 
 
 def test_a_branch_clash_met_by_recovery_is_a_crash_row_not_a_wedge(tmp_path: Path):
