@@ -96,6 +96,27 @@ def test_a_full_disk_during_a_run_ends_in_one_message_and_resume_records_it(tmp_
         assert not any((disk / "auto_research/f/worktrees").iterdir())
 
 
+def test_a_full_disk_when_the_note_is_written_ends_in_one_message_and_resume_adds_it(tmp_path: Path):
+    repo = make_repo(tmp_path / "r", {"train.py": TRAIN_FILL, "params.json": '{"lr": 0.01, "fill": 0}\n'})
+    cli(repo, *INIT, check=True)
+    cli(repo, "baseline", check=True)
+    objects = repo / ".git" / "objects"
+    shutil.move(objects, tmp_path / "objects")  # git's objects, where a note is written, onto a small disk
+    with small_disk(objects, "16m") as disk:
+        shutil.copytree(tmp_path / "objects", disk, dirs_exist_ok=True, symlinks=True)
+        proc = cli(repo, "try", "fill", "--set", "fill=1", env={"FILL_AT": str(disk / "filler.bin")}, timeout=120)
+        one_clear_failure(proc, "no space left on the disk")
+        rows = ledger_rows(repo)  # the row is written; its note is not
+        assert [r["index"] for r in rows] == [1, 2]
+        no_note = subprocess.run(["git", "-C", str(repo), "notes", "--ref", "autoresearch", "list", rows[1]["commit"]],
+                                 capture_output=True)
+        assert no_note.returncode == 1 and not no_note.stdout
+        (disk / "filler.bin").unlink()
+        cli(repo, "try", "after", "--set", "lr=0.2", check=True, timeout=120)
+        assert [r["index"] for r in ledger_rows(repo)] == [1, 2, 3]
+        assert cli(repo, "ledger", "check").returncode == 0
+
+
 def test_a_torn_last_row_is_reported_by_check_and_repaired_by_the_next_writer(tmp_path: Path):
     repo = score_repo(tmp_path / "r")
     cli(repo, *INIT, check=True)
