@@ -255,9 +255,9 @@ class Workspace:
         as the engine does, in a detached throwaway worktree outside the repository: no branch, no ref."""
         with tempfile.TemporaryDirectory(prefix="autoresearch-probe-") as tmp:
             path = Path(tmp) / "probe"
-            if not self.git.ok("worktree", "add", "--quiet", "--detach", str(path), "HEAD"):
-                return None  # no commit to start from: nothing can be probed, nothing is refused yet
             try:
+                if not self.git.ok("worktree", "add", "--quiet", "--detach", str(path), "HEAD"):
+                    return None  # no commit to start from: nothing can be probed, nothing is refused yet
                 Git(path).run(*self.git.identity_args(), "commit", "--quiet", "-s", "--allow-empty", "-F", "-",
                               input="autoresearch: preflight probe\n")
                 return None
