@@ -30,7 +30,7 @@ from . import api
 from . import campaign as campaigns
 from .campaign import Campaign
 from .engine import Engine
-from .errors import BaselineCrashed, StopConditionMet, UsageError
+from .errors import BaselineCrashed, StopConditionMet, UsageError, fault_of
 from .git import Git, repo_root
 from .hypothesis import Hypothesis, parse_sets, validated
 from .launchers import CHOICES, LAUNCHERS
@@ -41,7 +41,8 @@ from .workspace import validate_name
 
 
 class _Group(click.Group):
-    """Turns our two refusals, and click's own parse errors, into their exit statuses with one clear line."""
+    """Turns our refusals (bad input, a met stop rule, a baseline without a result, a fault of the machine) and
+    click's own parse errors into their exit statuses with one clear line."""
 
     def make_context(self, *args, **kwargs) -> click.Context:
         try:
@@ -63,6 +64,12 @@ class _Group(click.Group):
         except BaselineCrashed as err:
             click.echo(f"autoresearch: {err}", err=True)
             ctx.exit(4)
+        except Exception as err:
+            fault = fault_of(err)
+            if fault is None:
+                raise
+            click.echo(f"autoresearch: {fault}", err=True)
+            ctx.exit(fault.exit_code)
         except KeyboardInterrupt:
             click.echo("autoresearch: interrupted: the running experiment was ended and recorded", err=True)
             ctx.exit(130)
@@ -277,6 +284,11 @@ def run(proposer_spec, yes, more, workers, repo, campaign_name):
 
 def _run_loop(engine: Engine, proposer_spec: str, *, yes: bool, more: int | None, workers: int) -> None:
     """State the plan, get it confirmed, loop, summarise: shared by run, resume and demo."""
+    with engine.writer.held():
+        _loop(engine, proposer_spec, yes=yes, more=more, workers=workers)
+
+
+def _loop(engine: Engine, proposer_spec: str, *, yes: bool, more: int | None, workers: int) -> None:
     from .report import build_report, summary_text
 
     proposer, plan, _ = api.loop_plan(engine, proposer_spec, workers, more)
@@ -453,8 +465,11 @@ def rebuild(repo, campaign_name):
     """Rewrite the TSV from the git notes (after it was lost or damaged)."""
     from .ledger import Notes, rebuild as rebuild_ledger
 
+    from .writer import CampaignLock
+
     c = _load(repo, campaign_name)
-    count = rebuild_ledger(Ledger(c.ledger_path), Notes(Git(c.repo)))
+    with CampaignLock(c.dir, c.name).held():
+        count = rebuild_ledger(Ledger(c.ledger_path), Notes(Git(c.repo)))
     click.echo(f"rebuilt {c.ledger} from git notes: {count} rows")
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from . import brev, stoprules, triage
 from .gpus import GpuPool
 from .campaign import CENSUS, RESERVED, Campaign
-from .errors import BaselineCrashed, StopConditionMet, UsageError
+from .errors import BaselineCrashed, Fault, StopConditionMet, UsageError, disk_full, fault_of
 from .git import Snapshot
 from .hypothesis import Hypothesis, norm, same_settings
 from .journal import Journal
@@ -35,10 +35,11 @@ from .recipes.base import Check
 from . import checks, recovery, smoke
 from .attempt import Outcome, Plan
 from .progress import Progress, run_line
-from .recovery import RUN_MARKER
+from .reaper import RUN_MARKER
 from .redact import redact
 from .session import Moment, Session
 from .workspace import BASELINE, Workspace, validate_name
+from .writer import CampaignLock
 
 MAX_FIXES = 2  # fixes of a trivial crash before it stays a crash
 SEED_BASE = 1000  # run k >= 2 of a configuration uses seed base + k - 1, the same for every configuration
@@ -75,6 +76,8 @@ class Engine:
         self._halt: str | None = None
         self._memory: Session | None = None
         self._gpus = GpuPool(campaign.options.get("gpus_per_experiment", 0))
+        self._failure: BaseException | None = None  # what stopped a worker from recording its rows
+        self.writer = CampaignLock(campaign.dir, campaign.name)
         if campaign.options.get("brev"):
             brev.load_env_file(campaign.repo)  # never printed; its secrets are redacted like any other
 
@@ -215,6 +218,10 @@ class Engine:
     # -- commands ------------------------------------------------------------------------------------
     def baseline(self) -> Row:
         """Record the unmodified recipe as the reference, on <prefix>/baseline (interrupted runs of it first)."""
+        with self.writer.held():
+            return self._baseline()
+
+    def _baseline(self) -> Row:
         self.recover()
         rerun = self.rerun_interrupted(baseline_only=True)
         if rerun:
@@ -241,6 +248,10 @@ class Engine:
     def try_(self, hypothesis: Hypothesis, *, repeat: bool = False) -> Row:
         """One experiment: branch, change, commit, run, record. With `repeat`, a configuration already tried
         runs once more on its own branch and is judged together with its earlier runs."""
+        with self.writer.held():
+            return self._try(hypothesis, repeat)
+
+    def _try(self, hypothesis: Hypothesis, repeat: bool) -> Row:
         self.recover()
         self.rerun_interrupted(baseline_only=True)
         self.require_valid_baseline()
@@ -301,6 +312,10 @@ class Engine:
 
     def prepare(self, name: str, description: str, parent: str) -> Path:
         """Create an experiment branch and worktree for hand edits; `try NAME` later commits and runs them."""
+        with self.writer.held():
+            return self._prepare(name, description, parent)
+
+    def _prepare(self, name: str, description: str, parent: str) -> Path:
         self.require_valid_baseline()
         parent_commit, _ = self._parent(parent)
         if self.ws.commit_of(self.ws.branch(name)) is None:
@@ -313,6 +328,11 @@ class Engine:
             max_runs: int | None = None) -> stoprules.StopStatus:
         """The unattended loop: baseline first, then one hypothesis at a time (or `workers` at once) until a
         stop rule is clearly met, the proposer has nothing left, or the person halts it."""
+        with self.writer.held():
+            return self._run_loop(propose, workers, max_runs)
+
+    def _run_loop(self, propose: Callable[[History], Hypothesis | None], workers: int,
+                  max_runs: int | None) -> stoprules.StopStatus:
         self.recover()
         if not self.baseline_rows():
             self._check_may_launch()
@@ -352,6 +372,7 @@ class Engine:
                 threads.append(self._start_thread(plans))
                 launched += 1
             self._join(threads)
+            self._raise_failure()
         except KeyboardInterrupt:
             self.halt("interrupted by the person (Ctrl-C)")
             self._join(threads)
@@ -528,7 +549,15 @@ class Engine:
             self.halt("interrupted by the person (Ctrl-C)")
             self._join([done])
             raise
+        self._raise_failure()
         return rows
+
+    def _raise_failure(self) -> None:
+        """A worker that could not record its rows stops the command with one clear message."""
+        err = self._failure
+        if err is not None:
+            raise fault_of(err) or Fault(f"an experiment could not be recorded ({type(err).__name__}: {err}); "
+                                         "fix the cause, then run 'autoresearch resume'") from err
 
     def _start_thread(self, plans: list[Plan], rows: list | None = None) -> threading.Event:
         """Run one group in a worker thread; the returned event is set when its rows are written. (Waiting on
@@ -542,6 +571,9 @@ class Engine:
                 written = self._execute(plans)
                 if rows is not None:
                     rows.extend(written)
+            except Exception as err:  # rows could not even be written as crashes: stop, say why
+                self._failure = err
+                self.halt(f"stopped: experiment [{plans[0].index}] could not be recorded")
             finally:
                 with self._lock:
                     self._active -= 1
@@ -564,28 +596,62 @@ class Engine:
             time.sleep(0.2)
 
     def _execute(self, plans: list[Plan]) -> list[Row]:
-        """Run a group (one configuration, one or more seeds) and record its rows; then confirm a new best keep."""
+        """Run a group (one configuration, one or more seeds) and record its rows; then confirm a new best keep.
+        Whatever fails along the way, each run still gets its row (a crash with the reason) and the worktree is
+        released; only a failure to write even that row (a full disk) is raised."""
         outcomes: list[Outcome] = []
         commit, worktree = plans[0].commit, None
         try:
-            for plan in plans:
-                if self._halt:
-                    outcomes.append(self._not_run(plan, commit or plan.parent_commit, self._halt, worktree))
-                    continue
-                outcome = self._run(plan, commit, worktree)
-                commit, worktree = outcome.commit, outcome.worktree
-                outcomes.append(outcome)
-            outcomes += self._more_runs(outcomes)
-            rows = self._record_group(outcomes)
+            try:
+                for plan in plans:
+                    if self._halt:
+                        outcomes.append(self._not_run(plan, commit or plan.parent_commit, self._halt, worktree))
+                        continue
+                    outcome = self._run(plan, commit, worktree)
+                    commit, worktree = outcome.commit, outcome.worktree
+                    outcomes.append(outcome)
+                outcomes += self._more_runs(outcomes)
+                rows = self._record_group(outcomes)
+            finally:
+                with self._lock:
+                    self._in_flight -= {plan.index for plan in plans} | {o.plan.index for o in outcomes}
+            self._diagnose(outcomes)
+            rows += self._fix_and_rerun(plans[0], rows, worktree)
+            rows += self._confirm(plans[0], rows, worktree)
+        except Exception as err:
+            if disk_full(err):
+                raise
+            rows = self.crash_rows(plans, commit, f"engine error: {type(err).__name__}: {err}")
         finally:
-            with self._lock:
-                self._in_flight -= {plan.index for plan in plans} | {o.plan.index for o in outcomes}
-        self._diagnose(outcomes)
-        rows += self._fix_and_rerun(plans[0], rows, worktree)
-        rows += self._confirm(plans[0], rows, worktree)
-        if worktree is not None and not self.ws.release(worktree):
-            self.say(f"[{plans[0].index}] kept worktree {self._rel(worktree)}: the run left files in it")
+            self._release(plans[0], worktree, refused=commit in (None, plans[0].parent_commit))
         return rows
+
+    def crash_rows(self, plans: list[Plan], commit: str | None, reason: str) -> list[Row]:
+        """Crash rows built from the plans alone, for runs whose measuring or recording failed; rows already
+        written stay as they are. Nothing else is read, so the same failure cannot strike twice."""
+        written = {r.index: r for r in self.rows()}
+        rows = []
+        for plan in plans:
+            if plan.index in written:
+                rows.append(written[plan.index])
+                continue
+            what = plan.hypothesis.description or plan.hypothesis.summary() or plan.name
+            row = Row(index=plan.index, branch=plan.branch, parent_commit=plan.parent_commit,
+                      commit=commit or plan.parent_commit, recipe=self.recipe.label,
+                      metric_name=self.c.objective.metric_name, metric_value=None, memory_gb=None, elapsed_min=0.0,
+                      launcher=self.launcher.name, job_id="none", command="", log_path="none", status="crash",
+                      description=f"{what}; crash: {reason}")
+            self._record(row, extra={"end": reason, "run": plan.run})
+            self.say(self._progress(row))
+            rows.append(row)
+        return rows
+
+    def _release(self, plan: Plan, worktree: Path | None, *, refused: bool) -> None:
+        """Release the worktree; when its commit never happened, what is in it is the engine's own change (unless
+        the person edited it after `autoresearch new`), reproducible from the journal, and goes with it."""
+        hand_edited = any(e["step"] == "prepared" and e["name"] == plan.name for e in self.journal.events())
+        if worktree is not None and not self.ws.release(worktree, discard=refused and not hand_edited):
+            self.say(f"[{plan.index}] kept worktree {self._rel(worktree)}: the run left files in it")
 
     def _run(self, plan: Plan, commit: str | None, worktree: Path | None) -> Outcome:
         """Branch and commit (first run of a group), launch, wait, measure. Never raises: a failure is an outcome."""
@@ -619,7 +685,20 @@ class Engine:
         finally:
             self._gpus.give_back(plan.index)
         self.journal.record("finished", plan.index, result=_result_dict(result))
-        return self._measure(plan, commit or plan.parent_commit, job, result, worktree)
+        return self._measured(plan, commit or plan.parent_commit, job, result, worktree)
+
+    def _measured(self, plan: Plan, commit: str, job: Job | None, result: JobResult, worktree: Path | None) -> Outcome:
+        """The run measured; a reader that fails on its outputs (a metric too large for a float) makes it a crash
+        that still knows its commit and worktree."""
+        try:
+            return self._measure(plan, commit, job, result, worktree)
+        except Exception as err:
+            if disk_full(err):
+                raise
+            failed = JobResult(JobState.FAILED, result.exit_code,
+                               f"engine error reading the run's outputs: {type(err).__name__}: {err}", result.run_s)
+            return Outcome(plan, commit, failed, job.job_id if job else "none", job.command if job else "",
+                           job.log_path if job else self.c.run_dir(plan.run) / "run.log", worktree=worktree)
 
     def job_name(self, index: int) -> str:
         """Unique across campaigns and repositories (cluster schedulers key singletons and lookups on it)."""
@@ -928,7 +1007,8 @@ class Engine:
         return smoke.smoke(self, sets, limit_s)
 
     def recover(self) -> list[str]:
-        return recovery.recover(self)
+        with self.writer.held():
+            return recovery.recover(self)
 
 
 def _set_aside(log: Path) -> None:

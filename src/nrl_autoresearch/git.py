@@ -35,7 +35,8 @@ class Git:
             input=input, capture_output=True, text=True, env=full_env,
         )
         if check and proc.returncode != 0:
-            raise GitError(f"git {' '.join(args)} failed in {self.path}: {proc.stderr.strip() or proc.stdout.strip()}")
+            said = proc.stderr.strip() or proc.stdout.strip() or f"exit status {proc.returncode}, no output"
+            raise GitError(f"git {' '.join(args)} failed in {self.path}: {said}")
         return proc.stdout
 
     def ok(self, *args: str) -> bool:

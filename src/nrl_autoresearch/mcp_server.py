@@ -34,7 +34,7 @@ from . import api
 from . import campaign as campaigns
 from .campaign import Campaign
 from .engine import Engine
-from .errors import BaselineCrashed, StopConditionMet, UsageError
+from .errors import BaselineCrashed, Fault, StopConditionMet, UsageError
 from .git import repo_root
 from .hypothesis import Hypothesis, validated
 from .launchers import CHOICES, LAUNCHERS
@@ -414,7 +414,7 @@ def _refusing(fn: Callable[..., Any]) -> Callable[..., Any]:
             if inspect.iscoroutinefunction(fn):
                 return await fn(*args, **kwargs)
             return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
-        except (UsageError, StopConditionMet, BaselineCrashed) as err:
+        except (UsageError, StopConditionMet, BaselineCrashed, Fault) as err:
             raise ToolError(str(err)) from None
     return run
 

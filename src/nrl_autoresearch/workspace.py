@@ -7,6 +7,7 @@ hypothesis changed are staged. No stash, reset, forced checkout or branch deleti
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -151,13 +152,22 @@ class Workspace:
         return net
 
     def worktree_of(self, branch: str) -> Path | None:
+        return self._worktrees().get(branch)
+
+    def worktrees_under(self, folder: Path) -> dict[str, Path]:
+        """Branch -> worktree, for the worktrees inside `folder` (a campaign's own)."""
+        root = Path(folder).resolve()
+        return {b: p for b, p in self._worktrees().items() if p.resolve().is_relative_to(root)}
+
+    def _worktrees(self) -> dict[str, Path]:
+        found: dict[str, Path] = {}
         current: Path | None = None
         for line in self.git.run("worktree", "list", "--porcelain").splitlines():
             if line.startswith("worktree "):
                 current = Path(line.split(" ", 1)[1])
-            elif line == f"branch refs/heads/{branch}" and current is not None:
-                return current
-        return None
+            elif line.startswith("branch refs/heads/") and current is not None:
+                found.setdefault(line[len("branch refs/heads/"):], current)
+        return found
 
     # -- writing -----------------------------------------------------------------------------------
     @contextmanager
@@ -289,22 +299,45 @@ class Workspace:
         if allow_empty or not paths:
             args.insert(1, "--allow-empty")
         with self.locked():
-            wt.run(*self.git.identity_args(), *args, input=message)
+            try:
+                wt.run(*self.git.identity_args(), *args, input=message)
+            except GitError as err:
+                raise GitError(f"{err} ({refusal_hint(wt)})") from None
         return wt.run("rev-parse", "HEAD").strip()
 
-    def release(self, worktree: Path) -> bool:
-        """Remove a worktree that holds nothing but its commit; keep it (and say so) when anything is left in it."""
+    def probe_commit(self) -> str | None:
+        """Why the person's git configuration would refuse our commits (signing, hooks), or None. Commits once
+        as the engine does, in a detached throwaway worktree outside the repository: no branch, no ref."""
+        with tempfile.TemporaryDirectory(prefix="autoresearch-probe-") as tmp:
+            path = Path(tmp) / "probe"
+            try:
+                if not self.git.ok("worktree", "add", "--quiet", "--detach", str(path), "HEAD"):
+                    return None  # no commit to start from: nothing can be probed, nothing is refused yet
+                Git(path).run(*self.git.identity_args(), "commit", "--quiet", "-s", "--allow-empty", "-F", "-",
+                              input="autoresearch: preflight probe\n")
+                return None
+            except GitError as err:
+                return f"{str(err).split(': ', 1)[-1]} ({refusal_hint(Git(path))})"
+            finally:
+                self.git.run("worktree", "remove", "--force", str(path), check=False)
+                self.git.run("worktree", "prune", check=False)
+
+    def release(self, worktree: Path, *, discard: bool = False) -> bool:
+        """Remove a worktree that holds nothing but its commit; keep it (and say so) when anything is left in it.
+        With `discard`, what is left is the engine's own change whose commit git refused, and goes with it."""
         if not worktree.exists():
             return True
         wt = Git(worktree)
         modules = Path(wt.run("rev-parse", "--path-format=absolute", "--git-dir").strip()) / "modules"
         with self.locked():
-            if not modules.is_dir():
+            if not modules.is_dir() and not discard:
                 return self.git.ok("worktree", "remove", str(worktree))
-            # it holds the submodule clones made for it, which git will not remove: force only when nothing else is there
-            if wt.run("status", "--porcelain", "--ignore-submodules=all", "--untracked-files=all", check=False).strip():
+            # submodule clones made for it, which git will not remove: force only when nothing else is there
+            if not discard and wt.run("status", "--porcelain", "--ignore-submodules=all", "--untracked-files=all",
+                                      check=False).strip():
                 return False
-            shutil.rmtree(modules)
+            if modules.is_dir():
+                shutil.rmtree(modules)
             return self.git.ok("worktree", "remove", "--force", str(worktree))
 
     def _signoff(self) -> str:
@@ -320,6 +353,17 @@ def _apply_or_refuse(git: Git, patch: Path, commit: str, *args: str, env: dict |
         first = str(err).split(": ", 1)[-1].splitlines()[0]
         raise UsageError(f"patch {str(patch)!r} does not apply to the parent commit {commit[:10]}: {first}; "
                          "rebase the patch on the parent (--parent) or fix it") from None
+def refusal_hint(git: Git) -> str:
+    """What in the person's git configuration refuses a commit, and the fix."""
+    hooks = Path(git.run("rev-parse", "--path-format=absolute", "--git-path", "hooks").strip())
+    found = [h for h in ("pre-commit", "commit-msg", "prepare-commit-msg") if os.access(hooks / h, os.X_OK)]
+    if found:
+        return (f"the {' or '.join(found)} hook in {hooks} refused it: fix the hook, or point this repository's "
+                "core.hooksPath elsewhere")
+    if git.run("config", "--bool", "commit.gpgsign", check=False).strip() == "true":
+        return ("commit.gpgsign is set and signing failed: configure a usable key (user.signingkey), or run "
+                "'git config commit.gpgsign false' in this repository")
+    return "git refused the commit"
 
 
 def _status_entries(git: Git) -> list[tuple[str, str]]:
