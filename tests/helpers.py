@@ -7,7 +7,11 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 PY = sys.executable
 
@@ -70,3 +74,32 @@ print(f"val_score: {score:.4f}")
 def score_repo(path: Path, **params) -> Path:
     """A tiny training project: params.json -> `val_score: x` on stdout."""
     return make_repo(path, {"train.py": TRAIN, "params.json": json.dumps({"lr": 0.01, "sleep": 0, **params}) + "\n"})
+
+
+@contextmanager
+def small_disk(path: Path, size: str = "4m") -> Iterator[Path]:
+    """A real tmpfs of `size` mounted at `path`, that a test can fill (mounting needs root: skipped otherwise)."""
+    if os.geteuid() != 0:
+        pytest.skip("a full disk is a tmpfs mounted by the test, which needs root")
+    path.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs at {path}: {proc.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    """Write a filler file in `folder` until its disk is full; delete it to free the space."""
+    filler = folder / "filler.bin"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return filler

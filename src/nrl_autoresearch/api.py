@@ -6,6 +6,7 @@ either the campaign or a JSON-ready dict whose shape is documented in `schemas/`
 
 from __future__ import annotations
 
+import math
 import shlex
 import sys
 import time
@@ -17,19 +18,22 @@ from . import campaign as campaigns
 from .campaign import Campaign
 from .engine import Engine
 from .errors import StopConditionMet, UsageError
-from .git import Git
+from .git import Git, Snapshot
 from .launchers import choose, make_launcher, parse_options
 from .ledger import COLUMNS, STATUSES, Ledger
 from .metrics import parse_source
 from .metrics.base import validate_aggregate
 from .recipes.base import Objective, Recipe
-from .recipes.command import CommandRecipe
+from .recipes import params
+from .recipes.command import CommandRecipe, split_words
 from .redact import protect_command
 from .judge import Z_DEFAULT
 from .stoprules import DEFAULT_EXPERIMENTS, StopRules, parse_duration
-from .workspace import Workspace, default_prefix, slugify, validate_name, validate_prefix
+from .workspace import Workspace, check_prefix_free, default_prefix, slugify, validate_name, validate_prefix
 
-AUTO_BASELINE_REPEATS = 4  # with single runs judged in two stages: about 5% false keeps, 90% power at 3 spreads
+# baseline runs by default, most preferred first: with six, single runs judged in looks keep about 5% of null
+# changes and about 90% of real gains of 2.5 to 3 spreads (judge.py; benchmarks/noise_verdicts.py)
+AUTO_BASELINE_REPEATS = (6, 4, 2)
 EXCLUDES = [f"/{campaigns.LEDGER}", f"/{campaigns.LEDGER}.lock", f"/{campaigns.CAMPAIGNS}/", "/session/"]
 
 
@@ -63,7 +67,7 @@ class CampaignRequest:
     repeats: int = 1
     z: float = Z_DEFAULT
     confirm: bool = False
-    second_run: bool = True
+    sequential: bool = True
     seed_flag: str | None = None
     seed_base: int = 1000
     protected: tuple[str, ...] = ()
@@ -77,19 +81,22 @@ def create_campaign(root: Path, req: CampaignRequest) -> Campaign:
         raise UsageError("give exactly one of --command \"python train.py ...\" or --recipe <NeMo-RL recipe.yaml>")
     if req.gpus_per_experiment < 0:
         raise UsageError(f"bad --gpus-per-experiment {req.gpus_per_experiment}: give 0 or more")
+    if not math.isfinite(req.min_delta) or req.min_delta < 0:
+        raise UsageError(f"bad --min-delta {req.min_delta}: the smallest gain that counts as a keep is 0 or more")
     if req.recipe:
-        recipe = nemo_recipe(root, req.recipe, req.entrypoint, shlex.split(req.runner))
+        recipe = nemo_recipe(root, req.recipe, req.entrypoint, split_words(req.runner, what="--runner"))
         slug = Path(req.recipe).stem
     else:
         if not req.metric:
             raise UsageError("give the objective with --metric NAME (and --metric-source, --maximize or --minimize)")
-        if req.params_file and not (root / req.params_file).is_file():
-            raise UsageError(f"--params-file {req.params_file!r} does not exist in {root}")
-        recipe = CommandRecipe(protect_command(shlex.split(req.command)), req.params_file, req.set_style, req.seed_flag)
+        params_file = params.repo_file(root, req.params_file, Snapshot(Git(root), "HEAD")) if req.params_file else None
+        recipe = CommandRecipe(protect_command(split_words(req.command, what="--command")), params_file, req.set_style,
+                               req.seed_flag)
         slug = script_name(recipe.command)
     objective = objective_for(root, recipe, req.metric, req.maximize, req.metric_source, req.aggregate)
     rules = StopRules.build(now=time.time(), max_experiments=req.max_experiments, budget=req.budget,
-                            per_experiment=req.per_experiment, target=req.target, stop=req.stop)
+                            per_experiment=req.per_experiment, target=req.target, stop=req.stop,
+                            metric=objective.metric_name)
     noise = _noise_options(recipe, req, rules)
     rules = with_baseline_room(rules, noise["baseline_repeats"])
     launcher = launcher_config(req.launcher, req.launcher_options, recipe.gpus_needed(root) or req.gpus_per_experiment,
@@ -114,19 +121,19 @@ def _noise_options(recipe: Recipe, req: CampaignRequest, rules: StopRules) -> di
     baseline_repeats = auto_baseline_repeats(recipe, rules) if req.baseline_repeats is None else req.baseline_repeats
     if baseline_repeats < 1 or req.repeats < 1:
         raise UsageError("--baseline-repeats and --repeats count runs: give 1 or more")
-    if req.z <= 0:
+    if not math.isfinite(req.z) or req.z <= 0:
         raise UsageError(f"bad --z {req.z}: the threshold is z times the spread, give a positive number")
     if (baseline_repeats > 1 or req.repeats > 1 or req.confirm) and not recipe.seeded():
         raise UsageError("--baseline-repeats, --repeats and --confirm rerun with other seeds: give --seed-flag "
                          "(the flag your command takes, e.g. --seed-flag --seed)")
     return {"baseline_repeats": baseline_repeats, "repeats": req.repeats, "z": req.z, "confirm": req.confirm,
-            "second_run": req.second_run and recipe.seeded(), "seed_base": req.seed_base}
+            "sequential": req.sequential and recipe.seeded(), "seed_base": req.seed_base}
 
 
 def auto_baseline_repeats(recipe: Recipe, rules: StopRules) -> int:
-    """Baseline runs by default: AUTO_BASELINE_REPEATS when the seed can vary and they cost at most a quarter of
-    an explicit count or time budget (2 when only that fits), else 1. The spread they measure is what keeps
-    noise out of the ledger; the default rule makes room for them."""
+    """Baseline runs by default: the most of AUTO_BASELINE_REPEATS that cost at most a quarter of an explicit count
+    or time budget, when the seed can vary (else 1). The spread they measure is what keeps noise out of the
+    ledger; the default rule makes room for them."""
     if not recipe.seeded():
         return 1
     shares = []
@@ -134,8 +141,8 @@ def auto_baseline_repeats(recipe: Recipe, rules: StopRules) -> int:
         shares.append(rules.max_experiments / 4)
     if rules.budget_s and rules.per_experiment_s:
         shares.append(rules.budget_s / 4 / rules.per_experiment_s)
-    room = min(shares, default=AUTO_BASELINE_REPEATS)
-    return AUTO_BASELINE_REPEATS if room >= AUTO_BASELINE_REPEATS else 2 if room >= 2 else 1
+    room = min(shares, default=AUTO_BASELINE_REPEATS[0])
+    return next((n for n in AUTO_BASELINE_REPEATS if n <= room), 1)
 
 
 def with_baseline_room(rules: StopRules, baseline_repeats: int) -> StopRules:
@@ -173,7 +180,10 @@ def launcher_config(name: str, options: tuple[str, ...] | list[str], gpus_needed
     if name == "auto":
         name, chosen = choose(gpus_needed, extra)
     config = {"name": name, "grace_s": parse_duration(grace, what="--grace"), **extra}
-    make_launcher(config)
+    missing = make_launcher(config).missing_tools()
+    if missing:
+        raise UsageError(f"--launcher {name} needs {', '.join(missing)} on PATH, and they are not there: run init where "
+                         "that scheduler's commands are (a login node), or choose another --launcher")
     return {**config, **({"chosen": chosen} if chosen else {})}
 
 
@@ -215,9 +225,11 @@ def new_campaign(root: Path, recipe: Recipe, objective: Objective, rules: StopRu
     if head is None:
         raise UsageError(f"{root} has no commit yet: commit your starting point, then run init")
     prefix = validate_prefix(git, prefix or default_prefix(name or slug))
-    name = validate_name(name or prefix.rsplit("/", 1)[-1], what="campaign name")
+    name = validate_name(name or prefix.rsplit("/", 1)[-1], what="campaign name", reserved=())
     if campaigns.exists(root, name):
         raise UsageError(f"campaign {name!r} already exists in {root}: continue it, or pass --campaign with a new name")
+    check_prefix_free(git, prefix)
+    campaigns.check_untracked(git)
     options = dict(options or {})
     if options.get("brev"):
         options["brev"] = brev_layout.layout(Path(options["brev"]["volume"]), name)

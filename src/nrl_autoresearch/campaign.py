@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .errors import UsageError
+from .git import Git
 from .recipes.base import Objective
 from .stoprules import StopRules
 
@@ -21,7 +22,8 @@ LEDGER = "reports/auto_research_results.tsv"
 ACTIVE = ".active"
 CENSUS = "census"  # per run: the files that existed before it started (what it may not read)
 # names an experiment cannot take: they are campaign files and folders
-RESERVED = {"worktrees", "campaign.json", "journal.jsonl", "notes.md", "report", "control", "smoke", CENSUS}
+RESERVED = {"worktrees", "campaign.json", "journal.jsonl", "notes.md", "report", "control", "smoke", "writer.json",
+            CENSUS}
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,14 @@ def load(repo: Path, name: str | None = None) -> Campaign:
     if not path.exists():
         raise UsageError(f"no campaign named {name!r} in {repo}: see 'ls {CAMPAIGNS}' or start one with 'autoresearch init'")
     return Campaign.from_dict(json.loads(path.read_text()))
+
+
+def check_untracked(git: Git) -> None:
+    """Our ledger and campaign folders are written after every run: tracked, they would dirty the person's tree."""
+    tracked = git.run("ls-files", "--", LEDGER, CAMPAIGNS).splitlines()
+    if tracked:
+        raise UsageError(f"{tracked[0]} is tracked by git, but autoresearch keeps its ledger and campaign files "
+                         f"untracked: 'git rm --cached {tracked[0]}' and commit (the file stays), then init again")
 
 
 def exists(repo: Path, name: str) -> bool:

@@ -10,9 +10,11 @@ from pathlib import Path
 from . import brev, gpus
 from .errors import UsageError
 from .recipes.base import Check
+from .workspace import BASELINE
 
 if TYPE_CHECKING:
     from .engine import Engine
+    from .ledger import Row
 
 
 def preflight(engine: Engine) -> list[Check]:
@@ -27,10 +29,23 @@ def preflight(engine: Engine) -> list[Check]:
         checks.append(Check(len(visible) >= engine._gpus.per_experiment, "GPUs per experiment",
                             f"{engine._gpus.per_experiment} requested, {len(visible)} visible"))
     checks += _brev(engine)
+    checks += _baseline_branch(engine)
+    refused = engine.ws.probe_commit()
+    checks.append(Check(refused is None, "git accepts the experiment commits", refused or "a probe commit passed",
+                        blocking=refused is not None))
     dirty = engine.ws.user_state().dirty
     checks.append(Check(not dirty, "unrelated uncommitted changes (left alone)", ", ".join(dirty) or "none",
                         blocking=False))
     return checks
+
+
+def _baseline_branch(engine: Engine) -> list[Check]:
+    """A `<prefix>/baseline` made by hand is not the unmodified recipe: it must never be run as the reference."""
+    branch = engine.ws.branch(BASELINE)
+    if engine.ws.commit_of(branch) is None or engine.ws.is_baseline_record(branch, engine.c.base_commit):
+        return []
+    return [Check(False, "baseline branch", f"{branch} exists but is not the record of the starting point "
+                  f"{engine.c.base_commit[:10]}: rename it (git branch -m {branch} NEW-NAME), then run again")]
 
 
 def _brev(engine: Engine) -> list[Check]:
@@ -60,19 +75,18 @@ def check_preflight(engine: Engine) -> None:
 
 def verify(engine: Engine) -> list[str]:
     """Disagreements between the TSV, the git notes, the branches and the journal, one sentence each."""
-    problems = []
-    rows = engine.rows()
+    problems = _torn(engine)
+    lines = engine.ledger.lines(engine.c.prefix)
+    rows = [r for r, _ in lines]
     branches = engine.ws.branches()
-    noted = {e["row"] for _, e in engine.notes.all_entries() if e.get("campaign") == engine.c.name}
-    for r in rows:
-        if r.branch not in branches:
-            problems.append(f"row {r.index}: branch {r.branch} does not exist")
-        elif not engine.ws.git.ok("merge-base", "--is-ancestor", r.commit, r.branch):
-            problems.append(f"row {r.index}: commit {r.commit[:10]} is not on {r.branch}")
-        if r.to_line() not in noted:
-            problems.append(f"row {r.index}: no git note on {r.commit[:10]} holds this row")
-    in_tsv = {r.to_line() for r in rows}
-    for line in sorted(noted - in_tsv):
+    noted: dict[str, set[str]] = {}  # row line -> the commits whose note holds it
+    for commit, entry in engine.notes.all_entries():
+        if entry.get("campaign") == engine.c.name:
+            noted.setdefault(entry["row"], set()).add(commit)
+    for r, line in lines:
+        problems += _row_problems(engine, r, branches, noted.get(line, set()))
+    in_tsv = {line for _, line in lines}
+    for line in sorted(set(noted) - in_tsv):
         problems.append(f"a git note holds row {line.split(chr(9), 1)[0]} that the TSV lacks (run 'autoresearch ledger rebuild')")
     with_rows = {r.branch for r in rows}
     attempts = engine.journal.attempts()
@@ -83,4 +97,29 @@ def verify(engine: Engine) -> list[str]:
     for a in sorted(attempts.values(), key=lambda a: a.index):
         if not a.done and a.index not in engine._in_flight:
             problems.append(f"run {a.index} ({a.data.get('name')}) was left in flight at step '{a.step}'")
+    return problems
+
+
+def _torn(engine: Engine) -> list[str]:
+    fragment = engine.ledger.torn()
+    if not fragment:
+        return []
+    return [f"the last line of {engine.c.ledger} is torn (a write cut short: {fragment[:40]!r}): the next 'autoresearch "
+            "resume' completes it from the git notes, or run 'autoresearch ledger rebuild'"]
+
+
+def _row_problems(engine: Engine, r: Row, branches: dict[str, str], notes_on: set[str]) -> list[str]:
+    """A row's branch holds its commit, and its note sits on that commit."""
+    problems = []
+    if r.branch not in branches:
+        if r.status != "crash" or r.commit != r.parent_commit:  # a crash before its branch could be created has none
+            problems.append(f"row {r.index}: branch {r.branch} does not exist")
+    elif branches[r.branch] != r.commit and not engine.ws.git.ok("merge-base", "--is-ancestor", r.commit, r.branch):
+        problems.append(f"row {r.index}: commit {r.commit[:10]} is not on {r.branch}")
+    if not notes_on:
+        problems.append(f"row {r.index}: no git note on {r.commit[:10]} holds this row")
+    elif r.commit not in notes_on:
+        wrong = ", ".join(sorted(c[:10] for c in notes_on))
+        problems.append(f"row {r.index}: its git note sits on {wrong}, not on its commit {r.commit[:10]} "
+                        "('autoresearch ledger rebuild' still restores the TSV from it)")
     return problems

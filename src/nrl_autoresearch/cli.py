@@ -21,6 +21,7 @@ import json
 import signal
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -28,7 +29,7 @@ from . import api
 from . import campaign as campaigns
 from .campaign import Campaign
 from .engine import Engine
-from .errors import BaselineCrashed, StopConditionMet, UsageError
+from .errors import BaselineCrashed, StopConditionMet, UsageError, fault_of
 from .git import Git, repo_root
 from .hypothesis import Hypothesis, parse_sets, validated
 from .launchers import CHOICES, LAUNCHERS
@@ -41,11 +42,20 @@ from .workspace import validate_name
 
 
 class _Group(click.Group):
-    """Turns our two refusals into their exit statuses with one clear line."""
+    """Turns our refusals (bad input, a met stop rule, a baseline without a result, a fault of the machine) and
+    click's own parse errors into their exit statuses with one clear line."""
+
+    def make_context(self, *args, **kwargs) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as err:
+            _parse_error(err)
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except click.UsageError as err:
+            _parse_error(err)
         except UsageError as err:
             click.echo(f"autoresearch: error: {err}", err=True)
             ctx.exit(2)
@@ -55,9 +65,30 @@ class _Group(click.Group):
         except BaselineCrashed as err:
             click.echo(f"autoresearch: {err}", err=True)
             ctx.exit(4)
+        except Exception as err:
+            fault = fault_of(err)
+            if fault is None:
+                raise
+            click.echo(f"autoresearch: {fault}", err=True)
+            ctx.exit(fault.exit_code)
         except KeyboardInterrupt:
             click.echo("autoresearch: interrupted: the running experiment was ended and recorded", err=True)
             ctx.exit(130)
+
+
+def _parse_error(err: click.UsageError) -> NoReturn:
+    """click's complaint (it names the option or argument) on one line with where to read more, not the usage
+    dump; a bare group still shows its help."""
+    if isinstance(err, click.exceptions.NoArgsIsHelpError):
+        raise err
+    names, ctx = [], err.ctx
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name)
+        ctx = ctx.parent
+    command = " ".join(["autoresearch", *reversed(names)])
+    message = " ".join(err.format_message().split()).rstrip(".")
+    click.echo(f"autoresearch: error: {message} (see '{command} --help')", err=True)
+    sys.exit(err.exit_code)
 
 
 def _repo(path: str | None) -> Path:
@@ -116,15 +147,15 @@ def _interrupt(signum, frame):
 @click.option("--gpus-per-experiment", type=int, default=0, show_default=True,
               help="Disjoint GPU sets (CUDA_VISIBLE_DEVICES) for local experiments run in parallel.")
 @click.option("--baseline-repeats", type=int,
-              help="Run the baseline K times with different seeds to measure the run-to-run spread "
-                   "(default: 4 when the seed can vary and they cost at most a quarter of the budget, else 2 or 1).")
+              help="Run the baseline K times with different seeds to measure the run-to-run spread (default: 6, 4 "
+                   "or 2, the most that cost at most a quarter of the budget, when the seed can vary; else 1).")
 @click.option("--repeats", type=int, default=1, show_default=True,
               help="Run every hypothesis K times with different seeds and judge the mean.")
-@click.option("--z", type=float, default=1.645, show_default=True,
-              help="The keep bar's one-sided normal quantile: 1.645 lets 5% of null changes through (Student's t "
-                   "for the spread's degrees of freedom).")
-@click.option("--second-run/--no-second-run", default=True, show_default=True,
-              help="A single run ahead by the candidate bar gets a second run with another seed before its verdict.")
+@click.option("--z", type=float, default=1.751, show_default=True,
+              help="The keep bar's one-sided normal quantile at each look: 1.751 lets 4% of null changes through "
+                   "(about 5% over the looks; Student's t for the spread's degrees of freedom).")
+@click.option("--sequential/--no-sequential", default=True, show_default=True,
+              help="Judge single runs in looks: a promising run gets up to two more with other seeds before its verdict.")
 @click.option("--confirm", is_flag=True, help="Re-run each new best keep with another seed before building on it.")
 @click.option("--seed-flag", help="For --command: the flag that sets the seed, for repeats (--seed, or seed: the dashes are added).")
 @click.option("--protect", "protected", multiple=True, metavar="GLOB",
@@ -136,7 +167,7 @@ def _interrupt(signum, frame):
 @json_option
 def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_source, aggregate, params_file,
          set_style, prefix, campaign_name, max_experiments, budget, per_experiment, target, stop, min_delta,
-         launcher, launcher_options, grace, gpus_per_experiment, baseline_repeats, repeats, z, second_run, confirm,
+         launcher, launcher_options, grace, gpus_per_experiment, baseline_repeats, repeats, z, sequential, confirm,
          seed_flag, protected, brev, brev_volume, seed_base, as_json):
     """Record a campaign in this repository (nothing is branched or run yet)."""
     request = api.CampaignRequest(
@@ -145,7 +176,7 @@ def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_sou
         name=campaign_name, max_experiments=max_experiments, budget=budget, per_experiment=per_experiment,
         target=target, stop=stop, min_delta=min_delta, launcher=launcher, launcher_options=launcher_options, grace=grace,
         gpus_per_experiment=gpus_per_experiment, baseline_repeats=baseline_repeats, repeats=repeats, z=z,
-        second_run=second_run, confirm=confirm, seed_flag=seed_flag, seed_base=seed_base, protected=protected,
+        sequential=sequential, confirm=confirm, seed_flag=seed_flag, seed_base=seed_base, protected=protected,
         brev=brev, brev_volume=brev_volume)
     c = api.create_campaign(_repo(repo), request)
     data = api.init_data(c)
@@ -255,6 +286,11 @@ def run(proposer_spec, yes, more, workers, repo, campaign_name):
 
 def _run_loop(engine: Engine, proposer_spec: str, *, yes: bool, more: int | None, workers: int) -> None:
     """State the plan, get it confirmed, loop, summarise: shared by run, resume and demo."""
+    with engine.writer.held():
+        _loop(engine, proposer_spec, yes=yes, more=more, workers=workers)
+
+
+def _loop(engine: Engine, proposer_spec: str, *, yes: bool, more: int | None, workers: int) -> None:
     from .report import build_report, summary_text
 
     proposer, plan, _ = api.loop_plan(engine, proposer_spec, workers, more)
@@ -445,8 +481,11 @@ def rebuild(repo, campaign_name):
     """Rewrite the TSV from the git notes (after it was lost or damaged)."""
     from .ledger import Notes, rebuild as rebuild_ledger
 
+    from .writer import CampaignLock
+
     c = _load(repo, campaign_name)
-    count = rebuild_ledger(Ledger(c.ledger_path), Notes(Git(c.repo)))
+    with CampaignLock(c.dir, c.name).held():
+        count = rebuild_ledger(Ledger(c.ledger_path), Notes(Git(c.repo)))
     click.echo(f"rebuilt {c.ledger} from git notes: {count} rows")
 
 

@@ -20,12 +20,12 @@ from pathlib import Path
 from . import brev, stoprules, triage
 from .gpus import GpuPool
 from .campaign import CENSUS, RESERVED, Campaign
-from .errors import BaselineCrashed, StopConditionMet, UsageError
+from .errors import BaselineCrashed, Fault, StopConditionMet, UsageError, disk_full, fault_of
 from .git import Snapshot
 from .hypothesis import Hypothesis, norm, same_settings
 from .journal import Journal
-from .judge import (Z_DEFAULT, Reference, Spread, Verdict, curve_jitter, is_candidate, judge, pooled_jitter,
-                    pooled_spread, valid)
+from .judge import (CANDIDATE_Z, CONTINUE_Z, MAX_LOOK_RUNS, Z_DEFAULT, Reference, Spread, Verdict, ahead,
+                    curve_jitter, judge, pooled_jitter, pooled_spread, valid)
 from .launchers import make_launcher
 from .launchers.base import Job, JobResult, JobState, RunSpec
 from .ledger import Ledger, Notes, Row, best
@@ -35,10 +35,11 @@ from .recipes.base import Check
 from . import checks, recovery, smoke
 from .attempt import Outcome, Plan
 from .progress import Progress, run_line
-from .recovery import RUN_MARKER
+from .reaper import RUN_MARKER
 from .redact import redact
 from .session import Moment, Session
 from .workspace import BASELINE, Workspace, validate_name
+from .writer import CampaignLock
 
 MAX_FIXES = 2  # fixes of a trivial crash before it stays a crash
 SEED_BASE = 1000  # run k >= 2 of a configuration uses seed base + k - 1, the same for every configuration
@@ -76,6 +77,8 @@ class Engine:
         self._said: str | None = None  # the last stop sentence said
         self._memory: Session | None = None
         self._gpus = GpuPool(campaign.options.get("gpus_per_experiment", 0))
+        self._failure: BaseException | None = None  # what stopped a worker from recording its rows
+        self.writer = CampaignLock(campaign.dir, campaign.name)
         if campaign.options.get("brev"):
             brev.load_env_file(campaign.repo)  # never printed; its secrets are redacted like any other
 
@@ -154,6 +157,9 @@ class Engine:
 
     def steer(self, text: str, *, replace_objective: bool = False) -> None:
         """Record follow-up steering: additive, unless the person explicitly replaces the objective."""
+        if not text.strip():
+            raise UsageError("the steering text is empty: say what the campaign should do next, e.g. "
+                             "autoresearch steer 'try smaller learning rates'")
         if replace_objective:
             self.c = self.c.with_options(goal=redact(text))
             self.c.save()
@@ -213,6 +219,10 @@ class Engine:
     # -- commands ------------------------------------------------------------------------------------
     def baseline(self) -> Row:
         """Record the unmodified recipe as the reference, on <prefix>/baseline (interrupted runs of it first)."""
+        with self.writer.held():
+            return self._baseline()
+
+    def _baseline(self) -> Row:
         self.recover()
         rerun = self.rerun_interrupted(baseline_only=True)
         if rerun:
@@ -239,6 +249,10 @@ class Engine:
     def try_(self, hypothesis: Hypothesis, *, repeat: bool = False) -> Row:
         """One experiment: branch, change, commit, run, record. With `repeat`, a configuration already tried
         runs once more on its own branch and is judged together with its earlier runs."""
+        with self.writer.held():
+            return self._try(hypothesis, repeat)
+
+    def _try(self, hypothesis: Hypothesis, repeat: bool) -> Row:
         self.recover()
         self.rerun_interrupted(baseline_only=True)
         self.require_valid_baseline()
@@ -299,6 +313,10 @@ class Engine:
 
     def prepare(self, name: str, description: str, parent: str) -> Path:
         """Create an experiment branch and worktree for hand edits; `try NAME` later commits and runs them."""
+        with self.writer.held():
+            return self._prepare(name, description, parent)
+
+    def _prepare(self, name: str, description: str, parent: str) -> Path:
         self.require_valid_baseline()
         parent_commit, _ = self._parent(parent)
         if self.ws.commit_of(self.ws.branch(name)) is None:
@@ -311,6 +329,11 @@ class Engine:
             max_runs: int | None = None) -> stoprules.StopStatus:
         """The unattended loop: baseline first, then one hypothesis at a time (or `workers` at once) until a
         stop rule is clearly met, the proposer has nothing left, or the person halts it."""
+        with self.writer.held():
+            return self._run_loop(propose, workers, max_runs)
+
+    def _run_loop(self, propose: Callable[[History], Hypothesis | None], workers: int,
+                  max_runs: int | None) -> stoprules.StopStatus:
         self.recover()
         if not self.baseline_rows():
             self._check_may_launch()
@@ -350,6 +373,7 @@ class Engine:
                 threads.append(self._start_thread(plans))
                 launched += 1
             self._join(threads)
+            self._raise_failure()
         except KeyboardInterrupt:
             self.halt("interrupted by the person (Ctrl-C)")
             self._join(threads)
@@ -360,11 +384,19 @@ class Engine:
 
     def check(self, hypothesis: Hypothesis) -> None:
         """Validate a hypothesis before anything is created: its name, and its change against its parent's files
-        (the baseline's when the parent does not exist yet, as for a queue entry building on an earlier one)."""
+        (the baseline's when the parent does not exist yet, as for a queue entry building on an earlier one; a
+        patch only against the very commit it will apply to, 'best' being known only when it runs)."""
         validate_name(hypothesis.name)
         parent = self.ws.branch(hypothesis.parent) if hypothesis.parent not in ("baseline", "best") else None
-        commit = (self.ws.commit_of(parent) if parent else None) or self.ws.commit_of(self.ws.branch(BASELINE)) or self.c.base_commit
+        exact = self.ws.commit_of(parent) if parent else None
+        commit = exact or self.ws.commit_of(self.ws.branch(BASELINE)) or self.c.base_commit
+        self._check_change(commit, hypothesis, patch=bool(exact) or hypothesis.parent == BASELINE)
+
+    def _check_change(self, commit: str, hypothesis: Hypothesis, *, patch: bool = True) -> None:
+        """The hypothesis's settings (and its patch, unless told otherwise) must apply to `commit`."""
         self.recipe.check_change(Snapshot(self.ws.git, commit), hypothesis.sets)
+        if patch and hypothesis.patch:
+            self.ws.check_patch(commit, Path(hypothesis.patch))
 
     def follow_head(self) -> str:
         """Until the baseline is recorded, the campaign starts from the person's current commit (a knob committed
@@ -412,7 +444,7 @@ class Engine:
                 parent_commit, reference, name, effective = self.follow_head(), self._baseline_reference(), BASELINE, {}
             else:
                 parent_commit, reference = self._parent(hypothesis.parent)
-                self.recipe.check_change(Snapshot(self.ws.git, parent_commit), hypothesis.sets)
+                self._check_change(parent_commit, hypothesis)
                 prepared = self._prepared(hypothesis.name)
                 effective = {**self._effective_of(parent_commit), **hypothesis.sets}
                 self._refuse_no_op(hypothesis, parent_commit, effective, prepared)
@@ -530,7 +562,15 @@ class Engine:
             self.halt("interrupted by the person (Ctrl-C)")
             self._join([done])
             raise
+        self._raise_failure()
         return rows
+
+    def _raise_failure(self) -> None:
+        """A worker that could not record its rows stops the command with one clear message."""
+        err = self._failure
+        if err is not None:
+            raise fault_of(err) or Fault(f"an experiment could not be recorded ({type(err).__name__}: {err}); "
+                                         "fix the cause, then run 'autoresearch resume'") from err
 
     def _start_thread(self, plans: list[Plan], rows: list | None = None) -> threading.Event:
         """Run one group in a worker thread; the returned event is set when its rows are written. (Waiting on
@@ -544,6 +584,9 @@ class Engine:
                 written = self._execute(plans)
                 if rows is not None:
                     rows.extend(written)
+            except Exception as err:  # rows could not even be written as crashes: stop, say why
+                self._failure = err
+                self.halt(f"stopped: experiment [{plans[0].index}] could not be recorded")
             finally:
                 with self._lock:
                     self._active -= 1
@@ -566,28 +609,62 @@ class Engine:
             time.sleep(0.2)
 
     def _execute(self, plans: list[Plan]) -> list[Row]:
-        """Run a group (one configuration, one or more seeds) and record its rows; then confirm a new best keep."""
+        """Run a group (one configuration, one or more seeds) and record its rows; then confirm a new best keep.
+        Whatever fails along the way, each run still gets its row (a crash with the reason) and the worktree is
+        released; only a failure to write even that row (a full disk) is raised."""
         outcomes: list[Outcome] = []
         commit, worktree = plans[0].commit, None
         try:
-            for plan in plans:
-                if self._halt:
-                    outcomes.append(self._not_run(plan, commit or plan.parent_commit, self._halt, worktree))
-                    continue
-                outcome = self._run(plan, commit, worktree)
-                commit, worktree = outcome.commit, outcome.worktree
-                outcomes.append(outcome)
-            outcomes += self._second_run(outcomes)
-            rows = self._record_group(outcomes)
+            try:
+                for plan in plans:
+                    if self._halt:
+                        outcomes.append(self._not_run(plan, commit or plan.parent_commit, self._halt, worktree))
+                        continue
+                    outcome = self._run(plan, commit, worktree)
+                    commit, worktree = outcome.commit, outcome.worktree
+                    outcomes.append(outcome)
+                outcomes += self._more_runs(outcomes)
+                rows = self._record_group(outcomes)
+            finally:
+                with self._lock:
+                    self._in_flight -= {plan.index for plan in plans} | {o.plan.index for o in outcomes}
+            self._diagnose(outcomes)
+            rows += self._fix_and_rerun(plans[0], rows, worktree)
+            rows += self._confirm(plans[0], rows, worktree)
+        except Exception as err:
+            if disk_full(err):
+                raise
+            rows = self.crash_rows(plans, commit, f"engine error: {type(err).__name__}: {err}")
         finally:
-            with self._lock:
-                self._in_flight -= {plan.index for plan in plans} | {o.plan.index for o in outcomes}
-        self._diagnose(outcomes)
-        rows += self._fix_and_rerun(plans[0], rows, worktree)
-        rows += self._confirm(plans[0], rows, worktree)
-        if worktree is not None and not self.ws.release(worktree):
-            self.say(f"[{plans[0].index}] kept worktree {self._rel(worktree)}: the run left files in it")
+            self._release(plans[0], worktree, refused=commit in (None, plans[0].parent_commit))
         return rows
+
+    def crash_rows(self, plans: list[Plan], commit: str | None, reason: str) -> list[Row]:
+        """Crash rows built from the plans alone, for runs whose measuring or recording failed; rows already
+        written stay as they are. Nothing else is read, so the same failure cannot strike twice."""
+        written = {r.index: r for r in self.rows()}
+        rows = []
+        for plan in plans:
+            if plan.index in written:
+                rows.append(written[plan.index])
+                continue
+            what = plan.hypothesis.description or plan.hypothesis.summary() or plan.name
+            row = Row(index=plan.index, branch=plan.branch, parent_commit=plan.parent_commit,
+                      commit=commit or plan.parent_commit, recipe=self.recipe.label,
+                      metric_name=self.c.objective.metric_name, metric_value=None, memory_gb=None, elapsed_min=0.0,
+                      launcher=self.launcher.name, job_id="none", command="", log_path="none", status="crash",
+                      description=f"{what}; crash: {reason}")
+            self._record(row, extra={"end": reason, "run": plan.run})
+            self.say(self._progress(row))
+            rows.append(row)
+        return rows
+
+    def _release(self, plan: Plan, worktree: Path | None, *, refused: bool) -> None:
+        """Release the worktree; when its commit never happened, what is in it is the engine's own change (unless
+        the person edited it after `autoresearch new`), reproducible from the journal, and goes with it."""
+        hand_edited = any(e["step"] == "prepared" and e["name"] == plan.name for e in self.journal.events())
+        if worktree is not None and not self.ws.release(worktree, discard=refused and not hand_edited):
+            self.say(f"[{plan.index}] kept worktree {self._rel(worktree)}: the run left files in it")
 
     def _run(self, plan: Plan, commit: str | None, worktree: Path | None) -> Outcome:
         """Branch and commit (first run of a group), launch, wait, measure. Never raises: a failure is an outcome."""
@@ -621,7 +698,20 @@ class Engine:
         finally:
             self._gpus.give_back(plan.index)
         self.journal.record("finished", plan.index, result=_result_dict(result))
-        return self._measure(plan, commit or plan.parent_commit, job, result, worktree)
+        return self._measured(plan, commit or plan.parent_commit, job, result, worktree)
+
+    def _measured(self, plan: Plan, commit: str, job: Job | None, result: JobResult, worktree: Path | None) -> Outcome:
+        """The run measured; a reader that fails on its outputs (a metric too large for a float) makes it a crash
+        that still knows its commit and worktree."""
+        try:
+            return self._measure(plan, commit, job, result, worktree)
+        except Exception as err:
+            if disk_full(err):
+                raise
+            failed = JobResult(JobState.FAILED, result.exit_code,
+                               f"engine error reading the run's outputs: {type(err).__name__}: {err}", result.run_s)
+            return Outcome(plan, commit, failed, job.job_id if job else "none", job.command if job else "",
+                           job.log_path if job else self.c.run_dir(plan.run) / "run.log", worktree=worktree)
 
     def job_name(self, index: int) -> str:
         """Unique across campaigns and repositories (cluster schedulers key singletons and lookups on it)."""
@@ -747,25 +837,34 @@ class Engine:
                      spread=self.spread(outcomes[0].commit, new), z=self.c.options.get("z", Z_DEFAULT), seeds=seeds,
                      simplifies=lambda: self._simplifies(plan, outcomes[0].commit))
 
-    def _second_run(self, outcomes: list[Outcome]) -> list[Outcome]:
-        """A single run that clears the candidate bar is not a finding yet: a second run with another seed is
-        made, and both are judged together against the keep bar (one verdict, both rows)."""
+    def _more_runs(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """A single run is a look, not a finding: while the runs so far are ahead by the look's bar (the candidate
+        bar after one, the continue bar after two) and short of the keep bar, one more run with another seed is
+        made, up to MAX_LOOK_RUNS; then all are judged together (one verdict, a row each)."""
         first = outcomes[0]
-        if (len(outcomes) != 1 or first.crashed or first.value is None or first.plan.is_baseline or first.plan.role
-                or self._halt or not self.c.options.get("second_run") or not self.recipe.seeded()):
+        if (len(outcomes) != 1 or first.crashed or first.plan.is_baseline or first.plan.role
+                or not self.c.options.get("sequential") or not self.recipe.seeded()):
             return []
-        spread = self.spread()
-        if spread is None or spread.source != "repeats" or not is_candidate(
-                first.value, first.plan.reference, maximize=self.c.objective.maximize, spread=spread,
-                min_delta=self.c.min_delta):
-            return []
-        if not self._may_launch():
-            self.say(f"[{first.plan.index}] no room for the second run of {first.plan.name}: it is judged on one run")
-            return []
-        again = self._plan_again(first.plan, first.commit, f"second run of [{first.plan.index}]", seeded=True)
-        self.say(f"[{first.plan.index}] {first.plan.name} is ahead by more than the candidate bar: a second run, "
-                 f"seed {again.seed}, before its verdict")
-        return [self._run(again, first.commit, first.worktree)]
+        added: list[Outcome] = []
+        while not self._halt and len(added) + 1 < MAX_LOOK_RUNS and not any(o.crashed for o in added):
+            values = [o.value for o in (first, *added) if o.value is not None]
+            spread = self.spread(first.commit, values if added else None)
+            look = dict(maximize=self.c.objective.maximize, spread=spread, min_delta=self.c.min_delta)
+            if spread is None or spread.source != "repeats":
+                break
+            if added and ahead(values, first.plan.reference, z=self.c.options.get("z", Z_DEFAULT), **look):
+                break
+            if not ahead(values, first.plan.reference, z=CANDIDATE_Z if not added else CONTINUE_Z, **look):
+                break
+            if not self._may_launch():
+                self.say(f"[{first.plan.index}] no room for another run of {first.plan.name}: judged on {len(values)}")
+                break
+            nth = ("second", "third", "fourth")[len(added)]
+            again = self._plan_again(first.plan, first.commit, f"{nth} run of [{first.plan.index}]", seeded=True)
+            self.say(f"[{first.plan.index}] {first.plan.name} is ahead of the look's bar: a {nth} run, seed "
+                     f"{again.seed}, before its verdict")
+            added.append(self._run(again, first.commit, first.worktree))
+        return added
 
     def _confirm(self, plan: Plan, rows: list[Row], worktree: Path | None) -> list[Row]:
         """--confirm: a new best keep is run once more with another seed before anything builds on it; if it does
@@ -935,7 +1034,8 @@ class Engine:
         return smoke.smoke(self, sets, limit_s)
 
     def recover(self) -> list[str]:
-        return recovery.recover(self)
+        with self.writer.held():
+            return recovery.recover(self)
 
 
 def _set_aside(log: Path) -> None:

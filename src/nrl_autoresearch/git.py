@@ -35,7 +35,8 @@ class Git:
             input=input, capture_output=True, text=True, env=full_env,
         )
         if check and proc.returncode != 0:
-            raise GitError(f"git {' '.join(args)} failed in {self.path}: {proc.stderr.strip() or proc.stdout.strip()}")
+            said = proc.stderr.strip() or proc.stdout.strip() or f"exit status {proc.returncode}, no output"
+            raise GitError(f"git {' '.join(args)} failed in {self.path}: {said}")
         return proc.stdout
 
     def ok(self, *args: str) -> bool:
@@ -67,6 +68,9 @@ def repo_root(start: Path) -> Path:
     git = Git(start)
     if not git.ok("rev-parse", "--git-dir"):
         raise UsageError(f"{str(start)!r} is not inside a git repository: run 'git init' there or pass --repo DIR")
+    if git.run("rev-parse", "--is-inside-work-tree", check=False).strip() != "true":
+        raise UsageError(f"{str(start)!r} has no working tree (a bare repository, or inside .git): "
+                         "run autoresearch in a clone or checkout of it (git clone, git worktree add)")
     common = Path(git.run("rev-parse", "--path-format=absolute", "--git-common-dir").strip())
     if common.name == ".git":
         return common.parent

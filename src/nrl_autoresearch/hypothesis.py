@@ -61,6 +61,8 @@ def parse_sets(items: list[str] | tuple[str, ...]) -> dict[str, str]:
         key = key.strip()
         if not sep or not key:
             raise UsageError(f"bad --set {item!r}: write KEY=VALUE, for example --set policy.optimizer.kwargs.lr=1e-6")
+        if not value.strip():
+            raise UsageError(f"bad --set {item!r}: the value is empty; write KEY=VALUE (KEY='\"\"' for an empty string)")
         sets[key] = value.strip()
     return sets
 

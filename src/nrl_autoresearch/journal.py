@@ -1,19 +1,19 @@
 """The campaign's append-only journal: intent -> branch -> committed -> launching -> launched -> finished -> row.
 
-Each step is one fsynced JSON line written before the step's effect can be lost, so an engine killed at any
+Each step is one fsynced JSON line, written whole or not at all, written before the step's effect can be lost, so an engine killed at any
 moment is replayed on start: numbering continues, nothing runs twice, no row is lost or duplicated.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from filelock import FileLock
 
+from .durable import append_whole
 from .redact import redact
 
 STEPS = ("intent", "branch", "committed", "launching", "launched", "finished", "row")
@@ -36,6 +36,7 @@ class Journal:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.lock = FileLock(str(self.path) + ".lock")
+        self._cache: tuple[tuple, list[dict]] | None = None
 
     def record(self, step: str, index: int | None = None, **data) -> None:
         """Append one event durably."""
@@ -45,23 +46,18 @@ class Journal:
         line = (json.dumps(entry, sort_keys=True, default=str) + "\n").encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, line)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            append_whole(self.path, line)
 
     def events(self) -> list[dict]:
-        if not self.path.exists():
+        """Every event, parsed once per version of the file (a command asks many times)."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
             return []
-        events = []
-        for line in self.path.read_text().splitlines():
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line torn by a kill mid-write carries nothing durable
-        return events
+        key = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, _parse(self.path.read_text()))
+        return list(self._cache[1])
 
     def attempts(self) -> dict[int, Attempt]:
         """Replay: every index with its last step and everything recorded along the way."""
@@ -77,6 +73,16 @@ class Journal:
 
     def last_index(self) -> int:
         return max(self.attempts(), default=0)
+
+
+def _parse(text: str) -> list[dict]:
+    events = []
+    for line in text.splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line torn by an older writer carries nothing durable
+    return events
 
 
 def _redacted(value):

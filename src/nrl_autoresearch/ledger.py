@@ -1,6 +1,6 @@
 """The research ledger: an untracked TSV with exactly the template's 15 columns, mirrored into git notes.
 
-One attempted experiment is one row, appended once, atomically (a single O_APPEND write) under a file lock.
+One attempted experiment is one row, appended once, whole or not at all (`durable.append_whole`) under a file lock.
 Every row is also written as a git note on its experiment commit, so the ledger survives the loss of the TSV
 (`rebuild`) and git alone can show it (`git notes --ref autoresearch show <commit>`).
 """
@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from filelock import FileLock
 
+from .durable import append_whole, torn_tail
+from .errors import Fault
 from .git import NOTES_REF, Git
 from .redact import redact
 
@@ -100,46 +103,75 @@ class Ledger:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.lock = FileLock(str(self.path) + ".lock")
+        self._cache: tuple[tuple, list[tuple[Row, str]]] | None = None
 
     def ensure(self) -> None:
         """Create the file with its header only, if it does not exist yet."""
         with self.lock:
             if not self.path.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                _append_bytes(self.path, HEADER)
+                append_whole(self.path, HEADER.encode())
 
     def rows(self, prefix: str | None = None) -> list[Row]:
-        """Rows in file order; with `prefix`, only the branches under it."""
-        if not self.path.exists():
+        """Rows in file order; with `prefix`, only the branches under it. A torn last line is not a row."""
+        return [row for row, _ in self.lines(prefix)]
+
+    def lines(self, prefix: str | None = None) -> list[tuple[Row, str]]:
+        """(row, the exact line in the file) in file order, parsed once per version of the file (a campaign's
+        commands read it many times)."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
             return []
-        rows = []
-        for line in self.path.read_text().splitlines()[1:]:
-            if line.strip():
-                row = Row.from_line(line)
-                if prefix is None or row.branch.startswith(prefix + "/"):
-                    rows.append(row)
-        return rows
+        key = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        if self._cache is None or self._cache[0] != key:
+            text = self.path.read_text()
+            lines = text.splitlines(keepends=True)[1:]
+            if lines and not lines[-1].endswith("\n"):
+                lines.pop()
+            self._cache = (key, [(_parse(n, line, self.path), line) for n, line in enumerate(lines, 2) if line.strip()])
+        return [(r, line) for r, line in self._cache[1] if prefix is None or r.branch.startswith(prefix + "/")]
+
+    def torn(self) -> str:
+        """A last line whose write was cut short (a full disk, a kill), or ''."""
+        return torn_tail(self.path).decode(errors="replace")
+
+    def repair(self, notes: "Notes") -> str | None:
+        """Complete a torn last line from the git note that holds its row, or drop it (its row was never
+        written whole, so its run is recorded again by recovery). Says what was done, or None."""
+        with self.lock:
+            fragment = self.torn()
+            if not fragment:
+                return None
+            whole = next((e["row"] for _, e in notes.all_entries() if e["row"].startswith(fragment)), None)
+            append_whole(self.path, whole.encode() if whole else b"")
+        shown = fragment.split("\t", 1)[0]
+        return (f"completed the torn last line of {self.path.name} (row {shown}) from its git note" if whole
+                else f"dropped the torn last line of {self.path.name} (row {shown} was never written whole)")
 
     def append(self, row: Row) -> str:
         """Append one row under the lock; return the exact line written. Refuses a duplicate index of a branch prefix."""
         line = row.to_line()
         with self.lock:
             if not self.path.exists():
-                _append_bytes(self.path, HEADER)
+                append_whole(self.path, HEADER.encode())
             prefix = row.branch.rsplit("/", 1)[0]
             if any(r.index == row.index for r in self.rows(prefix)):
                 raise ValueError(f"row {row.index} of {prefix} is already in {self.path}")
-            _append_bytes(self.path, line)
+            append_whole(self.path, line.encode())
         return line
 
 
-def _append_bytes(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+def _parse(number: int, line: str, path: Path) -> Row:
     try:
-        os.write(fd, text.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        return Row.from_line(line)
+    except ValueError as err:
+        raise LedgerDamaged(f"line {number} of {path} is not a ledger row ({err}): run 'autoresearch ledger rebuild' "
+                            "to rewrite the file from the git notes") from None
+
+
+class LedgerDamaged(Fault):
+    """A line inside the TSV is not a row (edited by hand, or torn by an older version): the fix is a rebuild."""
 
 
 class Notes:
@@ -158,15 +190,33 @@ class Notes:
         self.git.run(*self.git.identity_args(), "notes", "--ref", NOTES_REF, "add", "-f", "-F", "-", commit, input=redact(body))
 
     def entries(self, commit: str) -> list[dict]:
-        out = self.git.run("notes", "--ref", NOTES_REF, "show", commit, check=False)
-        return [json.loads(line) for line in out.splitlines() if line.strip().startswith("{")]
+        return _entries(self.git.run("notes", "--ref", NOTES_REF, "show", commit, check=False))
 
     def all_entries(self) -> list[tuple[str, dict]]:
-        """Every (commit, entry) in append order."""
+        """Every (commit, entry) in append order, read in one `git cat-file --batch` (thousands of notes)."""
         listing = self.git.run("notes", "--ref", NOTES_REF, "list", check=False)
         pairs = [line.split() for line in listing.splitlines() if line.strip()]
-        found = [(commit, entry) for _, commit in pairs for entry in self.entries(commit)]
+        if not pairs:
+            return []
+        out = subprocess.run(["git", "-C", str(self.git.path), "cat-file", "--batch"], capture_output=True, check=True,
+                             input="".join(f"{blob}\n" for blob, _ in pairs).encode()).stdout
+        found = [(commit, entry) for (_, commit), body in zip(pairs, _batch_bodies(out)) for entry in _entries(body)]
         return sorted(found, key=lambda ce: ce[1]["appended_ns"])
+
+
+def _batch_bodies(out: bytes) -> list[str]:
+    """The object contents of `git cat-file --batch` output, in order."""
+    bodies, pos = [], 0
+    while pos < len(out):
+        end = out.index(b"\n", pos)
+        size = int(out[pos:end].split()[2])
+        bodies.append(out[end + 1:end + 1 + size].decode())
+        pos = end + 1 + size + 1
+    return bodies
+
+
+def _entries(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip().startswith("{")]
 
 
 def rebuild(ledger: Ledger, notes: Notes) -> int:

@@ -34,7 +34,7 @@ from . import api
 from . import campaign as campaigns
 from .campaign import Campaign
 from .engine import Engine
-from .errors import BaselineCrashed, StopConditionMet, UsageError
+from .errors import BaselineCrashed, Fault, StopConditionMet, UsageError
 from .git import repo_root
 from .hypothesis import Hypothesis, validated
 from .launchers import CHOICES, LAUNCHERS
@@ -117,14 +117,14 @@ def init_campaign(
         ge=0, description="Disjoint GPU sets for local experiments run in parallel.")] = 0,
     baseline_repeats: Annotated[int | None, Field(
         ge=1, description="Run the baseline K times with different seeds to measure the run-to-run spread "
-                          "(default: 4 when the seed can vary and the budget has room, else 2 or 1).")] = None,
+                          "(default: 6, 4 or 2 within a quarter of the budget when the seed can vary, else 1).")] = None,
     repeats: Annotated[int, Field(
         ge=1, description="Run every hypothesis K times with different seeds and judge the mean.")] = 1,
     z: Annotated[float, Field(
-        gt=0, description="The keep bar's one-sided normal quantile: 1.645 lets 5% of null changes through.")
+        gt=0, description="The keep bar's one-sided normal quantile at each look: 1.751 lets 4% of null changes through.")
     ] = api.CampaignRequest.z,
-    second_run: Annotated[bool, Field(
-        description="A single run ahead by the candidate bar gets a second run before its verdict.")] = True,
+    sequential: Annotated[bool, Field(
+        description="Judge single runs in looks: a promising run gets up to two more before its verdict.")] = True,
     confirm: Annotated[bool, Field(
         description="Re-run each new best keep with another seed before building on it.")] = False,
     seed_flag: Annotated[str | None, Field(
@@ -146,7 +146,7 @@ def init_campaign(
         name=campaign, max_experiments=max_experiments, budget=budget, per_experiment=per_experiment, target=target,
         stop=stop, min_delta=min_delta, launcher=launcher, launcher_options=_options(launcher_options), grace=grace,
         gpus_per_experiment=gpus_per_experiment, baseline_repeats=baseline_repeats, repeats=repeats, z=z,
-        second_run=second_run, confirm=confirm, seed_flag=seed_flag, seed_base=seed_base,
+        sequential=sequential, confirm=confirm, seed_flag=seed_flag, seed_base=seed_base,
         protected=tuple(protected or ()), brev=brev,
         brev_volume=brev_volume)
     return api.init_data(api.create_campaign(_root(repo), request))
@@ -416,7 +416,7 @@ def _refusing(fn: Callable[..., Any]) -> Callable[..., Any]:
             if inspect.iscoroutinefunction(fn):
                 return await fn(*args, **kwargs)
             return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
-        except (UsageError, StopConditionMet, BaselineCrashed) as err:
+        except (UsageError, StopConditionMet, BaselineCrashed, Fault) as err:
             raise ToolError(str(err)) from None
     return run
 

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import psutil
-
+from . import reaper
 from .attempt import Outcome, Plan
+from .errors import disk_full
 from .hypothesis import Hypothesis
 from .journal import Attempt
 from .judge import Reference
@@ -22,20 +22,47 @@ from .launchers.base import Job, JobResult, JobState
 if TYPE_CHECKING:
     from .engine import Engine
 
-RUN_MARKER = "AUTORESEARCH_RUN"
-
-
 def recover(engine: Engine) -> list[str]:
-    """Replay the journal: finish or record every run a killed engine left behind, group by group."""
+    """Replay the journal: finish or record every run a killed engine left behind, group by group; then
+    release the clean worktrees it left. A torn last ledger line is repaired first."""
+    found = [m for m in [engine.ledger.repair(engine.notes)] if m]
     pending = [a for a in sorted(engine.journal.attempts().values(), key=lambda a: a.index)
                if not a.done and a.index not in engine._in_flight]
     groups: dict[tuple[int, ...], list[Attempt]] = {}
     for attempt in pending:
         groups.setdefault(tuple(attempt.data.get("group") or [attempt.index]), []).append(attempt)
-    found = [_group(engine, members) for members in groups.values()]
+    found += [_guarded(engine, members) for members in groups.values()]
+    found += _release_leftovers(engine)
     for message in found:
         engine.say(f"recovered: {message}")
     return found
+
+
+def _guarded(engine: Engine, members: list[Attempt]) -> str:
+    """Recover a group; a failure that would strike again on every replay (a name the file system refuses, a
+    branch that clashes) makes the group's crash rows instead, so no later command meets it again."""
+    try:
+        return _group(engine, members)
+    except Exception as err:
+        if disk_full(err):
+            raise
+        reason = f"recovery failed: {type(err).__name__}: {err}"
+        engine.crash_rows([plan_from(a) for a in members], members[0].data.get("commit"), reason)
+        return f"run {', '.join(str(a.index) for a in members)}: {reason}"
+
+
+def _release_leftovers(engine: Engine) -> list[str]:
+    """Worktrees of finished attempts that a kill left behind; kept when anything uncommitted is in them,
+    and a branch prepared by `autoresearch new` keeps its worktree for the person's edits."""
+    attempts = engine.journal.attempts().values()
+    busy = {a.data.get("branch") for a in attempts if not a.done}
+    used = {a.data.get("name") for a in attempts}
+    busy |= {engine.ws.branch(e["name"]) for e in engine.journal.events() if e["step"] == "prepared" and e["name"] not in used}
+    released = []
+    for branch, path in engine.ws.worktrees_under(engine.c.worktrees).items():
+        if branch not in busy and engine.ws.release(path):
+            released.append(f"released the leftover worktree of {branch}")
+    return released
 
 
 def _group(engine: Engine, members: list[Attempt]) -> str:
@@ -67,6 +94,7 @@ def _run(engine: Engine, attempt: Attempt, plan: Plan, commit: str, worktree: Pa
                           else job.wait(should_stop=engine._watch(plan, job, worktree)))
             finally:
                 engine._in_flight.discard(plan.index)
+                _end_marked(engine, attempt.data.get("marker"))
             return engine._measure(plan, commit, job, result, worktree)
     return engine._not_run(plan, commit, f"interrupted: the engine stopped during step '{attempt.step}'", worktree)
 
@@ -95,13 +123,13 @@ def _job(engine: Engine, attempt: Attempt) -> Job | None:
             return job
         if attempt.step == "finished" or d.get("log_path"):
             return _FinishedJob(d)
-    for proc in _processes_with(RUN_MARKER, d.get("marker")):
-        try:
-            proc.terminate()
-            proc.wait(10)
-        except psutil.Error:
-            pass
+    _end_marked(engine, d.get("marker"))
     return None
+
+
+def _end_marked(engine: Engine, marker: str | None) -> None:
+    """Processes of the run that outlived it (escaped its group, or orphaned by the killed engine)."""
+    reaper.end(reaper.marked(marker), engine.c.launcher.get("grace_s", reaper.GRACE_S))
 
 
 class _FinishedJob(Job):
@@ -126,20 +154,6 @@ class _FinishedJob(Job):
 
     def handle(self) -> dict:
         return {}
-
-
-def _processes_with(name: str, value: str | None) -> list[psutil.Process]:
-    """Processes whose environment carries our run marker (a run launched just before the engine was killed)."""
-    if not value:
-        return []
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get(name) == value:
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
 
 
 def plan_from(attempt: Attempt) -> Plan:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from .errors import UsageError
 
 DEFAULT_EXPERIMENTS = 4  # the baseline plus three experiments, then ask
+MAX_DURATION_S = 366 * 86400  # a year: beyond it a deadline is a typo, and dates overflow far beyond
 
 _UNITS = {
     "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
@@ -27,20 +28,27 @@ _TARGET = re.compile(r"^\s*([A-Za-z0-9_./:\-]+)\s*(>=|<=)\s*(-?[0-9.eE+\-]+)\s*$
 
 
 def parse_duration(text: str, *, what: str = "duration") -> float:
-    """Seconds from '1h30m', '90 min', '1.5h', '2d' or 'HH:MM:SS'; anything else is a UsageError."""
-    raw = text.strip().lower()
-    clock = _CLOCK.match(raw)
-    if clock:
-        h, m, s = (int(g) for g in clock.groups())
-        return float(h * 3600 + m * 60 + s)
-    parts = _PART.findall(raw)
-    if parts and re.fullmatch(r"(?:\s*\d+(?:\.\d+)?\s*[a-z]+\s*)+", raw) and all(u in _UNITS for _, u in parts):
-        total = sum(float(n) * _UNITS[u] for n, u in parts)
-        if total > 0:
-            return total
+    """Seconds from '1h30m', '90 min', '1.5h', '2d' or 'HH:MM:SS' (up to a year); anything else is a UsageError."""
+    total = _seconds(text.strip().lower())
+    if total is not None and total > MAX_DURATION_S:
+        raise UsageError(f"bad {what} {text!r}: it is longer than a year; give at most '366d'")
+    if total:
+        return total
     raise UsageError(
         f"bad {what} {text!r}: write a positive duration with units, such as '45m', '1h30m', '10h', '2d' or '01:30:00'"
     )
+
+
+def _seconds(raw: str) -> float | None:
+    """The duration `raw` spells, or None when it is not one (minutes and seconds of a clock stay below 60)."""
+    clock = _CLOCK.match(raw)
+    if clock:
+        h, m, s = (int(g) for g in clock.groups())
+        return float(h * 3600 + m * 60 + s) if m < 60 and s < 60 else None
+    parts = _PART.findall(raw)
+    if parts and re.fullmatch(r"(?:\s*\d+(?:\.\d+)?\s*[a-z]+\s*)+", raw) and all(u in _UNITS for _, u in parts):
+        return sum(float(n) * _UNITS[u] for n, u in parts)
+    return None
 
 
 def format_duration(seconds: float) -> str:
@@ -119,8 +127,11 @@ class StopRules:
         per_experiment: str | None = None,
         target: str | None = None,
         stop: str | None = None,
+        metric: str | None = None,
     ) -> "StopRules":
-        """Combine explicit options and a --stop sentence; fall back to the default rule when nothing bounds the campaign."""
+        """Combine explicit options and a --stop sentence; fall back to the default rule when nothing bounds the
+        campaign. A target must name the objective `metric` and a run must fit in the budget, or nothing could
+        ever stop or run."""
         parsed = parse_stop_sentence(stop) if stop is not None else {}
         for key, value in (("max_experiments", max_experiments), ("budget", budget),
                            ("per_experiment", per_experiment), ("target", target)):
@@ -131,9 +142,17 @@ class StopRules:
         count = parsed.get("max_experiments")
         if count is not None and int(count) < 1:
             raise UsageError(f"bad --max-experiments {count!r}: it counts attempted rows, the baseline included, so it must be at least 1")
-        budget_s = parse_duration(parsed["budget"], what="--budget") if parsed.get("budget") else None
-        per_s = parse_duration(parsed["per_experiment"], what="--per-experiment") if parsed.get("per_experiment") else None
-        goal = Target.parse(parsed["target"]) if parsed.get("target") else None
+        budget_s = parse_duration(parsed["budget"], what="--budget") if parsed.get("budget") is not None else None
+        per_s = (parse_duration(parsed["per_experiment"], what="--per-experiment")
+                 if parsed.get("per_experiment") is not None else None)
+        if budget_s is not None and per_s is not None and per_s >= budget_s:
+            raise UsageError(f"the per-experiment limit {format_duration(per_s)} does not fit in the budget "
+                             f"{format_duration(budget_s)}: no run could ever start; give a shorter limit or a "
+                             "longer budget")
+        goal = Target.parse(parsed["target"]) if parsed.get("target") is not None else None
+        if goal is not None and metric is not None and goal.metric != metric:
+            raise UsageError(f"bad --target {parsed['target']!r}: it names {goal.metric!r} but the objective is "
+                             f"{metric!r}; write '{metric}{goal.op}VALUE'")
         implicit = count is None and budget_s is None and goal is None
         return cls(
             max_experiments=int(count) if count is not None else (DEFAULT_EXPERIMENTS if implicit else None),
@@ -145,8 +164,11 @@ class StopRules:
         )
 
     def extended(self, attempted: int, more: int) -> "StopRules":
-        """After the person confirms: allow `more` attempts beyond those already made."""
-        return replace(self, max_experiments=attempted + more)
+        """After the person confirms: allow `more` attempts beyond those already made, never fewer than the count
+        rule already allows (nor a count rule where there was none)."""
+        if self.max_experiments is None:
+            return self
+        return replace(self, max_experiments=max(self.max_experiments, attempted + more))
 
     def monitors(self) -> list[str]:
         """The rules stated as the values being monitored."""

@@ -7,8 +7,10 @@ hypothesis changed are staged. No stash, reset, forced checkout or branch deleti
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,10 +24,13 @@ from .errors import UsageError
 from .git import Git, GitError
 
 BASELINE = "baseline"
+BASELINE_SUBJECT = "baseline: record starting point"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # run outputs that must never be swept into a hypothesis commit
 _GENERATED = re.compile(r"(\.log|\.pt|\.pth|\.ckpt|\.safetensors|\.npz|\.bin|\.pyc)$|(^|/)events\.out\.tfevents\.|(^|/)__pycache__/")
 _MAX_UNTRACKED_BYTES = 1 << 20
+MAX_NAME = 100  # a name is a folder, a ref file and part of run folders: file systems allow 255 bytes
+MAX_PREFIX = 200
 
 
 @dataclass(frozen=True)
@@ -48,20 +53,45 @@ def default_prefix(slug: str, today: date | None = None) -> str:
     return f"autoresearch/{(today or date.today()).isoformat()}-{slugify(slug, limit=40)}"
 
 
-def validate_name(name: str, *, what: str = "experiment name") -> str:
-    """An experiment name must be one valid ref component: it becomes `<prefix>/<name>` and a folder name."""
+def validate_name(name: str, *, what: str = "experiment name", reserved: tuple[str, ...] = (BASELINE,)) -> str:
+    """An experiment name must be one valid ref component: it becomes `<prefix>/<name>` and a folder name.
+    `baseline` is the campaign's reference, run by 'autoresearch baseline', never an experiment."""
+    if len(name) > MAX_NAME:
+        raise UsageError(f"bad {what} {name[:20]!r}...: it has {len(name)} characters; use at most {MAX_NAME} "
+                         "(it becomes a git branch and a folder)")
     if not _NAME.match(name) or ".." in name or name.endswith((".lock", ".")) or "@{" in name:
         raise UsageError(
             f"bad {what} {name!r}: use letters, digits, '.', '_' and '-', starting with a letter or digit "
             "(it becomes a git branch and a folder)"
         )
+    if name in reserved:
+        raise UsageError(f"bad {what} {name!r}: it is the campaign's reference (run by 'autoresearch baseline'); "
+                         "give the experiment another name")
     return name
 
 
 def validate_prefix(git: Git, prefix: str) -> str:
+    """A prefix the campaign's branches can live under: a valid branch name, its parts short enough for folders."""
     if prefix.endswith("/") or not git.ok("check-ref-format", f"refs/heads/{prefix}/{BASELINE}"):
         raise UsageError(f"bad --prefix {prefix!r}: it must be a valid git branch name such as 'autoresearch/2026-03-24-dapo'")
+    longest = max(prefix.split("/"), key=len)
+    if len(prefix) > MAX_PREFIX or len(longest) > MAX_NAME:
+        raise UsageError(f"bad --prefix {prefix[:20]!r}...: use at most {MAX_PREFIX} characters, "
+                         f"at most {MAX_NAME} between slashes (each part is a folder in .git)")
     return prefix
+
+
+def check_prefix_free(git: Git, prefix: str) -> None:
+    """A new campaign's branches must all be its own: refuse a prefix that is a branch or lies under one (git
+    cannot create `main/x` beside `main`), or that holds branches already (an earlier `<prefix>/baseline`
+    would be taken as the unmodified recipe)."""
+    parts = prefix.split("/")
+    leading = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    clash = next((b for b in leading if git.ok("show-ref", "--verify", "--quiet", f"refs/heads/{b}")), None)
+    clash = clash or git.run("for-each-ref", "--count=1", "--format=%(refname:short)", f"refs/heads/{prefix}/").strip()
+    if clash:
+        raise UsageError(f"bad --prefix {prefix!r}: the branch {clash!r} is in the way of the campaign's branches "
+                         f"{prefix}/...; choose another --prefix or --campaign name")
 
 
 class Workspace:
@@ -122,13 +152,22 @@ class Workspace:
         return net
 
     def worktree_of(self, branch: str) -> Path | None:
+        return self._worktrees().get(branch)
+
+    def worktrees_under(self, folder: Path) -> dict[str, Path]:
+        """Branch -> worktree, for the worktrees inside `folder` (a campaign's own)."""
+        root = Path(folder).resolve()
+        return {b: p for b, p in self._worktrees().items() if p.resolve().is_relative_to(root)}
+
+    def _worktrees(self) -> dict[str, Path]:
+        found: dict[str, Path] = {}
         current: Path | None = None
         for line in self.git.run("worktree", "list", "--porcelain").splitlines():
             if line.startswith("worktree "):
                 current = Path(line.split(" ", 1)[1])
-            elif line == f"branch refs/heads/{branch}" and current is not None:
-                return current
-        return None
+            elif line.startswith("branch refs/heads/") and current is not None:
+                found.setdefault(line[len("branch refs/heads/"):], current)
+        return found
 
     # -- writing -----------------------------------------------------------------------------------
     @contextmanager
@@ -149,6 +188,11 @@ class Workspace:
                     fh.write("\n")
                 fh.write("".join(f"{p}\n" for p in missing))
 
+    def is_baseline_record(self, branch: str, start: str) -> bool:
+        """Whether `branch` holds exactly the commit `ensure_baseline` makes on top of `start`."""
+        parents, _, subject = self.git.run("log", "-1", "--format=%P%n%s", branch).partition("\n")
+        return parents.strip() == start and subject.strip() == BASELINE_SUBJECT
+
     def ensure_baseline(self, start: str) -> str:
         """`<prefix>/baseline` with an empty commit 'baseline: record starting point' on top of `start`."""
         branch = self.branch(BASELINE)
@@ -157,7 +201,7 @@ class Workspace:
             if existing:
                 return existing
             tree = self.git.run("rev-parse", f"{start}^{{tree}}").strip()
-            message = "baseline: record starting point\n\n" + self._signoff()
+            message = f"{BASELINE_SUBJECT}\n\n" + self._signoff()
             commit = self.git.run(*self.git.identity_args(), "commit-tree", tree, "-p", start, "-F", "-", input=message).strip()
             self.git.run("update-ref", f"refs/heads/{branch}", commit, "")
             return commit
@@ -232,12 +276,17 @@ class Workspace:
             kept.append(path)
         return kept
 
+    def check_patch(self, commit: str, patch: Path) -> None:
+        """Refuse a patch that does not apply to `commit`, before any branch or worktree exists: it is tried on
+        a throwaway index holding the commit's tree (the person's index is never read or written)."""
+        with tempfile.TemporaryDirectory(prefix="autoresearch-patch-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            self.git.run("read-tree", commit, env=env)
+            _apply_or_refuse(self.git, patch, commit, "--cached", env=env)
+
     def apply_patch(self, worktree: Path, patch: Path) -> list[str]:
         wt = Git(worktree)
-        try:
-            wt.run("apply", "--check", str(patch))
-        except GitError as err:
-            raise UsageError(f"patch {str(patch)!r} does not apply to the parent commit: {err}") from None
+        _apply_or_refuse(wt, patch, "HEAD")
         wt.run("apply", str(patch))
         return self.changed_paths(worktree)
 
@@ -250,27 +299,71 @@ class Workspace:
         if allow_empty or not paths:
             args.insert(1, "--allow-empty")
         with self.locked():
-            wt.run(*self.git.identity_args(), *args, input=message)
+            try:
+                wt.run(*self.git.identity_args(), *args, input=message)
+            except GitError as err:
+                raise GitError(f"{err} ({refusal_hint(wt)})") from None
         return wt.run("rev-parse", "HEAD").strip()
 
-    def release(self, worktree: Path) -> bool:
-        """Remove a worktree that holds nothing but its commit; keep it (and say so) when anything is left in it."""
+    def probe_commit(self) -> str | None:
+        """Why the person's git configuration would refuse our commits (signing, hooks), or None. Commits once
+        as the engine does, in a detached throwaway worktree outside the repository: no branch, no ref."""
+        with tempfile.TemporaryDirectory(prefix="autoresearch-probe-") as tmp:
+            path = Path(tmp) / "probe"
+            try:
+                if not self.git.ok("worktree", "add", "--quiet", "--detach", str(path), "HEAD"):
+                    return None  # no commit to start from: nothing can be probed, nothing is refused yet
+                Git(path).run(*self.git.identity_args(), "commit", "--quiet", "-s", "--allow-empty", "-F", "-",
+                              input="autoresearch: preflight probe\n")
+                return None
+            except GitError as err:
+                return f"{str(err).split(': ', 1)[-1]} ({refusal_hint(Git(path))})"
+            finally:
+                self.git.run("worktree", "remove", "--force", str(path), check=False)
+                self.git.run("worktree", "prune", check=False)
+
+    def release(self, worktree: Path, *, discard: bool = False) -> bool:
+        """Remove a worktree that holds nothing but its commit; keep it (and say so) when anything is left in it.
+        With `discard`, what is left is the engine's own change whose commit git refused, and goes with it."""
         if not worktree.exists():
             return True
         wt = Git(worktree)
         modules = Path(wt.run("rev-parse", "--path-format=absolute", "--git-dir").strip()) / "modules"
         with self.locked():
-            if not modules.is_dir():
+            if not modules.is_dir() and not discard:
                 return self.git.ok("worktree", "remove", str(worktree))
-            # it holds the submodule clones made for it, which git will not remove: force only when nothing else is there
-            if wt.run("status", "--porcelain", "--ignore-submodules=all", "--untracked-files=all", check=False).strip():
+            # submodule clones made for it, which git will not remove: force only when nothing else is there
+            if not discard and wt.run("status", "--porcelain", "--ignore-submodules=all", "--untracked-files=all",
+                                      check=False).strip():
                 return False
-            shutil.rmtree(modules)
+            if modules.is_dir():
+                shutil.rmtree(modules)
             return self.git.ok("worktree", "remove", "--force", str(worktree))
 
     def _signoff(self) -> str:
         ident = self.git.run(*self.git.identity_args(), "var", "GIT_COMMITTER_IDENT").strip()
         return f"Signed-off-by: {ident.rsplit('>', 1)[0]}>\n"
+
+
+def _apply_or_refuse(git: Git, patch: Path, commit: str, *args: str, env: dict | None = None) -> None:
+    """`git apply --check`; a failure is bad input naming the patch and git's first complaint."""
+    try:
+        git.run("apply", "--check", *args, str(patch), env=env)
+    except GitError as err:
+        first = str(err).split(": ", 1)[-1].splitlines()[0]
+        raise UsageError(f"patch {str(patch)!r} does not apply to the parent commit {commit[:10]}: {first}; "
+                         "rebase the patch on the parent (--parent) or fix it") from None
+def refusal_hint(git: Git) -> str:
+    """What in the person's git configuration refuses a commit, and the fix."""
+    hooks = Path(git.run("rev-parse", "--path-format=absolute", "--git-path", "hooks").strip())
+    found = [h for h in ("pre-commit", "commit-msg", "prepare-commit-msg") if os.access(hooks / h, os.X_OK)]
+    if found:
+        return (f"the {' or '.join(found)} hook in {hooks} refused it: fix the hook, or point this repository's "
+                "core.hooksPath elsewhere")
+    if git.run("config", "--bool", "commit.gpgsign", check=False).strip() == "true":
+        return ("commit.gpgsign is set and signing failed: configure a usable key (user.signingkey), or run "
+                "'git config commit.gpgsign false' in this repository")
+    return "git refused the commit"
 
 
 def _status_entries(git: Git) -> list[tuple[str, str]]:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
+from nrl_autoresearch.errors import disk_full
 from nrl_autoresearch.git import Git
-from nrl_autoresearch.ledger import COLUMNS, HEADER, Ledger, Notes, Row, best, rebuild
+from nrl_autoresearch.ledger import COLUMNS, HEADER, Ledger, LedgerDamaged, Notes, Row, best, rebuild
 from nrl_autoresearch.redact import redact
-from tests.helpers import git, make_repo
+from tests.helpers import fill, git, make_repo, small_disk
 
 
 def row(index: int, status: str = "keep", value: float | None = 0.5, desc: str = "idea", commit: str = "") -> Row:
@@ -82,3 +85,46 @@ def test_redaction_of_environment_secrets_and_token_arguments():
     env = {"WANDB_API_KEY": "abcdef123456", "HOME": "/root", "XDG_SESSION_TYPE": "tty"}
     text = "wandb abcdef123456 --hf-token hf_abcdefghijklmnopqrstuv policy.tokenizer.name=Qwen max_new_tokens=512 tty"
     assert redact(text, env) == "wandb *** --hf-token *** policy.tokenizer.name=Qwen max_new_tokens=512 tty"
+
+
+def test_a_row_on_a_full_disk_is_written_whole_or_not_at_all(tmp_path: Path):
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        ledger = Ledger(disk / "results.tsv")
+        ledger.append(row(1))
+        before = ledger.path.read_bytes()
+        filler = fill(disk)
+        with pytest.raises(OSError) as err:
+            ledger.append(row(2, desc="x" * 9000))  # more than the page left: the write is cut short
+        assert disk_full(err.value)
+        assert ledger.path.read_bytes() == before and ledger.torn() == ""
+        filler.unlink()
+        ledger.append(row(2))
+        assert [r.index for r in ledger.rows()] == [1, 2]
+
+
+def test_a_torn_last_line_is_completed_from_its_note_or_dropped(tmp_path: Path):
+    repo = make_repo(tmp_path / "r", {"a.txt": "a\n"})
+    head = git(repo, "rev-parse", "HEAD").strip()
+    ledger, notes = Ledger(repo / "reports" / "results.tsv"), Notes(Git(repo))
+    notes.add(head, ledger.append(row(1, commit=head)), campaign="x")
+    whole = ledger.path.read_bytes()
+    line2 = row(2, commit=head).to_line()
+    notes.add(head, line2, campaign="x")  # the note was written, the TSV line torn
+    with ledger.path.open("a") as fh:
+        fh.write(line2[:25])
+    assert [r.index for r in ledger.rows()] == [1] and ledger.torn() == line2[:25]
+    assert "from its git note" in ledger.repair(notes)
+    assert ledger.path.read_bytes() == whole + line2.encode()
+    with ledger.path.open("a") as fh:
+        fh.write("3\tautoresearch/x/e3\tab")  # no note holds it: the row was never written
+    assert "dropped" in ledger.repair(notes) and ledger.path.read_bytes() == whole + line2.encode()
+    assert ledger.repair(notes) is None
+
+
+def test_a_damaged_line_inside_the_ledger_names_the_fix(tmp_path: Path):
+    ledger = Ledger(tmp_path / "results.tsv")
+    ledger.append(row(1))
+    with ledger.path.open("a") as fh:
+        fh.write("2\tbroken\n")
+    with pytest.raises(LedgerDamaged, match="line 3 of .* 'autoresearch ledger rebuild'"):
+        ledger.rows()

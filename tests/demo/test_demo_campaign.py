@@ -8,20 +8,28 @@ from pathlib import Path
 from tests.helpers import cli, git, ledger_rows
 
 
-def test_demo_runs_a_campaign_with_real_metrics(tmp_path: Path):
+def test_demo_runs_a_campaign_with_real_metrics_and_honest_verdicts(tmp_path: Path):
     dest = tmp_path / "demo"
-    proc = cli(tmp_path, "demo", "--dir", str(dest), "--experiments", "2", check=True)
+    proc = cli(tmp_path, "demo", "--dir", str(dest), check=True)
     out = proc.stdout
     assert out.startswith(f"demo repository: {dest}")
     rows = ledger_rows(dest)
-    assert [r["index"] for r in rows] == [1, 2, 3] and rows[0]["branch"].endswith("/baseline")
+    # the default rule: the baseline's six runs (they measure the spread), then three attempts
+    assert [r["index"] for r in rows] == list(range(1, 10))
+    assert [r["branch"].endswith("/baseline") for r in rows] == [True] * 6 + [False] * 3
     prefix = rows[0]["branch"].rsplit("/", 1)[0]
     assert prefix.startswith("autoresearch/") and all(r["branch"].startswith(prefix + "/") for r in rows)
     assert all(r["metric_name"] == "val:accuracy" and r["status"] != "crash" for r in rows)
     assert len({round(r["metric_value"], 6) for r in rows}) > 1
     notes = git(dest, "notes", "--ref", "autoresearch", "show", rows[1]["commit"])
     assert '"metric_source": "tensorboard tag validation/accuracy' in notes
-    assert out.count("stop condition not yet met") >= 3 and "stop condition met: 3/3 attempted" in out
+    assert "a single run ahead by" in out and "spreads gets a second run" in out  # the plan states the real bars
+    # no within-noise change is presented as a finding: every verdict names its measured spread and bar
+    for r in rows[6:]:
+        assert "over " in r["description"] and "runs, threshold" in r["description"], r["description"]
+        assert "false keeps" in r["description"]
+    assert "not a finding" not in out and "keep*" not in out
+    assert out.count("stop condition not yet met") >= 3 and "stop condition met: 9/9 attempted" in out
     lines = out.splitlines()
     assert not any(a == b and a.startswith("stop condition") for a, b in zip(lines, lines[1:]))  # never twice in a row
     assert "summary of" in out and "best keep:" in out

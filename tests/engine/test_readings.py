@@ -128,7 +128,8 @@ SCORE = "import json\ncfg = json.load(open('params.json'))\nprint(f\"val_score: 
 @pytest.fixture
 def scored(tmp_path: Path) -> Path:
     repo = make_repo(tmp_path / "p", {"train.py": SCORE, "params.json": '{"lr": 0.5, "log_every": 10}\n'})
-    cli(repo, *INIT, "--metric", "val_score", "--metric-source", "line:val_score", "--seed-flag", "--seed", check=True)
+    cli(repo, *INIT, "--metric", "val_score", "--metric-source", "line:val_score", "--seed-flag", "--seed",
+        "--baseline-repeats", "1", check=True)
     cli(repo, "baseline", check=True)
     return repo
 

@@ -102,6 +102,10 @@ class Launcher(ABC):
         """(ok, message) checks of this launcher's own requirements."""
         return []
 
+    def missing_tools(self) -> list[str]:
+        """The commands this launcher runs that are not on PATH (checked when a campaign is created)."""
+        return []
+
     def close(self) -> None:
         """Release what the launcher holds (an allocation, a connection)."""
 

@@ -2,7 +2,8 @@
 
 The child starts a new session, so Ctrl-C in the terminal reaches only the engine, which then ends the run
 itself. A timeout sends SIGTERM to the process group and to every descendant ever seen (grandchildren that
-left the group included), then SIGKILL after a grace period: no child survives.
+left the group included), then SIGKILL after a grace period; at the end of every run, processes still carrying
+the run's marker in their environment (escaped by a double fork and setsid()) are ended too: no child survives.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from .. import gpus
+from .. import gpus, reaper
 from ..redact import expand_secrets, redact
 from ..stoprules import exact_duration
 from .base import Job, JobResult, JobState, Launcher, RunSpec, wait_loop
@@ -30,7 +31,7 @@ MASKER = [sys.executable, "-S", str(Path(__file__).resolve().parents[1] / "logma
 class LocalJob(Job):
     def __init__(self, *, pid: int, create_time: float, log_path: Path, command: str, started_at: float,
                  timeout_s: float | None, proc: subprocess.Popen | None = None, grace_s: float = GRACE_S,
-                 masker: subprocess.Popen | None = None):
+                 marker: str | None = None, masker: subprocess.Popen | None = None):
         self.pid = pid
         self.job_id = "none"
         self.log_path = log_path
@@ -38,6 +39,7 @@ class LocalJob(Job):
         self.started_at = started_at
         self.timeout_s = timeout_s
         self.grace_s = grace_s
+        self.marker = marker
         self._create_time = create_time
         self._proc = proc
         self._masker = masker  # copies the output into the log, masking secrets; done once it has exited
@@ -73,7 +75,8 @@ class LocalJob(Job):
 
     def handle(self) -> dict:
         return {"pid": self.pid, "create_time": self._create_time, "log_path": str(self.log_path),
-                "command": self.command, "started_at": self.started_at, "timeout_s": self.timeout_s}
+                "command": self.command, "started_at": self.started_at, "timeout_s": self.timeout_s,
+                "marker": self.marker}
 
     # -- internals -----------------------------------------------------------------------------------
     def _log_written(self) -> None:
@@ -141,11 +144,14 @@ class LocalJob(Job):
                 self._poll_child()
                 time.sleep(0.05)
         self._poll_child()
+        reaper.end(reaper.marked(self.marker), self.grace_s)
 
     def _reap_stragglers(self) -> None:
-        """Processes the run left behind (daemons it forked) end with it."""
+        """Processes the run left behind (daemons it forked, escaped or not) end with it."""
         if self._tree_alive() or self._group_alive():
             self._kill_all()
+        else:
+            reaper.end(reaper.marked(self.marker), self.grace_s)
 
     def _tree_alive(self) -> bool:
         return any(_same_process(pid, created) for pid, created in self._seen.items())
@@ -215,8 +221,9 @@ class LocalLauncher(Launcher):
         if spec.gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, spec.gpus))
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        masker = subprocess.Popen([*MASKER, str(spec.log_path)], env=env, stdin=subprocess.PIPE,
-                                  stdout=subprocess.DEVNULL, start_new_session=True)
+        masker = subprocess.Popen(  # not marked as the run's: it ends by itself once the run's output has
+            [*MASKER, str(spec.log_path)], env={k: v for k, v in env.items() if k != reaper.RUN_MARKER},
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True)  # ended, and is never reaped
         with masker.stdin as log:
             proc = subprocess.Popen(
                 expand_secrets(spec.argv, env), cwd=spec.cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
@@ -226,7 +233,7 @@ class LocalLauncher(Launcher):
         return LocalJob(
             pid=proc.pid, create_time=psutil.Process(proc.pid).create_time(), log_path=spec.log_path,
             command=redact(shlex.join(spec.argv)), started_at=started, timeout_s=spec.timeout_s, proc=proc,
-            grace_s=self.grace_s, masker=masker,
+            grace_s=self.grace_s, marker=spec.env.get(reaper.RUN_MARKER), masker=masker,
         )
 
     def reattach(self, handle: dict) -> LocalJob | None:
@@ -236,5 +243,5 @@ class LocalLauncher(Launcher):
         return LocalJob(
             pid=handle["pid"], create_time=handle["create_time"], log_path=Path(handle["log_path"]),
             command=handle["command"], started_at=handle["started_at"], timeout_s=handle["timeout_s"],
-            grace_s=self.grace_s,
+            grace_s=self.grace_s, marker=handle.get("marker"),
         )

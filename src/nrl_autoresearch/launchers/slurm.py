@@ -417,10 +417,16 @@ class SlurmLauncher(Launcher):
         return self._job(handle["job_id"], Path(handle["log_path"]), handle["command"], handle["timeout_s"],
                          handle["submitted_at"])
 
+    def missing_tools(self) -> list[str]:
+        return [tool for tool in self._tools() if shutil.which(tool, path=self.client.env.get("PATH")) is None]
+
+    def _tools(self) -> tuple[str, ...]:
+        return (("salloc", "srun") if self.mode == "interactive" else ("sbatch",)) + ("squeue", "scontrol",
+                                                                                     "scancel", "sinfo")
+
     def preflight(self) -> list[tuple[bool, str]]:
-        tools = (("salloc", "srun") if self.mode == "interactive" else ("sbatch",)) + ("squeue", "scontrol",
-                                                                                       "scancel", "sinfo")
-        missing = [tool for tool in tools if shutil.which(tool) is None]
+        tools = self._tools()
+        missing = self.missing_tools()
         if missing:
             return [(False, f"slurm: {', '.join(missing)} not on PATH")]
         if not self.client.run("sinfo", "-h", "-o", "%P", check=False):

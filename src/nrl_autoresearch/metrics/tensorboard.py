@@ -6,6 +6,7 @@ import heapq
 import re
 from pathlib import Path
 
+from ..errors import UsageError
 from .base import MetricSource, Point, Reading, RunOutputs
 from .tfevents import read_scalars
 
@@ -41,6 +42,11 @@ def max_over_tags(run: RunOutputs, pattern: re.Pattern[str]) -> float | None:
 
 class TensorBoard(MetricSource):
     kind = "tensorboard"
+
+    def __init__(self, arg: str):
+        super().__init__(arg)
+        if not arg.strip():
+            raise UsageError("bad --metric-source 'tensorboard:': give the scalar tag, as in tensorboard:val/accuracy")
 
     def read(self, run: RunOutputs) -> Reading | None:
         points, used = tag_points(run, self.arg)

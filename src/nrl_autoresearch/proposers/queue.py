@@ -47,7 +47,8 @@ def load_queue(path: Path) -> list[Hypothesis]:
     try:
         entries = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise UsageError(f"queue file {str(path)!r} is not valid YAML/JSON: {err}") from None
+        raise UsageError(f"queue file {str(path)!r} is not valid YAML/JSON{_where(err)}: "
+                         f"{getattr(err, 'problem', None) or err}") from None
     if not isinstance(entries, list) or not entries:
         raise UsageError(f"queue file {str(path)!r} must hold a non-empty list of hypotheses")
     hypotheses, names = [], set()
@@ -56,6 +57,12 @@ def load_queue(path: Path) -> list[Hypothesis]:
         names.add(h.name)
         hypotheses.append(h)
     return hypotheses
+
+
+def _where(err: yaml.YAMLError) -> str:
+    """' at line L, column C' of a parse error, when the parser knows it."""
+    mark = getattr(err, "problem_mark", None)
+    return f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
 
 
 def _entry(entry, i: int, path: Path, earlier: set[str]) -> Hypothesis:

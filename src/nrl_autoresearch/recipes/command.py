@@ -15,6 +15,14 @@ from .base import Knob, Launch, Recipe
 FLAGS_FILE = ".autoresearch/flags.json"
 
 
+def split_words(text: str, *, what: str) -> list[str]:
+    """A command line split as the shell would; an unclosed quote is bad input, not a traceback."""
+    try:
+        return shlex.split(text)
+    except ValueError as err:
+        raise UsageError(f"bad {what} {text!r}: {str(err).lower()}; close every quote, as the shell would need") from None
+
+
 class CommandRecipe(Recipe):
     """`--set` edits `params_file`, or (set_style 'flags') becomes `--key value` flags recorded in FLAGS_FILE,
     committed on the experiment branch so that the commit alone reproduces the run."""

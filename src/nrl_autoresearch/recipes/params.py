@@ -15,6 +15,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from ..errors import UsageError
+from ..git import Snapshot
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".toml": "toml"}
 
@@ -198,6 +199,25 @@ def check_keys(name: str, text: str, sets: dict[str, str]) -> None:
     doc = load_text(name, text)
     for key, value in sets.items():
         set_path(doc, key, parse_value(value), where=name)
+
+
+def repo_file(root: Path, name: str, snapshot: Snapshot) -> str:
+    """`name` as a repository-relative path to a committed, readable file: experiments edit the committed copy
+    in their own worktrees, so a file outside the repository or never committed could never be changed."""
+    full = (root / name).resolve()
+    try:
+        rel = full.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        raise UsageError(f"--params-file {name!r} is outside the repository {root}: give a file inside it") from None
+    if not full.is_file():
+        raise UsageError(f"--params-file {name!r} does not exist in {root}")
+    file_format(full)
+    text = snapshot.read_text(rel)
+    if text is None:
+        raise UsageError(f"--params-file {rel!r} is not committed: experiments start from the last commit; "
+                         f"'git add {rel}' and commit it, then init again")
+    load_text(rel, text)
+    return rel
 
 
 def file_format(path: Path) -> str:

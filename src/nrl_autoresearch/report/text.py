@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 
 from ..campaign import Campaign
-from ..judge import CANDIDATE_Z, MIN_PAIRS, Z_DEFAULT, false_keep_rate, t_quantile
+from ..judge import CANDIDATE_Z, CONTINUE_Z, MIN_PAIRS, Z_DEFAULT, false_keep_rate, t_quantile
 from ..ledger import Row, best
 from ..recipes import recipe_from_dict
 from ..stoprules import StopStatus
@@ -52,12 +52,15 @@ def _noise(c: Campaign) -> str:
         bar = t_quantile(1 - false_keep_rate(z), reps - 1) / reps ** 0.5
         return (f"baseline x{base}, hypotheses x{reps} on the baseline's seeds: paired, kept when the mean difference "
                 f"exceeds {bar:.2g} spreads of the differences ({rate})" + _confirms(o))
-    if reps == 1 and o.get("second_run"):
-        candidate = t_quantile(1 - false_keep_rate(CANDIDATE_Z), base - 1) * (1 + 1 / base) ** 0.5
-        bar = t_quantile(1 - false_keep_rate(z), base) * (1 / 2 + 1 / base) ** 0.5
-        return (f"baseline x{base}; a single run ahead by {candidate:.2g} spreads gets a second run, and the two are "
-                f"kept when their mean is ahead by {bar:.2g} spreads ({rate}; the bars shrink as the spread is "
-                "measured on more runs)" + _confirms(o))
+    if reps == 1 and o.get("sequential"):
+        look = [t_quantile(1 - false_keep_rate(CANDIDATE_Z), base - 1) * (1 + 1 / base) ** 0.5,
+                t_quantile(1 - false_keep_rate(z), base) * (1 / 2 + 1 / base) ** 0.5,
+                t_quantile(1 - false_keep_rate(CONTINUE_Z), base) * (1 / 2 + 1 / base) ** 0.5,
+                t_quantile(1 - false_keep_rate(z), base + 1) * (1 / 3 + 1 / base) ** 0.5]
+        return (f"baseline x{base}; a single run ahead by {look[0]:.2g} spreads gets a second run; two are kept when "
+                f"their mean is ahead by {look[1]:.2g} spreads, or get a third when ahead by {look[2]:.2g}; three are "
+                f"kept when ahead by {look[3]:.2g} ({false_keep_rate(z):.0%} at each look; the bars shrink as the "
+                "spread is measured on more runs)" + _confirms(o))
     dof = base - 1 + reps - 1
     bar = t_quantile(1 - false_keep_rate(z), dof) * (1 / reps + 1 / base) ** 0.5
     return (f"baseline x{base}, hypotheses x{reps}: kept when the mean is ahead by {bar:.2g} spreads ({rate}; "
@@ -68,16 +71,27 @@ def _confirms(options: dict) -> str:
     return ", new best keeps confirmed" if options.get("confirm") else ""
 
 
+def unmeasured(row: Row) -> bool:
+    """A keep whose verdict rests on no measured run-to-run spread (none at all, or only the curves' jitter)."""
+    return row.status == "keep" and ("noise unknown" in row.description or "curve jitter" in row.description)
+
+
 def summary_text(c: Campaign, rows: list[Row], status: StopStatus) -> str:
     counts = {s: sum(r.status == s for r in rows) for s in ("keep", "discard", "crash")}
     lines = [f"summary of {c.name}: {len(rows)} attempted ({counts['keep']} keep, {counts['discard']} discard, {counts['crash']} crash)",
              f"  {'#':>3}  {'status':<7}  {c.objective.metric_name:>14}  experiment"]
     for r in rows:
         value = "crash" if r.status == "crash" else f"{r.metric_value:.6g}"
-        lines.append(f"  {r.index:>3}  {r.status:<7}  {value:>14}  {r.branch.rsplit('/', 1)[1]}: {r.description[:90]}")
+        label = "keep*" if unmeasured(r) else r.status
+        lines.append(f"  {r.index:>3}  {label:<7}  {value:>14}  {r.branch.rsplit('/', 1)[1]}: {r.description[:90]}")
+    if any(unmeasured(r) for r in rows):
+        lines.append("  * kept on a gain within noise that no repeat measured: not a finding yet")
     top = best(rows, maximize=c.objective.maximize)
     if top:
         lines.append(f"best keep: {top.branch} ({c.objective.metric_name} = {top.metric_value:.6g})")
+        if unmeasured(top):
+            lines.append("  not a finding yet: its gain is within a noise that was never measured by repeats "
+                         "(run it again with 'autoresearch try NAME --repeat', or init with --baseline-repeats)")
         lines.append(f"  reproduce: {reproduce(top, c)}")
     lines += [f"ledger: {c.ledger}", f"logs: {c.dir.relative_to(c.repo)}/<experiment>/run.log", status.sentence]
     if status.met and status.trigger == "count" and c.rules.implicit:

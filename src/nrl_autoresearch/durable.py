@@ -1,0 +1,60 @@
+"""Appends that are whole or absent: one line of the ledger or the journal is never left half-written.
+
+A full disk can cut a write short; the file is then cut back to where it was and the error raised, so the
+next reader never meets a partial line. A partial last line left by an older writer is dropped before the
+next append, so it cannot glue onto the new one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def append_whole(path: Path, data: bytes) -> None:
+    """Append `data` entirely and fsync it, or leave the file as it was and raise."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = _complete_size(fd)
+        os.ftruncate(fd, size)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
+
+
+def torn_tail(path: Path) -> bytes:
+    """The bytes after the last newline: a line whose write was cut short (empty when the file is whole)."""
+    if not path.exists():
+        return b""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        whole = _complete_size(fd)
+        return os.pread(fd, os.fstat(fd).st_size - whole, whole)
+    finally:
+        os.close(fd)
+
+
+def _complete_size(fd: int) -> int:
+    """The length of the file up to and including its last newline."""
+    size = os.fstat(fd).st_size
+    pos, chunk = size, 4096
+    while pos > 0:
+        start = max(0, pos - chunk)
+        block = os.pread(fd, pos - start, start)
+        cut = block.rfind(b"\n")
+        if cut >= 0:
+            return start + cut + 1
+        pos = start
+    return 0
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]

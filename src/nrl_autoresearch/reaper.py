@@ -1,0 +1,59 @@
+"""Every process a run started ends with it, even one that escaped its process group and session.
+
+Each run carries `AUTORESEARCH_RUN=<campaign folder>#<index>` in its environment, which every descendant
+inherits (a double fork with setsid() included). At the end of a run the processes whose environment holds
+that exact value are found through /proc and ended: SIGTERM, then SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import psutil
+
+RUN_MARKER = "AUTORESEARCH_RUN"
+GRACE_S = 10.0
+
+
+def marked(value: str | None) -> list[psutil.Process]:
+    """Processes whose environment carries this run's marker value (never this process or its ancestors)."""
+    if not value:
+        return []
+    ours = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid not in ours and proc.environ().get(RUN_MARKER) == value:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def end(procs: list[psutil.Process], grace_s: float = GRACE_S) -> None:
+    """SIGTERM, then SIGKILL for whatever is still alive after `grace_s`."""
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        alive = _alive(procs)
+        for proc in alive:
+            try:
+                proc.send_signal(sig)
+            except psutil.Error:
+                pass
+        deadline = time.time() + wait_s
+        while alive and time.time() < deadline:
+            time.sleep(0.05)
+            alive = _alive(alive)
+
+
+def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    """Still running (a killed process left a zombie until its new parent reaps it: that counts as ended)."""
+    found = []
+    for proc in procs:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
