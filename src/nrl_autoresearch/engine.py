@@ -817,7 +817,7 @@ class Engine:
         log = o.log_path or self.c.run_dir(o.plan.run) / "run.log"
         if o.value is None and o.result.succeeded and not o.failure:
             why = f"no {self.c.objective.metric_name} found ({self.source})"
-        error = None if o.result.succeeded else triage.error_line(_tail(log))
+        error = None if o.result.succeeded else triage.error_line(_tail(log).splitlines())
         return (f"crash: {why}" + (f": {error}" if error else "")
                 + f"; log {self._rel(log)}, its tail in {self._rel(self.c.dir / 'notes.md')}")
 

@@ -71,14 +71,13 @@ def diagnose(run: RunOutputs, *, max_new_tokens: int | None = None) -> list[Symp
     return found
 
 
-_ERROR_LINE = re.compile(r"^\s*((?:[\w.]+\.)?[A-Z]\w*(?:Error|Exception)\b.*|(?:error|fatal)\b:.*)$", re.I | re.M)
+_ERROR_LINE = re.compile(r"^\s*(\w+(?:\.\w+)*(?:Error|Exception)\b.*|error: .*|Killed)$", re.I)
 ERROR_CHARS = 200
 
 
-def error_line(log_tail: str) -> str | None:
-    """The last line of a log that states an error (`ValueError: could not convert 'abc'`), shortened."""
-    found = _ERROR_LINE.findall(log_tail)
-    return found[-1].strip()[:ERROR_CHARS] if found else None
+def error_line(tail: list[str]) -> str | None:
+    """The last of a log's lines that states an error (`ValueError: could not convert 'abc'`), shortened."""
+    return next((line.strip()[:ERROR_CHARS] for line in reversed(tail) if _ERROR_LINE.match(line)), None)
 
 
 def trivial_crash(log_tail: str) -> bool:
@@ -86,12 +85,9 @@ def trivial_crash(log_tail: str) -> bool:
     return bool(_TRIVIAL.search(log_tail))
 
 
-_ERROR_LINE = re.compile(r"^\s*(\w+(?:\.\w+)*(?:Error|Exception)\b.*|error: .*|Killed)$", re.I)
-
-
 def likely_cause(reason: str, tail: list[str], source: str) -> tuple[str, str]:
     """For a crash reason and the log's last lines: the probable cause in words, and what to do about it."""
-    error = next((line.strip() for line in reversed(tail) if _ERROR_LINE.match(line)), None)
+    error = error_line(tail)
     if "timeout" in reason:
         return "the run reached its wall-clock limit", "give it more time (--per-experiment) or make it shorter"
     if _OOM.search(" ".join(tail)) or "out of memory" in reason:
