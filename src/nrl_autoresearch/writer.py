@@ -42,6 +42,8 @@ class CampaignLock:
                 self._record()
             yield
         finally:
+            if self._lock.lock_counter == 1:
+                self._holder.unlink(missing_ok=True)  # the lock file stays: it is the lock, held or not
             self._lock.release()
 
     def _record(self) -> None:

@@ -110,10 +110,14 @@ def test_aggregates_honour_direction_and_nan():
 
 
 def test_every_point_at_one_step_is_kept_and_aggregated(tmp_path: Path):
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
     run = outputs(tmp_path)
-    writer = SummaryWriter(str(tmp_path / "work" / "runs"))
+    writer = EventFileWriter(str(tmp_path / "work" / "runs"))  # the writer torch's SummaryWriter uses
     for step, value in ((8, 10), (8, 20), (12, 30), (12, 40)):  # one point per finished episode
-        writer.add_scalar("charts/episodic_return", value, step)
+        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag="charts/episodic_return", simple_value=value)])
+        writer.add_event(event_pb2.Event(step=step, wall_time=time.time(), summary=summary))
     writer.close()
     reading = parse_source("tensorboard:charts/episodic_return").read(run)
     assert [(p.step, p.value) for p in reading.points] == [(8, 10), (8, 20), (12, 30), (12, 40)]

@@ -151,3 +151,19 @@ def test_an_exact_repeat_is_refused_naming_its_row_unless_asked_for(scored: Path
     rows = ledger_rows(scored)
     assert len(rows) == 3 and rows[2]["branch"] == rows[1]["branch"] and rows[2]["commit"] == rows[1]["commit"]
     assert "repeat of [2], seed 1001" in rows[2]["description"] and "mean of 2 runs" in rows[2]["description"]
+
+
+def test_a_keep_on_unmeasured_noise_is_flagged_in_the_summary(tmp_path: Path):
+    from nrl_autoresearch import campaign as campaigns
+    from nrl_autoresearch.engine import Engine
+    from nrl_autoresearch.report import summary_text
+
+    repo = make_repo(tmp_path / "p", {"train.py": SCORE, "params.json": '{"lr": 0.5, "log_every": 10}\n'})
+    cli(repo, *INIT, "--metric", "val_score", "--metric-source", "line:val_score", check=True)  # no seed: one run
+    cli(repo, "baseline", check=True)
+    cli(repo, "try", "lr-down", "--set", "lr=0.3", check=True)
+    (_, row) = ledger_rows(repo)
+    assert row["status"] == "keep" and "noise unknown" in row["description"] and "not a finding" in row["description"]
+    engine = Engine(campaigns.load(repo), say=lambda _: None)
+    text = summary_text(engine.c, engine.rows(), engine.status())
+    assert "keep*" in text and "not a finding yet" in text

@@ -19,7 +19,8 @@ LONG = "a" * 300
 
 def _state(repo: Path) -> dict:
     """Everything bad input must leave as it was: refs, worktrees, the person's files, our files and folders."""
-    ours = [p.relative_to(repo).as_posix() for d in ("reports", "session") for p in sorted((repo / d).rglob("*"))]
+    ours = [p.relative_to(repo).as_posix() for d in ("reports", "session") for p in sorted((repo / d).rglob("*"))
+            if p.name != "writer.lock"]  # the campaign's lock file: it exists whether the lock is held or not
     ledger = repo / "reports/auto_research_results.tsv"
     exclude = repo / ".git/info/exclude"
     return {"refs": git(repo, "for-each-ref"), "worktrees": git(repo, "worktree", "list", "--porcelain"),
