@@ -212,7 +212,7 @@ def _init_text(c: Campaign, data: dict) -> str:
 @click.option("--workers", type=int, default=1, show_default=True, help="Experiments in flight at once.")
 @click.option("--baseline-repeats", type=int, help="Baseline runs that measure the spread (default: as for init).")
 def demo(directory, experiments, launcher, launcher_options, workers, baseline_repeats):
-    """Create a tiny NeMo-RL-shaped GRPO project and run a whole campaign on it (about 8 s on a 2-core machine).
+    """Create a tiny NeMo-RL-shaped GRPO project and run a whole campaign on it (about 5 s on a 2-core machine).
 
     Without --dir the project is a new folder autoresearch-demo-<date>-<time> in the current directory."""
     from .demo import default_dir
