@@ -617,8 +617,9 @@ class Engine:
         try:
             try:
                 for plan in plans:
-                    if self._halt:
-                        outcomes.append(self._not_run(plan, commit or plan.parent_commit, self._halt, worktree))
+                    skip = self._halt or _first_baseline_run_crashed(outcomes)
+                    if skip:
+                        outcomes.append(self._not_run(plan, commit or plan.parent_commit, skip, worktree))
                         continue
                     outcome = self._run(plan, commit, worktree)
                     commit, worktree = outcome.commit, outcome.worktree
@@ -1036,6 +1037,15 @@ class Engine:
     def recover(self) -> list[str]:
         with self.writer.held():
             return recovery.recover(self)
+
+
+def _first_baseline_run_crashed(outcomes: list[Outcome]) -> str | None:
+    """The baseline's further repeats are not run after its first run crashed: they would crash alike and cost
+    the budget; the diagnosis and a rerun come first."""
+    first = outcomes[0] if outcomes else None
+    if first is None or not first.plan.is_baseline or not first.crashed or first.interrupted:
+        return None
+    return f"not run: the baseline's first run [{first.plan.index}] crashed"
 
 
 def _set_aside(log: Path) -> None:

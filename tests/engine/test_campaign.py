@@ -282,7 +282,9 @@ def test_ledger_cli_prints_tsv(repo: Path):
 def test_engine_leaves_no_process_and_runs_in_the_worktree(repo: Path):
     cli(repo, *INIT, "--max-experiments", "2", check=True)
     cli(repo, "baseline", check=True)
-    leftovers = [p for p in psutil.process_iter(["cmdline"]) if "train.py" in " ".join(p.info["cmdline"] or [])]
+    ours = str(repo)  # processes of other repositories on this machine are not this campaign's
+    leftovers = [p for p in psutil.process_iter(["cmdline", "cwd"])
+                 if "train.py" in " ".join(p.info["cmdline"] or []) and (p.info["cwd"] or "").startswith(ours)]
     assert not leftovers
     assert not (repo / "reports/auto_research/project/worktrees/baseline").exists()  # a clean worktree is removed
     assert os.listdir(repo / "reports/auto_research/project/baseline") == ["run.log"]

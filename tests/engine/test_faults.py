@@ -117,11 +117,17 @@ def test_a_full_disk_when_the_note_is_written_ends_in_one_message_and_resume_add
         assert cli(repo, "ledger", "check").returncode == 0
 
 
-def test_a_torn_last_row_is_reported_by_check_and_repaired_by_the_next_writer(tmp_path: Path):
+def _two_rows(tmp_path: Path) -> Path:
+    """A campaign with its baseline and one experiment recorded."""
     repo = score_repo(tmp_path / "r")
     cli(repo, *INIT, check=True)
     cli(repo, "baseline", check=True)
     cli(repo, "try", "lr", "--set", "lr=0.2", check=True)
+    return repo
+
+
+def test_a_torn_last_row_is_reported_by_check_and_repaired_by_the_next_writer(tmp_path: Path):
+    repo = _two_rows(tmp_path)
     ledger = repo / "reports/auto_research_results.tsv"
     whole = ledger.read_bytes()
     ledger.write_bytes(whole[:-40])  # what a write cut short by a full disk left
@@ -163,10 +169,7 @@ def test_a_second_writer_is_refused_with_who_holds_the_campaign_and_readers_work
 
 
 def test_ledger_check_finds_a_note_on_another_rows_commit(tmp_path: Path):
-    repo = score_repo(tmp_path / "r")
-    cli(repo, *INIT, check=True)
-    cli(repo, "baseline", check=True)
-    cli(repo, "try", "lr", "--set", "lr=0.2", check=True)
+    repo = _two_rows(tmp_path)
     base, moved = (r["commit"] for r in ledger_rows(repo))
     note = git(repo, "notes", "--ref", "autoresearch", "show", moved)
     git(repo, "notes", "--ref", "autoresearch", "remove", moved)

@@ -18,7 +18,8 @@ JOURNAL = "reports/auto_research/c/journal.jsonl"
 
 def _demo(tmp_path: Path, env: dict, *launcher: str) -> list[dict]:
     dest = tmp_path / "demo"
-    cli(tmp_path, "demo", "--dir", str(dest), "--experiments", "1", *launcher, env=env, check=True, timeout=600)
+    cli(tmp_path, "demo", "--dir", str(dest), "--experiments", "1", "--baseline-repeats", "1", *launcher, env=env,
+        check=True, timeout=600)
     return ledger_rows(dest)
 
 

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from tensorboardX import SummaryWriter
 
 from nrl_autoresearch.demo import RECIPE, TEMPLATE
 from nrl_autoresearch.metrics import parse_source
-from nrl_autoresearch.metrics.base import RunOutputs
+from nrl_autoresearch.metrics.base import Census, RunOutputs
 from nrl_autoresearch.recipes.nemo_rl import NemoRLRecipe
 from tests.helpers import PY, cli, git, ledger_rows
 
@@ -26,7 +25,7 @@ def run_outputs(tmp_path: Path, log: str) -> RunOutputs:
     run_dir = tmp_path / "exp"
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "run.log").write_text(log)
-    return RunOutputs(run_dir / "run.log", run_dir, tmp_path / "worktree", time.time() - 5)
+    return RunOutputs(run_dir / "run.log", run_dir, tmp_path / "worktree", Census())  # nothing there before
 
 
 def grpo_log(log_dir: Path, accuracies: list[float], *, tail: str = "Max number of steps has been reached, stopping training early") -> str:

@@ -142,7 +142,7 @@ def test_a_campaign_just_initialised(tmp_path: Path):
 
 
 def test_only_crashes(tmp_path: Path):
-    engine = campaign(tmp_path, None, "--maximize", lr="bad")
+    engine = campaign(tmp_path, None, "--maximize", "--baseline-repeats", "1", lr="bad")
     cli(engine.c.repo, "baseline")
     paths = build_report(engine)
     assert [r.status for r in engine.rows()] == ["crash"]
