@@ -21,8 +21,8 @@ from ..git import Git, Snapshot
 from ..metrics.nemo_rl import NemoRL
 from . import knobs as catalog
 from . import nemo_config as nc
-from . import yamledit
-from .base import Check, Knob, Launch, Objective, Recipe
+from . import validity, yamledit
+from .base import RESOLVES, Check, Knob, Launch, Objective, Recipe
 from .params import directions, values_at
 
 SETUP_MARGIN_S = 300.0  # the recipe's own limit starts after setup (Ray, model load): leave room for it
@@ -70,6 +70,9 @@ class NemoRLRecipe(Recipe):
             if not recipe.is_file():
                 raise UsageError(f"recipe {self.path!r} is not in commit {snapshot.commit[:10]}")
             yamledit.set_keys(recipe, sets)  # validates every key against the resolved recipe; the copy is discarded
+            refused = validity.problems(self.resolved(tmp))
+        if refused:
+            raise UsageError("NeMo-RL would refuse this change: " + "; ".join(refused))
 
     def values(self, snapshot: Snapshot, keys: list[str]) -> dict[str, Any]:
         with snapshot.export(*CONFIG_DIRS) as tmp:
@@ -154,8 +157,9 @@ class NemoRLRecipe(Recipe):
         for k in catalog.knobs_for(resolved):
             current = nc.get_dotted(resolved, k.key)
             moves = _directions(k.moves, current)
-            if moves:
-                found.append(Knob(k.key, k.area, current, moves, k.risk, k.note))
+            companions = _companions(k, resolved)
+            if moves and companions is not None and not validity.inert(resolved, k.key):
+                found.append(Knob(k.key, k.area, current, moves, k.risk, k.note, companions))
         return found
 
     # -- preflight -------------------------------------------------------------------------------------
@@ -163,9 +167,9 @@ class NemoRLRecipe(Recipe):
         checks: list[Check] = []
         try:
             resolved = self.resolved(root)
-            checks.append(Check(True, "recipe resolves", self.path))
+            checks.append(Check(True, RESOLVES, self.path))
         except UsageError as err:
-            return [Check(False, "recipe resolves", str(err))]
+            return [Check(False, RESOLVES, str(err))]
         entry = self._entrypoint or nc.entrypoint_for(root / self.path, resolved)
         checks.append(Check((root / entry).is_file(), "entrypoint exists", entry))
         if self.runner[:1] == ["uv"]:
@@ -196,6 +200,17 @@ def _directions(moves: tuple[str, ...], current) -> tuple[tuple[str, ...], ...]:
         elif move not in ("x2", "/2") and yamledit.format_value(yamledit.parse_value(move)) != yamledit.format_value(current):
             found.append((move,))
     return tuple(found)
+
+
+def _companions(k: catalog.Knob, resolved: dict) -> tuple[tuple[str, str], ...] | None:
+    """The settings a knob's `requires` adds where the recipe differs; None (skip the knob) when one of its
+    `excludes` is on or a required key is absent."""
+    if any(nc.get_dotted(resolved, key) for key in k.excludes):
+        return None
+    if not all(nc.has_dotted(resolved, key) for key, _ in k.requires):
+        return None
+    return tuple((key, yamledit.format_value(value)) for key, value in k.requires
+                 if nc.get_dotted(resolved, key) != value)
 
 
 def _seconds(text: str) -> float:

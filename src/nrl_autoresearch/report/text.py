@@ -21,7 +21,7 @@ def plan_text(c: Campaign, *, proposer: str, first: list[str], has_baseline: boo
         f"  launcher: {c.launcher['name']}" + (f", {workers} experiments at once" if workers > 1 else ""),
         f"  proposer: {proposer}",
         "  baseline: " + ("recorded" if has_baseline else f"runs first, on {c.prefix}/baseline"),
-        "  noise: " + _noise(c),
+        "  noise: " + noise_text(c),
     ]
     if reruns:
         lines.append(f"  interrupted runs: {reruns} re-run first, on their own commits (a row each)")
@@ -30,7 +30,7 @@ def plan_text(c: Campaign, *, proposer: str, first: list[str], has_baseline: boo
     return "\n".join(lines)
 
 
-def _noise(c: Campaign) -> str:
+def noise_text(c: Campaign) -> str:
     """How noise is handled and the real keep bar, in spreads, for this campaign's settings."""
     o = c.options
     base, reps, z = o.get("baseline_repeats", 1), o.get("repeats", 1), o.get("z", Z_DEFAULT)
