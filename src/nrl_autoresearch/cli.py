@@ -183,7 +183,12 @@ def _request(options: dict) -> api.CampaignRequest:
 @json_option
 def init(repo, as_json, **options):
     """Record a campaign in this repository (nothing is branched or run yet)."""
-    c = api.create_campaign(_repo(repo), _request(options))
+    try:
+        c = api.create_campaign(_repo(repo), _request(options))
+    except UsageError as err:
+        if as_json:  # the refusal as JSON too, for scripts reading stdout
+            click.echo(json.dumps({"created": False, "error": str(err)}))
+        raise
     data = api.init_data(c)
     _emit(data, as_json, _init_text(c, data))
 
@@ -374,11 +379,12 @@ def smoke(sets, limit, repo, campaign_name, as_json):
 
 @main.command()
 @repo_option
-@campaign_option
+@campaign_request_options
 @json_option
-def preflight(repo, campaign_name, as_json):
-    """Check the campaign can run: recipe, entrypoint, data, environment, launcher, disk, GPUs (exit 1 if blocked)."""
-    data = api.preflight_data(Engine(_load(repo, campaign_name), say=lambda _: None))
+def preflight(repo, as_json, **options):
+    """Check the campaign can run: recipe, entrypoint, data, environment, model, launcher, disk, GPUs (exit 1 if
+    blocked); with init's options, before init."""
+    data = api.preflight_data(Engine(_campaign_or_request(repo, options), say=lambda _: None))
     _emit(data, as_json, "\n".join(_preflight_lines(data)))
     sys.exit(0 if data["ok"] else 1)
 
@@ -399,13 +405,15 @@ def _preflight_lines(data: dict) -> list[str]:
 def plan(proposer_spec, count, repo, as_json, **options):
     """What 'run' would do, before confirmation, creating nothing: of this campaign, or, with init's options, of
     the campaign init would record."""
-    root = _repo(repo)
-    if options["recipe"] or options["command"]:
-        campaign = api.create_campaign(root, _request(options), save=False)
-    else:
-        campaign = _load(repo, options["campaign_name"])
-    data = api.plan_data(Engine(campaign, say=lambda _: None), proposer_spec, count)
+    data = api.plan_data(Engine(_campaign_or_request(repo, options), say=lambda _: None), proposer_spec, count)
     _emit(data, as_json, _plan_text(data))
+
+
+def _campaign_or_request(repo: str | None, options: dict) -> Campaign:
+    """The campaign init would record from these options (in memory only), or the recorded one."""
+    if options["recipe"] or options["command"]:
+        return api.create_campaign(_repo(repo), _request(options), save=False)
+    return _load(repo, options["campaign_name"])
 
 
 def _plan_text(data: dict) -> str:

@@ -3,6 +3,7 @@ every GRPO, DPO, SFT and distillation recipe passes them, and a change that brea
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def test_every_default_plan_hypothesis_passes_nemo_rls_checks(nemo_repo: Path, t
         rel = _relative(path)
         assert not validity.problems(nc.load_resolved(path)), rel  # the recipes as shipped pass
         proposer = CatalogProposer(NemoRLRecipe(rel), Git(nemo_repo), head)
-        for h in list(proposer._candidates(_empty_history()))[:PLAN]:
+        for h in itertools.islice(proposer._candidates(_empty_history()), PLAN):
             yamledit.set_keys(copy / rel, h.sets)  # edits the recipe file only
             assert not validity.problems(nc.load_resolved(copy / rel)), (rel, h.sets)
             shutil.copyfile(path, copy / rel)

@@ -21,7 +21,7 @@ from ..git import Git, Snapshot
 from ..metrics.nemo_rl import NemoRL
 from . import knobs as catalog
 from . import nemo_config as nc
-from . import validity, yamledit
+from . import prerequisites, validity, yamledit
 from .base import RESOLVES, Check, Knob, Launch, Objective, Recipe
 from .params import directions, values_at
 
@@ -136,11 +136,15 @@ class NemoRLRecipe(Recipe):
         return _ddhhmmss(tighter) if tighter and tighter != own_s else None
 
     def _environment(self, worktree: Path) -> dict[str, str]:
-        """Reuse the main checkout's uv environment unless the branch changed the project's dependencies."""
+        """Reuse the main checkout's uv environment unless the branch changed the project's dependencies; refuse
+        when it does not exist (uv would sync a fresh multi-GB one in the throwaway worktree)."""
+        if self.runner[:1] != ["uv"]:
+            return {}
         main = _main_checkout(worktree)
         venv = main / ".venv"
-        if main == worktree or not venv.is_dir():
-            return {}
+        if not venv.is_dir():
+            raise UsageError(f"{venv} is missing: run 'uv sync --project {main}' once; runs reuse the main checkout's "
+                             "environment instead of syncing a fresh one in every worktree")
         if not Git(worktree).ok("diff", "--quiet", "HEAD", _head(main), "--", "pyproject.toml", "uv.lock"):
             return {}
         return {"UV_PROJECT_ENVIRONMENT": str(venv)}
@@ -164,23 +168,38 @@ class NemoRLRecipe(Recipe):
 
     # -- preflight -------------------------------------------------------------------------------------
     def preflight(self, root: Path) -> list[Check]:
-        checks: list[Check] = []
+        """Each line passes, fails or says it cannot tell; a fix is given only where it failed."""
         try:
             resolved = self.resolved(root)
-            checks.append(Check(True, RESOLVES, self.path))
         except UsageError as err:
             return [Check(False, RESOLVES, str(err))]
         entry = self._entrypoint or nc.entrypoint_for(root / self.path, resolved)
-        checks.append(Check((root / entry).is_file(), "entrypoint exists", entry))
-        if self.runner[:1] == ["uv"]:
-            checks.append(Check(shutil.which("uv") is not None, "uv is installed", "install uv: pip install uv"))
         missing = [f for f in nc.data_files(resolved) if not (root / f).exists()]
-        checks.append(Check(not missing, "prompt and data files exist", ", ".join(missing) or "all present"))
         unset = sorted(v for v in nc.env_vars_referenced(root / self.path) if v not in os.environ)
-        checks.append(Check(not unset, "environment variables the recipe interpolates are set", ", ".join(unset) or "all set"))
-        checks.append(Check(True, "GPUs required", f"{nc.gpus_required(resolved)} (cluster.gpus_per_node x cluster.num_nodes)",
-                            blocking=False))
-        return checks
+        return [
+            Check(True, RESOLVES, self.path),
+            Check((root / entry).is_file(), "entrypoint exists", entry if (root / entry).is_file()
+                  else f"{entry} is not in {root}: is this a NeMo-RL checkout? (--entrypoint names another)"),
+            *self._uv_checks(root),
+            Check(not missing, "prompt and data files exist", ", ".join(missing) or "all present"),
+            Check(not unset, "environment variables the recipe interpolates are set",
+                  f"export {', '.join(unset)}" if unset else "all set"),
+            *prerequisites.model_checks(resolved),
+            *prerequisites.extra_installs(self.path),
+        ]
+
+    def _uv_checks(self, root: Path) -> list[Check]:
+        """uv itself, and the main checkout's environment every run reuses (never a fresh sync per worktree)."""
+        if self.runner[:1] != ["uv"]:
+            return []
+        uv = shutil.which("uv")
+        main = _main_checkout(root)
+        venv = main / ".venv"
+        return [
+            Check(uv is not None, "uv is installed", uv or "install uv: pip install uv"),
+            Check(venv.is_dir(), "uv environment of the main checkout", str(venv) if venv.is_dir()
+                  else f"{venv} is missing: run 'uv sync --project {main}' once (runs reuse it, none syncs its own)"),
+        ]
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "path": self.path, "entrypoint": self._entrypoint, "runner": self.runner,
