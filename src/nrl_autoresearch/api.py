@@ -209,6 +209,8 @@ def objective_for(root: Path, recipe: Recipe, metric: str | None, maximize: bool
     metric = metric or (declared.metric_name if declared else None)
     if not metric:
         raise UsageError("the recipe declares no checkpointing.metric_name: give the objective with --metric")
+    if not metric_source:
+        _check_logged(root, recipe, metric)
     if declared and metric == declared.metric_name:
         source = metric_source or declared.source
         maximize = declared.maximize if maximize is None else maximize
@@ -217,6 +219,17 @@ def objective_for(root: Path, recipe: Recipe, metric: str | None, maximize: bool
     if maximize is None:
         raise UsageError(f"say which way {metric!r} is better: add --maximize or --minimize")
     return Objective(metric, str(parse_source(source)), maximize, validate_aggregate(aggregate))
+
+
+def _check_logged(root: Path, recipe: Recipe, metric: str) -> None:
+    """Refuse a --metric that is a near miss of what the recipe logs; a name far from all of them may be custom."""
+    import difflib
+
+    logged = recipe.logged_metrics(root)
+    close = difflib.get_close_matches(metric, logged, n=3, cutoff=0.75) if metric not in logged else []
+    if close:
+        raise UsageError(f"the recipe's runs log no metric {metric!r}: did you mean {' or '.join(close)}? "
+                         f"(it logs {', '.join(logged)}; --metric-source reads any other)")
 
 
 def new_campaign(root: Path, recipe: Recipe, objective: Objective, rules: StopRules, *, prefix: str | None,

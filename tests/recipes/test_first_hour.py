@@ -112,3 +112,11 @@ def test_auto_does_not_pick_slurm_when_sinfo_does_not_answer(tmp_path: Path, mon
         choose(8, {})
     _tool(tmp_path / "bin", "sinfo")
     assert choose(8, {}) == ("slurm", "this machine has 0 free GPUs, each run needs 8; sbatch is available and sinfo answers")
+
+
+def test_a_mistyped_metric_is_refused_with_the_closest_logged_names(nemo_checkout: Path, machine: dict) -> None:
+    before = tree_digest(nemo_checkout)
+    proc = cli(nemo_checkout, "init", "--recipe", GRPO, "--launcher", "local", "--metric", "val:acuracy", "--maximize",
+               env=machine)
+    assert proc.returncode == 2 and "did you mean val:accuracy?" in proc.stderr
+    assert tree_digest(nemo_checkout) == before and not (nemo_checkout / "reports").exists()

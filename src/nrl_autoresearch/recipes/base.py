@@ -105,6 +105,10 @@ class Recipe(ABC):
         """The objective the recipe itself declares, when it declares one."""
         return None
 
+    def logged_metrics(self, root: Path) -> tuple[str, ...]:
+        """The metric names the recipe's runs log, to catch a mistyped --metric (empty when unknown)."""
+        return ()
+
     def metric_source(self, objective: Objective) -> MetricSource:
         from ..metrics import parse_source
 

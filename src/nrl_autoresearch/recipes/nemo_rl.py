@@ -61,6 +61,9 @@ class NemoRLRecipe(Recipe):
             return None
         return Objective(found.metric_name, f"{NemoRL.kind}:{found.metric_name}", found.maximize, "last")
 
+    def logged_metrics(self, root: Path) -> tuple[str, ...]:
+        return nc.logged_metrics(self.resolved(root))
+
     # -- hypotheses as recipe edits -------------------------------------------------------------------
     def check_change(self, snapshot: Snapshot, sets: dict[str, str]) -> None:
         if not sets:
