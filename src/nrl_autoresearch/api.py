@@ -24,6 +24,7 @@ from .ledger import COLUMNS, Ledger
 from .metrics import parse_source
 from .metrics.base import validate_aggregate
 from .recipes.base import RESOLVES, Objective, Recipe
+from .recipes.nemo_config import default_runner
 from .recipes import params
 from .recipes.command import CommandRecipe, split_words
 from .redact import protect_command
@@ -44,7 +45,7 @@ class CampaignRequest:
     command: str | None = None
     recipe: str | None = None
     entrypoint: str | None = None
-    runner: str = "uv run"
+    runner: str | None = None  # None: what NeMo-RL's own test script for the recipe uses
     metric: str | None = None
     maximize: bool | None = None
     metric_source: str | None = None
@@ -85,7 +86,7 @@ def create_campaign(root: Path, req: CampaignRequest, *, save: bool = True) -> C
     if not math.isfinite(req.min_delta) or req.min_delta < 0:
         raise UsageError(f"bad --min-delta {req.min_delta}: the smallest gain that counts as a keep is 0 or more")
     if req.recipe:
-        recipe = nemo_recipe(root, req.recipe, req.entrypoint, split_words(req.runner, what="--runner"), strict=save)
+        recipe = nemo_recipe(root, req.recipe, req.entrypoint, split_words(req.runner, what="--runner") if req.runner else None, strict=save)
         slug = Path(req.recipe).stem
     else:
         if not req.metric:
@@ -188,14 +189,15 @@ def launcher_config(name: str, options: tuple[str, ...] | list[str], gpus_needed
     return {**config, **({"chosen": chosen} if chosen else {})}
 
 
-def nemo_recipe(root: Path, recipe: str, entrypoint: str | None, runner: list[str], *, strict: bool = True) -> Recipe:
+def nemo_recipe(root: Path, recipe: str, entrypoint: str | None, runner: list[str] | None, *,
+                strict: bool = True) -> Recipe:
     """A NeMo-RL recipe, checked by preflight before anything is created (not `strict`: only that it resolves,
     the rest is for the plan to show)."""
     from .recipes.nemo_rl import NemoRLRecipe
 
     path = Path(recipe)
     rel = path.resolve().relative_to(root.resolve()) if path.is_absolute() else path
-    obj = NemoRLRecipe(rel.as_posix(), entrypoint, runner)
+    obj = NemoRLRecipe(rel.as_posix(), entrypoint, runner or default_runner(rel.as_posix()))
     blocking = [c for c in obj.preflight(root) if c.blocking and not c.ok and (strict or c.item == RESOLVES)]
     if blocking:
         raise UsageError("preflight failed: " + "; ".join(f"{c.item}: {c.detail}" for c in blocking))
@@ -365,7 +367,8 @@ def loop_plan(engine: Engine, spec: str, workers: int, more: int | None, count: 
     if engine.status().met:
         raise StopConditionMet(engine.status().sentence)
     room = hypotheses_room(engine)
-    first = proposer.preview(engine.history(), min(count, room) if room is not None else count) if room != 0 else []
+    shown = min(count, room) if room is not None else count
+    first = proposer.preview(engine.history(), shown) if shown > 0 else []
     text = plan_text(engine.c, proposer=spec, first=first, has_baseline=bool(engine.valid_baseline()), workers=workers,
                      reruns=len(engine.owed_reruns()))
     return proposer, text, first

@@ -122,7 +122,8 @@ CAMPAIGN_OPTIONS = (
     click.option("--command", "command", help="Any training command, e.g. \"python train.py --epochs 3\"."),
     click.option("--recipe", "recipe", help="A NeMo-RL recipe YAML (see 'autoresearch recipes')."),
     click.option("--entrypoint", help="NeMo-RL entrypoint (default: chosen from the recipe like NeMo-RL's test suites)."),
-    click.option("--runner", default="uv run", show_default=True, help="What runs the NeMo-RL entrypoint."),
+    click.option("--runner", help="What runs the NeMo-RL entrypoint (default: uv run, or what NeMo-RL's test script "
+                                  "for the recipe uses, ${NRL_PYTHON:-python})."),
     click.option("--metric", help="Objective metric name (default for a recipe: its checkpointing.metric_name)."),
     click.option("--maximize/--minimize", default=None, help="Whether higher is better."),
     click.option("--metric-source", help="tensorboard:TAG | regex:PATTERN | line:KEY | jsonl:FIELD | nemo-rl:METRIC"),

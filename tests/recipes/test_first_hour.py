@@ -115,8 +115,32 @@ def test_auto_does_not_pick_slurm_when_sinfo_does_not_answer(tmp_path: Path, mon
 
 
 def test_a_mistyped_metric_is_refused_with_the_closest_logged_names(nemo_checkout: Path, machine: dict) -> None:
+    (Path(machine["HF_HOME"]) / "token").write_text("not read")  # the gated model is reachable
     before = tree_digest(nemo_checkout)
     proc = cli(nemo_checkout, "init", "--recipe", GRPO, "--launcher", "local", "--metric", "val:acuracy", "--maximize",
                env=machine)
     assert proc.returncode == 2 and "did you mean val:accuracy?" in proc.stderr
     assert tree_digest(nemo_checkout) == before and not (nemo_checkout / "reports").exists()
+
+
+def test_the_runner_is_the_one_nemo_rls_test_script_uses(nemo_checkout: Path, machine: dict, monkeypatch) -> None:
+    monkeypatch.delenv("NRL_PYTHON", raising=False)
+    fused = "examples/configs/recipes/llm/grpo-qwen3-30ba3b-2n8g-megatron_fused_linear_logprobs.yaml"
+    data = json.loads(cli(nemo_checkout, "plan", "--recipe", fused, "--launcher", "local", "--count", "0", "--json",
+                          env=machine, check=True).stdout)
+    assert data["baseline"]["command"].startswith(f"python examples/run_grpo.py --config {fused} ")
+    assert data["baseline"]["env"] == {} and data["first_hypotheses"] == []
+    assert "uv is installed" not in _checks(data["preflight"])
+    given = json.loads(cli(nemo_checkout, "plan", "--recipe", fused, "--runner", "uv run", "--launcher", "local",
+                           "--json", env=machine, check=True).stdout)
+    assert given["baseline"]["command"].startswith("uv run examples/run_grpo.py")
+
+
+def test_the_launcher_column_names_nrl_k8s(tmp_path: Path, monkeypatch) -> None:
+    from nrl_autoresearch.launchers.kubernetes import KubernetesLauncher
+
+    _tool(tmp_path / "bin", "nrl-k8s")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    (tmp_path / "infra.yaml").write_text("namespace: rl\n")
+    assert KubernetesLauncher(infra=str(tmp_path / "infra.yaml")).name == "nrl-k8s"
+    assert KubernetesLauncher(image="nvcr.io/nvidia/nemo-rl:latest").name == "k8s"

@@ -8,6 +8,7 @@ configuration was already tried is never proposed.
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from ..engine import History
@@ -41,13 +42,8 @@ class CatalogProposer(Proposer):
         return None
 
     def preview(self, history: History, n: int = 3) -> list[str]:
-        shown = []
-        for h in self._candidates(history):
-            if not already_tried(h, history):
-                shown.append(f"{h.name}: {h.description}")
-            if len(shown) == n:
-                break
-        return shown
+        fresh = (h for h in self._candidates(history) if not already_tried(h, history))
+        return [f"{h.name}: {h.description}" for h in itertools.islice(fresh, n)]
 
     def _candidates(self, history: History):
         """Every candidate NeMo-RL would run from the commit it branches from."""

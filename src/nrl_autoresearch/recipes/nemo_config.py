@@ -593,6 +593,17 @@ def logged_metrics(resolved: Mapping[str, Any]) -> tuple[str, ...]:
     return LOGGED_METRICS.get(algo_section(resolved), ())
 
 
+# Recipes whose tests/test_suites script runs the entrypoint with `${NRL_PYTHON:-python}` instead of `uv run`.
+NRL_PYTHON_RECIPES = frozenset({"grpo-qwen3-30ba3b-2n8g-megatron_fused_linear_logprobs"})
+
+
+def default_runner(recipe_path: PathLike) -> list[str]:
+    """What runs the recipe's entrypoint in NeMo-RL's own test script for it."""
+    if Path(recipe_path).stem in NRL_PYTHON_RECIPES:
+        return [os.environ.get("NRL_PYTHON") or "python"]
+    return ["uv", "run"]
+
+
 def gpus_required(resolved: Mapping[str, Any]) -> int:
     """GPUs the run occupies: `cluster.gpus_per_node` x `cluster.num_nodes`."""
     per_node = get_dotted(resolved, "cluster.gpus_per_node", None)
