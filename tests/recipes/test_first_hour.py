@@ -144,3 +144,11 @@ def test_the_launcher_column_names_nrl_k8s(tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "infra.yaml").write_text("namespace: rl\n")
     assert KubernetesLauncher(infra=str(tmp_path / "infra.yaml")).name == "nrl-k8s"
     assert KubernetesLauncher(image="nvcr.io/nvidia/nemo-rl:latest").name == "k8s"
+
+
+def test_smoke_goes_through_preflight_first(nemo_checkout: Path, machine: dict) -> None:
+    (Path(machine["HF_HOME"]) / "token").write_text("not read")
+    cli(nemo_checkout, "init", "--recipe", GRPO, "--launcher", "local", "--campaign", "first", env=machine, check=True)
+    proc = cli(nemo_checkout, "smoke", "--campaign", "first", env=machine)
+    assert proc.returncode == 2 and "preflight failed: GPUs for a local run: 8 needed, 0 visible" in proc.stderr
+    assert not list(nemo_checkout.rglob("smoke"))  # nothing was launched

@@ -115,8 +115,8 @@ def _parallelism(cfg: Config) -> Iterator[str]:
 def data_parallel_size(cfg: Config) -> int | None:
     """Training GPUs / (TP x CP x PP), 0 when it is not whole; None when the recipe leaves it open."""
     nodes, per_node = _get(cfg, "cluster.num_nodes"), _get(cfg, "cluster.gpus_per_node")
-    if not isinstance(nodes, int) or not isinstance(per_node, int):
-        return None
+    if not isinstance(nodes, int) or not isinstance(per_node, int) or nodes * per_node <= 0:
+        return None  # no GPU declared (a CPU recipe): nothing to divide
     if _get(cfg, "policy.generation.colocated.enabled") is False:
         return None  # generation GPUs are carved out of the cluster: the split is grpo.py's, not restated here
     if _get(cfg, "policy.megatron_cfg.enabled"):
