@@ -310,6 +310,12 @@ class KubernetesLauncher(Launcher):
         _run([self.kubectl, "apply", "-f", str(manifest)])
         return PodJob(self, name, command=str(manifest), **common)
 
+    def rendered(self, spec: RunSpec) -> str:
+        name = object_name(spec.name)
+        if self.uses_nrl_k8s:
+            return shlex.join(self.nrl_k8s_run(spec, name))
+        return yaml.safe_dump(self.job_manifest(spec, name), sort_keys=False)
+
     def nrl_k8s_run(self, spec: RunSpec, name: str) -> list[str]:
         """`nrl-k8s run <recipe> --infra <infra> --rayjob --rayjob-name <name> --no-wait [overrides]`: the
         recipe is the command's `--config`, the overrides its `key=value` arguments."""
