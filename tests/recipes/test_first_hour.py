@@ -152,3 +152,4 @@ def test_smoke_goes_through_preflight_first(nemo_checkout: Path, machine: dict) 
     proc = cli(nemo_checkout, "smoke", "--campaign", "first", env=machine)
     assert proc.returncode == 2 and "preflight failed: GPUs for a local run: 8 needed, 0 visible" in proc.stderr
     assert not list(nemo_checkout.rglob("smoke"))  # nothing was launched
+
