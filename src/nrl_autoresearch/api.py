@@ -23,7 +23,8 @@ from .launchers import choose, make_launcher, parse_options
 from .ledger import COLUMNS, STATUSES, Ledger
 from .metrics import parse_source
 from .metrics.base import validate_aggregate
-from .recipes.base import Objective, Recipe
+from .recipes.base import RESOLVES, Objective, Recipe
+from .recipes.nemo_config import default_runner
 from .recipes import params
 from .recipes.command import CommandRecipe, split_words
 from .redact import protect_command
@@ -44,7 +45,7 @@ class CampaignRequest:
     command: str | None = None
     recipe: str | None = None
     entrypoint: str | None = None
-    runner: str = "uv run"
+    runner: str | None = None  # None: what NeMo-RL's own test script for the recipe uses
     metric: str | None = None
     maximize: bool | None = None
     metric_source: str | None = None
@@ -75,8 +76,9 @@ class CampaignRequest:
     brev_volume: str = str(brev_layout.EPHEMERAL)
 
 
-def create_campaign(root: Path, req: CampaignRequest) -> Campaign:
-    """Validate everything, then create the ledger and the campaign folder (all untracked)."""
+def create_campaign(root: Path, req: CampaignRequest, *, save: bool = True) -> Campaign:
+    """Validate everything, then create the ledger and the campaign folder (all untracked); with `save` false,
+    the campaign exists in memory only (what `plan` shows before init)."""
     if bool(req.command) == bool(req.recipe):
         raise UsageError("give exactly one of --command \"python train.py ...\" or --recipe <NeMo-RL recipe.yaml>")
     if req.gpus_per_experiment < 0:
@@ -84,7 +86,7 @@ def create_campaign(root: Path, req: CampaignRequest) -> Campaign:
     if not math.isfinite(req.min_delta) or req.min_delta < 0:
         raise UsageError(f"bad --min-delta {req.min_delta}: the smallest gain that counts as a keep is 0 or more")
     if req.recipe:
-        recipe = nemo_recipe(root, req.recipe, req.entrypoint, split_words(req.runner, what="--runner"))
+        recipe = nemo_recipe(root, req.recipe, req.entrypoint, split_words(req.runner, what="--runner") if req.runner else None, strict=save)
         slug = Path(req.recipe).stem
     else:
         if not req.metric:
@@ -104,7 +106,7 @@ def create_campaign(root: Path, req: CampaignRequest) -> Campaign:
     return new_campaign(root, recipe, objective, rules, prefix=req.prefix, name=req.name, slug=slug,
                         min_delta=req.min_delta, launcher=launcher,
                         options={"gpus_per_experiment": req.gpus_per_experiment, "protected": list(req.protected),
-                                 **noise, **_brev_options(req)})
+                                 **noise, **_brev_options(req)}, save=save)
 
 
 def _brev_options(req: CampaignRequest) -> dict:
@@ -187,14 +189,16 @@ def launcher_config(name: str, options: tuple[str, ...] | list[str], gpus_needed
     return {**config, **({"chosen": chosen} if chosen else {})}
 
 
-def nemo_recipe(root: Path, recipe: str, entrypoint: str | None, runner: list[str]) -> Recipe:
-    """A NeMo-RL recipe, checked by preflight before anything is created."""
+def nemo_recipe(root: Path, recipe: str, entrypoint: str | None, runner: list[str] | None, *,
+                strict: bool = True) -> Recipe:
+    """A NeMo-RL recipe, checked by preflight before anything is created (not `strict`: only that it resolves,
+    the rest is for the plan to show)."""
     from .recipes.nemo_rl import NemoRLRecipe
 
     path = Path(recipe)
     rel = path.resolve().relative_to(root.resolve()) if path.is_absolute() else path
-    obj = NemoRLRecipe(rel.as_posix(), entrypoint, runner)
-    blocking = [c for c in obj.preflight(root) if c.blocking and not c.ok]
+    obj = NemoRLRecipe(rel.as_posix(), entrypoint, runner or default_runner(rel.as_posix()))
+    blocking = [c for c in obj.preflight(root) if c.blocking and not c.ok and (strict or c.item == RESOLVES)]
     if blocking:
         raise UsageError("preflight failed: " + "; ".join(f"{c.item}: {c.detail}" for c in blocking))
     return obj
@@ -207,6 +211,8 @@ def objective_for(root: Path, recipe: Recipe, metric: str | None, maximize: bool
     metric = metric or (declared.metric_name if declared else None)
     if not metric:
         raise UsageError("the recipe declares no checkpointing.metric_name: give the objective with --metric")
+    if not metric_source:
+        _check_logged(root, recipe, metric)
     if declared and metric == declared.metric_name:
         source = metric_source or declared.source
         maximize = declared.maximize if maximize is None else maximize
@@ -217,9 +223,20 @@ def objective_for(root: Path, recipe: Recipe, metric: str | None, maximize: bool
     return Objective(metric, str(parse_source(source)), maximize, validate_aggregate(aggregate))
 
 
+def _check_logged(root: Path, recipe: Recipe, metric: str) -> None:
+    """Refuse a --metric that is a near miss of what the recipe logs; a name far from all of them may be custom."""
+    import difflib
+
+    logged = recipe.logged_metrics(root)
+    close = difflib.get_close_matches(metric, logged, n=3, cutoff=0.75) if metric not in logged else []
+    if close:
+        raise UsageError(f"the recipe's runs log no metric {metric!r}: did you mean {' or '.join(close)}? "
+                         f"(it logs {', '.join(logged)}; --metric-source reads any other)")
+
+
 def new_campaign(root: Path, recipe: Recipe, objective: Objective, rules: StopRules, *, prefix: str | None,
                  name: str | None, slug: str, min_delta: float = 0.0, launcher: dict | None = None,
-                 options: dict | None = None) -> Campaign:
+                 options: dict | None = None, save: bool = True) -> Campaign:
     git = Git(root)
     head = git.rev("HEAD")
     if head is None:
@@ -236,6 +253,8 @@ def new_campaign(root: Path, recipe: Recipe, objective: Objective, rules: StopRu
     c = Campaign(name=name, prefix=prefix, repo=root, created_at=time.time(), base_commit=head,
                  recipe=recipe.to_dict(), objective=objective, rules=rules, min_delta=min_delta,
                  launcher=launcher or {"name": "local"}, options=options)
+    if not save:
+        return c
     Workspace(root, prefix, c.worktrees).ensure_excluded(EXCLUDES)
     Ledger(c.ledger_path).ensure()
     c.save()
@@ -356,7 +375,7 @@ def init_data(c: Campaign) -> dict:
             "monitors": c.rules.monitors()}
 
 
-def loop_plan(engine: Engine, spec: str, workers: int, more: int | None):
+def loop_plan(engine: Engine, spec: str, workers: int, more: int | None, count: int = 3):
     """Validate the proposer and its hypotheses, allow `more` attempts (in memory: saved once the plan is
     confirmed), refuse a met stop rule, and state the plan. Creates nothing. Returns (proposer, text, first)."""
     from .proposers import make_proposer
@@ -377,8 +396,59 @@ def loop_plan(engine: Engine, spec: str, workers: int, more: int | None):
         engine.c = engine.c.with_rules(engine.c.rules.extended(len(engine.rows()), more))
     if engine.status().met:
         raise StopConditionMet(engine.status().sentence)
-    first = proposer.preview(engine.history())
+    room = hypotheses_room(engine)
+    shown = min(count, room) if room is not None else count
+    first = proposer.preview(engine.history(), shown) if shown > 0 else []
     rows = engine.rows()
     text = plan_text(engine.c, proposer=spec, first=first, has_baseline=bool(engine.valid_baseline()), workers=workers,
                      reruns=len(engine.owed_reruns()), tally=counts(rows, gpu_hours(engine, rows)) if rows else None)
     return proposer, text, first
+
+
+def hypotheses_room(engine: Engine) -> int | None:
+    """How many hypotheses the count rule leaves after the baseline runs and re-runs owed before them."""
+    limit = engine.c.rules.max_experiments
+    if limit is None:
+        return None
+    baseline_owed = max(0, engine.c.options.get("baseline_repeats", 1) - len(engine.baseline_rows()))
+    return max(0, limit - len(engine.rows()) - baseline_owed - len(engine.owed_reruns()))
+
+
+def plan_data(engine: Engine, proposer: str = "catalog", count: int = 3) -> dict:
+    """Everything `run` would show before confirmation, and the baseline's exact launch. Creates nothing."""
+    from .report.text import noise_text
+
+    if count < 0:
+        raise UsageError(f"bad --count {count}: give 0 or more hypotheses to show")
+    c = engine.c
+    _, text, first = loop_plan(engine, proposer, 1, None, count)
+    return {
+        "campaign": c.name, "prefix": c.prefix, "recipe": c.recipe.get("path") or shlex.join(c.recipe.get("command", [])),
+        "objective": {"metric": c.objective.metric_name, "direction": c.objective.direction,
+                      "source": c.objective.source, "aggregate": c.objective.aggregate},
+        "stop_monitors": c.rules.monitors(),
+        "launcher": {"name": c.launcher["name"], "why": c.launcher.get("chosen") or "chosen with --launcher"},
+        "noise": noise_text(c), "proposer": proposer, "hypotheses_room": hypotheses_room(engine),
+        "first_hypotheses": first, "preflight": preflight_data(engine), "baseline": baseline_launch(engine),
+        "text": text,
+    }
+
+
+def baseline_launch(engine: Engine) -> dict:
+    """The baseline's command, working directory and environment additions as its worktree will run them, and
+    what the launcher submits for it (a batch script), without creating the worktree."""
+    from .launchers.base import RunSpec
+    from .redact import redact
+    from .stoprules import run_limit
+    from .workspace import BASELINE
+
+    c = engine.c
+    run_dir = c.run_dir(BASELINE)
+    limit = run_limit(c.rules, now=time.time())
+    launch = engine.recipe.launch(c.repo, run_dir, limit)
+    cwd = engine.ws.worktrees / BASELINE / launch.cwd.resolve().relative_to(c.repo.resolve())
+    spec = RunSpec(name=engine.job_name(1), argv=launch.argv, cwd=cwd, log_path=run_dir / "run.log", run_dir=run_dir,
+                   env=launch.env, timeout_s=limit)
+    rendered = engine.launcher.rendered(spec)
+    return {"command": redact(shlex.join(launch.argv)), "cwd": str(cwd), "env": launch.env,
+            "submitted": redact(rendered) if rendered else None}

@@ -24,6 +24,7 @@ def preflight(engine: Engine) -> list[Check]:
     free_gb = shutil.disk_usage(engine.c.dir if engine.c.dir.exists() else engine.c.repo).free / 2**30
     checks.append(Check(free_gb >= 1.0, "free disk where logs and checkpoints go", f"{free_gb:.1f} GiB free",
                         blocking=free_gb < 1.0))
+    checks += _local_gpus(engine)
     if engine._gpus.per_experiment:
         visible = gpus.visible_gpus()
         checks.append(Check(len(visible) >= engine._gpus.per_experiment, "GPUs per experiment",
@@ -37,6 +38,20 @@ def preflight(engine: Engine) -> list[Check]:
     checks.append(Check(not dirty, "unrelated uncommitted changes (left alone)", ", ".join(dirty) or "none",
                         blocking=False))
     return checks
+
+
+def _local_gpus(engine: Engine) -> list[Check]:
+    """A local run needs the recipe's GPUs here and free (NVML; a machine without it has none)."""
+    needed = engine.recipe.gpus_needed(engine.c.repo)
+    if engine.launcher.name != "local" or not needed:
+        return []
+    visible = gpus.visible_gpus()
+    free = [g for g in visible if g not in gpus.busy_gpus()]
+    detail = f"{needed} needed, {len(visible)} visible, {len(free)} free"
+    if len(free) < needed:
+        detail += (": run where the GPUs are, or choose --launcher slurm, k8s or ray" if not visible
+                   else ": wait for the busy GPUs, or choose another --launcher")
+    return [Check(len(free) >= needed, "GPUs for a local run", detail)]
 
 
 def _baseline_branch(engine: Engine) -> list[Check]:

@@ -118,67 +118,80 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+# What init accepts, as api.CampaignRequest's fields (--campaign is its `name`); plan accepts the same.
+CAMPAIGN_OPTIONS = (
+    click.option("--command", "command", help="Any training command, e.g. \"python train.py --epochs 3\"."),
+    click.option("--recipe", "recipe", help="A NeMo-RL recipe YAML (see 'autoresearch recipes')."),
+    click.option("--entrypoint", help="NeMo-RL entrypoint (default: chosen from the recipe like NeMo-RL's test suites)."),
+    click.option("--runner", help="What runs the NeMo-RL entrypoint (default: uv run, or what NeMo-RL's test script "
+                                  "for the recipe uses, ${NRL_PYTHON:-python})."),
+    click.option("--metric", help="Objective metric name (default for a recipe: its checkpointing.metric_name)."),
+    click.option("--maximize/--minimize", default=None, help="Whether higher is better."),
+    click.option("--metric-source", help="tensorboard:TAG | regex:PATTERN | line:KEY | jsonl:FIELD | nemo-rl:METRIC"),
+    click.option("--aggregate", default="last", show_default=True, help="last | max | min | best | mean-last-K"),
+    click.option("--params-file", help="YAML/JSON/TOML file in the repo that the command reads; --set edits it."),
+    click.option("--set-style", type=click.Choice(["file", "flags"]), default="file", show_default=True,
+                 help="'flags' appends --set KEY=VALUE as '--KEY VALUE' (recorded in a committed file)."),
+    click.option("--prefix", help="Branch prefix (default autoresearch/<date>-<campaign>)."),
+    click.option("--campaign", "campaign_name", help="Campaign name (default: the prefix's last part)."),
+    click.option("--max-experiments", type=int, help="Stop after N attempted rows (baseline and crashes count)."),
+    click.option("--budget", help="Campaign time budget, e.g. 10h (an absolute deadline from now)."),
+    click.option("--per-experiment", help="Wall-clock limit of every run, e.g. 1h (an overrun is a crash)."),
+    click.option("--target", help="Stop when the objective reaches it, e.g. 'val:accuracy>=0.8'."),
+    click.option("--stop", "stop", help="All in one sentence: '50 experiments or 10h total, 1h each'."),
+    click.option("--min-delta", type=float, default=0.0, show_default=True, help="Smallest gain that counts as a keep."),
+    click.option("--launcher", type=click.Choice(CHOICES), default="auto", show_default=True,
+                 help="Where runs happen; auto: local when the GPUs are here, else Slurm, Kubernetes or Ray."),
+    click.option("--launcher-option", "-L", "launcher_options", multiple=True, metavar="KEY=VALUE",
+                 help="A launcher setting, e.g. -L partition=gpu -L account=a, -L mode=interactive, -L address=http://h:8265."),
+    click.option("--grace", default="10s", show_default=True, help="Time between SIGTERM and SIGKILL when a run is stopped."),
+    click.option("--gpus-per-experiment", type=int, default=0, show_default=True,
+                 help="Disjoint GPU sets (CUDA_VISIBLE_DEVICES) for local experiments run in parallel."),
+    click.option("--baseline-repeats", type=int,
+                 help="Run the baseline K times with different seeds to measure the run-to-run spread (default: 6, 4 "
+                      "or 2, the most that cost at most a quarter of the budget, when the seed can vary; else 1)."),
+    click.option("--repeats", type=int, default=1, show_default=True,
+                 help="Run every hypothesis K times with different seeds and judge the mean."),
+    click.option("--z", type=float, default=1.751, show_default=True,
+                 help="The keep bar's one-sided normal quantile at each look: 1.751 lets 4% of null changes through "
+                      "(about 5% over the looks; Student's t for the spread's degrees of freedom)."),
+    click.option("--sequential/--no-sequential", default=True, show_default=True,
+                 help="Judge single runs in looks: a promising run gets up to two more with other seeds before its verdict."),
+    click.option("--confirm", is_flag=True, help="Re-run each new best keep with another seed before building on it."),
+    click.option("--seed-flag",
+                 help="For --command: the flag that sets the seed, for repeats (--seed, or seed: the dashes are added)."),
+    click.option("--protect", "protected", multiple=True, metavar="GLOB",
+                 help="Files hypotheses must not change (the evaluation and metric code); agents are refused them."),
+    click.option("--brev/--no-brev", default=None, help="Brev layout: outputs and caches on the volume (default: detected)."),
+    click.option("--brev-volume", default="/ephemeral", show_default=True, help="The Brev volume."),
+    click.option("--seed-base", type=int, default=1000, show_default=True,
+                 help="Run k >= 2 of a configuration uses seed BASE + k - 1 (the same seeds for every configuration)."),
+)
+
+
+def campaign_request_options(f):
+    """Give a command init's options."""
+    for option in reversed(CAMPAIGN_OPTIONS):
+        f = option(f)
+    return f
+
+
+def _request(options: dict) -> api.CampaignRequest:
+    return api.CampaignRequest(name=options.pop("campaign_name"), **options)
+
+
 @main.command()
 @repo_option
-@click.option("--command", "command", help="Any training command, e.g. \"python train.py --epochs 3\".")
-@click.option("--recipe", "recipe", help="A NeMo-RL recipe YAML (see 'autoresearch recipes').")
-@click.option("--entrypoint", help="NeMo-RL entrypoint (default: chosen from the recipe like NeMo-RL's test suites).")
-@click.option("--runner", default="uv run", show_default=True, help="What runs the NeMo-RL entrypoint.")
-@click.option("--metric", help="Objective metric name (default for a recipe: its checkpointing.metric_name).")
-@click.option("--maximize/--minimize", default=None, help="Whether higher is better.")
-@click.option("--metric-source", help="tensorboard:TAG | regex:PATTERN | line:KEY | jsonl:FIELD | nemo-rl:METRIC")
-@click.option("--aggregate", default="last", show_default=True, help="last | max | min | best | mean-last-K")
-@click.option("--params-file", help="YAML/JSON/TOML file in the repo that the command reads; --set edits it.")
-@click.option("--set-style", type=click.Choice(["file", "flags"]), default="file", show_default=True,
-              help="'flags' appends --set KEY=VALUE as '--KEY VALUE' (recorded in a committed file).")
-@click.option("--prefix", help="Branch prefix (default autoresearch/<date>-<campaign>).")
-@click.option("--campaign", "campaign_name", help="Campaign name (default: the prefix's last part).")
-@click.option("--max-experiments", type=int, help="Stop after N attempted rows (baseline and crashes count).")
-@click.option("--budget", help="Campaign time budget, e.g. 10h (an absolute deadline from now).")
-@click.option("--per-experiment", help="Wall-clock limit of every run, e.g. 1h (an overrun is a crash).")
-@click.option("--target", help="Stop when the objective reaches it, e.g. 'val:accuracy>=0.8'.")
-@click.option("--stop", "stop", help="All in one sentence: '50 experiments or 10h total, 1h each'.")
-@click.option("--min-delta", type=float, default=0.0, show_default=True, help="Smallest gain that counts as a keep.")
-@click.option("--launcher", type=click.Choice(CHOICES), default="auto", show_default=True,
-              help="Where runs happen; auto: local when the GPUs are here, else Slurm, Kubernetes or Ray.")
-@click.option("--launcher-option", "-L", "launcher_options", multiple=True, metavar="KEY=VALUE",
-              help="A launcher setting, e.g. -L partition=gpu -L account=a, -L mode=interactive, -L address=http://h:8265.")
-@click.option("--grace", default="10s", show_default=True, help="Time between SIGTERM and SIGKILL when a run is stopped.")
-@click.option("--gpus-per-experiment", type=int, default=0, show_default=True,
-              help="Disjoint GPU sets (CUDA_VISIBLE_DEVICES) for local experiments run in parallel.")
-@click.option("--baseline-repeats", type=int,
-              help="Run the baseline K times with different seeds to measure the run-to-run spread (default: 6, 4 "
-                   "or 2, the most that cost at most a quarter of the budget, when the seed can vary; else 1).")
-@click.option("--repeats", type=int, default=1, show_default=True,
-              help="Run every hypothesis K times with different seeds and judge the mean.")
-@click.option("--z", type=float, default=1.751, show_default=True,
-              help="The keep bar's one-sided normal quantile at each look: 1.751 lets 4% of null changes through "
-                   "(about 5% over the looks; Student's t for the spread's degrees of freedom).")
-@click.option("--sequential/--no-sequential", default=True, show_default=True,
-              help="Judge single runs in looks: a promising run gets up to two more with other seeds before its verdict.")
-@click.option("--confirm", is_flag=True, help="Re-run each new best keep with another seed before building on it.")
-@click.option("--seed-flag", help="For --command: the flag that sets the seed, for repeats (--seed, or seed: the dashes are added).")
-@click.option("--protect", "protected", multiple=True, metavar="GLOB",
-              help="Files hypotheses must not change (the evaluation and metric code); agents are refused them.")
-@click.option("--brev/--no-brev", default=None, help="Brev layout: outputs and caches on the volume (default: detected).")
-@click.option("--brev-volume", default="/ephemeral", show_default=True, help="The Brev volume.")
-@click.option("--seed-base", type=int, default=1000, show_default=True,
-              help="Run k >= 2 of a configuration uses seed BASE + k - 1 (the same seeds for every configuration).")
+@campaign_request_options
 @json_option
-def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_source, aggregate, params_file,
-         set_style, prefix, campaign_name, max_experiments, budget, per_experiment, target, stop, min_delta,
-         launcher, launcher_options, grace, gpus_per_experiment, baseline_repeats, repeats, z, sequential, confirm,
-         seed_flag, protected, brev, brev_volume, seed_base, as_json):
+def init(repo, as_json, **options):
     """Record a campaign in this repository (nothing is branched or run yet)."""
-    request = api.CampaignRequest(
-        command=command, recipe=recipe, entrypoint=entrypoint, runner=runner, metric=metric, maximize=maximize,
-        metric_source=metric_source, aggregate=aggregate, params_file=params_file, set_style=set_style, prefix=prefix,
-        name=campaign_name, max_experiments=max_experiments, budget=budget, per_experiment=per_experiment,
-        target=target, stop=stop, min_delta=min_delta, launcher=launcher, launcher_options=launcher_options, grace=grace,
-        gpus_per_experiment=gpus_per_experiment, baseline_repeats=baseline_repeats, repeats=repeats, z=z,
-        sequential=sequential, confirm=confirm, seed_flag=seed_flag, seed_base=seed_base, protected=protected,
-        brev=brev, brev_volume=brev_volume)
-    c = api.create_campaign(_repo(repo), request)
+    try:
+        c = api.create_campaign(_repo(repo), _request(options))
+    except UsageError as err:
+        if as_json:  # the refusal as JSON too, for scripts reading stdout
+            click.echo(json.dumps({"created": False, "error": str(err)}))
+        raise
     data = api.init_data(c)
     _emit(data, as_json, _init_text(c, data))
 
@@ -360,6 +373,7 @@ def smoke(sets, limit, repo, campaign_name, as_json):
         f"  steps: {found['steps'] or 'no step headers'}"
         + (f", {found['seconds_per_step']} s per step (setup included)" if found["seconds_per_step"] else ""),
         *([f"  failure: {found['failure']}"] if found["failure"] else []),
+        "  proved: " + "; ".join(found["proved"]),
         "plumbing works (a smoke run proves the wiring, not an idea)" if found["succeeded"] and metric["value"] is not None
         else "plumbing problem: see the log",
     ]
@@ -369,17 +383,52 @@ def smoke(sets, limit, repo, campaign_name, as_json):
 
 @main.command()
 @repo_option
-@campaign_option
+@campaign_request_options
 @json_option
-def preflight(repo, campaign_name, as_json):
-    """Check the campaign can run: recipe, entrypoint, data, environment, launcher, disk, GPUs (exit 1 if blocked)."""
-    data = api.preflight_data(Engine(_load(repo, campaign_name), say=lambda _: None))
+def preflight(repo, as_json, **options):
+    """Check the campaign can run: recipe, entrypoint, data, environment, model, launcher, disk, GPUs (exit 1 if
+    blocked); with init's options, before init."""
+    data = api.preflight_data(Engine(_campaign_or_request(repo, options), say=lambda _: None))
+    _emit(data, as_json, "\n".join(_preflight_lines(data)))
+    sys.exit(0 if data["ok"] else 1)
+
+
+def _preflight_lines(data: dict) -> list[str]:
     mark = {True: "[x]", False: "[ ]"}
     lines = [f"{mark[c['ok']]} {c['item']}" + (f": {c['detail']}" if c["detail"] else "")
              + ("" if c["ok"] or c["blocking"] else " (warning)") for c in data["checks"]]
-    lines.append("preflight: ready" if data["ok"] else "preflight: blocked")
-    _emit(data, as_json, "\n".join(lines))
-    sys.exit(0 if data["ok"] else 1)
+    return [*lines, "preflight: ready" if data["ok"] else "preflight: blocked"]
+
+
+@main.command()
+@click.option("--proposer", "proposer_spec", default="catalog", show_default=True, help="As for 'autoresearch run'.")
+@click.option("--count", type=int, default=3, show_default=True, help="Hypotheses to show (at most what the stop rules allow).")
+@repo_option
+@campaign_request_options
+@json_option
+def plan(proposer_spec, count, repo, as_json, **options):
+    """What 'run' would do, before confirmation, creating nothing: of this campaign, or, with init's options, of
+    the campaign init would record."""
+    data = api.plan_data(Engine(_campaign_or_request(repo, options), say=lambda _: None), proposer_spec, count)
+    _emit(data, as_json, _plan_text(data))
+
+
+def _campaign_or_request(repo: str | None, options: dict) -> Campaign:
+    """The campaign init would record from these options (in memory only), or the recorded one."""
+    if options["recipe"] or options["command"]:
+        return api.create_campaign(_repo(repo), _request(options), save=False)
+    return _load(repo, options["campaign_name"])
+
+
+def _plan_text(data: dict) -> str:
+    launcher, base = data["launcher"], data["baseline"]
+    lines = [data["text"], f"  launcher choice: {launcher['why']}", "  preflight:",
+             *(f"    {line}" for line in _preflight_lines(data["preflight"])),
+             "  baseline command:", f"    cd {base['cwd']}",
+             *(f"    export {k}={shlex.quote(v)}" for k, v in base["env"].items()), f"    {base['command']}"]
+    if base["submitted"]:
+        lines += ["  submitted as:", *(f"    {line}" for line in base["submitted"].splitlines())]
+    return "\n".join(lines)
 
 
 @main.group(invoke_without_command=True)

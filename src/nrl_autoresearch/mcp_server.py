@@ -80,7 +80,8 @@ def init_campaign(
     recipe: Annotated[str | None, Field(
         description="A NeMo-RL recipe YAML, relative to the repository (see the recipes tool).")] = None,
     entrypoint: Annotated[str | None, Field(description="NeMo-RL entrypoint; default: chosen from the recipe.")] = None,
-    runner: Annotated[str, Field(description="What runs the NeMo-RL entrypoint.")] = api.CampaignRequest.runner,
+    runner: Annotated[str | None, Field(description="What runs the NeMo-RL entrypoint; default: what NeMo-RL's test "
+                                                   "script for the recipe uses.")] = api.CampaignRequest.runner,
     metric: Annotated[str | None, Field(
         description="Objective metric; default for a recipe: its checkpointing.metric_name.")] = None,
     maximize: Annotated[bool | None, Field(

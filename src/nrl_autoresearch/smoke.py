@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from .git import Snapshot
 from .launchers.base import JobResult, RunSpec
-from .launchers.local import LocalLauncher
 from .metrics.base import Census, RunOutputs, aggregate
 from .redact import redact
 from .workspace import BASELINE
@@ -21,8 +20,11 @@ if TYPE_CHECKING:
 
 
 def smoke(engine: Engine, sets: dict[str, str], limit_s: float = 600.0) -> dict:
-    """Run the recipe with tiny settings in a scratch checkout to check the plumbing. It never becomes a
-    ledger row and decides nothing: an underpowered run proves the wiring, not the idea."""
+    """Run the recipe with tiny settings in a scratch checkout, through the campaign's launcher once preflight
+    passes, to check the plumbing the campaign will use. It never becomes a ledger row and decides nothing."""
+    from .checks import check_preflight
+
+    check_preflight(engine)
     commit = engine.ws.commit_of(engine.ws.branch(BASELINE)) or engine.c.base_commit
     engine.recipe.check_change(Snapshot(engine.ws.git, commit), sets)
     run_dir = engine.c.dir / "smoke" / time.strftime("%Y%m%d-%H%M%S")
@@ -36,7 +38,7 @@ def smoke(engine: Engine, sets: dict[str, str], limit_s: float = 600.0) -> dict:
                        cwd=launch.cwd, log_path=run_dir / "run.log", run_dir=run_dir, env=launch.env,
                        timeout_s=limit_s)
         before = Census.take(run_dir, worktree)
-        job = LocalLauncher().submit(spec)
+        job = engine.launcher.submit(spec)
         result = job.wait(should_stop=lambda: engine._halt)
         return _smoke_findings(engine, spec, result, RunOutputs(spec.log_path, run_dir, worktree, before))
     finally:
@@ -48,6 +50,7 @@ def _smoke_findings(engine: Engine, spec: RunSpec, result: JobResult, outputs: R
     step = engine.source.progress(outputs)
     value = aggregate(reading.points, engine.c.objective.aggregate, maximize=engine.c.objective.maximize) if reading else None
     return {
+        "launcher": engine.launcher.name, "proved": _proved(engine, result, reading is not None, step),
         "command": redact(shlex.join(spec.argv)), "log_path": engine._rel(spec.log_path),
         "log_written": spec.log_path.exists() and spec.log_path.stat().st_size > 0,
         "ended": result.reason, "succeeded": result.succeeded, "seconds": round(result.run_s, 2),
@@ -57,3 +60,15 @@ def _smoke_findings(engine: Engine, spec: RunSpec, result: JobResult, outputs: R
         "seconds_per_step": round(result.run_s / step[0], 2) if step and step[0] else None,
         "failure": engine.source.failure(outputs), "ending": engine.source.ending(outputs),
     }
+
+
+def _proved(engine: Engine, result: JobResult, read: bool, step) -> list[str]:
+    """What the smoke run established, strongest last; nothing about the objective's value."""
+    found = [f"the command starts through the {engine.launcher.name} launcher"]
+    if result.succeeded:
+        found.append("it runs to a clean exit with the tiny settings")
+    if step:
+        found.append(f"training steps are counted from its output ({step[0]} seen)")
+    if read:
+        found.append(f"the objective {engine.c.objective.metric_name} is read from its outputs")
+    return found

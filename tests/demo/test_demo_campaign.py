@@ -68,6 +68,8 @@ def test_smoke_run_checks_the_plumbing_and_records_nothing(tmp_path: Path):
 
     found = json.loads(cli(dest, "smoke", "--set", "grpo.num_prompts_per_step=16", "--json", check=True).stdout)
     assert found["succeeded"] and found["steps"] == 2 and found["metric"]["value"] is not None
+    assert found["launcher"] == "local" and found["proved"][0] == "the command starts through the local launcher"
+    assert "the objective val:accuracy is read from its outputs" in found["proved"]
     assert "++grpo.max_num_steps=2" in found["command"] and found["metric"]["source"].startswith("tensorboard")
     assert (dest / "reports/auto_research_results.tsv").read_text() == before
     assert git(dest, "branch", "--list") == branches and len(git(dest, "worktree", "list").splitlines()) == 1

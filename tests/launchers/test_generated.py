@@ -121,3 +121,18 @@ def test_kubernetes_status_of_a_rayjob():
     assert rayjob_status({"metadata": {}, "status": {"jobDeploymentStatus": "Initializing"}}).state == JobState.PENDING
     failed = {"metadata": {}, "status": {"jobDeploymentStatus": "Failed"}}
     assert rayjob_status(failed).state == JobState.FAILED
+
+
+def test_every_launcher_shows_what_it_submits_without_submitting(tmp_path: Path, monkeypatch):
+    from nrl_autoresearch.launchers.local import LocalLauncher
+    from nrl_autoresearch.launchers.ray import RayLauncher
+
+    spec = _spec(tmp_path)
+    assert LocalLauncher().rendered(spec) is None
+    assert SlurmLauncher().rendered(spec) == SlurmLauncher().batch_script(spec)
+    manifest = yaml.safe_load(KubernetesLauncher(image="busybox:1.36", secret="tokens").rendered(spec))
+    assert manifest["kind"] == "Job" and not spec.run_dir.exists()
+    monkeypatch.setenv("WANDB_API_KEY", "s3cret-value")
+    secret = _spec(tmp_path, [*NEMO_RL_ARGV, "++logger.wandb.key=${WANDB_API_KEY}"])
+    shown = json.loads(RayLauncher(address="http://head:8265").rendered(secret))
+    assert shown["runtime_env"]["working_dir"] == str(secret.cwd) and "s3cret-value" not in json.dumps(shown)

@@ -202,7 +202,7 @@ def test_delete_override() -> None:
 
 @pytest.mark.parametrize(("override", "fragments"), [
     ("grpo.max_num_step=5", ["Could not override 'grpo.max_num_step'", "closest existing keys: grpo.max_num_steps",
-                             "++grpo.max_num_step="]),
+                             "check its spelling"]),
     ("lr=1e-6", ["policy.optimizer.kwargs.lr", "policy.megatron_cfg.optimizer.lr"]),
     ("+grpo.max_num_steps=5", ["An item is already at 'grpo.max_num_steps'", "++grpo.max_num_steps=5"]),
     ("~checkpointing.checkpoint_must_save_by", ["does not exist", "checkpointing.checkpoint_must_save_by=null"]),
@@ -215,6 +215,7 @@ def test_override_errors_explain(override: str, fragments: list[str]) -> None:
         nc.load_resolved(V3, [override])
     for fragment in fragments:
         assert fragment in str(caught.value)
+    assert "+grpo.max_num_step=" not in str(caught.value)  # never a hint that adds a dead key
 
 
 def test_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -372,3 +373,18 @@ def test_closest_keys() -> None:
     paths = ["policy.optimizer.kwargs.lr", "policy.megatron_cfg.optimizer.lr", "grpo.max_num_steps"]
     assert params.closest_keys("grpo.max_num_step", paths)[0] == "grpo.max_num_steps"
     assert set(params.closest_keys("lr", paths)) == set(paths[:2])
+
+
+def test_a_top_level_interpolation_into_a_parent_key_fails_as_in_nemo_rl(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text("grpo:\n  max_num_steps: 5\n")
+    (tmp_path / "child.yaml").write_text("defaults: base.yaml\nsteps: ${grpo.max_num_steps}\n")
+    (tmp_path / "nested.yaml").write_text("defaults: base.yaml\ngrpo:\n  val_period: ${grpo.max_num_steps}\n")
+    with pytest.raises(UsageError, match="InterpolationKeyError: Interpolation key 'grpo.max_num_steps' not found"):
+        nc.load_resolved(tmp_path / "child.yaml")
+    assert nc.load_resolved(tmp_path / "nested.yaml")["grpo"] == {"max_num_steps": 5, "val_period": 5}
+
+
+def test_a_level_with_mixed_key_types_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "mixed.yaml").write_text("grpo:\n  max_num_steps: 5\nmode:\n  off: 1\n  fast: 2\n")
+    with pytest.raises(UsageError, match=r"mode mixes key types \(bool, str\): False - a bare off/on/yes/no key"):
+        nc.load_resolved(tmp_path / "mixed.yaml")

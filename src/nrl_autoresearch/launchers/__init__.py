@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import shutil
+import subprocess
 
 from ..errors import UsageError
 from ..gpus import busy_gpus, visible_gpus
@@ -62,10 +63,20 @@ def choose(gpus_needed: int, options: dict) -> tuple[str, str]:
         return "local", f"this machine has {len(free)} free GPUs of the {gpus_needed} each run needs"
     lacking = f"this machine has {len(free)} free GPUs, each run needs {gpus_needed}"
     if shutil.which("sbatch"):
-        return "slurm", f"{lacking}; sbatch is available"
+        if slurm_answers():
+            return "slurm", f"{lacking}; sbatch is available and sinfo answers"
+        lacking += "; sbatch is here but sinfo does not reach the Slurm controller"
     if shutil.which("nrl-k8s"):
         return "k8s", f"{lacking}; nrl-k8s is available"
     if options.get("address"):
         return "ray", f"{lacking}; a Ray address is configured"
     raise UsageError(f"no launcher can run this campaign: {lacking}, and there is no sbatch, no nrl-k8s and no Ray "
                      "address (--launcher-option address=http://HEAD:8265); choose one with --launcher")
+
+
+def slurm_answers(timeout_s: float = 15.0) -> bool:
+    """Whether `sinfo` reaches the controller: sbatch on PATH alone does not mean jobs can be submitted."""
+    try:
+        return subprocess.run(["sinfo", "--noheader", "--summarize"], capture_output=True, timeout=timeout_s).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False

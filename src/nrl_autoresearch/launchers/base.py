@@ -98,6 +98,10 @@ class Launcher(ABC):
     def reattach(self, handle: dict) -> Job | None:
         """The job a handle describes, if it still exists (running or finished with a known outcome)."""
 
+    def rendered(self, spec: RunSpec) -> str | None:
+        """What this launcher submits for `spec` beyond the command itself (a batch script), when it writes one."""
+        return None
+
     def preflight(self) -> list[tuple[bool, str]]:
         """(ok, message) checks of this launcher's own requirements."""
         return []

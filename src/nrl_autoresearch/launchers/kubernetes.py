@@ -264,8 +264,6 @@ class RayJobRun(KubeRun):
 class KubernetesLauncher(Launcher):
     """Kubernetes, through nrl-k8s (RayJob per run) or plain batch/v1 Jobs."""
 
-    name = "k8s"
-
     def __init__(self, image: str | None = None, namespace: str = "default", infra: str | None = None, gpus: int = 0,
                  cpu: str | None = None, memory: str | None = None, volumes: tuple[str, ...] = (),
                  nrl_k8s: str = "nrl-k8s", kubectl: str = "kubectl", secret: str | None = None, poll_s: float = 5.0,
@@ -287,6 +285,10 @@ class KubernetesLauncher(Launcher):
     def uses_nrl_k8s(self) -> bool:
         return bool(self.infra and shutil.which(self.nrl_k8s))
 
+    @property
+    def name(self) -> str:  # the ledger's launcher column: the tool that ran the job
+        return "nrl-k8s" if self.uses_nrl_k8s else "k8s"
+
     def kubectl_argv(self, *args: str) -> list[str]:
         return [self.kubectl, "-n", self.namespace, *args]
 
@@ -307,6 +309,12 @@ class KubernetesLauncher(Launcher):
         manifest.write_text(yaml.safe_dump(self.job_manifest(spec, name), sort_keys=False))
         _run([self.kubectl, "apply", "-f", str(manifest)])
         return PodJob(self, name, command=str(manifest), **common)
+
+    def rendered(self, spec: RunSpec) -> str:
+        name = object_name(spec.name)
+        if self.uses_nrl_k8s:
+            return shlex.join(self.nrl_k8s_run(spec, name))
+        return yaml.safe_dump(self.job_manifest(spec, name), sort_keys=False)
 
     def nrl_k8s_run(self, spec: RunSpec, name: str) -> list[str]:
         """`nrl-k8s run <recipe> --infra <infra> --rayjob --rayjob-name <name> --no-wait [overrides]`: the

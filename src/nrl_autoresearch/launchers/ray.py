@@ -10,6 +10,7 @@ run.log while it runs and fetched whole once it ends, so the metric reader finds
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import tempfile
 import threading
@@ -213,10 +214,15 @@ class RayLauncher(Launcher):
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         return self._job(submission_id, spec.log_path, redact(entrypoint), spec.timeout_s)
 
-    def job_runtime_env(self, spec: RunSpec) -> dict:
+    def rendered(self, spec: RunSpec) -> str:
+        """The job submission, secrets left out (they are named in the command, passed by value only at submit)."""
+        return json.dumps({"entrypoint": shell_command(spec.argv),
+                           "runtime_env": self.job_runtime_env(spec, with_secrets=False)}, indent=2)
+
+    def job_runtime_env(self, spec: RunSpec, *, with_secrets: bool = True) -> dict:
         """The launcher's runtime_env with the run's folder and environment; a secret the command refers to
         is passed by value only when it is set here."""
-        names = {name for arg in spec.argv for name in SECRET_REF.findall(arg)}
+        names = {name for arg in spec.argv for name in SECRET_REF.findall(arg)} if with_secrets else set()
         secrets = {name: os.environ[name] for name in sorted(names) if name in os.environ}
         env_vars = {**self.runtime_env.get("env_vars", {}), "PYTHONUNBUFFERED": "1", **spec.env, **secrets}
         return {**self.runtime_env, "working_dir": str(spec.cwd), "env_vars": env_vars}

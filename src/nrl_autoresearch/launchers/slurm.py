@@ -345,6 +345,9 @@ class SlurmLauncher(Launcher):
         lines += [f"export {k}={shell_word(v)}" for k, v in {"PYTHONUNBUFFERED": "1", **spec.env}.items()]
         return "\n".join([*lines, f"exec {shell_command(spec.argv)}", ""])
 
+    def rendered(self, spec: RunSpec) -> str | None:
+        return self.batch_script(spec) if self.mode == "batch" else None
+
     def ray_sub_command(self, spec: RunSpec) -> tuple[dict[str, str], list[str]]:
         """NeMo-RL's pattern, `COMMAND=... CONTAINER=... MOUNTS=... sbatch ... ray.sub`: the environment
         additions and the sbatch argument list. ray.sub writes the driver log under BASE_LOG_DIR."""

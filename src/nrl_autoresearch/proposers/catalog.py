@@ -8,6 +8,7 @@ configuration was already tried is never proposed.
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from ..engine import History
@@ -41,15 +42,19 @@ class CatalogProposer(Proposer):
         return None
 
     def preview(self, history: History, n: int = 3) -> list[str]:
-        shown = []
-        for h in self._candidates(history):
-            if not already_tried(h, history):
-                shown.append(f"{h.name}: {h.description}")
-            if len(shown) == n:
-                break
-        return shown
+        fresh = (h for h in self._candidates(history) if not already_tried(h, history))
+        return [f"{h.name}: {h.description}" for h in itertools.islice(fresh, n)]
 
     def _candidates(self, history: History):
+        """Every candidate NeMo-RL would run from the commit it branches from."""
+        snapshots = {"baseline": self._snapshot}
+        if history.best is not None:
+            snapshots["best"] = Snapshot(self._snapshot.git, history.best.commit)
+        for h in self._all_candidates(history):
+            if self.recipe.refusal(snapshots[h.parent], h.sets) is None:
+                yield h
+
+    def _all_candidates(self, history: History):
         outcome = _outcomes(history)
         knobs = self.knobs(history)
         on_best = _best_effective(history)
@@ -92,8 +97,9 @@ def _hypothesis(knob: Knob, value: str, parent: str, current: object) -> Hypothe
     arrow = _direction(current, value)
     name = slugify(f"{knob.key.rsplit('.', 1)[-1]}-{arrow}-{value}" + ("-on-best" if parent == "best" else ""))
     why = f" ({knob.why})" if knob.why else ""
-    return Hypothesis(name=name, description=f"{knob.area}: {knob.key} {as_text(current)} -> {value} on {parent}{why}",
-                      parent=parent, sets={knob.key: value})
+    along = "".join(f", {key} -> {v}" for key, v in knob.companions)
+    return Hypothesis(name=name, description=f"{knob.area}: {knob.key} {as_text(current)} -> {value}{along} on {parent}"
+                      f"{why}", parent=parent, sets={knob.key: value, **dict(knob.companions)})
 
 
 def _best_effective(history: History) -> dict:

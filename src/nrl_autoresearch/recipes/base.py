@@ -46,6 +46,10 @@ class Knob:
     directions: tuple[tuple[str, ...], ...]
     risk: str = "low"
     why: str = ""
+    companions: tuple[tuple[str, str], ...] = ()  # settings the change needs with it, set in the same commit
+
+
+RESOLVES = "recipe resolves"  # the preflight item without which nothing about a recipe can be said
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,16 @@ class Recipe(ABC):
     def apply(self, worktree: Path, sets: dict[str, str]) -> list[str]:
         """Edit files in the worktree; return the repository-relative paths changed."""
 
+    def refusal(self, snapshot: Snapshot, sets: dict[str, str]) -> str | None:
+        """Why the change cannot apply to the commit or would not run there (None when it would)."""
+        from ..errors import UsageError
+
+        try:
+            self.check_change(snapshot, sets)
+        except UsageError as err:
+            return str(err)
+        return None
+
     def values(self, snapshot: Snapshot, keys: list[str]) -> dict[str, Any]:
         """The current values of `keys` in the commit (those the recipe can read), to recognise a change that
         changes nothing."""
@@ -90,6 +104,10 @@ class Recipe(ABC):
     def default_objective(self, root: Path) -> Objective | None:
         """The objective the recipe itself declares, when it declares one."""
         return None
+
+    def logged_metrics(self, root: Path) -> tuple[str, ...]:
+        """The metric names the recipe's runs log, to catch a mistyped --metric (empty when unknown)."""
+        return ()
 
     def metric_source(self, objective: Objective) -> MetricSource:
         from ..metrics import parse_source

@@ -3,7 +3,8 @@ dotted keys NeMo-RL reads, how to move them, how risky a move is, and the rules 
 
 `moves` are suggestions for a proposer: `x2` and `/2` scale the current value, anything else is a YAML value to
 set as is (`0.28`, `true`, `null`, `[0.9, 0.95]`). `requires` lists keys that must hold these values for the knob's
-change to run, `excludes` keys that must stay false with it, `related` keys to revisit with it, and `when` the
+change to run (the proposer sets them in the same change), `excludes` keys that must stay false with it (the knob
+is skipped where one is on), `related` keys to revisit with it, and `when` the
 recipe settings under which the knob is the live one (for example which backend's learning rate is read).
 """
 
@@ -39,6 +40,8 @@ ASYNC_REQUIRES = (
 )
 ASYNC_EXCLUDES = ("grpo.use_dynamic_sampling", "grpo.reward_scaling.enabled", "grpo.reward_shaping.enabled",
                   "data.use_multiple_dataloader")
+# ClippedPGLossFn: truncated importance sampling needs the correction on and a positive ratio (2 in NeMo-RL's recipes).
+TIS_REQUIRES = (("loss_fn.use_importance_sampling_correction", True), ("loss_fn.truncated_importance_sampling_ratio", 2.0))
 LEARNING_RATES = (DTENSOR_LR, MEGATRON_LR)
 GRPO_BATCH = ("grpo.num_prompts_per_step", "grpo.num_generations_per_prompt", "policy.train_global_batch_size")
 
@@ -68,9 +71,9 @@ KNOBS: tuple[Knob, ...] = (
         "correctness/backend",
         ("loss_fn.use_importance_sampling_correction", "bool", ("true",), "medium",
          dict(note="corrects the trainer/vLLM logprob mismatch; watch train/token_mult_prob_error")),
-        ("loss_fn.truncated_importance_sampling_type", "choice", ("tis", "icepop", "seq-mask-tis"), "medium",
-         dict(related=("loss_fn.truncated_importance_sampling_ratio", "loss_fn.use_importance_sampling_correction"),
-              note="NeMo-RL's recipes pair it with importance-sampling correction and a ratio such as 2")),
+        ("loss_fn.truncated_importance_sampling_type", "choice", ("tis",), "medium",
+         dict(requires=TIS_REQUIRES, related=("loss_fn.truncated_importance_sampling_ratio",),
+              note="NeMo-RL's loss asserts importance-sampling correction and a positive ratio with it")),
         ("loss_fn.truncated_importance_sampling_ratio", "continuous", ("2", "5"), "medium", {}),
         ("policy.generation.vllm_cfg.enforce_eager", "bool", ("true",), "low",
          dict(note="slower rollouts without CUDA graphs; a check for vLLM numerics (NeMo-RL issue 998)")),
@@ -140,8 +143,8 @@ KNOBS: tuple[Knob, ...] = (
         ("loss_fn.reference_policy_kl_type", "choice", ("k1", "k2", "k3"), "low", {}),
         ("loss_fn.token_level_loss", "bool", ("true", "false"), "medium", {}),
         ("loss_fn.sequence_level_importance_ratios", "bool", ("true",), "high",
-         dict(related=("loss_fn.token_level_loss",), note="GSPO; NeMo-RL's GSPO recipes also set "
-                                                          "token_level_loss: false")),
+         dict(requires=(("loss_fn.token_level_loss", False),),
+              note="GSPO; NeMo-RL's loss refuses it with token-level loss")),
         ("loss_fn.use_on_policy_kl_approximation", "bool", ("true",), "low", {}),
         ("grpo.normalize_rewards", "bool", ("true", "false"), "medium", {}),
         ("grpo.use_leave_one_out_baseline", "bool", ("true", "false"), "low", {}),

@@ -27,7 +27,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 from omegaconf._utils import get_yaml_loader
-from omegaconf.errors import InterpolationResolutionError
+from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
@@ -175,6 +175,7 @@ def _compose(path: Path, visiting: tuple[Path, ...], named_by: Path | None = Non
         return hit
     tree = raw
     if has_defaults:
+        _check_top_level_interpolations(path, {k: v for k, v in raw.items() if k != "defaults"})
         base: dict[str, Any] = {}
         for parent in parents:
             base = merge_layer(base, parent.tree)
@@ -184,6 +185,23 @@ def _compose(path: Path, visiting: tuple[Path, ...], named_by: Path | None = Non
     if len(_COMPOSED) > _COMPOSED_MAX:
         _COMPOSED.popitem(last=False)
     return layer
+
+
+def _check_top_level_interpolations(path: Path, child: dict[str, Any]) -> None:
+    """NeMo-RL's merge reads every top-level value of a file with `defaults:` on its own, before the merge: an
+    interpolation there resolves against that file alone, so one into a key only a parent defines fails."""
+    interpolated = [k for k, v in child.items() if isinstance(v, str) and "${" in v]
+    if not interpolated:
+        return
+    register_resolvers()
+    alone = OmegaConf.create(child)
+    for key in interpolated:
+        try:
+            alone[key]
+        except OmegaConfBaseException as exc:
+            raise UsageError(f"{path}: top-level {key}: {child[key]} fails in NeMo-RL's loader, which resolves it "
+                             f"before merging the parents ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                             "move it under a section or repeat the key it names in this file") from None
 
 
 def merge_layer(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
@@ -277,9 +295,8 @@ def _override_failure(cfg: DictConfig, override: Override, exc: Exception) -> st
     current = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_resolution_failure=False)
     if current is _ABSENT:
         hint = closest_hint(key, dotted_leaf_paths(cfg))
-        through_list = any(part.isdigit() for part in key.split("."))
-        add = "" if override.is_delete() or through_list else f"; to add it anyway use ++{key}=..."
-        return f"{message}\nNo key {key!r} in the recipe{hint}{add}"
+        message = re.sub(r"\.?\s*To append to your config use \+\S+", "", message)  # a typo's key would be dead
+        return f"{message}\nNo key {key!r} in the recipe{hint}: a key the recipe lacks is most likely read by nothing, so check its spelling"
     if override.is_delete():
         return f"{message}\n`~` only deletes a key whose value is not null; to clear it use {key}=null"
     if override.is_add():
@@ -298,8 +315,26 @@ def resolve(cfg: DictConfig, recipe: PathLike | None = None) -> dict[str, Any]:
 def load_resolved(path: PathLike, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """What an entrypoint sees for `--config path overrides...`: load, apply overrides, resolve."""
     if overrides:
-        return resolve(apply_overrides(load_recipe(path), overrides), path)
-    return _resolve_tree(_compose(_absolute(path), ()).tree, path)
+        resolved = resolve(apply_overrides(load_recipe(path), overrides), path)
+    else:
+        resolved = _resolve_tree(_compose(_absolute(path), ()).tree, path)
+    _check_key_types(resolved, (), path)
+    return resolved
+
+
+def _check_key_types(node: Any, where: tuple[str, ...], recipe: PathLike) -> None:
+    """One level with keys of several types (YAML 1.1 reads a bare `off:`, `on:`, `yes:`, `no:` as a boolean) cannot
+    be addressed by dotted keys nor sorted: say so once, where it is, instead of failing later on a comparison."""
+    if not isinstance(node, Mapping):
+        return
+    kinds = {type(k).__name__ for k in node}
+    if len(kinds) > 1:
+        odd = ", ".join(repr(k) for k in node if not isinstance(k, str))
+        at = ".".join(where) or "the top level"
+        raise UsageError(f"{recipe}: {at} mixes key types ({', '.join(sorted(kinds))}): {odd} - a bare off/on/yes/no "
+                         "key is read as a boolean; quote it (\"off\":)")
+    for key, child in node.items():
+        _check_key_types(child, (*where, str(key)), recipe)
 
 
 def _resolve_tree(tree: dict[str, Any], recipe: PathLike | None) -> dict[str, Any]:
@@ -537,6 +572,36 @@ def authoritative_metric(resolved: Mapping[str, Any]) -> RecipeMetric | None:
     higher = get_dotted(resolved, "checkpointing.higher_is_better", None)
     maximize = bool(higher) if higher is not None else "loss" not in name.rsplit("/", 1)[-1]
     return RecipeMetric(metric_name=name, tag=metric_tag(name), maximize=maximize)
+
+
+# What NeMo-RL's trainers log, by algorithm section, as checkpointing.metric_name spells it (`val:`/`train:` + key).
+_GRPO_LOGGED = ("val:accuracy", "val:avg_length", "val:pass_k", "val:total_reward/mean", "train:loss", "train:reward",
+                "train:grad_norm", "train:gen_kl_error", "train:token_mult_prob_error", "train:mean_gen_tokens_per_sample",
+                "train:approx_entropy", "train:filtered_reward", "train:total_reward/mean")
+LOGGED_METRICS = {
+    "grpo": _GRPO_LOGGED, "ppo": _GRPO_LOGGED, "distillation": ("val:accuracy", "val:loss", "val:kl_loss", "train:loss"),
+    "sft": ("val:val_loss", "train:loss", "train:grad_norm"),
+    "dpo": ("val:validation-default_loss", "val:validation-default_accuracy", "val:validation-default_preference_loss",
+            "val:validation-default_sft_loss", "train:loss", "train:accuracy", "train:preference_loss", "train:sft_loss",
+            "train:rewards_chosen_mean", "train:rewards_rejected_mean"),
+    "rm": ("val:validation-default_loss", "val:validation-default_accuracy", "train:loss", "train:accuracy"),
+}
+
+
+def logged_metrics(resolved: Mapping[str, Any]) -> tuple[str, ...]:
+    """The metric names NeMo-RL logs for this recipe's algorithm (empty when we do not know them)."""
+    return LOGGED_METRICS.get(algo_section(resolved), ())
+
+
+# Recipes whose tests/test_suites script runs the entrypoint with `${NRL_PYTHON:-python}` instead of `uv run`.
+NRL_PYTHON_RECIPES = frozenset({"grpo-qwen3-30ba3b-2n8g-megatron_fused_linear_logprobs"})
+
+
+def default_runner(recipe_path: PathLike) -> list[str]:
+    """What runs the recipe's entrypoint in NeMo-RL's own test script for it."""
+    if Path(recipe_path).stem in NRL_PYTHON_RECIPES:
+        return [os.environ.get("NRL_PYTHON") or "python"]
+    return ["uv", "run"]
 
 
 def gpus_required(resolved: Mapping[str, Any]) -> int:

@@ -21,8 +21,8 @@ from ..git import Git, Snapshot
 from ..metrics.nemo_rl import NemoRL
 from . import knobs as catalog
 from . import nemo_config as nc
-from . import yamledit
-from .base import Check, Knob, Launch, Objective, Recipe
+from . import prerequisites, validity, yamledit
+from .base import RESOLVES, Check, Knob, Launch, Objective, Recipe
 from .params import directions, values_at
 
 SETUP_MARGIN_S = 300.0  # the recipe's own limit starts after setup (Ray, model load): leave room for it
@@ -61,6 +61,9 @@ class NemoRLRecipe(Recipe):
             return None
         return Objective(found.metric_name, f"{NemoRL.kind}:{found.metric_name}", found.maximize, "last")
 
+    def logged_metrics(self, root: Path) -> tuple[str, ...]:
+        return nc.logged_metrics(self.resolved(root))
+
     # -- hypotheses as recipe edits -------------------------------------------------------------------
     def check_change(self, snapshot: Snapshot, sets: dict[str, str]) -> None:
         if not sets:
@@ -70,6 +73,9 @@ class NemoRLRecipe(Recipe):
             if not recipe.is_file():
                 raise UsageError(f"recipe {self.path!r} is not in commit {snapshot.commit[:10]}")
             yamledit.set_keys(recipe, sets)  # validates every key against the resolved recipe; the copy is discarded
+            refused = validity.problems(self.resolved(tmp))
+        if refused:
+            raise UsageError("NeMo-RL would refuse this change: " + "; ".join(refused))
 
     def values(self, snapshot: Snapshot, keys: list[str]) -> dict[str, Any]:
         with snapshot.export(*CONFIG_DIRS) as tmp:
@@ -133,11 +139,15 @@ class NemoRLRecipe(Recipe):
         return _ddhhmmss(tighter) if tighter and tighter != own_s else None
 
     def _environment(self, worktree: Path) -> dict[str, str]:
-        """Reuse the main checkout's uv environment unless the branch changed the project's dependencies."""
+        """Reuse the main checkout's uv environment unless the branch changed the project's dependencies; refuse
+        when it does not exist (uv would sync a fresh multi-GB one in the throwaway worktree)."""
+        if self.runner[:1] != ["uv"]:
+            return {}
         main = _main_checkout(worktree)
         venv = main / ".venv"
-        if main == worktree or not venv.is_dir():
-            return {}
+        if not venv.is_dir():
+            raise UsageError(f"{venv} is missing: run 'uv sync --project {main}' once; runs reuse the main checkout's "
+                             "environment instead of syncing a fresh one in every worktree")
         if not Git(worktree).ok("diff", "--quiet", "HEAD", _head(main), "--", "pyproject.toml", "uv.lock"):
             return {}
         return {"UV_PROJECT_ENVIRONMENT": str(venv)}
@@ -154,29 +164,45 @@ class NemoRLRecipe(Recipe):
         for k in catalog.knobs_for(resolved):
             current = nc.get_dotted(resolved, k.key)
             moves = _directions(k.moves, current)
-            if moves:
-                found.append(Knob(k.key, k.area, current, moves, k.risk, k.note))
+            companions = _companions(k, resolved)
+            if moves and companions is not None and not validity.inert(resolved, k.key):
+                found.append(Knob(k.key, k.area, current, moves, k.risk, k.note, companions))
         return found
 
     # -- preflight -------------------------------------------------------------------------------------
     def preflight(self, root: Path) -> list[Check]:
-        checks: list[Check] = []
+        """Each line passes, fails or says it cannot tell; a fix is given only where it failed."""
         try:
             resolved = self.resolved(root)
-            checks.append(Check(True, "recipe resolves", self.path))
         except UsageError as err:
-            return [Check(False, "recipe resolves", str(err))]
+            return [Check(False, RESOLVES, str(err))]
         entry = self._entrypoint or nc.entrypoint_for(root / self.path, resolved)
-        checks.append(Check((root / entry).is_file(), "entrypoint exists", entry))
-        if self.runner[:1] == ["uv"]:
-            checks.append(Check(shutil.which("uv") is not None, "uv is installed", "install uv: pip install uv"))
         missing = [f for f in nc.data_files(resolved) if not (root / f).exists()]
-        checks.append(Check(not missing, "prompt and data files exist", ", ".join(missing) or "all present"))
         unset = sorted(v for v in nc.env_vars_referenced(root / self.path) if v not in os.environ)
-        checks.append(Check(not unset, "environment variables the recipe interpolates are set", ", ".join(unset) or "all set"))
-        checks.append(Check(True, "GPUs required", f"{nc.gpus_required(resolved)} (cluster.gpus_per_node x cluster.num_nodes)",
-                            blocking=False))
-        return checks
+        return [
+            Check(True, RESOLVES, self.path),
+            Check((root / entry).is_file(), "entrypoint exists", entry if (root / entry).is_file()
+                  else f"{entry} is not in {root}: is this a NeMo-RL checkout? (--entrypoint names another)"),
+            *self._uv_checks(root),
+            Check(not missing, "prompt and data files exist", ", ".join(missing) or "all present"),
+            Check(not unset, "environment variables the recipe interpolates are set",
+                  f"export {', '.join(unset)}" if unset else "all set"),
+            *prerequisites.model_checks(resolved),
+            *prerequisites.extra_installs(self.path),
+        ]
+
+    def _uv_checks(self, root: Path) -> list[Check]:
+        """uv itself, and the main checkout's environment every run reuses (never a fresh sync per worktree)."""
+        if self.runner[:1] != ["uv"]:
+            return []
+        uv = shutil.which("uv")
+        main = _main_checkout(root)
+        venv = main / ".venv"
+        return [
+            Check(uv is not None, "uv is installed", uv or "install uv: pip install uv"),
+            Check(venv.is_dir(), "uv environment of the main checkout", str(venv) if venv.is_dir()
+                  else f"{venv} is missing: run 'uv sync --project {main}' once (runs reuse it, none syncs its own)"),
+        ]
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "path": self.path, "entrypoint": self._entrypoint, "runner": self.runner,
@@ -196,6 +222,17 @@ def _directions(moves: tuple[str, ...], current) -> tuple[tuple[str, ...], ...]:
         elif move not in ("x2", "/2") and yamledit.format_value(yamledit.parse_value(move)) != yamledit.format_value(current):
             found.append((move,))
     return tuple(found)
+
+
+def _companions(k: catalog.Knob, resolved: dict) -> tuple[tuple[str, str], ...] | None:
+    """The settings a knob's `requires` adds where the recipe differs; None (skip the knob) when one of its
+    `excludes` is on or a required key is absent."""
+    if any(nc.get_dotted(resolved, key) for key in k.excludes):
+        return None
+    if not all(nc.has_dotted(resolved, key) for key, _ in k.requires):
+        return None
+    return tuple((key, yamledit.format_value(value)) for key, value in k.requires
+                 if nc.get_dotted(resolved, key) != value)
 
 
 def _seconds(text: str) -> float:

@@ -315,7 +315,15 @@ def _carry_over(original: str, baseline: str, edited: str) -> str:
     for start, end, lines in reversed(edits):
         patched[start:end] = lines
     result = "".join(patched)
-    return result if read_yaml(result) == read_yaml(edited) else edited
+    return result if _reads_as(result, read_yaml(edited)) else edited
+
+
+def _reads_as(text: str, expected: Any) -> bool:
+    """Whether the patched text is valid YAML with the edited content (a splice can break a block's layout)."""
+    try:
+        return read_yaml(text) == expected
+    except Exception:  # any YAML error: the splice is unusable
+        return False
 
 
 def _spans(old_lines: list[str], base_lines: list[str]) -> list[tuple[int, int]]:

@@ -24,7 +24,7 @@ def plan_text(c: Campaign, *, proposer: str, first: list[str], has_baseline: boo
         f"  proposer: {proposer}",
         "  baseline: " + ("recorded" if has_baseline else f"runs first, on {c.prefix}/baseline"),
         *([f"  rows so far: {tally}"] if tally else []),
-        "  noise: " + _noise(c),
+        "  noise: " + noise_text(c),
     ]
     if reruns:
         lines.append(f"  interrupted runs: {reruns} re-run first, on their own commits (a row each)")
@@ -40,7 +40,7 @@ def recipe_lines(c: Campaign) -> list[str]:
     return [f"  recipe: {label}"] + ([f"  command: {command}"] if command and command != label else [])
 
 
-def _noise(c: Campaign) -> str:
+def noise_text(c: Campaign) -> str:
     """How noise is handled and the real keep bar, in spreads, for this campaign's settings."""
     o = c.options
     base, reps, z = o.get("baseline_repeats", 1), o.get("repeats", 1), o.get("z", Z_DEFAULT)

@@ -1,0 +1,98 @@
+"""NeMo-RL's own refusals, checked before a hypothesis is proposed or launched: every default-plan hypothesis of
+every GRPO, DPO, SFT and distillation recipe passes them, and a change that breaks them is refused with the reason."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from pathlib import Path
+
+import pytest
+from nemo_fixtures import EXAMPLES, RECIPES, recipe
+
+from nrl_autoresearch.engine import History
+from nrl_autoresearch.errors import UsageError
+from nrl_autoresearch.git import Git, Snapshot
+from nrl_autoresearch.proposers.catalog import CatalogProposer
+from nrl_autoresearch.recipes import nemo_config as nc
+from nrl_autoresearch.recipes import validity, yamledit
+from nrl_autoresearch.recipes.nemo_rl import NemoRLRecipe
+from tests.helpers import git
+
+FAMILIES = ("grpo", "dapo", "vlm_grpo", "dpo", "sft", "distillation")
+GRPO = "grpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v3.yaml"
+PLAN = 2  # hypotheses a default plan shows (--max-experiments 3: the baseline and two)
+
+
+@pytest.fixture(scope="module")
+def nemo_repo(tmp_path_factory) -> Path:
+    """A git repository holding NeMo-RL's example configs, committed once."""
+    repo = tmp_path_factory.mktemp("nemo-rl")
+    shutil.copytree(EXAMPLES, repo / "examples")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "configs")
+    return repo
+
+
+def _relative(path: Path) -> str:
+    return str(path.relative_to(EXAMPLES.parent))
+
+
+def _family_recipes() -> list[Path]:
+    return [p for p in sorted(RECIPES.rglob("*.yaml")) if p.name.startswith(FAMILIES)]
+
+
+def _empty_history() -> History:
+    return History(None, [], [], None, [])  # type: ignore[arg-type]  # the catalog reads rows, tried and notes only
+
+
+def test_every_default_plan_hypothesis_passes_nemo_rls_checks(nemo_repo: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    head = git(nemo_repo, "rev-parse", "HEAD").strip()
+    copy = tmp_path / "copy"
+    shutil.copytree(EXAMPLES, copy / "examples")
+    planned = 0
+    for path in _family_recipes():
+        rel = _relative(path)
+        assert not validity.problems(nc.load_resolved(path)), rel  # the recipes as shipped pass
+        proposer = CatalogProposer(NemoRLRecipe(rel), Git(nemo_repo), head)
+        for h in itertools.islice(proposer._candidates(_empty_history()), PLAN):
+            yamledit.set_keys(copy / rel, h.sets)  # edits the recipe file only
+            assert not validity.problems(nc.load_resolved(copy / rel)), (rel, h.sets)
+            shutil.copyfile(path, copy / rel)
+            planned += 1
+    assert planned >= len(_family_recipes())
+
+
+def test_truncated_importance_sampling_brings_its_companions(nemo_repo: Path) -> None:
+    rel = _relative(recipe(GRPO))
+    proposer = CatalogProposer(NemoRLRecipe(rel), Git(nemo_repo), git(nemo_repo, "rev-parse", "HEAD").strip())
+    found = {h.sets.get("loss_fn.truncated_importance_sampling_type"): h.sets
+             for h in proposer._candidates(_empty_history()) if "loss_fn.truncated_importance_sampling_type" in h.sets}
+    assert found == {"tis": {"loss_fn.truncated_importance_sampling_type": "tis",
+                             "loss_fn.use_importance_sampling_correction": "true",
+                             "loss_fn.truncated_importance_sampling_ratio": "2.0"}}
+    assert not any(set(h.sets) == {"loss_fn.truncated_importance_sampling_ratio"}
+                   for h in proposer._candidates(_empty_history()))  # no effect while the type is null
+
+
+def test_a_hand_change_nemo_rl_refuses_is_refused_with_its_reason(nemo_repo: Path) -> None:
+    snapshot = Snapshot(Git(nemo_repo), git(nemo_repo, "rev-parse", "HEAD").strip())
+    grpo = NemoRLRecipe(_relative(recipe(GRPO)))
+    with pytest.raises(UsageError, match="only supported when use_importance_sampling_correction is True"):
+        grpo.check_change(snapshot, {"loss_fn.truncated_importance_sampling_type": "tis"})
+    assert "use_cispo is incompatible with dual clipping" in grpo.refusal(
+        snapshot, {"loss_fn.use_cispo": "true", "loss_fn.ratio_clip_c": "10"})
+    assert "no update runs" in grpo.refusal(snapshot, {"policy.train_global_batch_size": "4096"})
+    assert grpo.refusal(snapshot, {"loss_fn.ratio_clip_max": "0.28"}) is None
+
+
+def test_rules_restate_nemo_rls_setup() -> None:
+    cfg = nc.load_resolved(recipe(GRPO))
+    assert validity.inert(cfg, "loss_fn.truncated_importance_sampling_ratio").endswith("is None")
+    assert validity.inert(cfg, "loss_fn.ratio_clip_max") is None
+    assert validity.data_parallel_size(cfg) == 8
+    async_cfg = {**cfg, "grpo": {**cfg["grpo"], "async_grpo": {**cfg["grpo"]["async_grpo"], "enabled": True}}}
+    found = " ".join(validity.problems(async_cfg))
+    assert "async vLLM engine" in found and "Importance sampling correction must be enabled" in found
