@@ -163,11 +163,16 @@ def _interrupt(signum, frame):
 @click.option("--brev-volume", default="/ephemeral", show_default=True, help="The Brev volume.")
 @click.option("--seed-base", type=int, default=1000, show_default=True,
               help="Run k >= 2 of a configuration uses seed BASE + k - 1 (the same seeds for every configuration).")
+@click.option("--stall", default="auto", show_default=True,
+              help="End a run with no new output, step or metric point for this long (a crash); auto: the larger of "
+                   "30m and 5x the longest gap between steps; off.")
+@click.option("--prune", is_flag=True, help="End a run whose curve is clearly worse than the reference's (a discard).")
+@click.option("--gpu-hours", type=float, help="GPU-hour budget (elapsed x GPUs held; CPU-only runs use none).")
 @json_option
 def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_source, aggregate, params_file,
          set_style, prefix, campaign_name, max_experiments, budget, per_experiment, target, stop, min_delta,
          launcher, launcher_options, grace, gpus_per_experiment, baseline_repeats, repeats, z, sequential, confirm,
-         seed_flag, protected, brev, brev_volume, seed_base, as_json):
+         seed_flag, protected, brev, brev_volume, seed_base, stall, prune, gpu_hours, as_json):
     """Record a campaign in this repository (nothing is branched or run yet)."""
     request = api.CampaignRequest(
         command=command, recipe=recipe, entrypoint=entrypoint, runner=runner, metric=metric, maximize=maximize,
@@ -176,7 +181,7 @@ def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_sou
         target=target, stop=stop, min_delta=min_delta, launcher=launcher, launcher_options=launcher_options, grace=grace,
         gpus_per_experiment=gpus_per_experiment, baseline_repeats=baseline_repeats, repeats=repeats, z=z,
         sequential=sequential, confirm=confirm, seed_flag=seed_flag, seed_base=seed_base, protected=protected,
-        brev=brev, brev_volume=brev_volume)
+        brev=brev, brev_volume=brev_volume, stall=stall, prune=prune, gpu_hours=gpu_hours)
     c = api.create_campaign(_repo(repo), request)
     data = api.init_data(c)
     _emit(data, as_json, _init_text(c, data))
