@@ -8,6 +8,7 @@ from ..campaign import Campaign
 from ..judge import CANDIDATE_Z, CONTINUE_Z, MIN_PAIRS, Z_DEFAULT, false_keep_rate, t_quantile
 from ..ledger import Row, best
 from ..stoprules import StopStatus
+from ..watch import is_pruned
 
 
 def plan_text(c: Campaign, *, proposer: str, first: list[str], has_baseline: bool, workers: int = 1,
@@ -72,10 +73,13 @@ def summary_text(c: Campaign, rows: list[Row], status: StopStatus) -> str:
              f"  {'#':>3}  {'status':<7}  {c.objective.metric_name:>14}  experiment"]
     for r in rows:
         value = "crash" if r.status == "crash" else f"{r.metric_value:.6g}"
-        label = "keep*" if unmeasured(r) else r.status
+        label = "keep*" if unmeasured(r) else "pruned†" if is_pruned(r.description) else r.status
         lines.append(f"  {r.index:>3}  {label:<7}  {value:>14}  {r.branch.rsplit('/', 1)[1]}: {r.description[:90]}")
     if any(unmeasured(r) for r in rows):
         lines.append("  * kept on a gain within noise that no repeat measured: not a finding yet")
+    if any(is_pruned(r.description) for r in rows):
+        lines.append("  † stopped early by --prune, clearly behind the reference: no evidence against the idea "
+                     "(try it again in full with 'autoresearch try NAME --repeat')")
     top = best(rows, maximize=c.objective.maximize)
     if top:
         lines.append(f"best keep: {top.branch} ({c.objective.metric_name} = {top.metric_value:.6g})")
