@@ -225,7 +225,7 @@ class Engine:
                 self.progress.show(plan.run, self._progress_line(plan, outputs, started))
             if self.memory.due():
                 self.checkpoint("periodic", f"[{plan.index}] {plan.name} running for {stoprules.format_duration(time.time() - started)}")
-            return watch.check()
+            return watch.check(running=lambda: job.state() == JobState.RUNNING)
         return check
 
     def _prune_rule(self, plan: Plan) -> PruneRule | None:

@@ -15,7 +15,8 @@ import math
 import re
 import statistics
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import triage
@@ -75,7 +76,6 @@ class RunWatch:
     metric: str
     stall: float | str | None = "auto"
     prune: PruneRule | None = None
-    now: float = field(default_factory=time.time)
     _seen: tuple = ()
     _changed: float = 0.0
     _step: str | None = None  # "212/500" where the total is known
@@ -86,19 +86,23 @@ class RunWatch:
     _compared: int = 0
 
     def __post_init__(self) -> None:
-        self._changed = self._step_at = self.now
+        self._changed = self._step_at = time.time()
 
-    def check(self, now: float | None = None) -> str | None:
-        now = time.time() if now is None else now
+    def check(self, running: Callable[[], bool] = lambda: True) -> str | None:
+        """`running()` says whether the job has left the queue: time spent queued is no stall."""
+        now = time.time()
         if now < self._next:
             return None
         self._next = now + CHECK_EVERY_S
+        if not running():
+            self._changed = self._step_at = now
+            return None
         reading = self.source.read(self.outputs)
         points = reading.points if reading else []
         progress = self.source.progress(self.outputs)
         tail = self.outputs.log_tail()
         self._track(now, points, progress, tail)
-        return self._diverged(points, progress, tail) or self._stalled(now) or self._pruned(points, progress)
+        return self._diverged(points, progress, tail) or self._stalled(now) or self.prune_check(points, progress)
 
     def stall_limit(self) -> float | None:
         if self.stall == "auto":
@@ -144,7 +148,8 @@ class RunWatch:
         after = f" after step {self._step.split('/')[0]}" if self._step is not None else " since the start"
         return f"stalled: no progress for {format_duration(now - self._changed)}{after}"
 
-    def _pruned(self, points: list[Point], progress) -> str | None:
+    def prune_check(self, points: list[Point], progress) -> str | None:
+        """The reason to prune, once the run has been beyond the band at PRUNE_POINTS consecutive new points."""
         rule = self.prune
         if rule is None or not points or not rule.curves:
             return None
