@@ -356,5 +356,5 @@ def loop_plan(engine: Engine, spec: str, workers: int, more: int | None):
         raise StopConditionMet(engine.status().sentence)
     first = proposer.preview(engine.history())
     text = plan_text(engine.c, proposer=spec, first=first, has_baseline=bool(engine.valid_baseline()), workers=workers,
-                     reruns=len(engine.owed_reruns()))
+                     reruns=len(engine.owed_reruns()), gpu_hours=engine.gpu_hours())
     return proposer, text, first

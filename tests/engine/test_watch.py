@@ -18,13 +18,15 @@ seed = int(sys.argv[sys.argv.index("--seed") + 1]) if "--seed" in sys.argv else 
 noise = random.Random(seed)
 steps = cfg.get("steps", 10)
 for step in range(1, steps + 1):
-    loss = float("nan") if cfg.get("mode") == "nan" and step >= 3 else 1.0 / step
+    broken = cfg.get("mode") in ("nan", "nan-score") and step >= 3
+    loss = float("nan") if broken and cfg["mode"] == "nan" else 1.0 / step
     print(f"step {step}/{steps} loss {loss}", flush=True)
     if cfg.get("mode") == "silent" and step == 2:
         time.sleep(60)
     score = 0.2 if cfg.get("mode") == "flat" else 0.9 - 0.5 / step + noise.gauss(0, 0.01)
+    score = float("nan") if broken and cfg["mode"] == "nan-score" else score
     print(f"val_score: {score:.4f}", flush=True)
-    time.sleep(60 if cfg.get("mode") == "nan" and step == 3 else cfg.get("pause", 0.2))
+    time.sleep(60 if broken else cfg.get("pause", 0.2))
 '''
 
 
@@ -41,10 +43,12 @@ def test_a_run_that_goes_nan_at_step_3_ends_within_seconds_as_a_crash(tmp_path):
     cli(repo, "baseline", check=True)
     started = time.time()
     cli(repo, "try", "nan", "--set", "mode=nan", check=True)
-    assert time.time() - started < 30  # the script would have run 60 s more
-    row = ledger_rows(repo)[-1]
-    assert row["status"] == "crash" and "diverged at step 3/10: loss nan" in row["description"]
-    assert row["elapsed_min"] < 0.3
+    cli(repo, "try", "nan-score", "--set", "mode=nan-score", check=True)
+    assert time.time() - started < 40  # each script would have run 60 s more
+    loss, score = ledger_rows(repo)[-2:]
+    assert loss["status"] == "crash" and "crash: diverged at step 3/10: loss nan" in loss["description"]
+    assert score["status"] == "crash" and "crash: diverged at step 3: val_score nan" in score["description"]
+    assert loss["elapsed_min"] < 0.2 and score["elapsed_min"] < 0.2
 
 
 def test_a_run_that_falls_silent_ends_within_the_stall_limit(tmp_path):
@@ -67,7 +71,12 @@ def test_a_flat_curve_far_below_the_baseline_is_pruned_and_its_own_curve_never(t
     assert "pruned" not in same["description"] and same["status"] != "crash"
     status = json.loads(cli(repo, "status", "--json", check=True).stdout)
     assert status["pruned"] == 1
-    assert status["gpu_hours"] == {"used": 0.0, "budget": None, "gpus_per_run": 0}
+    assert status["gpu_hours"] == {"used": 0.0, "budget": None, "gpus_per_run": 0}  # CPU-only runs hold no GPU
+    assert "GPU-hours: 0 (CPU-only runs: none); 1 run(s) pruned" in cli(repo, "status", check=True).stdout
+    cli(repo, "report", check=True)
+    svg = next((repo / "reports").rglob("report.html")).read_text()
+    assert "pruned (1, value when stopped)" in svg
+    assert "**GPU-hours:** 0" in next((repo / "reports").rglob("report.md")).read_text()
 
 
 @pytest.mark.parametrize("option, message", [(("--stall", "soon"), "bad --stall 'soon'"),

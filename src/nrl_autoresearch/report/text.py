@@ -7,12 +7,12 @@ import shlex
 from ..campaign import Campaign
 from ..judge import CANDIDATE_Z, CONTINUE_Z, MIN_PAIRS, Z_DEFAULT, false_keep_rate, t_quantile
 from ..ledger import Row, best
-from ..stoprules import StopStatus
+from ..stoprules import StopStatus, format_duration
 from ..watch import is_pruned
 
 
 def plan_text(c: Campaign, *, proposer: str, first: list[str], has_baseline: bool, workers: int = 1,
-              reruns: int = 0) -> str:
+              reruns: int = 0, gpu_hours: float = 0.0) -> str:
     lines = [
         f"plan for campaign {c.name}",
         f"  branch prefix: {c.prefix}/",
@@ -23,12 +23,23 @@ def plan_text(c: Campaign, *, proposer: str, first: list[str], has_baseline: boo
         f"  proposer: {proposer}",
         "  baseline: " + ("recorded" if has_baseline else f"runs first, on {c.prefix}/baseline"),
         "  noise: " + _noise(c),
+        "  early stops: " + _early(c),
+        f"  GPU-hours so far: {gpu_hours:.3g}" + (f" of {c.rules.gpu_hours:g}" if c.rules.gpu_hours else ""),
     ]
     if reruns:
         lines.append(f"  interrupted runs: {reruns} re-run first, on their own commits (a row each)")
     if first:
         lines += ["  first hypotheses:", *(f"    {i}. {h}" for i, h in enumerate(first, 1))]
     return "\n".join(lines)
+
+
+def _early(c: Campaign) -> str:
+    """Which watches end a run early: divergence always, the stall limit, pruning when asked for."""
+    stall = c.options.get("stall", "auto")
+    shown = ("off" if stall is None else "the larger of 30m and 5x the longest gap between steps" if stall == "auto"
+             else format_duration(stall))
+    prune = "pruned when clearly behind the reference after 30% of training" if c.options.get("prune") else "no pruning"
+    return f"divergence (NaN or exploding loss); stall: {shown}; {prune}"
 
 
 def _noise(c: Campaign) -> str:
