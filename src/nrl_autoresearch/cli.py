@@ -442,7 +442,7 @@ def status(repo, campaign_name, as_json):
         lines.append(f"  time left: {format_duration(left)}")
     gpu = data["gpu_hours"]
     lines.append(f"  GPU-hours: {gpu['used']:.3g}" + (f" of {gpu['budget']:g}" if gpu["budget"] else "")
-                 + (f" ({gpu['gpus_per_run']} GPU(s) per run)" if gpu["gpus_per_run"] else " (CPU-only runs: none)")
+                 + (f" ({gpu['gpus_per_run']:g} GPU(s) per run)" if gpu["gpus_per_run"] else " (CPU-only runs: none)")
                  + (f"; {data['pruned']} run(s) pruned" if data["pruned"] else ""))
     lines.append(st.sentence)
     _emit(data, as_json, "\n".join(lines))

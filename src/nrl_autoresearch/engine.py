@@ -77,7 +77,7 @@ class Engine:
         self._halt: str | None = None
         self._memory: Session | None = None
         self._gpus = GpuPool(campaign.options.get("gpus_per_experiment", 0))
-        self._held: int | None = None
+        self._held: float | None = None
         self._failure: BaseException | None = None  # what stopped a worker from recording its rows
         self.writer = CampaignLock(campaign.dir, campaign.name)
         if campaign.options.get("brev"):
@@ -134,13 +134,15 @@ class Engine:
         return stoprules.status(self.c.rules, attempted=len(self.rows()), now=time.time(),
                                 best=top.metric_value if top else None, **self._compute())
 
-    def gpus_held(self) -> int:
-        """GPUs one run holds: the campaign's GPUs per experiment, else the recipe's own count (0: a CPU run)."""
+    def gpus_held(self) -> float:
+        """GPUs one run holds: the scheduler's allocation, else the campaign's GPUs per experiment, else the
+        recipe's own count (0: a CPU-only run)."""
         if self._held is None:
             try:
-                self._held = self.c.options.get("gpus_per_experiment") or self.recipe.gpus_needed(self.c.repo)
-            except Exception:
-                self._held = 0
+                needed = self.recipe.gpus_needed(self.c.repo)
+            except Exception:  # an unreadable recipe fails its run, not the accounting
+                needed = 0
+            self._held = self.launcher.gpus_held() or self.c.options.get("gpus_per_experiment") or needed
         return self._held
 
     def gpu_hours(self) -> float:

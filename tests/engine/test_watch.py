@@ -86,3 +86,12 @@ def test_bad_stall_or_gpu_hours_is_refused_with_nothing_created(tmp_path, option
     proc = cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", *option)
     assert proc.returncode == 2 and message in proc.stderr
     assert not (repo / "reports" / "auto_research").exists()
+
+
+def test_a_gpu_hour_budget_too_small_for_one_run_meets_the_stop_rule(tmp_path):
+    repo = make_repo(tmp_path / "repo", {"train.py": TRAIN, "params.json": "{}\n"})
+    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--launcher", "slurm",
+        "-L", "gpus_per_node=2", "--stop", "4 experiments or 1.5 GPU-hours, 1h each", check=True)
+    status = json.loads(cli(repo, "status", "--json", check=True).stdout)
+    assert status["gpu_hours"] == {"used": 0.0, "budget": 1.5, "gpus_per_run": 2}  # the scheduler's allocation
+    assert status["stop"]["met"] and "no room for another 2 GPU-hour run" in status["stop"]["sentence"]
