@@ -29,6 +29,7 @@ from .recipes import params
 from .recipes.command import CommandRecipe, split_words
 from .redact import protect_command
 from .judge import Z_DEFAULT
+from .watch import is_pruned, parse_stall
 from .stoprules import DEFAULT_EXPERIMENTS, StopRules, parse_duration
 from .workspace import Workspace, check_prefix_free, default_prefix, slugify, validate_name, validate_prefix
 
@@ -74,6 +75,9 @@ class CampaignRequest:
     protected: tuple[str, ...] = ()
     brev: bool | None = None  # None: on when this is a Brev instance
     brev_volume: str = str(brev_layout.EPHEMERAL)
+    stall: str = "auto"  # a duration, "auto" (max of 30 minutes and 5x the longest gap between steps) or "off"
+    prune: bool = False
+    gpu_hours: float | None = None
 
 
 def create_campaign(root: Path, req: CampaignRequest, *, save: bool = True) -> Campaign:
@@ -98,7 +102,8 @@ def create_campaign(root: Path, req: CampaignRequest, *, save: bool = True) -> C
     objective = objective_for(root, recipe, req.metric, req.maximize, req.metric_source, req.aggregate)
     rules = StopRules.build(now=time.time(), max_experiments=req.max_experiments, budget=req.budget,
                             per_experiment=req.per_experiment, target=req.target, stop=req.stop,
-                            metric=objective.metric_name)
+                            metric=objective.metric_name, gpu_hours=req.gpu_hours)
+    stall = parse_stall(req.stall)
     noise = _noise_options(recipe, req, rules)
     rules = with_baseline_room(rules, noise["baseline_repeats"])
     launcher = launcher_config(req.launcher, req.launcher_options, recipe.gpus_needed(root) or req.gpus_per_experiment,
@@ -106,7 +111,7 @@ def create_campaign(root: Path, req: CampaignRequest, *, save: bool = True) -> C
     return new_campaign(root, recipe, objective, rules, prefix=req.prefix, name=req.name, slug=slug,
                         min_delta=req.min_delta, launcher=launcher,
                         options={"gpus_per_experiment": req.gpus_per_experiment, "protected": list(req.protected),
-                                 **noise, **_brev_options(req)}, save=save)
+                                 "stall": stall, "prune": req.prune, **noise, **_brev_options(req)}, save=save)
 
 
 def _brev_options(req: CampaignRequest) -> dict:
@@ -291,16 +296,11 @@ def status_data(engine: Engine) -> dict:
         "remaining_experiments": None if c.rules.max_experiments is None else max(0, c.rules.max_experiments - len(rows)),
         "remaining_seconds": None if left is None else max(0.0, left),
         "latest": rows[-1].to_dict() if rows else None, "best_keep": top.to_dict() if top else None,
-        "counts": {s: sum(r.status == s for r in rows) for s in STATUSES}, "gpu_hours": gpu_hours(engine, rows),
-        "base": base_data(engine),
+        "counts": {s: sum(r.status == s for r in rows) for s in STATUSES}, "base": base_data(engine),
         "stop": {"met": st.met, "trigger": st.trigger, "sentence": st.sentence}, "monitors": c.rules.monitors(),
+        "gpu_hours": {"used": engine.gpu_hours(), "budget": c.rules.gpu_hours, "gpus_per_run": engine.gpus_held()},
+        "pruned": sum(is_pruned(r.description) for r in rows),
     }
-
-
-def gpu_hours(engine: Engine, rows: list) -> float | None:
-    """GPU-hours spent: each run's wall-clock time times the GPUs it held; None while no run held a GPU."""
-    gpus = engine.recipe.gpus_needed(engine.c.repo) or engine.c.options.get("gpus_per_experiment", 0)
-    return round(sum(r.elapsed_min for r in rows) / 60 * gpus, 3) if gpus and rows else None
 
 
 def base_data(engine: Engine) -> dict:
@@ -401,7 +401,7 @@ def loop_plan(engine: Engine, spec: str, workers: int, more: int | None, count: 
     first = proposer.preview(engine.history(), shown) if shown > 0 else []
     rows = engine.rows()
     text = plan_text(engine.c, proposer=spec, first=first, has_baseline=bool(engine.valid_baseline()), workers=workers,
-                     reruns=len(engine.owed_reruns()), tally=counts(rows, gpu_hours(engine, rows)) if rows else None)
+                     reruns=len(engine.owed_reruns()), tally=counts(rows, engine.gpu_hours()) if rows else None)
     return proposer, text, first
 
 

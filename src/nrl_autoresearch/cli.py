@@ -18,6 +18,7 @@ Exit status: 0 done, 2 bad input (nothing created), 3 a stop condition is alread
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -484,10 +485,14 @@ def status(repo, campaign_name, as_json):
         lines.append(f"  latest: [{last.index}] {last.branch} {shown}")
     if top:
         lines.append(f"  best keep: {top.branch} {top.metric_value:.6g}")
-    lines.append(f"  rows: {counts(rows, data['gpu_hours'])}")
+    lines.append(f"  rows: {counts(rows)}")
     if left is not None:
         lines.append(f"  time left: {format_duration(left)}")
     lines += _base_text(data["base"], data["current_branch"])
+    gpu = data["gpu_hours"]
+    lines.append(f"  GPU-hours: {gpu['used']:.3g}" + (f" of {gpu['budget']:g}" if gpu["budget"] else "")
+                 + (f" ({gpu['gpus_per_run']:g} GPU(s) per run)" if gpu["gpus_per_run"] else " (CPU-only runs: none)")
+                 + (f"; {data['pruned']} run(s) pruned" if data["pruned"] else ""))
     lines.append(st.sentence)
     _emit(data, as_json, "\n".join(lines))
 

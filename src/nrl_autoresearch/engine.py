@@ -38,6 +38,7 @@ from .progress import Progress, run_line
 from .reaper import RUN_MARKER
 from .redact import redact
 from .session import Moment, Session
+from .watch import PRUNED, PruneRule, RunWatch, is_pruned, load_curve, save_curve
 from .workspace import BASELINE, Workspace, validate_name
 from .writer import CampaignLock
 
@@ -77,6 +78,7 @@ class Engine:
         self._said: str | None = None  # the last stop sentence said
         self._memory: Session | None = None
         self._gpus = GpuPool(campaign.options.get("gpus_per_experiment", 0))
+        self._held: float | None = None
         self._failure: BaseException | None = None  # what stopped a worker from recording its rows
         self.writer = CampaignLock(campaign.dir, campaign.name)
         if campaign.options.get("brev"):
@@ -131,7 +133,27 @@ class Engine:
     def status(self) -> stoprules.StopStatus:
         top = self.best_row()
         return stoprules.status(self.c.rules, attempted=len(self.rows()), now=time.time(),
-                                best=top.metric_value if top else None)
+                                best=top.metric_value if top else None, **self._compute())
+
+    def gpus_held(self) -> float:
+        """GPUs one run holds: the scheduler's allocation, else the campaign's GPUs per experiment, else the
+        recipe's own count (0: a CPU-only run)."""
+        if self._held is None:
+            try:
+                needed = self.recipe.gpus_needed(self.c.repo)
+            except Exception:  # an unreadable recipe fails its run, not the accounting
+                needed = 0
+            self._held = self.launcher.gpus_held() or self.c.options.get("gpus_per_experiment") or needed
+        return self._held
+
+    def gpu_hours(self) -> float:
+        """GPU-hours the campaign's recorded runs used (elapsed time on the GPUs held, queue time apart)."""
+        return sum(a.data.get("gpu_hours") or 0.0 for a in self.journal.attempts().values())
+
+    def _compute(self) -> dict:
+        per = self.c.rules.per_experiment_s
+        return {"gpu_hours_used": self.gpu_hours(),
+                "run_gpu_hours": per / 3600 * self.gpus_held() if per is not None else None}
 
     def history(self) -> History:
         tried = [dict(a.data, index=a.index, step=a.step) for a in sorted(self.journal.attempts().values(), key=lambda a: a.index)]
@@ -194,6 +216,8 @@ class Engine:
         """Polled while a run is in flight: Ctrl-C, `autoresearch stop`, live progress, the 30-minute checkpoint."""
         started = time.time()
         outputs = self.outputs(plan, job.log_path, worktree)
+        watch = RunWatch(self.source, outputs, self.c.objective.metric_name, self.c.options.get("stall", "auto"),
+                         self._prune_rule(plan))
 
         def check() -> str | None:
             if self._halt:
@@ -204,8 +228,21 @@ class Engine:
                 self.progress.show(plan.run, self._progress_line(plan, outputs, started))
             if self.memory.due():
                 self.checkpoint("periodic", f"[{plan.index}] {plan.name} running for {stoprules.format_duration(time.time() - started)}")
-            return None
+            return watch.check(running=lambda: job.state() == JobState.RUNNING)
         return check
+
+    def _prune_rule(self, plan: Plan) -> PruneRule | None:
+        """--prune: the curves of the reference's valid, unpruned runs (first runs of a hypothesis only: looks,
+        repeats, confirmations and reruns always run in full)."""
+        if not self.c.options.get("prune") or plan.is_baseline or plan.role:
+            return None
+        runs = {a.index: a.data.get("run") for a in self.journal.attempts().values()}
+        curves = [load_curve(self.c.run_dir(runs[r.index])) for r in self.rows()
+                  if r.commit == plan.parent_commit and r.status != "crash" and not is_pruned(r.description)
+                  and runs.get(r.index)]
+        spread = self.spread()
+        curves = [c for c in curves if c]
+        return PruneRule(curves, spread.sd if spread else None, self.c.objective.maximize) if curves else None
 
     def _progress_line(self, plan: Plan, outputs: RunOutputs, started: float) -> str:
         reading = self.source.read(outputs)
@@ -422,7 +459,7 @@ class Engine:
     def _may_launch(self) -> bool:
         top = self.best_row()
         return stoprules.may_launch(self.c.rules, attempted=len(self.rows()), in_flight=self._pending(),
-                                    now=time.time(), best=top.metric_value if top else None)
+                                    now=time.time(), best=top.metric_value if top else None, **self._compute())
 
     def _pending(self) -> int:
         """Runs reserved or in flight whose rows are not written yet (a written row already counts as attempted)."""
@@ -515,7 +552,7 @@ class Engine:
         """(seed, value) of every valid run of a configuration; 'own' is the recipe's own seed."""
         seeds = {a.index: a.data.get("seed") for a in self.journal.attempts().values()}
         return [(_seed_key(seeds.get(r.index)), r.metric_value) for r in self.rows()
-                if r.commit == commit and r.status != "crash" and valid(r.metric_value)]
+                if r.commit == commit and r.status != "crash" and valid(r.metric_value) and not is_pruned(r.description)]
 
     def spread(self, commit: str | None = None, pending: list[float] | None = None) -> Spread | None:
         """The campaign's run-to-run spread, pooled over every configuration run more than once (with the
@@ -523,7 +560,7 @@ class Engine:
         that misses what the seed changes in training."""
         groups: dict[str, list[float]] = {}
         for r in self.rows():
-            if r.status != "crash" and valid(r.metric_value):
+            if r.status != "crash" and valid(r.metric_value) and not is_pruned(r.description):
                 groups.setdefault(r.commit, []).append(r.metric_value)
         if commit is not None:
             groups.setdefault(commit, []).extend(pending or [])
@@ -531,7 +568,7 @@ class Engine:
 
     def _jitter_spread(self) -> Spread | None:
         jitters = [(float(a.data["jitter"][0]), int(a.data["jitter"][1])) for a in self.journal.attempts().values()
-                   if a.done and a.data.get("jitter") and a.data.get("status") != "crash"]
+                   if a.done and a.data.get("jitter") and a.data.get("status") != "crash" and not a.data.get("pruned")]
         how = self.c.objective.aggregate
         return pooled_jitter(jitters, int(how.rsplit("-", 1)[1]) if how.startswith("mean-last-") else 1)
 
@@ -770,6 +807,8 @@ class Engine:
         log_path = job.log_path if job else self.c.run_dir(plan.run) / "run.log"
         outputs = self.outputs(plan, log_path, worktree)
         reading = self.source.read(outputs)
+        if reading:
+            save_curve(self.c.run_dir(plan.run), reading.points)
         value = aggregate(reading.points, self.c.objective.aggregate, maximize=self.c.objective.maximize) if reading else None
         return Outcome(plan, commit, result, job.job_id if job else "none", job.command if job else "", log_path,
                        value, self.source.memory_gb(outputs) or result.peak_memory_gb,
@@ -792,8 +831,10 @@ class Engine:
         rows = []
         verdict = self._group_verdict(outcomes)
         for o in outcomes:
-            why = o.crashed
+            why, pruned = o.crashed, o.result.reason.startswith(PRUNED)
             status, note = ("crash", self._crash_note(o, why)) if why else (verdict.status, verdict.note)
+            if pruned:
+                status, note, why = "discard", f"{o.result.reason} (stopped early: no evidence against the idea)", None
             what = o.plan.hypothesis.description or o.plan.hypothesis.summary() or o.plan.name
             role = f"{o.plan.role}" + (f", seed {o.plan.seed}" if o.plan.seed is not None else "") if o.plan.role else ""
             row = Row(
@@ -804,9 +845,11 @@ class Engine:
                 log_path=self._rel(o.log_path), status=status,
                 description=f"{what}{f' ({role})' if role else ''}; {note}",
             )
+            gpus = self.gpus_held()
             self._record(row, extra={"queue_s": o.result.queue_s, "metric_source": o.source, "end": o.result.reason,
                                      "run": o.plan.run, "ending": o.ending, "seed": o.plan.seed,
-                                     "interrupted": o.interrupted, "jitter": o.jitter})
+                                     "interrupted": o.interrupted, "jitter": o.jitter, "gpus": gpus,
+                                     "gpu_hours": o.result.run_s / 3600 * gpus, "pruned": pruned})
             if why:
                 self._note_crash(o.plan, o.log_path, note)
             self._remember(o.plan, row)
@@ -1002,7 +1045,8 @@ class Engine:
         with self.ws.locked():
             self.notes.add(row.commit, line, campaign=self.c.name, extra=extra)
         self.journal.record("row", row.index, status=row.status, commit=row.commit,
-                            interrupted=bool(extra.get("interrupted")), jitter=extra.get("jitter"))
+                            interrupted=bool(extra.get("interrupted")), jitter=extra.get("jitter"),
+                            gpu_hours=extra.get("gpu_hours", 0.0), pruned=bool(extra.get("pruned")))
 
     def _note_crash(self, plan: Plan, log_path: Path, why: str) -> None:
         tail = log_path.read_text(errors="replace").splitlines()[-TAIL_LINES:] if log_path.exists() else ["(no log)"]

@@ -137,6 +137,13 @@ def init_campaign(
     brev: Annotated[bool | None, Field(
         description="Brev layout (outputs and caches on the volume); default: detected.")] = None,
     brev_volume: Annotated[str, Field(description="The Brev volume.")] = api.CampaignRequest.brev_volume,
+    stall: Annotated[str, Field(
+        description="End a run with no new output, step or metric point for this long, e.g. '30m'; 'auto': the "
+                    "larger of 30 minutes and 5x the longest gap between steps; 'off'.")] = api.CampaignRequest.stall,
+    prune: Annotated[bool, Field(
+        description="End a run whose objective curve is clearly worse than the reference's (a discard).")] = False,
+    gpu_hours: Annotated[float | None, Field(
+        gt=0, description="GPU-hour budget (elapsed x GPUs held; CPU runs use none).")] = None,
 ) -> Result:
     """Record a campaign in the repository: objective, recipe or command, branch prefix, stop rules, launcher.
     Nothing is branched or run yet; the result lists the stop monitors and the person's uncommitted changes
@@ -149,7 +156,7 @@ def init_campaign(
         gpus_per_experiment=gpus_per_experiment, baseline_repeats=baseline_repeats, repeats=repeats, z=z,
         sequential=sequential, confirm=confirm, seed_flag=seed_flag, seed_base=seed_base,
         protected=tuple(protected or ()), brev=brev,
-        brev_volume=brev_volume)
+        brev_volume=brev_volume, stall=stall, prune=prune, gpu_hours=gpu_hours)
     return api.init_data(api.create_campaign(_root(repo), request))
 
 

@@ -115,7 +115,8 @@ class StopRules:
     deadline: float | None = None
     per_experiment_s: float | None = None
     target: Target | None = None
-    implicit: bool = False  # max_experiments came from the default rule: ask before going on
+    implicit: bool = False
+    gpu_hours: float | None = None  # GPU-hour budget; CPU-only runs hold no GPU and never spend it  # max_experiments came from the default rule: ask before going on
 
     @classmethod
     def build(
@@ -128,13 +129,15 @@ class StopRules:
         target: str | None = None,
         stop: str | None = None,
         metric: str | None = None,
+        gpu_hours: float | None = None,
     ) -> "StopRules":
         """Combine explicit options and a --stop sentence; fall back to the default rule when nothing bounds the
         campaign. A target must name the objective `metric` and a run must fit in the budget, or nothing could
         ever stop or run."""
         parsed = parse_stop_sentence(stop) if stop is not None else {}
         for key, value in (("max_experiments", max_experiments), ("budget", budget),
-                           ("per_experiment", per_experiment), ("target", target)):
+                           ("per_experiment", per_experiment), ("target", target),
+                           ("gpu_hours", None if gpu_hours is None else f"{gpu_hours:g}")):
             if value is not None and key in parsed and parsed[key] != value:
                 raise UsageError(f"--{key.replace('_', '-')} {value!r} contradicts --stop {stop!r}: give it once")
             if value is not None:
@@ -153,7 +156,8 @@ class StopRules:
         if goal is not None and metric is not None and goal.metric != metric:
             raise UsageError(f"bad --target {parsed['target']!r}: it names {goal.metric!r} but the objective is "
                              f"{metric!r}; write '{metric}{goal.op}VALUE'")
-        implicit = count is None and budget_s is None and goal is None
+        gpu_budget = _gpu_budget(parsed.get("gpu_hours"))
+        implicit = count is None and budget_s is None and goal is None and gpu_budget is None
         return cls(
             max_experiments=int(count) if count is not None else (DEFAULT_EXPERIMENTS if implicit else None),
             budget_s=budget_s,
@@ -161,6 +165,7 @@ class StopRules:
             per_experiment_s=per_s,
             target=goal,
             implicit=implicit,
+            gpu_hours=gpu_budget,
         )
 
     def extended(self, attempted: int, more: int) -> "StopRules":
@@ -182,6 +187,8 @@ class StopRules:
             lines.append(f"per_experiment_timeout = {exact_duration(self.per_experiment_s)}")
         if self.target is not None:
             lines.append(f"target_metric = {self.target}")
+        if self.gpu_hours is not None:
+            lines.append(f"gpu_hour_budget = {self.gpu_hours:g}")
         return lines
 
     def to_dict(self) -> dict:
@@ -192,6 +199,7 @@ class StopRules:
             "per_experiment_s": self.per_experiment_s,
             "target": str(self.target) if self.target else None,
             "implicit": self.implicit,
+            "gpu_hours": self.gpu_hours,
         }
 
     @classmethod
@@ -203,6 +211,7 @@ class StopRules:
             per_experiment_s=data.get("per_experiment_s"),
             target=Target.parse(data["target"]) if data.get("target") else None,
             implicit=bool(data.get("implicit")),
+            gpu_hours=data.get("gpu_hours"),
         )
 
 
@@ -215,9 +224,13 @@ class StopStatus:
     sentence: str
 
 
-def status(rules: StopRules, *, attempted: int, now: float, best: float | None = None) -> StopStatus:
+def status(rules: StopRules, *, attempted: int, now: float, best: float | None = None, gpu_hours_used: float = 0.0,
+           run_gpu_hours: float | None = None) -> StopStatus:
     """The stop sentence: 'stop condition not yet met: 17/24 attempted, 6h12m remaining' or 'stop condition met: ...'."""
     count = f"{attempted}/{rules.max_experiments} attempted" if rules.max_experiments is not None else f"{attempted} attempted"
+    spent = _gpu_spent(rules, gpu_hours_used, run_gpu_hours)
+    if spent:
+        return StopStatus(True, "gpu-hours", f"stop condition met: {spent} ({count})")
     if rules.target is not None and rules.target.reached(best):
         return StopStatus(True, "target", f"stop condition met: target {rules.target} reached ({best:.6g})")
     if rules.max_experiments is not None and attempted >= rules.max_experiments:
@@ -236,15 +249,21 @@ def status(rules: StopRules, *, attempted: int, now: float, best: float | None =
     parts = [count]
     if rules.deadline is not None:
         parts.append(f"{format_duration(rules.deadline - now)} remaining")
+    if rules.gpu_hours is not None:
+        parts.append(f"{rules.gpu_hours - gpu_hours_used:.3g} of {rules.gpu_hours:g} GPU-hours left")
     if rules.target is not None:
         shown = "none yet" if best is None else f"{best:.6g}"
         parts.append(f"best {shown}, target {rules.target}")
     return StopStatus(False, None, "stop condition not yet met: " + ", ".join(parts))
 
 
-def may_launch(rules: StopRules, *, attempted: int, in_flight: int, now: float, best: float | None = None) -> bool:
-    """Whether one more run may start now: in-flight runs count, and it must fit before the deadline."""
+def may_launch(rules: StopRules, *, attempted: int, in_flight: int, now: float, best: float | None = None,
+               gpu_hours_used: float = 0.0, run_gpu_hours: float | None = None) -> bool:
+    """Whether one more run may start now: in-flight runs count, and it must fit before the deadline and in the
+    GPU-hours left."""
     if rules.target is not None and rules.target.reached(best):
+        return False
+    if _gpu_spent(rules, gpu_hours_used, run_gpu_hours):
         return False
     if rules.max_experiments is not None and attempted + in_flight >= rules.max_experiments:
         return False
@@ -253,6 +272,30 @@ def may_launch(rules: StopRules, *, attempted: int, in_flight: int, now: float, 
         if left <= 0 or (rules.per_experiment_s is not None and left < rules.per_experiment_s):
             return False
     return True
+
+
+def _gpu_spent(rules: StopRules, used: float, run: float | None) -> str | None:
+    """Why the GPU-hour budget allows no further run: spent, or a run's limit cannot fit in what is left."""
+    if rules.gpu_hours is None:
+        return None
+    left = rules.gpu_hours - used
+    if left <= 0:
+        return f"{used:.3g} of {rules.gpu_hours:g} GPU-hours spent"
+    if run is not None and run > left:
+        return f"{left:.3g} GPU-hours left, no room for another {run:.3g} GPU-hour run"
+    return None
+
+
+def _gpu_budget(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(f"bad --gpu-hours {text!r}: give a positive number of GPU-hours, such as 100")
+    return value
 
 
 def run_limit(rules: StopRules, *, now: float) -> float | None:
@@ -280,6 +323,9 @@ def _parse_clause(clause: str, whole: str) -> tuple[str, str]:
     count = re.fullmatch(r"(?:do\s+)?(\d+)\s*(?:experiments?|runs?|exps?|attempts?)", low)
     if count:
         return "max_experiments", count.group(1)
+    gpu = re.fullmatch(r"(\d+(?:\.\d+)?)\s*gpu[\s-]*(?:hours?|hrs?|h)", low)
+    if gpu:
+        return "gpu_hours", gpu.group(1)
     each = re.fullmatch(r"(.+?)\s*(?:each|per experiment|per run|per-experiment|/run|a run|an experiment)", low)
     if each:
         parse_duration(each.group(1), what="per-experiment limit")

@@ -46,7 +46,7 @@ def diagnose(run: RunOutputs, *, max_new_tokens: int | None = None) -> list[Symp
     text = run.log_text()
     scalars = _scalars(run)
     found = []
-    if _NAN_LOSS.search(text) or _exploding(scalars.get("train/loss", [])):
+    if nan_loss(text) or _exploding(scalars.get("train/loss", [])):
         found.append(Symptom("stability", AREAS["stability"],
                              "NaN or exploding loss: look at precision, optimizer settings (learning rate), sequence length, backend"))
     if _OOM.search(text):
@@ -78,6 +78,16 @@ ERROR_CHARS = 200
 def error_line(tail: list[str]) -> str | None:
     """The last of a log's lines that states an error (`ValueError: could not convert 'abc'`), shortened."""
     return next((line.strip()[:ERROR_CHARS] for line in reversed(tail) if _ERROR_LINE.match(line)), None)
+
+
+def nan_loss(text: str) -> bool:
+    """A NaN or infinite loss printed in the log (NeMo-RL's console or a plain `loss nan`)."""
+    return bool(_NAN_LOSS.search(text))
+
+
+def loss_explodes(run: RunOutputs) -> bool:
+    """The TensorBoard loss is not finite or has grown a hundredfold over its early median."""
+    return _exploding(_scalars(run).get("train/loss", []))
 
 
 def trivial_crash(log_tail: str) -> bool:

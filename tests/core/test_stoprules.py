@@ -123,3 +123,17 @@ def test_in_flight_runs_count_against_the_count_rule():
 def test_rules_survive_persistence():
     rules = StopRules.build(now=NOW, stop="5 experiments or 1h total, 10m each", target="acc>=0.9")
     assert StopRules.from_dict(rules.to_dict()) == rules
+
+
+def test_a_gpu_hour_budget_is_read_from_stop_and_checked_like_the_deadline():
+    from nrl_autoresearch.stoprules import StopRules, may_launch, status
+
+    rules = StopRules.build(now=0.0, stop="10 experiments or 100 GPU-hours, 2h each")
+    assert rules.gpu_hours == 100 and "gpu_hour_budget = 100" in rules.monitors()
+    assert StopRules.from_dict(rules.to_dict()) == rules
+    assert may_launch(rules, attempted=1, in_flight=0, now=0.0, gpu_hours_used=80.0, run_gpu_hours=16.0)
+    assert not may_launch(rules, attempted=1, in_flight=0, now=0.0, gpu_hours_used=90.0, run_gpu_hours=16.0)
+    met = status(rules, attempted=1, now=0.0, gpu_hours_used=90.0, run_gpu_hours=16.0)
+    assert met.met and met.trigger == "gpu-hours" and "no room for another 16 GPU-hour run" in met.sentence
+    cpu = status(rules, attempted=1, now=0.0, gpu_hours_used=0.0, run_gpu_hours=0.0)
+    assert not cpu.met and "100 of 100 GPU-hours left" in cpu.sentence  # CPU-only runs never spend it

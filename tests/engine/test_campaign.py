@@ -287,7 +287,7 @@ def test_engine_leaves_no_process_and_runs_in_the_worktree(repo: Path):
                  if "train.py" in " ".join(p.info["cmdline"] or []) and (p.info["cwd"] or "").startswith(ours)]
     assert not leftovers
     assert not (repo / "reports/auto_research/project/worktrees/baseline").exists()  # a clean worktree is removed
-    assert os.listdir(repo / "reports/auto_research/project/baseline") == ["run.log"]
+    assert sorted(os.listdir(repo / "reports/auto_research/project/baseline")) == ["curve.json", "run.log"]
 
 
 def test_initialised_submodules_are_available_in_experiment_worktrees(tmp_path: Path):

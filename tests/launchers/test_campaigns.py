@@ -119,3 +119,17 @@ def test_engine_killed_while_a_slurm_job_runs_reattaches_on_resume(slurm_cluster
     first = next(e for e in events if e["step"] == "launching" and e["index"] == 1)
     names = slurm_cluster.run("sacct", "-c", "-n", "-P", "-o", "jobname").stdout.split()
     assert names.count(first["job_name"]) == 1
+
+
+@pytest.mark.slurm
+def test_a_silent_slurm_job_is_cancelled_as_stalled(slurm_cluster, tmp_path: Path):
+    repo = score_repo(tmp_path / "r", sleep=300)
+    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file",
+        "params.json", "--campaign", "c", "--max-experiments", "4", "--per-experiment", "5m", "--launcher", "slurm",
+        "-L", "poll_s=0.5", "--stall", "3s", env=slurm_cluster.env, check=True)
+    started = time.time()
+    cli(repo, "baseline", env=slurm_cluster.env, timeout=240)
+    row = ledger_rows(repo)[0]
+    assert row["status"] == "crash" and "stalled: no progress for 3s since the start" in row["description"]
+    assert time.time() - started < 120 and row["elapsed_min"] * 60 < 30
+    assert row["job_id"] not in slurm_cluster.run("squeue", "-h", "-o", "%A").stdout.split()

@@ -188,7 +188,7 @@ def test_no_reader_takes_a_crash_for_a_result(tmp_path: Path):
     assert crash["status"] == "crash" and crash["metric_value"] is None and crash["memory_gb"] is None
     assert "latest: [3]" in cli(repo, "status", check=True).stdout.split("crash")[0]
     paths = build_report(engine)
-    assert f"| 3 | broken | crash | crash |" in paths["markdown"].read_text()
+    assert "| 3 | broken | crash | crash |" in paths["markdown"].read_text()
     svg = paths["html"].read_text()
     assert "crash (1, no value)" in svg and "keep (2)" in svg
 

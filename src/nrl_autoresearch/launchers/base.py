@@ -110,6 +110,10 @@ class Launcher(ABC):
         """The commands this launcher runs that are not on PATH (checked when a campaign is created)."""
         return []
 
+    def gpus_held(self) -> float:
+        """GPUs the scheduler allocates to each run (0 when the launcher asks for none), for GPU-hours."""
+        return 0
+
     def close(self) -> None:
         """Release what the launcher holds (an allocation, a connection)."""
 

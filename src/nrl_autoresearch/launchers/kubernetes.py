@@ -295,6 +295,9 @@ class KubernetesLauncher(Launcher):
     def nrl_k8s_job(self, action: str, ray_job_id: str, recipe: str) -> list[str]:
         return [self.nrl_k8s, "job", action, ray_job_id, recipe, "--infra", str(self.infra), "--role", "training"]
 
+    def gpus_held(self) -> float:
+        return self.gpus
+
     # -- submit ------------------------------------------------------------------------------------
     def submit(self, spec: RunSpec) -> KubeRun:
         spec.run_dir.mkdir(parents=True, exist_ok=True)

@@ -204,6 +204,9 @@ class RayLauncher(Launcher):
             self._client = connect(self.address)
         return self._client
 
+    def gpus_held(self) -> float:
+        return self.entrypoint_num_gpus or 0
+
     def submit(self, spec: RunSpec) -> RayJob:
         self.check_upload(spec.cwd)
         entrypoint = shell_command(spec.argv)

@@ -307,6 +307,9 @@ class SlurmLauncher(Launcher):
         self.allocation: str | None = None
         self._allocating = threading.Lock()  # experiments run in parallel threads share one allocation
 
+    def gpus_held(self) -> float:
+        return self.nodes * self.gpus_per_node
+
     # -- submit ------------------------------------------------------------------------------------
     def submit(self, spec: RunSpec) -> Job:
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)

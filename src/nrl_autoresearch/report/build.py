@@ -33,7 +33,8 @@ def build_report(engine: Engine, *, html: Path | None = None, png: Path | None =
     links = {r.index: _links(engine, r, diffs, html.parent) for r in rows}
     svg = plot(rows, c, png)
     _write(html, render_html(c, rows, status=status, svg=svg, links=links))
-    _write(markdown, render_markdown(c, rows, status=status, image=_href(png, markdown.parent)))
+    _write(markdown, render_markdown(c, rows, status=status, image=_href(png, markdown.parent),
+                                          gpu_hours=engine.gpu_hours()))
     return {"html": html, "png": png, "markdown": markdown, "diffs": diffs}
 
 

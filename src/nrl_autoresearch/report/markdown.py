@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..campaign import Campaign
 from ..ledger import Row, best
+from ..watch import is_pruned
 from ..stoprules import StopStatus
 
 DESCRIPTION_CHARS = 80
@@ -44,11 +45,14 @@ def truncate(text: str, limit: int) -> str:
 
 def counts(rows: list[Row], gpu_hours: float | None = None) -> str:
     tally = {s: sum(r.status == s for r in rows) for s in ("keep", "discard", "crash")}
+    pruned = sum(is_pruned(r.description) for r in rows)
     hours = f", {gpu_hours:.3g} GPU-hours" if gpu_hours else ""
-    return f"{len(rows)} attempted: {tally['keep']} keep, {tally['discard']} discard, {tally['crash']} crash{hours}"
+    return (f"{len(rows)} attempted: {tally['keep']} keep, {tally['discard']} discard"
+            f"{f' ({pruned} pruned)' if pruned else ''}, {tally['crash']} crash{hours}")
 
 
-def render_markdown(campaign: Campaign, rows: list[Row], *, status: StopStatus, image: str | None = None) -> str:
+def render_markdown(campaign: Campaign, rows: list[Row], *, status: StopStatus, image: str | None = None,
+                    gpu_hours: float | None = None) -> str:
     """Objective, stop status, one table line per row, and the best keep with its reproduce command."""
     objective = campaign.objective
     lines = [
@@ -56,7 +60,8 @@ def render_markdown(campaign: Campaign, rows: list[Row], *, status: StopStatus, 
         "",
         f"**Objective:** {objective.direction} `{objective.metric_name}` ({objective.source}, {objective.aggregate})  ",
         f"**Stop:** {status.sentence}  ",
-        f"**Rows:** {counts(rows)}",
+        f"**Rows:** {counts(rows)}" + ("  " if gpu_hours is not None else ""),
+        *([f"**GPU-hours:** {gpu_hours:.3g}"] if gpu_hours is not None else []),
         "",
         *([f"![progress of {campaign.name}]({image})", ""] if image and rows else []),
         *_table(rows, objective.metric_name),

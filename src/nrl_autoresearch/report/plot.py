@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..campaign import Campaign
 from ..ledger import Row, best
+from ..watch import is_pruned
 from ..workspace import BASELINE
 from .markdown import counts, short_name, truncate
 
@@ -25,6 +26,8 @@ MARKS = {  # crashes have no value: a red x on the bottom edge instead
     "keep": {"s": 46, "color": COLORS["keep"], "edgecolor": "white", "linewidth": 0.8, "zorder": 4},
     "discard": {"s": 40, "facecolor": "white", "edgecolor": COLORS["discard"], "linewidth": 1.4, "zorder": 3},
 }
+PRUNED_MARK = {"s": 44, "marker": "v", "facecolor": "white", "edgecolor": COLORS["discard"], "linewidth": 1.4,
+               "zorder": 3}  # a partial value: the run was stopped early
 LABEL_CHARS = 20
 MAX_LABELS = 12  # beyond this many keeps only the new bests are labelled, so the chart stays legible
 
@@ -122,9 +125,13 @@ def _running_best(ax: Axes, rows: list[Row], maximize: bool) -> set[int]:
 
 def _points(ax: Axes, rows: list[Row]) -> None:
     for status, style in MARKS.items():
-        found = [r for r in rows if r.status == status and _valued(r)]
+        found = [r for r in rows if r.status == status and _valued(r) and not is_pruned(r.description)]
         if found:
             ax.scatter([r.index for r in found], [r.metric_value for r in found], label=f"{status} ({len(found)})", **style)
+    pruned = [r for r in rows if is_pruned(r.description) and _valued(r)]
+    if pruned:
+        ax.scatter([r.index for r in pruned], [r.metric_value for r in pruned],
+                   label=f"pruned ({len(pruned)}, value when stopped)", **PRUNED_MARK)
     crashes = [r for r in rows if not _valued(r)]
     if crashes:
         ax.scatter([r.index for r in crashes], [0.03] * len(crashes), transform=ax.get_xaxis_transform(),

@@ -8,7 +8,8 @@ from ..campaign import Campaign
 from ..judge import CANDIDATE_Z, CONTINUE_Z, MIN_PAIRS, Z_DEFAULT, false_keep_rate, t_quantile
 from ..ledger import Row, best
 from ..recipes import recipe_from_dict
-from ..stoprules import StopStatus
+from ..stoprules import StopStatus, format_duration
+from ..watch import is_pruned
 from .markdown import reproduce
 
 
@@ -25,6 +26,7 @@ def plan_text(c: Campaign, *, proposer: str, first: list[str], has_baseline: boo
         "  baseline: " + ("recorded" if has_baseline else f"runs first, on {c.prefix}/baseline"),
         *([f"  rows so far: {tally}"] if tally else []),
         "  noise: " + noise_text(c),
+        "  early stops: " + _early(c),
     ]
     if reruns:
         lines.append(f"  interrupted runs: {reruns} re-run first, on their own commits (a row each)")
@@ -38,6 +40,15 @@ def recipe_lines(c: Campaign) -> list[str]:
     label = recipe_from_dict(c.recipe).label
     command = shlex.join(c.recipe.get("command", []))
     return [f"  recipe: {label}"] + ([f"  command: {command}"] if command and command != label else [])
+
+
+def _early(c: Campaign) -> str:
+    """Which watches end a run early: divergence always, the stall limit, pruning when asked for."""
+    stall = c.options.get("stall", "auto")
+    shown = ("off" if stall is None else "the larger of 30m and 5x the longest gap between steps" if stall == "auto"
+             else format_duration(stall))
+    prune = "pruned when clearly behind the reference after 30% of training" if c.options.get("prune") else "no pruning"
+    return f"divergence (NaN or exploding loss); stall: {shown}; {prune}"
 
 
 def noise_text(c: Campaign) -> str:
@@ -82,10 +93,13 @@ def summary_text(c: Campaign, rows: list[Row], status: StopStatus) -> str:
              f"  {'#':>3}  {'status':<7}  {c.objective.metric_name:>14}  experiment"]
     for r in rows:
         value = "crash" if r.status == "crash" else f"{r.metric_value:.6g}"
-        label = "keep*" if unmeasured(r) else r.status
+        label = "keep*" if unmeasured(r) else "pruned†" if is_pruned(r.description) else r.status
         lines.append(f"  {r.index:>3}  {label:<7}  {value:>14}  {r.branch.rsplit('/', 1)[1]}: {r.description[:90]}")
     if any(unmeasured(r) for r in rows):
         lines.append("  * kept on a gain within noise that no repeat measured: not a finding yet")
+    if any(is_pruned(r.description) for r in rows):
+        lines.append("  † stopped early by --prune, clearly behind the reference: no evidence against the idea "
+                     "(try it again in full with 'autoresearch try NAME --repeat')")
     top = best(rows, maximize=c.objective.maximize)
     if top:
         lines.append(f"best keep: {top.branch} ({c.objective.metric_name} = {top.metric_value:.6g})")
