@@ -7,6 +7,7 @@
   autoresearch try NAME --set K=V     one hypothesis by hand: branch, change, commit, run, record
   autoresearch status | report        where the campaign stands; the plot, HTML and Markdown report
   autoresearch resume                 after a disconnect or a kill: restate, verify, continue
+  autoresearch finalize               the winning changes as clean commits on a new branch, with PR.md
 \b
 Each experiment runs in its own git worktree (your working tree, index and branch are never touched), gets
 one row in an untracked TSV (reports/auto_research_results.tsv) mirrored in git notes, and is judged keep,
@@ -331,6 +332,27 @@ def report(html, png, markdown, repo, campaign_name, as_json):
     engine = Engine(_load(repo, campaign_name), say=lambda _: None)
     written = build_report(engine, html=_path(html), png=_path(png), markdown=_path(markdown))
     _emit({k: str(v) for k, v in written.items()}, as_json, "\n".join(f"{k}: {v}" for k, v in written.items()))
+
+
+@main.command()
+@click.option("--from", "sources", multiple=True, metavar="best|BRANCH",
+              help="The keeps to carry (repeatable; default: best); each brings the keeps it was built on.")
+@click.option("--branch", help="The new branch (default: <prefix>-final).")
+@repo_option
+@campaign_option
+def finalize(sources, branch, repo, campaign_name):
+    """A new branch from yours with the chosen keeps' changes as clean commits, and a PR.md with the evidence;
+    your working tree, index and branch are untouched. A conflict is reported (exit 1), never guessed."""
+    from .finalize import finalize as build
+
+    done = build(Engine(_load(repo, campaign_name), say=lambda _: None), tuple(sources), branch)
+    if done.conflict:
+        click.echo(done.conflict, err=True)
+        sys.exit(1)
+    for row, clean in done.commits:
+        click.echo(f"  [{row.index}] {row.branch.rsplit('/', 1)[1]}: " + (clean[:12] if clean else "no file change"))
+    click.echo(f"branch {done.branch} from {done.start[:12]}: {sum(1 for _, c in done.commits if c)} commit(s)")
+    click.echo(f"PR description: {done.pr_path}")
 
 
 def _path(value: str | None) -> Path | None:
