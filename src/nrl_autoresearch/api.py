@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import brev as brev_layout
+from . import notify
 from . import campaign as campaigns
 from .campaign import Campaign
 from .engine import Engine
@@ -73,6 +74,7 @@ class CampaignRequest:
     protected: tuple[str, ...] = ()
     brev: bool | None = None  # None: on when this is a Brev instance
     brev_volume: str = str(brev_layout.EPHEMERAL)
+    notify: tuple[str, ...] = ()  # webhook URLs (notify.py)
 
 
 def create_campaign(root: Path, req: CampaignRequest) -> Campaign:
@@ -83,6 +85,7 @@ def create_campaign(root: Path, req: CampaignRequest) -> Campaign:
         raise UsageError(f"bad --gpus-per-experiment {req.gpus_per_experiment}: give 0 or more")
     if not math.isfinite(req.min_delta) or req.min_delta < 0:
         raise UsageError(f"bad --min-delta {req.min_delta}: the smallest gain that counts as a keep is 0 or more")
+    urls = notify.validate(req.notify)
     if req.recipe:
         recipe = nemo_recipe(root, req.recipe, req.entrypoint, split_words(req.runner, what="--runner"))
         slug = Path(req.recipe).stem
@@ -101,10 +104,12 @@ def create_campaign(root: Path, req: CampaignRequest) -> Campaign:
     rules = with_baseline_room(rules, noise["baseline_repeats"])
     launcher = launcher_config(req.launcher, req.launcher_options, recipe.gpus_needed(root) or req.gpus_per_experiment,
                                grace=req.grace)
-    return new_campaign(root, recipe, objective, rules, prefix=req.prefix, name=req.name, slug=slug,
-                        min_delta=req.min_delta, launcher=launcher,
-                        options={"gpus_per_experiment": req.gpus_per_experiment, "protected": list(req.protected),
-                                 **noise, **_brev_options(req)})
+    c = new_campaign(root, recipe, objective, rules, prefix=req.prefix, name=req.name, slug=slug,
+                     min_delta=req.min_delta, launcher=launcher,
+                     options={"gpus_per_experiment": req.gpus_per_experiment, "protected": list(req.protected),
+                              "notify": [notify.shown(u) for u in urls], **noise, **_brev_options(req)})
+    notify.save(c.dir, urls)
+    return c
 
 
 def _brev_options(req: CampaignRequest) -> dict:

@@ -164,11 +164,14 @@ def _interrupt(signum, frame):
 @click.option("--brev-volume", default="/ephemeral", show_default=True, help="The Brev volume.")
 @click.option("--seed-base", type=int, default=1000, show_default=True,
               help="Run k >= 2 of a configuration uses seed BASE + k - 1 (the same seeds for every configuration).")
+@click.option("--notify", "notify_urls", multiple=True, metavar="URL",
+              help="A webhook (Slack-compatible JSON POST) told of the baseline, each new best, stopped runs and "
+                   "the end (repeatable; kept private, shown redacted).")
 @json_option
 def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_source, aggregate, params_file,
          set_style, prefix, campaign_name, max_experiments, budget, per_experiment, target, stop, min_delta,
          launcher, launcher_options, grace, gpus_per_experiment, baseline_repeats, repeats, z, sequential, confirm,
-         seed_flag, protected, brev, brev_volume, seed_base, as_json):
+         seed_flag, protected, brev, brev_volume, seed_base, notify_urls, as_json):
     """Record a campaign in this repository (nothing is branched or run yet)."""
     request = api.CampaignRequest(
         command=command, recipe=recipe, entrypoint=entrypoint, runner=runner, metric=metric, maximize=maximize,
@@ -177,7 +180,7 @@ def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_sou
         target=target, stop=stop, min_delta=min_delta, launcher=launcher, launcher_options=launcher_options, grace=grace,
         gpus_per_experiment=gpus_per_experiment, baseline_repeats=baseline_repeats, repeats=repeats, z=z,
         sequential=sequential, confirm=confirm, seed_flag=seed_flag, seed_base=seed_base, protected=protected,
-        brev=brev, brev_volume=brev_volume)
+        brev=brev, brev_volume=brev_volume, notify=notify_urls)
     c = api.create_campaign(_repo(repo), request)
     data = api.init_data(c)
     _emit(data, as_json, _init_text(c, data))
@@ -193,6 +196,8 @@ def _init_text(c: Campaign, data: dict) -> str:
         f"  ledger: {c.ledger}  (untracked)",
         f"  your branch: {data['user_branch'] or '(detached)'}; experiments start from {c.base_commit[:10]}",
     ]
+    if c.options.get("notify"):
+        lines.append(f"  notify: {', '.join(c.options['notify'])}")
     if c.options.get("brev"):
         lines.append(f"  Brev: experiments under {c.options['brev']['campaign_root']}, caches in {c.options['brev']['cache']}")
     if data["unrelated_changes"]:

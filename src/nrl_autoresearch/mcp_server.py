@@ -134,6 +134,9 @@ def init_campaign(
     brev: Annotated[bool | None, Field(
         description="Brev layout (outputs and caches on the volume); default: detected.")] = None,
     brev_volume: Annotated[str, Field(description="The Brev volume.")] = api.CampaignRequest.brev_volume,
+    notify: Annotated[list[str] | None, Field(
+        description="Webhook URLs told (Slack-compatible JSON POST) of the baseline, each new best, stopped runs "
+                    "and the end; kept private, shown redacted.")] = None,
 ) -> Result:
     """Record a campaign in the repository: objective, recipe or command, branch prefix, stop rules, launcher.
     Nothing is branched or run yet; the result lists the stop monitors and the person's uncommitted changes
@@ -146,7 +149,7 @@ def init_campaign(
         gpus_per_experiment=gpus_per_experiment, baseline_repeats=baseline_repeats, repeats=repeats, z=z,
         sequential=sequential, confirm=confirm, seed_flag=seed_flag, seed_base=seed_base,
         protected=tuple(protected or ()), brev=brev,
-        brev_volume=brev_volume)
+        brev_volume=brev_volume, notify=tuple(notify or ()))
     return api.init_data(api.create_campaign(_root(repo), request))
 
 
