@@ -360,6 +360,24 @@ def finalize(sources, branch, repo, campaign_name):
     click.echo(f"PR description: {done.pr_path}")
 
 
+@main.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0 picks a free port.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Where to listen (only this machine by default).")
+@repo_option
+@campaign_option
+def dashboard(port, host, repo, campaign_name):
+    """Serve the campaign live in a browser, read-only: objective, stop sentence, progress, runs in flight, the
+    sortable ledger with logs and diffs; the same state as JSON at /api/state. Ctrl-C ends it."""
+    from . import dashboard as board
+
+    root = _repo(repo)
+    name = _load(repo, campaign_name).name
+    sock = board.bind(host, port)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"dashboard of {name}: http://{shown}:{sock.getsockname()[1]}/  (Ctrl-C to stop)")
+    board.serve(root, campaign_name, sock)
+
+
 def _path(value: str | None) -> Path | None:
     return Path(value).resolve() if value else None
 
