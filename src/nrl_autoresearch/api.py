@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import brev as brev_layout
-from . import notify
+from . import notify, tracking
 from . import campaign as campaigns
 from .campaign import Campaign
 from .engine import Engine
@@ -75,6 +75,7 @@ class CampaignRequest:
     brev: bool | None = None  # None: on when this is a Brev instance
     brev_volume: str = str(brev_layout.EPHEMERAL)
     notify: tuple[str, ...] = ()  # webhook URLs (notify.py)
+    mlflow: str | None = None  # MLflow tracking URI (tracking.py)
 
 
 def create_campaign(root: Path, req: CampaignRequest) -> Campaign:
@@ -86,6 +87,7 @@ def create_campaign(root: Path, req: CampaignRequest) -> Campaign:
     if not math.isfinite(req.min_delta) or req.min_delta < 0:
         raise UsageError(f"bad --min-delta {req.min_delta}: the smallest gain that counts as a keep is 0 or more")
     urls = notify.validate(req.notify)
+    mlflow_uri = tracking.validate(req.mlflow)
     if req.recipe:
         recipe = nemo_recipe(root, req.recipe, req.entrypoint, split_words(req.runner, what="--runner"))
         slug = Path(req.recipe).stem
@@ -107,7 +109,7 @@ def create_campaign(root: Path, req: CampaignRequest) -> Campaign:
     c = new_campaign(root, recipe, objective, rules, prefix=req.prefix, name=req.name, slug=slug,
                      min_delta=req.min_delta, launcher=launcher,
                      options={"gpus_per_experiment": req.gpus_per_experiment, "protected": list(req.protected),
-                              "notify": [notify.shown(u) for u in urls], **noise, **_brev_options(req)})
+                              "notify": [notify.shown(u) for u in urls], "mlflow": mlflow_uri, **noise, **_brev_options(req)})
     notify.save(c.dir, urls)
     return c
 

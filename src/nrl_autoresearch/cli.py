@@ -167,11 +167,13 @@ def _interrupt(signum, frame):
 @click.option("--notify", "notify_urls", multiple=True, metavar="URL",
               help="A webhook (Slack-compatible JSON POST) told of the baseline, each new best, stopped runs and "
                    "the end (repeatable; kept private, shown redacted).")
+@click.option("--mlflow", "mlflow_uri", metavar="URI",
+              help="Log every row as an MLflow run in an experiment named after the campaign (needs the mlflow extra).")
 @json_option
 def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_source, aggregate, params_file,
          set_style, prefix, campaign_name, max_experiments, budget, per_experiment, target, stop, min_delta,
          launcher, launcher_options, grace, gpus_per_experiment, baseline_repeats, repeats, z, sequential, confirm,
-         seed_flag, protected, brev, brev_volume, seed_base, notify_urls, as_json):
+         seed_flag, protected, brev, brev_volume, seed_base, notify_urls, mlflow_uri, as_json):
     """Record a campaign in this repository (nothing is branched or run yet)."""
     request = api.CampaignRequest(
         command=command, recipe=recipe, entrypoint=entrypoint, runner=runner, metric=metric, maximize=maximize,
@@ -180,7 +182,7 @@ def init(repo, command, recipe, entrypoint, runner, metric, maximize, metric_sou
         target=target, stop=stop, min_delta=min_delta, launcher=launcher, launcher_options=launcher_options, grace=grace,
         gpus_per_experiment=gpus_per_experiment, baseline_repeats=baseline_repeats, repeats=repeats, z=z,
         sequential=sequential, confirm=confirm, seed_flag=seed_flag, seed_base=seed_base, protected=protected,
-        brev=brev, brev_volume=brev_volume, notify=notify_urls)
+        brev=brev, brev_volume=brev_volume, notify=notify_urls, mlflow=mlflow_uri)
     c = api.create_campaign(_repo(repo), request)
     data = api.init_data(c)
     _emit(data, as_json, _init_text(c, data))
@@ -198,6 +200,8 @@ def _init_text(c: Campaign, data: dict) -> str:
     ]
     if c.options.get("notify"):
         lines.append(f"  notify: {', '.join(c.options['notify'])}")
+    if c.options.get("mlflow"):
+        lines.append(f"  MLflow: {c.options['mlflow']}, experiment {c.name}")
     if c.options.get("brev"):
         lines.append(f"  Brev: experiments under {c.options['brev']['campaign_root']}, caches in {c.options['brev']['cache']}")
     if data["unrelated_changes"]:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from . import brev, notify, stoprules, triage
+from . import brev, integrations, stoprules, triage
 from .gpus import GpuPool
 from .campaign import CENSUS, RESERVED, Campaign
 from .errors import BaselineCrashed, Fault, StopConditionMet, UsageError, disk_full, fault_of
@@ -379,7 +379,7 @@ class Engine:
             self.checkpoint("handoff", "the loop was interrupted (Ctrl-C); the running experiment was recorded as a crash")
             raise
         self.checkpoint("handoff", "the loop ended; summary printed")
-        notify.loop_ended(self)
+        integrations.loop_ended(self)
         return self.status()
 
     def check(self, hypothesis: Hypothesis) -> None:
@@ -978,7 +978,7 @@ class Engine:
         self.journal.record("row", row.index, status=row.status, commit=row.commit,
                             interrupted=bool(extra.get("interrupted")), jitter=extra.get("jitter"))
         if not replayed:
-            notify.row_recorded(self, row, extra)
+            integrations.row_recorded(self, row, extra)
 
     def _note_crash(self, plan: Plan, log_path: Path, why: str) -> None:
         tail = log_path.read_text(errors="replace").splitlines()[-TAIL_LINES:] if log_path.exists() else ["(no log)"]

@@ -132,7 +132,7 @@ def _replay(git: Git, chosen: list[Row], start: str, done: Finalized) -> str:
 
 def _apply(git: Git, patch: Path, env: dict) -> list[str]:
     """Apply three-way on the throwaway index; the conflicted files, or git's complaint, or [] when clean."""
-    proc = subprocess.run(["git", "-C", str(git.path), "apply", "--cached", "--3way", str(patch)],
+    proc = subprocess.run(["git", "-C", str(git.path), "apply", "--cached", "--3way", str(patch)], check=False,
                           capture_output=True, text=True, env={**os.environ, **env})
     unmerged = sorted({line.split("\t", 1)[1] for line in git.run("ls-files", "-u", env=env).splitlines()})
     if unmerged:

@@ -137,6 +137,8 @@ def init_campaign(
     notify: Annotated[list[str] | None, Field(
         description="Webhook URLs told (Slack-compatible JSON POST) of the baseline, each new best, stopped runs "
                     "and the end; kept private, shown redacted.")] = None,
+    mlflow: Annotated[str | None, Field(
+        description="MLflow tracking URI: every row becomes a run in an experiment named after the campaign.")] = None,
 ) -> Result:
     """Record a campaign in the repository: objective, recipe or command, branch prefix, stop rules, launcher.
     Nothing is branched or run yet; the result lists the stop monitors and the person's uncommitted changes
@@ -149,7 +151,7 @@ def init_campaign(
         gpus_per_experiment=gpus_per_experiment, baseline_repeats=baseline_repeats, repeats=repeats, z=z,
         sequential=sequential, confirm=confirm, seed_flag=seed_flag, seed_base=seed_base,
         protected=tuple(protected or ()), brev=brev,
-        brev_volume=brev_volume, notify=tuple(notify or ()))
+        brev_volume=brev_volume, notify=tuple(notify or ()), mlflow=mlflow)
     return api.init_data(api.create_campaign(_root(repo), request))
 
 

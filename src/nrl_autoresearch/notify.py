@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 SECRET_FILE = "notify.secret"
 # how a run that autoresearch ended (the person's stop, a time limit, a stall) is described by its launcher
-_STOPPED = re.compile(r"timeout|stopped|stall|interrupted|cancel", re.I)
+_STOPPED = re.compile(r"timeout|stopped|stall|interrupted|cancel", re.IGNORECASE)
 ATTEMPTS = 3
 TIMEOUT_S = 5.0
 

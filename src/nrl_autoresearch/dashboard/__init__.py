@@ -19,11 +19,11 @@ from starlette.routing import Route
 
 from .. import api
 from .. import campaign as campaigns
-from ..campaign import CAMPAIGNS, CENSUS
+from ..campaign import CAMPAIGNS
+from ..curves import curve_of
 from ..engine import Engine
 from ..errors import UsageError
 from ..ledger import Row
-from ..metrics.base import Census, RunOutputs
 from ..redact import redact
 
 PAGE = Path(__file__).with_name("page.html")
@@ -67,17 +67,8 @@ def _in_flight(engine: Engine, recorded: set[int], campaign_left: float | None) 
         lefts = [x for x in ((job.get("timeout_s") or 0) - elapsed if job.get("timeout_s") else None, campaign_left)
                  if x is not None]
         found.append({"index": a.index, "name": a.data.get("name"), "elapsed_s": elapsed,
-                      "left_s": max(0.0, min(lefts)) if lefts else None, "curve": _curve(engine, a.data)})
+                      "left_s": max(0.0, min(lefts)) if lefts else None, "curve": [list(p) for p in curve_of(engine, a.data)]})
     return found
-
-
-def _curve(engine: Engine, data: dict) -> list[list[float]]:
-    if not data.get("log_path") or not data.get("run_dir"):
-        return []
-    run_dir = Path(data["run_dir"])
-    census = Census.load(engine.c.dir / CENSUS / f"{data.get('run')}.json")
-    reading = engine.source.read(RunOutputs(Path(data["log_path"]), run_dir, Path(data.get("worktree") or run_dir), census))
-    return [[p.step, p.value] for p in reading.points] if reading else []
 
 
 # -- the web app -------------------------------------------------------------------------------------------------
