@@ -126,7 +126,7 @@ def _interrupt(signum, frame):
 @click.option("--runner", default="uv run", show_default=True, help="What runs the NeMo-RL entrypoint.")
 @click.option("--metric", help="Objective metric name (default for a recipe: its checkpointing.metric_name).")
 @click.option("--maximize/--minimize", default=None, help="Whether higher is better.")
-@click.option("--metric-source", help="tensorboard:TAG | regex:PATTERN | line:KEY | jsonl:FIELD | nemo-rl:METRIC")
+@click.option("--metric-source", help="tensorboard:TAG | regex:PATTERN | line:KEY | jsonl:FIELD | nemo-rl:METRIC | mlflow:METRIC")
 @click.option("--aggregate", default="last", show_default=True, help="last | max | min | best | mean-last-K")
 @click.option("--params-file", help="YAML/JSON/TOML file in the repo that the command reads; --set edits it.")
 @click.option("--set-style", type=click.Choice(["file", "flags"]), default="file", show_default=True,

@@ -81,3 +81,54 @@ def test_bad_tracking_uris_are_refused_and_nothing_created(tmp_path: Path):
         proc = cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--mlflow", uri)
         assert proc.returncode == 2 and said in proc.stderr and "s3cretpw" not in proc.stderr, proc.stderr
     assert not (repo / "reports").exists()
+
+
+# what NeMo-RL's MLflow logger does: an experiment and a named run, metrics logged by step, the run ended
+LOGGER = '''\
+import json, mlflow
+cfg = json.load(open("params.json"))
+if cfg.get("tracking_uri"):
+    mlflow.set_tracking_uri(cfg["tracking_uri"])
+mlflow.set_experiment("grpo-dev")
+with mlflow.start_run(run_name="grpo-dev-logger"):
+    for step in (1, 2, 3):
+        mlflow.log_metrics({"validation/accuracy": cfg["lr"] * step, "train/loss": 1 / step}, step=step)
+'''
+
+
+def read_from(repo: Path, row: dict) -> str:
+    """Where the row's value was read, as its git note records it."""
+    from tests.helpers import git
+
+    return json.loads(git(repo, "notes", "--ref", "autoresearch", "show", row["commit"]))["extra"]["metric_source"]
+
+
+def logger_campaign(tmp_path: Path, tracking_uri: str | None) -> Path:
+    from tests.helpers import make_repo
+
+    params = {"lr": 0.1, **({"tracking_uri": tracking_uri} if tracking_uri else {})}
+    repo = make_repo(tmp_path / "r", {"train.py": LOGGER, "params.json": json.dumps(params) + "\n"})
+    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "validation/accuracy", "--maximize",
+        "--metric-source", "mlflow:validation/accuracy", "--params-file", "params.json", check=True)
+    cli(repo, "baseline", check=True)
+    cli(repo, "try", "lr2", "--set", "lr=0.2", check=True)
+    return repo
+
+
+@pytest.mark.mlflow
+def test_the_objective_is_read_from_the_run_on_a_tracking_server(tmp_path: Path, mlflow_server):
+    from tests.helpers import ledger_rows
+
+    repo = logger_campaign(tmp_path, mlflow_server.url)
+    rows = ledger_rows(repo)
+    assert [(r["status"], r["metric_value"]) for r in rows] == [("keep", pytest.approx(0.3)), ("keep", pytest.approx(0.6))]
+    assert read_from(repo, rows[1]).endswith(f"at {mlflow_server.url}")
+
+
+def test_the_objective_is_read_from_the_local_store_the_run_wrote(tmp_path: Path):
+    from tests.helpers import ledger_rows
+
+    repo = logger_campaign(tmp_path, None)
+    rows = ledger_rows(repo)
+    assert [(r["status"], r["metric_value"]) for r in rows] == [("keep", pytest.approx(0.3)), ("keep", pytest.approx(0.6))]
+    assert read_from(repo, rows[1]).endswith("/worktrees/lr2/mlflow.db")
