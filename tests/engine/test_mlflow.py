@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import PY, cli, score_repo
+from tests.helpers import PY, cli, git, ledger_rows, make_repo, score_repo
 from tests.lab.mlflow_server import free_port, start_mlflow
 
 mlflow = pytest.importorskip("mlflow")
@@ -85,7 +85,9 @@ def test_bad_tracking_uris_are_refused_and_nothing_created(tmp_path: Path):
 
 # what NeMo-RL's MLflow logger does: an experiment and a named run, metrics logged by step, the run ended
 LOGGER = '''\
-import json, mlflow
+import json, os
+os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"  # MLflow 2's default store, kept behind a switch by MLflow 3
+import mlflow
 cfg = json.load(open("params.json"))
 if cfg.get("tracking_uri"):
     mlflow.set_tracking_uri(cfg["tracking_uri"])
@@ -98,14 +100,10 @@ with mlflow.start_run(run_name="grpo-dev-logger"):
 
 def read_from(repo: Path, row: dict) -> str:
     """Where the row's value was read, as its git note records it."""
-    from tests.helpers import git
-
     return json.loads(git(repo, "notes", "--ref", "autoresearch", "show", row["commit"]))["extra"]["metric_source"]
 
 
 def logger_campaign(tmp_path: Path, tracking_uri: str | None) -> Path:
-    from tests.helpers import make_repo
-
     params = {"lr": 0.1, **({"tracking_uri": tracking_uri} if tracking_uri else {})}
     repo = make_repo(tmp_path / "r", {"train.py": LOGGER, "params.json": json.dumps(params) + "\n"})
     cli(repo, "init", "--command", f"{PY} train.py", "--metric", "validation/accuracy", "--maximize",
@@ -117,18 +115,15 @@ def logger_campaign(tmp_path: Path, tracking_uri: str | None) -> Path:
 
 @pytest.mark.mlflow
 def test_the_objective_is_read_from_the_run_on_a_tracking_server(tmp_path: Path, mlflow_server):
-    from tests.helpers import ledger_rows
-
     repo = logger_campaign(tmp_path, mlflow_server.url)
     rows = ledger_rows(repo)
     assert [(r["status"], r["metric_value"]) for r in rows] == [("keep", pytest.approx(0.3)), ("keep", pytest.approx(0.6))]
     assert read_from(repo, rows[1]).endswith(f"at {mlflow_server.url}")
 
 
-def test_the_objective_is_read_from_the_local_store_the_run_wrote(tmp_path: Path):
-    from tests.helpers import ledger_rows
-
-    repo = logger_campaign(tmp_path, None)
+@pytest.mark.parametrize("tracking_uri, store", [(None, "/worktrees/lr2/mlflow.db"), ("mlruns", "/metrics/validation/accuracy")])
+def test_the_objective_is_read_from_the_local_store_the_run_wrote(tmp_path: Path, tracking_uri: str | None, store: str):
+    repo = logger_campaign(tmp_path, tracking_uri)
     rows = ledger_rows(repo)
     assert [(r["status"], r["metric_value"]) for r in rows] == [("keep", pytest.approx(0.3)), ("keep", pytest.approx(0.6))]
-    assert read_from(repo, rows[1]).endswith("/worktrees/lr2/mlflow.db")
+    assert read_from(repo, rows[1]).endswith(store)
