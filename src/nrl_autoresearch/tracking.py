@@ -69,15 +69,19 @@ def _sync(engine: Engine, uri: str) -> None:
     pending = [r for r in engine.rows() if r.index not in done]
     if not pending:
         return
-    problem = _unreachable(uri)
+    problem = _unreachable(uri) or _logged_or_why(engine, uri, pending)
+    if problem:
+        engine.say(f"MLflow at {uri} not reached ({problem}): {len(pending)} row(s) will be logged when it answers; "
+                   "the campaign goes on")
+
+
+def _logged_or_why(engine: Engine, uri: str, pending: list[Row]) -> str | None:
     try:
-        if problem is None:
-            _log_rows(engine, uri, pending)
-            return
-    except Exception as err:  # whatever the tracker or its client raises, the campaign goes on
-        problem = f"{type(err).__name__}: {redact(str(err)).splitlines()[0][:200] if str(err) else ''}"
-    engine.say(f"MLflow at {uri} not reached ({problem}): {len(pending)} row(s) will be logged when it answers; "
-               "the campaign goes on")
+        _log_rows(engine, uri, pending)
+    except Exception as err:  # noqa: BLE001 -- whatever the tracker or its client raises, the campaign goes on
+        said = redact(str(err)).splitlines()
+        return f"{type(err).__name__}: {said[0][:200]}" if said else type(err).__name__
+    return None
 
 
 def _unreachable(uri: str) -> str | None:
