@@ -36,6 +36,12 @@ class Finalized:
     conflict: str | None = None
     pr_path: Path | None = None
 
+    def to_dict(self) -> dict:
+        return {"branch": None if self.conflict else self.branch, "start": self.start, "conflict": self.conflict,
+                "pr": str(self.pr_path) if self.pr_path else None,
+                "commits": [{"index": r.index, "experiment": r.branch.rsplit("/", 1)[1], "measured": r.commit,
+                             "commit": clean} for r, clean in self.commits]}
+
 
 def finalize(engine: Engine, sources: tuple[str, ...], branch: str | None) -> Finalized:
     """Refuse bad input before anything exists, then build the branch and write PR.md next to the campaign."""

@@ -300,6 +300,18 @@ async def run_loop(
 
 
 # -- reporting and session memory --------------------------------------------------------------------------------
+def finalize(repo: Repo, keeps: Annotated[list[str] | None, Field(
+                 description="'best' or experiment names; each brings the keeps it was built on. Default: best.")] = None,
+             branch: Annotated[str | None, Field(description="The new branch; default <prefix>-final.")] = None,
+             campaign: CampaignName = None) -> Result:
+    """Replay the chosen keeps as clean commits on a new branch from the person's current branch and write PR.md
+    with the evidence; the person's tree, index and branch are untouched. On a conflict nothing is created and
+    `conflict` says which files: report it to the person, do not resolve it by guessing."""
+    from .finalize import finalize as build
+
+    return build(_engine(repo, campaign), tuple(keeps or ()), branch).to_dict()
+
+
 def report(repo: Repo, campaign: CampaignName = None) -> Result:
     """Write the campaign report (progress plot, self-contained HTML page, Markdown summary, diffs) and return
     the paths with the Markdown summary's text."""
@@ -425,7 +437,7 @@ def _refusing(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 TOOLS = [init_campaign, create_demo, recipes, preflight, plan, run_baseline, new_experiment, try_experiment, run_loop,
-         status, ledger, report, steer, write_handoff, resume_report]
+         status, ledger, report, steer, write_handoff, resume_report, finalize]
 OUTPUT_SCHEMAS = {"init_campaign": "init", "create_demo": "init", "recipes": "recipes", "preflight": "preflight",
                   "status": "status", "ledger": "ledger", "resume_report": "resume"}
 READ_ONLY = {"recipes", "preflight", "plan", "status", "ledger"}
