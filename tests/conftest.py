@@ -28,6 +28,7 @@ def pytest_configure(config: pytest.Config) -> None:
         ("slurm", "a private single-node Slurm cluster (fixture slurm_cluster)"),
         ("ray", "a private local Ray head with the Jobs API (fixture ray_cluster)"),
         ("chromium", "Debian's headless Chromium (fixture chromium)"),
+        ("mlflow", "a private MLflow tracking server with a SQLite backend (fixture mlflow_server)"),
     ]:
         config.addinivalue_line("markers", f"{name}: needs {what}")
 
@@ -124,3 +125,19 @@ def chromium() -> str:
     except LabError as exc:
         error = str(exc)
     pytest.fail(error, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """A private MLflow tracking server on 127.0.0.1; `.url` is its tracking URI."""
+    from tests.lab.mlflow_server import start_mlflow
+
+    try:
+        server = start_mlflow(tmp_path_factory.mktemp("mlflow"))
+    except LabError as exc:
+        error = str(exc)
+    else:
+        yield server
+        server.stop()
+        return
+    pytest.fail(f"could not start the MLflow lab server:\n{error}", pytrace=False)

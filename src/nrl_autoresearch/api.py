@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import brev as brev_layout
+from . import notify, tracking
 from . import campaign as campaigns
 from .campaign import Campaign
 from .engine import Engine
@@ -78,6 +79,8 @@ class CampaignRequest:
     stall: str = "auto"  # a duration, "auto" (max of 30 minutes and 5x the longest gap between steps) or "off"
     prune: bool = False
     gpu_hours: float | None = None
+    notify: tuple[str, ...] = ()  # webhook URLs (notify.py)
+    mlflow: str | None = None  # MLflow tracking URI (tracking.py)
 
 
 def create_campaign(root: Path, req: CampaignRequest, *, save: bool = True) -> Campaign:
@@ -89,6 +92,8 @@ def create_campaign(root: Path, req: CampaignRequest, *, save: bool = True) -> C
         raise UsageError(f"bad --gpus-per-experiment {req.gpus_per_experiment}: give 0 or more")
     if not math.isfinite(req.min_delta) or req.min_delta < 0:
         raise UsageError(f"bad --min-delta {req.min_delta}: the smallest gain that counts as a keep is 0 or more")
+    urls = notify.validate(req.notify)
+    mlflow_uri = tracking.validate(req.mlflow)
     if req.recipe:
         recipe = nemo_recipe(root, req.recipe, req.entrypoint, split_words(req.runner, what="--runner") if req.runner else None, strict=save)
         slug = Path(req.recipe).stem
@@ -108,10 +113,14 @@ def create_campaign(root: Path, req: CampaignRequest, *, save: bool = True) -> C
     rules = with_baseline_room(rules, noise["baseline_repeats"])
     launcher = launcher_config(req.launcher, req.launcher_options, recipe.gpus_needed(root) or req.gpus_per_experiment,
                                grace=req.grace)
-    return new_campaign(root, recipe, objective, rules, prefix=req.prefix, name=req.name, slug=slug,
-                        min_delta=req.min_delta, launcher=launcher,
-                        options={"gpus_per_experiment": req.gpus_per_experiment, "protected": list(req.protected),
-                                 "stall": stall, "prune": req.prune, **noise, **_brev_options(req)}, save=save)
+    c = new_campaign(root, recipe, objective, rules, prefix=req.prefix, name=req.name, slug=slug,
+                     min_delta=req.min_delta, launcher=launcher,
+                     options={"gpus_per_experiment": req.gpus_per_experiment, "protected": list(req.protected),
+                              "stall": stall, "prune": req.prune, "notify": [notify.shown(u) for u in urls],
+                              "mlflow": mlflow_uri, **noise, **_brev_options(req)}, save=save)
+    if save:
+        notify.save(c.dir, urls)
+    return c
 
 
 def _brev_options(req: CampaignRequest) -> dict:

@@ -22,7 +22,7 @@ LEDGER = "reports/auto_research_results.tsv"
 ACTIVE = ".active"
 CENSUS = "census"  # per run: the files that existed before it started (what it may not read)
 # names an experiment cannot take: they are campaign files and folders
-RESERVED = {"worktrees", "campaign.json", "journal.jsonl", "notes.md", "report", "control", "smoke", "writer.json",
+RESERVED = {"worktrees", "campaign.json", "journal.jsonl", "notes.md", "report", "control", "smoke", "writer.json", "finalize",
             CENSUS}
 
 

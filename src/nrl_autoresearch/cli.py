@@ -7,6 +7,7 @@
   autoresearch try NAME --set K=V     one hypothesis by hand: branch, change, commit, run, record
   autoresearch status | report        where the campaign stands; the plot, HTML and Markdown report
   autoresearch resume                 after a disconnect or a kill: restate, verify, continue
+  autoresearch finalize               the winning changes as clean commits on a new branch, with PR.md
 \b
 Each experiment runs in its own git worktree (your working tree, index and branch are never touched), gets
 one row in an untracked TSV (reports/auto_research_results.tsv) mirrored in git notes, and is judged keep,
@@ -128,7 +129,7 @@ CAMPAIGN_OPTIONS = (
                                   "for the recipe uses, ${NRL_PYTHON:-python})."),
     click.option("--metric", help="Objective metric name (default for a recipe: its checkpointing.metric_name)."),
     click.option("--maximize/--minimize", default=None, help="Whether higher is better."),
-    click.option("--metric-source", help="tensorboard:TAG | regex:PATTERN | line:KEY | jsonl:FIELD | nemo-rl:METRIC"),
+    click.option("--metric-source", help="tensorboard:TAG | regex:PATTERN | line:KEY | jsonl:FIELD | nemo-rl:METRIC | mlflow:METRIC"),
     click.option("--aggregate", default="last", show_default=True, help="last | max | min | best | mean-last-K"),
     click.option("--params-file", help="YAML/JSON/TOML file in the repo that the command reads; --set edits it."),
     click.option("--set-style", type=click.Choice(["file", "flags"]), default="file", show_default=True,
@@ -167,6 +168,16 @@ CAMPAIGN_OPTIONS = (
     click.option("--brev-volume", default="/ephemeral", show_default=True, help="The Brev volume."),
     click.option("--seed-base", type=int, default=1000, show_default=True,
                  help="Run k >= 2 of a configuration uses seed BASE + k - 1 (the same seeds for every configuration)."),
+    click.option("--stall", default="auto", show_default=True,
+                 help="End a run with no new output, step or metric point for this long (a crash); auto: the larger "
+                      "of 30m and 5x the longest gap between steps; off."),
+    click.option("--prune", is_flag=True, help="End a run whose curve is clearly worse than the reference's (a discard)."),
+    click.option("--gpu-hours", type=float, help="GPU-hour budget (elapsed x GPUs held; CPU-only runs use none)."),
+    click.option("--notify", multiple=True, metavar="URL",
+                 help="A webhook (Slack-compatible JSON POST) told of the baseline, each new best, stopped runs and "
+                      "the end (repeatable; kept private, shown redacted)."),
+    click.option("--mlflow", metavar="URI",
+                 help="Log every row as an MLflow run in an experiment named after the campaign (needs the mlflow extra)."),
 )
 
 
@@ -208,6 +219,10 @@ def _init_text(c: Campaign, data: dict) -> str:
         f"  your branch: {data['user_branch'] or '(detached)'}; the baseline starts from your current commit when it "
         f"runs (now {c.base_commit[:10]})",
     ]
+    if c.options.get("notify"):
+        lines.append(f"  notify: {', '.join(c.options['notify'])}")
+    if c.options.get("mlflow"):
+        lines.append(f"  MLflow: {c.options['mlflow']}, experiment {c.name}")
     if c.options.get("brev"):
         lines.append(f"  Brev: experiments under {c.options['brev']['campaign_root']}, caches in {c.options['brev']['cache']}")
     if data["unrelated_changes"]:
@@ -347,6 +362,45 @@ def report(html, png, markdown, repo, campaign_name, as_json):
     engine = Engine(_load(repo, campaign_name), say=lambda _: None)
     written = build_report(engine, html=_path(html), png=_path(png), markdown=_path(markdown))
     _emit({k: str(v) for k, v in written.items()}, as_json, "\n".join(f"{k}: {v}" for k, v in written.items()))
+
+
+@main.command()
+@click.option("--from", "sources", multiple=True, metavar="best|BRANCH",
+              help="The keeps to carry (repeatable; default: best); each brings the keeps it was built on.")
+@click.option("--branch", help="The new branch (default: <prefix>-final).")
+@repo_option
+@campaign_option
+def finalize(sources, branch, repo, campaign_name):
+    """A new branch from yours with the chosen keeps' changes as clean commits, and a PR.md with the evidence;
+    your working tree, index and branch are untouched. A conflict is reported (exit 1), never guessed."""
+    from .finalize import finalize as build
+
+    done = build(Engine(_load(repo, campaign_name), say=lambda _: None), tuple(sources), branch)
+    if done.conflict:
+        click.echo(done.conflict, err=True)
+        sys.exit(1)
+    for row, clean in done.commits:
+        click.echo(f"  [{row.index}] {row.branch.rsplit('/', 1)[1]}: " + (clean[:12] if clean else "no file change"))
+    click.echo(f"branch {done.branch} from {done.start[:12]}: {sum(1 for _, c in done.commits if c)} commit(s)")
+    click.echo(f"PR description: {done.pr_path}")
+
+
+@main.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0 picks a free port.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Where to listen (only this machine by default).")
+@repo_option
+@campaign_option
+def dashboard(port, host, repo, campaign_name):
+    """Serve the campaign live in a browser, read-only: objective, stop sentence, progress, runs in flight, the
+    sortable ledger with logs and diffs; the same state as JSON at /api/state. Ctrl-C ends it."""
+    from . import dashboard as board
+
+    root = _repo(repo)
+    name = _load(repo, campaign_name).name
+    sock = board.bind(host, port)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"dashboard of {name}: http://{shown}:{sock.getsockname()[1]}/  (Ctrl-C to stop)")
+    board.serve(root, campaign_name, sock)
 
 
 def _path(value: str | None) -> Path | None:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from . import brev, stoprules, triage
+from . import brev, integrations, stoprules, triage
 from .gpus import GpuPool
 from .campaign import CENSUS, RESERVED, Campaign
 from .errors import BaselineCrashed, Fault, StopConditionMet, UsageError, disk_full, fault_of
@@ -417,6 +417,7 @@ class Engine:
             self.checkpoint("handoff", "the loop was interrupted (Ctrl-C); the running experiment was recorded as a crash")
             raise
         self.checkpoint("handoff", "the loop ended; summary printed")
+        integrations.loop_ended(self)
         return self.status()
 
     def check(self, hypothesis: Hypothesis) -> None:
@@ -1038,7 +1039,8 @@ class Engine:
 
     def _record(self, row: Row, extra: dict) -> None:
         """Ledger row, then its note, then the journal: replay finds whichever step a kill interrupted."""
-        if any(r.index == row.index for r in self.rows()):
+        replayed = any(r.index == row.index for r in self.rows())
+        if replayed:
             line = next(r for r in self.rows() if r.index == row.index).to_line()
         else:
             line = self.ledger.append(row)
@@ -1047,6 +1049,8 @@ class Engine:
         self.journal.record("row", row.index, status=row.status, commit=row.commit,
                             interrupted=bool(extra.get("interrupted")), jitter=extra.get("jitter"),
                             gpu_hours=extra.get("gpu_hours", 0.0), pruned=bool(extra.get("pruned")))
+        if not replayed:
+            integrations.row_recorded(self, row, extra)
 
     def _note_crash(self, plan: Plan, log_path: Path, why: str) -> None:
         tail = log_path.read_text(errors="replace").splitlines()[-TAIL_LINES:] if log_path.exists() else ["(no log)"]

@@ -87,7 +87,7 @@ def init_campaign(
     maximize: Annotated[bool | None, Field(
         description="True when higher is better; default: the recipe's own direction.")] = None,
     metric_source: Annotated[str | None, Field(
-        description="tensorboard:TAG | regex:PATTERN | line:KEY | jsonl:FIELD | nemo-rl:METRIC")] = None,
+        description="tensorboard:TAG | regex:PATTERN | line:KEY | jsonl:FIELD | nemo-rl:METRIC | mlflow:METRIC")] = None,
     aggregate: Annotated[str, Field(
         description="last | max | min | best | mean-last-K")] = api.CampaignRequest.aggregate,
     params_file: Annotated[str | None, Field(
@@ -144,6 +144,11 @@ def init_campaign(
         description="End a run whose objective curve is clearly worse than the reference's (a discard).")] = False,
     gpu_hours: Annotated[float | None, Field(
         gt=0, description="GPU-hour budget (elapsed x GPUs held; CPU runs use none).")] = None,
+    notify: Annotated[list[str] | None, Field(
+        description="Webhook URLs told (Slack-compatible JSON POST) of the baseline, each new best, stopped runs "
+                    "and the end; kept private, shown redacted.")] = None,
+    mlflow: Annotated[str | None, Field(
+        description="MLflow tracking URI: every row becomes a run in an experiment named after the campaign.")] = None,
 ) -> Result:
     """Record a campaign in the repository: objective, recipe or command, branch prefix, stop rules, launcher.
     Nothing is branched or run yet; the result lists the stop monitors and the person's uncommitted changes
@@ -156,7 +161,8 @@ def init_campaign(
         gpus_per_experiment=gpus_per_experiment, baseline_repeats=baseline_repeats, repeats=repeats, z=z,
         sequential=sequential, confirm=confirm, seed_flag=seed_flag, seed_base=seed_base,
         protected=tuple(protected or ()), brev=brev,
-        brev_volume=brev_volume, stall=stall, prune=prune, gpu_hours=gpu_hours)
+        brev_volume=brev_volume, stall=stall, prune=prune, gpu_hours=gpu_hours, notify=tuple(notify or ()),
+        mlflow=mlflow)
     return api.init_data(api.create_campaign(_root(repo), request))
 
 
@@ -305,6 +311,18 @@ async def run_loop(
 
 
 # -- reporting and session memory --------------------------------------------------------------------------------
+def finalize(repo: Repo = ".", keeps: Annotated[list[str] | None, Field(
+                 description="'best' or experiment names; each brings the keeps it was built on. Default: best.")] = None,
+             branch: Annotated[str | None, Field(description="The new branch; default <prefix>-final.")] = None,
+             campaign: CampaignName = None) -> Result:
+    """Replay the chosen keeps as clean commits on a new branch from the person's current branch and write PR.md
+    with the evidence; the person's tree, index and branch are untouched. On a conflict nothing is created and
+    `conflict` says which files: report it to the person, do not resolve it by guessing."""
+    from .finalize import finalize as build
+
+    return build(_engine(repo, campaign), tuple(keeps or ()), branch).to_dict()
+
+
 def report(repo: Repo = ".", campaign: CampaignName = None) -> Result:
     """Write the campaign report (progress plot, self-contained HTML page, Markdown summary, diffs) and return
     the paths with the Markdown summary's text."""
@@ -430,7 +448,7 @@ def _refusing(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 TOOLS = [init_campaign, create_demo, recipes, preflight, plan, run_baseline, new_experiment, try_experiment, run_loop,
-         status, ledger, report, steer, write_handoff, resume_report]
+         status, ledger, report, steer, write_handoff, resume_report, finalize]
 OUTPUT_SCHEMAS = {"init_campaign": "init", "create_demo": "init", "recipes": "recipes", "preflight": "preflight",
                   "status": "status", "ledger": "ledger", "resume_report": "resume"}
 READ_ONLY = {"recipes", "preflight", "plan", "status", "ledger"}

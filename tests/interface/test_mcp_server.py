@@ -21,7 +21,7 @@ from tests.helpers import PY, git, score_repo
 
 LR = "policy.optimizer.kwargs.lr"
 TOOLS = {"init_campaign", "create_demo", "recipes", "preflight", "plan", "run_baseline", "new_experiment",
-         "try_experiment", "run_loop", "status", "ledger", "report", "steer", "write_handoff", "resume_report"}
+         "try_experiment", "run_loop", "status", "ledger", "report", "steer", "write_handoff", "resume_report", "finalize"}
 
 
 def session(tmp_path: Path, test: Callable[[ClientSession], Awaitable[None]]) -> None:
@@ -191,3 +191,19 @@ def test_repo_defaults_to_the_servers_folder_and_bad_arguments_get_one_clear_mes
         assert (await refused(client, "try_experiment")).endswith("missing name: give it")
 
     session(repo, test)
+
+
+def test_finalize_through_the_tools(tmp_path: Path):
+    repo = str(score_repo(tmp_path / "r"))
+
+    async def test(client: ClientSession) -> None:
+        await ok(client, "init_campaign", repo=repo, command=f"{PY} train.py", metric="val_score", maximize=True,
+                 params_file="params.json")
+        await ok(client, "run_baseline", repo=repo)
+        await ok(client, "try_experiment", repo=repo, name="lr2", set={"lr": "0.05"})
+        done = await ok(client, "finalize", repo=repo, branch="winners")
+        assert done["branch"] == "winners" and [c["experiment"] for c in done["commits"]] == ["lr2"]
+        assert git(Path(repo), "log", "-1", "--format=%s", "winners").startswith("lr2: ")
+        assert "already exists" in await refused(client, "finalize", repo=repo, branch="winners")
+
+    session(tmp_path, test)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..errors import UsageError
 from .base import MetricSource
 from .jsonl import Jsonl
+from .mlflow_runs import Mlflow
 from .nemo_rl import NemoRL
 from .tensorboard import TensorBoard
 from .text import Line, Regex
@@ -15,6 +16,7 @@ SOURCES: dict[str, type[MetricSource]] = {
     "line": Line,
     "jsonl": Jsonl,
     "nemo-rl": NemoRL,
+    "mlflow": Mlflow,
 }
 
 
