@@ -116,10 +116,8 @@ def create_campaign(root: Path, req: CampaignRequest, *, save: bool = True) -> C
     c = new_campaign(root, recipe, objective, rules, prefix=req.prefix, name=req.name, slug=slug,
                      min_delta=req.min_delta, launcher=launcher,
                      options={"gpus_per_experiment": req.gpus_per_experiment, "protected": list(req.protected),
-                              "stall": stall, "prune": req.prune, "notify": [notify.shown(u) for u in urls],
+                              "stall": stall, "prune": req.prune, "notify": urls,
                               "mlflow": mlflow_uri, **noise, **_brev_options(req)}, save=save)
-    if save:
-        notify.save(c.dir, urls)
     return c
 
 

@@ -173,9 +173,10 @@ CAMPAIGN_OPTIONS = (
                       "of 30m and 5x the longest gap between steps; off."),
     click.option("--prune", is_flag=True, help="End a run whose curve is clearly worse than the reference's (a discard)."),
     click.option("--gpu-hours", type=float, help="GPU-hour budget (elapsed x GPUs held; CPU-only runs use none)."),
-    click.option("--notify", multiple=True, metavar="URL",
+    click.option("--notify", multiple=True, metavar="env:NAME|URL",
                  help="A webhook (Slack-compatible JSON POST) told of the baseline, each new best, stopped runs and "
-                      "the end (repeatable; kept private, shown redacted)."),
+                      "the end (repeatable); a URL that carries a credential is given as env:NAME, the variable "
+                      "holding it."),
     click.option("--mlflow", metavar="URI",
                  help="Log every row as an MLflow run in an experiment named after the campaign (needs the mlflow extra)."),
 )

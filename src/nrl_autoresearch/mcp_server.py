@@ -145,8 +145,8 @@ def init_campaign(
     gpu_hours: Annotated[float | None, Field(
         gt=0, description="GPU-hour budget (elapsed x GPUs held; CPU runs use none).")] = None,
     notify: Annotated[list[str] | None, Field(
-        description="Webhook URLs told (Slack-compatible JSON POST) of the baseline, each new best, stopped runs "
-                    "and the end; kept private, shown redacted.")] = None,
+        description="Webhooks told (Slack-compatible JSON POST) of the baseline, each new best, stopped runs "
+                    "and the end: URLs without a credential, or env:NAME for the variable holding one.")] = None,
     mlflow: Annotated[str | None, Field(
         description="MLflow tracking URI: every row becomes a run in an experiment named after the campaign.")] = None,
 ) -> Result:

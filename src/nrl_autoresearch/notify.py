@@ -2,9 +2,10 @@
 want on their phone happens: the baseline's result or crash, a new best keep, a stopped or stalled run, a met
 stop condition, the end of the loop.
 
-A webhook URL is itself a credential (Slack's and Discord's carry their token in the path), so the full URLs live
-only in a private file of the campaign (mode 0600); campaign.json, the output and the journal show them redacted.
-Delivery is retried briefly and never fatal: a campaign does not stop because a chat service is down.
+A webhook URL is often itself a credential (Slack's and Discord's carry their token in the path), and no file we
+write may hold one: such a URL is given as `--notify env:NAME`, the environment variable that holds it, read
+when a notification is sent; only a URL that carries no credential is stored as it is. Delivery is retried
+briefly and never fatal: a campaign does not stop because a chat service is down.
 """
 
 from __future__ import annotations
@@ -27,20 +28,33 @@ if TYPE_CHECKING:
     from .engine import Engine
     from .ledger import Row
 
-SECRET_FILE = "notify.secret"
+ENV = "env:"
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # how a run that autoresearch ended (the person's stop, a time limit, a stall) is described by its launcher
 _STOPPED = re.compile(r"timeout|stopped|stall|interrupted|cancel", re.IGNORECASE)
 ATTEMPTS = 3
 TIMEOUT_S = 5.0
 
 
-def validate(urls: tuple[str, ...] | list[str]) -> list[str]:
-    """Each URL must be http(s) with a host; the refusal shows it redacted."""
-    for url in urls:
+def validate(specs: tuple[str, ...] | list[str]) -> list[str]:
+    """Each is `env:NAME` (set now, to an http(s) URL) or an http(s) URL with no credential in it; a refusal never
+    shows the credential."""
+    for spec in specs:
+        url = _resolve(spec) if spec.startswith(ENV) else spec
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UsageError(f"bad --notify {shown(url)!r}: give an http:// or https:// webhook URL")
-    return list(urls)
+        if not spec.startswith(ENV) and shown(url) != url:
+            raise UsageError(f"the webhook {shown(url)!r} carries a credential, and no file may hold one: put the URL "
+                             "in an environment variable and pass --notify env:NAME")
+    return list(specs)
+
+
+def _resolve(spec: str) -> str:
+    name = spec[len(ENV):]
+    if not _NAME.fullmatch(name) or not os.environ.get(name):
+        raise UsageError(f"bad --notify {spec!r}: set the environment variable {name or 'NAME'} to the webhook URL")
+    return os.environ[name]
 
 
 def shown(url: str) -> str:
@@ -62,19 +76,17 @@ def _port(parts) -> int | None:
         return None
 
 
-def save(campaign_dir: Path, urls: list[str]) -> None:
-    """The full URLs, readable by the person only."""
-    if not urls:
-        return
-    path = campaign_dir / SECRET_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(urls, fh)
-
-
 def _urls(engine: Engine) -> list[str]:
-    path = engine.c.dir / SECRET_FILE
-    return json.loads(path.read_text()) if engine.c.options.get("notify") and path.exists() else []
+    """The webhook URLs now: `env:NAME` read from the environment (a name no longer set is said and skipped)."""
+    urls = []
+    for spec in engine.c.options.get("notify") or []:
+        if not spec.startswith(ENV):
+            urls.append(spec)
+        elif os.environ.get(spec[len(ENV):]):
+            urls.append(os.environ[spec[len(ENV):]])
+        else:
+            engine.say(f"notification skipped: {spec[len(ENV):]} is not set in this environment")
+    return urls
 
 
 # -- events ------------------------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import stat
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -69,36 +68,45 @@ def closed_port() -> int:
 
 def test_webhooks_hear_the_baseline_each_new_best_a_stopped_run_and_the_end(tmp_path: Path, receiver: Receiver):
     repo = score_repo(tmp_path / "r")
-    hook = f"{receiver.url}/hook/{TOKEN}?key=abc123"
+    env = {"HOOK": f"{receiver.url}/hook/{TOKEN}?key=abc123",
+           "FLAKY_HOOK": f"http://user:pa55word@127.0.0.1:{receiver.server_address[1]}/flaky/x"}
     init = cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize",
                "--params-file", "params.json", "--campaign", "c", "--max-experiments", "5", "--per-experiment", "3s",
-               "--notify", hook, "--notify", f"http://user:pa55word@127.0.0.1:{receiver.server_address[1]}/flaky/x",
-               check=True)
-    cli(repo, "baseline", check=True)
-    cli(repo, "try", "better", "--set", "lr=0.05", check=True)
-    cli(repo, "try", "slow", "--set", "sleep=30", check=True)
+               "--notify", "env:HOOK", "--notify", "env:FLAKY_HOOK", env=env, check=True)
+    cli(repo, "baseline", env=env, check=True)
+    cli(repo, "try", "better", "--set", "lr=0.05", env=env, check=True)
+    cli(repo, "try", "slow", "--set", "sleep=30", env=env, check=True)
     queue = tmp_path / "q.json"
     queue.write_text(json.dumps([{"name": "best", "set": {"lr": 0.1}}, {"name": "worse", "set": {"lr": 0.5}}]))
-    run = cli(repo, "run", "--proposer", f"queue:{queue}", "--yes", check=True)
+    run = cli(repo, "run", "--proposer", f"queue:{queue}", "--yes", env=env, check=True)
     assert receiver.events() == ["baseline", "new_best", "run_stopped", "new_best", "stop_condition_met"]
     first = receiver.received[0]["body"]
     assert first["text"].startswith("autoresearch c: baseline measured: val_score = 0.91")
     assert {"title": "status", "value": "keep", "short": True} in first["attachments"][0]["fields"]
     assert receiver.events("/flaky") == receiver.events()  # the 500 was retried
     assert {r["auth"] for r in receiver.received if r["path"].startswith("/flaky")} == {"Basic dXNlcjpwYTU1d29yZA=="}
-    secret = repo / "reports/auto_research/c/notify.secret"
-    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
-    written = [p.read_bytes().decode(errors="replace") for p in (repo / "reports").rglob("*") if p.is_file() and p != secret]
-    for text in [init.stdout, run.stdout, *written]:
+    written = [p.read_bytes().decode(errors="replace") for p in (repo / "reports").rglob("*") if p.is_file()]
+    for text in [init.stdout, run.stdout, *written]:  # no file we write holds the credential
         assert TOKEN not in text and "abc123" not in text and "pa55word" not in text
-    assert f"{receiver.url}/hook/***?key=***" in init.stdout
+    assert "notify: env:HOOK, env:FLAKY_HOOK" in init.stdout
+
+
+def test_a_url_with_a_credential_is_refused_and_an_unset_variable_named(tmp_path: Path):
+    repo = score_repo(tmp_path / "r")
+    base = ["init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize"]
+    proc = cli(repo, *base, "--notify", f"https://hooks.example.org/services/{TOKEN}")
+    assert proc.returncode == 2 and "carries a credential" in proc.stderr and "env:NAME" in proc.stderr
+    assert TOKEN not in proc.stderr and not (repo / "reports").exists()
+    proc = cli(repo, *base, "--notify", "env:NO_SUCH_HOOK_VARIABLE")
+    assert proc.returncode == 2 and "set the environment variable NO_SUCH_HOOK_VARIABLE" in proc.stderr
 
 
 def test_an_unreachable_webhook_never_stops_the_campaign(tmp_path: Path):
     repo = score_repo(tmp_path / "r")
+    env = {"HOOK": f"http://127.0.0.1:{closed_port()}/hook/{TOKEN}"}
     cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file",
-        "params.json", "--notify", f"http://127.0.0.1:{closed_port()}/hook/{TOKEN}", check=True)
-    proc = cli(repo, "baseline", check=True)
+        "params.json", "--notify", "env:HOOK", env=env, check=True)
+    proc = cli(repo, "baseline", env=env, check=True)
     assert "failed after 3 attempts (ConnectionRefusedError); the campaign goes on" in proc.stdout
     assert TOKEN not in proc.stdout + proc.stderr
 
