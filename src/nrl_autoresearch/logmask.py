@@ -29,8 +29,17 @@ def copy(source: int, sink: int, secrets: list[bytes]) -> None:
     pending = b""
     while chunk := os.read(source, CHUNK):
         ready, pending = _split(pending + chunk, secrets)
-        os.write(sink, ready)
-    os.write(sink, mask(pending, secrets))
+        _write(sink, ready)
+    _write(sink, mask(pending, secrets))
+
+
+def _write(sink: int, data: bytes) -> None:
+    """A full disk costs this part of the log, never the run: reading goes on, so the run is never blocked on its
+    output, and the engine reports the full disk itself."""
+    try:
+        os.write(sink, data)
+    except OSError:
+        pass
 
 
 def _split(pending: bytes, secrets: list[bytes]) -> tuple[bytes, bytes]:

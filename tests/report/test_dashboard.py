@@ -26,9 +26,10 @@ TOKEN = "T0KEN1234secretpath"
 
 def campaign(tmp_path: Path, name: str = "c") -> Path:
     repo = score_repo(tmp_path / "r")
+    env = {"DASH_HOOK": f"http://127.0.0.1:9/hook/{TOKEN}"}  # a webhook whose URL is a credential
     cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file",
-        "params.json", "--campaign", name, "--notify", f"http://127.0.0.1:9/hook/{TOKEN}", check=True)
-    cli(repo, "baseline", check=True)
+        "params.json", "--campaign", name, "--notify", "env:DASH_HOOK", env=env, check=True)
+    cli(repo, "baseline", env=env, check=True)
     return repo
 
 
