@@ -25,10 +25,10 @@ def preflight(engine: Engine) -> list[Check]:
     checks.append(Check(free_gb >= 1.0, "free disk where logs and checkpoints go", f"{free_gb:.1f} GiB free",
                         blocking=free_gb < 1.0))
     checks += _local_gpus(engine)
-    if engine._gpus.per_experiment:
+    if engine.gpus.per_experiment:
         visible = gpus.visible_gpus()
-        checks.append(Check(len(visible) >= engine._gpus.per_experiment, "GPUs per experiment",
-                            f"{engine._gpus.per_experiment} requested, {len(visible)} visible"))
+        checks.append(Check(len(visible) >= engine.gpus.per_experiment, "GPUs per experiment",
+                            f"{engine.gpus.per_experiment} requested, {len(visible)} visible"))
     checks += _brev(engine)
     checks += _baseline_branch(engine)
     refused = engine.ws.probe_commit()
@@ -110,7 +110,7 @@ def verify(engine: Engine) -> list[str]:
     for branch in sorted(set(branches) - with_rows - pending - prepared):
         problems.append(f"branch {branch} has no row")
     for a in sorted(attempts.values(), key=lambda a: a.index):
-        if not a.done and a.index not in engine._in_flight:
+        if not a.done and a.index not in engine.in_flight:
             problems.append(f"run {a.index} ({a.data.get('name')}) was left in flight at step '{a.step}'")
     return problems
 

@@ -72,12 +72,12 @@ class Engine:
         self.journal = Journal(campaign.dir / "journal.jsonl")
         self.source = self.recipe.metric_source(campaign.objective)
         self._lock = threading.RLock()
-        self._in_flight: set[int] = set()  # indexes reserved and not yet recorded (for the stop rules)
+        self.in_flight: set[int] = set()  # indexes reserved and not yet recorded (for the stop rules)
         self._active = 0  # worker threads busy with a group and its follow-ups (for --workers)
-        self._halt: str | None = None
+        self.halt_reason: str | None = None
         self._said: str | None = None  # the last stop sentence said
         self._memory: Session | None = None
-        self._gpus = GpuPool(campaign.options.get("gpus_per_experiment", 0))
+        self.gpus = GpuPool(campaign.options.get("gpus_per_experiment", 0))
         self._held: float | None = None
         self._failure: BaseException | None = None  # what stopped a worker from recording its rows
         self.writer = CampaignLock(campaign.dir, campaign.name)
@@ -172,7 +172,7 @@ class Engine:
 
     def checkpoint(self, kind: str, text: str) -> None:
         attempts = self.journal.attempts()
-        in_flight = [attempts[i].data.get("name", str(i)) for i in sorted(self._in_flight) if i in attempts]
+        in_flight = [attempts[i].data.get("name", str(i)) for i in sorted(self.in_flight) if i in attempts]
         steering = [e["text"] for e in self.journal.events() if e["step"] == "steer"]
         moment = Moment(self.rows(), self.status(), in_flight, steering, self.ws.user_branch() or "(detached)")
         self.memory.checkpoint(kind, text, moment)
@@ -212,7 +212,7 @@ class Engine:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / flag).write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
 
-    def _watch(self, plan: Plan, job: Job, worktree: Path | None):
+    def watch(self, plan: Plan, job: Job, worktree: Path | None):
         """Polled while a run is in flight: Ctrl-C, `autoresearch stop`, live progress, the 30-minute checkpoint."""
         started = time.time()
         outputs = self.outputs(plan, job.log_path, worktree)
@@ -220,8 +220,8 @@ class Engine:
                          self._prune_rule(plan))
 
         def check() -> str | None:
-            if self._halt:
-                return self._halt
+            if self.halt_reason:
+                return self.halt_reason
             if self.control() == "stop":
                 return "stopped by the person (autoresearch stop)"
             if self.progress is not None and self.progress.due(plan.run):
@@ -384,7 +384,7 @@ class Engine:
         launched = 0
         threads: list[threading.Event] = []
         try:
-            while not self._halt and (max_runs is None or launched < max_runs):
+            while not self.halt_reason and (max_runs is None or launched < max_runs):
                 flag = self.control() or self._volume_full()
                 if flag:
                     self.say(f"halted by the person ({flag}): {'ending the runs in flight' if flag == 'stop' else 'no new run starts'}")
@@ -394,7 +394,7 @@ class Engine:
                 with self._lock:
                     if self.status().met:
                         break
-                    ready = self._active < workers and self._may_launch() and self._gpus.available()
+                    ready = self._active < workers and self._may_launch() and self.gpus.available()
                     plans = None
                     if ready:
                         hypothesis = propose(self.history())
@@ -403,7 +403,7 @@ class Engine:
                             break
                         plans = self._plan(hypothesis)
                 if plans is None:
-                    if not self._active and not (self._may_launch() and self._gpus.available()):
+                    if not self._active and not (self._may_launch() and self.gpus.available()):
                         break
                     self._wait_any(threads)
                     continue
@@ -450,7 +450,7 @@ class Engine:
 
     def halt(self, reason: str) -> None:
         """End the running experiments (recorded as crashes with this reason) and start no new one."""
-        self._halt = reason
+        self.halt_reason = reason
 
     # -- planning ------------------------------------------------------------------------------------
     def _check_may_launch(self) -> None:
@@ -464,7 +464,7 @@ class Engine:
 
     def _pending(self) -> int:
         """Runs reserved or in flight whose rows are not written yet (a written row already counts as attempted)."""
-        return len(self._in_flight - {r.index for r in self.rows()})
+        return len(self.in_flight - {r.index for r in self.rows()})
 
     def next_index(self) -> int:
         return max(self.journal.last_index(), max((r.index for r in self.rows()), default=0)) + 1
@@ -507,7 +507,7 @@ class Engine:
                                     parent_commit=parent_commit, hypothesis=hypothesis.to_dict(), effective=effective,
                                     reference=asdict(reference) if reference else None, seed=seed, group=list(group),
                                     role=label)
-                self._in_flight.add(index)
+                self.in_flight.add(index)
                 plans.append(plan)
             return plans
 
@@ -628,7 +628,7 @@ class Engine:
             finally:
                 with self._lock:
                     self._active -= 1
-                    self._in_flight -= {r.index for r in self.rows()}
+                    self.in_flight -= {r.index for r in self.rows()}
                 done.set()
 
         threading.Thread(target=work, name=f"experiment-{plans[0].index}", daemon=True).start()
@@ -655,18 +655,18 @@ class Engine:
         try:
             try:
                 for plan in plans:
-                    skip = self._halt or _first_baseline_run_crashed(outcomes)
+                    skip = self.halt_reason or _first_baseline_run_crashed(outcomes)
                     if skip:
-                        outcomes.append(self._not_run(plan, commit or plan.parent_commit, skip, worktree))
+                        outcomes.append(self.not_run(plan, commit or plan.parent_commit, skip, worktree))
                         continue
                     outcome = self._run(plan, commit, worktree)
                     commit, worktree = outcome.commit, outcome.worktree
                     outcomes.append(outcome)
                 outcomes += self._more_runs(outcomes)
-                rows = self._record_group(outcomes)
+                rows = self.record_group(outcomes)
             finally:
                 with self._lock:
-                    self._in_flight -= {plan.index for plan in plans} | {o.plan.index for o in outcomes}
+                    self.in_flight -= {plan.index for plan in plans} | {o.plan.index for o in outcomes}
             self._diagnose(outcomes)
             rows += self._fix_and_rerun(plans[0], rows, worktree)
             rows += self._confirm(plans[0], rows, worktree)
@@ -693,7 +693,7 @@ class Engine:
                       metric_name=self.c.objective.metric_name, metric_value=None, memory_gb=None, elapsed_min=0.0,
                       launcher=self.launcher.name, job_id="none", command="", log_path="none", status="crash",
                       description=f"{what}; crash: {reason}")
-            self._record(row, extra={"end": reason, "run": plan.run})
+            self.record(row, extra={"end": reason, "run": plan.run})
             self.say(self._progress(row))
             rows.append(row)
         return rows
@@ -703,7 +703,7 @@ class Engine:
         the person edited it after `autoresearch new`), reproducible from the journal, and goes with it."""
         hand_edited = any(e["step"] == "prepared" and e["name"] == plan.name for e in self.journal.events())
         if worktree is not None and not self.ws.release(worktree, discard=refused and not hand_edited):
-            self.say(f"[{plan.index}] kept worktree {self._rel(worktree)}: the run left files in it")
+            self.say(f"[{plan.index}] kept worktree {self.rel(worktree)}: the run left files in it")
 
     def _run(self, plan: Plan, commit: str | None, worktree: Path | None) -> Outcome:
         """Branch and commit (first run of a group), launch, wait, measure. Never raises: a failure is an outcome."""
@@ -726,7 +726,7 @@ class Engine:
             else:
                 self._say_sentence()
                 job = self._launch(plan, worktree)
-                result = job.wait(should_stop=self._watch(plan, job, worktree))
+                result = job.wait(should_stop=self.watch(plan, job, worktree))
                 if self.progress is not None:
                     self.progress.done(plan.run)
         except Exception as err:  # the run consumed its index: it must still become a row
@@ -735,7 +735,7 @@ class Engine:
                 job.cancel(reason)
             result = JobResult(JobState.FAILED, None, reason, 0.0)
         finally:
-            self._gpus.give_back(plan.index)
+            self.gpus.give_back(plan.index)
         self.journal.record("finished", plan.index, result=_result_dict(result))
         return self._measured(plan, commit or plan.parent_commit, job, result, worktree)
 
@@ -743,7 +743,7 @@ class Engine:
         """The run measured; a reader that fails on its outputs (a metric too large for a float) makes it a crash
         that still knows its commit and worktree."""
         try:
-            return self._measure(plan, commit, job, result, worktree)
+            return self.measure(plan, commit, job, result, worktree)
         except Exception as err:
             if disk_full(err):
                 raise
@@ -757,7 +757,7 @@ class Engine:
         tag = hashlib.sha1(str(self.c.dir.resolve()).encode()).hexdigest()[:6]
         return f"ar-{self.c.name}-{tag}-{index:03d}"
 
-    def _not_run(self, plan: Plan, commit: str, reason: str, worktree: Path | None) -> Outcome:
+    def not_run(self, plan: Plan, commit: str, reason: str, worktree: Path | None) -> Outcome:
         return Outcome(plan, commit, JobResult(JobState.CANCELLED, None, reason, 0.0), worktree=worktree,
                        log_path=self.c.run_dir(plan.run) / "run.log")
 
@@ -794,17 +794,17 @@ class Engine:
         env = {**launch.env, **(brev.prepare(self.c.options["brev"], run_dir) if self.c.options.get("brev") else {})}
         spec = RunSpec(name=self.job_name(plan.index), argv=argv, cwd=launch.cwd,
                        log_path=run_dir / "run.log", run_dir=run_dir, env={**env, RUN_MARKER: marker},
-                       timeout_s=limit, gpus=self._gpus.take(plan.index))
+                       timeout_s=limit, gpus=self.gpus.take(plan.index))
         self.journal.record("launching", plan.index, marker=marker, job_name=spec.name, run_dir=str(run_dir))
         self.checkpoint("before launch", f"[{plan.index}] {redact(' '.join(argv))} on {self.launcher.name}")
         job = self.launcher.submit(spec)
         self.journal.record("launched", plan.index, job=job.handle(), job_id=job.job_id, command=job.command,
                             log_path=str(job.log_path))
-        self.checkpoint("after launch", f"[{plan.index}] job {job.job_id}, log {self._rel(job.log_path)}")
-        self.say(f"[{plan.index}] launched {plan.name} on {self.launcher.name} (job {job.job_id}), log {self._rel(job.log_path)}")
+        self.checkpoint("after launch", f"[{plan.index}] job {job.job_id}, log {self.rel(job.log_path)}")
+        self.say(f"[{plan.index}] launched {plan.name} on {self.launcher.name} (job {job.job_id}), log {self.rel(job.log_path)}")
         return job
 
-    def _measure(self, plan: Plan, commit: str, job: Job | None, result: JobResult, worktree: Path | None) -> Outcome:
+    def measure(self, plan: Plan, commit: str, job: Job | None, result: JobResult, worktree: Path | None) -> Outcome:
         log_path = job.log_path if job else self.c.run_dir(plan.run) / "run.log"
         outputs = self.outputs(plan, log_path, worktree)
         reading = self.source.read(outputs)
@@ -826,7 +826,7 @@ class Engine:
     def _census_path(self, plan: Plan) -> Path:
         return self.c.dir / CENSUS / f"{plan.run}.json"
 
-    def _record_group(self, outcomes: list[Outcome]) -> list[Row]:
+    def record_group(self, outcomes: list[Outcome]) -> list[Row]:
         """One verdict for the group's valid runs (with the configuration's earlier runs, as a confirmation
         has), one row per run in index order; crashed runs are crash rows."""
         rows = []
@@ -843,11 +843,11 @@ class Engine:
                 recipe=self.recipe.label, metric_name=self.c.objective.metric_name,
                 metric_value=None if why else o.value, memory_gb=None if why else o.memory,
                 elapsed_min=o.result.run_s / 60, launcher=self.launcher.name, job_id=o.job_id, command=o.command,
-                log_path=self._rel(o.log_path), status=status,
+                log_path=self.rel(o.log_path), status=status,
                 description=f"{what}{f' ({role})' if role else ''}; {note}",
             )
             gpus = self.gpus_held()
-            self._record(row, extra={"queue_s": o.result.queue_s, "metric_source": o.source, "end": o.result.reason,
+            self.record(row, extra={"queue_s": o.result.queue_s, "metric_source": o.source, "end": o.result.reason,
                                      "run": o.plan.run, "ending": o.ending, "seed": o.plan.seed,
                                      "interrupted": o.interrupted, "jitter": o.jitter, "gpus": gpus,
                                      "gpu_hours": o.result.run_s / 3600 * gpus, "pruned": pruned})
@@ -864,7 +864,7 @@ class Engine:
             why = f"no {self.c.objective.metric_name} found ({self.source})"
         error = None if o.result.succeeded else triage.error_line(_tail(log).splitlines())
         return (f"crash: {why}" + (f": {error}" if error else "")
-                + f"; log {self._rel(log)}, its tail in {self._rel(self.c.dir / 'notes.md')}")
+                + f"; log {self.rel(log)}, its tail in {self.rel(self.c.dir / 'notes.md')}")
 
     def _group_verdict(self, outcomes: list[Outcome]) -> Verdict:
         plan = outcomes[0].plan
@@ -891,7 +891,7 @@ class Engine:
                 or not self.c.options.get("sequential") or not self.recipe.seeded()):
             return []
         added: list[Outcome] = []
-        while not self._halt and len(added) + 1 < MAX_LOOK_RUNS and not any(o.crashed for o in added):
+        while not self.halt_reason and len(added) + 1 < MAX_LOOK_RUNS and not any(o.crashed for o in added):
             values = [o.value for o in (first, *added) if o.value is not None]
             spread = self.spread(first.commit, values if added else None)
             look = dict(maximize=self.c.objective.maximize, spread=spread, min_delta=self.c.min_delta)
@@ -923,7 +923,7 @@ class Engine:
             self.say(f"[{plan.index}] no room left to confirm {plan.name}: it stays an unconfirmed keep")
             return []
         again = self._plan_again(plan, rows[-1].commit, f"confirmation of [{rows[0].index}]", seeded=True)
-        return self._record_group([self._run(again, rows[-1].commit, worktree)])
+        return self.record_group([self._run(again, rows[-1].commit, worktree)])
 
     def _fix_and_rerun(self, plan: Plan, rows: list[Row], worktree: Path | None) -> list[Row]:
         """Crash triage: a crash that looks like the change's own small mistake (syntax error, missing import, bad
@@ -942,7 +942,7 @@ class Engine:
             paths = self.ws.changed_paths(worktree)
             commit = self.ws.commit(worktree, paths, redact(f"{plan.name}: fix after crash [{last.index}]\n"))
             again = self._plan_again(plan, commit, f"rerun of [{last.index}] after fix {attempts}", seeded=False)
-            written += self._record_group([self._run(again, commit, worktree)])
+            written += self.record_group([self._run(again, commit, worktree)])
         return written
 
     def _plan_again(self, original: Plan, commit: str | None, role: str, *, seeded: bool,
@@ -963,7 +963,7 @@ class Engine:
                                 parent_commit=plan.parent_commit, hypothesis=hypothesis.to_dict(),
                                 effective=plan.effective, reference=asdict(plan.reference) if plan.reference else None,
                                 seed=seed, group=[index], role=role, commit=commit, rerun_of=rerun_of)
-            self._in_flight.add(index)
+            self.in_flight.add(index)
         return plan
 
     # -- interruptions -------------------------------------------------------------------------------
@@ -1037,7 +1037,7 @@ class Engine:
         smaller = self.ws.diff_size(base, commit) < self.ws.diff_size(base, plan.parent_commit)
         return smaller or self.ws.net_lines(plan.parent_commit, commit) < 0
 
-    def _record(self, row: Row, extra: dict) -> None:
+    def record(self, row: Row, extra: dict) -> None:
         """Ledger row, then its note, then the journal: replay finds whichever step a kill interrupted."""
         replayed = any(r.index == row.index for r in self.rows())
         if replayed:
@@ -1054,7 +1054,7 @@ class Engine:
 
     def _note_crash(self, plan: Plan, log_path: Path, why: str) -> None:
         tail = log_path.read_text(errors="replace").splitlines()[-TAIL_LINES:] if log_path.exists() else ["(no log)"]
-        text = f"\n## {plan.index} {plan.name}: crash\n\n{why}\n\nLast lines of {self._rel(log_path)}:\n\n```\n" + "\n".join(tail) + "\n```\n"
+        text = f"\n## {plan.index} {plan.name}: crash\n\n{why}\n\nLast lines of {self.rel(log_path)}:\n\n```\n" + "\n".join(tail) + "\n```\n"
         with (self.c.dir / "notes.md").open("a") as fh:
             fh.write(redact(text))
 
@@ -1063,7 +1063,7 @@ class Engine:
         return (f"[{row.index}] {row.status:<7} {row.branch.rsplit('/', 1)[1]}  {row.metric_name}={value}  "
                 f"{row.elapsed_min:.1f} min  {row.description}")
 
-    def _rel(self, path: Path) -> str:
+    def rel(self, path: Path) -> str:
         try:
             return str(Path(path).resolve().relative_to(self.c.repo.resolve()))
         except ValueError:

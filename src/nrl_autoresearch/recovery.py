@@ -27,7 +27,7 @@ def recover(engine: Engine) -> list[str]:
     release the clean worktrees it left. A torn last ledger line is repaired first."""
     found = [m for m in [engine.ledger.repair(engine.notes)] if m]
     pending = [a for a in sorted(engine.journal.attempts().values(), key=lambda a: a.index)
-               if not a.done and a.index not in engine._in_flight]
+               if not a.done and a.index not in engine.in_flight]
     groups: dict[tuple[int, ...], list[Attempt]] = {}
     for attempt in pending:
         groups.setdefault(tuple(attempt.data.get("group") or [attempt.index]), []).append(attempt)
@@ -71,13 +71,13 @@ def _group(engine: Engine, members: list[Attempt]) -> str:
     outcomes, commit, worktree = [], None, None
     for attempt, plan in zip(members, plans):
         if plan.index in written:  # the row was written; only its note or journal entry may be missing
-            engine._record(written[plan.index], extra={"recovered": True})
+            engine.record(written[plan.index], extra={"recovered": True})
             continue
         commit = commit or _commit(engine, plan, attempt.data)
         worktree = worktree or (Path(attempt.data["worktree"]) if attempt.data.get("worktree") else None)
         outcomes.append(_run(engine, attempt, plan, commit, worktree))
     if outcomes:
-        engine._record_group(outcomes)
+        engine.record_group(outcomes)
     names = ", ".join(f"{p.index} ({p.name})" for p in plans)
     how = "; ".join(sorted({o.result.reason for o in outcomes})) or "rows already written"
     return f"run {names}: {how}"
@@ -88,15 +88,15 @@ def _run(engine: Engine, attempt: Attempt, plan: Plan, commit: str, worktree: Pa
     if attempt.step in ("launched", "launching", "finished"):
         job = _job(engine, attempt)
         if job is not None:
-            engine._in_flight.add(plan.index)
+            engine.in_flight.add(plan.index)
             try:
                 result = (_result_from(attempt.data["result"]) if attempt.step == "finished"
-                          else job.wait(should_stop=engine._watch(plan, job, worktree)))
+                          else job.wait(should_stop=engine.watch(plan, job, worktree)))
             finally:
-                engine._in_flight.discard(plan.index)
+                engine.in_flight.discard(plan.index)
                 _end_marked(engine, attempt.data.get("marker"))
-            return engine._measure(plan, commit, job, result, worktree)
-    return engine._not_run(plan, commit, f"interrupted: the engine stopped during step '{attempt.step}'", worktree)
+            return engine.measure(plan, commit, job, result, worktree)
+    return engine.not_run(plan, commit, f"interrupted: the engine stopped during step '{attempt.step}'", worktree)
 
 
 def _commit(engine: Engine, plan: Plan, d: dict) -> str:

@@ -39,7 +39,7 @@ def smoke(engine: Engine, sets: dict[str, str], limit_s: float = 600.0) -> dict:
                        timeout_s=limit_s)
         before = Census.take(run_dir, worktree)
         job = engine.launcher.submit(spec)
-        result = job.wait(should_stop=lambda: engine._halt)
+        result = job.wait(should_stop=lambda: engine.halt_reason)
         return _smoke_findings(engine, spec, result, RunOutputs(spec.log_path, run_dir, worktree, before))
     finally:
         engine.ws.git.run("worktree", "remove", "--force", str(worktree), check=False)  # our own scratch checkout
@@ -51,7 +51,7 @@ def _smoke_findings(engine: Engine, spec: RunSpec, result: JobResult, outputs: R
     value = aggregate(reading.points, engine.c.objective.aggregate, maximize=engine.c.objective.maximize) if reading else None
     return {
         "launcher": engine.launcher.name, "proved": _proved(engine, result, reading is not None, step),
-        "command": redact(shlex.join(spec.argv)), "log_path": engine._rel(spec.log_path),
+        "command": redact(shlex.join(spec.argv)), "log_path": engine.rel(spec.log_path),
         "log_written": spec.log_path.exists() and spec.log_path.stat().st_size > 0,
         "ended": result.reason, "succeeded": result.succeeded, "seconds": round(result.run_s, 2),
         "metric": {"name": engine.c.objective.metric_name, "value": value,
