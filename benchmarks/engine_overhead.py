@@ -17,14 +17,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from nrl_autoresearch import campaign as campaigns
-from nrl_autoresearch.campaign import Campaign
-from nrl_autoresearch.engine import Engine
-from nrl_autoresearch.hypothesis import Hypothesis
-from nrl_autoresearch.ledger import Ledger
-from nrl_autoresearch.recipes.base import Objective
+from nrl_autoresearch.core import campaign as campaigns
+from nrl_autoresearch.core.campaign import Campaign
+from nrl_autoresearch.core.hypothesis import Hypothesis
+from nrl_autoresearch.core.ledger import Ledger
+from nrl_autoresearch.core.recipe import Objective
+from nrl_autoresearch.core.stoprules import StopRules
 from nrl_autoresearch.recipes.command import CommandRecipe
-from nrl_autoresearch.stoprules import StopRules
+from nrl_autoresearch.runner.engine import Engine
 
 
 def git(repo: Path, *args: str, input: str | None = None) -> str:

@@ -25,10 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from nrl_autoresearch import api
-from nrl_autoresearch.engine import Engine
-from nrl_autoresearch.hypothesis import Hypothesis
-from nrl_autoresearch.stoprules import StopRules
+from nrl_autoresearch.interface import api
+from nrl_autoresearch.core.hypothesis import Hypothesis
+from nrl_autoresearch.core.stoprules import StopRules
+from nrl_autoresearch.runner.engine import Engine
 
 BANDIT = Path(__file__).parent / "recipes" / "episodic_bandit.py"
 BANDIT_PARAMS = ('{"seed": 1, "learning_rate": 0.005, "num_envs": 4, "total_steps": 4000, "episode_length": 10,\n'

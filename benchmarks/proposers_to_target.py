@@ -18,13 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from nrl_autoresearch import api
+from nrl_autoresearch.interface import api
+from nrl_autoresearch.core.stoprules import StopRules
 from nrl_autoresearch.demo import RECIPE, create_repo
-from nrl_autoresearch.engine import Engine
 from nrl_autoresearch.proposers import make_proposer
 from nrl_autoresearch.recipes import yamledit
 from nrl_autoresearch.recipes.nemo_rl import NemoRLRecipe
-from nrl_autoresearch.stoprules import StopRules
+from nrl_autoresearch.runner.engine import Engine
 
 SPACE = """\
 policy.optimizer.kwargs.lr: {low: 5.0e-4, high: 2.0e-2, log: true}

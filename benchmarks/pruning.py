@@ -25,12 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from nrl_autoresearch.core.launcher import RunSpec
+from nrl_autoresearch.core.metric import Point, RunOutputs
 from nrl_autoresearch.demo import RECIPE, create_repo
-from nrl_autoresearch.launchers.base import RunSpec
 from nrl_autoresearch.launchers.local import LocalLauncher
 from nrl_autoresearch.metrics import parse_source
-from nrl_autoresearch.metrics.base import Point, RunOutputs
-from nrl_autoresearch.watch import PruneRule, RunWatch
+from nrl_autoresearch.runner.watch import PruneRule, RunWatch
 
 _STEP = re.compile(r"Step (\d+)/(\d+)")
 _ACC = re.compile(r"• Accuracy: ([0-9.]+)")

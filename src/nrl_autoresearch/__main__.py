@@ -1,3 +1,3 @@
-from .cli import main
+from nrl_autoresearch.interface.cli import main
 
 main()

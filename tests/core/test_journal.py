@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from nrl_autoresearch.errors import disk_full
-from nrl_autoresearch.journal import Journal
+from nrl_autoresearch.core.errors import disk_full
+from nrl_autoresearch.core.journal import Journal
 from tests.helpers import fill, small_disk
 
 

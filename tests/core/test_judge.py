@@ -7,9 +7,22 @@ import random
 
 import pytest
 
-from nrl_autoresearch.judge import (CANDIDATE_Z, CONTINUE_Z, MAX_LOOK_RUNS, Z_DEFAULT, Reference, Spread, ahead,
-                                    curve_jitter, false_keep_rate, judge, keep_bar, pooled_jitter, pooled_spread,
-                                    t_quantile)
+from nrl_autoresearch.core.judge import (
+    CANDIDATE_Z,
+    CONTINUE_Z,
+    MAX_LOOK_RUNS,
+    Z_DEFAULT,
+    Reference,
+    Spread,
+    ahead,
+    curve_jitter,
+    false_keep_rate,
+    judge,
+    keep_bar,
+    pooled_jitter,
+    pooled_spread,
+    t_quantile,
+)
 
 
 @pytest.mark.parametrize("p, dof, expected", [

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from nrl_autoresearch.errors import disk_full
-from nrl_autoresearch.git import Git
-from nrl_autoresearch.ledger import COLUMNS, HEADER, Ledger, LedgerDamaged, Notes, Row, best, rebuild
-from nrl_autoresearch.redact import redact
+from nrl_autoresearch.core.errors import disk_full
+from nrl_autoresearch.core.git import Git
+from nrl_autoresearch.core.ledger import COLUMNS, HEADER, Ledger, LedgerDamaged, Notes, Row, best, rebuild
+from nrl_autoresearch.core.redact import redact
 from tests.helpers import fill, git, make_repo, small_disk
 
 

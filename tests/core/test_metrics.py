@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from tensorboardX import SummaryWriter
 
-from nrl_autoresearch.errors import UsageError
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.metric import Census, Point, RunOutputs, aggregate, validate_aggregate
 from nrl_autoresearch.metrics import parse_source
-from nrl_autoresearch.metrics.base import Census, Point, RunOutputs, aggregate, validate_aggregate
 from nrl_autoresearch.metrics.tfevents import read_scalars
 
 
@@ -46,8 +46,8 @@ def test_reader_returns_every_point_like_tensorboard_itself(tmp_path: Path):
 
 
 def test_reader_handles_tensor_summaries(tmp_path: Path):
-    from tensorboard.summary.writer.event_file_writer import EventFileWriter
     from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
     from tensorboard.util import tensor_util
 
     writer = EventFileWriter(str(tmp_path / "tb"))

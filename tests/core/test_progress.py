@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nrl_autoresearch.core.progress import Progress, run_line
 from tests.helpers import PY, cli, make_repo
-
-from nrl_autoresearch.progress import Progress, run_line
 
 
 def test_run_line_estimates_time_left_from_steps():

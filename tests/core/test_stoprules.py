@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from nrl_autoresearch.errors import UsageError
-from nrl_autoresearch.stoprules import (StopRules, exact_duration, format_duration, may_launch, parse_duration, parse_stop_sentence,
-                                        run_limit, status)
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.stoprules import (
+    StopRules,
+    exact_duration,
+    format_duration,
+    may_launch,
+    parse_duration,
+    parse_stop_sentence,
+    run_limit,
+    status,
+)
 
 NOW = 1_000_000.0
 
@@ -126,7 +134,7 @@ def test_rules_survive_persistence():
 
 
 def test_a_gpu_hour_budget_is_read_from_stop_and_checked_like_the_deadline():
-    from nrl_autoresearch.stoprules import StopRules, may_launch, status
+    from nrl_autoresearch.core.stoprules import StopRules, may_launch, status
 
     rules = StopRules.build(now=0.0, stop="10 experiments or 100 GPU-hours, 2h each")
     assert rules.gpu_hours == 100 and "gpu_hour_budget = 100" in rules.monitors()

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from nrl_autoresearch.ledger import COLUMNS, HEADER
+from nrl_autoresearch.core.ledger import COLUMNS, HEADER
 from tests.helpers import PY, cli, git, ledger_rows, make_repo, score_repo, tree_digest
 
 INIT = ["init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file", "params.json",

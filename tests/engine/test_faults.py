@@ -14,9 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from nrl_autoresearch import campaign as campaigns
-from nrl_autoresearch.engine import Engine
-from nrl_autoresearch.hypothesis import Hypothesis
+from nrl_autoresearch.core import campaign as campaigns
+from nrl_autoresearch.core.hypothesis import Hypothesis
+from nrl_autoresearch.runner.engine import Engine
 from tests.helpers import PY, cli, git, ledger_rows, make_repo, score_repo, small_disk
 
 INIT = ["init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file", "params.json",
@@ -353,8 +353,8 @@ def test_a_commit_refused_after_preflight_is_a_crash_row_with_the_hook_and_no_wo
 
 
 def test_a_commit_refused_by_a_silent_hook_says_which_hook(tmp_path: Path):
-    from nrl_autoresearch.git import GitError
-    from nrl_autoresearch.workspace import Workspace
+    from nrl_autoresearch.core.git import GitError
+    from nrl_autoresearch.runner.workspace import Workspace
 
     repo = hooks_repo(tmp_path, "commit-msg", "#!/bin/sh\nexit 1\n")
     ws = Workspace(repo, "autoresearch/x", tmp_path / "wt")

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from nrl_autoresearch.errors import UsageError
+from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.proposers.queue import load_queue
 from tests.helpers import PY, cli, git, ledger_rows, score_repo, tree_digest
 

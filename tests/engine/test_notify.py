@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nrl_autoresearch.notify import shown
+from nrl_autoresearch.integrations.notify import shown
 from tests.helpers import PY, cli, make_repo, score_repo
 
 TOKEN = "T0KEN1234secretpath"

@@ -11,9 +11,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from nrl_autoresearch import campaign as campaigns
-from nrl_autoresearch.hypothesis import Hypothesis
-from nrl_autoresearch.ledger import Row
+from nrl_autoresearch.core import campaign as campaigns
+from nrl_autoresearch.core.hypothesis import Hypothesis
+from nrl_autoresearch.core.ledger import Row
 from tests.helpers import PY, cli, git, ledger_rows, score_repo
 
 ROWS = 2000

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from nrl_autoresearch import campaign as campaigns
-from nrl_autoresearch.engine import Engine
-from nrl_autoresearch.hypothesis import Hypothesis
-from nrl_autoresearch.judge import Z_DEFAULT, Spread, keep_bar
+from nrl_autoresearch.core import campaign as campaigns
+from nrl_autoresearch.core.hypothesis import Hypothesis
+from nrl_autoresearch.core.judge import Z_DEFAULT, Spread, keep_bar
 from nrl_autoresearch.proposers.catalog import CatalogProposer
+from nrl_autoresearch.runner.engine import Engine
 from tests.helpers import PY, cli, git, ledger_rows, make_repo
 
 # the score is the effect of `lr` plus a noise term fixed by the seed (no seed flag: the recipe's own seed)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nrl_autoresearch.stoprules import StopRules
+from nrl_autoresearch.core.stoprules import StopRules
 from tests.helpers import PY, cli, git, ledger_rows, score_repo, tree_digest
 
 INIT = ("init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file", "params.json")

@@ -16,7 +16,7 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.types import CallToolResult
 
-from nrl_autoresearch import api, mcp_server
+from nrl_autoresearch.interface import api, mcp_server
 from tests.helpers import PY, git, score_repo
 
 LR = "policy.optimizer.kwargs.lr"
@@ -27,7 +27,7 @@ TOOLS = {"init_campaign", "create_demo", "recipes", "preflight", "plan", "run_ba
 def session(tmp_path: Path, test: Callable[[ClientSession], Awaitable[None]]) -> None:
     """Spawn the server over stdio, initialise a client session and run `test` with it."""
     async def main() -> None:
-        params = StdioServerParameters(command=sys.executable, args=["-m", "nrl_autoresearch.mcp_server"],
+        params = StdioServerParameters(command=sys.executable, args=["-m", "nrl_autoresearch.interface.mcp_server"],
                                        env=dict(os.environ), cwd=tmp_path)
         async with AsyncExitStack() as stack:
             errlog = stack.enter_context((tmp_path / "server.log").open("w"))

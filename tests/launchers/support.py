@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from nrl_autoresearch.launchers.base import Job, JobState
+from nrl_autoresearch.core.launcher import Job, JobState
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 

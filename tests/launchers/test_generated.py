@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nrl_autoresearch.errors import UsageError
-from nrl_autoresearch.launchers.base import JobState, RunSpec
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.launcher import JobState, RunSpec
+from nrl_autoresearch.core.redact import shell_command
 from nrl_autoresearch.launchers.kubernetes import KubernetesLauncher, job_status, rayjob_status
 from nrl_autoresearch.launchers.slurm import SlurmLauncher, command_line
-from nrl_autoresearch.redact import shell_command
 
 from .support import assert_golden, normalised
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from nrl_autoresearch.core.launcher import RunSpec
 from nrl_autoresearch.launchers.local import LocalLauncher
-from nrl_autoresearch.reaper import RUN_MARKER
-from nrl_autoresearch.launchers.base import RunSpec
+from nrl_autoresearch.runner.reaper import RUN_MARKER
 
 ESCAPE = '''\
 import os, signal, sys, time

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from nrl_autoresearch.errors import UsageError
-from nrl_autoresearch.launchers.base import JobState, RunSpec
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.launcher import JobState, RunSpec
 from nrl_autoresearch.launchers.ray import RayLauncher
 
 from .support import until_running

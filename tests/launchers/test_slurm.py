@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nrl_autoresearch.launchers.base import JobState, RunSpec
+from nrl_autoresearch.core.launcher import JobState, RunSpec
 from nrl_autoresearch.launchers.slurm import SlurmError, SlurmLauncher
 
 from .support import until_running

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psutil
 
-from nrl_autoresearch.campaign import load
+from nrl_autoresearch.core.campaign import load
 from tests.helpers import PY, git, ledger_rows, tree_digest
 from tests.proposers.support import cli, init, project
 

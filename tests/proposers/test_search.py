@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from nrl_autoresearch.campaign import load
-from nrl_autoresearch.engine import Engine
-from nrl_autoresearch.errors import UsageError
-from nrl_autoresearch.ledger import best
+from nrl_autoresearch.core.campaign import load
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.ledger import best
 from nrl_autoresearch.proposers.search import SearchProposer, load_space
+from nrl_autoresearch.runner.engine import Engine
 from tests.helpers import git, ledger_rows
 from tests.proposers.support import cli, init, project
 

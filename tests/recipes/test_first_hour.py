@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from nemo_fixtures import EXAMPLES
 
-from nrl_autoresearch.errors import UsageError
+from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.launchers import choose
 from tests.helpers import cli, git, tree_digest
 

@@ -13,7 +13,7 @@ from nemo_fixtures import CONFIGS, EXAMPLES, NEMO_GYM, NEMO_RL, base_configs, ev
 from omegaconf import DictConfig, OmegaConf
 from omegaconf._utils import get_yaml_loader
 
-from nrl_autoresearch.errors import UsageError
+from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.recipes import nemo_config as nc
 from nrl_autoresearch.recipes import params
 

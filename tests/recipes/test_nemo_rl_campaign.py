@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from tensorboardX import SummaryWriter
 
+from nrl_autoresearch.core.metric import Census, RunOutputs
 from nrl_autoresearch.demo import RECIPE, TEMPLATE
 from nrl_autoresearch.metrics import parse_source
-from nrl_autoresearch.metrics.base import Census, RunOutputs
 from nrl_autoresearch.recipes.nemo_rl import NemoRLRecipe
 from tests.helpers import PY, cli, git, ledger_rows
 

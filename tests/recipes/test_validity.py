@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from nemo_fixtures import EXAMPLES, RECIPES, recipe
 
-from nrl_autoresearch.engine import History
-from nrl_autoresearch.errors import UsageError
-from nrl_autoresearch.git import Git, Snapshot
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.git import Git, Snapshot
 from nrl_autoresearch.proposers.catalog import CatalogProposer
 from nrl_autoresearch.recipes import nemo_config as nc
 from nrl_autoresearch.recipes import validity, yamledit
 from nrl_autoresearch.recipes.nemo_rl import NemoRLRecipe
+from nrl_autoresearch.runner.engine import History
 from tests.helpers import git
 
 FAMILIES = ("grpo", "dapo", "vlm_grpo", "dpo", "sft", "distillation")

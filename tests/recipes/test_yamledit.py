@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from nemo_fixtures import EXAMPLES
 
-from nrl_autoresearch.errors import UsageError
+from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.recipes import nemo_config as nc
 from nrl_autoresearch.recipes.yamledit import format_value, parse_value, set_keys
 

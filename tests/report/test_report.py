@@ -14,12 +14,12 @@ from urllib.parse import unquote
 
 import pytest
 
-from nrl_autoresearch.campaign import load
-from nrl_autoresearch.engine import Engine
-from nrl_autoresearch.hypothesis import Hypothesis
-from nrl_autoresearch.ledger import Row
+from nrl_autoresearch.core.campaign import load
+from nrl_autoresearch.core.hypothesis import Hypothesis
+from nrl_autoresearch.core.ledger import Row
 from nrl_autoresearch.report.build import build_report
 from nrl_autoresearch.report.markdown import counts, reproduce
+from nrl_autoresearch.runner.engine import Engine
 from tests.helpers import PY, cli, git, make_repo, tree_digest
 from tests.lab import CHROMIUM_FLAGS, chromium_screenshot
 

@@ -17,14 +17,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from .. import api
-from .. import campaign as campaigns
-from ..campaign import CAMPAIGNS
-from ..curves import curve_of
-from ..engine import Engine
-from ..errors import UsageError
-from ..ledger import Row
-from ..redact import redact
+from nrl_autoresearch.core import campaign as campaigns
+from nrl_autoresearch.core.campaign import CAMPAIGNS
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.ledger import Row
+from nrl_autoresearch.core.redact import redact
+from nrl_autoresearch.interface import api
+from nrl_autoresearch.runner.curves import curve_of
+from nrl_autoresearch.runner.engine import Engine
 
 PAGE = Path(__file__).with_name("page.html")
 IN_FLIGHT = ("launching", "launched")

@@ -7,7 +7,7 @@ import subprocess
 from datetime import datetime
 from pathlib import Path
 
-from ..errors import UsageError
+from nrl_autoresearch.core.errors import UsageError
 
 TEMPLATE = Path(__file__).parent / "template"
 RECIPE = "examples/configs/recipes/llm/grpo-toy-digitsum-1n0g.yaml"

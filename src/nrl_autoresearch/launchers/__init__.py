@@ -6,14 +6,14 @@ import inspect
 import shutil
 import subprocess
 
-from ..errors import UsageError
-from ..gpus import busy_gpus, visible_gpus
-from ..recipes.params import parse_value
-from .base import Launcher
-from .kubernetes import KubernetesLauncher
-from .local import LocalLauncher
-from .ray import RayLauncher
-from .slurm import SlurmLauncher
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.launcher import Launcher
+from nrl_autoresearch.launchers.kubernetes import KubernetesLauncher
+from nrl_autoresearch.launchers.local import LocalLauncher
+from nrl_autoresearch.launchers.ray import RayLauncher
+from nrl_autoresearch.launchers.slurm import SlurmLauncher
+from nrl_autoresearch.recipes.params import parse_value
+from nrl_autoresearch.runner.gpus import busy_gpus, visible_gpus
 
 LAUNCHERS: dict[str, type[Launcher]] = {
     "local": LocalLauncher,

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import UsageError
-from ..redact import SECRET_REF, redact
-from .base import Job, JobResult, JobState, Launcher, RunSpec, wait_with_limit
-from .local import GRACE_S
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.launcher import Job, JobResult, JobState, Launcher, RunSpec, wait_with_limit
+from nrl_autoresearch.core.redact import SECRET_REF, redact
+from nrl_autoresearch.launchers.local import GRACE_S
 
 LOST_AFTER = 3  # consecutive polls in which the object cannot be read: it is lost
 RUN_LABEL = "autoresearch/run"

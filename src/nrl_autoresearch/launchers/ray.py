@@ -18,10 +18,10 @@ import time
 import uuid
 from pathlib import Path
 
-from ..errors import UsageError
-from ..redact import SECRET_REF, redact, shell_command
-from .base import Job, JobResult, JobState, Launcher, RunSpec, wait_with_limit
-from .local import GRACE_S
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.launcher import Job, JobResult, JobState, Launcher, RunSpec, wait_with_limit
+from nrl_autoresearch.core.redact import SECRET_REF, redact, shell_command
+from nrl_autoresearch.launchers.local import GRACE_S
 
 RAY_MISSING = "the ray launcher needs Ray's job SDK: pip install 'nrl-autoresearch[ray]'"
 LOST_AFTER = 3  # consecutive polls the Jobs API does not answer: the job is lost

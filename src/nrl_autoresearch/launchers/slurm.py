@@ -21,10 +21,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from ..redact import redact, shell_command, shell_word
-from ..stoprules import format_duration
-from .base import Job, JobResult, JobState, Launcher, RunSpec, wait_with_limit
-from .local import GRACE_S, LocalJob, LocalLauncher
+from nrl_autoresearch.core.launcher import Job, JobResult, JobState, Launcher, RunSpec, wait_with_limit
+from nrl_autoresearch.core.redact import redact, shell_command, shell_word
+from nrl_autoresearch.core.stoprules import format_duration
+from nrl_autoresearch.launchers.local import GRACE_S, LocalJob, LocalLauncher
 
 MODES = ("batch", "interactive", "ray.sub")
 LOST_AFTER = 3  # consecutive polls in which no Slurm command knows the job: it is lost

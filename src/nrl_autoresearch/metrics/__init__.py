@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ..errors import UsageError
-from .base import MetricSource
-from .jsonl import Jsonl
-from .mlflow_runs import Mlflow
-from .nemo_rl import NemoRL
-from .tensorboard import TensorBoard
-from .text import Line, Regex
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.metric import MetricSource
+from nrl_autoresearch.metrics.jsonl import Jsonl
+from nrl_autoresearch.metrics.mlflow_runs import Mlflow
+from nrl_autoresearch.metrics.nemo_rl import NemoRL
+from nrl_autoresearch.metrics.tensorboard import TensorBoard
+from nrl_autoresearch.metrics.text import Line, Regex
 
 SOURCES: dict[str, type[MetricSource]] = {
     "tensorboard": TensorBoard,

@@ -6,8 +6,8 @@ import json
 import re
 from pathlib import Path
 
-from ..errors import UsageError
-from .base import MetricSource, NotANumber, Point, Reading, RunOutputs
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.metric import MetricSource, NotANumber, Point, Reading, RunOutputs
 
 _JSONL = re.compile(r"\.jsonl$")
 

@@ -18,8 +18,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from ..errors import UsageError
-from .base import MetricSource, Point, Reading, RunOutputs
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.metric import MetricSource, Point, Reading, RunOutputs
 
 _VIEW_RUN = re.compile(r"View run .*? at: (https?://\S+?)/#/experiments/\w+/runs/([0-9a-f]{32})")
 _SQLITE = re.compile(r"^mlflow\.db$")

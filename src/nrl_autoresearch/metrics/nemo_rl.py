@@ -12,10 +12,10 @@ import json
 import re
 from pathlib import Path
 
-from ..errors import UsageError
-from .base import MetricSource, Point, Reading, RunOutputs
-from .tensorboard import max_over_tags, tag_points
-from .text import NUMBER
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.metric import MetricSource, Point, Reading, RunOutputs
+from nrl_autoresearch.metrics.tensorboard import max_over_tags, tag_points
+from nrl_autoresearch.metrics.text import NUMBER
 
 LOG_DIR = re.compile(r"📊 Using log directory:\s*(\S.*?)\s*$", re.MULTILINE)
 STEP = re.compile(r"=+ Step (\d+)/(\d+) =+")

@@ -6,9 +6,9 @@ import heapq
 import re
 from pathlib import Path
 
-from ..errors import UsageError
-from .base import MetricSource, Point, Reading, RunOutputs
-from .tfevents import read_scalars
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.metric import MetricSource, Point, Reading, RunOutputs
+from nrl_autoresearch.metrics.tfevents import read_scalars
 
 EVENT_FILE = re.compile(r"^events\.out\.tfevents\.")
 

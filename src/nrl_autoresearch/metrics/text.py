@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from ..errors import UsageError
-from .base import MetricSource, Point, Reading, RunOutputs
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.metric import MetricSource, Point, Reading, RunOutputs
 
 NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)"
 

@@ -10,7 +10,7 @@ import struct
 from collections import defaultdict
 from pathlib import Path
 
-from .base import Point
+from nrl_autoresearch.core.metric import Point
 
 _DT_FLOAT, _DT_DOUBLE, _DT_INT32, _DT_INT64 = 1, 2, 3, 9
 

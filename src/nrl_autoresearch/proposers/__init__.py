@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from ..engine import Engine
-from ..errors import UsageError
-from .agent import AgentProposer
-from .base import Proposer
-from .catalog import CatalogProposer
-from .llm import LLMProposer
-from .queue import QueueProposer
-from .random_choice import RandomProposer
-from .search import SearchProposer
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.proposer import Proposer
+from nrl_autoresearch.proposers.agent import AgentProposer
+from nrl_autoresearch.proposers.catalog import CatalogProposer
+from nrl_autoresearch.proposers.llm import LLMProposer
+from nrl_autoresearch.proposers.queue import QueueProposer
+from nrl_autoresearch.proposers.random_choice import RandomProposer
+from nrl_autoresearch.proposers.search import SearchProposer
+from nrl_autoresearch.runner.engine import Engine
 
 
 def _queue(arg: str, engine: Engine) -> Proposer:

@@ -23,19 +23,19 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
-from ..campaign import REPORTS, Campaign
-from ..engine import Engine, History
-from ..errors import UsageError
-from ..git import Git, Snapshot
-from ..hypothesis import Hypothesis
-from ..launchers.base import JobState, RunSpec
-from ..launchers.local import LocalLauncher
-from ..ledger import Row
-from ..redact import protect_command, redact
-from ..session import ROOT as SESSIONS
-from ..stoprules import format_duration
-from ..workspace import BASELINE, slugify
-from .base import Proposer, next_number
+from nrl_autoresearch.core.campaign import REPORTS, Campaign
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.git import Git, Snapshot
+from nrl_autoresearch.core.hypothesis import Hypothesis
+from nrl_autoresearch.core.launcher import JobState, RunSpec
+from nrl_autoresearch.core.ledger import Row
+from nrl_autoresearch.core.proposer import Proposer, next_number
+from nrl_autoresearch.core.redact import protect_command, redact
+from nrl_autoresearch.core.session import ROOT as SESSIONS
+from nrl_autoresearch.core.stoprules import format_duration
+from nrl_autoresearch.launchers.local import LocalLauncher
+from nrl_autoresearch.runner.engine import Engine, History
+from nrl_autoresearch.runner.workspace import BASELINE, slugify
 
 BRIEF = "AUTORESEARCH_BRIEF.md"
 RESULT = "AUTORESEARCH_RESULT.json"

@@ -11,13 +11,13 @@ from __future__ import annotations
 import itertools
 import re
 
-from ..engine import History
-from ..git import Git, Snapshot
-from ..hypothesis import Hypothesis
-from ..recipes.base import Knob, Recipe
-from ..recipes.params import parse_value
-from ..workspace import slugify
-from .base import Proposer, already_tried, as_text, norm
+from nrl_autoresearch.core.git import Git, Snapshot
+from nrl_autoresearch.core.hypothesis import Hypothesis
+from nrl_autoresearch.core.proposer import Proposer, already_tried, as_text, norm
+from nrl_autoresearch.core.recipe import Knob, Recipe
+from nrl_autoresearch.recipes.params import parse_value
+from nrl_autoresearch.runner.engine import History
+from nrl_autoresearch.runner.workspace import slugify
 
 
 class CatalogProposer(Proposer):

@@ -20,14 +20,14 @@ import urllib.request
 
 import jsonschema
 
-from ..engine import Engine, History
-from ..errors import UsageError
-from ..hypothesis import Hypothesis
-from ..redact import MASK, redact
-from ..workspace import slugify
-from .agent import LEDGER_ROWS, ideas_text, knobs_text, ledger_table, symptoms_text
-from .base import Proposer, already_tried, as_text
-from .catalog import CatalogProposer
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.hypothesis import Hypothesis
+from nrl_autoresearch.core.proposer import Proposer, already_tried, as_text
+from nrl_autoresearch.core.redact import MASK, redact
+from nrl_autoresearch.proposers.agent import LEDGER_ROWS, ideas_text, knobs_text, ledger_table, symptoms_text
+from nrl_autoresearch.proposers.catalog import CatalogProposer
+from nrl_autoresearch.runner.engine import Engine, History
+from nrl_autoresearch.runner.workspace import slugify
 
 SCHEMA = {
     "type": "object",

@@ -18,13 +18,13 @@ import random
 from pathlib import Path
 from typing import Any
 
-from ..engine import Engine, History
-from ..errors import UsageError
-from ..git import Snapshot
-from ..hypothesis import Hypothesis
-from ..recipes.params import load_text, parse_value
-from ..workspace import BASELINE
-from .base import Proposer, already_tried, as_text, next_number, norm
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.git import Snapshot
+from nrl_autoresearch.core.hypothesis import Hypothesis
+from nrl_autoresearch.core.proposer import Proposer, already_tried, as_text, next_number, norm
+from nrl_autoresearch.recipes.params import load_text, parse_value
+from nrl_autoresearch.runner.engine import Engine, History
+from nrl_autoresearch.runner.workspace import BASELINE
 
 try:
     import optuna

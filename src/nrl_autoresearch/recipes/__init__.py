@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .base import Recipe
-from .command import CommandRecipe
-from .nemo_rl import NemoRLRecipe
+from nrl_autoresearch.core.recipe import Recipe
+from nrl_autoresearch.recipes.command import CommandRecipe
+from nrl_autoresearch.recipes.nemo_rl import NemoRLRecipe
 
 RECIPES: dict[str, type[Recipe]] = {
     "command": CommandRecipe,

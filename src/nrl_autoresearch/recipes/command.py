@@ -7,10 +7,10 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
-from ..git import Snapshot
-from . import params
-from .base import Knob, Launch, Recipe
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.git import Snapshot
+from nrl_autoresearch.core.recipe import Knob, Launch, Recipe
+from nrl_autoresearch.recipes import params
 
 FLAGS_FILE = ".autoresearch/flags.json"
 

@@ -14,8 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .nemo_config import get_dotted, has_dotted
-from .yamledit import DTENSOR_LR, MEGATRON_LR, MEGATRON_MIN_LR, SEQUENCE_FOLLOWERS, SEQUENCE_LENGTH
+from nrl_autoresearch.recipes.nemo_config import get_dotted, has_dotted
+from nrl_autoresearch.recipes.yamledit import (
+    DTENSOR_LR,
+    MEGATRON_LR,
+    MEGATRON_MIN_LR,
+    SEQUENCE_FOLLOWERS,
+    SEQUENCE_LENGTH,
+)
 
 AREAS = (
     "correctness/backend",

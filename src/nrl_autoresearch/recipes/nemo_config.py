@@ -31,9 +31,9 @@ from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseExceptio
 from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
-from ..errors import UsageError
-from ..metrics.nemo_rl import metric_tag
-from .params import closest_hint
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.metrics.nemo_rl import metric_tag
+from nrl_autoresearch.recipes.params import closest_hint
 
 PathLike = str | os.PathLike[str]
 

@@ -16,14 +16,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
-from ..git import Git, Snapshot
-from ..metrics.nemo_rl import NemoRL
-from . import knobs as catalog
-from . import nemo_config as nc
-from . import prerequisites, validity, yamledit
-from .base import RESOLVES, Check, Knob, Launch, Objective, Recipe
-from .params import directions, values_at
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.git import Git, Snapshot
+from nrl_autoresearch.core.recipe import RESOLVES, Check, Knob, Launch, Objective, Recipe
+from nrl_autoresearch.metrics.nemo_rl import NemoRL
+from nrl_autoresearch.recipes import knobs as catalog
+from nrl_autoresearch.recipes import nemo_config as nc
+from nrl_autoresearch.recipes import prerequisites, validity, yamledit
+from nrl_autoresearch.recipes.params import directions, values_at
 
 SETUP_MARGIN_S = 300.0  # the recipe's own limit starts after setup (Ray, model load): leave room for it
 CONFIG_DIRS = ("examples",)

@@ -14,8 +14,8 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from ..errors import UsageError
-from ..git import Snapshot
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.git import Snapshot
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".toml": "toml"}
 
@@ -131,7 +131,7 @@ def edit_file(path: Path, sets: dict[str, str], *, where: str | None = None) -> 
 
 
 def _edit_yaml(text: str, changes: dict[str, Any], where: str) -> str:
-    from .yamledit import edit_text
+    from nrl_autoresearch.recipes.yamledit import edit_text
 
     def edit(doc: Any) -> None:
         for key, value in changes.items():

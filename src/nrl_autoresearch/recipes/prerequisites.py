@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .base import Check
-from .nemo_config import get_dotted
+from nrl_autoresearch.core.recipe import Check
+from nrl_autoresearch.recipes.nemo_config import get_dotted
 
 MODEL_KEYS = ("policy.model_name", "teacher.model_name")
 # Organisations whose models ask for an accepted licence and a token (meta-llama's Llama-3.2-1B in the base configs).

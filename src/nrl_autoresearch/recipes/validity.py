@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from .nemo_config import get_dotted
+from nrl_autoresearch.recipes.nemo_config import get_dotted
 
 Config = Mapping[str, Any]
 TIS_TYPES = ("tis", "icepop", "seq-mask-tis")

@@ -26,9 +26,16 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, ScalarString
 
-from ..errors import UsageError
-from .nemo_config import PathLike, dotted_leaf_paths, get_dotted, has_dotted, load_recipe, read_yaml
-from .params import closest_keys
+from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.recipes.nemo_config import (
+    PathLike,
+    dotted_leaf_paths,
+    get_dotted,
+    has_dotted,
+    load_recipe,
+    read_yaml,
+)
+from nrl_autoresearch.recipes.params import closest_keys
 
 __all__ = ["dotted_leaf_paths", "format_value", "parse_value", "set_keys"]
 

@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from ..campaign import Campaign
-from ..ledger import Row
-from ..redact import redact
-from .html import Links, render_html
-from .markdown import render_markdown, short_name
-from .plot import plot
+from nrl_autoresearch.core.campaign import Campaign
+from nrl_autoresearch.core.ledger import Row
+from nrl_autoresearch.core.redact import redact
+from nrl_autoresearch.report.html import Links, render_html
+from nrl_autoresearch.report.markdown import render_markdown, short_name
+from nrl_autoresearch.report.plot import plot
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from nrl_autoresearch.runner.engine import Engine
 
 
 def build_report(engine: Engine, *, html: Path | None = None, png: Path | None = None,

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from html import escape
 from string import Template
 
-from ..campaign import Campaign
-from ..ledger import Row, best
-from ..stoprules import StopStatus
-from .markdown import reproduce, short_name, shown
+from nrl_autoresearch.core.campaign import Campaign
+from nrl_autoresearch.core.ledger import Row, best
+from nrl_autoresearch.core.stoprules import StopStatus
+from nrl_autoresearch.report.markdown import reproduce, short_name, shown
 
 COLUMNS = (  # (data-key, header, class); a key makes the column sortable, also on load with ?sort=[-]<key>
     ("index", "#", "num"), ("branch", "experiment", "name"), ("status", "status", ""),

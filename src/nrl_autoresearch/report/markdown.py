@@ -9,10 +9,10 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from ..campaign import Campaign
-from ..ledger import Row, best
-from ..watch import is_pruned
-from ..stoprules import StopStatus
+from nrl_autoresearch.core.campaign import Campaign
+from nrl_autoresearch.core.ledger import Row, best
+from nrl_autoresearch.core.stoprules import StopStatus
+from nrl_autoresearch.runner.watch import is_pruned
 
 DESCRIPTION_CHARS = 80
 

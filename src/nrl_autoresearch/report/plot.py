@@ -11,11 +11,11 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..campaign import Campaign
-from ..ledger import Row, best
-from ..watch import is_pruned
-from ..workspace import BASELINE
-from .markdown import counts, short_name, truncate
+from nrl_autoresearch.core.campaign import Campaign
+from nrl_autoresearch.core.ledger import Row, best
+from nrl_autoresearch.report.markdown import counts, short_name, truncate
+from nrl_autoresearch.runner.watch import is_pruned
+from nrl_autoresearch.runner.workspace import BASELINE
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

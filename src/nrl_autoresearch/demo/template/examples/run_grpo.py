@@ -11,7 +11,6 @@ import os
 import sys
 
 import numpy as np
-
 from toy_config import ConfigError, apply_overrides, load_config
 from toy_grpo import grpo_train, setup
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import yaml
-
 from toy_policy import AdamW
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")

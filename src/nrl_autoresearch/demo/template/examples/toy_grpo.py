@@ -12,10 +12,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from toy_checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from toy_config import ConfigError
-from toy_policy import DTYPES, AdamW, Batch, NumberLinePolicy, clip_grad_norm, clipped_pg_loss, features, pretrained_weights, sample
+from toy_policy import (
+    DTYPES,
+    AdamW,
+    Batch,
+    NumberLinePolicy,
+    clip_grad_norm,
+    clipped_pg_loss,
+    features,
+    pretrained_weights,
+    sample,
+)
 from toy_task import make_datasets, num_answers, prompt_text, response_lengths, rewards
 from toy_tensorboard import EventWriter
 

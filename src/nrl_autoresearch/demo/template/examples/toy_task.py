@@ -10,7 +10,6 @@ import itertools
 from typing import Any
 
 import numpy as np
-
 from toy_config import ConfigError
 
 NUM_SYMBOLS = 10  # digits 0-9

@@ -1,0 +1,109 @@
+"""A thin runner for git commands: argument lists, captured output, errors that say which command failed."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from nrl_autoresearch.core.errors import UsageError
+
+NOTES_REF = "refs/notes/autoresearch"
+_FALLBACK_IDENTITY = ("autoresearch", "autoresearch@localhost")
+
+
+class GitError(RuntimeError):
+    """A git command failed; carries its stderr."""
+
+
+class Git:
+    """git -C <path> ...; the identity falls back to autoresearch's own when the repository has none."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._identity: list[str] | None = None
+
+    def run(self, *args: str, input: str | None = None, check: bool = True, env: dict | None = None) -> str:
+        full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", **(env or {})}
+        proc = subprocess.run(
+            ["git", "-C", str(self.path), *args],
+            input=input, capture_output=True, text=True, env=full_env,
+        )
+        if check and proc.returncode != 0:
+            said = proc.stderr.strip() or proc.stdout.strip() or f"exit status {proc.returncode}, no output"
+            raise GitError(f"git {' '.join(args)} failed in {self.path}: {said}")
+        return proc.stdout
+
+    def ok(self, *args: str) -> bool:
+        """True when the command succeeds (for questions such as 'does this ref exist?')."""
+        return subprocess.run(
+            ["git", "-C", str(self.path), *args], capture_output=True,
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+        ).returncode == 0
+
+    def identity_args(self) -> list[str]:
+        """`-c user.name=... -c user.email=...` only when the repository does not configure an identity."""
+        if self._identity is None:
+            has = self.ok("config", "user.email") and self.ok("config", "user.name")
+            name, email = _FALLBACK_IDENTITY
+            self._identity = [] if has else ["-c", f"user.name={name}", "-c", f"user.email={email}"]
+        return self._identity
+
+    def rev(self, ref: str) -> str | None:
+        """The commit a ref points at, or None."""
+        out = self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False).strip()
+        return out or None
+
+
+def repo_root(start: Path) -> Path:
+    """The main working tree of the repository holding `start` (also from inside one of its worktrees)."""
+    start = Path(start)
+    if not start.exists():
+        raise UsageError(f"no such folder {str(start)!r}: pass --repo with the path of a git repository")
+    git = Git(start)
+    if not git.ok("rev-parse", "--git-dir"):
+        raise UsageError(f"{str(start)!r} is not inside a git repository: run 'git init' there or pass --repo DIR")
+    if git.run("rev-parse", "--is-inside-work-tree", check=False).strip() != "true":
+        raise UsageError(f"{str(start)!r} has no working tree (a bare repository, or inside .git): "
+                         "run autoresearch in a clone or checkout of it (git clone, git worktree add)")
+    common = Path(git.run("rev-parse", "--path-format=absolute", "--git-common-dir").strip())
+    if common.name == ".git":
+        return common.parent
+    return Path(git.run("rev-parse", "--show-toplevel").strip())
+
+
+class Snapshot:
+    """The files of one commit, read without a checkout: changes are validated against the parent they will
+    apply to, never against the person's (possibly dirty) working tree."""
+
+    def __init__(self, git: Git, commit: str):
+        self.git = git
+        self.commit = commit
+
+    def read_text(self, path: str) -> str | None:
+        out = subprocess.run(["git", "-C", str(self.git.path), "show", f"{self.commit}:{path}"],
+                             capture_output=True, text=True)
+        return out.stdout if out.returncode == 0 else None
+
+    @contextmanager
+    def export(self, *paths: str) -> Iterator[Path]:
+        """A temporary folder holding `paths` (files or folders) as they are in the commit."""
+        with tempfile.TemporaryDirectory(prefix="autoresearch-snapshot-") as tmp:
+            archive = subprocess.run(["git", "-C", str(self.git.path), "archive", "--format=tar", self.commit, "--", *paths],
+                                     capture_output=True)
+            if archive.returncode == 0:
+                with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+                    _extract(tar, tmp)
+            yield Path(tmp)
+
+
+def _extract(tar: tarfile.TarFile, dest: str) -> None:
+    try:
+        tar.extractall(dest, filter="data")
+    except TypeError:  # Python before 3.10.12 has no extraction filters; the archive is our own commit
+        tar.extractall(dest)

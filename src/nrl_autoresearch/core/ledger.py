@@ -1,0 +1,244 @@
+"""The research ledger: an untracked TSV with exactly the template's 15 columns, mirrored into git notes.
+
+One attempted experiment is one row, appended once, whole or not at all (`durable.append_whole`) under a file lock.
+Every row is also written as a git note on its experiment commit, so the ledger survives the loss of the TSV
+(`rebuild`) and git alone can show it (`git notes --ref autoresearch show <commit>`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from filelock import FileLock
+
+from nrl_autoresearch.core.durable import append_whole, torn_tail
+from nrl_autoresearch.core.errors import Fault
+from nrl_autoresearch.core.git import NOTES_REF, Git
+from nrl_autoresearch.core.redact import redact
+
+COLUMNS = (
+    "index", "branch", "parent_commit", "commit", "recipe", "metric_name", "metric_value", "memory_gb",
+    "elapsed_min", "launcher", "job_id", "command", "log_path", "status", "description",
+)
+HEADER = "\t".join(COLUMNS) + "\n"
+STATUSES = ("keep", "discard", "crash")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One attempted experiment. `metric_value` is None when no valid metric was produced."""
+
+    index: int
+    branch: str
+    parent_commit: str
+    commit: str
+    recipe: str
+    metric_name: str
+    metric_value: float | None
+    memory_gb: float | None
+    elapsed_min: float
+    launcher: str
+    job_id: str
+    command: str
+    log_path: str
+    status: str
+    description: str
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, not {self.status!r}")
+
+    def to_line(self) -> str:
+        """The TSV line: crash rows carry 0.000000 and 0.0; tabs and newlines never leak into a field."""
+        crash = self.status == "crash" or self.metric_value is None
+        values = {
+            **{f.name: getattr(self, f.name) for f in fields(self)},
+            "metric_value": "0.000000" if crash else f"{self.metric_value:.6f}",
+            "memory_gb": "0.0" if crash or self.memory_gb is None else _memory(self.memory_gb),
+            "elapsed_min": f"{self.elapsed_min:.1f}",
+            "job_id": self.job_id or "none",
+        }
+        return "\t".join(_clean(str(values[c])) for c in COLUMNS) + "\n"
+
+    @classmethod
+    def from_line(cls, line: str) -> "Row":
+        parts = line.rstrip("\n").split("\t")
+        if len(parts) < len(COLUMNS):
+            raise ValueError(f"expected {len(COLUMNS)} tab-separated fields, found {len(parts)}")
+        raw = dict(zip(COLUMNS, parts))
+        value = float(raw["metric_value"])
+        return cls(
+            **{**raw,
+               "index": int(raw["index"]),
+               "metric_value": None if raw["status"] == "crash" else value,
+               "memory_gb": None if raw["status"] == "crash" else float(raw["memory_gb"]),
+               "elapsed_min": float(raw["elapsed_min"])},
+        )
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        if data["metric_value"] is not None and math.isnan(data["metric_value"]):
+            data["metric_value"] = None
+        return data
+
+
+def _memory(gb: float) -> str:
+    """GiB with one decimal, and two significant digits below 1 GiB, so that 13 MB is not shown as 0.0."""
+    return f"{gb:.1f}" if gb >= 1 or gb == 0 else f"{gb:.2g}"
+
+
+def _clean(text: str) -> str:
+    return redact(text.replace("\t", " ").replace("\r", " ").replace("\n", " "))
+
+
+class Ledger:
+    """The TSV file. Reads tolerate foreign rows (another campaign's prefix); writes go through `append`."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.lock = FileLock(str(self.path) + ".lock")
+        self._cache: tuple[tuple, list[tuple[Row, str]]] | None = None
+
+    def ensure(self) -> None:
+        """Create the file with its header only, if it does not exist yet."""
+        with self.lock:
+            if not self.path.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                append_whole(self.path, HEADER.encode())
+
+    def rows(self, prefix: str | None = None) -> list[Row]:
+        """Rows in file order; with `prefix`, only the branches under it. A torn last line is not a row."""
+        return [row for row, _ in self.lines(prefix)]
+
+    def lines(self, prefix: str | None = None) -> list[tuple[Row, str]]:
+        """(row, the exact line in the file) in file order, parsed once per version of the file (a campaign's
+        commands read it many times)."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return []
+        key = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        if self._cache is None or self._cache[0] != key:
+            text = self.path.read_text()
+            lines = text.splitlines(keepends=True)[1:]
+            if lines and not lines[-1].endswith("\n"):
+                lines.pop()
+            self._cache = (key, [(_parse(n, line, self.path), line) for n, line in enumerate(lines, 2) if line.strip()])
+        return [(r, line) for r, line in self._cache[1] if prefix is None or r.branch.startswith(prefix + "/")]
+
+    def torn(self) -> str:
+        """A last line whose write was cut short (a full disk, a kill), or ''."""
+        return torn_tail(self.path).decode(errors="replace")
+
+    def repair(self, notes: "Notes") -> str | None:
+        """Complete a torn last line from the git note that holds its row, or drop it (its row was never
+        written whole, so its run is recorded again by recovery). Says what was done, or None."""
+        with self.lock:
+            fragment = self.torn()
+            if not fragment:
+                return None
+            whole = next((e["row"] for _, e in notes.all_entries() if e["row"].startswith(fragment)), None)
+            append_whole(self.path, whole.encode() if whole else b"")
+        shown = fragment.split("\t", 1)[0]
+        return (f"completed the torn last line of {self.path.name} (row {shown}) from its git note" if whole
+                else f"dropped the torn last line of {self.path.name} (row {shown} was never written whole)")
+
+    def append(self, row: Row) -> str:
+        """Append one row under the lock; return the exact line written. Refuses a duplicate index of a branch prefix."""
+        line = row.to_line()
+        with self.lock:
+            if not self.path.exists():
+                append_whole(self.path, HEADER.encode())
+            prefix = row.branch.rsplit("/", 1)[0]
+            if any(r.index == row.index for r in self.rows(prefix)):
+                raise ValueError(f"row {row.index} of {prefix} is already in {self.path}")
+            append_whole(self.path, line.encode())
+        return line
+
+
+def _parse(number: int, line: str, path: Path) -> Row:
+    try:
+        return Row.from_line(line)
+    except ValueError as err:
+        raise LedgerDamaged(f"line {number} of {path} is not a ledger row ({err}): run 'autoresearch ledger rebuild' "
+                            "to rewrite the file from the git notes") from None
+
+
+class LedgerDamaged(Fault):
+    """A line inside the TSV is not a row (edited by hand, or torn by an older version): the fix is a rebuild."""
+
+
+class Notes:
+    """The git-notes mirror: each experiment commit carries its rows as JSON lines under refs/notes/autoresearch."""
+
+    def __init__(self, git: Git):
+        self.git = git
+
+    def add(self, commit: str, line: str, *, campaign: str, extra: dict | None = None) -> None:
+        """Attach one row to its commit (a commit run several times, like repeated baselines, holds several)."""
+        entry = {"campaign": campaign, "appended_ns": time.time_ns(), "row": line, **({"extra": extra} if extra else {})}
+        existing = self.entries(commit)
+        if any(e["row"] == line for e in existing):
+            return
+        body = "".join(json.dumps(e, sort_keys=True) + "\n" for e in [*existing, entry])
+        self.git.run(*self.git.identity_args(), "notes", "--ref", NOTES_REF, "add", "-f", "-F", "-", commit, input=redact(body))
+
+    def entries(self, commit: str) -> list[dict]:
+        return _entries(self.git.run("notes", "--ref", NOTES_REF, "show", commit, check=False))
+
+    def all_entries(self) -> list[tuple[str, dict]]:
+        """Every (commit, entry) in append order, read in one `git cat-file --batch` (thousands of notes)."""
+        listing = self.git.run("notes", "--ref", NOTES_REF, "list", check=False)
+        pairs = [line.split() for line in listing.splitlines() if line.strip()]
+        if not pairs:
+            return []
+        out = subprocess.run(["git", "-C", str(self.git.path), "cat-file", "--batch"], capture_output=True, check=True,
+                             input="".join(f"{blob}\n" for blob, _ in pairs).encode()).stdout
+        found = [(commit, entry) for (_, commit), body in zip(pairs, _batch_bodies(out)) for entry in _entries(body)]
+        return sorted(found, key=lambda ce: ce[1]["appended_ns"])
+
+
+def _batch_bodies(out: bytes) -> list[str]:
+    """The object contents of `git cat-file --batch` output, in order."""
+    bodies, pos = [], 0
+    while pos < len(out):
+        end = out.index(b"\n", pos)
+        size = int(out[pos:end].split()[2])
+        bodies.append(out[end + 1:end + 1 + size].decode())
+        pos = end + 1 + size + 1
+    return bodies
+
+
+def _entries(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip().startswith("{")]
+
+
+def rebuild(ledger: Ledger, notes: Notes) -> int:
+    """Rewrite the TSV from the notes, byte for byte as it was appended; returns the number of rows."""
+    lines = [entry["row"] for _, entry in notes.all_entries()]
+    with ledger.lock:
+        tmp = ledger.path.with_suffix(".rebuild.tmp")
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(HEADER + "".join(lines))
+        os.replace(tmp, ledger.path)
+    return len(lines)
+
+
+def best(rows: list[Row], *, maximize: bool) -> Row | None:
+    """The best kept configuration. Rows are grouped by commit (repeats and confirmations share one); a commit
+    counts when its latest non-crash row is a keep, at the mean of its valid runs, which the returned row carries."""
+    by_commit: dict[str, list[Row]] = {}
+    for row in rows:
+        if row.status != "crash" and row.metric_value is not None and math.isfinite(row.metric_value):
+            by_commit.setdefault(row.commit, []).append(row)
+    kept = [replace(group[-1], metric_value=sum(r.metric_value for r in group) / len(group))
+            for group in by_commit.values() if group[-1].status == "keep"]
+    if not kept:
+        return None
+    return (max if maximize else min)(kept, key=lambda r: r.metric_value)

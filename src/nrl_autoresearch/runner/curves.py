@@ -1,0 +1,23 @@
+"""The objective's curve of one run, read again from what the journal says the run left (live or finished)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nrl_autoresearch.core.campaign import CENSUS
+from nrl_autoresearch.core.metric import Census, RunOutputs
+
+if TYPE_CHECKING:
+    from nrl_autoresearch.runner.engine import Engine
+
+
+def curve_of(engine: Engine, data: dict) -> list[tuple[float, float]]:
+    """(step, value) points of the run an attempt's journal data describes; [] before it wrote any."""
+    if not data.get("log_path") or not data.get("run_dir"):
+        return []
+    run_dir = Path(data["run_dir"])
+    census = Census.load(engine.c.dir / CENSUS / f"{data.get('run')}.json")
+    outputs = RunOutputs(Path(data["log_path"]), run_dir, Path(data.get("worktree") or run_dir), census)
+    reading = engine.source.read(outputs)
+    return [(p.step, p.value) for p in reading.points] if reading else []
