@@ -220,7 +220,7 @@ def test_a_branch_clash_met_by_recovery_is_a_crash_row_not_a_wedge(tmp_path: Pat
     cli(repo, *INIT, "--prefix", "exp", check=True)
     cli(repo, "baseline", check=True)
     with Engine(campaigns.load(repo), say=lambda _: None) as engine:
-        engine._plan(Hypothesis("lr", sets={"lr": "0.2"}))  # what an engine killed right after its intent leaves
+        engine.planner.plan(Hypothesis("lr", sets={"lr": "0.2"}))  # what an engine killed right after its intent leaves
     git(repo, "branch", "exp/lr/x")  # refs/heads/exp/lr/x now blocks the branch exp/lr
     for _ in range(2):
         proc = cli(repo, "try", "next", "--set", "lr=0.3") if _ == 0 else cli(repo, "resume", "--report-only")

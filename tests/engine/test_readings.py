@@ -165,5 +165,5 @@ def test_a_keep_on_unmeasured_noise_is_flagged_in_the_summary(tmp_path: Path):
     (_, row) = ledger_rows(repo)
     assert row["status"] == "keep" and "noise unknown" in row["description"] and "not a finding" in row["description"]
     engine = Engine(campaigns.load(repo), say=lambda _: None)
-    text = summary_text(engine.c, engine.rows(), engine.status())
+    text = summary_text(engine.campaign, engine.rows(), engine.status())
     assert "keep*" in text and "not a finding yet" in text

@@ -105,13 +105,13 @@ def test_symptoms_go_to_the_notes_and_steer_the_catalog(tmp_path: Path):
     dest = tmp_path / "demo"
     cli(tmp_path, "demo", "--dir", str(dest), "--experiments", "1", check=True)
     engine = _engine(dest)
-    engine.c = engine.c.with_rules(engine.c.rules.extended(len(engine.rows()), 3))
+    engine.extend_rules(3)
     row = engine.try_(Hypothesis("lr-huge", "diverging learning rate", sets={"policy.optimizer.kwargs.lr": "1.0"}))
     assert row.status == "crash" and "NaN loss" in row.description
     history = engine.history()
-    assert history.diagnoses[-1]["areas"][0] == "batch/sequence/precision"
-    assert f"symptoms of [{row.index}] lr-huge: NaN or exploding loss" in (engine.c.dir / "notes.md").read_text()
-    knobs = CatalogProposer(engine.recipe, engine.ws.git, engine.c.base_commit).knobs(history)
+    assert history.diagnoses[-1].areas[0] == "batch/sequence/precision"
+    assert f"symptoms of [{row.index}] lr-huge: NaN or exploding loss" in (engine.campaign.dir / "notes.md").read_text()
+    knobs = CatalogProposer(engine.recipe, engine.workspace.git, engine.campaign.base_commit).knobs(history)
     assert knobs[0].area == "batch/sequence/precision"
 
 

@@ -68,12 +68,12 @@ def test_search_never_repeats_a_configuration_and_continues_its_study(tmp_path: 
     study, _ = proposer.study(history)
     assert len(study.trials) == 9  # the baseline (its values read from the recipe) and every search attempt
     following = proposer.propose(history)
-    assert following.name == "search-10" and following.sets not in [t["effective"] for t in history.tried]
+    assert following.name == "search-10" and following.sets not in [t.effective for t in history.tried]
     assert proposer.propose(history) == following  # seeded by the ledger: a resumed campaign proposes the same
 
     # a fresh study (only the baseline known) proposes what the first run began with, not what the resumed one does
     fresh = replace(history, rows=history.rows[:1], tried=history.tried[:1], best=best(history.rows[:1], maximize=True))
-    assert proposer.propose(fresh).sets == history.tried[1]["effective"] != following.sets
+    assert proposer.propose(fresh).sets == history.tried[1].effective != following.sets
 
 
 def test_a_new_best_keep_is_exploited_with_a_local_step(tmp_path: Path):

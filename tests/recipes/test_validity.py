@@ -16,7 +16,7 @@ from nrl_autoresearch.proposers.catalog import CatalogProposer
 from nrl_autoresearch.recipes import nemo_config as nc
 from nrl_autoresearch.recipes import validity, yamledit
 from nrl_autoresearch.recipes.nemo_rl import NemoRLRecipe
-from nrl_autoresearch.runner.engine import History
+from nrl_autoresearch.core.history import History
 from tests.helpers import git
 
 FAMILIES = ("grpo", "dapo", "vlm_grpo", "dpo", "sft", "distillation")

@@ -111,7 +111,7 @@ def test_html_holds_rows_plot_lineage_and_working_links(built):
     assert not any(h.startswith(("http:", "https:", "//")) for h in page.hrefs) and "<script src" not in text
     assert "&lt;b&gt;not&lt;/b&gt; a number &amp; crashes" in text and "<b>not</b>" not in text
     top = engine.best_row()
-    assert escape(reproduce(top, engine.c)) in text.split('id="best"', 1)[1]
+    assert escape(reproduce(top, engine.campaign)) in text.split('id="best"', 1)[1]
 
 
 def test_diffs_are_written_against_the_parent_and_redacted(built):
@@ -131,7 +131,7 @@ def test_markdown_summary(built):
     for r in engine.rows():
         assert f"| {r.index} | {r.branch.rsplit('/', 1)[1]} | {r.status} |" in text
     assert "stop condition met: 6/6 attempted" in text and "![progress of rep](report.png)" in text
-    assert reproduce(engine.best_row(), engine.c) in text
+    assert reproduce(engine.best_row(), engine.campaign) in text
 
 
 def test_a_campaign_just_initialised(tmp_path: Path):
@@ -143,7 +143,7 @@ def test_a_campaign_just_initialised(tmp_path: Path):
 
 def test_only_crashes(tmp_path: Path):
     engine = campaign(tmp_path, None, "--maximize", "--baseline-repeats", "1", lr="bad")
-    cli(engine.c.repo, "baseline")
+    cli(engine.campaign.repo, "baseline")
     paths = build_report(engine)
     assert [r.status for r in engine.rows()] == ["crash"]
     assert "crash (1, no value)" in paths["html"].read_text() and "No keep yet" in paths["html"].read_text()
@@ -161,10 +161,10 @@ def test_a_minimised_metric_picks_the_lowest_keep(tmp_path: Path):
 
 def test_reproduce_runs_in_a_fresh_worktree_into_a_new_folder(tmp_path: Path):
     engine = campaign(tmp_path, [{"name": "good", "set": {"lr": 0.1}}], "--maximize", "--max-experiments", "2")
-    top, repo = engine.best_row(), engine.c.repo
+    top, repo = engine.best_row(), engine.campaign.repo
     original = (repo / top.log_path).read_text()
     before = tree_digest(repo)
-    command = reproduce(top, engine.c)
+    command = reproduce(top, engine.campaign)
     assert "git checkout" not in command
     subprocess.run(["bash", "-c", command], cwd=repo, check=True, capture_output=True)
     assert tree_digest(repo) == before and (repo / top.log_path).read_text() == original
@@ -177,7 +177,7 @@ def test_reproduce_runs_in_a_fresh_worktree_into_a_new_folder(tmp_path: Path):
 def test_no_reader_takes_a_crash_for_a_result(tmp_path: Path):
     queue = [{"name": "lower", "set": {"lr": 0.5}}, {"name": "broken", "set": {"lr": "oops"}}]
     engine = campaign(tmp_path, queue, "--minimize", "--max-experiments", "3")
-    repo = engine.c.repo
+    repo = engine.campaign.repo
     tsv = (repo / "reports/auto_research_results.tsv").read_text().splitlines()
     assert tsv[3].split("\t")[6:8] == ["0.000000", "0.0"]  # the template's crash values, the best-looking for a minimum
     assert engine.best_row().branch.endswith("/lower")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nrl_autoresearch.core.errors import UsageError
-from nrl_autoresearch.runner.workspace import validate_name
+from nrl_autoresearch.core.names import validate_name
 
 
 @dataclass(frozen=True)

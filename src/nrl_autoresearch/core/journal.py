@@ -7,6 +7,8 @@ moment is replayed on start: numbering continues, nothing runs twice, no row is 
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +17,7 @@ from filelock import FileLock
 
 from nrl_autoresearch.core.durable import append_whole
 from nrl_autoresearch.core.redact import redact
+from nrl_autoresearch.core.trial import Trial
 
 STEPS = ("intent", "branch", "committed", "launching", "launched", "finished", "row")
 
@@ -31,12 +34,25 @@ class Attempt:
     def done(self) -> bool:
         return self.step == "row"
 
+    @property
+    def trial(self) -> Trial:
+        """The trial its intent planned."""
+        return Trial.from_record(self.index, self.data)
+
 
 class Journal:
+    """The journal file and a replay cursor over it: each read parses only the lines appended since the last one,
+    so the many reads of one command cost a stat and a short read (the file is re-read whole only when it was
+    replaced or cut back)."""
+
     def __init__(self, path: Path):
         self.path = Path(path)
         self.lock = FileLock(str(self.path) + ".lock")
-        self._cache: tuple[tuple, list[dict]] | None = None
+        self._guard = threading.Lock()
+        self._events: list[dict] = []
+        self._attempts: dict[int, Attempt] = {}
+        self._offset = 0  # bytes of complete lines consumed
+        self._inode: int | None = None
 
     def record(self, step: str, index: int | None = None, **data) -> None:
         """Append one event durably."""
@@ -49,30 +65,52 @@ class Journal:
             append_whole(self.path, line)
 
     def events(self) -> list[dict]:
-        """Every event, parsed once per version of the file (a command asks many times)."""
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            return []
-        key = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
-        if self._cache is None or self._cache[0] != key:
-            self._cache = (key, _parse(self.path.read_text()))
-        return list(self._cache[1])
+        """Every event so far, in order."""
+        with self._guard:
+            self._catch_up()
+            return list(self._events)
 
     def attempts(self) -> dict[int, Attempt]:
-        """Replay: every index with its last step and everything recorded along the way."""
-        found: dict[int, Attempt] = {}
-        for event in self.events():
-            index = event.get("index")
-            if index is None or event["step"] not in STEPS:
-                continue
-            attempt = found.setdefault(index, Attempt(index, event["step"]))
-            attempt.step = event["step"]
-            attempt.data.update({k: v for k, v in event.items() if k not in ("t", "step", "index")})
-        return found
+        """Replay: every index with its last step and everything recorded along the way (copies: the caller's)."""
+        with self._guard:
+            self._catch_up()
+            return {i: Attempt(a.index, a.step, dict(a.data)) for i, a in self._attempts.items()}
 
     def last_index(self) -> int:
-        return max(self.attempts(), default=0)
+        with self._guard:
+            self._catch_up()
+            return max(self._attempts, default=0)
+
+    def _catch_up(self) -> None:
+        """Read the complete lines appended since the last read; start over when the file is another one."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            self._reset(None)
+            return
+        try:
+            stat = os.fstat(fd)
+            if stat.st_ino != self._inode or stat.st_size < self._offset:
+                self._reset(stat.st_ino)
+            fresh = os.pread(fd, stat.st_size - self._offset, self._offset) if stat.st_size > self._offset else b""
+        finally:
+            os.close(fd)
+        whole = fresh[:fresh.rfind(b"\n") + 1]  # a line still being written (or torn) waits for its newline
+        self._offset += len(whole)
+        for event in _parse(whole.decode(errors="replace")):
+            self._replay(event)
+
+    def _reset(self, inode: int | None) -> None:
+        self._events, self._attempts, self._offset, self._inode = [], {}, 0, inode
+
+    def _replay(self, event: dict) -> None:
+        self._events.append(event)
+        index = event.get("index")
+        if index is None or event.get("step") not in STEPS:
+            return
+        attempt = self._attempts.setdefault(index, Attempt(index, event["step"]))
+        attempt.step = event["step"]
+        attempt.data.update({k: v for k, v in event.items() if k not in ("t", "step", "index")})
 
 
 def _parse(text: str) -> list[dict]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from nrl_autoresearch.core.history import History
 from nrl_autoresearch.core.hypothesis import Hypothesis, norm
-from nrl_autoresearch.runner.engine import History
 
 
 class Proposer(ABC):
@@ -25,17 +25,15 @@ class Proposer(ABC):
 
 def tried_names(history: History) -> set[str]:
     """Hypothesis names already attempted (as proposed, before any suffix a taken branch name got)."""
-    return {t["hypothesis"]["name"] for t in history.tried if t.get("hypothesis")}
+    return history.tried_names()
 
 
 def already_tried(h: Hypothesis, history: History) -> bool:
     """Compare effective configurations: the parent's accumulated changes plus this one, normalised."""
-    parent_effective = {}
-    if h.parent == "best" and history.best is not None:
-        parent_effective = next((t.get("effective") or {} for t in history.tried if t.get("commit") == history.best.commit), {})
+    parent_effective = history.best_effective() if h.parent == "best" else {}
     effective = {k: norm(v) for k, v in {**parent_effective, **h.sets}.items()}
     for t in history.tried:
-        if {k: norm(v) for k, v in (t.get("effective") or {}).items()} == effective:
+        if {k: norm(v) for k, v in t.effective.items()} == effective:
             return True
     return all(k in parent_effective and norm(parent_effective[k]) == norm(v) for k, v in h.sets.items())
 
@@ -55,4 +53,4 @@ def as_text(value) -> str:
 
 def next_number(history: History) -> int:
     """The index the next attempt will get, for names like `search-7` or `agent-7`."""
-    return max((t["index"] for t in history.tried), default=1) + 1
+    return history.next_number()

@@ -227,25 +227,11 @@ class StopStatus:
 def status(rules: StopRules, *, attempted: int, now: float, best: float | None = None, gpu_hours_used: float = 0.0,
            run_gpu_hours: float | None = None) -> StopStatus:
     """The stop sentence: 'stop condition not yet met: 17/24 attempted, 6h12m remaining' or 'stop condition met: ...'."""
-    count = f"{attempted}/{rules.max_experiments} attempted" if rules.max_experiments is not None else f"{attempted} attempted"
-    spent = _gpu_spent(rules, gpu_hours_used, run_gpu_hours)
-    if spent:
-        return StopStatus(True, "gpu-hours", f"stop condition met: {spent} ({count})")
-    if rules.target is not None and rules.target.reached(best):
-        return StopStatus(True, "target", f"stop condition met: target {rules.target} reached ({best:.6g})")
-    if rules.max_experiments is not None and attempted >= rules.max_experiments:
-        tail = " (default rule: confirm to continue)" if rules.implicit else ""
-        return StopStatus(True, "count", f"stop condition met: {count}{tail}")
-    if rules.deadline is not None:
-        left = rules.deadline - now
-        if left <= 0:
-            return StopStatus(True, "deadline", f"stop condition met: deadline reached ({count})")
-        if rules.per_experiment_s is not None and left < rules.per_experiment_s:
-            return StopStatus(
-                True, "deadline",
-                f"stop condition met: {format_duration(left)} remaining, no room for another "
-                f"{exact_duration(rules.per_experiment_s)} run ({count})",
-            )
+    count = _count(rules, attempted)
+    met = _trigger(rules, attempted=attempted, now=now, best=best, gpu_hours_used=gpu_hours_used,
+                   run_gpu_hours=run_gpu_hours)
+    if met is not None:
+        return StopStatus(True, met[0], met[1])
     parts = [count]
     if rules.deadline is not None:
         parts.append(f"{format_duration(rules.deadline - now)} remaining")
@@ -257,21 +243,49 @@ def status(rules: StopRules, *, attempted: int, now: float, best: float | None =
     return StopStatus(False, None, "stop condition not yet met: " + ", ".join(parts))
 
 
+def room(rules: StopRules, *, attempted: int, in_flight: int = 0, now: float, best: float | None = None,
+         gpu_hours_used: float = 0.0, run_gpu_hours: float | None = None, wanted: int = 1) -> int:
+    """How many of `wanted` runs may start now (0: none). Runs in flight count as attempted; every run must fit
+    before the deadline and in the GPU-hours left. The same triggers as `status`, so both always agree."""
+    if _trigger(rules, attempted=attempted + in_flight, now=now, best=best, gpu_hours_used=gpu_hours_used,
+                run_gpu_hours=run_gpu_hours) is not None:
+        return 0
+    if rules.max_experiments is None:
+        return wanted
+    return min(wanted, rules.max_experiments - attempted - in_flight)
+
+
 def may_launch(rules: StopRules, *, attempted: int, in_flight: int, now: float, best: float | None = None,
                gpu_hours_used: float = 0.0, run_gpu_hours: float | None = None) -> bool:
-    """Whether one more run may start now: in-flight runs count, and it must fit before the deadline and in the
-    GPU-hours left."""
+    """Whether one more run may start now."""
+    return room(rules, attempted=attempted, in_flight=in_flight, now=now, best=best, gpu_hours_used=gpu_hours_used,
+                run_gpu_hours=run_gpu_hours) > 0
+
+
+def _count(rules: StopRules, attempted: int) -> str:
+    return f"{attempted}/{rules.max_experiments} attempted" if rules.max_experiments is not None else f"{attempted} attempted"
+
+
+def _trigger(rules: StopRules, *, attempted: int, now: float, best: float | None, gpu_hours_used: float,
+             run_gpu_hours: float | None) -> tuple[str, str] | None:
+    """The first campaign-level trigger met, with its sentence, or None."""
+    count = _count(rules, attempted)
+    spent = _gpu_spent(rules, gpu_hours_used, run_gpu_hours)
+    if spent:
+        return "gpu-hours", f"stop condition met: {spent} ({count})"
     if rules.target is not None and rules.target.reached(best):
-        return False
-    if _gpu_spent(rules, gpu_hours_used, run_gpu_hours):
-        return False
-    if rules.max_experiments is not None and attempted + in_flight >= rules.max_experiments:
-        return False
+        return "target", f"stop condition met: target {rules.target} reached ({best:.6g})"
+    if rules.max_experiments is not None and attempted >= rules.max_experiments:
+        tail = " (default rule: confirm to continue)" if rules.implicit else ""
+        return "count", f"stop condition met: {count}{tail}"
     if rules.deadline is not None:
         left = rules.deadline - now
-        if left <= 0 or (rules.per_experiment_s is not None and left < rules.per_experiment_s):
-            return False
-    return True
+        if left <= 0:
+            return "deadline", f"stop condition met: deadline reached ({count})"
+        if rules.per_experiment_s is not None and left < rules.per_experiment_s:
+            return "deadline", (f"stop condition met: {format_duration(left)} remaining, no room for another "
+                                f"{exact_duration(rules.per_experiment_s)} run ({count})")
+    return None
 
 
 def _gpu_spent(rules: StopRules, used: float, run: float | None) -> str | None:

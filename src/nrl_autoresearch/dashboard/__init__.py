@@ -36,7 +36,7 @@ def names(repo: Path) -> list[str]:
 
 def state(engine: Engine, all_names: list[str]) -> dict:
     """Everything the page shows, JSON-ready; the rows as the ledger holds them (already redacted)."""
-    c, rows = engine.c, engine.rows()
+    c, rows = engine.campaign, engine.rows()
     status = api.status_data(engine)
     index_of = {r.commit: r.index for r in rows}
     return {
@@ -102,7 +102,7 @@ def app(repo: Path, default: str | None) -> Starlette:
         if row is None:
             return PlainTextResponse("no such row", status_code=404)
         return PlainTextResponse(redact(_log_text(engine, row) if request.url.path.startswith("/log/")
-                                        else engine.ws.git.run("diff", row.parent_commit, row.commit, check=False)))
+                                        else engine.workspace.git.run("diff", row.parent_commit, row.commit, check=False)))
 
     return Starlette(routes=[
         Route("/", page), Route("/api/state", api_state),
@@ -113,7 +113,7 @@ def app(repo: Path, default: str | None) -> Starlette:
 
 def _log_text(engine: Engine, row: Row) -> str:
     path = Path(row.log_path)
-    path = path if path.is_absolute() else engine.c.repo / path
+    path = path if path.is_absolute() else engine.campaign.repo / path
     return path.read_text(errors="replace") if path.is_file() else f"(no log at {row.log_path})"
 
 

@@ -78,7 +78,7 @@ def _port(parts) -> int | None:
 def _urls(engine: Engine) -> list[str]:
     """The webhook URLs now: `env:NAME` read from the environment (a name no longer set is said and skipped)."""
     urls = []
-    for spec in engine.c.options.get("notify") or []:
+    for spec in engine.campaign.options.get("notify") or []:
         if not spec.startswith(ENV):
             urls.append(spec)
         elif os.environ.get(spec[len(ENV):]):
@@ -122,7 +122,7 @@ def loop_ended(engine: Engine) -> None:
     best = f"best keep {top.branch.rsplit('/', 1)[1]}: {top.metric_name} = {top.metric_value:.6g}" if top else "no keep"
     kind = "stop_condition_met" if status.met else "campaign_ended"
     fields = {"attempted": str(len(engine.rows())), "stop": status.sentence}
-    send(engine, kind, f"campaign {engine.c.name} ended: {status.sentence}; {best}", fields)
+    send(engine, kind, f"campaign {engine.campaign.name} ended: {status.sentence}; {best}", fields)
 
 
 def _row_fields(engine: Engine, row: Row) -> dict[str, str]:
@@ -134,11 +134,11 @@ def _row_fields(engine: Engine, row: Row) -> dict[str, str]:
 # -- delivery ----------------------------------------------------------------------------------------------------
 def payload(engine: Engine, kind: str, text: str, fields: dict[str, str]) -> dict:
     """Slack's incoming-webhook shape (`text`, and `attachments` fields), with the same facts machine-readable."""
-    text = redact(f"autoresearch {engine.c.name}: {text}")
+    text = redact(f"autoresearch {engine.campaign.name}: {text}")
     fields = {k: redact(v) for k, v in fields.items()}
     return {"text": text,
             "attachments": [{"fields": [{"title": k, "value": v, "short": len(v) < 40} for k, v in fields.items()]}],
-            "autoresearch": {"event": kind, "campaign": engine.c.name, "objective": engine.c.objective.metric_name,
+            "autoresearch": {"event": kind, "campaign": engine.campaign.name, "objective": engine.campaign.objective.metric_name,
                              **fields}}
 
 

@@ -58,7 +58,7 @@ def logged(engine: Engine) -> dict[int, str]:
 
 def sync(engine: Engine) -> None:
     """Log every row that has no MLflow run yet; on failure say so and leave them for the next call."""
-    uri = engine.c.options.get("mlflow")
+    uri = engine.campaign.options.get("mlflow")
     if uri:
         with _SYNCING:
             _sync(engine, uri)
@@ -104,8 +104,8 @@ def _log_rows(engine: Engine, uri: str, rows: list[Row]) -> None:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     with contextlib.redirect_stdout(io.StringIO()):  # the client prints a link per finished run
         client = MlflowClient(uri)
-        found = client.get_experiment_by_name(engine.c.name)
-        experiment = found.experiment_id if found else client.create_experiment(engine.c.name)
+        found = client.get_experiment_by_name(engine.campaign.name)
+        experiment = found.experiment_id if found else client.create_experiment(engine.campaign.name)
         for row in rows:
             engine.journal.record(EVENT, row=row.index, run_id=_log_row(engine, client, experiment, row))
 
@@ -132,7 +132,7 @@ def _log_row(engine: Engine, client, experiment: str, row: Row) -> str:
 
 
 def _tags(engine: Engine, row: Row) -> dict[str, str]:
-    return {INDEX_TAG: str(row.index), "autoresearch.campaign": engine.c.name, "branch": row.branch,
+    return {INDEX_TAG: str(row.index), "autoresearch.campaign": engine.campaign.name, "branch": row.branch,
             "commit": row.commit, "parent": row.parent_commit, "index": str(row.index), "status": row.status,
             "verdict": row.description[:5000], "launcher": row.launcher, "job_id": row.job_id or "none"}
 

@@ -297,7 +297,7 @@ def script_name(argv: list[str]) -> str:
 
 # -- reading state, as JSON-ready dicts -----------------------------------------------------------------
 def status_data(engine: Engine) -> dict:
-    c = engine.c
+    c = engine.campaign
     rows = engine.rows()
     top = engine.best_row()
     st = engine.status()
@@ -305,7 +305,7 @@ def status_data(engine: Engine) -> dict:
     return {
         "campaign": c.name, "prefix": c.prefix,
         "objective": {"metric": c.objective.metric_name, "direction": c.objective.direction},
-        "current_branch": engine.ws.user_branch(),
+        "current_branch": engine.workspace.user_branch(),
         "attempted": len(rows), "max_experiments": c.rules.max_experiments,
         "remaining_experiments": None if c.rules.max_experiments is None else max(0, c.rules.max_experiments - len(rows)),
         "remaining_seconds": None if left is None else max(0.0, left),
@@ -320,7 +320,7 @@ def status_data(engine: Engine) -> dict:
 def base_data(engine: Engine) -> dict:
     """The commit experiments start from and how many commits the person's branch has made past it: before the
     baseline the campaign follows those commits, afterwards they are built on with `try --parent BRANCH`."""
-    git, base = engine.ws.git, engine.c.base_commit
+    git, base = engine.workspace.git, engine.campaign.base_commit
     if not engine.baseline_rows():
         return {"commit": git.rev("HEAD") or base, "commits_past": 0, "follows_your_commits": True}
     ahead = int(git.run("rev-list", "--count", f"{base}..HEAD", check=False).strip() or 0)
@@ -367,7 +367,7 @@ def resume_data(engine: Engine) -> dict:
     """What whoever picks the campaign up must know first, and every mismatch found."""
     from nrl_autoresearch.core.session import latest
 
-    c = engine.c
+    c = engine.campaign
     rows = engine.rows()
     st = engine.status()
     found = latest(c.repo)
@@ -375,7 +375,7 @@ def resume_data(engine: Engine) -> dict:
     return {
         "objective": {"metric": c.objective.metric_name, "direction": c.objective.direction,
                       "source": c.objective.source, "goal": c.options.get("goal")},
-        "stop_rules": c.rules.monitors(), "current_branch": engine.ws.user_branch(),
+        "stop_rules": c.rules.monitors(), "current_branch": engine.workspace.user_branch(),
         "latest": rows[-1].to_dict() if rows else None, "stop": {"met": st.met, "sentence": st.sentence},
         "session": str(found) if found else None, "handoff": str(handoff) if handoff else None,
         "mismatches": engine.verify(),
@@ -407,24 +407,24 @@ def loop_plan(engine: Engine, spec: str, workers: int, more: int | None, count: 
     for hypothesis in getattr(proposer, "hypotheses", []):
         engine.check(hypothesis)
     if more is not None:
-        engine.c = engine.c.with_rules(engine.c.rules.extended(len(engine.rows()), more))
+        engine.extend_rules(more)
     if engine.status().met:
         raise StopConditionMet(engine.status().sentence)
     room = hypotheses_room(engine)
     shown = min(count, room) if room is not None else count
     first = proposer.preview(engine.history(), shown) if shown > 0 else []
     rows = engine.rows()
-    text = plan_text(engine.c, proposer=spec, first=first, has_baseline=bool(engine.valid_baseline()), workers=workers,
+    text = plan_text(engine.campaign, proposer=spec, first=first, has_baseline=bool(engine.valid_baseline()), workers=workers,
                      reruns=len(engine.owed_reruns()), tally=counts(rows, engine.gpu_hours()) if rows else None)
     return proposer, text, first
 
 
 def hypotheses_room(engine: Engine) -> int | None:
     """How many hypotheses the count rule leaves after the baseline runs and re-runs owed before them."""
-    limit = engine.c.rules.max_experiments
+    limit = engine.campaign.rules.max_experiments
     if limit is None:
         return None
-    baseline_owed = max(0, engine.c.options.get("baseline_repeats", 1) - len(engine.baseline_rows()))
+    baseline_owed = max(0, engine.campaign.options.get("baseline_repeats", 1) - len(engine.baseline_rows()))
     return max(0, limit - len(engine.rows()) - baseline_owed - len(engine.owed_reruns()))
 
 
@@ -434,7 +434,7 @@ def plan_data(engine: Engine, proposer: str = "catalog", count: int = 3) -> dict
 
     if count < 0:
         raise UsageError(f"bad --count {count}: give 0 or more hypotheses to show")
-    c = engine.c
+    c = engine.campaign
     _, text, first = loop_plan(engine, proposer, 1, None, count)
     return {
         "campaign": c.name, "prefix": c.prefix, "recipe": c.recipe.get("path") or shlex.join(c.recipe.get("command", [])),
@@ -456,11 +456,11 @@ def baseline_launch(engine: Engine) -> dict:
     from nrl_autoresearch.core.stoprules import run_limit
     from nrl_autoresearch.runner.workspace import BASELINE
 
-    c = engine.c
+    c = engine.campaign
     run_dir = c.run_dir(BASELINE)
     limit = run_limit(c.rules, now=time.time())
     launch = engine.recipe.launch(c.repo, run_dir, limit)
-    cwd = engine.ws.worktrees / BASELINE / launch.cwd.resolve().relative_to(c.repo.resolve())
+    cwd = engine.workspace.worktrees / BASELINE / launch.cwd.resolve().relative_to(c.repo.resolve())
     spec = RunSpec(name=engine.job_name(1), argv=launch.argv, cwd=cwd, log_path=run_dir / "run.log", run_dir=run_dir,
                    env=launch.env, timeout_s=limit)
     rendered = engine.launcher.rendered(spec)

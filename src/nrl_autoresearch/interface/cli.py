@@ -295,7 +295,7 @@ def new(name, desc, parent, repo, campaign_name):
     validate_name(name)
     engine = Engine(_load(repo, campaign_name), progress=Progress())
     path = engine.prepare(name, desc, parent)
-    click.echo(f"{path}\nnext: edit the files there (branch {engine.ws.branch(path.name)}), then run "
+    click.echo(f"{path}\nnext: edit the files there (branch {engine.workspace.branch(path.name)}), then run "
                f"'autoresearch try {path.name}' to commit, run and record them")
 
 
@@ -326,16 +326,16 @@ def _loop(engine: Engine, proposer_spec: str, *, yes: bool, more: int | None, wo
     proposer, plan, _ = api.loop_plan(engine, proposer_spec, workers, more)
     click.echo(plan)
     _confirm(yes)
-    engine.request(None)
-    engine.c = engine.c.with_options(proposer=proposer_spec, workers=workers)
-    engine.c.save()
+    engine.set_control(None)
+    engine.set_options(proposer=proposer_spec, workers=workers)
+    engine.campaign.save()
     engine.checkpoint("plan", plan.replace("\n", "; "))
     try:
         engine.run(proposer.propose, workers=workers)
     finally:
         engine.close()
         written = build_report(engine)
-        click.echo(summary_text(engine.c, engine.rows(), engine.status()))
+        click.echo(summary_text(engine.campaign, engine.rows(), engine.status()))
         click.echo(f"report: {written['html']} (plot {written['png'].name}, summary {written['markdown'].name})")
 
 
@@ -627,7 +627,7 @@ def steer(text, replace_objective, repo, campaign_name):
 @campaign_option
 def pause(repo, campaign_name):
     """Halt the loop between experiments: runs in flight finish, no new run starts."""
-    Engine(_load(repo, campaign_name), say=lambda _: None).request("pause")
+    Engine(_load(repo, campaign_name), say=lambda _: None).set_control("pause")
     click.echo("pause requested: the loop starts no new run; continue later with 'autoresearch resume'")
 
 
@@ -636,7 +636,7 @@ def pause(repo, campaign_name):
 @campaign_option
 def stop(repo, campaign_name):
     """Halt the loop now: runs in flight are ended and recorded as crashes."""
-    Engine(_load(repo, campaign_name), say=lambda _: None).request("stop")
+    Engine(_load(repo, campaign_name), say=lambda _: None).set_control("stop")
     click.echo("stop requested: runs in flight are being ended; continue later with 'autoresearch resume'")
 
 

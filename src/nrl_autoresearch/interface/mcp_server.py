@@ -225,7 +225,7 @@ def plan(repo: Repo = ".", proposer: ProposerSpec = "catalog", workers: Workers 
     person to confirm. Creates nothing."""
     engine = _engine(repo, campaign)
     _, text, first = api.loop_plan(engine, _proposer(repo, proposer), workers, more)
-    return {"plan": text, "monitors": engine.c.rules.monitors(), "first_hypotheses": first,
+    return {"plan": text, "monitors": engine.campaign.rules.monitors(), "first_hypotheses": first,
             "baseline_recorded": bool(engine.baseline_rows()), "stop": _stop(engine)}
 
 
@@ -245,7 +245,7 @@ def new_experiment(name: ExperimentName, repo: Repo = ".", description: Descript
     engine = _engine(repo, campaign)
     worktree = engine.prepare(name, description, parent)
     prepared = [e["name"] for e in engine.journal.events() if e["step"] == "prepared"][-1]
-    return {"name": prepared, "branch": engine.ws.branch(prepared), "worktree": str(worktree)}
+    return {"name": prepared, "branch": engine.workspace.branch(prepared), "worktree": str(worktree)}
 
 
 async def try_experiment(
@@ -292,9 +292,9 @@ async def run_loop(
     if not confirm:
         raise UsageError("the plan needs the person's confirmation; nothing was created. Show them this plan, then "
                          "call run_loop again with confirm=true:\n" + text)
-    engine.request(None)
-    engine.c = engine.c.with_options(proposer=proposer, workers=workers)
-    engine.c.save()
+    engine.set_control(None)
+    engine.set_options(proposer=proposer, workers=workers)
+    engine.campaign.save()
     engine.checkpoint("plan", text.replace("\n", "; "))
     before = len(engine.rows())
 
@@ -306,7 +306,7 @@ async def run_loop(
     written = await _in_thread(engine, loop)
     rows = engine.rows()
     return {"rows": [r.to_dict() for r in rows[before:]], "stop": _stop(engine),
-            "summary": summary_text(engine.c, rows, engine.status()), "report": _paths(written),
+            "summary": summary_text(engine.campaign, rows, engine.status()), "report": _paths(written),
             "progress": progress.lines}
 
 
@@ -337,7 +337,7 @@ def steer(text: Annotated[str, Field(description="The person's follow-up instruc
     """Record a follow-up instruction: additive (the objective stays) unless replace_objective; proposers read it."""
     engine = _engine(repo, campaign)
     engine.steer(text, replace_objective=replace_objective)
-    objective = engine.c.options.get("goal") or f"{engine.c.objective.direction} {engine.c.objective.metric_name}"
+    objective = engine.campaign.options.get("goal") or f"{engine.campaign.objective.direction} {engine.campaign.objective.metric_name}"
     return {"recorded": text, "replace_objective": replace_objective, "objective": objective}
 
 
@@ -415,13 +415,12 @@ class _Progress:
         self._lock = threading.Lock()
         self._rows = len(engine.rows())
         self._step = 0
-        engine.say = self
-        engine.progress = Progress(self, tty=False, every_s=LIVE_EVERY_S)
+        engine.attach(say=self, progress=Progress(self, tty=False, every_s=LIVE_EVERY_S))
 
     def __call__(self, line: str) -> None:
         with self._lock:  # engine threads report concurrently; notifications must leave in order
             self.lines.append(line)
-            rows, total = len(self.engine.rows()), self.engine.c.rules.max_experiments
+            rows, total = len(self.engine.rows()), self.engine.campaign.rules.max_experiments
             self._step = 1 if rows != self._rows else self._step + 1
             self._rows = rows
             value = rows + 1 - 1 / self._step

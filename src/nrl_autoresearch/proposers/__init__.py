@@ -20,15 +20,15 @@ def _queue(arg: str, engine: Engine) -> Proposer:
 
 
 def _catalog(arg: str, engine: Engine) -> Proposer:
-    return CatalogProposer(engine.recipe, engine.ws.git, _baseline_commit(engine))
+    return CatalogProposer(engine.recipe, engine.workspace.git, _baseline_commit(engine))
 
 
 def _baseline_commit(engine: Engine) -> str:
-    return engine.ws.commit_of(engine.ws.branch("baseline")) or engine.c.base_commit
+    return engine.workspace.commit_of(engine.workspace.branch("baseline")) or engine.campaign.base_commit
 
 
 def _random(arg: str, engine: Engine) -> Proposer:
-    return RandomProposer(engine.recipe, engine.ws.git, _baseline_commit(engine), engine.seed_base())
+    return RandomProposer(engine.recipe, engine.workspace.git, _baseline_commit(engine), engine.seed_base())
 
 
 def _search(arg: str, engine: Engine) -> Proposer:

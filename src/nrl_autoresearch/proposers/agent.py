@@ -26,6 +26,7 @@ from pathlib import Path
 from nrl_autoresearch.core.campaign import REPORTS, Campaign
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.git import Git, Snapshot
+from nrl_autoresearch.core.history import History
 from nrl_autoresearch.core.hypothesis import Hypothesis
 from nrl_autoresearch.core.launcher import JobState, RunSpec
 from nrl_autoresearch.core.ledger import Row
@@ -34,7 +35,7 @@ from nrl_autoresearch.core.redact import protect_command, redact
 from nrl_autoresearch.core.session import ROOT as SESSIONS
 from nrl_autoresearch.core.stoprules import format_duration
 from nrl_autoresearch.launchers.local import LocalLauncher
-from nrl_autoresearch.runner.engine import Engine, History
+from nrl_autoresearch.runner.engine import Engine
 from nrl_autoresearch.runner.workspace import BASELINE, slugify
 
 BRIEF = "AUTORESEARCH_BRIEF.md"
@@ -90,8 +91,8 @@ class AgentProposer(Proposer):
         self.argv = protect_command(argv)
         self.engine = engine
         self.timeout_s = timeout_s or _env_seconds("AUTORESEARCH_AGENT_TIMEOUT_S", DEFAULT_TIMEOUT_S)
-        self.protected = (*default_protected(engine.c), *protected)
-        self.folder = engine.c.dir / "agent"
+        self.protected = (*default_protected(engine.campaign), *protected)
+        self.folder = engine.campaign.dir / "agent"
         self._launcher = LocalLauncher(grace_s)
 
     def propose(self, history: History) -> Hypothesis | None:
@@ -118,7 +119,7 @@ class AgentProposer(Proposer):
 
     def brief(self, history: History, parent: str, commit: str) -> str:
         """What the agent reads: objective, ledger, best keep, steering, settings, ideas and rules."""
-        c = self.engine.c
+        c = self.engine.campaign
         goal = c.options.get("goal")
         parts = [
             f"# Research brief: campaign {c.name}\n",
@@ -142,12 +143,12 @@ class AgentProposer(Proposer):
 
     def _best(self, history: History) -> str:
         top = history.best
-        if top is None or top.branch == self.engine.ws.branch(BASELINE):
+        if top is None or top.branch == self.engine.workspace.branch(BASELINE):
             return "## Best keep\n\nNo keep beyond the baseline yet.\n"
-        diff = self.engine.ws.git.run("diff", self.engine.c.base_commit, top.commit).splitlines()
+        diff = self.engine.workspace.git.run("diff", self.engine.campaign.base_commit, top.commit).splitlines()
         more = f"\n({len(diff) - DIFF_LINES} more lines)" if len(diff) > DIFF_LINES else ""
         name = top.branch.rsplit("/", 1)[1]
-        return (f"## Best keep: `{name}` (row {top.index}, {self.engine.c.objective.metric_name} {top.metric_value:.6g})\n\n"
+        return (f"## Best keep: `{name}` (row {top.index}, {self.engine.campaign.objective.metric_name} {top.metric_value:.6g})\n\n"
                 "Its change against the baseline:\n\n```diff\n" + "\n".join(diff[:DIFF_LINES]) + f"\n```{more}\n")
 
     def _rules(self) -> str:
@@ -167,8 +168,8 @@ class AgentProposer(Proposer):
     def _parent(self, history: History) -> tuple[str, str]:
         """The best keep (by experiment name, so the patch applies where it was made), else the baseline."""
         top = history.best
-        if top is None or top.branch == self.engine.ws.branch(BASELINE):
-            return BASELINE, self.engine.ws.commit_of(self.engine.ws.branch(BASELINE)) or self.engine.c.base_commit
+        if top is None or top.branch == self.engine.workspace.branch(BASELINE):
+            return BASELINE, self.engine.workspace.commit_of(self.engine.workspace.branch(BASELINE)) or self.engine.campaign.base_commit
         return top.branch.rsplit("/", 1)[1], top.commit
 
     @contextmanager
@@ -177,18 +178,18 @@ class AgentProposer(Proposer):
         path = self.folder / name
         self._remove(path)  # left by an engine that was killed
         self.folder.mkdir(parents=True, exist_ok=True)
-        with self.engine.ws.locked():
-            self.engine.ws.git.run("worktree", "add", "--detach", "--quiet", str(path), commit)
+        with self.engine.workspace.locked():
+            self.engine.workspace.git.run("worktree", "add", "--detach", "--quiet", str(path), commit)
         try:
             yield path
         finally:
             self._remove(path)
 
     def _remove(self, path: Path) -> None:
-        with self.engine.ws.locked():
-            self.engine.ws.git.run("worktree", "remove", "--force", "--force", str(path), check=False)
+        with self.engine.workspace.locked():
+            self.engine.workspace.git.run("worktree", "remove", "--force", "--force", str(path), check=False)
             shutil.rmtree(path, ignore_errors=True)
-            self.engine.ws.git.run("worktree", "prune", check=False)
+            self.engine.workspace.git.run("worktree", "prune", check=False)
 
     def _call(self, folder: Path, brief: str, log: Path) -> str | None:
         """Run the agent in `folder` with `brief`, in its own process group, within its limit. Why it failed, or None."""
@@ -214,7 +215,7 @@ class AgentProposer(Proposer):
 
     def _stage(self, tree: Path, commit: str) -> list[str]:
         """Stage the agent's edits (run outputs aside); the paths that differ from `commit`, its own commits included."""
-        paths = [p for p in self.engine.ws.changed_paths(tree) if p not in (BRIEF, RESULT)]
+        paths = [p for p in self.engine.workspace.changed_paths(tree) if p not in (BRIEF, RESULT)]
         git = Git(tree)
         if paths:
             git.run("add", "--all", "--", *paths)
@@ -272,11 +273,11 @@ def ledger_table(rows: list[Row], metric: str) -> str:
 
 def symptoms_text(history: History, last: int = 3) -> str:
     """What the engine read in the latest runs' logs and scalars, each with the area it points to."""
-    return "\n".join(f"- run {d['run']}: " + "; ".join(d["symptoms"]) for d in history.diagnoses[-last:])
+    return "\n".join(f"- run {d.run}: " + "; ".join(d.symptoms) for d in history.diagnoses[-last:])
 
 
 def knobs_text(engine: Engine, commit: str) -> str:
-    knobs = engine.recipe.knobs(Snapshot(engine.ws.git, commit))[:KNOBS_SHOWN]
+    knobs = engine.recipe.knobs(Snapshot(engine.workspace.git, commit))[:KNOBS_SHOWN]
     return "\n".join(f"- `{k.key}` = {json.dumps(k.current, default=str)} ({k.area}, {k.risk} risk)" for k in knobs) or "(none listed)"
 
 
@@ -307,7 +308,7 @@ def _answer(result: Path, log: Path) -> tuple[str | None, str]:
 def _fingerprint(engine: Engine, worktree: Path) -> dict[str, str]:
     """Changed paths of a worktree and a digest of each (deleted: empty), to see what a command changed."""
     found = {}
-    for path in engine.ws.changed_paths(worktree):
+    for path in engine.workspace.changed_paths(worktree):
         full = worktree / path
         found[path] = hashlib.sha256(full.read_bytes()).hexdigest() if full.is_file() else ""
     return found

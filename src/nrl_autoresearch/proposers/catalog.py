@@ -12,11 +12,11 @@ import itertools
 import re
 
 from nrl_autoresearch.core.git import Git, Snapshot
+from nrl_autoresearch.core.history import History
 from nrl_autoresearch.core.hypothesis import Hypothesis
 from nrl_autoresearch.core.proposer import Proposer, already_tried, as_text, norm
 from nrl_autoresearch.core.recipe import Knob, Recipe
 from nrl_autoresearch.recipes.params import parse_value
-from nrl_autoresearch.runner.engine import History
 from nrl_autoresearch.runner.workspace import slugify
 
 
@@ -83,7 +83,7 @@ class CatalogProposer(Proposer):
 
 def preferred_areas(history: History, areas: set[str]) -> list[str]:
     """Areas to try first: those the latest run's symptoms point to, then those the steering notes name."""
-    found = list(history.diagnoses[-1]["areas"]) if history.diagnoses else []
+    found = list(history.diagnoses[-1].areas) if history.diagnoses else []
     steering = " ".join(history.steering).lower()
     for area in sorted(areas):
         words = [w for w in re.split(r"[/ ]+", area) if len(w) > 3]
@@ -104,10 +104,7 @@ def _hypothesis(knob: Knob, value: str, parent: str, current: object) -> Hypothe
 
 def _best_effective(history: History) -> dict:
     """The best keep's settings (its effective changes from the baseline), parsed."""
-    if history.best is None:
-        return {}
-    found = next((t.get("effective") or {} for t in history.tried if t.get("commit") == history.best.commit), {})
-    return {k: parse_value(v) for k, v in found.items()}
+    return {k: parse_value(v) for k, v in history.best_effective().items()}
 
 
 def _direction(current, value: str) -> str:
@@ -124,8 +121,7 @@ def _outcomes(history: History) -> dict[tuple[str, str], str]:
     status = {r.index: r.status for r in history.rows}
     found = {}
     for t in history.tried:
-        sets = (t.get("hypothesis") or {}).get("sets") or {}
-        if len(sets) == 1 and t["index"] in status:
-            ((key, value),) = sets.items()
-            found[(key, norm(value))] = status[t["index"]]
+        if len(t.sets) == 1 and t.index in status:
+            ((key, value),) = t.sets.items()
+            found[(key, norm(value))] = status[t.index]
     return found

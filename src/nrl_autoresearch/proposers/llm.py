@@ -21,12 +21,19 @@ import urllib.request
 import jsonschema
 
 from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.history import History
 from nrl_autoresearch.core.hypothesis import Hypothesis
 from nrl_autoresearch.core.proposer import Proposer, already_tried, as_text
 from nrl_autoresearch.core.redact import MASK, redact
-from nrl_autoresearch.proposers.agent import LEDGER_ROWS, ideas_text, knobs_text, ledger_table, symptoms_text
+from nrl_autoresearch.proposers.agent import (
+    LEDGER_ROWS,
+    ideas_text,
+    knobs_text,
+    ledger_table,
+    symptoms_text,
+)
 from nrl_autoresearch.proposers.catalog import CatalogProposer
-from nrl_autoresearch.runner.engine import Engine, History
+from nrl_autoresearch.runner.engine import Engine
 from nrl_autoresearch.runner.workspace import slugify
 
 SCHEMA = {
@@ -66,7 +73,7 @@ class LLMProposer(Proposer):
             raise UsageError("--proposer llm needs an endpoint and a model: set AUTORESEARCH_LLM_BASE_URL (or "
                              "OPENAI_BASE_URL) and AUTORESEARCH_LLM_MODEL")
         self.engine = engine
-        self.fallback = fallback or CatalogProposer(engine.recipe, engine.ws.git, engine.c.base_commit)
+        self.fallback = fallback or CatalogProposer(engine.recipe, engine.workspace.git, engine.campaign.base_commit)
         self.tries = tries
         self.timeout_s = timeout_s
         self.fell_back = False
@@ -98,8 +105,8 @@ class LLMProposer(Proposer):
 
     def context(self, history: History) -> str:
         """What the model is told: objective, steering, ledger, best keep, settings, tried configurations, ideas."""
-        c = self.engine.c
-        tried = [t["effective"] for t in history.tried if t.get("effective")][-LEDGER_ROWS:]
+        c = self.engine.campaign
+        tried = [t.effective for t in history.tried if t.effective][-LEDGER_ROWS:]
         top = history.best
         parts = [
             f"Objective: {c.objective.direction} {c.objective.metric_name}" + (f"; goal: {c.options['goal']}" if c.options.get("goal") else ""),

@@ -20,15 +20,27 @@ from typing import Any
 
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.git import Snapshot
+from nrl_autoresearch.core.history import History, Tried
 from nrl_autoresearch.core.hypothesis import Hypothesis
-from nrl_autoresearch.core.proposer import Proposer, already_tried, as_text, next_number, norm
+from nrl_autoresearch.core.proposer import (
+    Proposer,
+    already_tried,
+    as_text,
+    next_number,
+    norm,
+)
 from nrl_autoresearch.recipes.params import load_text, parse_value
-from nrl_autoresearch.runner.engine import Engine, History
+from nrl_autoresearch.runner.engine import Engine
 from nrl_autoresearch.runner.workspace import BASELINE
 
 try:
     import optuna
-    from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import (
+        BaseDistribution,
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
     from optuna.trial import FrozenTrial, TrialState, create_trial
 except ImportError:  # the optional extra 'search'
     optuna = None
@@ -50,13 +62,13 @@ class SearchProposer(Proposer):
         self.path = Path(space_path).resolve()
         self.space = load_space(self.path)
         self.seed, self.startup, self.max_asks = seed, startup, max_asks
-        self.maximize = engine.c.objective.maximize
-        self.baseline_branch = engine.ws.branch(BASELINE)
+        self.maximize = engine.campaign.objective.maximize
+        self.baseline_branch = engine.workspace.branch(BASELINE)
         try:
             engine.check(Hypothesis("search", sets={k: _value_text(d, _any_value(d)) for k, d in self.space.items()}))
         except UsageError as err:
             raise UsageError(f"search space {self.path.name}: {err}") from None
-        knobs = engine.recipe.knobs(Snapshot(engine.ws.git, engine.c.base_commit))
+        knobs = engine.recipe.knobs(Snapshot(engine.workspace.git, engine.campaign.base_commit))
         self.baseline = {k.key: k.current for k in knobs if k.key in self.space}
         optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -96,12 +108,12 @@ class SearchProposer(Proposer):
         known = {self._key({k: _value_text(d, t.params[k]) for k, d in self.space.items()}): t for t in trials}
         return study, known
 
-    def _trial(self, attempt: dict, history: History) -> FrozenTrial | None:
+    def _trial(self, attempt: Tried, history: History) -> FrozenTrial | None:
         """An earlier attempt as a trial, when every key of the space has a value in range for it."""
-        params = self._params(attempt.get("effective") or {})
+        params = self._params(attempt.effective)
         if params is None:
             return None
-        row = next((r for r in history.rows if r.index == attempt["index"]), None)
+        row = next((r for r in history.rows if r.index == attempt.index), None)
         if row is None:
             return create_trial(state=TrialState.RUNNING, params=params, distributions=self.space)
         if row.status == "crash" or row.metric_value is None or not math.isfinite(row.metric_value):
@@ -120,8 +132,7 @@ class SearchProposer(Proposer):
         latest = max(history.rows, key=lambda r: r.index, default=None)
         if top is None or latest is None or top.branch == self.baseline_branch or latest.commit != top.commit:
             return None
-        effective = next((t.get("effective") or {} for t in history.tried if t.get("commit") == top.commit), {})
-        params = self._params(effective)
+        params = self._params(history.effective_of(top.commit))
         if params is None:
             return None
         return top.branch.rsplit("/", 1)[1], {k: _perturb(d, params[k], rng) for k, d in self.space.items()}

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def build_report(engine: Engine, *, html: Path | None = None, png: Path | None = None,
                  markdown: Path | None = None) -> dict[str, Path]:
     """Write the report and return what was written: keys html, png, markdown and diffs (the diffs folder)."""
-    c = engine.c
+    c = engine.campaign
     folder = c.dir / "report"
     html, png, markdown = html or folder / "report.html", png or folder / "report.png", markdown or folder / "report.md"
     rows, status = engine.rows(), engine.status()
@@ -40,13 +40,13 @@ def build_report(engine: Engine, *, html: Path | None = None, png: Path | None =
 
 def _links(engine: Engine, row: Row, diffs: Path, base: Path) -> Links:
     """Write the row's diff against its parent; link it and the run log from `base`, the page's folder."""
-    text = engine.ws.git.run("diff", row.parent_commit, row.commit, check=False)
+    text = engine.workspace.git.run("diff", row.parent_commit, row.commit, check=False)
     path = diffs / f"{row.index}-{short_name(row)}.diff"
     _write(path, text)
     lines = text.splitlines()
     added = sum(line.startswith("+") and not line.startswith("+++") for line in lines)
     removed = sum(line.startswith("-") and not line.startswith("---") for line in lines)
-    log = _log(engine.c, row)
+    log = _log(engine.campaign, row)
     return Links(log=_href(log, base) if log.is_file() else None, diff=_href(path, base), added=added, removed=removed)
 
 

@@ -1,4 +1,5 @@
-"""One attempt as the engine plans and measures it: shared by the experiment path and its recovery."""
+"""One run of a trial, measured: what its ledger row and the verdict need. Shared by the experiment path and its
+recovery."""
 
 from __future__ import annotations
 
@@ -6,43 +7,18 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from nrl_autoresearch.core.hypothesis import Hypothesis
-from nrl_autoresearch.core.judge import Reference
 from nrl_autoresearch.core.launcher import JobResult, JobState
-from nrl_autoresearch.runner.workspace import BASELINE
+from nrl_autoresearch.core.trial import Trial
 
 # how the reasons of runs that something outside them ended begin
 INTERRUPTIONS = ("interrupted", "stopped by the person")
 
 
-@dataclass(frozen=True)
-class Plan:
-    """An attempt with its index reserved: where it branches from and what it is compared with."""
-
-    index: int
-    name: str
-    run: str
-    branch: str
-    parent: str
-    parent_commit: str
-    reference: Reference | None
-    hypothesis: Hypothesis
-    effective: dict
-    seed: int | None = None  # None: the recipe's own seed
-    group: tuple[int, ...] = ()  # the indexes of the runs judged together (repeats of one configuration)
-    role: str = ""  # "repeat 2/3", "confirmation of [5]"
-    commit: str | None = None  # a further run of a configuration already committed runs this commit
-
-    @property
-    def is_baseline(self) -> bool:
-        return self.name == BASELINE
-
-
 @dataclass
 class Outcome:
-    """One finished run of a plan, measured: what the ledger row and the verdict need."""
+    """One finished run of a trial, measured."""
 
-    plan: Plan
+    trial: Trial
     commit: str
     result: JobResult
     job_id: str = "none"
@@ -63,7 +39,7 @@ class Outcome:
         return self.result.state == JobState.CANCELLED and self.result.reason.startswith(INTERRUPTIONS)
 
     @property
-    def crashed(self) -> str | None:
+    def crash_reason(self) -> str | None:
         """Why this run has no valid metric, or None."""
         if not self.result.succeeded:
             return self.result.reason + (f"; {self.failure}" if self.failure else "")

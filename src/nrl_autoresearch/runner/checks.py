@@ -13,36 +13,36 @@ from nrl_autoresearch.runner.workspace import BASELINE
 
 if TYPE_CHECKING:
     from nrl_autoresearch.core.ledger import Row
-    from nrl_autoresearch.runner.engine import Engine
+    from nrl_autoresearch.runner.context import Context
 
 
-def preflight(engine: Engine) -> list[Check]:
+def preflight(context: Context) -> list[Check]:
     """The recipe's and the launcher's own checks, free disk, and the person's unrelated changes."""
-    checks = list(engine.recipe.preflight(engine.c.repo))
-    checks += [Check(ok, "launcher: " + item, blocking=True) for ok, item in engine.launcher.preflight()]
-    free_gb = shutil.disk_usage(engine.c.dir if engine.c.dir.exists() else engine.c.repo).free / 2**30
+    checks = list(context.recipe.preflight(context.campaign.repo))
+    checks += [Check(ok, "launcher: " + item, blocking=True) for ok, item in context.launcher.preflight()]
+    free_gb = shutil.disk_usage(context.campaign.dir if context.campaign.dir.exists() else context.campaign.repo).free / 2**30
     checks.append(Check(free_gb >= 1.0, "free disk where logs and checkpoints go", f"{free_gb:.1f} GiB free",
                         blocking=free_gb < 1.0))
-    checks += _local_gpus(engine)
-    if engine.gpus.per_experiment:
+    checks += _local_gpus(context)
+    if context.gpus.per_experiment:
         visible = gpus.visible_gpus()
-        checks.append(Check(len(visible) >= engine.gpus.per_experiment, "GPUs per experiment",
-                            f"{engine.gpus.per_experiment} requested, {len(visible)} visible"))
-    checks += _brev(engine)
-    checks += _baseline_branch(engine)
-    refused = engine.ws.probe_commit()
+        checks.append(Check(len(visible) >= context.gpus.per_experiment, "GPUs per experiment",
+                            f"{context.gpus.per_experiment} requested, {len(visible)} visible"))
+    checks += _brev(context)
+    checks += _baseline_branch(context)
+    refused = context.workspace.probe_commit()
     checks.append(Check(refused is None, "git accepts the experiment commits", refused or "a probe commit passed",
                         blocking=refused is not None))
-    dirty = engine.ws.user_state().dirty
+    dirty = context.workspace.user_state().dirty
     checks.append(Check(not dirty, "unrelated uncommitted changes (left alone)", ", ".join(dirty) or "none",
                         blocking=False))
     return checks
 
 
-def _local_gpus(engine: Engine) -> list[Check]:
+def _local_gpus(context: Context) -> list[Check]:
     """A local run needs the recipe's GPUs here and free (NVML; a machine without it has none)."""
-    needed = engine.recipe.gpus_needed(engine.c.repo)
-    if engine.launcher.name != "local" or not needed:
+    needed = context.recipe.gpus_needed(context.campaign.repo)
+    if context.launcher.name != "local" or not needed:
         return []
     visible = gpus.visible_gpus()
     free = [g for g in visible if g not in gpus.busy_gpus()]
@@ -53,24 +53,24 @@ def _local_gpus(engine: Engine) -> list[Check]:
     return [Check(len(free) >= needed, "GPUs for a local run", detail)]
 
 
-def _baseline_branch(engine: Engine) -> list[Check]:
+def _baseline_branch(context: Context) -> list[Check]:
     """A `<prefix>/baseline` made by hand is not the unmodified recipe: it must never be run as the reference."""
-    branch = engine.ws.branch(BASELINE)
-    if engine.ws.commit_of(branch) is None or engine.ws.is_baseline_record(branch, engine.c.base_commit):
+    branch = context.workspace.branch(BASELINE)
+    if context.workspace.commit_of(branch) is None or context.workspace.is_baseline_record(branch, context.campaign.base_commit):
         return []
     return [Check(False, "baseline branch", f"{branch} exists but is not the record of the starting point "
-                  f"{engine.c.base_commit[:10]}: rename it (git branch -m {branch} NEW-NAME), then run again")]
+                  f"{context.campaign.base_commit[:10]}: rename it (git branch -m {branch} NEW-NAME), then run again")]
 
 
-def _brev(engine: Engine) -> list[Check]:
+def _brev(context: Context) -> list[Check]:
     """On Brev: the volume is there with room, and the repository's .env exists (names only, never values)."""
-    options = engine.c.options.get("brev")
+    options = context.campaign.options.get("brev")
     if not options:
         return []
     if not Path(options["volume"]).is_dir():
         return [Check(False, "Brev volume", f"{options['volume']} is missing")]
     free = brev.free_gb(options)
-    env = brev.load_env_file(engine.c.repo)
+    env = brev.load_env_file(context.campaign.repo)
     return [
         Check(free >= brev.STOP_BELOW_GB, "free space on the Brev volume", f"{free:.0f} GiB free on {options['volume']}",
               blocking=free < brev.STOP_BELOW_GB),
@@ -80,55 +80,55 @@ def _brev(engine: Engine) -> list[Check]:
     ]
 
 
-def check_preflight(engine: Engine) -> None:
-    failed = [c for c in engine.preflight() if c.blocking and not c.ok]
+def check_preflight(context: Context) -> None:
+    failed = [c for c in preflight(context) if c.blocking and not c.ok]
     if failed:
         raise UsageError("preflight failed: " + "; ".join(f"{c.item}: {c.detail}" for c in failed)
                          + " (see 'autoresearch preflight')")
 
 
-def verify(engine: Engine) -> list[str]:
+def verify(context: Context) -> list[str]:
     """Disagreements between the TSV, the git notes, the branches and the journal, one sentence each."""
-    problems = _torn(engine)
-    lines = engine.ledger.lines(engine.c.prefix)
+    problems = _torn(context)
+    lines = context.ledger.lines(context.campaign.prefix)
     rows = [r for r, _ in lines]
-    branches = engine.ws.branches()
+    branches = context.workspace.branches()
     noted: dict[str, set[str]] = {}  # row line -> the commits whose note holds it
-    for commit, entry in engine.notes.all_entries():
-        if entry.get("campaign") == engine.c.name:
+    for commit, entry in context.notes.all_entries():
+        if entry.get("campaign") == context.campaign.name:
             noted.setdefault(entry["row"], set()).add(commit)
     for r, line in lines:
-        problems += _row_problems(engine, r, branches, noted.get(line, set()))
+        problems += _row_problems(context, r, branches, noted.get(line, set()))
     in_tsv = {line for _, line in lines}
     for line in sorted(set(noted) - in_tsv):
         problems.append(f"a git note holds row {line.split(chr(9), 1)[0]} that the TSV lacks (run 'autoresearch ledger rebuild')")
     with_rows = {r.branch for r in rows}
-    attempts = engine.journal.attempts()
+    attempts = context.journal.attempts()
     pending = {a.data.get("branch") for a in attempts.values() if not a.done}
-    prepared = {engine.ws.branch(e["name"]) for e in engine.journal.events() if e["step"] == "prepared"}
+    prepared = {context.workspace.branch(e["name"]) for e in context.journal.events() if e["step"] == "prepared"}
     for branch in sorted(set(branches) - with_rows - pending - prepared):
         problems.append(f"branch {branch} has no row")
     for a in sorted(attempts.values(), key=lambda a: a.index):
-        if not a.done and a.index not in engine.in_flight:
+        if not a.done and a.index not in context.in_flight:
             problems.append(f"run {a.index} ({a.data.get('name')}) was left in flight at step '{a.step}'")
     return problems
 
 
-def _torn(engine: Engine) -> list[str]:
-    fragment = engine.ledger.torn()
+def _torn(context: Context) -> list[str]:
+    fragment = context.ledger.torn()
     if not fragment:
         return []
-    return [f"the last line of {engine.c.ledger} is torn (a write cut short: {fragment[:40]!r}): the next 'autoresearch "
+    return [f"the last line of {context.campaign.ledger} is torn (a write cut short: {fragment[:40]!r}): the next 'autoresearch "
             "resume' completes it from the git notes, or run 'autoresearch ledger rebuild'"]
 
 
-def _row_problems(engine: Engine, r: Row, branches: dict[str, str], notes_on: set[str]) -> list[str]:
+def _row_problems(context: Context, r: Row, branches: dict[str, str], notes_on: set[str]) -> list[str]:
     """A row's branch holds its commit, and its note sits on that commit."""
     problems = []
     if r.branch not in branches:
         if r.status != "crash" or r.commit != r.parent_commit:  # a crash before its branch could be created has none
             problems.append(f"row {r.index}: branch {r.branch} does not exist")
-    elif branches[r.branch] != r.commit and not engine.ws.git.ok("merge-base", "--is-ancestor", r.commit, r.branch):
+    elif branches[r.branch] != r.commit and not context.workspace.git.ok("merge-base", "--is-ancestor", r.commit, r.branch):
         problems.append(f"row {r.index}: commit {r.commit[:10]} is not on {r.branch}")
     if not notes_on:
         problems.append(f"row {r.index}: no git note on {r.commit[:10]} holds this row")

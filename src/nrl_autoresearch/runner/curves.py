@@ -17,7 +17,7 @@ def curve_of(engine: Engine, data: dict) -> list[tuple[float, float]]:
     if not data.get("log_path") or not data.get("run_dir"):
         return []
     run_dir = Path(data["run_dir"])
-    census = Census.load(engine.c.dir / CENSUS / f"{data.get('run')}.json")
+    census = Census.load(engine.campaign.dir / CENSUS / f"{data.get('run')}.json")
     outputs = RunOutputs(Path(data["log_path"]), run_dir, Path(data.get("worktree") or run_dir), census)
     reading = engine.source.read(outputs)
     return [(p.step, p.value) for p in reading.points] if reading else []

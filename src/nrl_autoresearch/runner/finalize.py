@@ -45,12 +45,12 @@ class Finalized:
 
 def finalize(engine: Engine, sources: tuple[str, ...], branch: str | None) -> Finalized:
     """Refuse bad input before anything exists, then build the branch and write PR.md next to the campaign."""
-    git = engine.ws.git
+    git = engine.workspace.git
     start = git.rev("HEAD")
     if start is None:
         raise UsageError("your repository has no commit to start the finalized branch from")
     chosen = choose(engine, sources or ("best",))
-    name = branch or f"{engine.c.prefix}-final"
+    name = branch or f"{engine.campaign.prefix}-final"
     _check_branch(engine, name)
     done = Finalized(name, start)
     tip = _replay(git, chosen, start, done)
@@ -66,7 +66,7 @@ def choose(engine: Engine, sources: tuple[str, ...]) -> list[Row]:
     exactly what was measured."""
     keeps = _keeps(engine)
     if not keeps:
-        raise UsageError(f"campaign {engine.c.name} has no kept experiment beyond the baseline: nothing to finalize")
+        raise UsageError(f"campaign {engine.campaign.name} has no kept experiment beyond the baseline: nothing to finalize")
     by_commit = {r.commit: r for r in keeps.values()}
     picked: dict[str, Row] = {}
     for source in sources:
@@ -77,7 +77,7 @@ def choose(engine: Engine, sources: tuple[str, ...]) -> list[Row]:
 
 def _keeps(engine: Engine) -> dict[str, Row]:
     """The last keep row of every experiment branch (a repeated configuration has several rows)."""
-    baseline = engine.ws.branch(BASELINE)
+    baseline = engine.workspace.branch(BASELINE)
     return {r.branch: r for r in engine.rows() if r.status == "keep" and r.branch != baseline}
 
 
@@ -87,10 +87,10 @@ def _named(engine: Engine, keeps: dict[str, Row], source: str) -> Row:
         if top is None or top.branch not in keeps:
             raise UsageError("the best keep is the baseline itself: nothing to finalize (name a branch with --from)")
         return top
-    full = source if source.startswith(engine.c.prefix + "/") else engine.ws.branch(source)
+    full = source if source.startswith(engine.campaign.prefix + "/") else engine.workspace.branch(source)
     if full not in keeps:
         shown = ", ".join(b.rsplit("/", 1)[1] for b in keeps)
-        raise UsageError(f"--from {source!r} is not a kept experiment of campaign {engine.c.name} (keeps: {shown})")
+        raise UsageError(f"--from {source!r} is not a kept experiment of campaign {engine.campaign.name} (keeps: {shown})")
     return keeps[full]
 
 
@@ -102,11 +102,11 @@ def _lineage(row: Row, by_commit: dict[str, Row]) -> list[Row]:
 
 
 def _check_branch(engine: Engine, name: str) -> None:
-    git = engine.ws.git
+    git = engine.workspace.git
     if not git.ok("check-ref-format", "--branch", name):
         raise UsageError(f"--branch {name!r} is not a valid branch name")
-    if name.startswith(engine.c.prefix + "/"):
-        raise UsageError(f"--branch {name!r} lies under the campaign's prefix {engine.c.prefix}/, where the "
+    if name.startswith(engine.campaign.prefix + "/"):
+        raise UsageError(f"--branch {name!r} lies under the campaign's prefix {engine.campaign.prefix}/, where the "
                          "experiments live: choose a name outside it")
     if git.rev(f"refs/heads/{name}"):
         raise UsageError(f"branch {name!r} already exists: pass --branch NAME for a new one")
@@ -171,14 +171,14 @@ def _message(git: Git, row: Row) -> str:
 def _write_pr(engine: Engine, done: Finalized) -> Path:
     """PR.md beside the campaign (untracked, so the branch holds only the change): ready for
     `gh pr create --body-file`."""
-    path = engine.c.dir / "finalize" / done.branch.replace("/", "-") / "PR.md"
+    path = engine.campaign.dir / "finalize" / done.branch.replace("/", "-") / "PR.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(redact(pr_text(engine, done)))
     return path
 
 
 def pr_text(engine: Engine, done: Finalized) -> str:
-    c, rows = engine.c, [r for r, _ in done.commits]
+    c, rows = engine.campaign, [r for r, _ in done.commits]
     by_commit = {r.commit: r for r in engine.rows() if r.status != "crash" and valid(r.metric_value)}
     base = engine.valid_baseline()
     base_value = base[-1].metric_value if base else None

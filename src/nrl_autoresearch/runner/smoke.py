@@ -13,62 +13,61 @@ from nrl_autoresearch.core.git import Snapshot
 from nrl_autoresearch.core.launcher import JobResult, RunSpec
 from nrl_autoresearch.core.metric import Census, RunOutputs, aggregate
 from nrl_autoresearch.core.redact import redact
+from nrl_autoresearch.runner.checks import check_preflight
 from nrl_autoresearch.runner.workspace import BASELINE
 
 if TYPE_CHECKING:
-    from nrl_autoresearch.runner.engine import Engine
+    from nrl_autoresearch.runner.context import Context
 
 
-def smoke(engine: Engine, sets: dict[str, str], limit_s: float = 600.0) -> dict:
+def smoke(context: Context, sets: dict[str, str], limit_s: float = 600.0) -> dict:
     """Run the recipe with tiny settings in a scratch checkout, through the campaign's launcher once preflight
     passes, to check the plumbing the campaign will use. It never becomes a ledger row and decides nothing."""
-    from nrl_autoresearch.runner.checks import check_preflight
-
-    check_preflight(engine)
-    commit = engine.ws.commit_of(engine.ws.branch(BASELINE)) or engine.c.base_commit
-    engine.recipe.check_change(Snapshot(engine.ws.git, commit), sets)
-    run_dir = engine.c.dir / "smoke" / time.strftime("%Y%m%d-%H%M%S")
+    check_preflight(context)
+    commit = context.workspace.commit_of(context.workspace.branch(BASELINE)) or context.campaign.base_commit
+    context.recipe.check_change(Snapshot(context.workspace.git, commit), sets)
+    run_dir = context.campaign.dir / "smoke" / time.strftime("%Y%m%d-%H%M%S")
     worktree = run_dir / "checkout"
     run_dir.mkdir(parents=True)
-    engine.ws.git.run("worktree", "add", "--detach", "--quiet", str(worktree), commit)
+    context.workspace.git.run("worktree", "add", "--detach", "--quiet", str(worktree), commit)
     try:
-        engine.recipe.apply(worktree, sets)
-        launch = engine.recipe.launch(worktree, run_dir, limit_s)
-        spec = RunSpec(name=f"{engine.job_name(0)}-smoke", argv=launch.argv + engine.recipe.smoke_args(worktree),
+        context.recipe.apply(worktree, sets)
+        launch = context.recipe.launch(worktree, run_dir, limit_s)
+        spec = RunSpec(name=f"{context.job_name(0)}-smoke", argv=launch.argv + context.recipe.smoke_args(worktree),
                        cwd=launch.cwd, log_path=run_dir / "run.log", run_dir=run_dir, env=launch.env,
                        timeout_s=limit_s)
         before = Census.take(run_dir, worktree)
-        job = engine.launcher.submit(spec)
-        result = job.wait(should_stop=lambda: engine.halt_reason)
-        return _smoke_findings(engine, spec, result, RunOutputs(spec.log_path, run_dir, worktree, before))
+        job = context.launcher.submit(spec)
+        result = job.wait(should_stop=lambda: context.halt_reason)
+        return _smoke_findings(context, spec, result, RunOutputs(spec.log_path, run_dir, worktree, before))
     finally:
-        engine.ws.git.run("worktree", "remove", "--force", str(worktree), check=False)  # our own scratch checkout
+        context.workspace.git.run("worktree", "remove", "--force", str(worktree), check=False)  # our own scratch checkout
 
 
-def _smoke_findings(engine: Engine, spec: RunSpec, result: JobResult, outputs: RunOutputs) -> dict:
-    reading = engine.source.read(outputs)
-    step = engine.source.progress(outputs)
-    value = aggregate(reading.points, engine.c.objective.aggregate, maximize=engine.c.objective.maximize) if reading else None
+def _smoke_findings(context: Context, spec: RunSpec, result: JobResult, outputs: RunOutputs) -> dict:
+    reading = context.source.read(outputs)
+    step = context.source.progress(outputs)
+    value = aggregate(reading.points, context.campaign.objective.aggregate, maximize=context.campaign.objective.maximize) if reading else None
     return {
-        "launcher": engine.launcher.name, "proved": _proved(engine, result, reading is not None, step),
-        "command": redact(shlex.join(spec.argv)), "log_path": engine.rel(spec.log_path),
+        "launcher": context.launcher.name, "proved": _proved(context, result, reading is not None, step),
+        "command": redact(shlex.join(spec.argv)), "log_path": context.rel(spec.log_path),
         "log_written": spec.log_path.exists() and spec.log_path.stat().st_size > 0,
         "ended": result.reason, "succeeded": result.succeeded, "seconds": round(result.run_s, 2),
-        "metric": {"name": engine.c.objective.metric_name, "value": value,
-                   "source": reading.source if reading else f"nothing found by {engine.source}"},
+        "metric": {"name": context.campaign.objective.metric_name, "value": value,
+                   "source": reading.source if reading else f"nothing found by {context.source}"},
         "steps": step[0] if step else None,
         "seconds_per_step": round(result.run_s / step[0], 2) if step and step[0] else None,
-        "failure": engine.source.failure(outputs), "ending": engine.source.ending(outputs),
+        "failure": context.source.failure(outputs), "ending": context.source.ending(outputs),
     }
 
 
-def _proved(engine: Engine, result: JobResult, read: bool, step) -> list[str]:
+def _proved(context: Context, result: JobResult, read: bool, step) -> list[str]:
     """What the smoke run established, strongest last; nothing about the objective's value."""
-    found = [f"the command starts through the {engine.launcher.name} launcher"]
+    found = [f"the command starts through the {context.launcher.name} launcher"]
     if result.succeeded:
         found.append("it runs to a clean exit with the tiny settings")
     if step:
         found.append(f"training steps are counted from its output ({step[0]} seen)")
     if read:
-        found.append(f"the objective {engine.c.objective.metric_name} is read from its outputs")
+        found.append(f"the objective {context.campaign.objective.metric_name} is read from its outputs")
     return found

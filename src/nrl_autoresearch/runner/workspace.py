@@ -22,14 +22,15 @@ from filelock import FileLock
 
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.git import Git, GitError
+from nrl_autoresearch.core.names import BASELINE, MAX_NAME
+from nrl_autoresearch.core.names import (
+    validate_name as validate_name,  # where the interface imports it
+)
 
-BASELINE = "baseline"
 BASELINE_SUBJECT = "baseline: record starting point"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # run outputs that must never be swept into a hypothesis commit
 _GENERATED = re.compile(r"(\.log|\.pt|\.pth|\.ckpt|\.safetensors|\.npz|\.bin|\.pyc)$|(^|/)events\.out\.tfevents\.|(^|/)__pycache__/")
 _MAX_UNTRACKED_BYTES = 1 << 20
-MAX_NAME = 100  # a name is a folder, a ref file and part of run folders: file systems allow 255 bytes
 MAX_PREFIX = 200
 
 
@@ -51,23 +52,6 @@ def slugify(text: str, *, limit: int = 48) -> str:
 
 def default_prefix(slug: str, today: date | None = None) -> str:
     return f"autoresearch/{(today or date.today()).isoformat()}-{slugify(slug, limit=40)}"
-
-
-def validate_name(name: str, *, what: str = "experiment name", reserved: tuple[str, ...] = (BASELINE,)) -> str:
-    """An experiment name must be one valid ref component: it becomes `<prefix>/<name>` and a folder name.
-    `baseline` is the campaign's reference, run by 'autoresearch baseline', never an experiment."""
-    if len(name) > MAX_NAME:
-        raise UsageError(f"bad {what} {name[:20]!r}...: it has {len(name)} characters; use at most {MAX_NAME} "
-                         "(it becomes a git branch and a folder)")
-    if not _NAME.match(name) or ".." in name or name.endswith((".lock", ".")) or "@{" in name:
-        raise UsageError(
-            f"bad {what} {name!r}: use letters, digits, '.', '_' and '-', starting with a letter or digit "
-            "(it becomes a git branch and a folder)"
-        )
-    if name in reserved:
-        raise UsageError(f"bad {what} {name!r}: it is the campaign's reference (run by 'autoresearch baseline'); "
-                         "give the experiment another name")
-    return name
 
 
 def validate_prefix(git: Git, prefix: str) -> str:
