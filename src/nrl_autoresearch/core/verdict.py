@@ -65,10 +65,10 @@ def another_look(values: Sequence[float], reference: Reference | None, spread: S
     MAX_LOOK_RUNS. Only a spread measured on repeats can justify it."""
     if added + 1 >= MAX_LOOK_RUNS or spread is None or spread.source != "repeats":
         return False
-    look = {"maximize": maximize, "spread": spread, "min_delta": min_delta}
-    if added and ahead(values, reference, z=z, **look):
+    if added and ahead(values, reference, maximize=maximize, spread=spread, z=z, min_delta=min_delta):
         return False
-    return ahead(values, reference, z=CANDIDATE_Z if not added else CONTINUE_Z, **look)
+    return ahead(values, reference, maximize=maximize, spread=spread, z=CANDIDATE_Z if not added else CONTINUE_Z,
+                 min_delta=min_delta)
 
 
 def campaign_spread(groups: Iterable[Sequence[float]], jitters: Iterable[tuple[float, int]],

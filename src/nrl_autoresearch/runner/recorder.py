@@ -7,6 +7,7 @@ Ledger row, then note, then journal: a replay finds whichever step a kill interr
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from nrl_autoresearch.core.judge import Z_DEFAULT, Verdict
@@ -68,7 +69,7 @@ class Recorder:
         for o in outcomes:
             pruned = o.result.reason if o.result.reason.startswith(PRUNED) else None
             status, note, measured = row_status(verdict, crash_reason=o.crash_reason, pruned_reason=pruned,
-                                                crash_note=lambda o=o: self._crash_note(o))
+                                                crash_note=partial(self._crash_note, o))
             row = self._row(o, status, note, measured)
             self.record(row, extra={"queue_s": o.result.queue_s, "metric_source": o.source, "end": o.result.reason,
                                     "run": o.trial.run, "ending": o.ending, "seed": o.trial.seed,
@@ -86,7 +87,7 @@ class Recorder:
                    recipe=self.context.recipe.label, metric_name=self.context.campaign.objective.metric_name,
                    metric_value=o.value if measured else None, memory_gb=o.memory if measured else None,
                    elapsed_min=o.result.run_s / 60, launcher=self.context.launcher.name, job_id=o.job_id,
-                   command=o.command, log_path=self.context.rel(o.log_path), status=status,
+                   command=o.command, log_path=self.context.rel(o.log_path or self.context.log_of(o.trial)), status=status,
                    description=f"{o.trial.what}{f' ({role})' if role else ''}; {note}")
 
     def _verdict(self, outcomes: list[Outcome]) -> Verdict:

@@ -164,10 +164,11 @@ class TrialRunner:
         campaign = self.context.campaign
         if not campaign.options.get("prune") or trial.is_baseline or trial.role:
             return None
-        runs = {a.index: a.data.get("run") for a in self.context.journal.attempts().values()}
+        runs: dict[int, str] = {a.index: a.data["run"] for a in self.context.journal.attempts().values()
+                                if a.data.get("run")}
         curves = [load_curve(campaign.run_dir(runs[r.index])) for r in self.context.rows()
                   if r.commit == trial.parent_commit and r.status != "crash" and not is_pruned(r.description)
-                  and runs.get(r.index)]
+                  and r.index in runs]
         spread = self.planner.spread()
         curves = [c for c in curves if c]
         return PruneRule(curves, spread.sd if spread else None, campaign.objective.maximize) if curves else None
