@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from nrl_autoresearch.core.hypothesis import Hypothesis
@@ -28,8 +29,7 @@ def test_a_further_run_is_its_own_group_without_repeats_or_fixer(tmp_path: Path)
     assert (again.run, again.group, again.hypothesis.repeats, again.commit) == ("lr-up-r3", (9,), 1, "c" * 40)
     journal = Journal(tmp_path / "journal.jsonl")
     journal.record("intent", again.index, **again.to_record())
-    assert journal.attempts()[9].trial == again.again(index=9, run_number=3, seed=1002, role="confirmation of [7]",
-                                                      commit=None)  # the intent's commit is re-read from its step
+    assert journal.attempts()[9].trial == replace(again, commit=None)  # the commit to run is the journal's own step
 
 
 def test_the_cursor_sees_what_another_writer_appends_and_parses_old_lines_once(tmp_path: Path):
