@@ -5,7 +5,13 @@ from __future__ import annotations
 from nrl_autoresearch.core.hypothesis import Hypothesis
 from nrl_autoresearch.core.judge import Reference, Spread, Verdict
 from nrl_autoresearch.core.trial import Trial
-from nrl_autoresearch.core.verdict import another_look, campaign_spread, group_verdict, row_status, seed_key
+from nrl_autoresearch.core.verdict import (
+    another_look,
+    campaign_spread,
+    group_verdict,
+    row_status,
+    seed_key,
+)
 
 REFERENCE = Reference("baseline", (0.50, 0.52, 0.48), ("own", "1001", "1002"))
 SPREAD = Spread(0.02, 3, 2)

@@ -263,7 +263,7 @@ def may_launch(rules: StopRules, *, attempted: int, in_flight: int, now: float, 
 
 
 def _count(rules: StopRules, attempted: int) -> str:
-    return f"{attempted}/{rules.max_experiments} attempted" if rules.max_experiments is not None else f"{attempted} attempted"
+    return f"{attempted} attempted" if rules.max_experiments is None else f"{attempted}/{rules.max_experiments} attempted"
 
 
 def _trigger(rules: StopRules, *, attempted: int, now: float, best: float | None, gpu_hours_used: float,

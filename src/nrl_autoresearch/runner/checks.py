@@ -20,7 +20,8 @@ def preflight(context: Context) -> list[Check]:
     """The recipe's and the launcher's own checks, free disk, and the person's unrelated changes."""
     checks = list(context.recipe.preflight(context.campaign.repo))
     checks += [Check(ok, "launcher: " + item, blocking=True) for ok, item in context.launcher.preflight()]
-    free_gb = shutil.disk_usage(context.campaign.dir if context.campaign.dir.exists() else context.campaign.repo).free / 2**30
+    campaign = context.campaign
+    free_gb = shutil.disk_usage(campaign.dir if campaign.dir.exists() else campaign.repo).free / 2**30
     checks.append(Check(free_gb >= 1.0, "free disk where logs and checkpoints go", f"{free_gb:.1f} GiB free",
                         blocking=free_gb < 1.0))
     checks += _local_gpus(context)
@@ -56,7 +57,8 @@ def _local_gpus(context: Context) -> list[Check]:
 def _baseline_branch(context: Context) -> list[Check]:
     """A `<prefix>/baseline` made by hand is not the unmodified recipe: it must never be run as the reference."""
     branch = context.workspace.branch(BASELINE)
-    if context.workspace.commit_of(branch) is None or context.workspace.is_baseline_record(branch, context.campaign.base_commit):
+    workspace = context.workspace
+    if workspace.commit_of(branch) is None or workspace.is_baseline_record(branch, context.campaign.base_commit):
         return []
     return [Check(False, "baseline branch", f"{branch} exists but is not the record of the starting point "
                   f"{context.campaign.base_commit[:10]}: rename it (git branch -m {branch} NEW-NAME), then run again")]
@@ -118,8 +120,8 @@ def _torn(context: Context) -> list[str]:
     fragment = context.ledger.torn()
     if not fragment:
         return []
-    return [f"the last line of {context.campaign.ledger} is torn (a write cut short: {fragment[:40]!r}): the next 'autoresearch "
-            "resume' completes it from the git notes, or run 'autoresearch ledger rebuild'"]
+    return [(f"the last line of {context.campaign.ledger} is torn (a write cut short: {fragment[:40]!r}): the next "
+             "'autoresearch resume' completes it from the git notes, or run 'autoresearch ledger rebuild'")]
 
 
 def _row_problems(context: Context, r: Row, branches: dict[str, str], notes_on: set[str]) -> list[str]:
@@ -128,7 +130,8 @@ def _row_problems(context: Context, r: Row, branches: dict[str, str], notes_on: 
     if r.branch not in branches:
         if r.status != "crash" or r.commit != r.parent_commit:  # a crash before its branch could be created has none
             problems.append(f"row {r.index}: branch {r.branch} does not exist")
-    elif branches[r.branch] != r.commit and not context.workspace.git.ok("merge-base", "--is-ancestor", r.commit, r.branch):
+    elif branches[r.branch] != r.commit and not context.workspace.git.ok("merge-base", "--is-ancestor", r.commit,
+                                                                        r.branch):
         problems.append(f"row {r.index}: commit {r.commit[:10]} is not on {r.branch}")
     if not notes_on:
         problems.append(f"row {r.index}: no git note on {r.commit[:10]} holds this row")

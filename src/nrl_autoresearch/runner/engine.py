@@ -181,7 +181,8 @@ class Engine:
             existing = self.valid_baseline()
             if existing:
                 raise UsageError(f"the baseline is already recorded as row {existing[0].index} of "
-                                 f"{self.campaign.ledger}: run experiments with 'autoresearch try' or 'autoresearch run'")
+                                 f"{self.campaign.ledger}: run experiments with 'autoresearch try' or "
+                                 "'autoresearch run'")
             checks.check_preflight(self.context)
             rows = self.loop.supervise(self.planner.plan_baseline())
             if not self.valid_baseline():

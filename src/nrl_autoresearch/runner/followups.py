@@ -60,7 +60,8 @@ class Followups:
     def confirm(self, trial: Trial, rows: list[Row], worktree: Path | None) -> list[Row]:
         """--confirm: a new best keep is run once more with another seed before anything builds on it; if it does
         not hold up, its confirmation row says so (a discard) and it stops counting as the best."""
-        if not self.context.campaign.options.get("confirm") or trial.is_baseline or trial.role.startswith("confirmation"):
+        options = self.context.campaign.options
+        if not options.get("confirm") or trial.is_baseline or trial.role.startswith("confirmation"):
             return []
         top = self.context.best_row()
         if not rows or rows[-1].status != "keep" or top is None or top.commit != rows[-1].commit:
@@ -88,6 +89,7 @@ class Followups:
             attempts += 1
             commit = workspace.commit(worktree, workspace.changed_paths(worktree),
                                       redact(f"{trial.name}: fix after crash [{last.index}]\n"))
-            again = self.planner.plan_again(trial, commit, f"rerun of [{last.index}] after fix {attempts}", seeded=False)
+            again = self.planner.plan_again(trial, commit, f"rerun of [{last.index}] after fix {attempts}",
+                                            seeded=False)
             written += self.recorder.record_group([self.trials.run(again, commit, worktree)])
         return written

@@ -206,13 +206,13 @@ class Planner:
         lines = tail(context.campaign.repo / last.log_path, 12).splitlines()
         cause, fix = triage.likely_cause(last.description, lines, str(context.source))
         return "\n".join([
-            f"the baseline has no valid {context.campaign.objective.metric_name}, so nothing can be compared and no "
-            "experiment runs",
+            (f"the baseline has no valid {context.campaign.objective.metric_name}, so nothing can be compared and no "
+             "experiment runs"),
             f"  row {last.index}: {last.description}",
             f"  likely cause: {cause}",
             f"  last lines of {last.log_path}:", *(f"    {line}" for line in lines or ["(empty)"]),
-            f"  what to do: {fix}; then 'autoresearch baseline' reruns it as a follow-up commit on "
-            f"{context.workspace.branch(BASELINE)}, in a row of its own",
+            (f"  what to do: {fix}; then 'autoresearch baseline' reruns it as a follow-up commit on "
+             f"{context.workspace.branch(BASELINE)}, in a row of its own"),
         ])
 
     def baseline_reference(self) -> Reference | None:
@@ -330,7 +330,8 @@ class Planner:
         workspace = self.context.workspace
         worktree = workspace.worktrees / name
         head = workspace.commit_of(workspace.branch(name))
-        return (head is not None and head != parent_commit) or (worktree.exists() and bool(workspace.changed_paths(worktree)))
+        moved = head is not None and head != parent_commit
+        return moved or (worktree.exists() and bool(workspace.changed_paths(worktree)))
 
     def _same_configuration(self, effective: dict) -> Attempt | None:
         """The first recorded attempt whose effective configuration is `effective` (set changes only)."""

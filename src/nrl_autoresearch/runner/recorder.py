@@ -87,7 +87,8 @@ class Recorder:
                    recipe=self.context.recipe.label, metric_name=self.context.campaign.objective.metric_name,
                    metric_value=o.value if measured else None, memory_gb=o.memory if measured else None,
                    elapsed_min=o.result.run_s / 60, launcher=self.context.launcher.name, job_id=o.job_id,
-                   command=o.command, log_path=self.context.rel(o.log_path or self.context.log_of(o.trial)), status=status,
+                   command=o.command, log_path=self.context.rel(o.log_path or self.context.log_of(o.trial)),
+                   status=status,
                    description=f"{o.trial.what}{f' ({role})' if role else ''}; {note}")
 
     def _verdict(self, outcomes: list[Outcome]) -> Verdict:
@@ -169,8 +170,8 @@ class Recorder:
         if o.value is None and o.result.succeeded and not o.failure:
             why = f"no {self.context.campaign.objective.metric_name} found ({self.context.source})"
         error = None if o.result.succeeded else triage.error_line(tail(log).splitlines())
-        return (f"crash: {why}" + (f": {error}" if error else "")
-                + f"; log {self.context.rel(log)}, its tail in {self.context.rel(self.context.campaign.dir / 'notes.md')}")
+        notes = self.context.rel(self.context.campaign.dir / "notes.md")
+        return f"crash: {why}" + (f": {error}" if error else "") + f"; log {self.context.rel(log)}, its tail in {notes}"
 
     def _note_crash(self, trial: Trial, log_path: Path | None, why: str) -> None:
         log = log_path or self.context.log_of(trial)

@@ -150,7 +150,8 @@ class Recovery:
         worktree = workspace.create(trial.name, trial.parent_commit)
         marker = workspace.commit(worktree, [], f"{trial.name}: interrupted before its change was committed\n",
                                   allow_empty=True)
-        self.context.journal.record("committed", trial.index, commit=marker, uncommitted=True)  # a rerun applies it anew
+        # uncommitted: a rerun applies the change anew
+        self.context.journal.record("committed", trial.index, commit=marker, uncommitted=True)
         return marker
 
     def _job(self, attempt: Attempt) -> Job | None:

@@ -41,13 +41,15 @@ def smoke(context: Context, sets: dict[str, str], limit_s: float = 600.0) -> dic
         result = job.wait(should_stop=lambda: context.halt_reason)
         return _smoke_findings(context, spec, result, RunOutputs(spec.log_path, run_dir, worktree, before))
     finally:
-        context.workspace.git.run("worktree", "remove", "--force", str(worktree), check=False)  # our own scratch checkout
+        # our own scratch checkout
+        context.workspace.git.run("worktree", "remove", "--force", str(worktree), check=False)
 
 
 def _smoke_findings(context: Context, spec: RunSpec, result: JobResult, outputs: RunOutputs) -> dict:
     reading = context.source.read(outputs)
     step = context.source.progress(outputs)
-    value = aggregate(reading.points, context.campaign.objective.aggregate, maximize=context.campaign.objective.maximize) if reading else None
+    objective = context.campaign.objective
+    value = aggregate(reading.points, objective.aggregate, maximize=objective.maximize) if reading else None
     return {
         "launcher": context.launcher.name, "proved": _proved(context, result, reading is not None, step),
         "command": redact(shlex.join(spec.argv)), "log_path": context.rel(spec.log_path),

@@ -123,12 +123,14 @@ class TrialRunner:
         launch = context.recipe.launch(worktree, run_dir, limit)
         argv = launch.argv + (context.recipe.seed_args(worktree, trial.seed) if trial.seed is not None else [])
         marker = f"{campaign.dir}#{trial.index}"
-        env = {**launch.env, **(brev.prepare(campaign.options["brev"], run_dir) if campaign.options.get("brev") else {})}
+        volume = brev.prepare(campaign.options["brev"], run_dir) if campaign.options.get("brev") else {}
+        env = {**launch.env, **volume}
         spec = RunSpec(name=context.job_name(trial.index), argv=argv, cwd=launch.cwd,
                        log_path=run_dir / "run.log", run_dir=run_dir, env={**env, RUN_MARKER: marker},
                        timeout_s=limit, gpus=context.gpus.take(trial.index))
         context.journal.record("launching", trial.index, marker=marker, job_name=spec.name, run_dir=str(run_dir))
-        self.recorder.checkpoint("before launch", f"[{trial.index}] {redact(' '.join(argv))} on {context.launcher.name}")
+        self.recorder.checkpoint("before launch",
+                                 f"[{trial.index}] {redact(' '.join(argv))} on {context.launcher.name}")
         job = context.launcher.submit(spec)
         context.journal.record("launched", trial.index, job=job.handle(), job_id=job.job_id, command=job.command,
                                log_path=str(job.log_path))
