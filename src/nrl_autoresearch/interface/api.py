@@ -28,7 +28,6 @@ from nrl_autoresearch.launchers import choose, make_launcher, parse_options
 from nrl_autoresearch.metrics import parse_source
 from nrl_autoresearch.recipes import params
 from nrl_autoresearch.recipes.command import CommandRecipe, split_words
-from nrl_autoresearch.recipes.nemo_config import default_runner
 from nrl_autoresearch.runner import brev as brev_layout
 from nrl_autoresearch.runner.engine import Engine
 from nrl_autoresearch.runner.watch import is_pruned, parse_stall
@@ -212,6 +211,7 @@ def nemo_recipe(root: Path, recipe: str, entrypoint: str | None, runner: list[st
                 strict: bool = True) -> Recipe:
     """A NeMo-RL recipe, checked by preflight before anything is created (not `strict`: only that it resolves,
     the rest is for the plan to show)."""
+    from nrl_autoresearch.recipes.nemo_config import default_runner
     from nrl_autoresearch.recipes.nemo_rl import NemoRLRecipe
 
     path = Path(recipe)
