@@ -36,7 +36,8 @@ from nrl_autoresearch.core.ledger import COLUMNS, Ledger
 from nrl_autoresearch.core.progress import Progress
 from nrl_autoresearch.core.stoprules import format_duration
 from nrl_autoresearch.interface import api
-from nrl_autoresearch.launchers import CHOICES, LAUNCHERS
+from nrl_autoresearch.interface.options import INIT, PLAN, PREFLIGHT, click_options, from_cli
+from nrl_autoresearch.launchers import LAUNCHERS
 from nrl_autoresearch.report.markdown import counts
 from nrl_autoresearch.report.text import recipe_lines
 from nrl_autoresearch.runner.engine import Engine
@@ -120,87 +121,18 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-# What init accepts, as api.CampaignRequest's fields (--campaign is its `name`); plan accepts the same.
-CAMPAIGN_OPTIONS = (
-    click.option("--command", "command", help="Any training command, e.g. \"python train.py --epochs 3\"."),
-    click.option("--recipe", "recipe", help="A NeMo-RL recipe YAML (see 'autoresearch recipes')."),
-    click.option("--entrypoint", help="NeMo-RL entrypoint (default: chosen from the recipe like NeMo-RL's test suites)."),
-    click.option("--runner", help="What runs the NeMo-RL entrypoint (default: uv run, or what NeMo-RL's test script "
-                                  "for the recipe uses, ${NRL_PYTHON:-python})."),
-    click.option("--metric", help="Objective metric name (default for a recipe: its checkpointing.metric_name)."),
-    click.option("--maximize/--minimize", default=None, help="Whether higher is better."),
-    click.option("--metric-source", help="tensorboard:TAG | regex:PATTERN | line:KEY | jsonl:FIELD | nemo-rl:METRIC | mlflow:METRIC"),
-    click.option("--aggregate", default="last", show_default=True, help="last | max | min | best | mean-last-K"),
-    click.option("--params-file", help="YAML/JSON/TOML file in the repo that the command reads; --set edits it."),
-    click.option("--set-style", type=click.Choice(["file", "flags"]), default="file", show_default=True,
-                 help="'flags' appends --set KEY=VALUE as '--KEY VALUE' (recorded in a committed file)."),
-    click.option("--prefix", help="Branch prefix (default autoresearch/<date>-<campaign>)."),
-    click.option("--campaign", "campaign_name", help="Campaign name (default: the prefix's last part)."),
-    click.option("--max-experiments", type=int, help="Stop after N attempted rows (baseline and crashes count)."),
-    click.option("--budget", help="Campaign time budget, e.g. 10h (an absolute deadline from now)."),
-    click.option("--per-experiment", help="Wall-clock limit of every run, e.g. 1h (an overrun is a crash)."),
-    click.option("--target", help="Stop when the objective reaches it, e.g. 'val:accuracy>=0.8'."),
-    click.option("--stop", "stop", help="All in one sentence: '50 experiments or 10h total, 1h each'."),
-    click.option("--min-delta", type=float, default=0.0, show_default=True, help="Smallest gain that counts as a keep."),
-    click.option("--launcher", type=click.Choice(CHOICES), default="auto", show_default=True,
-                 help="Where runs happen; auto: local when the GPUs are here, else Slurm, Kubernetes or Ray."),
-    click.option("--launcher-option", "-L", "launcher_options", multiple=True, metavar="KEY=VALUE",
-                 help="A launcher setting, e.g. -L partition=gpu -L account=a, -L mode=interactive, -L address=http://h:8265."),
-    click.option("--grace", default="10s", show_default=True, help="Time between SIGTERM and SIGKILL when a run is stopped."),
-    click.option("--gpus-per-experiment", type=int, default=0, show_default=True,
-                 help="Disjoint GPU sets (CUDA_VISIBLE_DEVICES) for local experiments run in parallel."),
-    click.option("--baseline-repeats", type=int,
-                 help="Run the baseline K times with different seeds to measure the run-to-run spread (default: 6, 4 "
-                      "or 2, the most that cost at most a quarter of the budget, when the seed can vary; else 1)."),
-    click.option("--repeats", type=int, default=1, show_default=True,
-                 help="Run every hypothesis K times with different seeds and judge the mean."),
-    click.option("--z", type=float, default=1.751, show_default=True,
-                 help="The keep bar's one-sided normal quantile at each look: 1.751 lets 4% of null changes through "
-                      "(about 5% over the looks; Student's t for the spread's degrees of freedom)."),
-    click.option("--sequential/--no-sequential", default=True, show_default=True,
-                 help="Judge single runs in looks: a promising run gets up to two more with other seeds before its verdict."),
-    click.option("--confirm", is_flag=True, help="Re-run each new best keep with another seed before building on it."),
-    click.option("--seed-flag",
-                 help="For --command: the flag that sets the seed, for repeats (--seed, or seed: the dashes are added)."),
-    click.option("--protect", "protected", multiple=True, metavar="GLOB",
-                 help="Files hypotheses must not change (the evaluation and metric code); agents are refused them."),
-    click.option("--brev/--no-brev", default=None, help="Brev layout: outputs and caches on the volume (default: detected)."),
-    click.option("--brev-volume", default="/ephemeral", show_default=True, help="The Brev volume."),
-    click.option("--seed-base", type=int, default=1000, show_default=True,
-                 help="Run k >= 2 of a configuration uses seed BASE + k - 1 (the same seeds for every configuration)."),
-    click.option("--stall", default="auto", show_default=True,
-                 help="End a run with no new output, step or metric point for this long (a crash); auto: the larger "
-                      "of 30m and 5x the longest gap between steps; off."),
-    click.option("--prune", is_flag=True, help="End a run whose curve is clearly worse than the reference's (a discard)."),
-    click.option("--gpu-hours", type=float, help="GPU-hour budget (elapsed x GPUs held; CPU-only runs use none)."),
-    click.option("--notify", multiple=True, metavar="env:NAME|URL",
-                 help="A webhook (Slack-compatible JSON POST) told of the baseline, each new best, stopped runs and "
-                      "the end (repeatable); a URL that carries a credential is given as env:NAME, the variable "
-                      "holding it."),
-    click.option("--mlflow", metavar="URI",
-                 help="Log every row as an MLflow run in an experiment named after the campaign (needs the mlflow extra)."),
-)
-
-
-def campaign_request_options(f):
-    """Give a command init's options."""
-    for option in reversed(CAMPAIGN_OPTIONS):
-        f = option(f)
-    return f
-
-
-def _request(options: dict) -> api.CampaignRequest:
-    return api.CampaignRequest(name=options.pop("campaign_name"), **options)
+def _request(values: dict, command: str) -> api.CampaignRequest:
+    return api.CampaignRequest(**from_cli(values, command))
 
 
 @main.command()
 @repo_option
-@campaign_request_options
+@click_options(INIT)
 @json_option
 def init(repo, as_json, **options):
     """Record a campaign in this repository (nothing is branched or run yet)."""
     try:
-        c = api.create_campaign(_repo(repo), _request(options))
+        c = api.create_campaign(_repo(repo), _request(options, INIT))
     except UsageError as err:
         if as_json:  # the refusal as JSON too, for scripts reading stdout
             click.echo(json.dumps({"created": False, "error": str(err)}))
@@ -439,12 +371,12 @@ def smoke(sets, limit, repo, campaign_name, as_json):
 
 @main.command()
 @repo_option
-@campaign_request_options
+@click_options(PREFLIGHT)
 @json_option
 def preflight(repo, as_json, **options):
     """Check the campaign can run: recipe, entrypoint, data, environment, model, launcher, disk, GPUs (exit 1 if
     blocked); with init's options, before init."""
-    data = api.preflight_data(Engine(_campaign_or_request(repo, options), say=lambda _: None))
+    data = api.preflight_data(Engine(_campaign_or_request(repo, options, PREFLIGHT), say=lambda _: None))
     _emit(data, as_json, "\n".join(_preflight_lines(data)))
     sys.exit(0 if data["ok"] else 1)
 
@@ -460,20 +392,20 @@ def _preflight_lines(data: dict) -> list[str]:
 @click.option("--proposer", "proposer_spec", default="catalog", show_default=True, help="As for 'autoresearch run'.")
 @click.option("--count", type=int, default=3, show_default=True, help="Hypotheses to show (at most what the stop rules allow).")
 @repo_option
-@campaign_request_options
+@click_options(PLAN)
 @json_option
 def plan(proposer_spec, count, repo, as_json, **options):
     """What 'run' would do, before confirmation, creating nothing: of this campaign, or, with init's options, of
     the campaign init would record."""
-    data = api.plan_data(Engine(_campaign_or_request(repo, options), say=lambda _: None), proposer_spec, count)
+    data = api.plan_data(Engine(_campaign_or_request(repo, options, PLAN), say=lambda _: None), proposer_spec, count)
     _emit(data, as_json, _plan_text(data))
 
 
-def _campaign_or_request(repo: str | None, options: dict) -> Campaign:
+def _campaign_or_request(repo: str | None, options: dict, command: str) -> Campaign:
     """The campaign init would record from these options (in memory only), or the recorded one."""
     if options["recipe"] or options["command"]:
-        return api.create_campaign(_repo(repo), _request(options), save=False)
-    return _load(repo, options["campaign_name"])
+        return api.create_campaign(_repo(repo), _request(options, command), save=False)
+    return _load(repo, options["name"])
 
 
 def _plan_text(data: dict) -> str:
