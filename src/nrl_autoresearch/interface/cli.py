@@ -23,7 +23,7 @@ import shlex
 import signal
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -42,6 +42,9 @@ from nrl_autoresearch.report.markdown import counts
 from nrl_autoresearch.report.text import recipe_lines
 from nrl_autoresearch.runner.engine import Engine
 from nrl_autoresearch.runner.workspace import validate_name
+
+if TYPE_CHECKING:
+    from nrl_autoresearch.interface.session_loop import Ending
 
 
 class _Group(click.Group):
@@ -248,27 +251,20 @@ def run(proposer_spec, yes, more, workers, repo, campaign_name):
 
 def _run_loop(engine: Engine, proposer_spec: str, *, yes: bool, more: int | None, workers: int) -> None:
     """State the plan, get it confirmed, loop, summarise: shared by run, resume and demo."""
+    from nrl_autoresearch.interface.session_loop import SessionLoop
+
     with engine.writer.held():
-        _loop(engine, proposer_spec, yes=yes, more=more, workers=workers)
+        loop = SessionLoop(engine, proposer_spec, workers=workers, more=more)
+        click.echo(loop.plan)
+        _confirm(yes)
+        loop.start()
+        loop.run(ended=_ended)
 
 
-def _loop(engine: Engine, proposer_spec: str, *, yes: bool, more: int | None, workers: int) -> None:
-    from nrl_autoresearch.report import build_report, summary_text
-
-    proposer, plan, _ = api.loop_plan(engine, proposer_spec, workers, more)
-    click.echo(plan)
-    _confirm(yes)
-    engine.request(None)
-    engine.c = engine.c.with_options(proposer=proposer_spec, workers=workers)
-    engine.c.save()
-    engine.checkpoint("plan", plan.replace("\n", "; "))
-    try:
-        engine.run(proposer.propose, workers=workers)
-    finally:
-        engine.close()
-        written = build_report(engine)
-        click.echo(summary_text(engine.c, engine.rows(), engine.status()))
-        click.echo(f"report: {written['html']} (plot {written['png'].name}, summary {written['markdown'].name})")
+def _ended(ending: Ending) -> None:
+    written = ending.report
+    click.echo(ending.summary)
+    click.echo(f"report: {written['html']} (plot {written['png'].name}, summary {written['markdown'].name})")
 
 
 def _confirm(yes: bool) -> None:

@@ -39,8 +39,9 @@ from nrl_autoresearch.core.ledger import Row
 from nrl_autoresearch.core.progress import Progress
 from nrl_autoresearch.interface import api
 from nrl_autoresearch.interface.options import INIT_TOOL, from_tool, tool_parameters
+from nrl_autoresearch.interface.session_loop import SessionLoop
 from nrl_autoresearch.launchers import LAUNCHERS
-from nrl_autoresearch.report import build_report, summary_text
+from nrl_autoresearch.report import build_report
 from nrl_autoresearch.runner.engine import Engine
 from nrl_autoresearch.runner.workspace import validate_name
 
@@ -209,27 +210,17 @@ async def run_loop(
     """The loop, unattended: the baseline first, then one hypothesis per branch until a stop rule is met, the
     proposer runs dry or `steps` are done. Refuses without confirm=true, like the CLI without --yes. Returns the
     new rows, the summary and the report's paths."""
-    engine, proposer = _engine(repo, campaign), _proposer(repo, proposer)
-    chosen, text, _ = api.loop_plan(engine, proposer, workers, more)
+    engine = _engine(repo, campaign)
+    loop = SessionLoop(engine, _proposer(repo, proposer), workers=workers, more=more)
     if not confirm:
         raise UsageError("the plan needs the person's confirmation; nothing was created. Show them this plan, then "
-                         "call run_loop again with confirm=true:\n" + text)
-    engine.request(None)
-    engine.c = engine.c.with_options(proposer=proposer, workers=workers)
-    engine.c.save()
-    engine.checkpoint("plan", text.replace("\n", "; "))
+                         "call run_loop again with confirm=true:\n" + loop.plan)
+    loop.start()
     before = len(engine.rows())
-
-    def loop() -> dict[str, Path]:
-        engine.run(chosen.propose, workers=workers, max_runs=steps)
-        return build_report(engine)
-
     progress = _Progress(ctx, engine)
-    written = await _in_thread(engine, loop)
-    rows = engine.rows()
-    return {"rows": [r.to_dict() for r in rows[before:]], "stop": _stop(engine),
-            "summary": summary_text(engine.c, rows, engine.status()), "report": _paths(written),
-            "progress": progress.lines}
+    ending = await _in_thread(engine, lambda: loop.run(max_runs=steps))
+    return {"rows": [r.to_dict() for r in engine.rows()[before:]], "stop": _stop(engine), "summary": ending.summary,
+            "report": _paths(ending.report), "progress": progress.lines}
 
 
 # -- reporting and session memory --------------------------------------------------------------------------------

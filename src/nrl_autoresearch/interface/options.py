@@ -23,6 +23,7 @@ from nrl_autoresearch.runner.brev import EPHEMERAL
 from nrl_autoresearch.runner.engine import SEED_BASE
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 INIT, PLAN, PREFLIGHT, INIT_TOOL = "init", "plan", "preflight", "init_campaign"
 CAMPAIGN_USERS = frozenset({INIT, PLAN, PREFLIGHT, INIT_TOOL})
 
@@ -146,7 +147,7 @@ def request_of(command: str, schema: Iterable[Option] = CAMPAIGN) -> Callable[[t
         cls.__annotations__ = {o.name: _request_type(o) for o in options}
         for o in options:
             setattr(cls, o.name, field(default=o.empty()))
-        setattr(cls, "__post_init__", lambda self: validate(options, self))
+        cls.__post_init__ = lambda self: validate(options, self)  # type: ignore[attr-defined]
         return dataclass(frozen=True)(cls)
     return build
 
@@ -176,7 +177,7 @@ def _within(o: Option, value: float) -> bool:
 
 
 # -- the command line ------------------------------------------------------------------------------------------------
-def click_options(command: str, schema: Iterable[Option] = CAMPAIGN) -> Callable[[T], T]:
+def click_options(command: str, schema: Iterable[Option] = CAMPAIGN) -> Callable[[F], F]:
     """A decorator giving a click command the options of `command`, each passed under its field's name."""
     import click
 
@@ -196,7 +197,7 @@ def click_options(command: str, schema: Iterable[Option] = CAMPAIGN) -> Callable
             return [f"{o.cli_flag}/{off}", o.name]
         return [d for d in (o.cli_flag, o.short, o.name) if d]
 
-    def apply(f: T) -> T:
+    def apply(f: F) -> F:
         for o in reversed(used_by(command, schema)):
             f = click.option(*decls(o), help=o.help, **params(o))(f)
         return f
@@ -215,8 +216,9 @@ def tool_parameters(command: str, schema: Iterable[Option] = CAMPAIGN) -> list[i
 
     found = []
     for o in used_by(command, schema):
-        bounds = {} if o.minimum is None else {"gt" if o.above else "ge": o.minimum}
-        hint = Annotated[_tool_type(o), Field(description=o.tool_help or o.help, **bounds)]
+        described = Field(description=o.tool_help or o.help, gt=o.minimum if o.above else None,
+                          ge=None if o.above else o.minimum)
+        hint = Annotated[_tool_type(o), described]  # type: ignore[valid-type]
         default = None if o.many else o.default
         found.append(inspect.Parameter(o.tool_arg, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=hint))
     return found
