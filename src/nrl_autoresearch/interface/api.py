@@ -17,6 +17,7 @@ from nrl_autoresearch.core import campaign as campaigns
 from nrl_autoresearch.core.campaign import Campaign
 from nrl_autoresearch.core.errors import StopConditionMet, UsageError
 from nrl_autoresearch.core.git import Git, Snapshot
+from nrl_autoresearch.core.launcher import GRACE_S
 from nrl_autoresearch.core.ledger import COLUMNS, STATUSES, Ledger
 from nrl_autoresearch.core.metric import validate_aggregate
 from nrl_autoresearch.core.recipe import RESOLVES, Objective, Recipe
@@ -25,7 +26,6 @@ from nrl_autoresearch.core.stoprules import DEFAULT_EXPERIMENTS, StopRules, pars
 from nrl_autoresearch.integrations import notify, tracking
 from nrl_autoresearch.interface.options import INIT, request_of
 from nrl_autoresearch.launchers import choose, make_launcher, parse_options
-from nrl_autoresearch.launchers.local import GRACE_S
 from nrl_autoresearch.metrics import parse_source
 from nrl_autoresearch.recipes import params
 from nrl_autoresearch.recipes.command import CommandRecipe, split_words

@@ -27,24 +27,15 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from nrl_autoresearch.core import campaign as campaigns
-from nrl_autoresearch.core.campaign import Campaign
 from nrl_autoresearch.core.errors import BaselineCrashed, StopConditionMet, UsageError, fault_of
-from nrl_autoresearch.core.git import Git, repo_root
-from nrl_autoresearch.core.hypothesis import Hypothesis, parse_sets, validated
-from nrl_autoresearch.core.ledger import COLUMNS, Ledger
-from nrl_autoresearch.core.progress import Progress
-from nrl_autoresearch.core.stoprules import format_duration
-from nrl_autoresearch.interface import api
 from nrl_autoresearch.interface.options import INIT, PLAN, PREFLIGHT, click_options, from_cli
 from nrl_autoresearch.launchers import LAUNCHERS
-from nrl_autoresearch.report.markdown import counts
-from nrl_autoresearch.report.text import recipe_lines
-from nrl_autoresearch.runner.engine import Engine
-from nrl_autoresearch.runner.workspace import validate_name
 
 if TYPE_CHECKING:
+    from nrl_autoresearch.core.campaign import Campaign
+    from nrl_autoresearch.interface import api
     from nrl_autoresearch.interface.session_loop import Ending
+    from nrl_autoresearch.runner.engine import Engine
 
 
 class _Group(click.Group):
@@ -98,11 +89,24 @@ def _parse_error(err: click.UsageError) -> NoReturn:
 
 
 def _repo(path: str | None) -> Path:
+    from nrl_autoresearch.core.git import repo_root
+
     return repo_root(Path(path) if path else Path.cwd())
 
 
 def _load(repo: str | None, name: str | None) -> Campaign:
+    from nrl_autoresearch.core import campaign as campaigns
+
     return campaigns.load(_repo(repo), name)
+
+
+def _engine(c: Campaign, *, quiet: bool = False) -> Engine:
+    """The campaign's engine, imported when a command needs one (--version and --help start without it); quiet:
+    without the engine's progress lines, for commands that print their own result."""
+    from nrl_autoresearch.core.progress import Progress
+    from nrl_autoresearch.runner.engine import Engine
+
+    return Engine(c, say=lambda _: None) if quiet else Engine(c, progress=Progress())
 
 
 def _emit(data, as_json: bool, text: str) -> None:
@@ -125,6 +129,8 @@ def _interrupt(signum, frame):
 
 
 def _request(values: dict, command: str) -> api.CampaignRequest:
+    from nrl_autoresearch.interface import api
+
     return api.CampaignRequest(**from_cli(values, command))
 
 
@@ -134,6 +140,8 @@ def _request(values: dict, command: str) -> api.CampaignRequest:
 @json_option
 def init(repo, as_json, **options):
     """Record a campaign in this repository (nothing is branched or run yet)."""
+    from nrl_autoresearch.interface import api
+
     try:
         c = api.create_campaign(_repo(repo), _request(options, INIT))
     except UsageError as err:
@@ -145,6 +153,8 @@ def init(repo, as_json, **options):
 
 
 def _init_text(c: Campaign, data: dict) -> str:
+    from nrl_autoresearch.report.text import recipe_lines
+
     lines = [
         f"campaign {c.name}: branches under {c.prefix}/",
         f"  objective: {c.objective.direction} {c.objective.metric_name} ({c.objective.source}, {c.objective.aggregate})",
@@ -181,12 +191,13 @@ def demo(directory, experiments, launcher, launcher_options, workers, baseline_r
 
     Without --dir the project is a new folder autoresearch-demo-<date>-<time> in the current directory."""
     from nrl_autoresearch.demo import default_dir
+    from nrl_autoresearch.interface import api
 
     dest = Path(directory).resolve() if directory else default_dir(Path.cwd())
     c = api.create_demo(dest, experiments=experiments, launcher=launcher, launcher_options=launcher_options,
                         baseline_repeats=baseline_repeats)
     click.echo(f"demo repository: {dest}")
-    _run_loop(Engine(c, progress=Progress()), "catalog", yes=True, more=None, workers=workers)
+    _run_loop(_engine(c), "catalog", yes=True, more=None, workers=workers)
     click.echo(f"session notes: {dest / 'session'}")
 
 
@@ -195,7 +206,7 @@ def demo(directory, experiments, launcher, launcher_options, workers, baseline_r
 @campaign_option
 def baseline(repo, campaign_name):
     """Create <prefix>/baseline and run the unmodified recipe as row 1."""
-    with Engine(_load(repo, campaign_name), progress=Progress()) as engine:
+    with _engine(_load(repo, campaign_name)) as engine:
         engine.baseline()
 
 
@@ -213,9 +224,11 @@ def baseline(repo, campaign_name):
 def try_(name, sets, patch, desc, parent, repeats, again, repo, campaign_name):
     """Run one hypothesis on <prefix>/NAME: change, commit, run, record. A change that changes nothing, or
     repeats a configuration already tried, is refused (exit 2) unless --repeat asks for it."""
+    from nrl_autoresearch.core.hypothesis import Hypothesis, parse_sets, validated
+
     hypothesis = validated(Hypothesis(name=name, description=desc, parent=parent, sets=parse_sets(sets),
                                       patch=str(Path(patch).resolve()) if patch else None, repeats=repeats))
-    with Engine(_load(repo, campaign_name), progress=Progress()) as engine:
+    with _engine(_load(repo, campaign_name)) as engine:
         engine.try_(hypothesis, repeat=again)
 
 
@@ -227,8 +240,10 @@ def try_(name, sets, patch, desc, parent, repeats, again, repo, campaign_name):
 @campaign_option
 def new(name, desc, parent, repo, campaign_name):
     """Create <prefix>/NAME and its worktree for hand edits; print its path and what comes next."""
+    from nrl_autoresearch.runner.workspace import validate_name
+
     validate_name(name)
-    engine = Engine(_load(repo, campaign_name), progress=Progress())
+    engine = _engine(_load(repo, campaign_name))
     path = engine.prepare(name, desc, parent)
     click.echo(f"{path}\nnext: edit the files there (branch {engine.ws.branch(path.name)}), then run "
                f"'autoresearch try {path.name}' to commit, run and record them")
@@ -246,7 +261,7 @@ def new(name, desc, parent, repo, campaign_name):
 @campaign_option
 def run(proposer_spec, yes, more, workers, repo, campaign_name):
     """The loop, unattended: baseline first, then one hypothesis per branch until a stop rule is met."""
-    _run_loop(Engine(_load(repo, campaign_name), progress=Progress()), proposer_spec, yes=yes, more=more, workers=workers)
+    _run_loop(_engine(_load(repo, campaign_name)), proposer_spec, yes=yes, more=more, workers=workers)
 
 
 def _run_loop(engine: Engine, proposer_spec: str, *, yes: bool, more: int | None, workers: int) -> None:
@@ -288,7 +303,7 @@ def report(html, png, markdown, repo, campaign_name, as_json):
     """Write the campaign report: a progress plot, a self-contained HTML page, a Markdown summary."""
     from nrl_autoresearch.report import build_report
 
-    engine = Engine(_load(repo, campaign_name), say=lambda _: None)
+    engine = _engine(_load(repo, campaign_name), quiet=True)
     written = build_report(engine, html=_path(html), png=_path(png), markdown=_path(markdown))
     _emit({k: str(v) for k, v in written.items()}, as_json, "\n".join(f"{k}: {v}" for k, v in written.items()))
 
@@ -304,7 +319,7 @@ def finalize(sources, branch, repo, campaign_name):
     your working tree, index and branch are untouched. A conflict is reported (exit 1), never guessed."""
     from nrl_autoresearch.runner.finalize import finalize as build
 
-    done = build(Engine(_load(repo, campaign_name), say=lambda _: None), tuple(sources), branch)
+    done = build(_engine(_load(repo, campaign_name), quiet=True), tuple(sources), branch)
     if done.conflict:
         click.echo(done.conflict, err=True)
         sys.exit(1)
@@ -344,9 +359,10 @@ def _path(value: str | None) -> Path | None:
 @json_option
 def smoke(sets, limit, repo, campaign_name, as_json):
     """Run the recipe with tiny settings to check the plumbing: never a ledger row, never a verdict."""
+    from nrl_autoresearch.core.hypothesis import parse_sets
     from nrl_autoresearch.core.stoprules import parse_duration
 
-    with Engine(_load(repo, campaign_name), say=lambda _: None) as engine:
+    with _engine(_load(repo, campaign_name), quiet=True) as engine:
         found = engine.smoke(parse_sets(sets), parse_duration(limit, what="--limit"))
     metric = found["metric"]
     lines = [
@@ -372,7 +388,9 @@ def smoke(sets, limit, repo, campaign_name, as_json):
 def preflight(repo, as_json, **options):
     """Check the campaign can run: recipe, entrypoint, data, environment, model, launcher, disk, GPUs (exit 1 if
     blocked); with init's options, before init."""
-    data = api.preflight_data(Engine(_campaign_or_request(repo, options, PREFLIGHT), say=lambda _: None))
+    from nrl_autoresearch.interface import api
+
+    data = api.preflight_data(_engine(_campaign_or_request(repo, options, PREFLIGHT), quiet=True))
     _emit(data, as_json, "\n".join(_preflight_lines(data)))
     sys.exit(0 if data["ok"] else 1)
 
@@ -393,12 +411,16 @@ def _preflight_lines(data: dict) -> list[str]:
 def plan(proposer_spec, count, repo, as_json, **options):
     """What 'run' would do, before confirmation, creating nothing: of this campaign, or, with init's options, of
     the campaign init would record."""
-    data = api.plan_data(Engine(_campaign_or_request(repo, options, PLAN), say=lambda _: None), proposer_spec, count)
+    from nrl_autoresearch.interface import api
+
+    data = api.plan_data(_engine(_campaign_or_request(repo, options, PLAN), quiet=True), proposer_spec, count)
     _emit(data, as_json, _plan_text(data))
 
 
 def _campaign_or_request(repo: str | None, options: dict, command: str) -> Campaign:
     """The campaign init would record from these options (in memory only), or the recorded one."""
+    from nrl_autoresearch.interface import api
+
     if options["recipe"] or options["command"]:
         return api.create_campaign(_repo(repo), _request(options, command), save=False)
     return _load(repo, options["name"])
@@ -421,6 +443,8 @@ def _plan_text(data: dict) -> str:
 @click.pass_context
 def recipes(ctx, repo, as_json):
     """List the checkout's NeMo-RL recipes: algorithm, entrypoint, authoritative metric, nodes x GPUs."""
+    from nrl_autoresearch.interface import api
+
     if ctx.invoked_subcommand:
         return
     found = api.recipes_data(_repo(repo))["recipes"]
@@ -455,8 +479,12 @@ def recipes_show(path, overrides, repo, as_json):
 @json_option
 def status(repo, campaign_name, as_json):
     """Where the campaign stands: latest result, counts, time left, the stop sentence."""
+    from nrl_autoresearch.core.stoprules import format_duration
+    from nrl_autoresearch.interface import api
+    from nrl_autoresearch.report.markdown import counts
+
     c = _load(repo, campaign_name)
-    engine = Engine(c, say=lambda _: None)
+    engine = _engine(c, quiet=True)
     data = api.status_data(engine)
     rows, top, st = engine.rows(), engine.best_row(), engine.status()
     left = data["remaining_seconds"]
@@ -499,6 +527,9 @@ def _base_text(base: dict, branch: str | None) -> list[str]:
 @click.pass_context
 def ledger(ctx, repo, campaign_name, as_json):
     """Print the campaign's rows (the TSV, or JSON)."""
+    from nrl_autoresearch.core.ledger import COLUMNS, Ledger
+    from nrl_autoresearch.interface import api
+
     if ctx.invoked_subcommand:
         return
     c = _load(repo, campaign_name)
@@ -516,7 +547,8 @@ def ledger(ctx, repo, campaign_name, as_json):
 @campaign_option
 def rebuild(repo, campaign_name):
     """Rewrite the TSV from the git notes (after it was lost or damaged)."""
-    from nrl_autoresearch.core.ledger import Notes
+    from nrl_autoresearch.core.git import Git
+    from nrl_autoresearch.core.ledger import Ledger, Notes
     from nrl_autoresearch.core.ledger import rebuild as rebuild_ledger
     from nrl_autoresearch.core.writer import CampaignLock
 
@@ -532,7 +564,7 @@ def rebuild(repo, campaign_name):
 @json_option
 def check(repo, campaign_name, as_json):
     """Report disagreements between the TSV, the git notes and the branches (exit 1 when there are any)."""
-    problems = Engine(_load(repo, campaign_name), say=lambda _: None).verify()
+    problems = _engine(_load(repo, campaign_name), quiet=True).verify()
     _emit({"consistent": not problems, "problems": problems}, as_json,
           "\n".join(problems) if problems else "ledger, notes and branches agree")
     sys.exit(1 if problems else 0)
@@ -545,7 +577,7 @@ def check(repo, campaign_name, as_json):
 @campaign_option
 def steer(text, replace_objective, repo, campaign_name):
     """Record a follow-up instruction (additive unless --replace-objective); proposers read it."""
-    engine = Engine(_load(repo, campaign_name), say=lambda _: None)
+    engine = _engine(_load(repo, campaign_name), quiet=True)
     engine.steer(text, replace_objective=replace_objective)
     click.echo(("objective replaced: " if replace_objective else "steering recorded (the objective stays): ") + text)
 
@@ -555,7 +587,7 @@ def steer(text, replace_objective, repo, campaign_name):
 @campaign_option
 def pause(repo, campaign_name):
     """Halt the loop between experiments: runs in flight finish, no new run starts."""
-    Engine(_load(repo, campaign_name), say=lambda _: None).request("pause")
+    _engine(_load(repo, campaign_name), quiet=True).request("pause")
     click.echo("pause requested: the loop starts no new run; continue later with 'autoresearch resume'")
 
 
@@ -564,7 +596,7 @@ def pause(repo, campaign_name):
 @campaign_option
 def stop(repo, campaign_name):
     """Halt the loop now: runs in flight are ended and recorded as crashes."""
-    Engine(_load(repo, campaign_name), say=lambda _: None).request("stop")
+    _engine(_load(repo, campaign_name), quiet=True).request("stop")
     click.echo("stop requested: runs in flight are being ended; continue later with 'autoresearch resume'")
 
 
@@ -577,6 +609,10 @@ def stop(repo, campaign_name):
 @json_option
 def resume(report_only, proposer_spec, yes, repo, campaign_name, as_json):
     """Pick the campaign up after a disconnect, a compaction or a kill: restate, verify, continue."""
+    from nrl_autoresearch.core.progress import Progress
+    from nrl_autoresearch.interface import api
+    from nrl_autoresearch.runner.engine import Engine
+
     c = _load(repo, campaign_name)
     engine = Engine(c, say=(lambda _: None) if as_json else click.echo, progress=None if as_json else Progress())
     data = api.resume_data(engine)

@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar
 
 from nrl_autoresearch.core.errors import UsageError
-from nrl_autoresearch.core.judge import Z_DEFAULT
+from nrl_autoresearch.core.judge import SEED_BASE, Z_DEFAULT
+from nrl_autoresearch.core.launcher import GRACE_S
 from nrl_autoresearch.core.metric import AGGREGATES
 from nrl_autoresearch.core.stoprules import format_duration
 from nrl_autoresearch.launchers import CHOICES
-from nrl_autoresearch.launchers.local import GRACE_S
 from nrl_autoresearch.runner.brev import EPHEMERAL
-from nrl_autoresearch.runner.engine import SEED_BASE
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])

@@ -28,6 +28,7 @@ from nrl_autoresearch.core.judge import (
     CANDIDATE_Z,
     CONTINUE_Z,
     MAX_LOOK_RUNS,
+    SEED_BASE,
     Z_DEFAULT,
     Reference,
     Spread,
@@ -57,7 +58,6 @@ from nrl_autoresearch.runner.watch import PRUNED, PruneRule, RunWatch, is_pruned
 from nrl_autoresearch.runner.workspace import BASELINE, Workspace, validate_name
 
 MAX_FIXES = 2  # fixes of a trivial crash before it stays a crash
-SEED_BASE = 1000  # run k >= 2 of a configuration uses seed base + k - 1, the same for every configuration
 TAIL_LINES = 20
 
 
