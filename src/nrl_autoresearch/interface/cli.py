@@ -38,6 +38,10 @@ if TYPE_CHECKING:
     from nrl_autoresearch.runner.engine import Engine
 
 
+# what starting the command line never imports (--version, --help, status): the commands that need one import it
+STARTUP_FREE = ("hydra", "omegaconf", "ruamel", "matplotlib", "mcp", "ray", "optuna", "mlflow", "starlette")
+
+
 class _Group(click.Group):
     """Turns our refusals (bad input, a met stop rule, a baseline without a result, a fault of the machine) and
     click's own parse errors into their exit statuses with one clear line."""
