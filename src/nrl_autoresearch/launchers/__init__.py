@@ -12,7 +12,6 @@ from importlib import import_module
 
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.launcher import Launcher
-from nrl_autoresearch.recipes.params import parse_value
 from nrl_autoresearch.runner.gpus import busy_gpus, visible_gpus
 
 LAUNCHERS: dict[str, str] = {
@@ -49,6 +48,8 @@ def launcher_class(name: str) -> type[Launcher]:
 
 def parse_options(items: list[str] | tuple[str, ...]) -> dict:
     """['partition=gpu', 'nodes=2'] -> {'partition': 'gpu', 'nodes': 2}."""
+    from nrl_autoresearch.recipes.params import parse_value  # the recipes' YAML reading: not needed to list names
+
     options = {}
     for item in items:
         key, sep, value = item.partition("=")
