@@ -32,6 +32,7 @@ CANDIDATE_Z = 0.8416  # one-sided 20%: a single run this far ahead gets a second
 CONTINUE_Z = 0.5244  # one-sided 30%: two runs short of the keep bar but this far ahead get a third
 MAX_LOOK_RUNS = 3  # runs of a hypothesis the looks may add up to
 MIN_PAIRS = 4  # fewer shared seeds leave too few degrees of freedom for a paired test to have power
+SEED_BASE = 1000  # run k >= 2 of a configuration uses seed base + k - 1: every configuration shares its seeds
 _NORMAL = statistics.NormalDist()
 
 

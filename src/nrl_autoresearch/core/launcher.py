@@ -14,6 +14,8 @@ from pathlib import Path
 
 from nrl_autoresearch.core.stoprules import exact_duration
 
+GRACE_S = 10.0  # between SIGTERM and SIGKILL when a run is stopped, unless the campaign says otherwise
+
 
 class JobState(str, enum.Enum):
     PENDING = "PENDING"

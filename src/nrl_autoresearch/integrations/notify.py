@@ -15,8 +15,6 @@ import json
 import os
 import re
 import time
-import urllib.error
-import urllib.request
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,6 +22,8 @@ from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.redact import MASK, redact
 
 if TYPE_CHECKING:
+    import urllib.request
+
     from nrl_autoresearch.core.ledger import Row
     from nrl_autoresearch.runner.engine import Engine
 
@@ -152,6 +152,8 @@ def send(engine: Engine, kind: str, text: str, fields: dict[str, str]) -> None:
 
 def _request(url: str, body: bytes) -> urllib.request.Request:
     """A POST; credentials in the URL (user:password@) become a Basic Authorization header."""
+    import urllib.request  # with the HTTP and TLS modules behind it, only when there is something to send
+
     parts = urlsplit(url)
     headers = {"Content-Type": "application/json"}
     if parts.username is not None:
@@ -163,6 +165,9 @@ def _request(url: str, body: bytes) -> urllib.request.Request:
 
 def _post(url: str, body: bytes) -> str | None:
     """None once delivered; else the last failure, the URL left out (it may carry the token)."""
+    import urllib.error
+    import urllib.request
+
     failure = None
     for attempt in range(ATTEMPTS):
         if attempt:

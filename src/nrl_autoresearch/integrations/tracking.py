@@ -15,8 +15,6 @@ import math
 import re
 import threading
 import time
-import urllib.error
-import urllib.request
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -88,6 +86,9 @@ def _unreachable(uri: str) -> str | None:
     """For a tracking server, why its /health does not answer within a few seconds (None when it does)."""
     if urlsplit(uri).scheme not in ("http", "https"):
         return None
+    import urllib.error  # with the HTTP and TLS modules behind it, only for a campaign that logs to a server
+    import urllib.request
+
     try:
         with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=3) as response:
             response.read()

@@ -6,29 +6,29 @@ either the campaign or a JSON-ready dict whose shape is documented in `schemas/`
 
 from __future__ import annotations
 
-import math
 import shlex
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nrl_autoresearch.core import campaign as campaigns
 from nrl_autoresearch.core.campaign import Campaign
 from nrl_autoresearch.core.errors import StopConditionMet, UsageError
 from nrl_autoresearch.core.git import Git, Snapshot
-from nrl_autoresearch.core.judge import Z_DEFAULT
+from nrl_autoresearch.core.launcher import GRACE_S
 from nrl_autoresearch.core.ledger import COLUMNS, STATUSES, Ledger
 from nrl_autoresearch.core.metric import validate_aggregate
 from nrl_autoresearch.core.recipe import RESOLVES, Objective, Recipe
 from nrl_autoresearch.core.redact import protect_command
 from nrl_autoresearch.core.stoprules import DEFAULT_EXPERIMENTS, StopRules, parse_duration
 from nrl_autoresearch.integrations import notify, tracking
+from nrl_autoresearch.interface.options import INIT, request_of
 from nrl_autoresearch.launchers import choose, make_launcher, parse_options
 from nrl_autoresearch.metrics import parse_source
 from nrl_autoresearch.recipes import params
 from nrl_autoresearch.recipes.command import CommandRecipe, split_words
-from nrl_autoresearch.recipes.nemo_config import default_runner
 from nrl_autoresearch.runner import brev as brev_layout
 from nrl_autoresearch.runner.engine import Engine
 from nrl_autoresearch.runner.watch import is_pruned, parse_stall
@@ -47,47 +47,15 @@ AUTO_BASELINE_REPEATS = (6, 4, 2)
 EXCLUDES = [f"/{campaigns.LEDGER}", f"/{campaigns.LEDGER}.lock", f"/{campaigns.CAMPAIGNS}/", "/session/"]
 
 
-@dataclass(frozen=True)
+@request_of(INIT)
 class CampaignRequest:
-    """Everything `autoresearch init` accepts."""
+    """Everything `autoresearch init` accepts: one field per option of `options.CAMPAIGN`, with its default,
+    checked (bounds, choices) when it is built."""
 
-    command: str | None = None
-    recipe: str | None = None
-    entrypoint: str | None = None
-    runner: str | None = None  # None: what NeMo-RL's own test script for the recipe uses
-    metric: str | None = None
-    maximize: bool | None = None
-    metric_source: str | None = None
-    aggregate: str = "last"
-    params_file: str | None = None
-    set_style: str = "file"
-    prefix: str | None = None
-    name: str | None = None
-    max_experiments: int | None = None
-    budget: str | None = None
-    per_experiment: str | None = None
-    target: str | None = None
-    stop: str | None = None
-    min_delta: float = 0.0
-    launcher: str = "auto"
-    launcher_options: tuple[str, ...] = ()
-    grace: str = "10s"
-    gpus_per_experiment: int = 0
-    baseline_repeats: int | None = None  # None: chosen by auto_baseline_repeats
-    repeats: int = 1
-    z: float = Z_DEFAULT
-    confirm: bool = False
-    sequential: bool = True
-    seed_flag: str | None = None
-    seed_base: int = 1000
-    protected: tuple[str, ...] = ()
-    brev: bool | None = None  # None: on when this is a Brev instance
-    brev_volume: str = str(brev_layout.EPHEMERAL)
-    stall: str = "auto"  # a duration, "auto" (max of 30 minutes and 5x the longest gap between steps) or "off"
-    prune: bool = False
-    gpu_hours: float | None = None
-    notify: tuple[str, ...] = ()  # webhook URLs (notify.py)
-    mlflow: str | None = None  # MLflow tracking URI (tracking.py)
+    if TYPE_CHECKING:
+        def __init__(self, **fields: Any) -> None: ...
+
+        def __getattr__(self, name: str) -> Any: ...
 
 
 def create_campaign(root: Path, req: CampaignRequest, *, save: bool = True) -> Campaign:
@@ -95,10 +63,6 @@ def create_campaign(root: Path, req: CampaignRequest, *, save: bool = True) -> C
     the campaign exists in memory only (what `plan` shows before init)."""
     if bool(req.command) == bool(req.recipe):
         raise UsageError("give exactly one of --command \"python train.py ...\" or --recipe <NeMo-RL recipe.yaml>")
-    if req.gpus_per_experiment < 0:
-        raise UsageError(f"bad --gpus-per-experiment {req.gpus_per_experiment}: give 0 or more")
-    if not math.isfinite(req.min_delta) or req.min_delta < 0:
-        raise UsageError(f"bad --min-delta {req.min_delta}: the smallest gain that counts as a keep is 0 or more")
     urls = notify.validate(req.notify)
     mlflow_uri = tracking.validate(req.mlflow)
     if req.recipe:
@@ -140,10 +104,6 @@ def _brev_options(req: CampaignRequest) -> dict:
 def _noise_options(recipe: Recipe, req: CampaignRequest, rules: StopRules) -> dict:
     """Repeats, the z threshold and the runs that check a result; all but z need a way to vary the seed."""
     baseline_repeats = auto_baseline_repeats(recipe, rules) if req.baseline_repeats is None else req.baseline_repeats
-    if baseline_repeats < 1 or req.repeats < 1:
-        raise UsageError("--baseline-repeats and --repeats count runs: give 1 or more")
-    if not math.isfinite(req.z) or req.z <= 0:
-        raise UsageError(f"bad --z {req.z}: the threshold is z times the spread, give a positive number")
     if (baseline_repeats > 1 or req.repeats > 1 or req.confirm) and not recipe.seeded():
         raise UsageError("--baseline-repeats, --repeats and --confirm rerun with other seeds: give --seed-flag "
                          "(the flag your command takes, e.g. --seed-flag --seed)")
@@ -194,13 +154,14 @@ def create_demo(dest: Path, *, experiments: int | None = None, launcher: str = "
                         launcher=launcher_config(launcher, launcher_options, 0), options=noise)
 
 
-def launcher_config(name: str, options: tuple[str, ...] | list[str], gpus_needed: int, *, grace: str = "10s") -> dict:
+def launcher_config(name: str, options: tuple[str, ...] | list[str], gpus_needed: int, *,
+                    grace: str | None = None) -> dict:
     """The launcher's name (chosen deliberately for 'auto', with the reason kept) and its options, checked now."""
     extra = parse_options(options)
     chosen = None
     if name == "auto":
         name, chosen = choose(gpus_needed, extra)
-    config = {"name": name, "grace_s": parse_duration(grace, what="--grace"), **extra}
+    config = {"name": name, "grace_s": parse_duration(grace, what="--grace") if grace else GRACE_S, **extra}
     missing = make_launcher(config).missing_tools()
     if missing:
         raise UsageError(f"--launcher {name} needs {', '.join(missing)} on PATH, and they are not there: run init where "
@@ -212,6 +173,7 @@ def nemo_recipe(root: Path, recipe: str, entrypoint: str | None, runner: list[st
                 strict: bool = True) -> Recipe:
     """A NeMo-RL recipe, checked by preflight before anything is created (not `strict`: only that it resolves,
     the rest is for the plan to show)."""
+    from nrl_autoresearch.recipes.nemo_config import default_runner
     from nrl_autoresearch.recipes.nemo_rl import NemoRLRecipe
 
     path = Path(recipe)

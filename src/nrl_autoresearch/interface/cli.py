@@ -23,24 +23,23 @@ import shlex
 import signal
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from nrl_autoresearch.core import campaign as campaigns
-from nrl_autoresearch.core.campaign import Campaign
 from nrl_autoresearch.core.errors import BaselineCrashed, StopConditionMet, UsageError, fault_of
-from nrl_autoresearch.core.git import Git, repo_root
-from nrl_autoresearch.core.hypothesis import Hypothesis, parse_sets, validated
-from nrl_autoresearch.core.ledger import COLUMNS, Ledger
-from nrl_autoresearch.core.progress import Progress
-from nrl_autoresearch.core.stoprules import format_duration
-from nrl_autoresearch.interface import api
-from nrl_autoresearch.launchers import CHOICES, LAUNCHERS
-from nrl_autoresearch.report.markdown import counts
-from nrl_autoresearch.report.text import recipe_lines
-from nrl_autoresearch.runner.engine import Engine
-from nrl_autoresearch.runner.workspace import validate_name
+from nrl_autoresearch.interface.options import INIT, PLAN, PREFLIGHT, click_options, from_cli
+from nrl_autoresearch.launchers import LAUNCHERS
+
+if TYPE_CHECKING:
+    from nrl_autoresearch.core.campaign import Campaign
+    from nrl_autoresearch.interface import api
+    from nrl_autoresearch.interface.session_loop import Ending
+    from nrl_autoresearch.runner.engine import Engine
+
+
+# what starting the command line never imports (--version, --help, status): the commands that need one import it
+STARTUP_FREE = ("hydra", "omegaconf", "ruamel", "matplotlib", "mcp", "ray", "optuna", "mlflow", "starlette")
 
 
 class _Group(click.Group):
@@ -94,11 +93,24 @@ def _parse_error(err: click.UsageError) -> NoReturn:
 
 
 def _repo(path: str | None) -> Path:
+    from nrl_autoresearch.core.git import repo_root
+
     return repo_root(Path(path) if path else Path.cwd())
 
 
 def _load(repo: str | None, name: str | None) -> Campaign:
+    from nrl_autoresearch.core import campaign as campaigns
+
     return campaigns.load(_repo(repo), name)
+
+
+def _engine(c: Campaign, *, quiet: bool = False) -> Engine:
+    """The campaign's engine, imported when a command needs one (--version and --help start without it); quiet:
+    without the engine's progress lines, for commands that print their own result."""
+    from nrl_autoresearch.core.progress import Progress
+    from nrl_autoresearch.runner.engine import Engine
+
+    return Engine(c, say=lambda _: None) if quiet else Engine(c, progress=Progress())
 
 
 def _emit(data, as_json: bool, text: str) -> None:
@@ -120,87 +132,22 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-# What init accepts, as api.CampaignRequest's fields (--campaign is its `name`); plan accepts the same.
-CAMPAIGN_OPTIONS = (
-    click.option("--command", "command", help="Any training command, e.g. \"python train.py --epochs 3\"."),
-    click.option("--recipe", "recipe", help="A NeMo-RL recipe YAML (see 'autoresearch recipes')."),
-    click.option("--entrypoint", help="NeMo-RL entrypoint (default: chosen from the recipe like NeMo-RL's test suites)."),
-    click.option("--runner", help="What runs the NeMo-RL entrypoint (default: uv run, or what NeMo-RL's test script "
-                                  "for the recipe uses, ${NRL_PYTHON:-python})."),
-    click.option("--metric", help="Objective metric name (default for a recipe: its checkpointing.metric_name)."),
-    click.option("--maximize/--minimize", default=None, help="Whether higher is better."),
-    click.option("--metric-source", help="tensorboard:TAG | regex:PATTERN | line:KEY | jsonl:FIELD | nemo-rl:METRIC | mlflow:METRIC"),
-    click.option("--aggregate", default="last", show_default=True, help="last | max | min | best | mean-last-K"),
-    click.option("--params-file", help="YAML/JSON/TOML file in the repo that the command reads; --set edits it."),
-    click.option("--set-style", type=click.Choice(["file", "flags"]), default="file", show_default=True,
-                 help="'flags' appends --set KEY=VALUE as '--KEY VALUE' (recorded in a committed file)."),
-    click.option("--prefix", help="Branch prefix (default autoresearch/<date>-<campaign>)."),
-    click.option("--campaign", "campaign_name", help="Campaign name (default: the prefix's last part)."),
-    click.option("--max-experiments", type=int, help="Stop after N attempted rows (baseline and crashes count)."),
-    click.option("--budget", help="Campaign time budget, e.g. 10h (an absolute deadline from now)."),
-    click.option("--per-experiment", help="Wall-clock limit of every run, e.g. 1h (an overrun is a crash)."),
-    click.option("--target", help="Stop when the objective reaches it, e.g. 'val:accuracy>=0.8'."),
-    click.option("--stop", "stop", help="All in one sentence: '50 experiments or 10h total, 1h each'."),
-    click.option("--min-delta", type=float, default=0.0, show_default=True, help="Smallest gain that counts as a keep."),
-    click.option("--launcher", type=click.Choice(CHOICES), default="auto", show_default=True,
-                 help="Where runs happen; auto: local when the GPUs are here, else Slurm, Kubernetes or Ray."),
-    click.option("--launcher-option", "-L", "launcher_options", multiple=True, metavar="KEY=VALUE",
-                 help="A launcher setting, e.g. -L partition=gpu -L account=a, -L mode=interactive, -L address=http://h:8265."),
-    click.option("--grace", default="10s", show_default=True, help="Time between SIGTERM and SIGKILL when a run is stopped."),
-    click.option("--gpus-per-experiment", type=int, default=0, show_default=True,
-                 help="Disjoint GPU sets (CUDA_VISIBLE_DEVICES) for local experiments run in parallel."),
-    click.option("--baseline-repeats", type=int,
-                 help="Run the baseline K times with different seeds to measure the run-to-run spread (default: 6, 4 "
-                      "or 2, the most that cost at most a quarter of the budget, when the seed can vary; else 1)."),
-    click.option("--repeats", type=int, default=1, show_default=True,
-                 help="Run every hypothesis K times with different seeds and judge the mean."),
-    click.option("--z", type=float, default=1.751, show_default=True,
-                 help="The keep bar's one-sided normal quantile at each look: 1.751 lets 4% of null changes through "
-                      "(about 5% over the looks; Student's t for the spread's degrees of freedom)."),
-    click.option("--sequential/--no-sequential", default=True, show_default=True,
-                 help="Judge single runs in looks: a promising run gets up to two more with other seeds before its verdict."),
-    click.option("--confirm", is_flag=True, help="Re-run each new best keep with another seed before building on it."),
-    click.option("--seed-flag",
-                 help="For --command: the flag that sets the seed, for repeats (--seed, or seed: the dashes are added)."),
-    click.option("--protect", "protected", multiple=True, metavar="GLOB",
-                 help="Files hypotheses must not change (the evaluation and metric code); agents are refused them."),
-    click.option("--brev/--no-brev", default=None, help="Brev layout: outputs and caches on the volume (default: detected)."),
-    click.option("--brev-volume", default="/ephemeral", show_default=True, help="The Brev volume."),
-    click.option("--seed-base", type=int, default=1000, show_default=True,
-                 help="Run k >= 2 of a configuration uses seed BASE + k - 1 (the same seeds for every configuration)."),
-    click.option("--stall", default="auto", show_default=True,
-                 help="End a run with no new output, step or metric point for this long (a crash); auto: the larger "
-                      "of 30m and 5x the longest gap between steps; off."),
-    click.option("--prune", is_flag=True, help="End a run whose curve is clearly worse than the reference's (a discard)."),
-    click.option("--gpu-hours", type=float, help="GPU-hour budget (elapsed x GPUs held; CPU-only runs use none)."),
-    click.option("--notify", multiple=True, metavar="env:NAME|URL",
-                 help="A webhook (Slack-compatible JSON POST) told of the baseline, each new best, stopped runs and "
-                      "the end (repeatable); a URL that carries a credential is given as env:NAME, the variable "
-                      "holding it."),
-    click.option("--mlflow", metavar="URI",
-                 help="Log every row as an MLflow run in an experiment named after the campaign (needs the mlflow extra)."),
-)
+def _request(values: dict, command: str) -> api.CampaignRequest:
+    from nrl_autoresearch.interface import api
 
-
-def campaign_request_options(f):
-    """Give a command init's options."""
-    for option in reversed(CAMPAIGN_OPTIONS):
-        f = option(f)
-    return f
-
-
-def _request(options: dict) -> api.CampaignRequest:
-    return api.CampaignRequest(name=options.pop("campaign_name"), **options)
+    return api.CampaignRequest(**from_cli(values, command))
 
 
 @main.command()
 @repo_option
-@campaign_request_options
+@click_options(INIT)
 @json_option
 def init(repo, as_json, **options):
     """Record a campaign in this repository (nothing is branched or run yet)."""
+    from nrl_autoresearch.interface import api
+
     try:
-        c = api.create_campaign(_repo(repo), _request(options))
+        c = api.create_campaign(_repo(repo), _request(options, INIT))
     except UsageError as err:
         if as_json:  # the refusal as JSON too, for scripts reading stdout
             click.echo(json.dumps({"created": False, "error": str(err)}))
@@ -210,6 +157,8 @@ def init(repo, as_json, **options):
 
 
 def _init_text(c: Campaign, data: dict) -> str:
+    from nrl_autoresearch.report.text import recipe_lines
+
     lines = [
         f"campaign {c.name}: branches under {c.prefix}/",
         f"  objective: {c.objective.direction} {c.objective.metric_name} ({c.objective.source}, {c.objective.aggregate})",
@@ -246,12 +195,13 @@ def demo(directory, experiments, launcher, launcher_options, workers, baseline_r
 
     Without --dir the project is a new folder autoresearch-demo-<date>-<time> in the current directory."""
     from nrl_autoresearch.demo import default_dir
+    from nrl_autoresearch.interface import api
 
     dest = Path(directory).resolve() if directory else default_dir(Path.cwd())
     c = api.create_demo(dest, experiments=experiments, launcher=launcher, launcher_options=launcher_options,
                         baseline_repeats=baseline_repeats)
     click.echo(f"demo repository: {dest}")
-    _run_loop(Engine(c, progress=Progress()), "catalog", yes=True, more=None, workers=workers)
+    _run_loop(_engine(c), "catalog", yes=True, more=None, workers=workers)
     click.echo(f"session notes: {dest / 'session'}")
 
 
@@ -260,7 +210,7 @@ def demo(directory, experiments, launcher, launcher_options, workers, baseline_r
 @campaign_option
 def baseline(repo, campaign_name):
     """Create <prefix>/baseline and run the unmodified recipe as row 1."""
-    with Engine(_load(repo, campaign_name), progress=Progress()) as engine:
+    with _engine(_load(repo, campaign_name)) as engine:
         engine.baseline()
 
 
@@ -278,9 +228,11 @@ def baseline(repo, campaign_name):
 def try_(name, sets, patch, desc, parent, repeats, again, repo, campaign_name):
     """Run one hypothesis on <prefix>/NAME: change, commit, run, record. A change that changes nothing, or
     repeats a configuration already tried, is refused (exit 2) unless --repeat asks for it."""
+    from nrl_autoresearch.core.hypothesis import Hypothesis, parse_sets, validated
+
     hypothesis = validated(Hypothesis(name=name, description=desc, parent=parent, sets=parse_sets(sets),
                                       patch=str(Path(patch).resolve()) if patch else None, repeats=repeats))
-    with Engine(_load(repo, campaign_name), progress=Progress()) as engine:
+    with _engine(_load(repo, campaign_name)) as engine:
         engine.try_(hypothesis, repeat=again)
 
 
@@ -292,8 +244,10 @@ def try_(name, sets, patch, desc, parent, repeats, again, repo, campaign_name):
 @campaign_option
 def new(name, desc, parent, repo, campaign_name):
     """Create <prefix>/NAME and its worktree for hand edits; print its path and what comes next."""
+    from nrl_autoresearch.runner.workspace import validate_name
+
     validate_name(name)
-    engine = Engine(_load(repo, campaign_name), progress=Progress())
+    engine = _engine(_load(repo, campaign_name))
     path = engine.prepare(name, desc, parent)
     click.echo(f"{path}\nnext: edit the files there (branch {engine.workspace.branch(path.name)}), then run "
                f"'autoresearch try {path.name}' to commit, run and record them")
@@ -311,32 +265,25 @@ def new(name, desc, parent, repo, campaign_name):
 @campaign_option
 def run(proposer_spec, yes, more, workers, repo, campaign_name):
     """The loop, unattended: baseline first, then one hypothesis per branch until a stop rule is met."""
-    _run_loop(Engine(_load(repo, campaign_name), progress=Progress()), proposer_spec, yes=yes, more=more, workers=workers)
+    _run_loop(_engine(_load(repo, campaign_name)), proposer_spec, yes=yes, more=more, workers=workers)
 
 
 def _run_loop(engine: Engine, proposer_spec: str, *, yes: bool, more: int | None, workers: int) -> None:
     """State the plan, get it confirmed, loop, summarise: shared by run, resume and demo."""
+    from nrl_autoresearch.interface.session_loop import SessionLoop
+
     with engine.writer.held():
-        _loop(engine, proposer_spec, yes=yes, more=more, workers=workers)
+        loop = SessionLoop(engine, proposer_spec, workers=workers, more=more)
+        click.echo(loop.plan)
+        _confirm(yes)
+        loop.start()
+        loop.run(ended=_ended)
 
 
-def _loop(engine: Engine, proposer_spec: str, *, yes: bool, more: int | None, workers: int) -> None:
-    from nrl_autoresearch.report import build_report, summary_text
-
-    proposer, plan, _ = api.loop_plan(engine, proposer_spec, workers, more)
-    click.echo(plan)
-    _confirm(yes)
-    engine.set_control(None)
-    engine.set_options(proposer=proposer_spec, workers=workers)
-    engine.campaign.save()
-    engine.checkpoint("plan", plan.replace("\n", "; "))
-    try:
-        engine.run(proposer.propose, workers=workers)
-    finally:
-        engine.close()
-        written = build_report(engine)
-        click.echo(summary_text(engine.campaign, engine.rows(), engine.status()))
-        click.echo(f"report: {written['html']} (plot {written['png'].name}, summary {written['markdown'].name})")
+def _ended(ending: Ending) -> None:
+    written = ending.report
+    click.echo(ending.summary)
+    click.echo(f"report: {written['html']} (plot {written['png'].name}, summary {written['markdown'].name})")
 
 
 def _confirm(yes: bool) -> None:
@@ -360,7 +307,7 @@ def report(html, png, markdown, repo, campaign_name, as_json):
     """Write the campaign report: a progress plot, a self-contained HTML page, a Markdown summary."""
     from nrl_autoresearch.report import build_report
 
-    engine = Engine(_load(repo, campaign_name), say=lambda _: None)
+    engine = _engine(_load(repo, campaign_name), quiet=True)
     written = build_report(engine, html=_path(html), png=_path(png), markdown=_path(markdown))
     _emit({k: str(v) for k, v in written.items()}, as_json, "\n".join(f"{k}: {v}" for k, v in written.items()))
 
@@ -376,7 +323,7 @@ def finalize(sources, branch, repo, campaign_name):
     your working tree, index and branch are untouched. A conflict is reported (exit 1), never guessed."""
     from nrl_autoresearch.runner.finalize import finalize as build
 
-    done = build(Engine(_load(repo, campaign_name), say=lambda _: None), tuple(sources), branch)
+    done = build(_engine(_load(repo, campaign_name), quiet=True), tuple(sources), branch)
     if done.conflict:
         click.echo(done.conflict, err=True)
         sys.exit(1)
@@ -416,9 +363,10 @@ def _path(value: str | None) -> Path | None:
 @json_option
 def smoke(sets, limit, repo, campaign_name, as_json):
     """Run the recipe with tiny settings to check the plumbing: never a ledger row, never a verdict."""
+    from nrl_autoresearch.core.hypothesis import parse_sets
     from nrl_autoresearch.core.stoprules import parse_duration
 
-    with Engine(_load(repo, campaign_name), say=lambda _: None) as engine:
+    with _engine(_load(repo, campaign_name), quiet=True) as engine:
         found = engine.smoke(parse_sets(sets), parse_duration(limit, what="--limit"))
     metric = found["metric"]
     lines = [
@@ -439,12 +387,14 @@ def smoke(sets, limit, repo, campaign_name, as_json):
 
 @main.command()
 @repo_option
-@campaign_request_options
+@click_options(PREFLIGHT)
 @json_option
 def preflight(repo, as_json, **options):
     """Check the campaign can run: recipe, entrypoint, data, environment, model, launcher, disk, GPUs (exit 1 if
     blocked); with init's options, before init."""
-    data = api.preflight_data(Engine(_campaign_or_request(repo, options), say=lambda _: None))
+    from nrl_autoresearch.interface import api
+
+    data = api.preflight_data(_engine(_campaign_or_request(repo, options, PREFLIGHT), quiet=True))
     _emit(data, as_json, "\n".join(_preflight_lines(data)))
     sys.exit(0 if data["ok"] else 1)
 
@@ -460,20 +410,24 @@ def _preflight_lines(data: dict) -> list[str]:
 @click.option("--proposer", "proposer_spec", default="catalog", show_default=True, help="As for 'autoresearch run'.")
 @click.option("--count", type=int, default=3, show_default=True, help="Hypotheses to show (at most what the stop rules allow).")
 @repo_option
-@campaign_request_options
+@click_options(PLAN)
 @json_option
 def plan(proposer_spec, count, repo, as_json, **options):
     """What 'run' would do, before confirmation, creating nothing: of this campaign, or, with init's options, of
     the campaign init would record."""
-    data = api.plan_data(Engine(_campaign_or_request(repo, options), say=lambda _: None), proposer_spec, count)
+    from nrl_autoresearch.interface import api
+
+    data = api.plan_data(_engine(_campaign_or_request(repo, options, PLAN), quiet=True), proposer_spec, count)
     _emit(data, as_json, _plan_text(data))
 
 
-def _campaign_or_request(repo: str | None, options: dict) -> Campaign:
+def _campaign_or_request(repo: str | None, options: dict, command: str) -> Campaign:
     """The campaign init would record from these options (in memory only), or the recorded one."""
+    from nrl_autoresearch.interface import api
+
     if options["recipe"] or options["command"]:
-        return api.create_campaign(_repo(repo), _request(options), save=False)
-    return _load(repo, options["campaign_name"])
+        return api.create_campaign(_repo(repo), _request(options, command), save=False)
+    return _load(repo, options["name"])
 
 
 def _plan_text(data: dict) -> str:
@@ -493,6 +447,8 @@ def _plan_text(data: dict) -> str:
 @click.pass_context
 def recipes(ctx, repo, as_json):
     """List the checkout's NeMo-RL recipes: algorithm, entrypoint, authoritative metric, nodes x GPUs."""
+    from nrl_autoresearch.interface import api
+
     if ctx.invoked_subcommand:
         return
     found = api.recipes_data(_repo(repo))["recipes"]
@@ -527,8 +483,12 @@ def recipes_show(path, overrides, repo, as_json):
 @json_option
 def status(repo, campaign_name, as_json):
     """Where the campaign stands: latest result, counts, time left, the stop sentence."""
+    from nrl_autoresearch.core.stoprules import format_duration
+    from nrl_autoresearch.interface import api
+    from nrl_autoresearch.report.markdown import counts
+
     c = _load(repo, campaign_name)
-    engine = Engine(c, say=lambda _: None)
+    engine = _engine(c, quiet=True)
     data = api.status_data(engine)
     rows, top, st = engine.rows(), engine.best_row(), engine.status()
     left = data["remaining_seconds"]
@@ -571,6 +531,9 @@ def _base_text(base: dict, branch: str | None) -> list[str]:
 @click.pass_context
 def ledger(ctx, repo, campaign_name, as_json):
     """Print the campaign's rows (the TSV, or JSON)."""
+    from nrl_autoresearch.core.ledger import COLUMNS, Ledger
+    from nrl_autoresearch.interface import api
+
     if ctx.invoked_subcommand:
         return
     c = _load(repo, campaign_name)
@@ -588,7 +551,8 @@ def ledger(ctx, repo, campaign_name, as_json):
 @campaign_option
 def rebuild(repo, campaign_name):
     """Rewrite the TSV from the git notes (after it was lost or damaged)."""
-    from nrl_autoresearch.core.ledger import Notes
+    from nrl_autoresearch.core.git import Git
+    from nrl_autoresearch.core.ledger import Ledger, Notes
     from nrl_autoresearch.core.ledger import rebuild as rebuild_ledger
     from nrl_autoresearch.core.writer import CampaignLock
 
@@ -604,7 +568,7 @@ def rebuild(repo, campaign_name):
 @json_option
 def check(repo, campaign_name, as_json):
     """Report disagreements between the TSV, the git notes and the branches (exit 1 when there are any)."""
-    problems = Engine(_load(repo, campaign_name), say=lambda _: None).verify()
+    problems = _engine(_load(repo, campaign_name), quiet=True).verify()
     _emit({"consistent": not problems, "problems": problems}, as_json,
           "\n".join(problems) if problems else "ledger, notes and branches agree")
     sys.exit(1 if problems else 0)
@@ -617,7 +581,7 @@ def check(repo, campaign_name, as_json):
 @campaign_option
 def steer(text, replace_objective, repo, campaign_name):
     """Record a follow-up instruction (additive unless --replace-objective); proposers read it."""
-    engine = Engine(_load(repo, campaign_name), say=lambda _: None)
+    engine = _engine(_load(repo, campaign_name), quiet=True)
     engine.steer(text, replace_objective=replace_objective)
     click.echo(("objective replaced: " if replace_objective else "steering recorded (the objective stays): ") + text)
 
@@ -627,7 +591,7 @@ def steer(text, replace_objective, repo, campaign_name):
 @campaign_option
 def pause(repo, campaign_name):
     """Halt the loop between experiments: runs in flight finish, no new run starts."""
-    Engine(_load(repo, campaign_name), say=lambda _: None).set_control("pause")
+    _engine(_load(repo, campaign_name), quiet=True).set_control("pause")
     click.echo("pause requested: the loop starts no new run; continue later with 'autoresearch resume'")
 
 
@@ -636,7 +600,7 @@ def pause(repo, campaign_name):
 @campaign_option
 def stop(repo, campaign_name):
     """Halt the loop now: runs in flight are ended and recorded as crashes."""
-    Engine(_load(repo, campaign_name), say=lambda _: None).set_control("stop")
+    _engine(_load(repo, campaign_name), quiet=True).set_control("stop")
     click.echo("stop requested: runs in flight are being ended; continue later with 'autoresearch resume'")
 
 
@@ -649,6 +613,10 @@ def stop(repo, campaign_name):
 @json_option
 def resume(report_only, proposer_spec, yes, repo, campaign_name, as_json):
     """Pick the campaign up after a disconnect, a compaction or a kill: restate, verify, continue."""
+    from nrl_autoresearch.core.progress import Progress
+    from nrl_autoresearch.interface import api
+    from nrl_autoresearch.runner.engine import Engine
+
     c = _load(repo, campaign_name)
     engine = Engine(c, say=(lambda _: None) if as_json else click.echo, progress=None if as_json else Progress())
     data = api.resume_data(engine)

@@ -38,8 +38,10 @@ from nrl_autoresearch.core.hypothesis import Hypothesis, validated
 from nrl_autoresearch.core.ledger import Row
 from nrl_autoresearch.core.progress import Progress
 from nrl_autoresearch.interface import api
-from nrl_autoresearch.launchers import CHOICES, LAUNCHERS
-from nrl_autoresearch.report import build_report, summary_text
+from nrl_autoresearch.interface.options import INIT_TOOL, from_tool, tool_parameters
+from nrl_autoresearch.interface.session_loop import SessionLoop
+from nrl_autoresearch.launchers import LAUNCHERS
+from nrl_autoresearch.report import build_report
 from nrl_autoresearch.runner.engine import Engine
 from nrl_autoresearch.runner.workspace import validate_name
 
@@ -73,97 +75,18 @@ Result = dict[str, Any]
 
 
 # -- creating a campaign -----------------------------------------------------------------------------------------
-def init_campaign(
-    repo: Repo = ".",
-    command: Annotated[str | None, Field(
-        description="Any training command, e.g. 'python train.py --epochs 3' (or give recipe).")] = None,
-    recipe: Annotated[str | None, Field(
-        description="A NeMo-RL recipe YAML, relative to the repository (see the recipes tool).")] = None,
-    entrypoint: Annotated[str | None, Field(description="NeMo-RL entrypoint; default: chosen from the recipe.")] = None,
-    runner: Annotated[str | None, Field(description="What runs the NeMo-RL entrypoint; default: what NeMo-RL's test "
-                                                   "script for the recipe uses.")] = api.CampaignRequest.runner,
-    metric: Annotated[str | None, Field(
-        description="Objective metric; default for a recipe: its checkpointing.metric_name.")] = None,
-    maximize: Annotated[bool | None, Field(
-        description="True when higher is better; default: the recipe's own direction.")] = None,
-    metric_source: Annotated[str | None, Field(
-        description="tensorboard:TAG | regex:PATTERN | line:KEY | jsonl:FIELD | nemo-rl:METRIC | mlflow:METRIC")] = None,
-    aggregate: Annotated[str, Field(
-        description="last | max | min | best | mean-last-K")] = api.CampaignRequest.aggregate,
-    params_file: Annotated[str | None, Field(
-        description="YAML/JSON/TOML file the command reads; experiments' changes edit it.")] = None,
-    set_style: Annotated[Literal["file", "flags"], Field(
-        description="'flags' appends a change KEY=VALUE as '--KEY VALUE'.")] = "file",
-    prefix: Annotated[str | None, Field(description="Branch prefix; default autoresearch/<date>-<campaign>.")] = None,
-    campaign: Annotated[str | None, Field(
-        description="Name of the new campaign; default: the prefix's last part.")] = None,
-    max_experiments: Annotated[int | None, Field(
-        ge=1, description="Stop after N attempted rows (baseline and crashes count).")] = None,
-    budget: Annotated[str | None, Field(description="Campaign time budget, e.g. '10h' (a deadline fixed now).")] = None,
-    per_experiment: Annotated[str | None, Field(
-        description="Wall-clock limit of every run, e.g. '1h' (an overrun is a crash).")] = None,
-    target: Annotated[str | None, Field(
-        description="Stop when the objective reaches it, e.g. 'val:accuracy>=0.8'.")] = None,
-    stop: Annotated[str | None, Field(
-        description="All rules in one sentence: '50 experiments or 10h total, 1h each'.")] = None,
-    min_delta: Annotated[float, Field(
-        ge=0, description="Smallest gain that counts as a keep.")] = api.CampaignRequest.min_delta,
-    launcher: Annotated[Literal[CHOICES], Field(  # type: ignore[valid-type]
-        description="Where runs execute; auto: locally when the GPUs are here, else Slurm, Kubernetes or Ray.")
-    ] = api.CampaignRequest.launcher,
-    launcher_options: LauncherOptions = None,
-    grace: Annotated[str, Field(
-        description="Time between SIGTERM and SIGKILL when a run is stopped.")] = api.CampaignRequest.grace,
-    gpus_per_experiment: Annotated[int, Field(
-        ge=0, description="Disjoint GPU sets for local experiments run in parallel.")] = 0,
-    baseline_repeats: Annotated[int | None, Field(
-        ge=1, description="Run the baseline K times with different seeds to measure the run-to-run spread "
-                          "(default: 6, 4 or 2 within a quarter of the budget when the seed can vary, else 1).")] = None,
-    repeats: Annotated[int, Field(
-        ge=1, description="Run every hypothesis K times with different seeds and judge the mean.")] = 1,
-    z: Annotated[float, Field(
-        gt=0, description="The keep bar's one-sided normal quantile at each look: 1.751 lets 4% of null changes through.")
-    ] = api.CampaignRequest.z,
-    sequential: Annotated[bool, Field(
-        description="Judge single runs in looks: a promising run gets up to two more before its verdict.")] = True,
-    confirm: Annotated[bool, Field(
-        description="Re-run each new best keep with another seed before building on it.")] = False,
-    seed_flag: Annotated[str | None, Field(
-        description="For a command: the flag that sets the seed, for repeats (--seed, or seed: dashes added).")] = None,
-    seed_base: Annotated[int, Field(
-        description="Run k >= 2 of a configuration uses seed BASE + k - 1.")] = api.CampaignRequest.seed_base,
-    protected: Annotated[list[str] | None, Field(
-        description="Globs of files hypotheses must not change (evaluation and metric code).")] = None,
-    brev: Annotated[bool | None, Field(
-        description="Brev layout (outputs and caches on the volume); default: detected.")] = None,
-    brev_volume: Annotated[str, Field(description="The Brev volume.")] = api.CampaignRequest.brev_volume,
-    stall: Annotated[str, Field(
-        description="End a run with no new output, step or metric point for this long, e.g. '30m'; 'auto': the "
-                    "larger of 30 minutes and 5x the longest gap between steps; 'off'.")] = api.CampaignRequest.stall,
-    prune: Annotated[bool, Field(
-        description="End a run whose objective curve is clearly worse than the reference's (a discard).")] = False,
-    gpu_hours: Annotated[float | None, Field(
-        gt=0, description="GPU-hour budget (elapsed x GPUs held; CPU runs use none).")] = None,
-    notify: Annotated[list[str] | None, Field(
-        description="Webhooks told (Slack-compatible JSON POST) of the baseline, each new best, stopped runs "
-                    "and the end: URLs without a credential, or env:NAME for the variable holding one.")] = None,
-    mlflow: Annotated[str | None, Field(
-        description="MLflow tracking URI: every row becomes a run in an experiment named after the campaign.")] = None,
-) -> Result:
+def init_campaign(repo: Repo = ".", **arguments: Any) -> Result:
     """Record a campaign in the repository: objective, recipe or command, branch prefix, stop rules, launcher.
     Nothing is branched or run yet; the result lists the stop monitors and the person's uncommitted changes
     (left alone). Give exactly one of `command` or `recipe`."""
-    request = api.CampaignRequest(
-        command=command, recipe=recipe, entrypoint=entrypoint, runner=runner, metric=metric, maximize=maximize,
-        metric_source=metric_source, aggregate=aggregate, params_file=params_file, set_style=set_style, prefix=prefix,
-        name=campaign, max_experiments=max_experiments, budget=budget, per_experiment=per_experiment, target=target,
-        stop=stop, min_delta=min_delta, launcher=launcher, launcher_options=_options(launcher_options), grace=grace,
-        gpus_per_experiment=gpus_per_experiment, baseline_repeats=baseline_repeats, repeats=repeats, z=z,
-        sequential=sequential, confirm=confirm, seed_flag=seed_flag, seed_base=seed_base,
-        protected=tuple(protected or ()), brev=brev,
-        brev_volume=brev_volume, stall=stall, prune=prune, gpu_hours=gpu_hours, notify=tuple(notify or ()),
-        mlflow=mlflow)
+    request = api.CampaignRequest(**from_tool(arguments, INIT_TOOL))
     return api.init_data(api.create_campaign(_root(repo), request))
+
+
+# its arguments: repo, then the campaign's options (options.py)
+init_campaign.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [inspect.Parameter("repo", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=".", annotation=Repo),
+     *tool_parameters(INIT_TOOL)], return_annotation=Result)
 
 
 def create_demo(
@@ -287,27 +210,17 @@ async def run_loop(
     """The loop, unattended: the baseline first, then one hypothesis per branch until a stop rule is met, the
     proposer runs dry or `steps` are done. Refuses without confirm=true, like the CLI without --yes. Returns the
     new rows, the summary and the report's paths."""
-    engine, proposer = _engine(repo, campaign), _proposer(repo, proposer)
-    chosen, text, _ = api.loop_plan(engine, proposer, workers, more)
+    engine = _engine(repo, campaign)
+    loop = SessionLoop(engine, _proposer(repo, proposer), workers=workers, more=more)
     if not confirm:
         raise UsageError("the plan needs the person's confirmation; nothing was created. Show them this plan, then "
-                         "call run_loop again with confirm=true:\n" + text)
-    engine.set_control(None)
-    engine.set_options(proposer=proposer, workers=workers)
-    engine.campaign.save()
-    engine.checkpoint("plan", text.replace("\n", "; "))
+                         "call run_loop again with confirm=true:\n" + loop.plan)
+    loop.start()
     before = len(engine.rows())
-
-    def loop() -> dict[str, Path]:
-        engine.run(chosen.propose, workers=workers, max_runs=steps)
-        return build_report(engine)
-
     progress = _Progress(ctx, engine)
-    written = await _in_thread(engine, loop)
-    rows = engine.rows()
-    return {"rows": [r.to_dict() for r in rows[before:]], "stop": _stop(engine),
-            "summary": summary_text(engine.campaign, rows, engine.status()), "report": _paths(written),
-            "progress": progress.lines}
+    ending = await _in_thread(engine, lambda: loop.run(max_runs=steps))
+    return {"rows": [r.to_dict() for r in engine.rows()[before:]], "stop": _stop(engine), "summary": ending.summary,
+            "report": _paths(ending.report), "progress": progress.lines}
 
 
 # -- reporting and session memory --------------------------------------------------------------------------------

@@ -1,25 +1,24 @@
-"""Launchers, by the name given to --launcher. A new backend is one file and one line here."""
+"""Launchers, by the name given to --launcher. A new backend is one file and one line here.
+
+The registry names each backend's module and class; a backend is imported when a campaign uses it (Ray's and
+Kubernetes' clients are not needed to read a ledger)."""
 
 from __future__ import annotations
 
 import inspect
 import shutil
 import subprocess
+from importlib import import_module
 
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.launcher import Launcher
-from nrl_autoresearch.launchers.kubernetes import KubernetesLauncher
-from nrl_autoresearch.launchers.local import LocalLauncher
-from nrl_autoresearch.launchers.ray import RayLauncher
-from nrl_autoresearch.launchers.slurm import SlurmLauncher
-from nrl_autoresearch.recipes.params import parse_value
 from nrl_autoresearch.runner.gpus import busy_gpus, visible_gpus
 
-LAUNCHERS: dict[str, type[Launcher]] = {
-    "local": LocalLauncher,
-    "slurm": SlurmLauncher,
-    "ray": RayLauncher,
-    "k8s": KubernetesLauncher,
+LAUNCHERS: dict[str, str] = {
+    "local": "nrl_autoresearch.launchers.local:LocalLauncher",
+    "slurm": "nrl_autoresearch.launchers.slurm:SlurmLauncher",
+    "ray": "nrl_autoresearch.launchers.ray:RayLauncher",
+    "k8s": "nrl_autoresearch.launchers.kubernetes:KubernetesLauncher",
 }
 CHOICES = ("auto", *LAUNCHERS)
 
@@ -29,7 +28,7 @@ def make_launcher(config: dict) -> Launcher:
     name = config.get("name", "local")
     if name not in LAUNCHERS:
         raise UsageError(f"unknown --launcher {name!r}: use one of {', '.join(CHOICES)}")
-    cls = LAUNCHERS[name]
+    cls = launcher_class(name)
     options = {k: v for k, v in config.items() if k not in ("name", "chosen")}
     known = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     unknown = sorted(set(options) - set(known))
@@ -41,8 +40,16 @@ def make_launcher(config: dict) -> Launcher:
         raise UsageError(f"bad options for the {name} launcher: {err}") from None
 
 
+def launcher_class(name: str) -> type[Launcher]:
+    """The backend class registered as `name`, imported now."""
+    module, _, attr = LAUNCHERS[name].partition(":")
+    return getattr(import_module(module), attr)
+
+
 def parse_options(items: list[str] | tuple[str, ...]) -> dict:
     """['partition=gpu', 'nodes=2'] -> {'partition': 'gpu', 'nodes': 2}."""
+    from nrl_autoresearch.recipes.params import parse_value  # the recipes' YAML reading: not needed to list names
+
     options = {}
     for item in items:
         key, sep, value = item.partition("=")

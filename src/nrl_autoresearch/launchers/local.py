@@ -18,12 +18,11 @@ from pathlib import Path
 
 import psutil
 
-from nrl_autoresearch.core.launcher import Job, JobResult, JobState, Launcher, RunSpec, wait_loop
+from nrl_autoresearch.core.launcher import GRACE_S, Job, JobResult, JobState, Launcher, RunSpec, wait_loop
 from nrl_autoresearch.core.redact import expand_secrets, redact
 from nrl_autoresearch.core.stoprules import exact_duration
 from nrl_autoresearch.runner import gpus, reaper
 
-GRACE_S = 10.0
 # The log's masker needs only the standard library: started without site-packages, it is ready at once.
 MASKER = [sys.executable, "-S", str(Path(__file__).resolve().parents[1] / "runner" / "logmask.py")]
 

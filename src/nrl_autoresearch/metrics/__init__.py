@@ -1,22 +1,22 @@
-"""Metric sources, by the kind named in `--metric-source KIND:ARG`. A new source is one file and one line here."""
+"""Metric sources, by the kind named in `--metric-source KIND:ARG`. A new source is one file and one line here.
+
+The registry names each source's module and class; a source is imported when a campaign reads it (MLflow's
+store and TensorBoard's event files are not needed by a campaign that reads its log)."""
 
 from __future__ import annotations
 
+from importlib import import_module
+
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.metric import MetricSource
-from nrl_autoresearch.metrics.jsonl import Jsonl
-from nrl_autoresearch.metrics.mlflow_runs import Mlflow
-from nrl_autoresearch.metrics.nemo_rl import NemoRL
-from nrl_autoresearch.metrics.tensorboard import TensorBoard
-from nrl_autoresearch.metrics.text import Line, Regex
 
-SOURCES: dict[str, type[MetricSource]] = {
-    "tensorboard": TensorBoard,
-    "regex": Regex,
-    "line": Line,
-    "jsonl": Jsonl,
-    "nemo-rl": NemoRL,
-    "mlflow": Mlflow,
+SOURCES: dict[str, str] = {
+    "tensorboard": "nrl_autoresearch.metrics.tensorboard:TensorBoard",
+    "regex": "nrl_autoresearch.metrics.text:Regex",
+    "line": "nrl_autoresearch.metrics.text:Line",
+    "jsonl": "nrl_autoresearch.metrics.jsonl:Jsonl",
+    "nemo-rl": "nrl_autoresearch.metrics.nemo_rl:NemoRL",
+    "mlflow": "nrl_autoresearch.metrics.mlflow_runs:Mlflow",
 }
 
 
@@ -26,4 +26,6 @@ def parse_source(spec: str) -> MetricSource:
     if not sep or kind not in SOURCES:
         known = ", ".join(f"{k}:..." for k in SOURCES)
         raise UsageError(f"unknown --metric-source {spec!r}: use one of {known}")
-    return SOURCES[kind](arg)
+    module, _, name = SOURCES[kind].partition(":")
+    source: type[MetricSource] = getattr(import_module(module), name)
+    return source(arg)

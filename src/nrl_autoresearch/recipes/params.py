@@ -10,12 +10,13 @@ import difflib
 import json
 from collections.abc import Iterable, MutableMapping, MutableSequence
 from pathlib import Path
-from typing import Any
-
-from ruamel.yaml import YAML
+from typing import TYPE_CHECKING, Any
 
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.git import Snapshot
+
+if TYPE_CHECKING:
+    from ruamel.yaml import YAML
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".toml": "toml"}
 
@@ -228,6 +229,9 @@ def file_format(path: Path) -> str:
 
 
 def _yaml() -> YAML:
+    """ruamel, imported on first use: commands that only read the ledger never load it."""
+    from ruamel.yaml import YAML
+
     yaml = YAML()
     yaml.preserve_quotes = True
     return yaml

@@ -14,7 +14,7 @@ from nrl_autoresearch.core.git import Snapshot
 from nrl_autoresearch.core.history import History
 from nrl_autoresearch.core.hypothesis import Hypothesis, norm, same_settings
 from nrl_autoresearch.core.journal import Attempt
-from nrl_autoresearch.core.judge import Reference, Spread, valid
+from nrl_autoresearch.core.judge import SEED_BASE, Reference, Spread, valid
 from nrl_autoresearch.core.ledger import Row
 from nrl_autoresearch.core.names import validate_name
 from nrl_autoresearch.core.trial import Trial
@@ -24,7 +24,6 @@ from nrl_autoresearch.runner.context import Context, tail
 from nrl_autoresearch.runner.watch import is_pruned
 from nrl_autoresearch.runner.workspace import BASELINE
 
-SEED_BASE = 1000  # run k >= 2 of a configuration uses seed base + k - 1, the same for every configuration
 
 
 class Planner:
