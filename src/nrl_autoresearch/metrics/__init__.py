@@ -9,6 +9,7 @@ from nrl_autoresearch.metrics.mlflow_runs import Mlflow
 from nrl_autoresearch.metrics.nemo_rl import NemoRL
 from nrl_autoresearch.metrics.tensorboard import TensorBoard
 from nrl_autoresearch.metrics.text import Line, Regex
+from nrl_autoresearch.metrics.wandb_files import Wandb
 
 SOURCES: dict[str, type[MetricSource]] = {
     "tensorboard": TensorBoard,
@@ -17,6 +18,7 @@ SOURCES: dict[str, type[MetricSource]] = {
     "jsonl": Jsonl,
     "nemo-rl": NemoRL,
     "mlflow": Mlflow,
+    "wandb": Wandb,
 }
 
 
