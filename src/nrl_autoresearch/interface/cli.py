@@ -127,9 +127,11 @@ CAMPAIGN_OPTIONS = (
     click.option("--entrypoint", help="NeMo-RL entrypoint (default: chosen from the recipe like NeMo-RL's test suites)."),
     click.option("--runner", help="What runs the NeMo-RL entrypoint (default: uv run, or what NeMo-RL's test script "
                                   "for the recipe uses, ${NRL_PYTHON:-python})."),
-    click.option("--metric", help="Objective metric name (default for a recipe: its checkpointing.metric_name)."),
+    click.option("--metric", help="Objective metric name (default for a recipe: its checkpointing.metric_name); "
+                                  "KIND:NAME (wandb:val/acc) also names its source."),
     click.option("--maximize/--minimize", default=None, help="Whether higher is better."),
-    click.option("--metric-source", help="tensorboard:TAG | regex:PATTERN | line:KEY | jsonl:FIELD | nemo-rl:METRIC | mlflow:METRIC"),
+    click.option("--metric-source", help="tensorboard:TAG | regex:PATTERN | line:KEY | jsonl:FIELD | nemo-rl:METRIC | "
+                                         "mlflow:METRIC | wandb:KEY"),
     click.option("--aggregate", default="last", show_default=True, help="last | max | min | best | mean-last-K"),
     click.option("--params-file", help="YAML/JSON/TOML file in the repo that the command reads; --set edits it."),
     click.option("--set-style", type=click.Choice(["file", "flags"]), default="file", show_default=True,

@@ -87,7 +87,8 @@ def init_campaign(
     maximize: Annotated[bool | None, Field(
         description="True when higher is better; default: the recipe's own direction.")] = None,
     metric_source: Annotated[str | None, Field(
-        description="tensorboard:TAG | regex:PATTERN | line:KEY | jsonl:FIELD | nemo-rl:METRIC | mlflow:METRIC")] = None,
+        description="tensorboard:TAG | regex:PATTERN | line:KEY | jsonl:FIELD | nemo-rl:METRIC | mlflow:METRIC | "
+                    "wandb:KEY")] = None,
     aggregate: Annotated[str, Field(
         description="last | max | min | best | mean-last-K")] = api.CampaignRequest.aggregate,
     params_file: Annotated[str | None, Field(

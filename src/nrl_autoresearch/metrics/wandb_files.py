@@ -52,7 +52,7 @@ def records(data: bytes, start: int = 0) -> Iterator[bytes]:
             return
         crc, length, kind = struct.unpack_from("<IHB", data, pos)
         body = data[pos + _CHUNK_HEAD:pos + _CHUNK_HEAD + length]
-        if len(body) < length or kind not in (_FULL, _FIRST, _MIDDLE, _LAST) or zlib.crc32(body, zlib.crc32(bytes([kind]))) != crc:
+        if len(body) < length or kind not in (_FULL, _FIRST, _MIDDLE, _LAST) or _crc(kind, body) != crc:
             return
         if kind in (_FULL, _FIRST):
             began, parts = pos, []
@@ -60,6 +60,10 @@ def records(data: bytes, start: int = 0) -> Iterator[bytes]:
         pos += _CHUNK_HEAD + length
         if kind in (_FULL, _LAST) and began >= start:
             yield b"".join(parts)
+
+
+def _crc(kind: int, body: bytes) -> int:
+    return zlib.crc32(body, zlib.crc32(bytes([kind])))
 
 
 def _items(message: bytes, wanted: int) -> Iterator[tuple[str, str]]:
@@ -126,11 +130,11 @@ def number(text: str) -> float | None:
     try:
         value = json.loads(text)
     except ValueError:
-        raise NotANumber(text[:40] or "an empty value") from None
+        raise NotANumber(_shown(text) or "an empty value") from None
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise NotANumber(text[:40])
+        raise NotANumber(_shown(text))
     try:
         return float(value)
     except OverflowError:
@@ -143,7 +147,7 @@ class Wandb(MetricSource):
     def __init__(self, arg: str):
         super().__init__(arg)
         if not arg or arg.strip() != arg:
-            raise UsageError("bad --metric-source 'wandb:': give the key the run logs with wandb.log, e.g. wandb:val/acc")
+            raise UsageError("bad --metric-source 'wandb:': give the key the run logs with wandb.log (wandb:val/acc)")
 
     def read(self, run: RunOutputs) -> Reading | None:
         logs = [(path, log) for path in run.files(_LOG) if _RUN_DIR.match(path.parent.name)
@@ -155,8 +159,9 @@ class Wandb(MetricSource):
             return None
         path, log = logs[-1]
         logged = sorted(k for k in log.keys() if not k.startswith("_"))
-        shown = ", ".join(logged[:_KEYS_SHOWN]) + (f" and {len(logged) - _KEYS_SHOWN} more" if len(logged) > _KEYS_SHOWN else "")
-        return Reading([], f"W&B run {path}", f"W&B key {self.arg} was never logged: the run logged {shown or 'no key'}")
+        more = f" and {len(logged) - _KEYS_SHOWN} more" if len(logged) > _KEYS_SHOWN else ""
+        shown = ", ".join(logged[:_KEYS_SHOWN]) + more or "no key"
+        return Reading([], f"W&B run {path}", f"W&B key {self.arg} was never logged: the run logged {shown}")
 
     @staticmethod
     def _load(run: RunOutputs, path: Path) -> WandbLog:
@@ -194,6 +199,10 @@ class Wandb(MetricSource):
             last_step = _plain(log.rows[-1].get("_step"), len(log.rows) - 1) if log.rows else 0.0
             points.append(Point(points[-1].step if points else last_step, value))  # set in the summary, not logged last
         return Reading(points, where)
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= 40 else text[:40] + "..."
 
 
 def _plain(text: str | None, default):
