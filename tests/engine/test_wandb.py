@@ -126,7 +126,8 @@ def test_a_campaign_reads_its_objective_from_w_and_b(tmp_path: Path, offline):
     assert [r["metric_value"] for r in rows[:2]] == [pytest.approx(0.5), pytest.approx(0.8)]
     assert rows[2]["metric_value"] is None and "nan" in rows[2]["description"]
     note = json.loads(git(repo, "notes", "--ref", "autoresearch", "show", rows[1]["commit"]))
-    assert note["extra"]["metric_source"].startswith("W&B key val/acc in ") and "/wandb/offline-run-" in note["extra"]["metric_source"]
+    source = note["extra"]["metric_source"]
+    assert source.startswith("W&B key val/acc in ") and "/worktrees/acc-up/wandb/offline-run-" in source
     assert not git(repo, "status", "--porcelain")  # W&B wrote into each experiment's worktree, not the person's
     assert "wandb/" not in git(repo, "log", "--all", "--name-only", "--format=")
 
@@ -135,5 +136,6 @@ def test_a_wandb_source_without_a_key_is_refused_and_nothing_created(tmp_path: P
     repo = make_repo(tmp_path / "r", {"train.py": TRAIN, "params.json": '{"acc": 0.5}\n'})
     for metric in (["--metric", "wandb:"], ["--metric", "val/acc", "--metric-source", "wandb:"]):
         proc = cli(repo, "init", "--command", f"{PY} train.py", *metric, "--maximize")
-        assert proc.returncode == 2 and "give the key the run logs with wandb.log (wandb:val/acc)" in proc.stderr, proc.stderr
+        said = "give the key the run logs with wandb.log (wandb:val/acc)"
+        assert proc.returncode == 2 and said in proc.stderr, proc.stderr
     assert not (repo / "reports").exists()

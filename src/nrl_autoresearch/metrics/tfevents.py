@@ -41,6 +41,7 @@ def _records(data: bytes):
 def proto_fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
     """(field number, wire type, value) triples of one protobuf message: an int for a varint, bytes otherwise."""
     pos, end = 0, len(buf)
+    value: int | bytes
     while pos < end:
         key, pos = _varint(buf, pos)
         number, wire = key >> 3, key & 7

@@ -42,7 +42,7 @@ def records(data: bytes, start: int = 0) -> Iterator[bytes]:
     """
     if not data.startswith(_HEADER):
         return
-    pos, began, parts = len(_HEADER), 0, []
+    pos, began, parts = len(_HEADER), 0, list[bytes]()
     while True:
         room = _BLOCK - pos % _BLOCK
         if room < _CHUNK_HEAD:  # a block's last bytes are zero padding
@@ -104,7 +104,7 @@ class WandbLog:
                         log.summary.pop(key, None)
         return log
 
-    def keys(self) -> set[str]:
+    def logged_keys(self) -> set[str]:
         return {key for row in self.rows for key in row} | set(self.summary)
 
     def final(self, key: str) -> str | None:
@@ -153,12 +153,12 @@ class Wandb(MetricSource):
         logs = [(path, log) for path in run.files(_LOG) if _RUN_DIR.match(path.parent.name)
                 for log in [self._load(run, path)] if log.rows or log.summary]
         for path, log in reversed(logs):
-            if self.arg in log.keys() or log.final(self.arg) is not None:
+            if self.arg in log.logged_keys() or log.final(self.arg) is not None:
                 return self._reading(path, log)
         if not logs:
             return None
         path, log = logs[-1]
-        logged = sorted(k for k in log.keys() if not k.startswith("_"))
+        logged = sorted(k for k in log.logged_keys() if not k.startswith("_"))
         more = f" and {len(logged) - _KEYS_SHOWN} more" if len(logged) > _KEYS_SHOWN else ""
         shown = ", ".join(logged[:_KEYS_SHOWN]) + more or "no key"
         return Reading([], f"W&B run {path}", f"W&B key {self.arg} was never logged: the run logged {shown}")
