@@ -70,6 +70,8 @@ def test_the_curve_comes_from_history_and_the_final_value_from_the_summary(tmp_p
     assert aggregate(reading.points, "last", maximize=True) == pytest.approx(0.75)
     assert [p.value for p in read(folder, "eval.acc").points][-2:] == pytest.approx([2.98, 2.99])
     assert [(p.step, p.value) for p in read(folder, "best.acc").points] == [(500, pytest.approx(0.9))]
+    # `acc` alone is no key of this run, though `eval.acc` ends with it
+    assert read(folder, "acc").problem == "W&B key acc was never logged: the run logged best, eval.acc, loss, note, val/acc"
     note = read(folder, "note")
     assert note.points == [] and note.problem == f'W&B key note is "{"x" * 39}... at step 0, not a number'
     # what online mode adds: the summary file, whose value is the final one
@@ -77,7 +79,7 @@ def test_the_curve_comes_from_history_and_the_final_value_from_the_summary(tmp_p
     assert read(folder, "val/acc").points[-1].value == pytest.approx(0.8)
     # a run still writing: its torn last record is left out, the records before it are read
     whole = WandbLog.parse(log_file.read_bytes())
-    assert len(WandbLog.parse(log_file.read_bytes()[:-100]).rows) == len(whole.rows) == 301
+    assert len(WandbLog.parse(log_file.read_bytes()[:-100]).history) == len(whole.history) == 301
 
 
 def test_several_runs_in_one_folder_each_read_only_its_own_files(tmp_path: Path, offline):

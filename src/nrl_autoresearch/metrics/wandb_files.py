@@ -21,7 +21,7 @@ from pathlib import Path
 
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.metric import MetricSource, NotANumber, Point, Reading, RunOutputs
-from nrl_autoresearch.metrics.tfevents import proto_fields
+from nrl_autoresearch.metrics.tfevents import proto_fields, read_varint
 
 _LOG = re.compile(r"^run-[\w-]+\.wandb$")
 _RUN_DIR = re.compile(r"^(offline-)?run-")
@@ -86,10 +86,12 @@ def _items(message: bytes, wanted: int) -> Iterator[tuple[str, str]]:
 
 @dataclass
 class WandbLog:
-    """What a run's transaction log holds: its history rows and its summary (each key -> its value as JSON)."""
+    """A run's history and summary records, kept undecoded: a long run writes thousands of each, and a key is
+    looked for in their bytes before any is decoded. `summary_file` holds the summary file's keys, as JSON."""
 
-    rows: list[dict[str, str]] = field(default_factory=list)
-    summary: dict[str, str] = field(default_factory=dict)
+    history: list[bytes] = field(default_factory=list)
+    summaries: list[bytes] = field(default_factory=list)
+    summary_file: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, data: bytes, start: int = 0) -> WandbLog:
@@ -97,36 +99,119 @@ class WandbLog:
         for record in records(data, start):
             for number, wire, message in proto_fields(record):
                 if wire == 2 and number == _HISTORY:
-                    log.rows.append(dict(_items(message, _UPDATE)))
+                    log.history.append(message)
                 elif wire == 2 and number == _SUMMARY:
-                    log.summary.update(_items(message, _UPDATE))
-                    for key, _ in _items(message, _REMOVE):
-                        log.summary.pop(key, None)
+                    log.summaries.append(message)
         return log
 
-    def logged_keys(self) -> set[str]:
-        return {key for row in self.rows for key in row} | set(self.summary)
+    def logged(self, key: str) -> Iterator[tuple[int, str, str | None, str | None]]:
+        """(position, value, `_step`, `_timestamp`) of each history row that logged `key`, values as JSON.
+
+        Rows are searched for the key's bytes and read where they are found: a long run has thousands of rows
+        of dozens of keys, and decoding each one would make a live reading slower than the run's own steps.
+        """
+        tags = _key_tags(key)
+        for position, message in enumerate(self.history):
+            if not any(tag in message for tag in tags):
+                continue
+            value = _value_at(message, tags)
+            if value is not None:
+                yield position, value, _value_at(message, _STEP_TAGS), _value_at(message, _TIME_TAGS)
+                continue
+            row = dict(_items(message, _UPDATE))  # a layout the search does not know: decode the row
+            if key in row:
+                yield position, row[key], row.get("_step"), row.get("_timestamp")
+
+    def last_step(self) -> float:
+        if not self.history:
+            return 0.0
+        return _plain(dict(_items(self.history[-1], _UPDATE)).get("_step"), len(self.history) - 1)
 
     def final(self, key: str) -> str | None:
-        """The summary's value of `key` as JSON; a dotted key also reaches into a summary value that is a dict."""
-        if key in self.summary:
-            return self.summary[key]
-        parts = key.split(".")
-        for cut in range(len(parts) - 1, 0, -1):
-            head = ".".join(parts[:cut])
-            if head in self.summary:
-                try:
-                    value = json.loads(self.summary[head])
-                    for part in parts[cut:]:
-                        value = value[part]
-                except (ValueError, KeyError, TypeError):
+        """The summary's last value of `key` as JSON (the summary file's, where there is one); a dotted key also
+        reaches into a summary value that is a dict."""
+        for item, value in self.summary_file.items():
+            found = _within(key, item, value)
+            if found is not None:
+                return found
+        first = key.split(".", 1)[0].encode()
+        for message in reversed(self.summaries):
+            if first not in message:
+                continue
+            for item, _ in _items(message, _REMOVE):
+                if key == item or key.startswith(item + "."):
                     return None
-                return json.dumps(value)
+            for item, value in _items(message, _UPDATE):
+                if key == item or key.startswith(item + "."):
+                    return _within(key, item, value)
         return None
+
+    def logged_keys(self) -> set[str]:
+        """Every key in the history and the summary (decodes them all: for saying what is there)."""
+        found = {key for message in self.history + self.summaries for key, _ in _items(message, _UPDATE)}
+        return found | set(self.summary_file)
+
+
+def _tagged(field_number: int, text: str) -> bytes:
+    data = text.encode()
+    return bytes([field_number << 3 | 2]) + _varint_bytes(len(data)) + data
+
+
+def _varint_bytes(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    return bytes(out + bytes([value]))
+
+
+def _key_tags(key: str) -> tuple[bytes, ...]:
+    """The bytes an item's key is written as: nested-key parts (wandb's writer now) or one `key` field (earlier)."""
+    nested = b"".join(_tagged(_NESTED_KEY, part) for part in key.split("."))
+    return tuple(dict.fromkeys((nested, _tagged(_NESTED_KEY, key), _tagged(_KEY, key))))
+
+
+_STEP_TAGS, _TIME_TAGS = _key_tags("_step"), _key_tags("_timestamp")
+_VALUE_TAG = _varint_bytes(_VALUE_JSON << 3 | 2)
+_ITEM_TAG = _varint_bytes(_UPDATE << 3 | 2)
+
+
+def _value_at(message: bytes, tags: tuple[bytes, ...]) -> str | None:
+    """The JSON value of the history item whose key is written as one of `tags`, found by its bytes: the key's
+    fields followed by the value's, the item starting where the key does (so no longer key merely ends so)."""
+    for tag in tags:
+        head = tag + _VALUE_TAG
+        at = message.find(head)
+        while 0 <= at < len(message) - len(head):
+            length, begin = read_varint(message, at + len(head))
+            item = _ITEM_TAG + _varint_bytes(begin + length - at)
+            if at >= len(item) and message[at - len(item):at] == item and begin + length <= len(message):
+                return message[begin:begin + length].decode("utf-8", "replace")
+            at = message.find(head, at + 1)
+    return None
+
+
+def _within(key: str, item: str, value: str) -> str | None:
+    """`key`'s value as JSON, given the summary item `item` holding `value`: itself, or a part of a dict."""
+    if key == item:
+        return value
+    if not key.startswith(item + "."):
+        return None
+    try:
+        found = json.loads(value)
+        for part in key[len(item) + 1:].split("."):
+            found = found[part]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return json.dumps(found)
 
 
 def number(text: str) -> float | None:
     """A logged value as a float (NaN and infinities included); None for null; NotANumber for anything else."""
+    try:
+        return float(text)  # a JSON number, NaN or Infinity as wandb writes them: the common case, made cheap
+    except ValueError:
+        pass
     try:
         value = json.loads(text)
     except ValueError:
@@ -151,10 +236,11 @@ class Wandb(MetricSource):
 
     def read(self, run: RunOutputs) -> Reading | None:
         logs = [(path, log) for path in run.files(_LOG) if _RUN_DIR.match(path.parent.name)
-                for log in [self._load(run, path)] if log.rows or log.summary]
+                for log in [self._load(run, path)] if log.history or log.summaries or log.summary_file]
         for path, log in reversed(logs):
-            if self.arg in log.logged_keys() or log.final(self.arg) is not None:
-                return self._reading(path, log)
+            reading = self._reading(path, log)
+            if reading is not None:
+                return reading
         if not logs:
             return None
         path, log = logs[-1]
@@ -172,33 +258,31 @@ class Wandb(MetricSource):
         try:
             if run.before.changed(summary, summary.stat()):
                 written = json.loads(summary.read_text())
-                log.summary.update({k: json.dumps(v) for k, v in written.items()} if isinstance(written, dict) else {})
+                log.summary_file = {k: json.dumps(v) for k, v in written.items()} if isinstance(written, dict) else {}
         except (OSError, ValueError):
             pass  # no summary file (offline) or one being rewritten: the log's own summary stands
         return log
 
-    def _reading(self, path: Path, log: WandbLog) -> Reading:
+    def _reading(self, path: Path, log: WandbLog) -> Reading | None:
+        """The key's curve from the history, ending with the summary's value where that differs; None without either."""
         where = f"W&B key {self.arg} in {path}"
         points: list[Point] = []
-        for index, row in enumerate(log.rows):
-            if self.arg not in row:
-                continue
-            step = _plain(row.get("_step"), index)
+        for position, logged, step_json, time_json in log.logged(self.arg):
+            step = _plain(step_json, position)
             try:
-                value = number(row[self.arg])
+                value = number(logged)
             except NotANumber as err:
                 return Reading(points, where, f"W&B key {self.arg} is {err} at step {step:g}, not a number")
             if value is not None:
-                points.append(Point(step, value, _plain(row.get("_timestamp"), None)))
+                points.append(Point(step, value, _plain(time_json, None)))
         final = log.final(self.arg)
         try:
             value = number(final) if final is not None else None
         except NotANumber as err:
             return Reading(points, where, f"W&B summary of {self.arg} is {err}, not a number")
         if value is not None and (not points or not _same(points[-1].value, value)):
-            last_step = _plain(log.rows[-1].get("_step"), len(log.rows) - 1) if log.rows else 0.0
-            points.append(Point(points[-1].step if points else last_step, value))  # set in the summary, not logged last
-        return Reading(points, where)
+            points.append(Point(points[-1].step if points else log.last_step(), value))  # set in the summary
+        return Reading(points, where) if points else None
 
 
 def _shown(text: str) -> str:
