@@ -105,12 +105,13 @@ def slurm_cluster(request: pytest.FixtureRequest,
 @pytest.fixture(scope="session")
 def ray_cluster(request: pytest.FixtureRequest,
                 tmp_path_factory: pytest.TempPathFactory) -> RayCluster:
-    """A private Ray head; `.address` is the dashboard URL for the Jobs API."""
+    """A private Ray head with 2 logical GPUs (jobs may ask for them on any machine); `.address` is the dashboard
+    URL for the Jobs API."""
     # A short name: Ray's socket paths under the lab may not exceed 107 bytes.
     lab = tmp_path_factory.mktemp("ray")
     _ensure_stopped(request, "ray-down.sh", {"RAY_LAB": str(lab)}, lambda: stop_ray(lab))
     try:
-        _started["ray_cluster"] = start_ray(lab)
+        _started["ray_cluster"] = start_ray(lab, gpus=2)
         return _started["ray_cluster"]
     except LabError as exc:
         error = str(exc)

@@ -4,6 +4,8 @@
 # the head recorded there still runs. Writes $RAY_LAB/address (dashboard URL,
 # for the Jobs API) and $RAY_LAB/gcs_address (for ray.init); on success prints
 # `export RAY_ADDRESS=<dashboard URL>` on stdout, everything else on stderr.
+# RAY_LAB_GPUS=N declares N logical GPUs (jobs may ask for them on any machine;
+# GPU-hours are counted from them); unset, Ray counts the machine's own.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=common.sh
@@ -44,7 +46,8 @@ mkdir -p "$D/tmp"
 env RAY_USAGE_STATS_ENABLED=0 RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 TMPDIR="$D/tmp" \
     RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S=0 \
   setsid "$RAY_BIN" start --head --block --disable-usage-stats \
-    --num-cpus="$(nproc)" --object-store-memory=200000000 --temp-dir="$D/tmp" \
+    --num-cpus="$(nproc)" ${RAY_LAB_GPUS:+--num-gpus="$RAY_LAB_GPUS"} \
+    --object-store-memory=200000000 --temp-dir="$D/tmp" \
     --port="$gcs_port" --ray-client-server-port="$client_port" \
     --include-dashboard=true --dashboard-host=127.0.0.1 --dashboard-port="$dash_port" \
     --dashboard-agent-listen-port="$agent_port" \

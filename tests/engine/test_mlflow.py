@@ -52,12 +52,29 @@ def test_every_row_becomes_one_mlflow_run_and_a_resume_never_duplicates(tmp_path
     history = MlflowClient(mlflow_server.url).get_metric_history(lr2.info.run_id, "val_score")
     assert [m.value for m in history] == [pytest.approx(0.95)]
     assert found["3"].info.status == "FAILED" and "final/val_score" not in found["3"].data.metrics
+    assert [found[i].data.metrics["gpu_hours"] for i in "123"] == [0.0] * 3  # CPU-only runs hold no GPU
     # the journal keeps each run id; lose those lines and the runs are still found by their index tag
     lines = journal(repo).read_text().splitlines()
     assert sum('"step": "mlflow"' in line for line in lines) == 3
     journal(repo).write_text("".join(line + "\n" for line in lines if '"step": "mlflow"' not in line))
     cli(repo, "try", "lr3", "--set", "lr=0.1", check=True)
     assert sorted(runs(mlflow_server.url, repo)) == ["1", "2", "3", "4"]
+
+
+@pytest.mark.mlflow
+@pytest.mark.ray
+def test_each_run_logs_its_gpu_hours_on_the_gpus_the_scheduler_gave_it(tmp_path: Path, mlflow_server, ray_cluster):
+    repo = score_repo(tmp_path / "r", sleep=1)
+    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file",
+        "params.json", "--campaign", f"c-{tmp_path.name}", "--mlflow", mlflow_server.url, "--launcher", "ray",
+        "-L", f"address={ray_cluster.address}", "-L", "entrypoint_num_gpus=2", "-L", "poll_s=0.5", check=True)
+    cli(repo, "baseline", check=True)
+    [row] = ledger_rows(repo)
+    status = json.loads(cli(repo, "status", "--json", check=True).stdout)["gpu_hours"]
+    logged = runs(mlflow_server.url, repo)["1"].data.metrics
+    assert status["gpus_per_run"] == 2 and logged["gpu_hours"] == pytest.approx(status["used"]) and status["used"] > 0
+    assert logged["gpu_hours"] == pytest.approx(logged["elapsed_min"] / 60 * 2)
+    assert row["elapsed_min"] == pytest.approx(logged["elapsed_min"], abs=0.051)  # the ledger keeps one decimal
 
 
 @pytest.mark.mlflow

@@ -183,8 +183,9 @@ class RayCluster:
             time.sleep(0.3)
 
 
-def start_ray(lab: Path) -> RayCluster:
-    env = {"RAY_LAB": str(lab)}
+def start_ray(lab: Path, gpus: int | None = None) -> RayCluster:
+    """`gpus`: logical GPUs the head declares (None: the machine's own)."""
+    env = {"RAY_LAB": str(lab), **({"RAY_LAB_GPUS": str(gpus)} if gpus is not None else {})}
     # The Ray of the Python running the tests, unless RAY_BIN says otherwise.
     ray_bin = Path(sys.executable).parent / "ray"
     if "RAY_BIN" not in os.environ and ray_bin.exists():

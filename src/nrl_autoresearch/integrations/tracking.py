@@ -123,7 +123,8 @@ def _log_row(engine: Engine, client, experiment: str, row: Row) -> str:
     now = int(time.time() * 1000)
     key = metric_key(row.metric_name)
     metrics = [Metric(key, v, now, int(s)) for s, v in curve_of(engine, data) if math.isfinite(v)]
-    finals = {f"final/{key}": row.metric_value, "memory_gb": row.memory_gb, "elapsed_min": row.elapsed_min}
+    finals = {f"final/{key}": row.metric_value, "memory_gb": row.memory_gb, "elapsed_min": row.elapsed_min,
+              "gpu_hours": data.get("gpu_hours")}  # elapsed time on the GPUs the run held, as the budget counts it
     metrics += [Metric(k, float(v), now, 0) for k, v in finals.items() if v is not None and math.isfinite(v)]
     params = [Param(k, redact(str(v))[:6000]) for k, v in sorted((data.get("effective") or {}).items())]
     for start in range(0, max(len(metrics), 1), _BATCH):

@@ -26,7 +26,7 @@ from nrl_autoresearch.core.stoprules import DEFAULT_EXPERIMENTS, StopRules, pars
 from nrl_autoresearch.integrations import notify, tracking
 from nrl_autoresearch.interface.options import INIT, request_of
 from nrl_autoresearch.launchers import choose, make_launcher, parse_options
-from nrl_autoresearch.metrics import parse_source
+from nrl_autoresearch.metrics import SOURCES, parse_source
 from nrl_autoresearch.recipes import params
 from nrl_autoresearch.recipes.command import CommandRecipe, split_words
 from nrl_autoresearch.runner import brev as brev_layout
@@ -187,7 +187,11 @@ def nemo_recipe(root: Path, recipe: str, entrypoint: str | None, runner: list[st
 
 def objective_for(root: Path, recipe: Recipe, metric: str | None, maximize: bool | None, metric_source: str | None,
                   aggregate: str) -> Objective:
-    """The objective given, completed from the recipe's own (NeMo-RL's checkpointing.metric_name) where it is silent."""
+    """The objective given, completed from the recipe's own (NeMo-RL's checkpointing.metric_name) where it is silent.
+    A metric given as KIND:NAME with a source's kind (wandb:val/acc) names the source too."""
+    kind, sep, name = (metric or "").partition(":")
+    if sep and kind in SOURCES and not metric_source:
+        metric, metric_source = name, str(parse_source(metric))
     declared = recipe.default_objective(root)
     metric = metric or (declared.metric_name if declared else None)
     if not metric:

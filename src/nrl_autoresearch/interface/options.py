@@ -77,10 +77,12 @@ CAMPAIGN: tuple[Option, ...] = (
     Option("entrypoint", str, "NeMo-RL entrypoint (default: chosen from the recipe like NeMo-RL's test suites)."),
     Option("runner", str, "What runs the NeMo-RL entrypoint (default: uv run, or what NeMo-RL's test script for "
                           "the recipe uses, ${NRL_PYTHON:-python})."),
-    Option("metric", str, "Objective metric name (default for a recipe: its checkpointing.metric_name)."),
+    Option("metric", str, "Objective metric name (default for a recipe: its checkpointing.metric_name); "
+                          "KIND:NAME (wandb:val/acc) also names its source."),
     Option("maximize", bool, "Whether higher is better (default for a recipe: its own direction).", off="--minimize",
            tool_help="True when higher is better; default: the recipe's own direction."),
-    Option("metric_source", str, "tensorboard:TAG | regex:PATTERN | line:KEY | jsonl:FIELD | nemo-rl:METRIC | mlflow:METRIC"),
+    Option("metric_source", str, "tensorboard:TAG | regex:PATTERN | line:KEY | jsonl:FIELD | nemo-rl:METRIC | mlflow:METRIC | "
+                                 "wandb:KEY"),
     Option("aggregate", str, " | ".join(AGGREGATES), default=AGGREGATES[0]),
     Option("params_file", str, "YAML/JSON/TOML file in the repo that the command reads; --set edits it."),
     Option("set_style", str, "'flags' appends --set KEY=VALUE as '--KEY VALUE' (recorded in a committed file).",

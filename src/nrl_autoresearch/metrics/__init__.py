@@ -17,6 +17,7 @@ SOURCES: dict[str, str] = {
     "jsonl": "nrl_autoresearch.metrics.jsonl:Jsonl",
     "nemo-rl": "nrl_autoresearch.metrics.nemo_rl:NemoRL",
     "mlflow": "nrl_autoresearch.metrics.mlflow_runs:Mlflow",
+    "wandb": "nrl_autoresearch.metrics.wandb_files:Wandb",
 }
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import struct
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from nrl_autoresearch.core.metric import Point
 
@@ -36,18 +38,19 @@ def _records(data: bytes):
         pos = start + length + 4
 
 
-def _fields(buf: bytes):
-    """(field number, wire type, value) triples of one protobuf message."""
+def proto_fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
+    """(field number, wire type, value) triples of one protobuf message: an int for a varint, bytes otherwise."""
     pos, end = 0, len(buf)
+    value: int | bytes
     while pos < end:
-        key, pos = _varint(buf, pos)
+        key, pos = read_varint(buf, pos)
         number, wire = key >> 3, key & 7
         if wire == 0:
-            value, pos = _varint(buf, pos)
+            value, pos = read_varint(buf, pos)
         elif wire == 1:
             value, pos = buf[pos:pos + 8], pos + 8
         elif wire == 2:
-            size, pos = _varint(buf, pos)
+            size, pos = read_varint(buf, pos)
             value, pos = buf[pos:pos + size], pos + size
         elif wire == 5:
             value, pos = buf[pos:pos + 4], pos + 4
@@ -56,7 +59,7 @@ def _fields(buf: bytes):
         yield number, wire, value
 
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
     result = shift = 0
     while True:
         byte = buf[pos]
@@ -69,7 +72,7 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
 
 def _event(buf: bytes) -> tuple[int, float | None, list[tuple[str, float]]]:
     step, wall_time, values = 0, None, []
-    for number, wire, value in _fields(buf):
+    for number, wire, value in proto_fields(buf):
         if number == 1 and wire == 1:
             (wall_time,) = struct.unpack("<d", value)
         elif number == 2 and wire == 0:
@@ -80,12 +83,12 @@ def _event(buf: bytes) -> tuple[int, float | None, list[tuple[str, float]]]:
 
 
 def _subfields(buf: bytes, wanted: int) -> list[bytes]:
-    return [value for number, wire, value in _fields(buf) if number == wanted and wire == 2]
+    return [value for number, wire, value in proto_fields(buf) if number == wanted and wire == 2]
 
 
 def _summary_value(buf: bytes) -> tuple[str, float] | None:
     tag, value = None, None
-    for number, wire, raw in _fields(buf):
+    for number, wire, raw in proto_fields(buf):
         if number == 1 and wire == 2:
             tag = raw.decode("utf-8", "replace")
         elif number == 2 and wire == 5:
@@ -97,7 +100,7 @@ def _summary_value(buf: bytes) -> tuple[str, float] | None:
 
 def _tensor_scalar(buf: bytes) -> float | None:
     dtype, content, floats, doubles = _DT_FLOAT, b"", [], []
-    for number, wire, raw in _fields(buf):
+    for number, wire, raw in proto_fields(buf):
         if number == 1 and wire == 0:
             dtype = raw
         elif number == 4 and wire == 2:
