@@ -172,6 +172,9 @@ CAMPAIGN_OPTIONS = (
                  help="End a run with no new output, step or metric point for this long (a crash); auto: the larger "
                       "of 30m and 5x the longest gap between steps; off."),
     click.option("--prune", is_flag=True, help="End a run whose curve is clearly worse than the reference's (a discard)."),
+    click.option("--screen", type=float, metavar="SHARE",
+                 help="Run each new hypothesis for this share of the steps first; promote to a full run only those "
+                      "within noise of the best at the same step (both are rows)."),
     click.option("--gpu-hours", type=float, help="GPU-hour budget (elapsed x GPUs held; CPU-only runs use none)."),
     click.option("--notify", multiple=True, metavar="env:NAME|URL",
                  help="A webhook (Slack-compatible JSON POST) told of the baseline, each new best, stopped runs and "

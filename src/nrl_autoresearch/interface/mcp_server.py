@@ -142,6 +142,9 @@ def init_campaign(
                     "larger of 30 minutes and 5x the longest gap between steps; 'off'.")] = api.CampaignRequest.stall,
     prune: Annotated[bool, Field(
         description="End a run whose objective curve is clearly worse than the reference's (a discard).")] = False,
+    screen: Annotated[float | None, Field(
+        gt=0, lt=1, description="Run each new hypothesis for this share of the steps first; promote to a full run "
+                                "only those within noise of the best at the same step.")] = None,
     gpu_hours: Annotated[float | None, Field(
         gt=0, description="GPU-hour budget (elapsed x GPUs held; CPU runs use none).")] = None,
     notify: Annotated[list[str] | None, Field(
@@ -161,7 +164,7 @@ def init_campaign(
         gpus_per_experiment=gpus_per_experiment, baseline_repeats=baseline_repeats, repeats=repeats, z=z,
         sequential=sequential, confirm=confirm, seed_flag=seed_flag, seed_base=seed_base,
         protected=tuple(protected or ()), brev=brev,
-        brev_volume=brev_volume, stall=stall, prune=prune, gpu_hours=gpu_hours, notify=tuple(notify or ()),
+        brev_volume=brev_volume, stall=stall, prune=prune, screen=screen, gpu_hours=gpu_hours, notify=tuple(notify or ()),
         mlflow=mlflow)
     return api.init_data(api.create_campaign(_root(repo), request))
 

@@ -32,6 +32,7 @@ class Plan:
     group: tuple[int, ...] = ()  # the indexes of the runs judged together (repeats of one configuration)
     role: str = ""  # "repeat 2/3", "confirmation of [5]"
     commit: str | None = None  # a further run of a configuration already committed runs this commit
+    screen: float = 0.0  # --screen: the share of the training steps this run makes (0: all of them)
 
     @property
     def is_baseline(self) -> bool:

@@ -49,11 +49,11 @@ from nrl_autoresearch.core.session import Moment, Session
 from nrl_autoresearch.core.writer import CampaignLock
 from nrl_autoresearch.launchers import make_launcher
 from nrl_autoresearch.recipes import recipe_from_dict
-from nrl_autoresearch.runner import brev, checks, recovery, smoke, triage
+from nrl_autoresearch.runner import brev, checks, recovery, screening, smoke, triage
 from nrl_autoresearch.runner.attempt import Outcome, Plan
 from nrl_autoresearch.runner.gpus import GpuPool
 from nrl_autoresearch.runner.reaper import RUN_MARKER
-from nrl_autoresearch.runner.watch import PRUNED, PruneRule, RunWatch, is_pruned, load_curve, save_curve
+from nrl_autoresearch.runner.watch import STOPPED_EARLY, PruneRule, RunWatch, is_pruned, save_curve
 from nrl_autoresearch.runner.workspace import BASELINE, Workspace, validate_name
 
 MAX_FIXES = 2  # fixes of a trivial crash before it stays a crash
@@ -250,12 +250,8 @@ class Engine:
         repeats, confirmations and reruns always run in full)."""
         if not self.c.options.get("prune") or plan.is_baseline or plan.role:
             return None
-        runs = {a.index: a.data.get("run") for a in self.journal.attempts().values()}
-        curves = [load_curve(self.c.run_dir(runs[r.index])) for r in self.rows()
-                  if r.commit == plan.parent_commit and r.status != "crash" and not is_pruned(r.description)
-                  and runs.get(r.index)]
+        curves = screening.reference_curves(self, plan.parent_commit)
         spread = self.spread()
-        curves = [c for c in curves if c]
         return PruneRule(curves, spread.sd if spread else None, self.c.objective.maximize) if curves else None
 
     def _progress_line(self, plan: Plan, outputs: RunOutputs, started: float) -> str:
@@ -633,7 +629,7 @@ class Engine:
 
         def work():
             try:
-                written = self._execute(plans)
+                written = screening.execute(self, plans)  # --screen: a share of the steps first
                 if rows is not None:
                     rows.extend(written)
             except Exception as err:  # rows could not even be written as crashes: stop, say why
@@ -804,6 +800,7 @@ class Engine:
         limit = stoprules.run_limit(self.c.rules, now=time.time())
         launch = self.recipe.launch(worktree, run_dir, limit)
         argv = launch.argv + (self.recipe.seed_args(worktree, plan.seed) if plan.seed is not None else [])
+        argv += screening.launch_args(self.recipe, worktree, plan)
         marker = f"{self.c.dir}#{plan.index}"
         env = {**launch.env, **(brev.prepare(self.c.options["brev"], run_dir) if self.c.options.get("brev") else {})}
         spec = RunSpec(name=self.job_name(plan.index), argv=argv, cwd=launch.cwd,
@@ -846,7 +843,7 @@ class Engine:
         rows = []
         verdict = self._group_verdict(outcomes)
         for o in outcomes:
-            why, pruned = o.crashed, o.result.reason.startswith(PRUNED)
+            why, pruned = o.crashed, o.result.reason.startswith(STOPPED_EARLY)
             status, note = ("crash", self._crash_note(o, why)) if why else (verdict.status, verdict.note)
             if pruned:
                 status, note, why = "discard", f"{o.result.reason} (stopped early: no evidence against the idea)", None

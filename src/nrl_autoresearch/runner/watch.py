@@ -30,6 +30,8 @@ PRUNE_POINTS = 3  # consecutive evaluation points beyond the band
 PRUNE_Z = 3.0  # the band: this many run-to-run standard deviations
 CHECK_EVERY_S = 1.0
 PRUNED = "pruned at "
+SCREENED = "screened at "  # a --screen run: a share of the training steps, by design
+STOPPED_EARLY = (PRUNED, SCREENED)
 CURVE = "curve.json"
 _STEP = re.compile(r"\bstep\s*[=:]?\s*(\d+(?:\s*/\s*\d+)?)", re.I)
 
@@ -43,7 +45,12 @@ def parse_stall(text: str) -> float | str | None:
 
 
 def is_pruned(description: str) -> bool:
-    return f"; {PRUNED}" in description
+    """Stopped early (pruned, or a screen): its partial value is never a reference, a spread or evidence."""
+    return any(f"; {reason}" in description for reason in STOPPED_EARLY)
+
+
+def is_screen(description: str) -> bool:
+    return f"; {SCREENED}" in description
 
 
 def save_curve(run_dir: Path, points: list[Point]) -> None:
