@@ -1,5 +1,5 @@
-"""What does --prune save, how often does it cut a configuration that is truly better, and how fast do the
-divergence and stall stops react?
+"""What do --prune and --screen save, how often do they cut a configuration that is truly better, and how fast do
+the divergence and stall stops react?
 
 Every number here is measured on real processes. Each configuration is trained once per seed: the demo's toy
 GRPO (a learning rate each), and a script whose curve rises slowly to a plateau set by its configuration, doing a
@@ -9,9 +9,11 @@ run), with a rule or without one; a pruned run is killed there, and its CPU-seco
 
 Compute to target: each campaign (its own seed) runs a 2-seed baseline, then configurations in a random order,
 each with one seed, and stops at the first run that reaches the target; its cost is the sum of the CPU-seconds
-of its runs, with the rule and without. False prunes: every configuration pruned anywhere is re-evaluated with
-many seeds in full; a pruned run is false when its configuration's many-seed mean beats the baseline's.
-The engine's rule is measured next to a looser one (one consecutive point fewer), to show what loosening costs.
+of its runs, with the rule and without. With --screen 0.25, each configuration first runs 10 of its 40 steps (a
+real shorter run) and runs in full only when the screen passes the engine's bar (runner/screening.py) against
+the best configuration run in full so far. False cuts: every configuration pruned or not promoted is re-evaluated
+with many seeds in full; a cut is false when its configuration's many-seed mean beats the baseline's. The engine's
+rule is measured next to a looser one (one consecutive point fewer), to show what loosening costs.
 
     python benchmarks/pruning.py [--campaigns 20] [--seeds 3] [--reeval 8]
 """
@@ -38,12 +40,15 @@ from nrl_autoresearch.demo import RECIPE, create_repo
 from nrl_autoresearch.launchers.local import LocalLauncher
 from nrl_autoresearch.metrics import parse_source
 from nrl_autoresearch.runner import watch as watching
+from nrl_autoresearch.runner.screening import bar, passes
 from nrl_autoresearch.runner.watch import PRUNED, PruneRule, RunWatch
 
 RULES = {"default": {}, "looser": {"points": 2}}  # the engine's rule, and one point fewer in a row
+SCREEN = 0.25  # --screen: a quarter of the 40 steps
 PLATEAU = """\
 import math, random, sys
-rate, seed, steps = float(sys.argv[1]), int(sys.argv[2]), 40
+rate, seed = float(sys.argv[1]), int(sys.argv[2])
+steps = int(sys.argv[3]) if len(sys.argv) > 3 else 40  # fewer: a screen, on the same curve
 noise = random.Random(seed * 7919 + int(rate * 1e6))
 top = 0.9 - 3.0 * (math.log10(rate) + 2) ** 2 / 10
 for step in range(1, steps + 1):
@@ -63,7 +68,7 @@ class Shape:
     baseline: float
     target: float
     source: MetricSource
-    argv: Callable[[float, int, Path], list[str]]
+    argv: Callable[[float, int, Path, int | None], list[str]]  # config, seed, folder, steps (None: all 40)
     cwd: Path
 
 
@@ -74,14 +79,14 @@ class Run:
     pruned: bool
 
 
-def run(shape: Shape, config: float, seed: int, rule: PruneRule | None, folder: Path) -> Run:
+def run(shape: Shape, config: float, seed: int, rule: PruneRule | None, folder: Path, steps: int | None = None) -> Run:
     """One real run, its log watched by the engine's RunWatch; killed when the watch ends it (pruned, or diverged
     as the engine would end it in every campaign)."""
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "run.log"
     before = Census.take(folder, folder)  # what earlier runs left is not this run's, as in the engine
     with log.open("w") as out:
-        proc = subprocess.Popen(shape.argv(config, seed, folder), cwd=shape.cwd, stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(shape.argv(config, seed, folder, steps), cwd=shape.cwd, stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
     outputs = RunOutputs(log, folder, folder, before)
     watch = RunWatch(shape.source, outputs, "objective", stall=None, prune=rule)
@@ -117,9 +122,10 @@ def would_prune(curve: list[Point], rule: PruneRule) -> bool:
 def demo_shape(repo: Path) -> Shape:
     lrs = [2.0e-3] + [round(10 ** x, 6) for x in [-3.7, -3.4, -3.0, -2.5, -2.2, -2.0, -1.8, -1.6, -1.4, -1.2, -1.0, 0.0]]
     return Shape("demo", lrs, 2.0e-3, 0.9, parse_source("nemo-rl:val:accuracy"),
-                 lambda lr, seed, folder: [sys.executable, "examples/run_grpo.py", "--config", RECIPE,
-                                           "checkpointing.enabled=false", f"policy.optimizer.kwargs.lr={lr}",
-                                           f"grpo.seed={seed}", f"logger.log_dir={folder}/logs"], repo)
+                 lambda lr, seed, folder, steps: [sys.executable, "examples/run_grpo.py", "--config", RECIPE,
+                                                  "checkpointing.enabled=false", f"policy.optimizer.kwargs.lr={lr}",
+                                                  f"grpo.seed={seed}", f"logger.log_dir={folder}/logs"]
+                 + ([f"grpo.max_num_steps={steps}"] if steps else []), repo)
 
 
 def plateau_shape(folder: Path) -> Shape:
@@ -127,11 +133,12 @@ def plateau_shape(folder: Path) -> Shape:
     script.write_text(PLATEAU)
     rates = [round(10 ** x, 6) for x in [-3.7, -3.4, -3.0, -2.5, -2.2, -2.0, -1.8, -1.6, -1.4, -1.2, -1.0]]
     return Shape("plateau", rates, round(10 ** -2.5, 6), 0.85, parse_source("line:val"),
-                 lambda rate, seed, _folder: [sys.executable, str(script), str(rate), str(seed)], folder)
+                 lambda rate, seed, _folder, steps: [sys.executable, str(script), str(rate), str(seed)]
+                 + ([str(steps)] if steps else []), folder)
 
 
-def measure(shape: Shape, seeds: int, reeval: int, folder: Path) -> dict:
-    """Full runs of every configuration, pruned runs under each rule, many-seed re-evaluation of what was pruned."""
+def measure(shape: Shape, seeds: int, folder: Path) -> dict:
+    """Full runs of every configuration, its runs under each rule, and its screens."""
     full = {(c, s): run(shape, c, s, None, folder / f"full-{c}-{s}") for c in shape.configs
             for s in range(1, seeds + 1)}
     base = [full[(shape.baseline, s)] for s in (1, 2)]
@@ -142,51 +149,76 @@ def measure(shape: Shape, seeds: int, reeval: int, folder: Path) -> dict:
         rule = PruneRule(curves, spread.sd if spread else None, maximize=True, **knobs)
         ruled[name] = {key: run(shape, *key, rule, folder / f"{name}-{key[0]}-{key[1]}")
                        if key[0] != shape.baseline and would_prune(r.curve, rule) else r for key, r in full.items()}
-    pruned = {c for runs in ruled.values() for (c, _), r in runs.items() if r.pruned}
-    finals = {}
-    for c in pruned | {shape.baseline}:
-        extra = [final(run(shape, c, s, None, folder / f"reeval-{c}-{s}")) for s in range(seeds + 1, reeval + 1)]
-        finals[c] = statistics.fmean([final(full[(c, s)]) for s in range(1, seeds + 1)] + extra)
-    better = {c for c in pruned if finals[c] > finals[shape.baseline]}
-    return {"full": full, "ruled": ruled, "better": better, "pruned_configs": pruned}
+    screens = {key: run(shape, *key, None, folder / f"screen-{key[0]}-{key[1]}", steps=round(40 * SCREEN))
+               for key in full if key[0] != shape.baseline}
+    return {"full": full, "ruled": ruled, "screens": screens, "curves": curves,
+            "spread": spread.sd if spread else None, "folder": folder, "finals": {}}
 
 
-def campaigns(shape: Shape, found: dict, runs: dict, n: int, seeds: int) -> dict:
-    """CPU-seconds to the first run reaching the target, over `n` seeded campaigns, with these runs' costs."""
+def many_seed_mean(shape: Shape, found: dict, config: float, seeds: int, reeval: int) -> float:
+    """A configuration's final value averaged over `reeval` seeds, run in full (cached)."""
+    if config not in found["finals"]:
+        extra = [final(run(shape, config, s, None, found["folder"] / f"reeval-{config}-{s}"))
+                 for s in range(seeds + 1, reeval + 1)]
+        found["finals"][config] = statistics.fmean([final(found["full"][(config, s)]) for s in range(1, seeds + 1)]
+                                                   + extra)
+    return found["finals"][config]
+
+
+def campaigns(shape: Shape, found: dict, runs: dict, n: int, seeds: int, screened: bool = False) -> dict:
+    """CPU-seconds to the first run reaching the target, over `n` seeded campaigns, with these runs' costs; with
+    `screened`, each configuration's screen first, and its full run only when the screen passes the bar of the best
+    configuration run in full so far (the baseline's two runs, or one run of a better configuration)."""
     base = sum(found["full"][(shape.baseline, s)].cpu_s for s in (1, 2))
-    spent, missed, reached = [], [], 0
+    spent, missed, reached, cut = [], [], 0, []
     for campaign in range(n):
         rng = random.Random(campaign)
         order = rng.sample([c for c in shape.configs if c != shape.baseline], k=len(shape.configs) - 1)
-        cost, lost = base, 0.0
+        cost, lost, best = base, 0.0, [found["curves"]]
         for config in order:
             key = (config, 1 + campaign % seeds)
+            if screened:
+                screen = found["screens"][key]
+                cost += screen.cpu_s
+                last = screen.curve[-1] if screen.curve else None
+                if last is None or not passes(last.value, bar(best, last.step, found["spread"], True), True):
+                    lost += screen.cpu_s
+                    cut.append(config)
+                    continue
             done = runs[key]
             cost += done.cpu_s
-            if not done.pruned and done.curve and done.curve[-1].value >= shape.target:
+            if done.pruned:
+                cut.append(config)
+            elif done.curve and done.curve[-1].value >= shape.target:
                 reached += 1
                 break
+            elif done.curve and done.curve[-1].value > statistics.fmean(c[-1][1] for c in found["curves"]):
+                best.append([[(p.step, p.value) for p in done.curve]])
             lost += done.cpu_s
         spent.append(cost)
         missed.append(lost)
-    return {"cpu": sum(spent), "missed": sum(missed), "reached": reached}
+    return {"cpu": sum(spent), "missed": sum(missed), "reached": reached, "cut": cut}
 
 
-def report(shape: Shape, found: dict, n: int, seeds: int) -> None:
+def report(shape: Shape, found: dict, n: int, seeds: int, reeval: int) -> None:
     without = campaigns(shape, found, found["full"], n, seeds)
     startup = min(r.cpu_s for r in found["full"].values())
     print(f"{shape.name}: {n} campaigns, {without['cpu'] / n:.2f} CPU-s each to reach {shape.target} without "
           f"pruning ({without['reached']}/{n} reached it); {without['missed'] / without['cpu']:.0%} of that went to "
           f"runs that missed it (the most any early stop could save); the cheapest full run took {startup:.2f} CPU-s")
-    for name, runs in found["ruled"].items():
-        got = campaigns(shape, found, runs, n, seeds)
-        cut = [(c, r) for (c, _), r in runs.items() if r.pruned]
-        false = sum(c in found["better"] for c, _ in cut)
-        knobs = {**{"share": watching.PRUNE_SHARE, "points": watching.PRUNE_POINTS}, **RULES[name]}
-        print(f"  {name} rule (after {knobs['share']:.0%}, {knobs['points']} points in a row): compute to target saved "
-              f"{1 - got['cpu'] / without['cpu']:.0%} ({got['reached']}/{n} reached it), {len(cut)} of "
-              f"{len(runs)} runs pruned, {false} of them of a configuration truly better than the baseline "
-              f"(by its {shape.name} mean over many seeds)")
+    baseline = many_seed_mean(shape, found, shape.baseline, seeds, reeval)
+    arms = [(f"--prune, {name} rule ({_knobs(name)})", runs, False) for name, runs in found["ruled"].items()]
+    for label, runs, screened in arms + [(f"--screen {SCREEN}", found["full"], True)]:
+        got = campaigns(shape, found, runs, n, seeds, screened)
+        false = sum(many_seed_mean(shape, found, c, seeds, reeval) > baseline for c in got["cut"])
+        print(f"  {label}: compute to target saved {1 - got['cpu'] / without['cpu']:.0%} ({got['reached']}/{n} "
+              f"reached it); {len(got['cut'])} runs cut short in the campaigns, {false} of them of a configuration "
+              f"truly better than the baseline (its mean over {reeval} seeds)")
+
+
+def _knobs(name: str) -> str:
+    knobs = {"share": watching.PRUNE_SHARE, "points": watching.PRUNE_POINTS, **RULES[name]}
+    return f"after {knobs['share']:.0%} of training, {knobs['points']} points in a row"
 
 
 def reaction(kind: str) -> float:
@@ -215,7 +247,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         shapes = [demo_shape(create_repo(Path(tmp) / "demo")), plateau_shape(Path(tmp))]
         for shape in shapes:
-            report(shape, measure(shape, args.seeds, args.reeval, Path(tmp) / shape.name), args.campaigns, args.seeds)
+            report(shape, measure(shape, args.seeds, Path(tmp) / shape.name), args.campaigns, args.seeds, args.reeval)
     watching.CHECK_EVERY_S = 1.0
     print(f"divergence: run ended {reaction('nan'):.2f}s after the NaN")
     print(f"stall: run ended {reaction('stall'):.2f}s after the 2s stall limit")

@@ -66,15 +66,14 @@ def _judged(engine: Engine, outcome: Outcome, share: float) -> tuple[Outcome, bo
     if outcome.crashed or not curve:
         return replace(outcome, plan=plan), False
     step, value = curve[-1]
-    bar = _bar(engine, plan, step)
+    found = _bar(engine, plan, step)
     total = f"/{shortened[2]}" if shortened else ""
     metric = engine.c.objective.metric_name
-    if bar is None:
+    if found is None:
         promoted, compared = True, "nothing measured to compare it with at that step"
     else:
-        best, band = bar
-        behind = (best - value) * (1 if engine.c.objective.maximize else -1)
-        promoted = behind <= band
+        best, band = found
+        promoted = passes(value, found, engine.c.objective.maximize)
         compared = f"the best's {best:.4g} ± {band:.2g} at the same step"
     verdict = "ahead or within noise: promoted to a full run" if promoted else "behind by more than the noise: not promoted"
     reason = f"{SCREENED}step {step:g}{total}: {metric} {value:.4g} vs {compared}, {verdict}"
@@ -86,17 +85,29 @@ def _bar(engine: Engine, plan: Plan, step: float) -> tuple[float, float] | None:
     screen must stay within: SCREEN_Z standard deviations of the difference of one run and that mean."""
     top = engine.best_row()
     commits = {plan.parent_commit} | ({top.commit} if top else set())
-    sign = 1 if engine.c.objective.maximize else -1
-    measured = [values for values in ([v for v in (_value_at(c, step) for c in reference_curves(engine, commit))
-                                       if v is not None] for commit in commits) if values]
+    spread = engine.spread()
+    return bar([reference_curves(engine, commit) for commit in commits], step, spread.sd if spread else None,
+               engine.c.objective.maximize)
+
+
+def bar(configurations: list[list[list[tuple[float, float]]]], step: float, spread_sd: float | None,
+        maximize: bool) -> tuple[float, float] | None:
+    """Of configurations (the curves of each), the best mean at `step` and the band around it, or None."""
+    sign = 1 if maximize else -1
+    measured = [values for values in ([v for v in (_value_at(c, step) for c in curves) if v is not None]
+                                      for curves in configurations) if values]
     if not measured:
         return None
     best = max(measured, key=lambda values: sign * statistics.fmean(values))
-    spread = engine.spread()
-    sds = ([statistics.stdev(best)] if len(best) > 1 else []) + ([spread.sd] if spread else [])
+    sds = ([statistics.stdev(best)] if len(best) > 1 else []) + ([spread_sd] if spread_sd else [])
     if not sds or not max(sds):
         return None
     return statistics.fmean(best), SCREEN_Z * max(sds) * math.sqrt(1 + 1 / len(best))
+
+
+def passes(value: float, found: tuple[float, float] | None, maximize: bool) -> bool:
+    """Ahead of the best, or behind it by no more than the band (always, with nothing to compare with)."""
+    return found is None or (found[0] - value) * (1 if maximize else -1) <= found[1]
 
 
 def _value_at(curve: list[tuple[float, float]], step: float) -> float | None:
