@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nrl_autoresearch.core.ledger import Row
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 SCREEN_Z = 2.5  # promoted unless this many standard deviations of a difference behind the best (about 1% of equals)
 
 
-def launch_args(recipe: Recipe, worktree, plan: Plan) -> list[str]:
+def launch_args(recipe: Recipe, worktree: Path, plan: Plan) -> list[str]:
     """What makes a screen run its share of the steps (nothing for other runs)."""
     shortened = recipe.shortened_args(worktree, plan.screen) if plan.screen else None
     return shortened[0] if shortened else []
@@ -119,6 +120,7 @@ def _value_at(curve: list[tuple[float, float]], step: float) -> float | None:
 def reference_curves(engine: Engine, commit: str) -> list[list[tuple[float, float]]]:
     """The objective curves of a configuration's valid runs that ran in full (each run keeps its curve)."""
     runs = {a.index: a.data.get("run") for a in engine.journal.attempts().values()}
-    curves = [load_curve(engine.c.run_dir(runs[r.index])) for r in engine.rows()
-              if r.commit == commit and r.status != "crash" and not is_pruned(r.description) and runs.get(r.index)]
+    curves = [load_curve(engine.c.run_dir(run)) for r in engine.rows()
+              if r.commit == commit and r.status != "crash" and not is_pruned(r.description)
+              and (run := runs.get(r.index))]
     return [c for c in curves if c]
