@@ -1,112 +1,229 @@
-"""What does --prune save, how often does it cut a configuration that is truly better, and how fast do the
-divergence and stall stops react?
+"""What do --prune and --screen save, how often do they cut a configuration that is truly better, and how fast do
+the divergence and stall stops react?
 
-Compute to target: each campaign (its own seed) draws configurations at random, runs them after a baseline of two
-seeds, and stops at the first run that reaches the target. Every configuration is trained for real once per seed
-(the demo's toy GRPO, and a second script whose curve rises slowly then plateaus); its validation curve and CPU
-time are recorded, and the engine's own prune rule (watch.RunWatch.prune_check) is replayed on the curve, charging
-a pruned run the share of its steps it ran. False prunes: a configuration whose mean over all seeds beats the
-baseline's mean, pruned in some campaign. Reaction times: real processes on the local launcher, watched by the
-engine's watch, ending at a NaN and at a silence.
+Every number here is measured on real processes. Each configuration is trained once per seed: the demo's toy
+GRPO (a learning rate each), and a script whose curve rises slowly to a plateau set by its configuration, doing a
+fixed amount of arithmetic per step. Each run's log is watched by the engine's own RunWatch (20 checks a second,
+so that the check interval stays small next to these one-second runs, as one second is next to a real training
+run), with a rule or without one; a pruned run is killed there, and its CPU-seconds are the kernel's (wait4).
 
-    python benchmarks/pruning.py [--campaigns 6] [--configs 12] [--target 0.9]
+Compute to target: each campaign (its own seed) runs a 2-seed baseline, then configurations in a random order,
+each with one seed, and stops at the first run that reaches the target; its cost is the sum of the CPU-seconds
+of its runs, with the rule and without. With --screen 0.25, each configuration first runs 10 of its 40 steps (a
+real shorter run) and runs in full only when the screen passes the engine's bar (runner/screening.py) against
+the best configuration run in full so far. False cuts: every configuration pruned or not promoted is re-evaluated
+with many seeds in full; a cut is false when its configuration's many-seed mean beats the baseline's. The engine's
+rule is measured next to a looser one (one consecutive point fewer), to show what loosening costs.
+
+    python benchmarks/pruning.py [--campaigns 20] [--seeds 3] [--reeval 8]
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import os
 import random
-import re
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from nrl_autoresearch.core.judge import pooled_spread
 from nrl_autoresearch.core.launcher import RunSpec
-from nrl_autoresearch.core.metric import Point, RunOutputs
+from nrl_autoresearch.core.metric import Census, MetricSource, Point, RunOutputs
 from nrl_autoresearch.demo import RECIPE, create_repo
 from nrl_autoresearch.launchers.local import LocalLauncher
 from nrl_autoresearch.metrics import parse_source
-from nrl_autoresearch.runner.watch import PruneRule, RunWatch
+from nrl_autoresearch.runner import watch as watching
+from nrl_autoresearch.runner.screening import bar, passes
+from nrl_autoresearch.runner.watch import PRUNED, PruneRule, RunWatch
 
-_STEP = re.compile(r"Step (\d+)/(\d+)")
-_ACC = re.compile(r"• Accuracy: ([0-9.]+)")
-SEEDS = (1, 2, 3, 4)
-
-
-def demo_curve(repo: Path, lr: float, seed: int) -> tuple[list[Point], float]:
-    """One real toy-GRPO run: its validation curve and the CPU-seconds it used."""
-    before = _children_cpu()
-    out = subprocess.run([sys.executable, "examples/run_grpo.py", "--config", RECIPE, "checkpointing.enabled=false",
-                          f"policy.optimizer.kwargs.lr={lr}", f"grpo.seed={seed}"], cwd=repo, capture_output=True,
-                         text=True).stdout
-    points, step = [], 0
-    for line in out.splitlines():
-        found = _STEP.search(line)
-        step = int(found.group(1)) if found else step
-        acc = _ACC.search(line)
-        if acc:
-            points.append(Point(step, float(acc.group(1))))
-    return points, _children_cpu() - before
+RULES = {"default": {}, "looser": {"points": 2}}  # the engine's rule, and one point fewer in a row
+SCREEN = 0.25  # --screen: a quarter of the 40 steps
+PLATEAU = """\
+import math, random, sys
+rate, seed = float(sys.argv[1]), int(sys.argv[2])
+steps = int(sys.argv[3]) if len(sys.argv) > 3 else 40  # fewer: a screen, on the same curve
+noise = random.Random(seed * 7919 + int(rate * 1e6))
+top = 0.9 - 3.0 * (math.log10(rate) + 2) ** 2 / 10
+for step in range(1, steps + 1):
+    sum(math.sin(i) for i in range(60000))  # the step's work
+    print(f"step {step}/{steps}", flush=True)
+    if step % 4 == 0:
+        print(f"val: {top * (1 - math.exp(-step / 12)) + noise.gauss(0, 0.01):.4f}", flush=True)
+"""
 
 
-def plateau_curve(rate: float, seed: int, steps: int = 40) -> tuple[list[Point], float]:
-    """The second script's shape: a slow rise to a plateau set by the configuration, with per-step noise."""
-    noise = random.Random(seed * 7919 + int(rate * 1e6))
-    top = 0.9 - 3.0 * (math.log10(rate) + 2) ** 2 / 10
-    points = [Point(s, top * (1 - math.exp(-s / 12)) + noise.gauss(0, 0.01)) for s in range(4, steps + 1, 4)]
-    return points, 0.01 * steps  # a nominal CPU cost per step
+@dataclass(frozen=True)
+class Shape:
+    """A family of configurations: how to run one, how its curve is read, the baseline's, the target."""
+
+    name: str
+    configs: list[float]
+    baseline: float
+    target: float
+    source: MetricSource
+    argv: Callable[[float, int, Path, int | None], list[str]]  # config, seed, folder, steps (None: all 40)
+    cwd: Path
 
 
-def _children_cpu() -> float:
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def pruned_share(curve: list[Point], rule: PruneRule) -> float | None:
-    """Replay the engine's rule point by point: the share of the run done when it is pruned, or None."""
-    watch = RunWatch(source=None, outputs=None, metric="val", stall=None, prune=rule)  # type: ignore[arg-type]
-    for k in range(1, len(curve) + 1):
-        if watch.prune_check(curve[:k], None):
-            return k / len(curve)
-    return None
+@dataclass(frozen=True)
+class Run:
+    curve: list[Point]
+    cpu_s: float
+    pruned: bool
 
 
-def campaigns(runs: dict, baseline: str, target: float, n: int, configs: int) -> dict:
-    """Compute to the first run reaching `target`, with and without pruning, over `n` seeded campaigns."""
-    base_curves = [[(p.step, p.value) for p in runs[baseline][s][0]] for s in SEEDS[:2]]
-    finals = {c: statistics.fmean(runs[c][s][0][-1].value for s in SEEDS) for c in runs}
-    better = {c for c in runs if finals[c] > finals[baseline]}
-    full, pruned_cost, false, pruned_count, reached = [], [], 0, 0, 0
-    lost = lost_pruned = 0.0  # compute on runs that did not reach the target
+def run(shape: Shape, config: float, seed: int, rule: PruneRule | None, folder: Path, steps: int | None = None) -> Run:
+    """One real run, its log watched by the engine's RunWatch; killed when the watch ends it (pruned, or diverged
+    as the engine would end it in every campaign)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "run.log"
+    before = Census.take(folder, folder)  # what earlier runs left is not this run's, as in the engine
+    with log.open("w") as out:
+        proc = subprocess.Popen(shape.argv(config, seed, folder, steps), cwd=shape.cwd, stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    outputs = RunOutputs(log, folder, folder, before)
+    watch = RunWatch(shape.source, outputs, "objective", stall=None, prune=rule)
+    pruned = False
+    while True:  # wait4, not Popen.poll: the kernel's CPU time of this process, read as it is reaped
+        pid, _, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        reason = watch.check()
+        if reason:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, _, usage = os.wait4(proc.pid, 0)
+            pruned = reason.startswith(PRUNED)
+            break
+        time.sleep(0.01)
+    proc.returncode = 0  # reaped by wait4 above
+    reading = shape.source.read(outputs)
+    return Run(reading.points if reading else [], usage.ru_utime + usage.ru_stime, pruned)
+
+
+def final(done: Run) -> float:
+    """The run's last value; a run that diverged before its first evaluation is the worst there is."""
+    return done.curve[-1].value if done.curve else float("-inf")
+
+
+def would_prune(curve: list[Point], rule: PruneRule) -> bool:
+    """Whether the rule fires anywhere on a full run's curve: a run it leaves alone costs what the full run cost
+    (same configuration, same seed, same curve), so only these are run again with the rule."""
+    watch = RunWatch(None, None, "objective", stall=None, prune=rule)  # type: ignore[arg-type]
+    return any(watch.prune_check(curve[:k], None) for k in range(1, len(curve) + 1))
+
+
+def demo_shape(repo: Path) -> Shape:
+    lrs = [2.0e-3] + [round(10 ** x, 6) for x in [-3.7, -3.4, -3.0, -2.5, -2.2, -2.0, -1.8, -1.6, -1.4, -1.2, -1.0, 0.0]]
+    return Shape("demo", lrs, 2.0e-3, 0.9, parse_source("nemo-rl:val:accuracy"),
+                 lambda lr, seed, folder, steps: [sys.executable, "examples/run_grpo.py", "--config", RECIPE,
+                                                  "checkpointing.enabled=false", f"policy.optimizer.kwargs.lr={lr}",
+                                                  f"grpo.seed={seed}", f"logger.log_dir={folder}/logs"]
+                 + ([f"grpo.max_num_steps={steps}"] if steps else []), repo)
+
+
+def plateau_shape(folder: Path) -> Shape:
+    script = folder / "plateau.py"
+    script.write_text(PLATEAU)
+    rates = [round(10 ** x, 6) for x in [-3.7, -3.4, -3.0, -2.5, -2.2, -2.0, -1.8, -1.6, -1.4, -1.2, -1.0]]
+    return Shape("plateau", rates, round(10 ** -2.5, 6), 0.85, parse_source("line:val"),
+                 lambda rate, seed, _folder, steps: [sys.executable, str(script), str(rate), str(seed)]
+                 + ([str(steps)] if steps else []), folder)
+
+
+def measure(shape: Shape, seeds: int, folder: Path) -> dict:
+    """Full runs of every configuration, its runs under each rule, and its screens."""
+    full = {(c, s): run(shape, c, s, None, folder / f"full-{c}-{s}") for c in shape.configs
+            for s in range(1, seeds + 1)}
+    base = [full[(shape.baseline, s)] for s in (1, 2)]
+    spread = pooled_spread([[final(r) for r in base]])
+    curves = [[(p.step, p.value) for p in r.curve] for r in base]
+    ruled = {}
+    for name, knobs in RULES.items():
+        rule = PruneRule(curves, spread.sd if spread else None, maximize=True, **knobs)
+        ruled[name] = {key: run(shape, *key, rule, folder / f"{name}-{key[0]}-{key[1]}")
+                       if key[0] != shape.baseline and would_prune(r.curve, rule) else r for key, r in full.items()}
+    screens = {key: run(shape, *key, None, folder / f"screen-{key[0]}-{key[1]}", steps=round(40 * SCREEN))
+               for key in full if key[0] != shape.baseline}
+    return {"full": full, "ruled": ruled, "screens": screens, "curves": curves,
+            "spread": spread.sd if spread else None, "folder": folder, "finals": {}}
+
+
+def many_seed_mean(shape: Shape, found: dict, config: float, seeds: int, reeval: int) -> float:
+    """A configuration's final value averaged over `reeval` seeds, run in full (cached)."""
+    if config not in found["finals"]:
+        extra = [final(run(shape, config, s, None, found["folder"] / f"reeval-{config}-{s}"))
+                 for s in range(seeds + 1, reeval + 1)]
+        found["finals"][config] = statistics.fmean([final(found["full"][(config, s)]) for s in range(1, seeds + 1)]
+                                                   + extra)
+    return found["finals"][config]
+
+
+def campaigns(shape: Shape, found: dict, runs: dict, n: int, seeds: int, screened: bool = False) -> dict:
+    """CPU-seconds to the first run reaching the target, over `n` seeded campaigns, with these runs' costs; with
+    `screened`, each configuration's screen first, and its full run only when the screen passes the bar of the best
+    configuration run in full so far (the baseline's two runs, or one run of a better configuration)."""
+    base = sum(found["full"][(shape.baseline, s)].cpu_s for s in (1, 2))
+    spent, missed, reached, cut = [], [], 0, []
     for campaign in range(n):
         rng = random.Random(campaign)
-        order = rng.sample([c for c in runs if c != baseline], k=min(configs, len(runs) - 1))
-        rule = PruneRule(base_curves, None, maximize=True)
-        spent = spent_pruned = sum(runs[baseline][s][1] for s in SEEDS[:2])
+        order = rng.sample([c for c in shape.configs if c != shape.baseline], k=len(shape.configs) - 1)
+        cost, lost, best = base, 0.0, [found["curves"]]
+        leader, lead = shape.baseline, statistics.fmean(c[-1][1] for c in found["curves"])
         for config in order:
-            curve, cpu = runs[config][SEEDS[campaign % len(SEEDS)]]
-            share = pruned_share(curve, rule)
-            spent += cpu
-            spent_pruned += cpu * (share or 1.0)
-            if share is not None:
-                pruned_count += 1
-                false += config in better
-            if curve[-1].value >= target and share is None:
+            key = (config, 1 + campaign % seeds)
+            if screened:
+                screen = found["screens"][key]
+                cost += screen.cpu_s
+                last = screen.curve[-1] if screen.curve else None
+                if last is None or not passes(last.value, bar(best, last.step, found["spread"], True), True):
+                    lost += screen.cpu_s
+                    cut.append((config, leader))
+                    continue
+            done = runs[key]
+            cost += done.cpu_s
+            if done.pruned:
+                cut.append((config, shape.baseline))
+            elif done.curve and done.curve[-1].value >= shape.target:
                 reached += 1
                 break
-            lost += cpu
-            lost_pruned += cpu * (share or 1.0)
-        full.append(spent)
-        pruned_cost.append(spent_pruned)
-    saved = 1 - sum(pruned_cost) / sum(full)
-    return {"saved": saved, "lost_saved": 1 - lost_pruned / lost if lost else 0.0, "false": false, "pruned": pruned_count, "reached": reached, "campaigns": n,
-            "better": len(better)}
+            elif done.curve and done.curve[-1].value > statistics.fmean(c[-1][1] for c in found["curves"]):
+                best.append([[(p.step, p.value) for p in done.curve]])
+                leader, lead = (config, done.curve[-1].value) if done.curve[-1].value > lead else (leader, lead)
+            lost += done.cpu_s
+        spent.append(cost)
+        missed.append(lost)
+    return {"cpu": sum(spent), "missed": sum(missed), "reached": reached, "cut": cut}
+
+
+def report(shape: Shape, found: dict, n: int, seeds: int, reeval: int) -> None:
+    without = campaigns(shape, found, found["full"], n, seeds)
+    startup = min(r.cpu_s for r in found["full"].values())
+    print(f"{shape.name}: {n} campaigns, {without['cpu'] / n:.2f} CPU-s each to reach {shape.target} without "
+          f"pruning ({without['reached']}/{n} reached it); {without['missed'] / without['cpu']:.0%} of that went to "
+          f"runs that missed it (the most any early stop could save); the cheapest full run took {startup:.2f} CPU-s")
+    baseline = many_seed_mean(shape, found, shape.baseline, seeds, reeval)
+    arms = [(f"--prune, {name} rule ({_knobs(name)})", runs, False) for name, runs in found["ruled"].items()]
+    for label, runs, screened in arms + [(f"--screen {SCREEN}", found["full"], True)]:
+        got = campaigns(shape, found, runs, n, seeds, screened)
+        mean = {c: many_seed_mean(shape, found, c, seeds, reeval) for pair in got["cut"] for c in pair}
+        false = sum(mean[c] > baseline for c, _ in got["cut"])
+        beyond = sum(mean[c] > mean[leader] for c, leader in got["cut"])
+        print(f"  {label}: compute to target saved {1 - got['cpu'] / without['cpu']:.0%} ({got['reached']}/{n} "
+              f"reached it); {len(got['cut'])} runs cut short in the campaigns, {false} of them of a configuration "
+              f"truly better than the baseline, {beyond} better than the configuration it was compared with "
+              f"(means over {reeval} seeds)")
+
+
+def _knobs(name: str) -> str:
+    knobs = {"share": watching.PRUNE_SHARE, "points": watching.PRUNE_POINTS, **RULES[name]}
+    return f"after {knobs['share']:.0%} of training, {knobs['points']} points in a row"
 
 
 def reaction(kind: str) -> float:
@@ -127,23 +244,16 @@ def reaction(kind: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--campaigns", type=int, default=6)
-    parser.add_argument("--configs", type=int, default=12, help="configurations drawn per campaign")
-    parser.add_argument("--target", type=float, default=0.9, help="the demo's target val accuracy (as in proposers_to_target.py)")
+    parser.add_argument("--campaigns", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per configuration the campaigns draw from")
+    parser.add_argument("--reeval", type=int, default=8, help="seeds a pruned configuration is re-evaluated with")
     args = parser.parse_args()
-    lrs = [2.0e-3] + [round(10 ** x, 6) for x in [-3.7, -3.4, -3.0, -2.5, -2.2, -2.0, -1.8, -1.6, -1.4, -1.2, -1.0, 0.0]]
+    watching.CHECK_EVERY_S = 0.05
     with tempfile.TemporaryDirectory() as tmp:
-        repo = create_repo(Path(tmp) / "demo")
-        demo = {lr: {s: demo_curve(repo, lr, s) for s in SEEDS} for lr in lrs}
-    demo = {lr: runs for lr, runs in demo.items() if all(c for c, _ in runs.values())}
-    plateau = {r: {s: plateau_curve(r, s) for s in SEEDS} for r in lrs[1:-1]}
-    for name, runs, base, target in (("demo", demo, 2.0e-3, args.target), ("plateau", plateau, round(10 ** -2.5, 6), 0.85)):
-        found = campaigns(runs, base, target, args.campaigns, args.configs)
-        print(f"{name}: compute to target saved by --prune {found['saved']:.0%} "
-              f"({found['reached']}/{found['campaigns']} campaigns reached {target}), "
-              f"{found['lost_saved']:.0%} of the compute on runs that did not reach it; "
-              f"{found['pruned']} runs pruned, {found['false']} of them truly better configurations "
-              f"({found['better']} better than the baseline)")
+        shapes = [demo_shape(create_repo(Path(tmp) / "demo")), plateau_shape(Path(tmp))]
+        for shape in shapes:
+            report(shape, measure(shape, args.seeds, Path(tmp) / shape.name), args.campaigns, args.seeds, args.reeval)
+    watching.CHECK_EVERY_S = 1.0
     print(f"divergence: run ended {reaction('nan'):.2f}s after the NaN")
     print(f"stall: run ended {reaction('stall'):.2f}s after the 2s stall limit")
 

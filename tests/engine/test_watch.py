@@ -67,7 +67,7 @@ def test_a_flat_curve_far_below_the_baseline_is_pruned_and_its_own_curve_never(t
     cli(repo, "try", "flat", "--set", "mode=flat", check=True)
     cli(repo, "try", "same", "--set", "pause=0.21", check=True)
     flat, same = ledger_rows(repo)[-2:]
-    assert flat["status"] == "discard" and re.search(r"; pruned at step \d+/10: val_score 0.2 vs the reference.s 0.8\d+ ± 0.0\d+", flat["description"])
+    assert flat["status"] == "discard" and re.search(r"; pruned at step \d+/10: val_score 0.2 vs the reference.s 0.[5-9]\d+ ± 0.0\d+", flat["description"])
     assert "pruned" not in same["description"] and same["status"] != "crash"
     status = json.loads(cli(repo, "status", "--json", check=True).stdout)
     assert status["pruned"] == 1

@@ -134,6 +134,11 @@ class Recipe(ABC):
         """Arguments that make a run tiny (a few steps), to check the plumbing (none when the recipe cannot say)."""
         return []
 
+    def shortened_args(self, worktree: Path, share: float) -> tuple[list[str], int, int] | None:
+        """Arguments that run `share` of the training steps, with the steps that run and the full count (None when
+        the recipe cannot set its step count), for --screen."""
+        return None
+
     def fingerprint(self, worktree: Path) -> str | None:
         """A digest of the effective configuration, to never run an identical one twice."""
         return None

@@ -31,6 +31,7 @@ class Trial:
     role: str = ""  # "repeat 2/3", "confirmation of [5]"
     commit: str | None = None  # a further run of a configuration already committed runs this commit
     rerun_of: int | None = None  # the interrupted run this one re-runs
+    screen: float = 0.0  # --screen: the share of the training steps this run makes (0: all of them)
 
     @property
     def is_baseline(self) -> bool:
@@ -56,7 +57,7 @@ class Trial:
                 "parent_commit": self.parent_commit, "hypothesis": self.hypothesis.to_dict(),
                 "effective": self.effective, "reference": asdict(self.reference) if self.reference else None,
                 "seed": self.seed, "group": list(self.group), "role": self.role, "commit": self.commit,
-                "rerun_of": self.rerun_of}
+                "rerun_of": self.rerun_of, "screen": self.screen}
 
     @classmethod
     def from_record(cls, index: int, data: dict) -> Trial:
@@ -68,4 +69,4 @@ class Trial:
                    reference=Reference(ref["label"], tuple(ref["values"]), tuple(ref["seeds"])) if ref else None,
                    effective=dict(data.get("effective") or {}), seed=data.get("seed"),
                    group=tuple(data.get("group") or [index]), role=data.get("role", ""),
-                   rerun_of=data.get("rerun_of"))
+                   rerun_of=data.get("rerun_of"), screen=data.get("screen") or 0.0)

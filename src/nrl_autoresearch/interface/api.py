@@ -31,7 +31,7 @@ from nrl_autoresearch.recipes import params
 from nrl_autoresearch.recipes.command import CommandRecipe, split_words
 from nrl_autoresearch.runner import brev as brev_layout
 from nrl_autoresearch.runner.engine import Engine
-from nrl_autoresearch.runner.watch import is_pruned, parse_stall
+from nrl_autoresearch.runner.watch import is_pruned, is_screen, parse_stall
 from nrl_autoresearch.runner.workspace import (
     Workspace,
     check_prefix_free,
@@ -80,6 +80,7 @@ def create_campaign(root: Path, req: CampaignRequest, *, save: bool = True) -> C
                             per_experiment=req.per_experiment, target=req.target, stop=req.stop,
                             metric=objective.metric_name, gpu_hours=req.gpu_hours)
     stall = parse_stall(req.stall)
+    _check_screen(root, recipe, req.screen)
     noise = _noise_options(recipe, req, rules)
     rules = with_baseline_room(rules, noise["baseline_repeats"])
     launcher = launcher_config(req.launcher, req.launcher_options, recipe.gpus_needed(root) or req.gpus_per_experiment,
@@ -87,9 +88,19 @@ def create_campaign(root: Path, req: CampaignRequest, *, save: bool = True) -> C
     c = new_campaign(root, recipe, objective, rules, prefix=req.prefix, name=req.name, slug=slug,
                      min_delta=req.min_delta, launcher=launcher,
                      options={"gpus_per_experiment": req.gpus_per_experiment, "protected": list(req.protected),
-                              "stall": stall, "prune": req.prune, "notify": urls,
+                              "stall": stall, "prune": req.prune, "screen": req.screen, "notify": urls,
                               "mlflow": mlflow_uri, **noise, **_brev_options(req)}, save=save)
     return c
+
+
+def _check_screen(root: Path, recipe: Recipe, screen: float | None) -> None:
+    if screen is None:
+        return
+    if not 0 < screen < 1:
+        raise UsageError(f"bad --screen {screen}: give the share of the training steps a screen runs, e.g. 0.25")
+    if recipe.shortened_args(root, screen) is None:
+        raise UsageError(f"--screen needs a recipe whose step count can be set ({recipe.label} cannot say): "
+                         "use a NeMo-RL recipe, or leave --screen out")
 
 
 def _brev_options(req: CampaignRequest) -> dict:
@@ -279,7 +290,7 @@ def status_data(engine: Engine) -> dict:
         "counts": {s: sum(r.status == s for r in rows) for s in STATUSES}, "base": base_data(engine),
         "stop": {"met": st.met, "trigger": st.trigger, "sentence": st.sentence}, "monitors": c.rules.monitors(),
         "gpu_hours": {"used": engine.gpu_hours(), "budget": c.rules.gpu_hours, "gpus_per_run": engine.gpus_held()},
-        "pruned": sum(is_pruned(r.description) for r in rows),
+        "pruned": sum(is_pruned(r.description) and not is_screen(r.description) for r in rows),
     }
 
 

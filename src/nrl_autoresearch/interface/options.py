@@ -126,6 +126,9 @@ CAMPAIGN: tuple[Option, ...] = (
     Option("stall", str, "End a run with no new output, step or metric point for this long (a crash); auto: the "
                          "larger of 30m and 5x the longest gap between steps; off.", default="auto"),
     Option("prune", bool, "End a run whose curve is clearly worse than the reference's (a discard).", default=False),
+    Option("screen", float, "Run each new hypothesis for this share of the steps first (0 < SHARE < 1); promote to a "
+                            "full run only those within noise of the best at the same step (both are rows).",
+           minimum=0, above=True, metavar="SHARE"),
     Option("gpu_hours", float, "GPU-hour budget (elapsed x GPUs held; CPU-only runs use none).", minimum=0, above=True),
     Option("notify", str, "A webhook (Slack-compatible JSON POST) told of the baseline, each new best, stopped runs "
                           "and the end (repeatable); a URL that carries a credential is given as env:NAME, the "

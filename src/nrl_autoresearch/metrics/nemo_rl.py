@@ -114,7 +114,9 @@ class NemoRL(MetricSource):
             return None
         points, used = [], []
         for path in run.files(_VAL_STEP):
-            rewards = [json.loads(line)["rewards"][0] for line in run.new_text(path).splitlines() if line.strip()]
+            text = run.new_text(path)
+            complete = text[:text.rfind("\n") + 1]  # a line still being written (a live run) is read next time
+            rewards = [json.loads(line)["rewards"][0] for line in complete.splitlines() if line.strip()]
             if rewards:
                 points.append(Point(int(_VAL_STEP.search(path.name).group(1)), sum(rewards) / len(rewards)))
                 used.append(path.name)

@@ -107,6 +107,19 @@ class NemoRLRecipe(Recipe):
         algo = nc.algo_section(self.resolved(worktree))
         return [f"++{algo}.max_num_steps={SMOKE_STEPS}", f"++{algo}.val_period={SMOKE_STEPS}"]
 
+    def shortened_args(self, worktree: Path, share: float) -> tuple[list[str], int, int] | None:
+        """`++grpo.max_num_steps=k`, k a whole number of validation periods (at least one), so that the last step
+        is evaluated as the full run evaluates it."""
+        resolved = self.resolved(worktree)
+        algo = nc.algo_section(resolved)
+        total = nc.get_dotted(resolved, f"{algo}.max_num_steps", None)
+        period = nc.get_dotted(resolved, f"{algo}.val_period", None)
+        if not isinstance(total, int) or total < 2:
+            return None
+        period = period if isinstance(period, int) and 0 < period <= total else 1
+        steps = min(total, max(period, round(total * share / period) * period))
+        return [f"++{algo}.max_num_steps={steps}"], steps, total
+
     # -- one run ------------------------------------------------------------------------------------
     def launch(self, worktree: Path, run_dir: Path, limit_s: float | None) -> Launch:
         resolved = self.resolved(worktree)

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING
 
 from nrl_autoresearch.core.campaign import CENSUS
 from nrl_autoresearch.core.metric import Census, RunOutputs
+from nrl_autoresearch.runner.watch import is_pruned, load_curve
 
 if TYPE_CHECKING:
+    from nrl_autoresearch.runner.context import Context
     from nrl_autoresearch.runner.engine import Engine
 
 
@@ -21,3 +23,12 @@ def curve_of(engine: Engine, data: dict) -> list[tuple[float, float]]:
     outputs = RunOutputs(Path(data["log_path"]), run_dir, Path(data.get("worktree") or run_dir), census)
     reading = engine.source.read(outputs)
     return [(p.step, p.value) for p in reading.points] if reading else []
+
+
+def full_run_curves(context: Context, commit: str) -> list[list[tuple[float, float]]]:
+    """The objective curves of a configuration's valid runs that ran in full (each run saves its curve): what a
+    prune or a screen compares a new run with."""
+    runs = {a.index: a.data["run"] for a in context.journal.attempts().values() if a.data.get("run")}
+    curves = [load_curve(context.campaign.run_dir(runs[r.index])) for r in context.rows()
+              if r.commit == commit and r.status != "crash" and not is_pruned(r.description) and r.index in runs]
+    return [c for c in curves if c]

@@ -40,6 +40,7 @@ from nrl_autoresearch.runner.loop import Loop
 from nrl_autoresearch.runner.planner import Planner
 from nrl_autoresearch.runner.recorder import Recorder
 from nrl_autoresearch.runner.recovery import Recovery
+from nrl_autoresearch.runner.screening import Screening
 from nrl_autoresearch.runner.trial_runner import TrialRunner
 
 
@@ -52,8 +53,9 @@ class Engine:
         self.trials = TrialRunner(self.context, self.planner, self.recorder)
         self.followups = Followups(self.context, self.planner, self.trials, self.recorder)
         self.recovery = Recovery(self.context, self.planner, self.trials, self.recorder)
+        self.screening = Screening(self.context, self.planner, self.trials, self.recorder)
         self.loop = Loop(self.context, self.planner, self.trials, self.recorder, self.followups, self.recovery,
-                         on_end=lambda: integrations.loop_ended(self))
+                         self.screening, on_end=lambda: integrations.loop_ended(self))
         context = self.context
         self.recipe, self.launcher, self.source = context.recipe, context.launcher, context.source
         self.workspace, self.ledger, self.notes, self.journal = (context.workspace, context.ledger, context.notes,

@@ -28,6 +28,7 @@ from nrl_autoresearch.runner.followups import Followups
 from nrl_autoresearch.runner.planner import Planner
 from nrl_autoresearch.runner.recorder import Recorder
 from nrl_autoresearch.runner.recovery import Recovery
+from nrl_autoresearch.runner.screening import Screening
 from nrl_autoresearch.runner.trial_runner import TrialRunner
 
 POLL_S = 0.2
@@ -35,13 +36,14 @@ POLL_S = 0.2
 
 class Loop:
     def __init__(self, context: Context, planner: Planner, trials: TrialRunner, recorder: Recorder,
-                 followups: Followups, recovery: Recovery, *, on_end: Callable[[], None] = lambda: None):
+                 followups: Followups, recovery: Recovery, screening: Screening, *, on_end: Callable[[], None] = lambda: None):
         self.context = context
         self.planner = planner
         self.trials = trials
         self.recorder = recorder
         self.followups = followups
         self.recovery = recovery
+        self.screening = screening
         self.on_end = on_end  # the integrations, told when the loop ends
         self._active = 0  # worker threads busy with a group and its follow-ups (for --workers)
         self._failure: BaseException | None = None  # what stopped a worker from recording its rows
@@ -175,7 +177,8 @@ class Loop:
 
         def work():
             try:
-                written = self.execute(trials)
+                written = (self.screening.execute(trials[0], self.execute) if self.screening.applies(trials)
+                           else self.execute(trials))  # --screen: a share of the steps first
                 if rows is not None:
                     rows.extend(written)
             except Exception as err:  # rows could not even be written as crashes: stop, say why

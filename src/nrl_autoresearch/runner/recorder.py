@@ -20,7 +20,7 @@ from nrl_autoresearch.runner import triage
 from nrl_autoresearch.runner.attempt import Outcome
 from nrl_autoresearch.runner.context import Context, tail
 from nrl_autoresearch.runner.planner import Planner
-from nrl_autoresearch.runner.watch import PRUNED
+from nrl_autoresearch.runner.watch import STOPPED_EARLY
 from nrl_autoresearch.runner.workspace import BASELINE
 
 TAIL_LINES = 20
@@ -67,7 +67,7 @@ class Recorder:
         verdict = self._verdict(outcomes)
         held = self.planner.gpus_held()
         for o in outcomes:
-            pruned = o.result.reason if o.result.reason.startswith(PRUNED) else None
+            pruned = o.result.reason if o.result.reason.startswith(STOPPED_EARLY) else None
             status, note, measured = row_status(verdict, crash_reason=o.crash_reason, pruned_reason=pruned,
                                                 crash_note=partial(self._crash_note, o))
             row = self._row(o, status, note, measured)

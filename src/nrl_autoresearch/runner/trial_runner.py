@@ -18,9 +18,10 @@ from nrl_autoresearch.core.metric import Census, RunOutputs, aggregate
 from nrl_autoresearch.core.progress import run_line
 from nrl_autoresearch.core.redact import redact
 from nrl_autoresearch.core.trial import Trial
-from nrl_autoresearch.runner import brev
+from nrl_autoresearch.runner import brev, screening
 from nrl_autoresearch.runner.attempt import Outcome
 from nrl_autoresearch.runner.context import Context
+from nrl_autoresearch.runner.curves import full_run_curves
 from nrl_autoresearch.runner.planner import Planner
 from nrl_autoresearch.runner.reaper import RUN_MARKER
 from nrl_autoresearch.runner.recorder import Recorder
@@ -122,6 +123,7 @@ class TrialRunner:
         limit = stoprules.run_limit(campaign.rules, now=time.time())
         launch = context.recipe.launch(worktree, run_dir, limit)
         argv = launch.argv + (context.recipe.seed_args(worktree, trial.seed) if trial.seed is not None else [])
+        argv += screening.launch_args(context.recipe, worktree, trial)
         marker = f"{campaign.dir}#{trial.index}"
         volume = brev.prepare(campaign.options["brev"], run_dir) if campaign.options.get("brev") else {}
         env = {**launch.env, **volume}
@@ -166,13 +168,8 @@ class TrialRunner:
         campaign = self.context.campaign
         if not campaign.options.get("prune") or trial.is_baseline or trial.role:
             return None
-        runs: dict[int, str] = {a.index: a.data["run"] for a in self.context.journal.attempts().values()
-                                if a.data.get("run")}
-        curves = [load_curve(campaign.run_dir(runs[r.index])) for r in self.context.rows()
-                  if r.commit == trial.parent_commit and r.status != "crash" and not is_pruned(r.description)
-                  and r.index in runs]
+        curves = full_run_curves(self.context, trial.parent_commit)
         spread = self.planner.spread()
-        curves = [c for c in curves if c]
         return PruneRule(curves, spread.sd if spread else None, campaign.objective.maximize) if curves else None
 
     def _progress_line(self, trial: Trial, outputs: RunOutputs, started: float) -> str:

@@ -30,6 +30,8 @@ PRUNE_POINTS = 3  # consecutive evaluation points beyond the band
 PRUNE_Z = 3.0  # the band: this many run-to-run standard deviations
 CHECK_EVERY_S = 1.0
 PRUNED = "pruned at "
+SCREENED = "screened at "  # a --screen run: a share of the training steps, by design
+STOPPED_EARLY = (PRUNED, SCREENED)
 CURVE = "curve.json"
 _STEP = re.compile(r"\bstep\s*[=:]?\s*(\d+(?:\s*/\s*\d+)?)", re.I)
 
@@ -43,7 +45,12 @@ def parse_stall(text: str) -> float | str | None:
 
 
 def is_pruned(description: str) -> bool:
-    return f"; {PRUNED}" in description
+    """Stopped early (pruned, or a screen): its partial value is never a reference, a spread or evidence."""
+    return any(f"; {reason}" in description for reason in STOPPED_EARLY)
+
+
+def is_screen(description: str) -> bool:
+    return f"; {SCREENED}" in description
 
 
 def save_curve(run_dir: Path, points: list[Point]) -> None:
@@ -65,6 +72,9 @@ class PruneRule:
     curves: list[list[tuple[float, float]]]
     spread_sd: float | None
     maximize: bool
+    share: float = PRUNE_SHARE
+    points: int = PRUNE_POINTS
+    z: float = PRUNE_Z
 
 
 @dataclass
@@ -149,7 +159,7 @@ class RunWatch:
         return f"stalled: no progress for {format_duration(now - self._changed)}{after}"
 
     def prune_check(self, points: list[Point], progress) -> str | None:
-        """The reason to prune, once the run has been beyond the band at PRUNE_POINTS consecutive new points."""
+        """The reason to prune, once the run has been beyond the band at `rule.points` consecutive new points."""
         rule = self.prune
         if rule is None or not points or not rule.curves:
             return None
@@ -160,7 +170,7 @@ class RunWatch:
             self._behind = self._behind + 1 if compared and compared[1] > 0 and worse > compared[1] else 0
         self._compared = len(points)
         share = progress[0] / progress[1] if progress and progress[1] else len(points) / max(map(len, rule.curves))
-        if compared is None or self._behind < PRUNE_POINTS or share < PRUNE_SHARE:
+        if compared is None or self._behind < rule.points or share < rule.share:
             return None
         mean, band = compared
         return (f"pruned at {self._where(progress)}: {self.metric} {points[-1].value:.4g} vs the "
@@ -174,5 +184,14 @@ def _reference_at(rule: PruneRule, step: float, index: int) -> tuple[float, floa
     if not values:
         return None
     sd = statistics.stdev(values) if len(values) > 1 else None
-    sd = max(x for x in (sd, rule.spread_sd, 0.0) if x is not None)
-    return statistics.fmean(values), PRUNE_Z * sd
+    sd = max(x for x in (sd, _pooled_sd(rule.curves), rule.spread_sd, 0.0) if x is not None)
+    return statistics.fmean(values), rule.z * sd
+
+
+def _pooled_sd(curves: list[list[tuple[float, float]]]) -> float | None:
+    """The reference's run-to-run spread pooled over all its points: a few runs give each point one or two degrees
+    of freedom, and a spread that happens to be small at one point must not narrow the band there."""
+    length = min(map(len, curves))
+    if len(curves) < 2 or not length:
+        return None
+    return math.sqrt(statistics.fmean(statistics.variance([c[i][1] for c in curves]) for i in range(length)))
