@@ -80,7 +80,7 @@ def test_a_flat_curve_far_below_the_baseline_is_pruned_and_its_own_curve_never(t
 
 
 @pytest.mark.parametrize("option, message", [(("--stall", "soon"), "bad --stall 'soon'"),
-                                             (("--gpu-hours", "0"), "bad --gpu-hours '0'")])
+                                             (("--gpu-hours", "0"), "bad --gpu-hours 0.0: give a number above 0")])
 def test_bad_stall_or_gpu_hours_is_refused_with_nothing_created(tmp_path, option, message):
     repo = make_repo(tmp_path / "repo", {"train.py": TRAIN, "params.json": "{}\n"})
     proc = cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", *option)
