@@ -79,7 +79,9 @@ def test_preflight_refuses_a_local_8_gpu_run_on_a_gpu_less_machine(nemo_checkout
     checks = _checks(data)
     assert proc.returncode == 1 and not data["ok"]
     assert checks["GPUs for a local run"] == {"ok": False, "item": "GPUs for a local run", "blocking": True,
-                                              "detail": "8 needed, 0 visible, 0 free: run where the GPUs are, or "
+                                              "status": "fail",
+                                              "detail": "8 needed with 60% of each one's memory free, 0 visible, 0 free: "
+                                                        "run where the GPUs are, or "
                                                         "choose --launcher slurm, k8s or ray"}
     model = checks["model meta-llama/Llama-3.2-1B-Instruct reachable"]
     assert not model["ok"] and model["blocking"] and "gated, with no token" in model["detail"]
@@ -150,6 +152,6 @@ def test_smoke_goes_through_preflight_first(nemo_checkout: Path, machine: dict) 
     (Path(machine["HF_HOME"]) / "token").write_text("not read")
     cli(nemo_checkout, "init", "--recipe", GRPO, "--launcher", "local", "--campaign", "first", env=machine, check=True)
     proc = cli(nemo_checkout, "smoke", "--campaign", "first", env=machine)
-    assert proc.returncode == 2 and "preflight failed: GPUs for a local run: 8 needed, 0 visible" in proc.stderr
+    assert proc.returncode == 2 and "preflight failed: GPUs for a local run: 8 needed with 60% of each one's memory free, 0 visible" in proc.stderr
     assert not list(nemo_checkout.rglob("smoke"))  # nothing was launched
 

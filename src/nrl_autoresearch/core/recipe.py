@@ -54,12 +54,27 @@ RESOLVES = "recipe resolves"  # the preflight item without which nothing about a
 
 @dataclass(frozen=True)
 class Check:
-    """One preflight item: blocking problems stop the campaign, warnings are shown."""
+    """One preflight item: it passed, failed (blocking problems stop the campaign; the others are warnings), or
+    could not be told (unknown: never blocking, never a pass)."""
 
     ok: bool
     item: str
     detail: str = ""
     blocking: bool = True
+    unknown: bool = False
+
+    @property
+    def status(self) -> str:
+        if self.ok:
+            return "pass"
+        if self.unknown:
+            return "unknown"
+        return "fail" if self.blocking else "warning"
+
+
+def unknown(item: str, detail: str) -> Check:
+    """A check that could not tell: `detail` says why (and what would tell)."""
+    return Check(False, item, f"unknown: {detail}", blocking=False, unknown=True)
 
 
 class Recipe(ABC):
@@ -117,6 +132,10 @@ class Recipe(ABC):
     def gpus_needed(self, root: Path) -> int:
         """GPUs one run occupies, as the recipe declares them (0 when it does not say)."""
         return 0
+
+    def gpu_memory_share(self, root: Path) -> float | None:
+        """The share of each GPU's memory a run takes, where the recipe says (None when it does not)."""
+        return None
 
     def max_new_tokens(self, worktree: Path) -> int | None:
         """The generation length limit, to recognise truncated completions (None when unknown)."""

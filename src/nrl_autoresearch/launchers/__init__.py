@@ -13,7 +13,7 @@ from nrl_autoresearch.launchers.local import LocalLauncher
 from nrl_autoresearch.launchers.ray import RayLauncher
 from nrl_autoresearch.launchers.slurm import SlurmLauncher
 from nrl_autoresearch.recipes.params import parse_value
-from nrl_autoresearch.runner.gpus import busy_gpus, visible_gpus
+from nrl_autoresearch.runner.gpus import free_gpus
 
 LAUNCHERS: dict[str, type[Launcher]] = {
     "local": LocalLauncher,
@@ -55,8 +55,7 @@ def parse_options(items: list[str] | tuple[str, ...]) -> dict:
 def choose(gpus_needed: int, options: dict) -> tuple[str, str]:
     """`--launcher auto`, as the skill says: locally when this machine has the GPUs the recipe asks for and they
     are free; otherwise Slurm when sbatch is here, Kubernetes when nrl-k8s is, Ray when an address is given."""
-    visible = visible_gpus()
-    free = [g for g in visible if g not in busy_gpus()]
+    free = free_gpus()
     if gpus_needed == 0:
         return "local", "the runs need no GPU"
     if len(free) >= gpus_needed:

@@ -614,6 +614,14 @@ def gpus_required(resolved: Mapping[str, Any]) -> int:
     return per_node * nodes
 
 
+def vllm_memory_share(resolved: Mapping[str, Any]) -> float | None:
+    """`policy.generation.vllm_cfg.gpu_memory_utilization` where generation runs on vLLM."""
+    if get_dotted(resolved, "policy.generation.backend", None) != "vllm":
+        return None
+    share = get_dotted(resolved, "policy.generation.vllm_cfg.gpu_memory_utilization", None)
+    return float(share) if isinstance(share, (int, float)) and not isinstance(share, bool) and 0 < share <= 1 else None
+
+
 # Keys whose values are files the run opens relative to the NeMo-RL checkout (prompts, local datasets, quant recipes).
 DATA_FILE_KEYS = frozenset({"prompt_file", "system_prompt_file", "data_path", "quant_cfg"})
 

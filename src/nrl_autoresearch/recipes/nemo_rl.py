@@ -92,6 +92,10 @@ class NemoRLRecipe(Recipe):
     def gpus_needed(self, root: Path) -> int:
         return nc.gpus_required(self.resolved(root))
 
+    def gpu_memory_share(self, root: Path) -> float | None:
+        """vLLM's gpu_memory_utilization: vLLM refuses to start on a GPU with less of its memory free."""
+        return nc.vllm_memory_share(self.resolved(root))
+
     def seeded(self) -> bool:
         return True
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nrl_autoresearch.core.recipe import Check
+from nrl_autoresearch.core.recipe import Check, unknown
 from nrl_autoresearch.recipes.nemo_config import get_dotted
 
 MODEL_KEYS = ("policy.model_name", "teacher.model_name")
@@ -57,5 +57,5 @@ def _model_check(name: str) -> Check:
 def extra_installs(recipe_path: str) -> list[Check]:
     if not EXTRA_INSTALL_NAMES.search(Path(recipe_path).name):
         return []
-    return [Check(False, "extra installs", "unknown whether done: NeMo-RL's test scripts run "
-                  "'bash tools/install_audio_deps.sh' first for VLM, omni and audio recipes", blocking=False)]
+    return [unknown("extra installs", "whether done cannot be told: NeMo-RL's test scripts run "
+                    "'bash tools/install_audio_deps.sh' first for VLM, omni and audio recipes")]

@@ -40,17 +40,14 @@ def preflight(engine: Engine) -> list[Check]:
 
 
 def _local_gpus(engine: Engine) -> list[Check]:
-    """A local run needs the recipe's GPUs here and free (NVML; a machine without it has none)."""
+    """A local run needs the recipe's GPUs here and free, with the memory it takes on each (NVML; a machine
+    without it has none)."""
     needed = engine.recipe.gpus_needed(engine.c.repo)
     if engine.launcher.name != "local" or not needed:
         return []
-    visible = gpus.visible_gpus()
-    free = [g for g in visible if g not in gpus.busy_gpus()]
-    detail = f"{needed} needed, {len(visible)} visible, {len(free)} free"
-    if len(free) < needed:
-        detail += (": run where the GPUs are, or choose --launcher slurm, k8s or ray" if not visible
-                   else ": wait for the busy GPUs, or choose another --launcher")
-    return [Check(len(free) >= needed, "GPUs for a local run", detail)]
+    share = engine.recipe.gpu_memory_share(engine.c.repo) or gpus.DEFAULT_FREE_SHARE
+    ok, detail = gpus.local_fit(needed, share, gpus.states())
+    return [Check(ok, "GPUs for a local run", detail)]
 
 
 def _baseline_branch(engine: Engine) -> list[Check]:
