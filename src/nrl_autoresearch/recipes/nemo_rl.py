@@ -196,17 +196,21 @@ class NemoRLRecipe(Recipe):
         ]
 
     def _uv_checks(self, root: Path) -> list[Check]:
-        """uv itself, and the main checkout's environment every run reuses (never a fresh sync per worktree)."""
+        """uv itself, and the main checkout's environment every run reuses (never a fresh sync per worktree),
+        synced for this checkout's uv.lock and pyproject.toml."""
         if self.runner[:1] != ["uv"]:
             return []
         uv = shutil.which("uv")
         main = _main_checkout(root)
         venv = main / ".venv"
-        return [
+        checks = [
             Check(uv is not None, "uv is installed", uv or "install uv: pip install uv"),
             Check(venv.is_dir(), "uv environment of the main checkout", str(venv) if venv.is_dir()
                   else f"{venv} is missing: run 'uv sync --project {main}' once (runs reuse it, none syncs its own)"),
         ]
+        if uv and venv.is_dir():
+            checks.append(prerequisites.uv_synced(uv, root, venv, main))
+        return checks
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "path": self.path, "entrypoint": self._entrypoint, "runner": self.runner,
