@@ -28,13 +28,15 @@ def _tool(folder: Path, name: str, code: int = 0) -> None:
 
 @pytest.fixture()
 def machine(tmp_path: Path, monkeypatch) -> dict:
-    """No GPU, no Hugging Face token, an empty cache, and a stand-in uv first on PATH."""
+    """No GPU, no Hugging Face token, an empty cache, the Hub unreachable, and a stand-in uv first on PATH."""
     bin_dir = tmp_path / "bin"
     _tool(bin_dir, "uv")
-    for name in ("HF_TOKEN", "HF_TOKEN_PATH", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE",
+                 "HF_HUB_OFFLINE"):
         monkeypatch.delenv(name, raising=False)
     (tmp_path / "hf").mkdir()
-    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HF_HOME": str(tmp_path / "hf"), "CUDA_VISIBLE_DEVICES": ""}
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HF_HOME": str(tmp_path / "hf"), "CUDA_VISIBLE_DEVICES": "",
+            "HF_ENDPOINT": "http://127.0.0.1:9"}  # the discard port: nothing listens, nothing leaves the machine
 
 
 @pytest.fixture()

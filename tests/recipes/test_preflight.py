@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.server
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
 import pytest
+from nemo_fixtures import recipe
 
-from nrl_autoresearch.recipes import prerequisites
+from nrl_autoresearch.recipes import hub, prerequisites
+from nrl_autoresearch.recipes import nemo_config as nc
 from nrl_autoresearch.runner import gpus
 from nrl_autoresearch.runner.gpus import GpuState
 
@@ -115,3 +120,119 @@ def test_a_project_uv_cannot_read_is_unknown_not_a_pass(uv_project) -> None:
     (project / "pyproject.toml").write_text("[project\n")
     found = prerequisites.uv_synced(uv, project, project / ".venv", project)
     assert found.status == "unknown" and not found.blocking and found.detail.startswith("unknown: ")
+
+
+# -- the model and datasets on the Hugging Face Hub -----------------------------------------------------------
+GATED = "meta-llama/Llama-3.2-1B"
+
+
+@pytest.fixture()
+def hf(tmp_path: Path, monkeypatch) -> Path:
+    """An empty Hugging Face home, no token, and the Hub not asked (offline) unless a test says otherwise."""
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE",
+                 "HF_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / "hf" / "hub").mkdir(parents=True)
+    return tmp_path / "hf"
+
+
+def _snapshot(hf_home: Path, kind: str, repo_id: str, *files: str) -> Path:
+    """The hub cache layout huggingface_hub writes: blobs, and a snapshot folder per revision."""
+    repo = hf_home / "hub" / f"{kind}s--{repo_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / "0123456789abcdef0123456789abcdef01234567"
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(snapshot.name)
+    for name in files:
+        (snapshot / name).write_text("{}")
+    return snapshot
+
+
+def _model(name: str) -> dict:
+    return {"policy": {"model_name": name}}
+
+
+def test_a_cached_model_passes_offline_and_a_half_written_one_does_not(hf: Path) -> None:
+    snapshot = _snapshot(hf, "model", GATED, "config.json")
+    (found,) = hub.model_checks(_model(GATED))
+    assert found.status == "pass" and found.detail == f"in the Hugging Face cache ({snapshot})"
+    _snapshot(hf, "model", "Qwen/Qwen2.5-1.5B")  # a snapshot folder without files: a download cut short
+    (partial,) = hub.model_checks(_model("Qwen/Qwen2.5-1.5B"))
+    assert partial.status == "fail" and "HF_HUB_OFFLINE is set" in partial.detail
+    assert "huggingface-cli download Qwen/Qwen2.5-1.5B" in partial.detail
+
+
+def test_a_gated_model_without_a_token_is_the_failure_named(hf: Path, monkeypatch) -> None:
+    (found,) = hub.model_checks(_model(GATED))
+    assert found.status == "fail" and found.blocking and "gated, with no token" in found.detail
+    assert found.item == f"model {GATED} reachable"
+    (hf / "token").write_text("hf_not_a_real_token\n")
+    (with_token,) = hub.model_checks(_model(GATED))
+    assert "with no token" not in with_token.detail and "HF_HUB_OFFLINE is set" in with_token.detail
+
+
+def test_without_an_answer_from_the_hub_it_is_unknown_never_a_pass(hf: Path, monkeypatch) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")  # the Hub unreachable, nothing asked
+    (found,) = hub.model_checks(_model("Qwen/Qwen2.5-1.5B"))
+    assert found.status == "unknown" and not found.blocking and "the Hub did not answer" in found.detail
+
+
+@pytest.mark.parametrize(("status", "code", "says"), [
+    (200, "", "pass"), (403, "GatedRepo", "fail"), (401, "RepoNotFound", "fail"), (500, "", "unknown"),
+], ids=["granted", "licence-not-accepted", "missing", "hub-error"])
+def test_the_hubs_auth_check_answer_is_read(hf: Path, monkeypatch, status: int, code: str, says: str) -> None:
+    """The Hub's auth-check endpoint, served on this machine with the answers the Hub gives."""
+    asked: list[tuple[str, str | None]] = []
+
+    class Hub(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the http.server name)
+            asked.append((self.path, self.headers.get("Authorization")))
+            self.send_response(status)
+            if code:
+                self.send_header("X-Error-Code", code)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.delenv("HF_HUB_OFFLINE")
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+        monkeypatch.setenv("HF_TOKEN", "hf_token_for_the_test")
+        (found,) = hub.model_checks(_model(GATED))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert asked == [(f"/api/models/{GATED}/auth-check", "Bearer hf_token_for_the_test")]
+    assert found.status == says
+    assert ("not accepted its licence" in found.detail) is (code == "GatedRepo")
+
+
+def test_datasets_the_recipe_names_by_hub_id_are_checked_in_the_cache(hf: Path, tmp_path: Path) -> None:
+    cfg = nc.load_resolved(recipe("grpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v3.yaml"))
+    cfg["data"]["train"]["data_path"] = "nvidia/OpenMathInstruct-2"
+    local = tmp_path / "data" / "val.jsonl"
+    local.parent.mkdir()
+    local.write_text("{}\n")
+    cfg["data"]["validation"] = {"data_path": str(local)}
+    checks = {c.item: c for c in hub.dataset_checks(cfg, tmp_path)}
+    assert checks["dataset nvidia/OpenMathInstruct-2 reachable"].status == "fail"  # offline and not cached
+    assert "--repo-type dataset" in checks["dataset nvidia/OpenMathInstruct-2 reachable"].detail
+    assert not any(str(local) in item for item in checks)  # a local file is the data-files line's business
+    registry = checks["datasets named by NeMo-RL's registry"]
+    assert registry.status == "unknown" and cfg["data"]["train"]["dataset_name"] in registry.detail
+    _snapshot(hf, "dataset", "nvidia/OpenMathInstruct-2", "README.md")
+    assert {c.item: c for c in hub.dataset_checks(cfg, tmp_path)}[
+        "dataset nvidia/OpenMathInstruct-2 reachable"].status == "pass"
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed again once the socket is

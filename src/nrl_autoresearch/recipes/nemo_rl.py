@@ -22,7 +22,7 @@ from nrl_autoresearch.core.recipe import RESOLVES, Check, Knob, Launch, Objectiv
 from nrl_autoresearch.metrics.nemo_rl import NemoRL
 from nrl_autoresearch.recipes import knobs as catalog
 from nrl_autoresearch.recipes import nemo_config as nc
-from nrl_autoresearch.recipes import prerequisites, validity, yamledit
+from nrl_autoresearch.recipes import hub, prerequisites, validity, yamledit
 from nrl_autoresearch.recipes.params import directions, values_at
 
 SETUP_MARGIN_S = 300.0  # the recipe's own limit starts after setup (Ray, model load): leave room for it
@@ -181,7 +181,7 @@ class NemoRLRecipe(Recipe):
         except UsageError as err:
             return [Check(False, RESOLVES, str(err))]
         entry = self._entrypoint or nc.entrypoint_for(root / self.path, resolved)
-        missing = [f for f in nc.data_files(resolved) if not (root / f).exists()]
+        missing = [f for f in nc.data_files(resolved) if not (root / f).exists() and not hub.is_repo_id(f, root)]
         unset = sorted(v for v in nc.env_vars_referenced(root / self.path) if v not in os.environ)
         return [
             Check(True, RESOLVES, self.path),
@@ -191,7 +191,8 @@ class NemoRLRecipe(Recipe):
             Check(not missing, "prompt and data files exist", ", ".join(missing) or "all present"),
             Check(not unset, "environment variables the recipe interpolates are set",
                   f"export {', '.join(unset)}" if unset else "all set"),
-            *prerequisites.model_checks(resolved),
+            *hub.model_checks(resolved),
+            *hub.dataset_checks(resolved, root),
             *prerequisites.extra_installs(self.path),
         ]
 
