@@ -89,6 +89,8 @@ def test_preflight_refuses_a_local_8_gpu_run_on_a_gpu_less_machine(nemo_checkout
     assert not model["ok"] and model["blocking"] and "gated, with no token" in model["detail"]
     assert checks["uv is installed"]["ok"] and checks["uv is installed"]["detail"].endswith("/uv")  # no fix shown
     assert checks["uv environment of the main checkout"]["detail"] == str(nemo_checkout / ".venv")
+    disk = checks["free disk for checkpoints and logs"]
+    assert disk["status"] == "unknown" and "GiB free at" in disk["detail"]  # the weights are not here to size them
     assert not (nemo_checkout / "reports").exists()
 
 
@@ -105,6 +107,19 @@ def test_a_missing_environment_and_a_token_are_told_honestly(nemo_checkout: Path
     refused = cli(nemo_checkout, "init", "--recipe", GRPO, "--launcher", "local", "--json", env=machine)
     assert refused.returncode == 2 and json.loads(refused.stdout)["created"] is False
     assert "uv sync --project" in json.loads(refused.stdout)["error"]
+
+
+def test_checkpoints_larger_than_the_disk_fail_with_the_figures(nemo_checkout: Path, machine: dict) -> None:
+    model = Path(machine["HF_HOME"]) / "hub" / "models--meta-llama--Llama-3.2-1B-Instruct" / "snapshots" / "abc"
+    model.mkdir(parents=True)
+    with open(model / "model.safetensors", "wb") as weights:
+        weights.truncate(shutil.disk_usage(model).free // 10)  # sparse; its checkpoints take 20 times as much
+    checks = _checks(json.loads(cli(nemo_checkout, "preflight", "--recipe", GRPO, "--launcher", "local", "--json",
+                                    env=machine).stdout))
+    assert checks["model meta-llama/Llama-3.2-1B-Instruct reachable"]["status"] == "pass"
+    disk = checks["free disk for checkpoints and logs"]
+    assert disk["status"] == "fail" and f"GiB free at {nemo_checkout}" in disk["detail"]
+    assert "one run's checkpoints take about" in disk["detail"] and "lower checkpointing.keep_top_k" in disk["detail"]
 
 
 def test_auto_does_not_pick_slurm_when_sinfo_does_not_answer(tmp_path: Path, monkeypatch) -> None:

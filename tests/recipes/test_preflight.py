@@ -236,3 +236,21 @@ def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]  # closed again once the socket is
+
+
+# -- the disk checkpoints go to ---------------------------------------------------------------------------------
+def test_checkpoints_are_sized_from_the_cached_weights(hf: Path) -> None:
+    cfg = nc.load_resolved(recipe("grpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v3.yaml"))
+    name = cfg["policy"]["model_name"]
+    need, why = hub.checkpoint_gib(cfg)
+    assert need is None and f"until {name} is in the Hugging Face cache" in why
+    snapshot = _snapshot(hf, "model", name, "config.json")
+    with open(snapshot / "model.safetensors", "wb") as weights:
+        weights.truncate(2 * 2**30)  # 2 GiB of weights, sparse
+    keep = cfg["checkpointing"]["keep_top_k"]
+    need, why = hub.checkpoint_gib(cfg)
+    assert need == pytest.approx(2 * 5 * (keep + 1)) and "2.0 GiB of weights and the optimizer state" in why
+    cfg["checkpointing"]["save_optimizer"] = False
+    assert hub.checkpoint_gib(cfg)[0] == pytest.approx(2 * (keep + 1))
+    cfg["checkpointing"]["enabled"] = False
+    assert hub.checkpoint_gib(cfg) == (0.0, "checkpointing is off")

@@ -137,6 +137,11 @@ class Recipe(ABC):
         """The share of each GPU's memory a run takes, where the recipe says (None when it does not)."""
         return None
 
+    def checkpoint_gib(self, root: Path) -> tuple[float | None, str] | None:
+        """About how many GiB one run's checkpoints take and how that was reckoned; (None, why) when the recipe
+        writes checkpoints it cannot size; None when it does not say."""
+        return None
+
     def max_new_tokens(self, worktree: Path) -> int | None:
         """The generation length limit, to recognise truncated completions (None when unknown)."""
         return None

@@ -2,7 +2,7 @@
 local cache (the hub layout `models--org--name/snapshots/<revision>/`), or downloadable with the token at hand.
 
 Without an answer from the Hub the line says unknown, never pass. The token is read only to ask the Hub
-whether it grants access, and goes nowhere else.
+whether it grants access, and goes nowhere else. The cached weights also size a run's checkpoints.
 """
 
 from __future__ import annotations
@@ -63,6 +63,34 @@ def is_repo_id(value: str, root: Path) -> bool:
     """An `org/name` that is not a file of the checkout nor a data file's name."""
     return (bool(REPO_ID.fullmatch(value)) and not value.lower().endswith(DATA_SUFFIXES)
             and not (root / value).exists())
+
+
+def weights_gib(repo_id: str) -> float | None:
+    """The size of a cached model's weight files (safetensors, else .bin), or None when it is not cached."""
+    snapshot = cached("model", repo_id)
+    if snapshot is None:
+        return None
+    files = list(snapshot.rglob("*.safetensors")) or list(snapshot.rglob("*.bin"))
+    return sum(f.stat().st_size for f in files) / 2**30 if files else None
+
+
+def checkpoint_gib(resolved: Mapping[str, Any]) -> tuple[float | None, str]:
+    """About what one run's checkpoints take: the policy's weights, with two fp32 Adam moments per bf16 weight
+    (4x more) when the optimizer is saved, for keep_top_k checkpoints plus the one written before the oldest goes."""
+    if not get_dotted(resolved, "checkpointing.enabled", False):
+        return 0.0, "checkpointing is off"
+    name = get_dotted(resolved, "policy.model_name", None)
+    weights = weights_gib(name) if isinstance(name, str) else None
+    if weights is None:
+        return None, f"the size of a checkpoint is unknown until {name} is in the Hugging Face cache"
+    optimizer = bool(get_dotted(resolved, "checkpointing.save_optimizer", True))
+    keep = get_dotted(resolved, "checkpointing.keep_top_k", None)
+    kept = keep + 1 if isinstance(keep, int) and keep > 0 else None
+    if kept is None:
+        return None, "checkpointing.keep_top_k is unset, so every checkpoint is kept"
+    each = weights * (5 if optimizer else 1)
+    return each * kept, (f"{kept} checkpoints of {each:.1f} GiB: {weights:.1f} GiB of weights"
+                         + (" and the optimizer state" if optimizer else ""))
 
 
 def model_checks(resolved: Mapping[str, Any]) -> list[Check]:

@@ -96,6 +96,9 @@ class NemoRLRecipe(Recipe):
         """vLLM's gpu_memory_utilization: vLLM refuses to start on a GPU with less of its memory free."""
         return nc.vllm_memory_share(self.resolved(root))
 
+    def checkpoint_gib(self, root: Path) -> tuple[float | None, str] | None:
+        return hub.checkpoint_gib(self.resolved(root))
+
     def seeded(self) -> bool:
         return True
 

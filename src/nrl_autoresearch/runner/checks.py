@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nrl_autoresearch.core.errors import UsageError
-from nrl_autoresearch.core.recipe import Check
+from nrl_autoresearch.core.recipe import Check, unknown
 from nrl_autoresearch.runner import brev, gpus
 from nrl_autoresearch.runner.workspace import BASELINE
+
+MIN_FREE_GIB = 1.0  # below this, not even a run's logs fit
 
 if TYPE_CHECKING:
     from nrl_autoresearch.core.ledger import Row
@@ -20,9 +22,7 @@ def preflight(engine: Engine) -> list[Check]:
     """The recipe's and the launcher's own checks, free disk, and the person's unrelated changes."""
     checks = list(engine.recipe.preflight(engine.c.repo))
     checks += [Check(ok, "launcher: " + item, blocking=True) for ok, item in engine.launcher.preflight()]
-    free_gb = shutil.disk_usage(engine.c.dir if engine.c.dir.exists() else engine.c.repo).free / 2**30
-    checks.append(Check(free_gb >= 1.0, "free disk where logs and checkpoints go", f"{free_gb:.1f} GiB free",
-                        blocking=free_gb < 1.0))
+    checks.append(_disk(engine))
     checks += _local_gpus(engine)
     if engine.gpus.per_experiment:
         visible = gpus.visible_gpus()
@@ -37,6 +37,28 @@ def preflight(engine: Engine) -> list[Check]:
     checks.append(Check(not dirty, "unrelated uncommitted changes (left alone)", ", ".join(dirty) or "none",
                         blocking=False))
     return checks
+
+
+def _disk(engine: Engine) -> Check:
+    """Room where every run writes its logs and checkpoints, against what one run's checkpoints take where the
+    recipe can size them."""
+    where = engine.c.run_dir("run").parent
+    while not where.exists():
+        where = where.parent
+    free = shutil.disk_usage(where).free / 2**30
+    item, figure = "free disk for checkpoints and logs", f"{free:.1f} GiB free at {where}"
+    if free < MIN_FREE_GIB:
+        return Check(False, item, f"{figure}: free some space there (runs need {MIN_FREE_GIB:.0f} GiB at least)")
+    sized = engine.recipe.checkpoint_gib(engine.c.repo)
+    if sized is None:
+        return Check(True, item, figure)
+    need, how = sized
+    if need is None:
+        return unknown(item, f"{figure}; {how}")
+    if free < need:
+        return Check(False, item, f"{figure}, one run's checkpoints take about {need:.1f} GiB ({how}): free space "
+                     "there, lower checkpointing.keep_top_k or set checkpointing.save_optimizer=false")
+    return Check(True, item, f"{figure}, one run's checkpoints take about {need:.1f} GiB ({how})")
 
 
 def _local_gpus(engine: Engine) -> list[Check]:
