@@ -105,6 +105,12 @@ class Recipe(ABC):
             return str(err)
         return None
 
+    def prepared(self, snapshot: Snapshot, sets: dict[str, str]) -> tuple[dict[str, str] | None, str]:
+        """The change as it must be made (with the settings it needs alongside), or (None, why) when it must not be
+        proposed: refused, or changing nothing."""
+        refused = self.refusal(snapshot, sets)
+        return (None, refused) if refused else (dict(sets), "")
+
     def values(self, snapshot: Snapshot, keys: list[str]) -> dict[str, Any]:
         """The current values of `keys` in the commit (those the recipe can read), to recognise a change that
         changes nothing."""

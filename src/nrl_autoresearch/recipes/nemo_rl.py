@@ -77,6 +77,28 @@ class NemoRLRecipe(Recipe):
         if refused:
             raise UsageError("NeMo-RL would refuse this change: " + "; ".join(refused))
 
+    def prepared(self, snapshot: Snapshot, sets: dict[str, str]) -> tuple[dict[str, str] | None, str]:
+        """The change with the companions NeMo-RL needs with it (the catalog's `requires`), or why it is skipped:
+        a knob turned on with one it excludes, a setting with no effect under the changed recipe, a refusal."""
+        with snapshot.export(*CONFIG_DIRS) as tmp:
+            recipe = tmp / self.path
+            if not recipe.is_file():
+                return None, f"recipe {self.path!r} is not in commit {snapshot.commit[:10]}"
+            before = self.resolved(tmp)
+            added, why = catalog.completed(before, {k: yamledit.parse_value(v) for k, v in sets.items()})
+            if why:
+                return None, why
+            full = {**sets, **{k: yamledit.format_value(v) for k, v in added.items()}}
+            try:
+                yamledit.set_keys(recipe, full)
+            except UsageError as err:
+                return None, str(err)
+            after = self.resolved(tmp)
+        changed = [key for key in sets if nc.get_dotted(before, key, None) != nc.get_dotted(after, key, None)]
+        idle = [reason for key in changed if (reason := validity.inert(after, key))]
+        why = "; ".join(idle or validity.problems(after)) if changed else "the change sets every key to its value"
+        return (None, why) if why else (full, "")
+
     def values(self, snapshot: Snapshot, keys: list[str]) -> dict[str, Any]:
         with snapshot.export(*CONFIG_DIRS) as tmp:
             if not (tmp / self.path).is_file():
@@ -171,9 +193,10 @@ class NemoRLRecipe(Recipe):
         for k in catalog.knobs_for(resolved):
             current = nc.get_dotted(resolved, k.key)
             moves = _directions(k.moves, current)
-            companions = _companions(k, resolved)
+            companions = k.companions(resolved)
             if moves and companions is not None and not validity.inert(resolved, k.key):
-                found.append(Knob(k.key, k.area, current, moves, k.risk, k.note, companions))
+                shown = tuple((key, yamledit.format_value(value)) for key, value in companions)
+                found.append(Knob(k.key, k.area, current, moves, k.risk, k.note, shown))
         return found
 
     # -- preflight -------------------------------------------------------------------------------------
@@ -234,17 +257,6 @@ def _directions(moves: tuple[str, ...], current) -> tuple[tuple[str, ...], ...]:
         elif move not in ("x2", "/2") and yamledit.format_value(yamledit.parse_value(move)) != yamledit.format_value(current):
             found.append((move,))
     return tuple(found)
-
-
-def _companions(k: catalog.Knob, resolved: dict) -> tuple[tuple[str, str], ...] | None:
-    """The settings a knob's `requires` adds where the recipe differs; None (skip the knob) when one of its
-    `excludes` is on or a required key is absent."""
-    if any(nc.get_dotted(resolved, key) for key in k.excludes):
-        return None
-    if not all(nc.has_dotted(resolved, key) for key, _ in k.requires):
-        return None
-    return tuple((key, yamledit.format_value(value)) for key, value in k.requires
-                 if nc.get_dotted(resolved, key) != value)
 
 
 def _seconds(text: str) -> float:
