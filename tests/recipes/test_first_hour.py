@@ -14,6 +14,7 @@ from nemo_fixtures import EXAMPLES
 
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.launchers import choose
+from nrl_autoresearch.runner import gpus
 from tests.helpers import cli, git, tree_digest
 
 GRPO = "examples/configs/recipes/llm/grpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v3.yaml"
@@ -169,6 +170,22 @@ def test_smoke_goes_through_preflight_first(nemo_checkout: Path, machine: dict) 
     (Path(machine["HF_HOME"]) / "token").write_text("not read")
     cli(nemo_checkout, "init", "--recipe", GRPO, "--launcher", "local", "--campaign", "first", env=machine, check=True)
     proc = cli(nemo_checkout, "smoke", "--campaign", "first", env=machine)
-    assert proc.returncode == 2 and "preflight failed: GPUs for a local run: 8 needed with 60% of each one's memory free, 0 visible" in proc.stderr
+    assert proc.returncode == 2  # the smoke run would take one GPU (tensor parallel 1), and none is here
+    assert "preflight failed: GPUs for a local run: 1 needed with 60% of each one's memory free, 0 visible" in proc.stderr
     assert not list(nemo_checkout.rglob("smoke"))  # nothing was launched
 
+
+
+@pytest.mark.skipif(not gpus.free_gpus(0.6), reason="needs a free GPU (NVML)")
+def test_smoke_shrinks_to_the_free_gpus_and_says_so(nemo_checkout: Path, machine: dict) -> None:
+    free = len(gpus.free_gpus(0.6))
+    used = max(n for n in (1, 2, 4, 8) if n <= free)
+    (Path(machine["HF_HOME"]) / "token").write_text("not read")
+    env = {k: v for k, v in machine.items() if k != "CUDA_VISIBLE_DEVICES"}  # this machine's GPUs, as they are
+    cli(nemo_checkout, "init", "--recipe", GRPO, "--launcher", "local", "--campaign", "first", env=env, check=True)
+    found = json.loads(cli(nemo_checkout, "smoke", "--campaign", "first", "--json", env=env).stdout)
+    assert found["gpus"]["used"] == used and found["gpus"]["recipe"] == 8
+    if used < 8:
+        assert found["gpus"]["overrides"] == ["++cluster.num_nodes=1", f"++cluster.gpus_per_node={used}"]
+        assert found["command"].endswith(f"++cluster.num_nodes=1 ++cluster.gpus_per_node={used}")
+        assert f"on {used} GPUs (not the recipe's 8" in found["proved"][0]

@@ -19,6 +19,7 @@ from nemo_fixtures import recipe
 
 from nrl_autoresearch.recipes import hub, prerequisites
 from nrl_autoresearch.recipes import nemo_config as nc
+from nrl_autoresearch.recipes.nemo_rl import NemoRLRecipe
 from nrl_autoresearch.runner import gpus
 from nrl_autoresearch.runner.gpus import GpuState
 
@@ -254,3 +255,19 @@ def test_checkpoints_are_sized_from_the_cached_weights(hf: Path) -> None:
     assert hub.checkpoint_gib(cfg)[0] == pytest.approx(2 * (keep + 1))
     cfg["checkpointing"]["enabled"] = False
     assert hub.checkpoint_gib(cfg) == (0.0, "checkpointing is off")
+
+
+# -- a smoke run's size -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("name", "free", "used", "shrunk"), [
+    ("grpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v3.yaml", 8, 8, False),
+    ("grpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v3.yaml", 3, 2, True),
+    ("grpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v3.yaml", 0, 1, False),  # too few: the fewest it runs on
+    ("grpo-llama3.2-1b-instruct-1n8g-fsdp2tp2-temp0.8-topp0.9-topk50.yaml", 5, 4, True),
+    ("grpo-llama3.2-1b-instruct-1n8g-fsdp2tp2-temp0.8-topp0.9-topk50.yaml", 1, 2, False),  # tensor parallel 2
+])
+def test_a_smoke_run_shrinks_to_the_free_gpus_nemo_rl_accepts(name: str, free: int, used: int, shrunk: bool) -> None:
+    path = recipe(name)
+    rel = str(path.relative_to(path.parents[4]))
+    gpus_used, args = NemoRLRecipe(rel).smoke_scale(path.parents[4], free)
+    assert gpus_used == used
+    assert args == (["++cluster.num_nodes=1", f"++cluster.gpus_per_node={used}"] if shrunk else [])

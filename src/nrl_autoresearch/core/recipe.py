@@ -164,6 +164,11 @@ class Recipe(ABC):
         """Arguments that make a run tiny (a few steps), to check the plumbing (none when the recipe cannot say)."""
         return []
 
+    def smoke_scale(self, root: Path, free_gpus: int) -> tuple[int, list[str]]:
+        """The GPUs a smoke run takes with `free_gpus` free, and the arguments that shrink it to them; where too
+        few are free, the fewest it can run on (and no arguments)."""
+        return self.gpus_needed(root), []
+
     def fingerprint(self, worktree: Path) -> str | None:
         """A digest of the effective configuration, to never run an identical one twice."""
         return None

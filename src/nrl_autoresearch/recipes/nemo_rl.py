@@ -136,6 +136,21 @@ class NemoRLRecipe(Recipe):
         algo = nc.algo_section(self.resolved(worktree))
         return [f"++{algo}.max_num_steps={SMOKE_STEPS}", f"++{algo}.val_period={SMOKE_STEPS}"]
 
+    def smoke_scale(self, root: Path, free_gpus: int) -> tuple[int, list[str]]:
+        """One node of as many GPUs as are free, a divisor of the recipe's count (its batch sizes divide by it as
+        they did), that NeMo-RL still accepts (whole data parallelism, generation GPUs where not colocated)."""
+        resolved = self.resolved(root)
+        full = nc.gpus_required(resolved)
+        fewest = full
+        for count in range(full, 0, -1):
+            if full % count or validity.problems(_on_one_node(resolved, count)):
+                continue
+            if count <= free_gpus:
+                same = count == full and resolved["cluster"]["num_nodes"] == 1
+                return count, [] if same else ["++cluster.num_nodes=1", f"++cluster.gpus_per_node={count}"]
+            fewest = count
+        return fewest, []
+
     # -- one run ------------------------------------------------------------------------------------
     def launch(self, worktree: Path, run_dir: Path, limit_s: float | None) -> Launch:
         resolved = self.resolved(worktree)
@@ -257,6 +272,10 @@ def _directions(moves: tuple[str, ...], current) -> tuple[tuple[str, ...], ...]:
         elif move not in ("x2", "/2") and yamledit.format_value(yamledit.parse_value(move)) != yamledit.format_value(current):
             found.append((move,))
     return tuple(found)
+
+
+def _on_one_node(resolved: dict, gpus: int) -> dict:
+    return {**resolved, "cluster": {**resolved.get("cluster", {}), "num_nodes": 1, "gpus_per_node": gpus}}
 
 
 def _seconds(text: str) -> float:

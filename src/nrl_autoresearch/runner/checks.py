@@ -18,12 +18,13 @@ if TYPE_CHECKING:
     from nrl_autoresearch.runner.engine import Engine
 
 
-def preflight(engine: Engine) -> list[Check]:
-    """The recipe's and the launcher's own checks, free disk, and the person's unrelated changes."""
+def preflight(engine: Engine, gpus_needed: int | None = None) -> list[Check]:
+    """The recipe's and the launcher's own checks, free disk, and the person's unrelated changes; `gpus_needed`
+    for a run smaller than the recipe's (a smoke run)."""
     checks = list(engine.recipe.preflight(engine.c.repo))
     checks += [Check(ok, "launcher: " + item, blocking=True) for ok, item in engine.launcher.preflight()]
     checks.append(_disk(engine))
-    checks += _local_gpus(engine)
+    checks += _local_gpus(engine, gpus_needed)
     if engine.gpus.per_experiment:
         visible = gpus.visible_gpus()
         checks.append(Check(len(visible) >= engine.gpus.per_experiment, "GPUs per experiment",
@@ -61,10 +62,10 @@ def _disk(engine: Engine) -> Check:
     return Check(True, item, f"{figure}, one run's checkpoints take about {need:.1f} GiB ({how})")
 
 
-def _local_gpus(engine: Engine) -> list[Check]:
+def _local_gpus(engine: Engine, needed: int | None) -> list[Check]:
     """A local run needs the recipe's GPUs here and free, with the memory it takes on each (NVML; a machine
     without it has none)."""
-    needed = engine.recipe.gpus_needed(engine.c.repo)
+    needed = engine.recipe.gpus_needed(engine.c.repo) if needed is None else needed
     if engine.launcher.name != "local" or not needed:
         return []
     share = engine.recipe.gpu_memory_share(engine.c.repo) or gpus.DEFAULT_FREE_SHARE
@@ -99,8 +100,8 @@ def _brev(engine: Engine) -> list[Check]:
     ]
 
 
-def check_preflight(engine: Engine) -> None:
-    failed = [c for c in engine.preflight() if c.blocking and not c.ok]
+def check_preflight(engine: Engine, gpus_needed: int | None = None) -> None:
+    failed = [c for c in preflight(engine, gpus_needed) if c.blocking and not c.ok]
     if failed:
         raise UsageError("preflight failed: " + "; ".join(f"{c.item}: {c.detail}" for c in failed)
                          + " (see 'autoresearch preflight')")
