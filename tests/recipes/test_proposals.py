@@ -107,7 +107,8 @@ def test_search_proposals_bring_companions_and_pass_nemo_rls_checks(nemo_repo: P
     cli(nemo_repo, "init", "--recipe", _rel(recipe(GRPO)), "--launcher", "local", "--runner", "python",
         "--campaign", "search", "--json", env=env, check=True)
     space = tmp_path / "space.yaml"
-    space.write_text(f"{TIS}: {{choices: [tis, null]}}\nloss_fn.ratio_clip_max: {{low: 0.2, high: 0.3}}\n")
+    # icepop without truncated_importance_sampling_ratio_min is refused by NeMo-RL: never proposed
+    space.write_text(f"{TIS}: {{choices: [tis, icepop]}}\nloss_fn.ratio_clip_max: {{low: 0.2, high: 0.3}}\n")
     engine = Engine(load(nemo_repo, "search"))
     proposer = SearchProposer(space, engine, seed=3)
     history, chosen = engine.history(), []
@@ -115,10 +116,9 @@ def test_search_proposals_bring_companions_and_pass_nemo_rls_checks(nemo_repo: P
         h = proposer.propose(history)
         assert h is not None
         chosen.append(h.sets[TIS])
-        if h.sets[TIS] == "tis":
-            assert h.sets["loss_fn.use_importance_sampling_correction"] == "true"
+        assert h.sets["loss_fn.use_importance_sampling_correction"] == "true"
         _assert_runs_and_matters(recipe(GRPO), h.sets, tmp_path)
         assert all(isinstance(v, str) for v in h.sets.values())  # text, as the ledger records a change
         tried = {"index": len(history.tried) + 2, "hypothesis": {"name": h.name, "sets": h.sets}, "effective": h.sets}
         history = History(history.campaign, history.rows, [*history.tried, tried], history.best, [])
-    assert "tis" in chosen
+    assert chosen == ["tis"] * 3
