@@ -83,7 +83,8 @@ def test_preflight_refuses_a_local_8_gpu_run_on_a_gpu_less_machine(nemo_checkout
     assert proc.returncode == 1 and not data["ok"]
     assert checks["GPUs for a local run"] == {"ok": False, "item": "GPUs for a local run", "blocking": True,
                                               "status": "fail",
-                                              "detail": "8 needed with 60% of each one's memory free, 0 visible, 0 free: "
+                                              "detail": "8 needed with 60% of each one's memory free, 0 visible, "
+                                                        "0 free: "
                                                         "run where the GPUs are, or "
                                                         "choose --launcher slurm, k8s or ray"}
     model = checks["model meta-llama/Llama-3.2-1B-Instruct reachable"]
@@ -171,7 +172,8 @@ def test_smoke_goes_through_preflight_first(nemo_checkout: Path, machine: dict) 
     cli(nemo_checkout, "init", "--recipe", GRPO, "--launcher", "local", "--campaign", "first", env=machine, check=True)
     proc = cli(nemo_checkout, "smoke", "--campaign", "first", env=machine)
     assert proc.returncode == 2  # the smoke run would take one GPU (tensor parallel 1), and none is here
-    assert "preflight failed: GPUs for a local run: 1 needed with 60% of each one's memory free, 0 visible" in proc.stderr
+    assert ("preflight failed: GPUs for a local run: 1 needed with 60% of each one's memory free, 0 visible"
+            in proc.stderr)
     assert not list(nemo_checkout.rglob("smoke"))  # nothing was launched
 
 

@@ -58,9 +58,12 @@ def _wheel(folder: Path) -> Path:
     """A one-module wheel, so that uv installs a dependency without an index."""
     files = {"tinydep/__init__.py": b"VALUE = 1\n",
              "tinydep-0.1.dist-info/METADATA": b"Metadata-Version: 2.1\nName: tinydep\nVersion: 0.1\n",
-             "tinydep-0.1.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
-    record = [f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}"
-              for name, data in files.items()] + ["tinydep-0.1.dist-info/RECORD,,"]
+             "tinydep-0.1.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\n"
+                                            b"Tag: py3-none-any\n"}
+    digest = {name: base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+              for name, data in files.items()}
+    record = [f"{name},sha256={digest[name]},{len(data)}" for name, data in files.items()]
+    record.append("tinydep-0.1.dist-info/RECORD,,")
     path = folder / "tinydep-0.1-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as wheel:
         for name, data in files.items():
@@ -189,7 +192,7 @@ def test_the_hubs_auth_check_answer_is_read(hf: Path, monkeypatch, status: int, 
     asked: list[tuple[str, str | None]] = []
 
     class Hub(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the http.server name)
+        def do_GET(self) -> None:
             asked.append((self.path, self.headers.get("Authorization")))
             self.send_response(status)
             if code:

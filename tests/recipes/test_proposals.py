@@ -74,8 +74,8 @@ def test_prepared_changes_bring_companions_and_skip_what_changes_nothing(nemo_re
     assert sets == {TIS: "tis", "loss_fn.use_importance_sampling_correction": "true",
                     "loss_fn.truncated_importance_sampling_ratio": "2.0"}
     assert grpo.prepared(snapshot, {"loss_fn.truncated_importance_sampling_ratio": "5"}) == (
-        None, "loss_fn.truncated_importance_sampling_ratio has no effect while "
-              "loss_fn.truncated_importance_sampling_type is None")
+        None, ("loss_fn.truncated_importance_sampling_ratio has no effect while "
+               "loss_fn.truncated_importance_sampling_type is None"))
     both = {"policy.sequence_packing.enabled": "true", "policy.dynamic_batching.enabled": "true"}
     assert grpo.prepared(snapshot, both)[1].startswith("policy.sequence_packing.enabled cannot be on with")
     conflict = {TIS: "tis", "loss_fn.use_importance_sampling_correction": "false"}

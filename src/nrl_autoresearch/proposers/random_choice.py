@@ -32,14 +32,16 @@ class RandomProposer(Proposer):
         choices = [(k, v) for k in self.knobs for d in k.directions for v in d]
         for _ in range(DRAWS if choices else 0):
             knob, value = rng.choice(choices)
-            parent = "best" if history.best is not None and rng.random() < 0.5 else "baseline"
-            snapshot = Snapshot(self._baseline.git, history.best.commit) if parent == "best" else self._baseline
-            sets, _ = self.recipe.prepared(snapshot, {knob.key: value})
+            best = history.best if history.best is not None and rng.random() < 0.5 else None
+            parent = "best" if best else "baseline"
+            sets, _ = self.recipe.prepared(Snapshot(self._baseline.git, best.commit) if best else self._baseline,
+                                           {knob.key: value})
             if sets is None:
                 continue
             along = "".join(f", {k} -> {v}" for k, v in sets.items() if k != knob.key)
             h = Hypothesis(f"random-{next_number(history)}",
-                           f"random: {knob.key} {knob.current} -> {value}{along} from {parent}", parent=parent, sets=sets)
+                           f"random: {knob.key} {knob.current} -> {value}{along} from {parent}",
+                           parent=parent, sets=sets)
             if not already_tried(h, history):
                 return h
         return None

@@ -25,7 +25,8 @@ def uv_synced(uv: str, root: Path, venv: Path, main: Path) -> Check:
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)}
     argv = [uv, "sync", "--check", "--inexact", "--project", str(root)]
     try:
-        proc = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, timeout=UV_CHECK_TIMEOUT_S)
+        proc = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True,
+                              timeout=UV_CHECK_TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired) as err:
         return unknown(UV_SYNCED, f"'uv sync --check' did not answer ({type(err).__name__})")
     said = proc.stderr.strip().splitlines()
@@ -36,7 +37,8 @@ def uv_synced(uv: str, root: Path, venv: Path, main: Path) -> Check:
         shown = f" ({', '.join(changes[:5])}{', ...' if len(changes) > 5 else ''})" if changes else ""
         prefix = "" if root == main else f"UV_PROJECT_ENVIRONMENT={shlex.quote(str(venv))} "
         return Check(False, UV_SYNCED, f"{venv} is not synced for {root}{shown}: run "
-                     f"'{prefix}uv sync --project {shlex.quote(str(root))}' once before the campaign (otherwise the first run syncs it inside its time limit)")
+                     f"'{prefix}uv sync --project {shlex.quote(str(root))}' once before the campaign "
+                     "(otherwise the first run syncs it inside its time limit)")
     return unknown(UV_SYNCED, f"'uv sync --check' could not tell: {said[-1] if said else f'exit {proc.returncode}'}")
 
 
