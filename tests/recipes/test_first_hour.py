@@ -14,6 +14,7 @@ from nemo_fixtures import EXAMPLES
 
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.launchers import choose
+from nrl_autoresearch.runner import gpus
 from tests.helpers import cli, git, tree_digest
 
 GRPO = "examples/configs/recipes/llm/grpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v3.yaml"
@@ -28,13 +29,15 @@ def _tool(folder: Path, name: str, code: int = 0) -> None:
 
 @pytest.fixture()
 def machine(tmp_path: Path, monkeypatch) -> dict:
-    """No GPU, no Hugging Face token, an empty cache, and a stand-in uv first on PATH."""
+    """No GPU, no Hugging Face token, an empty cache, the Hub unreachable, and a stand-in uv first on PATH."""
     bin_dir = tmp_path / "bin"
     _tool(bin_dir, "uv")
-    for name in ("HF_TOKEN", "HF_TOKEN_PATH", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE",
+                 "HF_HUB_OFFLINE"):
         monkeypatch.delenv(name, raising=False)
     (tmp_path / "hf").mkdir()
-    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HF_HOME": str(tmp_path / "hf"), "CUDA_VISIBLE_DEVICES": ""}
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HF_HOME": str(tmp_path / "hf"), "CUDA_VISIBLE_DEVICES": "",
+            "HF_ENDPOINT": "http://127.0.0.1:9"}  # the discard port: nothing listens, nothing leaves the machine
 
 
 @pytest.fixture()
@@ -79,12 +82,17 @@ def test_preflight_refuses_a_local_8_gpu_run_on_a_gpu_less_machine(nemo_checkout
     checks = _checks(data)
     assert proc.returncode == 1 and not data["ok"]
     assert checks["GPUs for a local run"] == {"ok": False, "item": "GPUs for a local run", "blocking": True,
-                                              "detail": "8 needed, 0 visible, 0 free: run where the GPUs are, or "
+                                              "status": "fail",
+                                              "detail": "8 needed with 60% of each one's memory free, 0 visible, "
+                                                        "0 free: "
+                                                        "run where the GPUs are, or "
                                                         "choose --launcher slurm, k8s or ray"}
     model = checks["model meta-llama/Llama-3.2-1B-Instruct reachable"]
     assert not model["ok"] and model["blocking"] and "gated, with no token" in model["detail"]
     assert checks["uv is installed"]["ok"] and checks["uv is installed"]["detail"].endswith("/uv")  # no fix shown
     assert checks["uv environment of the main checkout"]["detail"] == str(nemo_checkout / ".venv")
+    disk = checks["free disk for checkpoints and logs"]
+    assert disk["status"] == "unknown" and "GiB free at" in disk["detail"]  # the weights are not here to size them
     assert not (nemo_checkout / "reports").exists()
 
 
@@ -101,6 +109,19 @@ def test_a_missing_environment_and_a_token_are_told_honestly(nemo_checkout: Path
     refused = cli(nemo_checkout, "init", "--recipe", GRPO, "--launcher", "local", "--json", env=machine)
     assert refused.returncode == 2 and json.loads(refused.stdout)["created"] is False
     assert "uv sync --project" in json.loads(refused.stdout)["error"]
+
+
+def test_checkpoints_larger_than_the_disk_fail_with_the_figures(nemo_checkout: Path, machine: dict) -> None:
+    model = Path(machine["HF_HOME"]) / "hub" / "models--meta-llama--Llama-3.2-1B-Instruct" / "snapshots" / "abc"
+    model.mkdir(parents=True)
+    with open(model / "model.safetensors", "wb") as weights:
+        weights.truncate(shutil.disk_usage(model).free // 10)  # sparse; its checkpoints take 20 times as much
+    checks = _checks(json.loads(cli(nemo_checkout, "preflight", "--recipe", GRPO, "--launcher", "local", "--json",
+                                    env=machine).stdout))
+    assert checks["model meta-llama/Llama-3.2-1B-Instruct reachable"]["status"] == "pass"
+    disk = checks["free disk for checkpoints and logs"]
+    assert disk["status"] == "fail" and f"GiB free at {nemo_checkout}" in disk["detail"]
+    assert "one run's checkpoints take about" in disk["detail"] and "lower checkpointing.keep_top_k" in disk["detail"]
 
 
 def test_auto_does_not_pick_slurm_when_sinfo_does_not_answer(tmp_path: Path, monkeypatch) -> None:
@@ -150,6 +171,23 @@ def test_smoke_goes_through_preflight_first(nemo_checkout: Path, machine: dict) 
     (Path(machine["HF_HOME"]) / "token").write_text("not read")
     cli(nemo_checkout, "init", "--recipe", GRPO, "--launcher", "local", "--campaign", "first", env=machine, check=True)
     proc = cli(nemo_checkout, "smoke", "--campaign", "first", env=machine)
-    assert proc.returncode == 2 and "preflight failed: GPUs for a local run: 8 needed, 0 visible" in proc.stderr
+    assert proc.returncode == 2  # the smoke run would take one GPU (tensor parallel 1), and none is here
+    assert ("preflight failed: GPUs for a local run: 1 needed with 60% of each one's memory free, 0 visible"
+            in proc.stderr)
     assert not list(nemo_checkout.rglob("smoke"))  # nothing was launched
 
+
+
+@pytest.mark.skipif(not gpus.free_gpus(0.6), reason="needs a free GPU (NVML)")
+def test_smoke_shrinks_to_the_free_gpus_and_says_so(nemo_checkout: Path, machine: dict) -> None:
+    free = len(gpus.free_gpus(0.6))
+    used = max(n for n in (1, 2, 4, 8) if n <= free)
+    (Path(machine["HF_HOME"]) / "token").write_text("not read")
+    env = {k: v for k, v in machine.items() if k != "CUDA_VISIBLE_DEVICES"}  # this machine's GPUs, as they are
+    cli(nemo_checkout, "init", "--recipe", GRPO, "--launcher", "local", "--campaign", "first", env=env, check=True)
+    found = json.loads(cli(nemo_checkout, "smoke", "--campaign", "first", "--json", env=env).stdout)
+    assert found["gpus"]["used"] == used and found["gpus"]["recipe"] == 8
+    if used < 8:
+        assert found["gpus"]["overrides"] == ["++cluster.num_nodes=1", f"++cluster.gpus_per_node={used}"]
+        assert found["command"].endswith(f"++cluster.num_nodes=1 ++cluster.gpus_per_node={used}")
+        assert f"on {used} GPUs (not the recipe's 8" in found["proved"][0]

@@ -163,6 +163,8 @@ def test_preflight_lists_blocking_problems(nemo_repo: Path, tmp_path: Path):
     cli(nemo_repo, "init", "--recipe", RECIPE, "--campaign", "pre", env=env, check=True)
     ok = json.loads(cli(nemo_repo, "preflight", "--campaign", "pre", "--json", env=env).stdout)
     assert ok["ok"] and {c["item"] for c in ok["checks"]} >= {"recipe resolves", "entrypoint exists", "uv is installed"}
+    synced = next(c for c in ok["checks"] if c["item"] == "uv environment synced with this checkout")
+    assert synced["status"] == "pass"  # uv itself says the environment matches uv.lock
     bad = cli(nemo_repo, "init", "--recipe", RECIPE, "--campaign", "pre2", "--entrypoint", "examples/missing.py", env=env)
     assert bad.returncode == 2 and "entrypoint exists: examples/missing.py" in bad.stderr
 

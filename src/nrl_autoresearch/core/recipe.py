@@ -54,12 +54,27 @@ RESOLVES = "recipe resolves"  # the preflight item without which nothing about a
 
 @dataclass(frozen=True)
 class Check:
-    """One preflight item: blocking problems stop the campaign, warnings are shown."""
+    """One preflight item: it passed, failed (blocking problems stop the campaign; the others are warnings), or
+    could not be told (unknown: never blocking, never a pass)."""
 
     ok: bool
     item: str
     detail: str = ""
     blocking: bool = True
+    unknown: bool = False
+
+    @property
+    def status(self) -> str:
+        if self.ok:
+            return "pass"
+        if self.unknown:
+            return "unknown"
+        return "fail" if self.blocking else "warning"
+
+
+def unknown(item: str, detail: str) -> Check:
+    """A check that could not tell: `detail` says why (and what would tell)."""
+    return Check(False, item, f"unknown: {detail}", blocking=False, unknown=True)
 
 
 class Recipe(ABC):
@@ -90,6 +105,12 @@ class Recipe(ABC):
             return str(err)
         return None
 
+    def prepared(self, snapshot: Snapshot, sets: dict[str, str]) -> tuple[dict[str, str] | None, str]:
+        """The change as it must be made (with the settings it needs alongside), or (None, why) when it must not be
+        proposed: refused, or changing nothing."""
+        refused = self.refusal(snapshot, sets)
+        return (None, refused) if refused else (dict(sets), "")
+
     def values(self, snapshot: Snapshot, keys: list[str]) -> dict[str, Any]:
         """The current values of `keys` in the commit (those the recipe can read), to recognise a change that
         changes nothing."""
@@ -118,6 +139,15 @@ class Recipe(ABC):
         """GPUs one run occupies, as the recipe declares them (0 when it does not say)."""
         return 0
 
+    def gpu_memory_share(self, root: Path) -> float | None:
+        """The share of each GPU's memory a run takes, where the recipe says (None when it does not)."""
+        return None
+
+    def checkpoint_gib(self, root: Path) -> tuple[float | None, str] | None:
+        """About how many GiB one run's checkpoints take and how that was reckoned; (None, why) when the recipe
+        writes checkpoints it cannot size; None when it does not say."""
+        return None
+
     def max_new_tokens(self, worktree: Path) -> int | None:
         """The generation length limit, to recognise truncated completions (None when unknown)."""
         return None
@@ -138,6 +168,11 @@ class Recipe(ABC):
         """Arguments that run `share` of the training steps, with the steps that run and the full count (None when
         the recipe cannot set its step count), for --screen."""
         return None
+
+    def smoke_scale(self, root: Path, free_gpus: int) -> tuple[int, list[str]]:
+        """The GPUs a smoke run takes with `free_gpus` free, and the arguments that shrink it to them; where too
+        few are free, the fewest it can run on (and no arguments)."""
+        return self.gpus_needed(root), []
 
     def fingerprint(self, worktree: Path) -> str | None:
         """A digest of the effective configuration, to never run an identical one twice."""

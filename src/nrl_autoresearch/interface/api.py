@@ -311,7 +311,8 @@ def ledger_data(c: Campaign) -> dict:
 def preflight_data(engine: Engine) -> dict:
     checks = engine.preflight()
     return {"ok": not any(c.blocking and not c.ok for c in checks),
-            "checks": [{"ok": c.ok, "item": c.item, "detail": c.detail, "blocking": c.blocking} for c in checks]}
+            "checks": [{"ok": c.ok, "status": c.status, "item": c.item, "detail": c.detail, "blocking": c.blocking}
+                       for c in checks]}
 
 
 def recipes_data(root: Path) -> dict:

@@ -400,9 +400,9 @@ def preflight(repo, as_json, **options):
 
 
 def _preflight_lines(data: dict) -> list[str]:
-    mark = {True: "[x]", False: "[ ]"}
-    lines = [f"{mark[c['ok']]} {c['item']}" + (f": {c['detail']}" if c["detail"] else "")
-             + ("" if c["ok"] or c["blocking"] else " (warning)") for c in data["checks"]]
+    mark = {"pass": "[x]", "fail": "[ ]", "warning": "[!]", "unknown": "[?]"}
+    lines = [f"{mark[c['status']]} {c['item']}" + (f": {c['detail']}" if c["detail"] else "")
+             + (" (warning)" if c["status"] == "warning" else "") for c in data["checks"]]
     return [*lines, "preflight: ready" if data["ok"] else "preflight: blocked"]
 
 

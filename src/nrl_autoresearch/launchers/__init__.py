@@ -12,7 +12,7 @@ from importlib import import_module
 
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.launcher import Launcher
-from nrl_autoresearch.runner.gpus import busy_gpus, visible_gpus
+from nrl_autoresearch.runner.gpus import free_gpus
 
 LAUNCHERS: dict[str, str] = {
     "local": "nrl_autoresearch.launchers.local:LocalLauncher",
@@ -62,8 +62,7 @@ def parse_options(items: list[str] | tuple[str, ...]) -> dict:
 def choose(gpus_needed: int, options: dict) -> tuple[str, str]:
     """`--launcher auto`, as the skill says: locally when this machine has the GPUs the recipe asks for and they
     are free; otherwise Slurm when sbatch is here, Kubernetes when nrl-k8s is, Ray when an address is given."""
-    visible = visible_gpus()
-    free = [g for g in visible if g not in busy_gpus()]
+    free = free_gpus()
     if gpus_needed == 0:
         return "local", "the runs need no GPU"
     if len(free) >= gpus_needed:

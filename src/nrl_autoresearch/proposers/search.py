@@ -4,7 +4,9 @@
     grpo.num_generations_per_prompt: {low: 4, high: 32, int: true}
     policy.precision: {choices: [bfloat16, float16]}
 
-Each proposal sets every key of the space on top of the baseline, so its effective configuration is complete.
+Each proposal sets every key of the space on top of the baseline, so its effective configuration is complete,
+with the settings the recipe needs alongside; a point the recipe would refuse, or where a key has no effect, is
+told to the study as a failed trial and never proposed.
 The study lives in memory and is rebuilt from the ledger at each proposal: every earlier attempt is a trial
 (its row's value; a crash a failed trial; a run in flight a running one), and the sampler is seeded by the trial
 count, so a resumed campaign proposes what an uninterrupted one would. A result that just became the best keep
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -64,11 +67,14 @@ class SearchProposer(Proposer):
         self.seed, self.startup, self.max_asks = seed, startup, max_asks
         self.maximize = engine.campaign.objective.maximize
         self.baseline_branch = engine.workspace.branch(BASELINE)
-        try:
-            engine.check(Hypothesis("search", sets={k: _value_text(d, _any_value(d)) for k, d in self.space.items()}))
+        self.recipe = engine.recipe
+        self._snapshot = Snapshot(engine.workspace.git, engine.campaign.base_commit)
+        probe = {k: _value_text(d, _any_value(d)) for k, d in self.space.items()}
+        try:  # every key exists (with the settings it needs alongside, where the recipe names them)
+            engine.check(Hypothesis("search", sets=self.recipe.prepared(self._snapshot, probe)[0] or probe))
         except UsageError as err:
             raise UsageError(f"search space {self.path.name}: {err}") from None
-        knobs = engine.recipe.knobs(Snapshot(engine.workspace.git, engine.campaign.base_commit))
+        knobs = engine.recipe.knobs(self._snapshot)
         self.baseline = {k.key: k.current for k in knobs if k.key in self.space}
         optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -84,7 +90,8 @@ class SearchProposer(Proposer):
             how = f"local step around best keep {step[0]}" if step and ask == 0 else model
             h = self._hypothesis(trial.params, index, how)
             earlier = known.get(self._key(h.sets))
-            if earlier is None and not already_tried(h, history):
+            sets, _ = self.recipe.prepared(self._snapshot, h.sets) if earlier is None else (None, "")
+            if sets is not None and not already_tried(h := replace(h, sets=sets), history):
                 return h
             if earlier is not None and earlier.state == TrialState.COMPLETE:
                 study.tell(trial, earlier.value)

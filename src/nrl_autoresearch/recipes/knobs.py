@@ -67,6 +67,15 @@ class Knob:
     when: tuple[tuple[str, Any], ...] = ()
     note: str = ""
 
+    def companions(self, resolved: Mapping[str, Any]) -> tuple[tuple[str, Any], ...] | None:
+        """The `requires` settings the recipe does not hold yet, to set in the same change; None (skip the knob)
+        when one of its `excludes` is on or a required key is absent."""
+        if any(get_dotted(resolved, key, None) for key in self.excludes):
+            return None
+        if not all(has_dotted(resolved, key) for key, _ in self.requires):
+            return None
+        return tuple((key, value) for key, value in self.requires if get_dotted(resolved, key) != value)
+
 
 def _area(area: str, *knobs: tuple) -> tuple[Knob, ...]:
     return tuple(Knob(key, area, kind, moves, risk, **extra) for key, kind, moves, risk, extra in knobs)
@@ -206,6 +215,25 @@ _BY_KEY = {knob.key: knob for knob in KNOBS}
 
 def knob(key: str) -> Knob | None:
     return _BY_KEY.get(key)
+
+
+def completed(resolved: Mapping[str, Any], sets: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """A change (parsed values) with the companions its catalog knobs require where they are turned on, or why
+    it cannot be made: a knob turned on while one of its `excludes` is on, or a companion the change sets otherwise."""
+    added: dict[str, Any] = {}
+    for key, value in sets.items():
+        k = knob(key)
+        if k is None or not value:  # requires and excludes apply to turning a knob on (or to a non-null choice)
+            continue
+        on = [x for x in k.excludes if (sets[x] if x in sets else get_dotted(resolved, x, None))]
+        if on:
+            return {}, f"{key} cannot be on with {', '.join(on)} on"
+        for needed, holds in k.requires:
+            if needed in sets and sets[needed] != holds:
+                return {}, f"{key} needs {needed}={holds!r}, the change sets {sets[needed]!r}"
+            if needed not in sets and get_dotted(resolved, needed, None) != holds:
+                added[needed] = holds
+    return added, None
 
 
 def knobs_for(resolved: Mapping[str, Any]) -> list[Knob]:

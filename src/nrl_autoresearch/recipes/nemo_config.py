@@ -456,18 +456,18 @@ def _walk(container: Any, path: Iterable[Any]) -> Any:
 def dotted_leaf_paths(cfg: DictConfig | Mapping[str, Any]) -> list[str]:
     """Every settable dotted path, unresolved: scalars, empty maps, and lists both whole and by position."""
     tree = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else cfg
-    return [path for path, _ in _leaves(tree, "")]
+    return [path for path, _ in leaves(tree, "")]
 
 
-def _leaves(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+def leaves(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
     if isinstance(node, Mapping) and node:
         for key, value in node.items():
-            yield from _leaves(value, f"{prefix}.{key}" if prefix else str(key))
+            yield from leaves(value, f"{prefix}.{key}" if prefix else str(key))
         return
     if isinstance(node, list):
         yield prefix, node
         for index, value in enumerate(node):
-            yield from _leaves(value, f"{prefix}.{index}")
+            yield from leaves(value, f"{prefix}.{index}")
         return
     if prefix:
         yield prefix, node
@@ -614,6 +614,14 @@ def gpus_required(resolved: Mapping[str, Any]) -> int:
     return per_node * nodes
 
 
+def vllm_memory_share(resolved: Mapping[str, Any]) -> float | None:
+    """`policy.generation.vllm_cfg.gpu_memory_utilization` where generation runs on vLLM."""
+    if get_dotted(resolved, "policy.generation.backend", None) != "vllm":
+        return None
+    share = get_dotted(resolved, "policy.generation.vllm_cfg.gpu_memory_utilization", None)
+    return float(share) if isinstance(share, (int, float)) and not isinstance(share, bool) and 0 < share <= 1 else None
+
+
 # Keys whose values are files the run opens relative to the NeMo-RL checkout (prompts, local datasets, quant recipes).
 DATA_FILE_KEYS = frozenset({"prompt_file", "system_prompt_file", "data_path", "quant_cfg"})
 
@@ -623,7 +631,7 @@ def data_files(resolved: Mapping[str, Any]) -> list[str]:
     not paths (remote URLs, named presets such as `NVFP4_DEFAULT_CFG`) are left out. Relative paths are relative to
     the NeMo-RL checkout, the entrypoints' working directory."""
     found = []
-    for path, value in _leaves(resolved, ""):
+    for path, value in leaves(resolved, ""):
         name = next(part for part in reversed(path.split(".")) if not part.isdigit())
         if name in DATA_FILE_KEYS and isinstance(value, str) and _is_local_path(value):
             found.append(value)
@@ -642,7 +650,7 @@ def env_vars_referenced(recipe_path: PathLike) -> set[str]:
     sections a child later replaces."""
     names: set[str] = set()
     for path in inheritance_chain(recipe_path):
-        for _, value in _leaves(_parse(path, None)[1], ""):
+        for _, value in leaves(_parse(path, None)[1], ""):
             if isinstance(value, str):
                 names.update(_ENV_REFERENCE.findall(value))
     return names

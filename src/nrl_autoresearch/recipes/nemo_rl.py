@@ -22,7 +22,7 @@ from nrl_autoresearch.core.recipe import RESOLVES, Check, Knob, Launch, Objectiv
 from nrl_autoresearch.metrics.nemo_rl import NemoRL
 from nrl_autoresearch.recipes import knobs as catalog
 from nrl_autoresearch.recipes import nemo_config as nc
-from nrl_autoresearch.recipes import prerequisites, validity, yamledit
+from nrl_autoresearch.recipes import hub, prerequisites, validity, yamledit
 from nrl_autoresearch.recipes.params import directions, values_at
 
 SETUP_MARGIN_S = 300.0  # the recipe's own limit starts after setup (Ray, model load): leave room for it
@@ -77,6 +77,28 @@ class NemoRLRecipe(Recipe):
         if refused:
             raise UsageError("NeMo-RL would refuse this change: " + "; ".join(refused))
 
+    def prepared(self, snapshot: Snapshot, sets: dict[str, str]) -> tuple[dict[str, str] | None, str]:
+        """The change with the companions NeMo-RL needs with it (the catalog's `requires`), or why it is skipped:
+        a knob turned on with one it excludes, a setting with no effect under the changed recipe, a refusal."""
+        with snapshot.export(*CONFIG_DIRS) as tmp:
+            recipe = tmp / self.path
+            if not recipe.is_file():
+                return None, f"recipe {self.path!r} is not in commit {snapshot.commit[:10]}"
+            before = self.resolved(tmp)
+            added, why = catalog.completed(before, {k: yamledit.parse_value(v) for k, v in sets.items()})
+            if why:
+                return None, why
+            full = {**sets, **{k: yamledit.format_value(v) for k, v in added.items()}}
+            try:
+                yamledit.set_keys(recipe, full)
+            except UsageError as err:
+                return None, str(err)
+            after = self.resolved(tmp)
+        changed = [key for key in sets if nc.get_dotted(before, key, None) != nc.get_dotted(after, key, None)]
+        idle = [reason for key in changed if (reason := validity.inert(after, key))]
+        why = "; ".join(idle or validity.problems(after)) if changed else "the change sets every key to its value"
+        return (None, why) if why else (full, "")
+
     def values(self, snapshot: Snapshot, keys: list[str]) -> dict[str, Any]:
         with snapshot.export(*CONFIG_DIRS) as tmp:
             if not (tmp / self.path).is_file():
@@ -91,6 +113,13 @@ class NemoRLRecipe(Recipe):
 
     def gpus_needed(self, root: Path) -> int:
         return nc.gpus_required(self.resolved(root))
+
+    def gpu_memory_share(self, root: Path) -> float | None:
+        """vLLM's gpu_memory_utilization: vLLM refuses to start on a GPU with less of its memory free."""
+        return nc.vllm_memory_share(self.resolved(root))
+
+    def checkpoint_gib(self, root: Path) -> tuple[float | None, str] | None:
+        return hub.checkpoint_gib(self.resolved(root))
 
     def seeded(self) -> bool:
         return True
@@ -119,6 +148,21 @@ class NemoRLRecipe(Recipe):
         period = period if isinstance(period, int) and 0 < period <= total else 1
         steps = min(total, max(period, round(total * share / period) * period))
         return [f"++{algo}.max_num_steps={steps}"], steps, total
+
+    def smoke_scale(self, root: Path, free_gpus: int) -> tuple[int, list[str]]:
+        """One node of as many GPUs as are free, a divisor of the recipe's count (its batch sizes divide by it as
+        they did), that NeMo-RL still accepts (whole data parallelism, generation GPUs where not colocated)."""
+        resolved = self.resolved(root)
+        full = nc.gpus_required(resolved)
+        fewest = full
+        for count in range(full, 0, -1):
+            if full % count or validity.problems(_on_one_node(resolved, count)):
+                continue
+            if count <= free_gpus:
+                same = count == full and resolved["cluster"]["num_nodes"] == 1
+                return count, [] if same else ["++cluster.num_nodes=1", f"++cluster.gpus_per_node={count}"]
+            fewest = count
+        return fewest, []
 
     # -- one run ------------------------------------------------------------------------------------
     def launch(self, worktree: Path, run_dir: Path, limit_s: float | None) -> Launch:
@@ -177,9 +221,10 @@ class NemoRLRecipe(Recipe):
         for k in catalog.knobs_for(resolved):
             current = nc.get_dotted(resolved, k.key)
             moves = _directions(k.moves, current)
-            companions = _companions(k, resolved)
+            companions = k.companions(resolved)
             if moves and companions is not None and not validity.inert(resolved, k.key):
-                found.append(Knob(k.key, k.area, current, moves, k.risk, k.note, companions))
+                shown = tuple((key, yamledit.format_value(value)) for key, value in companions)
+                found.append(Knob(k.key, k.area, current, moves, k.risk, k.note, shown))
         return found
 
     # -- preflight -------------------------------------------------------------------------------------
@@ -190,7 +235,7 @@ class NemoRLRecipe(Recipe):
         except UsageError as err:
             return [Check(False, RESOLVES, str(err))]
         entry = self._entrypoint or nc.entrypoint_for(root / self.path, resolved)
-        missing = [f for f in nc.data_files(resolved) if not (root / f).exists()]
+        missing = [f for f in nc.data_files(resolved) if not (root / f).exists() and not hub.is_repo_id(f, root)]
         unset = sorted(v for v in nc.env_vars_referenced(root / self.path) if v not in os.environ)
         return [
             Check(True, RESOLVES, self.path),
@@ -200,22 +245,27 @@ class NemoRLRecipe(Recipe):
             Check(not missing, "prompt and data files exist", ", ".join(missing) or "all present"),
             Check(not unset, "environment variables the recipe interpolates are set",
                   f"export {', '.join(unset)}" if unset else "all set"),
-            *prerequisites.model_checks(resolved),
+            *hub.model_checks(resolved),
+            *hub.dataset_checks(resolved, root),
             *prerequisites.extra_installs(self.path),
         ]
 
     def _uv_checks(self, root: Path) -> list[Check]:
-        """uv itself, and the main checkout's environment every run reuses (never a fresh sync per worktree)."""
+        """uv itself, and the main checkout's environment every run reuses (never a fresh sync per worktree),
+        synced for this checkout's uv.lock and pyproject.toml."""
         if self.runner[:1] != ["uv"]:
             return []
         uv = shutil.which("uv")
         main = _main_checkout(root)
         venv = main / ".venv"
-        return [
+        checks = [
             Check(uv is not None, "uv is installed", uv or "install uv: pip install uv"),
             Check(venv.is_dir(), "uv environment of the main checkout", str(venv) if venv.is_dir()
                   else f"{venv} is missing: run 'uv sync --project {main}' once (runs reuse it, none syncs its own)"),
         ]
+        if uv and venv.is_dir():
+            checks.append(prerequisites.uv_synced(uv, root, venv, main))
+        return checks
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "path": self.path, "entrypoint": self._entrypoint, "runner": self.runner,
@@ -237,15 +287,8 @@ def _directions(moves: tuple[str, ...], current) -> tuple[tuple[str, ...], ...]:
     return tuple(found)
 
 
-def _companions(k: catalog.Knob, resolved: dict) -> tuple[tuple[str, str], ...] | None:
-    """The settings a knob's `requires` adds where the recipe differs; None (skip the knob) when one of its
-    `excludes` is on or a required key is absent."""
-    if any(nc.get_dotted(resolved, key) for key in k.excludes):
-        return None
-    if not all(nc.has_dotted(resolved, key) for key, _ in k.requires):
-        return None
-    return tuple((key, yamledit.format_value(value)) for key, value in k.requires
-                 if nc.get_dotted(resolved, key) != value)
+def _on_one_node(resolved: dict, gpus: int) -> dict:
+    return {**resolved, "cluster": {**resolved.get("cluster", {}), "num_nodes": 1, "gpus_per_node": gpus}}
 
 
 def _seconds(text: str) -> float:

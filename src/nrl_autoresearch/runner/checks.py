@@ -7,24 +7,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nrl_autoresearch.core.errors import UsageError
-from nrl_autoresearch.core.recipe import Check
+from nrl_autoresearch.core.recipe import Check, unknown
 from nrl_autoresearch.runner import brev, gpus
 from nrl_autoresearch.runner.workspace import BASELINE
+
+MIN_FREE_GIB = 1.0  # below this, not even a run's logs fit
 
 if TYPE_CHECKING:
     from nrl_autoresearch.core.ledger import Row
     from nrl_autoresearch.runner.context import Context
 
 
-def preflight(context: Context) -> list[Check]:
-    """The recipe's and the launcher's own checks, free disk, and the person's unrelated changes."""
+def preflight(context: Context, gpus_needed: int | None = None) -> list[Check]:
+    """The recipe's and the launcher's own checks, free disk, and the person's unrelated changes; `gpus_needed`
+    for a run smaller than the recipe's (a smoke run)."""
     checks = list(context.recipe.preflight(context.campaign.repo))
     checks += [Check(ok, "launcher: " + item, blocking=True) for ok, item in context.launcher.preflight()]
-    campaign = context.campaign
-    free_gb = shutil.disk_usage(campaign.dir if campaign.dir.exists() else campaign.repo).free / 2**30
-    checks.append(Check(free_gb >= 1.0, "free disk where logs and checkpoints go", f"{free_gb:.1f} GiB free",
-                        blocking=free_gb < 1.0))
-    checks += _local_gpus(context)
+    checks.append(_disk(context))
+    checks += _local_gpus(context, gpus_needed)
     if context.gpus.per_experiment:
         visible = gpus.visible_gpus()
         checks.append(Check(len(visible) >= context.gpus.per_experiment, "GPUs per experiment",
@@ -40,18 +40,37 @@ def preflight(context: Context) -> list[Check]:
     return checks
 
 
-def _local_gpus(context: Context) -> list[Check]:
-    """A local run needs the recipe's GPUs here and free (NVML; a machine without it has none)."""
-    needed = context.recipe.gpus_needed(context.campaign.repo)
+def _disk(context: Context) -> Check:
+    """Room where every run writes its logs and checkpoints, against what one run's checkpoints take where the
+    recipe can size them."""
+    where = context.campaign.run_dir("run").parent
+    while not where.exists():
+        where = where.parent
+    free = shutil.disk_usage(where).free / 2**30
+    item, figure = "free disk for checkpoints and logs", f"{free:.1f} GiB free at {where}"
+    if free < MIN_FREE_GIB:
+        return Check(False, item, f"{figure}: free some space there (runs need {MIN_FREE_GIB:.0f} GiB at least)")
+    sized = context.recipe.checkpoint_gib(context.campaign.repo)
+    if sized is None:
+        return Check(True, item, figure)
+    need, how = sized
+    if need is None:
+        return unknown(item, f"{figure}; {how}")
+    if free < need:
+        return Check(False, item, f"{figure}, one run's checkpoints take about {need:.1f} GiB ({how}): free space "
+                     "there, lower checkpointing.keep_top_k or set checkpointing.save_optimizer=false")
+    return Check(True, item, f"{figure}, one run's checkpoints take about {need:.1f} GiB ({how})")
+
+
+def _local_gpus(context: Context, needed: int | None) -> list[Check]:
+    """A local run needs the recipe's GPUs here and free, with the memory it takes on each (NVML; a machine
+    without it has none)."""
+    needed = context.recipe.gpus_needed(context.campaign.repo) if needed is None else needed
     if context.launcher.name != "local" or not needed:
         return []
-    visible = gpus.visible_gpus()
-    free = [g for g in visible if g not in gpus.busy_gpus()]
-    detail = f"{needed} needed, {len(visible)} visible, {len(free)} free"
-    if len(free) < needed:
-        detail += (": run where the GPUs are, or choose --launcher slurm, k8s or ray" if not visible
-                   else ": wait for the busy GPUs, or choose another --launcher")
-    return [Check(len(free) >= needed, "GPUs for a local run", detail)]
+    share = context.recipe.gpu_memory_share(context.campaign.repo) or gpus.DEFAULT_FREE_SHARE
+    ok, detail = gpus.local_fit(needed, share, gpus.states())
+    return [Check(ok, "GPUs for a local run", detail)]
 
 
 def _baseline_branch(context: Context) -> list[Check]:
@@ -82,8 +101,8 @@ def _brev(context: Context) -> list[Check]:
     ]
 
 
-def check_preflight(context: Context) -> None:
-    failed = [c for c in preflight(context) if c.blocking and not c.ok]
+def check_preflight(context: Context, gpus_needed: int | None = None) -> None:
+    failed = [c for c in preflight(context, gpus_needed) if c.blocking and not c.ok]
     if failed:
         raise UsageError("preflight failed: " + "; ".join(f"{c.item}: {c.detail}" for c in failed)
                          + " (see 'autoresearch preflight')")

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 from functools import lru_cache
 
 from nrl_autoresearch.core.errors import UsageError
+
+# A GPU counts as free when no compute process runs on it and this share of its memory is free, unless the recipe
+# says how much it takes (a NeMo-RL recipe's vLLM gpu_memory_utilization: vLLM refuses to start with less).
+DEFAULT_FREE_SHARE = 0.8
 
 
 @lru_cache(maxsize=1)
@@ -33,17 +38,61 @@ def visible_gpus() -> list[int]:
     return [int(x) for x in mask.split(",") if x.strip().isdigit() and int(x) < count]
 
 
-def busy_gpus() -> set[int]:
-    """GPUs with compute processes on them (for 'are the GPUs free?')."""
+@dataclass(frozen=True)
+class GpuState:
+    """One visible GPU as NVML sees it now."""
+
+    index: int
+    total_gib: float
+    free_gib: float
+    processes: int  # compute processes running on it
+
+    def usable(self, share: float) -> bool:
+        """Free for a run: nobody computes on it and `share` of its memory is free."""
+        return self.processes == 0 and self.free_gib >= share * self.total_gib
+
+    def describe(self) -> str:
+        return f"GPU {self.index}: {self.processes} processes, {self.free_gib:.1f} of {self.total_gib:.1f} GiB free"
+
+
+def states() -> list[GpuState]:
+    """The visible GPUs with their memory and compute processes; empty without NVML."""
     nvml = _nvml()
     if nvml is None:
-        return set()
-    busy = set()
-    for i in range(nvml.nvmlDeviceGetCount()):
-        handle = nvml.nvmlDeviceGetHandleByIndex(i)
-        if nvml.nvmlDeviceGetComputeRunningProcesses(handle):
-            busy.add(i)
-    return busy
+        return []
+    found = []
+    try:
+        for i in visible_gpus():
+            handle = nvml.nvmlDeviceGetHandleByIndex(i)
+            memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+            found.append(GpuState(i, memory.total / 2**30, memory.free / 2**30,
+                                  len(nvml.nvmlDeviceGetComputeRunningProcesses(handle))))
+    except nvml.NVMLError:
+        return found
+    return found
+
+
+def free_gpus(share: float = DEFAULT_FREE_SHARE, found: list[GpuState] | None = None) -> list[int]:
+    """Indices of the visible GPUs a run could take now."""
+    return [g.index for g in (states() if found is None else found) if g.usable(share)]
+
+
+def local_fit(needed: int, share: float, found: list[GpuState]) -> tuple[bool, str]:
+    """Whether `needed` GPUs, each with `share` of its memory free, are here now, and what was found; with the
+    way out where they are not."""
+    free = free_gpus(share, found)
+    detail = (f"{needed} needed with {share:.0%} of each one's memory free, "
+              f"{len(found)} visible, {len(free)} free")
+    if len(free) >= needed:
+        return True, detail
+    taken = [g.describe() for g in found if not g.usable(share)]
+    if taken:
+        detail += " (" + "; ".join(taken) + ")"
+    if not found:
+        return False, detail + ": run where the GPUs are, or choose --launcher slurm, k8s or ray"
+    if len(found) < needed:
+        return False, detail + ": this machine (or CUDA_VISIBLE_DEVICES) has too few GPUs; choose another --launcher"
+    return False, detail + ": wait for the busy GPUs, or choose another --launcher"
 
 
 def process_memory_gb(pids: set[int]) -> float | None:
