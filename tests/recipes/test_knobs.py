@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from nemo_fixtures import CONFIGS, recipe
 
 from nrl_autoresearch.recipes import nemo_config as nc
 from nrl_autoresearch.recipes.knobs import AREAS, ASYNC_EXCLUDES, ASYNC_REQUIRES, KINDS, KNOBS, RISKS, knob, knobs_for
+from tests.recipes.nemo_fixtures import CONFIGS, recipe
 
 
 def test_table_is_well_formed_and_in_priority_order() -> None:
