@@ -58,10 +58,10 @@ class Campaign:
         brev = self.options.get("brev")
         return Path(brev["campaign_root"]) / run if brev else self.dir / run
 
-    def with_rules(self, rules: StopRules) -> "Campaign":
+    def with_rules(self, rules: StopRules) -> Campaign:
         return replace(self, rules=rules)
 
-    def with_options(self, **changes) -> "Campaign":
+    def with_options(self, **changes) -> Campaign:
         return replace(self, options={**self.options, **changes})
 
     def to_dict(self) -> dict:
@@ -71,7 +71,7 @@ class Campaign:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Campaign":
+    def from_dict(cls, data: dict) -> Campaign:
         return cls(**{
             **data,
             "repo": Path(data["repo"]),

@@ -114,7 +114,7 @@ class Launcher(ABC):
         """GPUs the scheduler allocates to each run (0 when the launcher asks for none), for GPU-hours."""
         return 0
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional: most launchers hold nothing)
         """Release what the launcher holds (an allocation, a connection)."""
 
 

@@ -67,11 +67,11 @@ class Row:
         return "\t".join(_clean(str(values[c])) for c in COLUMNS) + "\n"
 
     @classmethod
-    def from_line(cls, line: str) -> "Row":
+    def from_line(cls, line: str) -> Row:
         parts = line.rstrip("\n").split("\t")
         if len(parts) < len(COLUMNS):
             raise ValueError(f"expected {len(COLUMNS)} tab-separated fields, found {len(parts)}")
-        raw = dict(zip(COLUMNS, parts))
+        raw = dict(zip(COLUMNS, parts, strict=False))
         value = float(raw["metric_value"])
         return cls(
             **{**raw,
@@ -136,7 +136,7 @@ class Ledger:
         """A last line whose write was cut short (a full disk, a kill), or ''."""
         return torn_tail(self.path).decode(errors="replace")
 
-    def repair(self, notes: "Notes") -> str | None:
+    def repair(self, notes: Notes) -> str | None:
         """Complete a torn last line from the git note that holds its row, or drop it (its row was never
         written whole, so its run is recorded again by recovery). Says what was done, or None."""
         with self.lock:
@@ -200,7 +200,7 @@ class Notes:
             return []
         out = subprocess.run(["git", "-C", str(self.git.path), "cat-file", "--batch"], capture_output=True, check=True,
                              input="".join(f"{blob}\n" for blob, _ in pairs).encode()).stdout
-        found = [(commit, entry) for (_, commit), body in zip(pairs, _batch_bodies(out)) for entry in _entries(body)]
+        found = [(commit, entry) for (_, commit), body in zip(pairs, _batch_bodies(out), strict=True) for entry in _entries(body)]
         return sorted(found, key=lambda ce: ce[1]["appended_ns"])
 
 

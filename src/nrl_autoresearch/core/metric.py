@@ -45,7 +45,7 @@ class Census:
     stamps: Mapping[str, Stamp] = field(default_factory=dict)
 
     @classmethod
-    def take(cls, *roots: Path) -> "Census":
+    def take(cls, *roots: Path) -> Census:
         stamps: dict[str, Stamp] = {}
         for root in dict.fromkeys(roots):
             for path in _walk(root):
@@ -74,7 +74,7 @@ class Census:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Path) -> "Census":
+    def load(cls, path: Path) -> Census:
         """The census saved at launch; an empty one (everything found counts) when it was never written."""
         try:
             return cls({k: (int(v[0]), int(v[1]), str(v[2])) for k, v in json.loads(path.read_text()).items()})

@@ -85,7 +85,7 @@ class Target:
     value: float
 
     @classmethod
-    def parse(cls, text: str) -> "Target":
+    def parse(cls, text: str) -> Target:
         match = _TARGET.match(text)
         if not match:
             raise UsageError(
@@ -130,7 +130,7 @@ class StopRules:
         stop: str | None = None,
         metric: str | None = None,
         gpu_hours: float | None = None,
-    ) -> "StopRules":
+    ) -> StopRules:
         """Combine explicit options and a --stop sentence; fall back to the default rule when nothing bounds the
         campaign. A target must name the objective `metric` and a run must fit in the budget, or nothing could
         ever stop or run."""
@@ -168,7 +168,7 @@ class StopRules:
             gpu_hours=gpu_budget,
         )
 
-    def extended(self, attempted: int, more: int) -> "StopRules":
+    def extended(self, attempted: int, more: int) -> StopRules:
         """After the person confirms: allow `more` attempts beyond those already made, never fewer than the count
         rule already allows (nor a count rule where there was none)."""
         if self.max_experiments is None:
@@ -203,7 +203,7 @@ class StopRules:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "StopRules":
+    def from_dict(cls, data: dict) -> StopRules:
         return cls(
             max_experiments=data.get("max_experiments"),
             budget_s=data.get("budget_s"),

@@ -74,7 +74,7 @@ class LogTail:
 
     def __init__(self, client, job_id: str, path: Path):
         self.client, self.job_id, self.path = client, job_id, path
-        out = open(path, "w")  # opened here, so a late thread cannot truncate the finished log
+        out = open(path, "w")  # noqa: SIM115 (_follow closes it); opened here, so a late thread cannot truncate the finished log
         threading.Thread(target=asyncio.run, args=(self._follow(out),), daemon=True, name=f"ray-log-{job_id}").start()
 
     async def _follow(self, out) -> None:

@@ -75,7 +75,7 @@ class CatalogProposer(Proposer):
     def _direction(knob: Knob, direction: tuple[str, ...], outcome: dict, on_best: dict):
         """A clean A/B step from the baseline; while it keeps paying, the next step further from the best keep."""
         yield _hypothesis(knob, direction[0], "baseline", knob.current)
-        for step, further in zip(direction, direction[1:]):
+        for step, further in itertools.pairwise(direction):
             if outcome.get((knob.key, norm(step))) != "keep":
                 return
             yield _hypothesis(knob, further, "best", on_best.get(knob.key, knob.current))

@@ -155,7 +155,7 @@ def _row(r: Row, parent: str, links: Links | None, top: Row | None) -> str:
         (r.description, escape(r.description)),
     )
     tds = "".join(f'<td class="{cls}" data-value="{"" if value is None else escape(str(value))}">{inner}</td>'
-                  for (value, inner), (_, _, cls) in zip(cells, COLUMNS))
+                  for (value, inner), (_, _, cls) in zip(cells, COLUMNS, strict=True))
     best_class = " best" if top is not None and r.index == top.index else ""
     return f'<tr id="row-{r.index}" class="{r.status}{best_class}" data-index="{r.index}">{tds}</tr>'
 
@@ -245,7 +245,7 @@ th { position: sticky; top: 0; background: #f6f8fa; cursor: pointer; user-select
 th[aria-sort="ascending"]::after { content: " ▲"; } th[aria-sort="descending"]::after { content: " ▼"; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.name { font-weight: 600; white-space: nowrap; } td.desc { color: var(--muted); min-width: 240px; }
-tr.best td { background: #fff8c5; } 
+tr.best td { background: #fff8c5; }
 .files { white-space: nowrap; } .files small { color: var(--muted); }
 footer { margin-top: 18px; font-size: 12px; }
 @media (max-width: 900px) { .grid { grid-template-columns: 1fr; } }
