@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import time
 from dataclasses import asdict, dataclass, fields, replace
@@ -17,7 +16,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from nrl_autoresearch.core.durable import append_whole, torn_tail
+from nrl_autoresearch.core.durable import append_whole, replace_text, torn_tail
 from nrl_autoresearch.core.errors import Fault
 from nrl_autoresearch.core.git import NOTES_REF, Git
 from nrl_autoresearch.core.redact import redact
@@ -223,10 +222,8 @@ def rebuild(ledger: Ledger, notes: Notes) -> int:
     """Rewrite the TSV from the notes, byte for byte as it was appended; returns the number of rows."""
     lines = [entry["row"] for _, entry in notes.all_entries()]
     with ledger.lock:
-        tmp = ledger.path.with_suffix(".rebuild.tmp")
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(HEADER + "".join(lines))
-        os.replace(tmp, ledger.path)
+        ledger.path.parent.mkdir(parents=True, exist_ok=True)
+        replace_text(ledger.path, HEADER + "".join(lines))
     return len(lines)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nrl_autoresearch.core.durable import replace_text
 from nrl_autoresearch.core.errors import UsageError
 
 _SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache", ".pytest_cache", "3rdparty"}
@@ -69,9 +70,7 @@ class Census:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.stamps))
-        os.replace(tmp, path)
+        replace_text(path, json.dumps(self.stamps))
 
     @classmethod
     def load(cls, path: Path) -> Census:
@@ -183,9 +182,6 @@ class MetricSource(ABC):
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.arg}"
-
-
-AGGREGATES = ("last", "max", "min", "best", "mean-last-K")
 
 
 def validate_aggregate(how: str) -> str:

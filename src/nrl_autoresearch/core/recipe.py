@@ -35,7 +35,7 @@ class Launch:
 
 
 @dataclass(frozen=True)
-class Knob:
+class TunableSetting:
     """A setting worth trying. `directions` are value sequences moving away from `current`, the preferred
     direction first (for a learning rate: (x2, x4, x8) then (/2, /4, /8)). `area` follows the skill's
     priority order; `risk` is low, medium or high."""
@@ -134,11 +134,7 @@ class Recipe(ABC):
         """Arguments that make a run tiny (a few steps), to check the plumbing (none when the recipe cannot say)."""
         return []
 
-    def fingerprint(self, worktree: Path) -> str | None:
-        """A digest of the effective configuration, to never run an identical one twice."""
-        return None
-
-    def knobs(self, snapshot: Snapshot) -> list[Knob]:
+    def knobs(self, snapshot: Snapshot) -> list[TunableSetting]:
         """The catalog of settings to explore for this recipe, in priority order."""
         return []
 

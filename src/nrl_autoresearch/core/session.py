@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from nrl_autoresearch.core.campaign import Campaign
+from nrl_autoresearch.core.durable import replace_text
 from nrl_autoresearch.core.ledger import Row, best
 from nrl_autoresearch.core.redact import redact
 from nrl_autoresearch.core.stoprules import StopStatus
@@ -142,9 +143,7 @@ class Session:
         return ["continue the loop: `autoresearch resume` (or `autoresearch run --yes`)"]
 
     def _write(self, name: str, text: str) -> None:
-        tmp = self.dir / f".{name}.tmp"
-        tmp.write_text(redact(text))
-        tmp.replace(self.dir / name)
+        replace_text(self.dir / name, redact(text))
 
 
 def _now() -> str:

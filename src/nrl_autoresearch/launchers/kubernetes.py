@@ -27,11 +27,10 @@ from pathlib import Path
 import yaml
 
 from nrl_autoresearch.core.errors import UsageError
-from nrl_autoresearch.core.launcher import Job, JobResult, JobState, Launcher, RunSpec, wait_with_limit
+from nrl_autoresearch.core.launcher import JobResult, JobState, Launcher, PolledJob, RunSpec
 from nrl_autoresearch.core.redact import SECRET_REF, redact
 from nrl_autoresearch.launchers.local import GRACE_S
 
-LOST_AFTER = 3  # consecutive polls in which the object cannot be read: it is lost
 RUN_LABEL = "autoresearch/run"
 _RAY_STATES = {"PENDING": JobState.PENDING, "RUNNING": JobState.RUNNING, "SUCCEEDED": JobState.COMPLETED,
                "FAILED": JobState.FAILED, "STOPPED": JobState.CANCELLED}
@@ -140,20 +139,20 @@ class LogFollower:
             self.proc.wait()
 
 
-class KubeRun(Job):
+class KubeRun(PolledJob):
     """What both kinds of run share: polling the object, the limit, cancelling, the log follower."""
 
     def __init__(self, launcher: KubernetesLauncher, name: str, *, log_path: Path, command: str, cwd: Path,
                  timeout_s: float | None):
+        super().__init__()
         self.launcher = launcher
         self.job_id = name
         self.log_path = log_path
         self.command = command
         self.cwd = cwd
         self.timeout_s = timeout_s
+        self.poll_s = launcher.poll_s
         self._status: KubeStatus | None = None
-        self._misses = 0
-        self._ended: tuple[JobState, str] | None = None
         self._follower: LogFollower | None = None
 
     @abstractmethod
@@ -163,33 +162,19 @@ class KubeRun(Job):
     def log_argv(self) -> list[str] | None:
         """The command that follows the run's log, once there is one to follow."""
 
-    @abstractmethod
-    def stop(self) -> None: ...
-
     def state(self) -> JobState:
-        if self._ended:
-            return self._ended[0]
-        if not (self._status and self._status.state.finished):
-            self._refresh()
-        if self._misses >= LOST_AFTER:
-            return JobState.UNKNOWN
-        return self._status.state if self._status else JobState.PENDING
+        return self._ended[0] if self._ended else super().state()
 
-    def wait(self, poll_s: float | None = None, should_stop=None) -> JobResult:
-        wait_with_limit(self, poll_s or self.launcher.poll_s, should_stop, self._overrun, self._end, "stopped")
+    def finish_log(self) -> None:
         if self._follower:
             self._follower.finish(self.launcher.grace_s)
-        return self.result()
-
-    def cancel(self, reason: str) -> None:
-        self._end(JobState.CANCELLED, reason)
 
     def handle(self) -> dict:
         return {"name": self.job_id, "log_path": str(self.log_path), "command": self.command, "cwd": str(self.cwd),
                 "timeout_s": self.timeout_s}
 
     def result(self) -> JobResult:
-        lost = self._status is None or self._misses >= LOST_AFTER
+        lost = self._status is None or self.lost
         status = KubeStatus(JobState.UNKNOWN, reason=f"{self.job_id} could not be read") if lost else self._status
         state, reason = self._ended or (status.state, status.reason)
         end = status.end or time.time()
@@ -197,26 +182,23 @@ class KubeRun(Job):
         queue_s = (status.start or end) - status.created if status.created else 0.0
         return JobResult(state, status.exit_code, reason, max(0.0, run_s), max(0.0, queue_s))
 
-    def _refresh(self) -> None:
+    def read_state(self) -> JobState | None:
         try:
             status = self.read_status()
         except KubernetesError:
             status = None
-        self._misses = 0 if status else self._misses + 1
         self._status = status or self._status
+        self._follow_log()
+        return status.state if status else None
+
+    def started_at(self) -> float | None:
+        return self._status.start if self._status else None
+
+    def _follow_log(self) -> None:
         following = self._follower is not None and self._follower.proc.poll() is None
         argv = self.log_argv() if not following and self._status and self._status.start else None
         if argv:  # (re)started from the beginning: a follower that dropped out loses nothing
             self._follower = LogFollower(argv, self.log_path, self.cwd)
-
-    def _overrun(self) -> bool:
-        start = self._status.start if self._status else None
-        return bool(self.timeout_s and start and time.time() - start > self.timeout_s)
-
-    def _end(self, state: JobState, reason: str) -> None:
-        if self._ended is None:
-            self.stop()
-            self._ended = (state, reason)
 
 
 class PodJob(KubeRun):
@@ -229,7 +211,7 @@ class PodJob(KubeRun):
     def log_argv(self) -> list[str]:
         return self.launcher.kubectl_argv("logs", "-f", f"job/{self.job_id}")
 
-    def stop(self) -> None:
+    def halt(self) -> None:
         _run(self.launcher.kubectl_argv("delete", "job", self.job_id, "--wait=false"))
 
 
@@ -250,7 +232,7 @@ class RayJobRun(KubeRun):
     def log_argv(self) -> list[str] | None:
         return self.launcher.nrl_k8s_job("logs", self._ray_job_id, self.recipe) if self._ray_job_id else None
 
-    def stop(self) -> None:
+    def halt(self) -> None:
         """Stop the Ray job; a RayJob still bringing its cluster up has none yet, so it is deleted instead."""
         if self._ray_job_id:
             _run(self.launcher.nrl_k8s_job("stop", self._ray_job_id, self.recipe), cwd=self.cwd)

@@ -9,7 +9,7 @@ from typing import Any
 
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.git import Snapshot
-from nrl_autoresearch.core.recipe import Knob, Launch, Recipe
+from nrl_autoresearch.core.recipe import Launch, Recipe, TunableSetting
 from nrl_autoresearch.recipes import params
 
 FLAGS_FILE = ".autoresearch/flags.json"
@@ -91,11 +91,7 @@ class CommandRecipe(Recipe):
     def seed_args(self, worktree: Path, seed: int) -> list[str]:
         return [self.seed_flag, str(seed)]
 
-    def fingerprint(self, worktree: Path) -> str | None:
-        target = worktree / (FLAGS_FILE if self.set_style == "flags" else (self.params_file or FLAGS_FILE))
-        return target.read_text() if target.exists() else ""
-
-    def knobs(self, snapshot: Snapshot) -> list[Knob]:
+    def knobs(self, snapshot: Snapshot) -> list[TunableSetting]:
         """Every number and switch of the params file, in file order: x2 and /2, or flipped."""
         text = snapshot.read_text(self.params_file) if self.set_style == "file" and self.params_file else None
         if text is None:
@@ -106,7 +102,7 @@ class CommandRecipe(Recipe):
             value = params.get_path(doc, key)
             moves = params.directions(value)
             if moves:
-                found.append(Knob(key, "parameters", value, moves))
+                found.append(TunableSetting(key, "parameters", value, moves))
         return found
 
     def to_dict(self) -> dict:

@@ -43,9 +43,7 @@ def _links(engine: Engine, row: Row, diffs: Path, base: Path) -> Links:
     text = engine.ws.git.run("diff", row.parent_commit, row.commit, check=False)
     path = diffs / f"{row.index}-{short_name(row)}.diff"
     _write(path, text)
-    lines = text.splitlines()
-    added = sum(line.startswith("+") and not line.startswith("+++") for line in lines)
-    removed = sum(line.startswith("-") and not line.startswith("---") for line in lines)
+    added, removed = engine.ws.git.line_changes(row.parent_commit, row.commit, check=False)
     log = _log(engine.c, row)
     return Links(log=_href(log, base) if log.is_file() else None, diff=_href(path, base), added=added, removed=removed)
 

@@ -135,21 +135,13 @@ class Workspace:
 
     def diff_size(self, a: str, b: str) -> int:
         """Lines added plus removed between two commits (for the simplicity rule)."""
-        total = 0
-        for line in self.git.run("diff", "--numstat", a, b).splitlines():
-            added, removed, _ = line.split("\t", 2)
-            total += int(added) if added.isdigit() else 0
-            total += int(removed) if removed.isdigit() else 0
-        return total
+        added, removed = self.git.line_changes(a, b)
+        return added + removed
 
     def net_lines(self, a: str, b: str) -> int:
         """Lines added minus removed from a to b."""
-        net = 0
-        for line in self.git.run("diff", "--numstat", a, b).splitlines():
-            added, removed, _ = line.split("\t", 2)
-            if added.isdigit() and removed.isdigit():
-                net += int(added) - int(removed)
-        return net
+        added, removed = self.git.line_changes(a, b)
+        return added - removed
 
     def worktree_of(self, branch: str) -> Path | None:
         return self._worktrees().get(branch)
