@@ -27,6 +27,7 @@ import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import TypeGuard
 
 Z_DEFAULT = 1.751  # the keep bar at each look: one-sided 4%, about 5% of null changes over the looks below
 CANDIDATE_Z = 0.8416  # one-sided 20%: a single run this far ahead gets a second run before its verdict
@@ -88,7 +89,7 @@ class Verdict:
     note: str
 
 
-def valid(value: float | None) -> bool:
+def valid(value: float | None) -> TypeGuard[float]:
     return value is not None and math.isfinite(value)
 
 

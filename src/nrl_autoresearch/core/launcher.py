@@ -173,7 +173,7 @@ class PolledJob(Job):
 
         found = wait_loop(self, poll_s or self.poll_s, reason)
         if found == _OVERRUN:
-            self.end(JobState.TIMEOUT, f"timeout: exceeded the {exact_duration(self.timeout_s)} limit; "
+            self.end(JobState.TIMEOUT, f"timeout: exceeded the {exact_duration(self.timeout_s or 0)} limit; "
                                        f"{self.overrun_note}")
         elif found:
             self.end(JobState.CANCELLED, found)

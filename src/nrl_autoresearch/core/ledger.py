@@ -13,6 +13,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
@@ -70,7 +71,7 @@ class Row:
         parts = line.rstrip("\n").split("\t")
         if len(parts) < len(COLUMNS):
             raise ValueError(f"expected {len(COLUMNS)} tab-separated fields, found {len(parts)}")
-        raw = dict(zip(COLUMNS, parts, strict=False))
+        raw: dict[str, Any] = dict(zip(COLUMNS, parts, strict=False))
         value = float(raw["metric_value"])
         return cls(
             **{**raw,
@@ -234,8 +235,8 @@ def best(rows: list[Row], *, maximize: bool) -> Row | None:
     for row in rows:
         if row.status != "crash" and row.metric_value is not None and math.isfinite(row.metric_value):
             by_commit.setdefault(row.commit, []).append(row)
-    kept = [replace(group[-1], metric_value=sum(r.metric_value for r in group) / len(group))
+    kept = [replace(group[-1], metric_value=sum(r.metric_value or 0.0 for r in group) / len(group))
             for group in by_commit.values() if group[-1].status == "keep"]
     if not kept:
         return None
-    return (max if maximize else min)(kept, key=lambda r: r.metric_value)
+    return (max if maximize else min)(kept, key=lambda r: r.metric_value or 0.0)

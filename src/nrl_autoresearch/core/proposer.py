@@ -30,7 +30,7 @@ def tried_names(history: History) -> set[str]:
 
 def already_tried(h: Hypothesis, history: History) -> bool:
     """Compare effective configurations: the parent's accumulated changes plus this one, normalised."""
-    parent_effective = {}
+    parent_effective: dict = {}
     if h.parent == "best" and history.best is not None:
         parent_effective = next((t.get("effective") or {} for t in history.tried if t.get("commit") == history.best.commit), {})
     effective = {k: norm(v) for k, v in {**parent_effective, **h.sets}.items()}

@@ -49,7 +49,7 @@ class Session:
         self.c = c
         found = latest(c.repo)
         fresh = found is None or new or time.time() - _mtime(found) > REUSE_WITHIN_S
-        self.dir = c.repo / ROOT / datetime.now().strftime("%Y%m%d_%H%M%S") if fresh else found
+        self.dir = found if found is not None and not fresh else c.repo / ROOT / datetime.now().strftime("%Y%m%d_%H%M%S")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.started = _read_started(self.dir / "session_state.md") or _now()
         self._last = 0.0

@@ -115,8 +115,8 @@ class StopRules:
     deadline: float | None = None
     per_experiment_s: float | None = None
     target: Target | None = None
-    implicit: bool = False
-    gpu_hours: float | None = None  # GPU-hour budget; CPU-only runs hold no GPU and never spend it  # max_experiments came from the default rule: ask before going on
+    implicit: bool = False  # max_experiments came from the default rule: ask before going on
+    gpu_hours: float | None = None  # GPU-hour budget; CPU-only runs hold no GPU and never spend it
 
     @classmethod
     def build(
@@ -135,9 +135,10 @@ class StopRules:
         campaign. A target must name the objective `metric` and a run must fit in the budget, or nothing could
         ever stop or run."""
         parsed = parse_stop_sentence(stop) if stop is not None else {}
-        for key, value in (("max_experiments", max_experiments), ("budget", budget),
+        for key, given in (("max_experiments", max_experiments), ("budget", budget),
                            ("per_experiment", per_experiment), ("target", target),
                            ("gpu_hours", None if gpu_hours is None else f"{gpu_hours:g}")):
+            value = None if given is None else str(given)  # as the sentence writes it, so the two compare
             if value is not None and key in parsed and parsed[key] != value:
                 raise UsageError(f"--{key.replace('_', '-')} {value!r} contradicts --stop {stop!r}: give it once")
             if value is not None:

@@ -23,6 +23,7 @@ from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -89,7 +90,7 @@ def job_status(items: list[dict]) -> KubeStatus | None:
     if job is None:
         return None
     pods = [i for i in items if i.get("kind") == "Pod"]
-    container = next(iter((pods[-1].get("status") or {}).get("containerStatuses") or []), {}) if pods else {}
+    container: dict = next(iter((pods[-1].get("status") or {}).get("containerStatuses") or []), {}) if pods else {}
     ran = {**(container.get("state") or {}).get("running", {}), **(container.get("state") or {}).get("terminated", {})}
     condition = next((c for c in (job.get("status") or {}).get("conditions", [])
                       if c.get("type") in ("Complete", "Failed") and c.get("status") == "True"), None)
@@ -174,8 +175,9 @@ class KubeRun(PolledJob):
                 "timeout_s": self.timeout_s}
 
     def result(self) -> JobResult:
-        lost = self._status is None or self.lost
-        status = KubeStatus(JobState.UNKNOWN, reason=f"{self.job_id} could not be read") if lost else self._status
+        status = self._status
+        if status is None or self.lost:
+            status = KubeStatus(JobState.UNKNOWN, reason=f"{self.job_id} could not be read")
         state, reason = self._ended or (status.state, status.reason)
         end = status.end or time.time()
         run_s = end - status.start if status.start else 0.0
@@ -268,7 +270,7 @@ class KubernetesLauncher(Launcher):
         return bool(self.infra and shutil.which(self.nrl_k8s))
 
     @property
-    def name(self) -> str:  # the ledger's launcher column: the tool that ran the job
+    def name(self) -> str:  # type: ignore[override]  # the ledger's launcher column: the tool that ran the job
         return "nrl-k8s" if self.uses_nrl_k8s else "k8s"
 
     def kubectl_argv(self, *args: str) -> list[str]:
@@ -285,7 +287,7 @@ class KubernetesLauncher(Launcher):
         spec.run_dir.mkdir(parents=True, exist_ok=True)
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         name = object_name(spec.name)
-        common = {"log_path": spec.log_path, "cwd": spec.cwd, "timeout_s": spec.timeout_s}
+        common: dict[str, Any] = {"log_path": spec.log_path, "cwd": spec.cwd, "timeout_s": spec.timeout_s}
         if self.uses_nrl_k8s:
             argv = self.nrl_k8s_run(spec, name)
             _run(argv, cwd=spec.cwd)
@@ -327,7 +329,7 @@ class KubernetesLauncher(Launcher):
     def _container(self, spec: RunSpec) -> dict:
         container: dict = {"name": "run", "image": self.image, "command": [_pod_arg(a) for a in spec.argv],
                            "workingDir": str(spec.cwd), "env": self._env(spec)}
-        limits = {k: v for k, v in (("cpu", self.cpu), ("memory", self.memory)) if v}
+        limits: dict[str, str | int] = {k: v for k, v in (("cpu", self.cpu), ("memory", self.memory)) if v}
         requests = dict(limits)
         if self.gpus:
             limits["nvidia.com/gpu"] = self.gpus
@@ -349,7 +351,7 @@ class KubernetesLauncher(Launcher):
     # -- the rest of the interface -----------------------------------------------------------------
     def reattach(self, handle: dict) -> KubeRun | None:
         """The run by its object's name, while the object exists."""
-        common = {"log_path": Path(handle["log_path"]), "command": handle["command"], "cwd": Path(handle["cwd"]),
+        common: dict[str, Any] = {"log_path": Path(handle["log_path"]), "command": handle["command"], "cwd": Path(handle["cwd"]),
                   "timeout_s": handle["timeout_s"]}
         job = (RayJobRun(self, handle["name"], recipe=handle["recipe"], **common) if "recipe" in handle
                else PodJob(self, handle["name"], **common))

@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from nrl_autoresearch.core.durable import replace_text
 from nrl_autoresearch.core.errors import UsageError
@@ -56,7 +57,7 @@ def upload_size(path: Path, excludes: list[str]) -> int:
     try:
         _dir_travel(path, [_get_excludes(path, excludes)], add, include_gitignore=include_gitignore)
     except TypeError:  # Ray before .rayignore support (late 2025) takes no include_gitignore
-        _dir_travel(path, [_get_excludes(path, excludes)], add)
+        _dir_travel(path, [_get_excludes(path, excludes)], add)  # type: ignore[call-arg]
     return sum(sizes.values())
 
 
@@ -99,7 +100,7 @@ class RayJob(PolledJob):
         self.timeout_s = timeout_s
         self.poll_s = poll_s
         self.grace_s = grace_s
-        self._info = None
+        self._info: Any = None  # Ray's JobDetails, once the Jobs API answered
         self._running_since: float | None = None
         self._saw_pending = False
         self._logs = LogTail(client, submission_id, log_path)

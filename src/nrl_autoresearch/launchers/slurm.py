@@ -234,7 +234,7 @@ class SrunJob(Job):
         self._step = step
 
     @property
-    def job_id(self) -> str:
+    def job_id(self) -> str:  # type: ignore[override]  # known once srun says it
         if self._step is None and self.srun_log.exists():
             found = re.search(r"launching (?:StepId=)?\d+\.(\d+)", self.srun_log.read_text(errors="replace"))
             self._step = found.group(1) if found else None

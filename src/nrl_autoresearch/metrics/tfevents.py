@@ -39,6 +39,7 @@ def _records(data: bytes):
 def _fields(buf: bytes):
     """(field number, wire type, value) triples of one protobuf message."""
     pos, end = 0, len(buf)
+    value: int | bytes
     while pos < end:
         key, pos = _varint(buf, pos)
         number, wire = key >> 3, key & 7
@@ -68,7 +69,8 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
 
 
 def _event(buf: bytes) -> tuple[int, float | None, list[tuple[str, float]]]:
-    step, wall_time, values = 0, None, []
+    step, wall_time = 0, None
+    values: list[tuple[str, float]] = []
     for number, wire, value in _fields(buf):
         if number == 1 and wire == 1:
             (wall_time,) = struct.unpack("<d", value)

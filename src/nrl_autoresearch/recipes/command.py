@@ -74,6 +74,7 @@ class CommandRecipe(Recipe):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(flags, indent=2) + "\n")
             return [FLAGS_FILE]
+        assert self.params_file, "check_change() refuses --set without a params file"
         params.edit_file(worktree / self.params_file, sets, where=self.params_file)
         return [self.params_file]
 
@@ -89,12 +90,14 @@ class CommandRecipe(Recipe):
         return bool(self.seed_flag)
 
     def seed_args(self, worktree: Path, seed: int) -> list[str]:
+        if not self.seed_flag:
+            return super().seed_args(worktree, seed)
         return [self.seed_flag, str(seed)]
 
     def knobs(self, snapshot: Snapshot) -> list[TunableSetting]:
         """Every number and switch of the params file, in file order: x2 and /2, or flipped."""
         text = snapshot.read_text(self.params_file) if self.set_style == "file" and self.params_file else None
-        if text is None:
+        if text is None or self.params_file is None:
             return []
         doc = params.load_text(self.params_file, text)
         found = []

@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 from ruamel.yaml import YAML
@@ -70,7 +70,7 @@ def set_keys(recipe_path: PathLike, changes: Mapping[str, Any]) -> list[str]:
     is unknown (UsageError naming the closest existing keys) or a value cannot apply."""
     path = Path(recipe_path)
     cfg = load_recipe(path)
-    merged = OmegaConf.to_container(cfg, resolve=False)
+    merged = cast("dict[str, Any]", OmegaConf.to_container(cfg, resolve=False))
     requested = {key: parse_value(value) if isinstance(value, str) else value for key, value in changes.items()}
     for key, value in requested.items():
         _check_key(path, merged, key, value)

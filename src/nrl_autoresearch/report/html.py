@@ -128,7 +128,7 @@ def _branches(children: dict[int | None, list[Row]], parent: int | None, top: Ro
 
 def _ledger(rows: list[Row], tree: dict[int, int | None], c: Campaign, links: dict[int, Links], top: Row | None) -> str:
     heads = "".join(_head(key, c.objective.metric_name if key == "metric_value" else label, cls) for key, label, cls in COLUMNS)
-    names = {r.index: short_name(r) for r in rows}
+    names: dict[int | None, str] = {r.index: short_name(r) for r in rows}
     body = "".join(_row(r, names.get(tree[r.index]) or "", links.get(r.index), top) for r in rows)
     empty = f'<tr><td colspan="{len(COLUMNS)}" class="muted">no row yet</td></tr>'
     return f"<thead><tr>{heads}</tr></thead><tbody>{body or empty}</tbody>"

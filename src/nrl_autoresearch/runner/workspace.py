@@ -205,11 +205,14 @@ class Workspace:
         with self.locked():
             head = self.git.rev(branch)
             user = self.git.rev("HEAD")
+            if head is None:
+                raise GitError(f"branch {branch} is missing: the campaign has no baseline to rerun")
             trees = {c: self.git.run("rev-parse", f"{c}^{{tree}}").strip() for c in {head, user} if c}
             moved = (user is not None and trees[user] != trees[head]
                      and self.git.ok("merge-base", "--is-ancestor", base, user))
-            tree = trees[user if moved else head]
-            title = f"baseline: rerun {why}" + (f", with {user[:10]} from your branch" if moved else "")
+            source = user if moved and user is not None else head
+            tree = trees[source]
+            title = f"baseline: rerun {why}" + (f", with {source[:10]} from your branch" if moved else "")
             message = f"{title}\n\n{self._signoff()}"
             commit = self.git.run(*self.git.identity_args(), "commit-tree", tree, "-p", head, "-F", "-", input=message).strip()
             self.git.run("update-ref", f"refs/heads/{branch}", commit, head)
