@@ -26,6 +26,7 @@ def test_every_key_exists_in_a_base_config() -> None:
 
 def test_async_grpo_constraints() -> None:
     async_knob = knob("grpo.async_grpo.enabled")
+    assert async_knob is not None
     assert async_knob.requires == ASYNC_REQUIRES == (
         ("policy.generation.vllm_cfg.async_engine", True), ("loss_fn.use_importance_sampling_correction", True),
         ("policy.generation.colocated.enabled", False))
