@@ -28,7 +28,7 @@ from nrl_autoresearch.runner.workspace import BASELINE
 
 try:
     import optuna
-    from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
     from optuna.trial import FrozenTrial, TrialState, create_trial
 
     Distribution = CategoricalDistribution | FloatDistribution | IntDistribution  # the kinds a space file holds

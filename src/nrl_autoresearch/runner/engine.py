@@ -98,7 +98,7 @@ class Engine:
         if campaign.options.get("brev"):
             brev.load_env_file(campaign.repo)  # never printed; its secrets are redacted like any other
 
-    def __enter__(self) -> Engine:
+    def __enter__(self) -> "Engine":
         return self
 
     def __exit__(self, *exc) -> None:
