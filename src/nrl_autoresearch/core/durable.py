@@ -13,6 +13,16 @@ import uuid
 from pathlib import Path
 
 
+def file_version(path: Path) -> tuple[int, int, int] | None:
+    """What changes whenever the file is appended to or replaced (size, mtime, inode): a key for a cache of its
+    parsed content; None when there is no file."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino
+
+
 def replace_text(path: Path, text: str) -> None:
     """Write `text` to a temporary file beside `path`, then rename it over `path` (keeping its permissions):
     a reader, or a crash, sees the old file or the new one. The temporary name is unique to each writer."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from nrl_autoresearch.core.durable import append_whole
+from nrl_autoresearch.core.durable import append_whole, file_version
 from nrl_autoresearch.core.redact import redact
 
 STEPS = ("intent", "branch", "committed", "launching", "launched", "finished", "row")
@@ -50,11 +50,9 @@ class Journal:
 
     def events(self) -> list[dict]:
         """Every event, parsed once per version of the file (a command asks many times)."""
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
+        key = file_version(self.path)
+        if key is None:
             return []
-        key = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
         if self._cache is None or self._cache[0] != key:
             self._cache = (key, _parse(self.path.read_text()))
         return list(self._cache[1])

@@ -17,7 +17,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from nrl_autoresearch.core.durable import append_whole, replace_text, torn_tail
+from nrl_autoresearch.core.durable import append_whole, file_version, replace_text, torn_tail
 from nrl_autoresearch.core.errors import Fault
 from nrl_autoresearch.core.git import NOTES_REF, Git
 from nrl_autoresearch.core.redact import redact
@@ -119,11 +119,9 @@ class Ledger:
     def lines(self, prefix: str | None = None) -> list[tuple[Row, str]]:
         """(row, the exact line in the file) in file order, parsed once per version of the file (a campaign's
         commands read it many times)."""
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
+        key = file_version(self.path)
+        if key is None:
             return []
-        key = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
         if self._cache is None or self._cache[0] != key:
             text = self.path.read_text()
             lines = text.splitlines(keepends=True)[1:]
