@@ -25,9 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from nrl_autoresearch.interface import api
 from nrl_autoresearch.core.hypothesis import Hypothesis
 from nrl_autoresearch.core.stoprules import StopRules
+from nrl_autoresearch.interface import api
 from nrl_autoresearch.runner.engine import Engine
 
 BANDIT = Path(__file__).parent / "recipes" / "episodic_bandit.py"

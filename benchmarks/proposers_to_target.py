@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from nrl_autoresearch.interface import api
 from nrl_autoresearch.core.stoprules import StopRules
 from nrl_autoresearch.demo import RECIPE, create_repo
+from nrl_autoresearch.interface import api
 from nrl_autoresearch.proposers import make_proposer
 from nrl_autoresearch.recipes import yamledit
 from nrl_autoresearch.recipes.nemo_rl import NemoRLRecipe

@@ -14,7 +14,8 @@ from tensorboardX import SummaryWriter
 parser = argparse.ArgumentParser()
 parser.add_argument("--seed", type=int)
 args = parser.parse_args()
-cfg = json.load(open("params.json"))
+with open("params.json") as handle:
+    cfg = json.load(handle)
 rng = np.random.default_rng(cfg["seed"] if args.seed is None else args.seed)
 arms = np.random.default_rng(7).normal(0.0, 1.0, 10)  # the task is fixed; the seed moves sampling only
 logits = np.zeros(10)
@@ -27,7 +28,7 @@ for step in range(cfg["total_steps"] // cfg["num_envs"]):
     actions = rng.choice(10, size=cfg["num_envs"], p=probs)
     rewards = arms[actions] + rng.normal(0.0, cfg["reward_noise"], cfg["num_envs"])
     grad = np.zeros(10)
-    for a, r in zip(actions, rewards):
+    for a, r in zip(actions, rewards, strict=True):
         grad -= probs * (r - arms @ probs)
         grad[a] += r - arms @ probs
     logits += cfg["learning_rate"] * grad / cfg["num_envs"]

@@ -16,6 +16,7 @@ def test_a_secret_split_across_writes_and_inside_a_huge_line_is_masked(tmp_path:
     log = tmp_path / "run.log"
     env = {**os.environ, "MY_API_TOKEN": SECRET}
     masker = subprocess.Popen([*MASKER, str(log)], stdin=subprocess.PIPE, env=env)  # as the local launcher starts it
+    assert masker.stdin is not None
     huge = "x" * (64 * 1024 - 7) + SECRET + "y" * 100_000
     for piece in ("step 1 token=tok-0123", "456789abcdef ok\n", "progress 50%\r", huge, "\nlast line"):
         masker.stdin.write(piece.encode())

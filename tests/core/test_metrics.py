@@ -68,6 +68,7 @@ def test_tensorboard_source_only_reads_files_this_run_wrote(tmp_path: Path):
     run = outputs(tmp_path)
     write_tb(tmp_path / "work" / "logs" / "exp_002", "val/acc", [0.1, 0.2, 0.3])
     reading = parse_source("tensorboard:val/acc").read(run)
+    assert reading is not None
     assert [p.value for p in reading.points] == pytest.approx([0.1, 0.2, 0.3])
     assert "exp_002" in reading.source and "exp_001" not in reading.source
 
@@ -84,6 +85,7 @@ def test_jsonl_source_reads_log_lines_and_jsonl_files(tmp_path: Path):
     (tmp_path / "work").mkdir()
     (tmp_path / "work" / "metrics.jsonl").write_text('{"val": {"acc": 0.7}}\n')
     reading = parse_source("jsonl:val.acc").read(run)
+    assert reading is not None
     assert [p.value for p in reading.points] == [0.5, 0.6, 0.7]
 
 
@@ -120,6 +122,7 @@ def test_every_point_at_one_step_is_kept_and_aggregated(tmp_path: Path):
         writer.add_event(event_pb2.Event(step=step, wall_time=time.time(), summary=summary))
     writer.close()
     reading = parse_source("tensorboard:charts/episodic_return").read(run)
+    assert reading is not None
     assert [(p.step, p.value) for p in reading.points] == [(8, 10), (8, 20), (12, 30), (12, 40)]
     assert aggregate(reading.points, "mean-last-4", maximize=True) == 25
     assert aggregate(reading.points, "last", maximize=True) == 40
@@ -148,6 +151,7 @@ def test_a_file_that_existed_before_gives_only_what_the_run_appended(tmp_path: P
     with history.open("a") as fh:
         fh.write('{"acc": 0.4}\n')
     reading = parse_source("jsonl:acc").read(run)
+    assert reading is not None
     assert [p.value for p in reading.points] == [0.4]
     untouched = outputs(tmp_path)
     assert parse_source("jsonl:acc").read(untouched) is None
@@ -171,10 +175,12 @@ def test_a_census_saved_at_launch_is_what_a_later_reader_uses(tmp_path: Path):
 def test_a_value_that_is_not_a_number_is_a_problem_not_a_result(tmp_path: Path, line: str, problem: str):
     run = outputs(tmp_path, '{"acc": 0.5}\n' + line + "\n")
     reading = parse_source("jsonl:acc").read(run)
+    assert reading is not None
     assert reading.problem is not None and problem in reading.problem and "not a number" in reading.problem
 
 
 def test_null_is_no_value_and_1e400_is_infinite(tmp_path: Path):
     run = outputs(tmp_path, '{"acc": null}\n{"acc": 0.5}\n{"acc": 1e400}\n')
     reading = parse_source("jsonl:acc").read(run)
+    assert reading is not None
     assert reading.problem is None and [p.value for p in reading.points] == [0.5, math.inf]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 from tests.helpers import cli, git, ledger_rows
@@ -32,7 +33,7 @@ def test_demo_runs_a_campaign_with_real_metrics_and_honest_verdicts(tmp_path: Pa
     assert "not a finding" not in out and "keep*" not in out
     assert out.count("stop condition not yet met") >= 3 and "stop condition met: 9/9 attempted" in out
     lines = out.splitlines()
-    assert not any(a == b and a.startswith("stop condition") for a, b in zip(lines, lines[1:]))  # never twice in a row
+    assert not any(a == b and a.startswith("stop condition") for a, b in pairwise(lines))  # never twice in a row
     assert "summary of" in out and "best keep:" in out
     assert (sorted((dest / "session").iterdir())[-1] / "handoff.md").exists()
     assert git(dest, "status", "--porcelain").strip() == ""  # reports and session notes stay untracked

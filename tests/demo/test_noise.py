@@ -8,9 +8,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from nrl_autoresearch.interface import api
 from nrl_autoresearch.core.hypothesis import Hypothesis
 from nrl_autoresearch.core.stoprules import StopRules
+from nrl_autoresearch.interface import api
 from nrl_autoresearch.runner.engine import Engine
 from tests.helpers import git
 

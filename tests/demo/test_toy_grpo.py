@@ -53,6 +53,7 @@ def losses(stdout: str) -> list[str]:
 def load_module(repo: Path, name: str) -> ModuleType:
     """Import one of the copied template's example modules in-process (for fast unit checks)."""
     spec = importlib.util.spec_from_file_location(f"toy_{name}", repo / "examples" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -11,7 +11,7 @@ from tests.helpers import PY, cli, git, ledger_rows, make_repo, score_repo
 from tests.lab.mlflow_server import free_port, start_mlflow
 
 mlflow = pytest.importorskip("mlflow")
-from mlflow.tracking import MlflowClient
+from mlflow.tracking import MlflowClient  # noqa: E402 (only once importorskip found mlflow)
 
 
 def campaign(tmp_path: Path, uri: str) -> Path:

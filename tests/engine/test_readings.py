@@ -62,7 +62,7 @@ def test_files_committed_in_the_repository_are_not_the_run_s_metric(tmp_path: Pa
 def _all_rows(repo: Path) -> list[dict]:
     lines = (repo / "reports/auto_research_results.tsv").read_text().splitlines()
     header = lines[0].split("\t")
-    return [dict(zip(header, line.split("\t"))) for line in lines[1:]]
+    return [dict(zip(header, line.split("\t"), strict=False)) for line in lines[1:]]
 
 
 def test_a_planted_log_is_set_aside_and_the_run_writes_a_fresh_one(tmp_path: Path):

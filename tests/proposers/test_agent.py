@@ -103,7 +103,7 @@ def test_agent_failures_are_crash_rows(tmp_path: Path):
     assert [r["status"] for r in rows] == ["keep", "crash", "crash", "crash"]
     reasons = ["edited protected paths (train.py): refused", "timed out after 3s; its process tree was killed",
                "produced no change"]
-    for row, reason in zip(rows[1:], reasons):
+    for row, reason in zip(rows[1:], reasons, strict=True):
         assert f"crash: agent {reason}" in row["description"], row["description"]
     for branch in git(repo, "branch", "--format=%(refname:short)").split():
         assert git(repo, "show", f"{branch}:train.py") == git(repo, "show", "main:train.py")

@@ -68,6 +68,7 @@ def test_search_never_repeats_a_configuration_and_continues_its_study(tmp_path: 
     study, _ = proposer.study(history)
     assert len(study.trials) == 9  # the baseline (its values read from the recipe) and every search attempt
     following = proposer.propose(history)
+    assert following is not None
     assert following.name == "search-10" and following.sets not in [t.effective for t in history.tried]
     assert proposer.propose(history) == following  # seeded by the ledger: a resumed campaign proposes the same
 
@@ -87,5 +88,6 @@ def test_a_new_best_keep_is_exploited_with_a_local_step(tmp_path: Path):
     engine = Engine(load(repo))
     assert engine.best_row().branch.endswith("/good")
     step = SearchProposer(space, engine).propose(engine.history())
+    assert step is not None
     assert step.description.startswith("search (local step around best keep good)")
     assert step.parent == "baseline" and set(step.sets) == {"lr", "layers", "bias"}

@@ -10,12 +10,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from nemo_fixtures import EXAMPLES
 
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.launchers import choose
 from nrl_autoresearch.runner import gpus
 from tests.helpers import cli, git, tree_digest
+from tests.recipes.nemo_fixtures import EXAMPLES
 
 GRPO = "examples/configs/recipes/llm/grpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v3.yaml"
 STAND_IN = "#!/bin/sh\nexit {code}\n"

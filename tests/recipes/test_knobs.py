@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from nemo_fixtures import CONFIGS, recipe
 
 from nrl_autoresearch.recipes import nemo_config as nc
 from nrl_autoresearch.recipes.knobs import AREAS, ASYNC_EXCLUDES, ASYNC_REQUIRES, KINDS, KNOBS, RISKS, knob, knobs_for
+from tests.recipes.nemo_fixtures import CONFIGS, recipe
 
 
 def test_table_is_well_formed_and_in_priority_order() -> None:
@@ -26,6 +26,7 @@ def test_every_key_exists_in_a_base_config() -> None:
 
 def test_async_grpo_constraints() -> None:
     async_knob = knob("grpo.async_grpo.enabled")
+    assert async_knob is not None
     assert async_knob.requires == ASYNC_REQUIRES == (
         ("policy.generation.vllm_cfg.async_engine", True), ("loss_fn.use_importance_sampling_correction", True),
         ("policy.generation.colocated.enabled", False))

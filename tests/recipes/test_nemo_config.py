@@ -9,13 +9,23 @@ from pathlib import Path
 
 import pytest
 import yaml
-from nemo_fixtures import CONFIGS, EXAMPLES, NEMO_GYM, NEMO_RL, base_configs, eval_configs, gym_configs, recipe, recipes
 from omegaconf import DictConfig, OmegaConf
 from omegaconf._utils import get_yaml_loader
 
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.recipes import nemo_config as nc
 from nrl_autoresearch.recipes import params
+from tests.recipes.nemo_fixtures import (
+    CONFIGS,
+    EXAMPLES,
+    NEMO_GYM,
+    NEMO_RL,
+    base_configs,
+    eval_configs,
+    gym_configs,
+    recipe,
+    recipes,
+)
 
 
 @pytest.fixture

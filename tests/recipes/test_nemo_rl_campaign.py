@@ -50,6 +50,7 @@ def test_tensorboard_is_read_from_the_announced_log_dir_with_gpu_memory(tmp_path
     run = run_outputs(tmp_path, grpo_log(Path("logs/exp_003"), [0.41, 0.47, 0.52]))
     source = parse_source("nemo-rl:val:accuracy")
     reading = source.read(run)
+    assert reading is not None
     assert [round(p.value, 4) for p in reading.points] == [0.41, 0.47, 0.52]
     assert reading.source.startswith("tensorboard tag validation/accuracy")
     assert source.memory_gb(run) == pytest.approx(31.25)
@@ -64,10 +65,12 @@ def test_fallbacks_say_which_source_they_used(tmp_path: Path):
             "".join(json.dumps({"content": "x", "rewards": [r], "idx": i}) + "\n" for i, r in enumerate(rewards)))
     run = run_outputs(tmp_path, grpo_log(Path("logs/exp_001"), [0.5, 0.75]))
     reading = parse_source("nemo-rl:val:accuracy").read(run)
+    assert reading is not None
     assert [p.value for p in reading.points] == [0.5, 0.75] and "val_data_step" in reading.source
     for path in log_dir.iterdir():
         path.unlink()
     reading = parse_source("nemo-rl:val:accuracy").read(run)
+    assert reading is not None
     assert [p.value for p in reading.points] == [0.5, 0.75] and "console validation blocks" in reading.source
 
 
@@ -82,6 +85,7 @@ def test_sft_dpo_console_blocks_and_training_info(tmp_path: Path):
     step.mkdir(parents=True)
     (step / "training_info.json").write_text(json.dumps({"step": 20, "val:accuracy": 0.61}))
     reading = parse_source("nemo-rl:val:accuracy").read(run)
+    assert reading is not None
     assert reading.points[0].value == 0.61 and "training_info.json" in reading.source
 
 
@@ -176,4 +180,5 @@ def test_only_the_announced_log_directory_counts(tmp_path: Path):
         writer.close()
     run = run_outputs(tmp_path, grpo_log(Path("logs/exp_002"), [0.42]))
     reading = parse_source("nemo-rl:val:accuracy").read(run)
+    assert reading is not None
     assert [round(p.value, 2) for p in reading.points] == [0.42] and "exp_002" in reading.source

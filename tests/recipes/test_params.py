@@ -43,5 +43,5 @@ def test_one_changed_value_is_one_changed_line(tmp_path: Path, name: str, text: 
     assert git(repo, "diff", "--numstat", row["parent_commit"], row["commit"]) == f"1\t1\t{name}\n"
     edited = git(repo, "show", f"{row['commit']}:{name}")
     before, after = text.splitlines(), edited.splitlines()
-    changed = [i for i, (a, b) in enumerate(zip(before, after)) if a != b]
+    changed = [i for i, (a, b) in enumerate(zip(before, after, strict=False)) if a != b]
     assert len(before) == len(after) and len(changed) == 1 and after[changed[0]] == line

@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from nemo_fixtures import EXAMPLES, RECIPES, recipe
 
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.git import Git, Snapshot
@@ -18,6 +17,7 @@ from nrl_autoresearch.recipes import validity, yamledit
 from nrl_autoresearch.recipes.nemo_rl import NemoRLRecipe
 from nrl_autoresearch.core.history import History
 from tests.helpers import git
+from tests.recipes.nemo_fixtures import EXAMPLES, RECIPES, recipe
 
 FAMILIES = ("grpo", "dapo", "vlm_grpo", "dpo", "sft", "distillation")
 GRPO = "grpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v3.yaml"

@@ -7,11 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from nemo_fixtures import EXAMPLES
 
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.recipes import nemo_config as nc
 from nrl_autoresearch.recipes.yamledit import format_value, parse_value, set_keys
+from tests.recipes.nemo_fixtures import EXAMPLES
 
 V3 = "recipes/llm/grpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v3.yaml"
 

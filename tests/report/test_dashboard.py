@@ -38,6 +38,7 @@ def dashboard(repo: Path, *args: str) -> Iterator[str]:
     """`autoresearch dashboard --port 0`; its printed address; ended by its PID."""
     proc = subprocess.Popen([PY, "-m", "nrl_autoresearch", "dashboard", "--port", "0", *args], cwd=repo,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert proc.stdout is not None and proc.stderr is not None
     try:
         line = proc.stdout.readline()
         assert "http://127.0.0.1:" in line, line + proc.stderr.read()

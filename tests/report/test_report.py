@@ -156,12 +156,14 @@ def test_a_minimised_metric_picks_the_lowest_keep(tmp_path: Path):
     assert [r.status for r in engine.rows()] == ["keep", "keep", "discard"]
     assert "val_score (lower is better)" in paths["html"].read_text()
     top = engine.best_row()
+    assert top is not None
     assert top.branch.endswith("/lower") and f"**Best keep:** `{top.branch}`" in paths["markdown"].read_text()
 
 
 def test_reproduce_runs_in_a_fresh_worktree_into_a_new_folder(tmp_path: Path):
     engine = campaign(tmp_path, [{"name": "good", "set": {"lr": 0.1}}], "--maximize", "--max-experiments", "2")
     top, repo = engine.best_row(), engine.campaign.repo
+    assert top is not None
     original = (repo / top.log_path).read_text()
     before = tree_digest(repo)
     command = reproduce(top, engine.campaign)

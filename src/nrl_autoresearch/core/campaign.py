@@ -7,10 +7,10 @@ names the campaign that commands act on when `--campaign` is not given.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from nrl_autoresearch.core.durable import replace_text
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.git import Git
 from nrl_autoresearch.core.recipe import Objective
@@ -58,10 +58,10 @@ class Campaign:
         brev = self.options.get("brev")
         return Path(brev["campaign_root"]) / run if brev else self.dir / run
 
-    def with_rules(self, rules: StopRules) -> "Campaign":
+    def with_rules(self, rules: StopRules) -> Campaign:
         return replace(self, rules=rules)
 
-    def with_options(self, **changes) -> "Campaign":
+    def with_options(self, **changes) -> Campaign:
         return replace(self, options={**self.options, **changes})
 
     def to_dict(self) -> dict:
@@ -71,7 +71,7 @@ class Campaign:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Campaign":
+    def from_dict(cls, data: dict) -> Campaign:
         return cls(**{
             **data,
             "repo": Path(data["repo"]),
@@ -82,8 +82,8 @@ class Campaign:
     def save(self) -> None:
         """Write atomically, and make this the active campaign."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.dir / "campaign.json", json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
-        _write_atomic(self.repo / CAMPAIGNS / ACTIVE, self.name + "\n")
+        replace_text(self.dir / "campaign.json", json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        replace_text(self.repo / CAMPAIGNS / ACTIVE, self.name + "\n")
 
 
 def load(repo: Path, name: str | None = None) -> Campaign:
@@ -117,7 +117,3 @@ def exists(repo: Path, name: str) -> bool:
     return (repo / CAMPAIGNS / name / "campaign.json").exists()
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -1,6 +1,7 @@
-"""Appends that are whole or absent: one line of the ledger or the journal is never left half-written.
+"""Writes that are whole or absent: one line of the ledger or the journal is never left half-written, and a
+rewritten file is the old one or the new one, never a mix.
 
-A full disk can cut a write short; the file is then cut back to where it was and the error raised, so the
+A full disk can cut an append short; the file is then cut back to where it was and the error raised, so the
 next reader never meets a partial line. A partial last line left by an older writer is dropped before the
 next append, so it cannot glue onto the new one.
 """
@@ -8,7 +9,37 @@ next append, so it cannot glue onto the new one.
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
+
+
+def file_version(path: Path) -> tuple[int, int, int] | None:
+    """What changes whenever the file is appended to or replaced (size, mtime, inode): a key for a cache of its
+    parsed content; None when there is no file."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it over `path` (keeping its permissions):
+    a reader, or a crash, sees the old file or the new one. The temporary name is unique to each writer."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = None
+    try:
+        with open(tmp, "x", encoding="utf-8") as handle:
+            handle.write(text)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def append_whole(path: Path, data: bytes) -> None:

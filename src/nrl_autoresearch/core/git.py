@@ -54,6 +54,15 @@ class Git:
             self._identity = [] if has else ["-c", f"user.name={name}", "-c", f"user.email={email}"]
         return self._identity
 
+    def line_changes(self, a: str, b: str, *, check: bool = True) -> tuple[int, int]:
+        """Lines added and removed from commit `a` to `b`, by `git diff --numstat` (binary files count none)."""
+        added = removed = 0
+        for line in self.run("diff", "--numstat", a, b, check=check).splitlines():
+            plus, minus, _ = line.split("\t", 2)
+            if plus.isdigit() and minus.isdigit():
+                added, removed = added + int(plus), removed + int(minus)
+        return added, removed
+
     def rev(self, ref: str) -> str | None:
         """The commit a ref points at, or None."""
         out = self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False).strip()

@@ -26,6 +26,8 @@ import math
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
+from typing import TypeGuard
 
 Z_DEFAULT = 1.751  # the keep bar at each look: one-sided 4%, about 5% of null changes over the looks below
 CANDIDATE_Z = 0.8416  # one-sided 20%: a single run this far ahead gets a second run before its verdict
@@ -88,7 +90,7 @@ class Verdict:
     note: str
 
 
-def valid(value: float | None) -> bool:
+def valid(value: float | None) -> TypeGuard[float]:
     return value is not None and math.isfinite(value)
 
 
@@ -108,7 +110,7 @@ def curve_jitter(values: Sequence[float], last: int = 8) -> tuple[float, int] | 
     tail = [v for v in values[-last:] if math.isfinite(v)]
     if len(tail) < 4:
         return None
-    steps = [b - a for a, b in zip(tail, tail[1:])]
+    steps = [b - a for a, b in pairwise(tail)]
     return statistics.stdev(steps) / math.sqrt(2), len(steps) - 1
 
 
@@ -170,8 +172,8 @@ def _pairs(values: list[float], seeds: tuple[str, ...], reference: Reference) ->
     """(change, reference) values of runs that used the same seed."""
     if len(seeds) != len(values) or len(reference.seeds) != len(reference.values):
         return []
-    ref = dict(zip(reference.seeds, reference.values))
-    return [(v, ref[s]) for v, s in zip(values, seeds) if s in ref]
+    ref = dict(zip(reference.seeds, reference.values, strict=True))
+    return [(v, ref[s]) for v, s in zip(values, seeds, strict=True) if s in ref]
 
 
 def _unpaired_threshold(n: int, m: int, min_delta: float, spread: Spread | None, z: float) -> tuple[float, str]:

@@ -116,24 +116,90 @@ class Launcher(ABC):
         """GPUs the scheduler allocates to each run (0 when the launcher asks for none), for GPU-hours."""
         return 0
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional: most launchers hold nothing)
         """Release what the launcher holds (an allocation, a connection)."""
 
 
-OVERRUN = "overrun"
+LOST_AFTER = 3  # consecutive polls in which the scheduler cannot tell a job's state: the job is lost
 
 
-def wait_with_limit(job: Job, poll_s: float, should_stop, overrun, end, note: str) -> None:
-    """Poll a scheduler's job until it ends. Our own limit stands on top of the scheduler's: an `overrun()` ends
-    the job as a TIMEOUT, a reason from `should_stop()` (Ctrl-C, the deadline) as CANCELLED, through `end`."""
-    def reason() -> str | None:
-        return OVERRUN if overrun() else (should_stop() if should_stop else None)
+class PolledJob(Job):
+    """A scheduler's job, known only by polling it: its state, our limit on top of the scheduler's, cancelling.
 
-    found = wait_loop(job, poll_s, reason)
-    if found == OVERRUN:
-        end(JobState.TIMEOUT, f"timeout: exceeded the {exact_duration(job.timeout_s)} limit; {note}")
-    elif found:
-        end(JobState.CANCELLED, found)
+    A backend says how to read the state (`read_state`, None when the scheduler does not answer or no longer
+    knows the job), when the job started running (`started_at`), how to stop it (`halt`) and what to do with its
+    log once it ended (`finish_log`). The first end we decide (a TIMEOUT for an overrun, CANCELLED for a reason
+    from `should_stop()` or `cancel()`) is the one `_ended` keeps for the result."""
+
+    timeout_s: float | None
+    poll_s: float
+    overshoot_s: float = 0.0  # how long past its limit the job may run before we end it (the scheduler may be late)
+    overrun_note = "stopped"  # what the TIMEOUT reason adds about how we ended it
+
+    def __init__(self) -> None:
+        self._last: JobState | None = None
+        self._misses = 0
+        self._ended: tuple[JobState, str] | None = None
+
+    @abstractmethod
+    def read_state(self) -> JobState | None: ...
+
+    @abstractmethod
+    def started_at(self) -> float | None:
+        """When the job started running (epoch seconds), once it has."""
+
+    @abstractmethod
+    def halt(self) -> None: ...
+
+    def finish_log(self) -> None:
+        """Make the run's log complete once the job has ended."""
+
+    def state(self) -> JobState:
+        if self._last is None or not self._last.finished:
+            found = self.read_state()
+            self._misses = 0 if found is not None else self._misses + 1
+            self._last = found if found is not None else self._last
+        if self._misses >= LOST_AFTER:
+            return JobState.UNKNOWN
+        return self._last or JobState.PENDING
+
+    @property
+    def lost(self) -> bool:
+        return self._misses >= LOST_AFTER
+
+    def wait(self, poll_s: float | None = None, should_stop=None) -> JobResult:
+        """Poll until the job ends; an overrun ends it as a TIMEOUT, a reason from `should_stop()` (Ctrl-C, the
+        deadline) as CANCELLED."""
+        def reason() -> str | None:
+            return _OVERRUN if self._overrun() else (should_stop() if should_stop else None)
+
+        found = wait_loop(self, poll_s or self.poll_s, reason)
+        if found == _OVERRUN:
+            self.end(JobState.TIMEOUT, f"timeout: exceeded the {exact_duration(self.timeout_s or 0)} limit; "
+                                       f"{self.overrun_note}")
+        elif found:
+            self.end(JobState.CANCELLED, found)
+        self.finish_log()
+        return self.result()
+
+    @abstractmethod
+    def result(self) -> JobResult: ...
+
+    def cancel(self, reason: str) -> None:
+        self.end(JobState.CANCELLED, reason)
+
+    def end(self, state: JobState, reason: str) -> None:
+        """Stop the job once; the first state and reason given are the ones its result keeps."""
+        if self._ended is None:
+            self.halt()
+            self._ended = (state, reason)
+
+    def _overrun(self) -> bool:
+        start = self.started_at()
+        return bool(self.timeout_s and start and time.time() - start > self.timeout_s + self.overshoot_s)
+
+
+_OVERRUN = "overrun"
 
 
 def wait_loop(job: Job, poll_s: float, should_stop, pause=time.sleep) -> str | None:

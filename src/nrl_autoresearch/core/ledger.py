@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
-from nrl_autoresearch.core.durable import append_whole, torn_tail
+from nrl_autoresearch.core.durable import append_whole, file_version, replace_text, torn_tail
 from nrl_autoresearch.core.errors import Fault
 from nrl_autoresearch.core.git import NOTES_REF, Git
 from nrl_autoresearch.core.redact import redact
@@ -67,11 +67,11 @@ class Row:
         return "\t".join(_clean(str(values[c])) for c in COLUMNS) + "\n"
 
     @classmethod
-    def from_line(cls, line: str) -> "Row":
+    def from_line(cls, line: str) -> Row:
         parts = line.rstrip("\n").split("\t")
         if len(parts) < len(COLUMNS):
             raise ValueError(f"expected {len(COLUMNS)} tab-separated fields, found {len(parts)}")
-        raw = dict(zip(COLUMNS, parts))
+        raw: dict[str, Any] = dict(zip(COLUMNS, parts, strict=False))
         value = float(raw["metric_value"])
         return cls(
             **{**raw,
@@ -119,11 +119,9 @@ class Ledger:
     def lines(self, prefix: str | None = None) -> list[tuple[Row, str]]:
         """(row, the exact line in the file) in file order, parsed once per version of the file (a campaign's
         commands read it many times)."""
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
+        key = file_version(self.path)
+        if key is None:
             return []
-        key = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
         if self._cache is None or self._cache[0] != key:
             text = self.path.read_text()
             lines = text.splitlines(keepends=True)[1:]
@@ -136,7 +134,7 @@ class Ledger:
         """A last line whose write was cut short (a full disk, a kill), or ''."""
         return torn_tail(self.path).decode(errors="replace")
 
-    def repair(self, notes: "Notes") -> str | None:
+    def repair(self, notes: Notes) -> str | None:
         """Complete a torn last line from the git note that holds its row, or drop it (its row was never
         written whole, so its run is recorded again by recovery). Says what was done, or None."""
         with self.lock:
@@ -200,7 +198,7 @@ class Notes:
             return []
         out = subprocess.run(["git", "-C", str(self.git.path), "cat-file", "--batch"], capture_output=True, check=True,
                              input="".join(f"{blob}\n" for blob, _ in pairs).encode()).stdout
-        found = [(commit, entry) for (_, commit), body in zip(pairs, _batch_bodies(out)) for entry in _entries(body)]
+        found = [(commit, entry) for (_, commit), body in zip(pairs, _batch_bodies(out), strict=True) for entry in _entries(body)]
         return sorted(found, key=lambda ce: ce[1]["appended_ns"])
 
 
@@ -223,10 +221,8 @@ def rebuild(ledger: Ledger, notes: Notes) -> int:
     """Rewrite the TSV from the notes, byte for byte as it was appended; returns the number of rows."""
     lines = [entry["row"] for _, entry in notes.all_entries()]
     with ledger.lock:
-        tmp = ledger.path.with_suffix(".rebuild.tmp")
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(HEADER + "".join(lines))
-        os.replace(tmp, ledger.path)
+        ledger.path.parent.mkdir(parents=True, exist_ok=True)
+        replace_text(ledger.path, HEADER + "".join(lines))
     return len(lines)
 
 
@@ -237,8 +233,8 @@ def best(rows: list[Row], *, maximize: bool) -> Row | None:
     for row in rows:
         if row.status != "crash" and row.metric_value is not None and math.isfinite(row.metric_value):
             by_commit.setdefault(row.commit, []).append(row)
-    kept = [replace(group[-1], metric_value=sum(r.metric_value for r in group) / len(group))
+    kept = [replace(group[-1], metric_value=sum(r.metric_value or 0.0 for r in group) / len(group))
             for group in by_commit.values() if group[-1].status == "keep"]
     if not kept:
         return None
-    return (max if maximize else min)(kept, key=lambda r: r.metric_value)
+    return (max if maximize else min)(kept, key=lambda r: r.metric_value or 0.0)

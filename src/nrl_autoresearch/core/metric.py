@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nrl_autoresearch.core.durable import replace_text
 from nrl_autoresearch.core.errors import UsageError
 
 _SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache", ".pytest_cache", "3rdparty"}
@@ -45,7 +46,7 @@ class Census:
     stamps: Mapping[str, Stamp] = field(default_factory=dict)
 
     @classmethod
-    def take(cls, *roots: Path) -> "Census":
+    def take(cls, *roots: Path) -> Census:
         stamps: dict[str, Stamp] = {}
         for root in dict.fromkeys(roots):
             for path in _walk(root):
@@ -69,12 +70,10 @@ class Census:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.stamps))
-        os.replace(tmp, path)
+        replace_text(path, json.dumps(self.stamps))
 
     @classmethod
-    def load(cls, path: Path) -> "Census":
+    def load(cls, path: Path) -> Census:
         """The census saved at launch; an empty one (everything found counts) when it was never written."""
         try:
             return cls({k: (int(v[0]), int(v[1]), str(v[2])) for k, v in json.loads(path.read_text()).items()})

@@ -35,7 +35,7 @@ class Launch:
 
 
 @dataclass(frozen=True)
-class Knob:
+class TunableSetting:
     """A setting worth trying. `directions` are value sequences moving away from `current`, the preferred
     direction first (for a learning rate: (x2, x4, x8) then (/2, /4, /8)). `area` follows the skill's
     priority order; `risk` is low, medium or high."""
@@ -174,11 +174,7 @@ class Recipe(ABC):
         few are free, the fewest it can run on (and no arguments)."""
         return self.gpus_needed(root), []
 
-    def fingerprint(self, worktree: Path) -> str | None:
-        """A digest of the effective configuration, to never run an identical one twice."""
-        return None
-
-    def knobs(self, snapshot: Snapshot) -> list[Knob]:
+    def knobs(self, snapshot: Snapshot) -> list[TunableSetting]:
         """The catalog of settings to explore for this recipe, in priority order."""
         return []
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from collections.abc import Mapping
 
 MASK = "***"
 _SECRET_NAME = re.compile(r"(TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I)
@@ -19,7 +20,7 @@ _ASSIGNED = re.compile(rf"(?i)(\b{_WORD}\s*[=:]\s*)(?!\$\{{)([^\s'\",]+)")
 _SHAPES = re.compile(r"\b(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{20,}|xox[abp]-[A-Za-z0-9-]{10,})\b")
 
 
-def secret_values(environ: dict[str, str] | None = None) -> list[str]:
+def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     """Values of environment variables whose names say they are secrets, longest first."""
     env = os.environ if environ is None else environ
     values = {
@@ -41,7 +42,7 @@ def redact(text: str, environ: dict[str, str] | None = None) -> str:
 SECRET_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def protect_command(argv: list[str], environ: dict[str, str] | None = None) -> list[str]:
+def protect_command(argv: list[str], environ: Mapping[str, str] | None = None) -> list[str]:
     """A command safe to store: secret environment values become `${NAME}` references (expanded at launch);
     any other secret on the command line is refused, since it could not be stored without being written."""
     from nrl_autoresearch.core.errors import UsageError

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from nrl_autoresearch.core.campaign import Campaign
+from nrl_autoresearch.core.durable import replace_text
 from nrl_autoresearch.core.ledger import Row, best
 from nrl_autoresearch.core.redact import redact
 from nrl_autoresearch.core.stoprules import StopStatus
@@ -48,7 +49,7 @@ class Session:
         self.c = c
         found = latest(c.repo)
         fresh = found is None or new or time.time() - _mtime(found) > REUSE_WITHIN_S
-        self.dir = c.repo / ROOT / datetime.now().strftime("%Y%m%d_%H%M%S") if fresh else found
+        self.dir = found if found is not None and not fresh else c.repo / ROOT / datetime.now().strftime("%Y%m%d_%H%M%S")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.started = _read_started(self.dir / "session_state.md") or _now()
         self._last = 0.0
@@ -142,9 +143,7 @@ class Session:
         return ["continue the loop: `autoresearch resume` (or `autoresearch run --yes`)"]
 
     def _write(self, name: str, text: str) -> None:
-        tmp = self.dir / f".{name}.tmp"
-        tmp.write_text(redact(text))
-        tmp.replace(self.dir / name)
+        replace_text(self.dir / name, redact(text))
 
 
 def _now() -> str:

@@ -85,7 +85,7 @@ class Target:
     value: float
 
     @classmethod
-    def parse(cls, text: str) -> "Target":
+    def parse(cls, text: str) -> Target:
         match = _TARGET.match(text)
         if not match:
             raise UsageError(
@@ -115,8 +115,8 @@ class StopRules:
     deadline: float | None = None
     per_experiment_s: float | None = None
     target: Target | None = None
-    implicit: bool = False
-    gpu_hours: float | None = None  # GPU-hour budget; CPU-only runs hold no GPU and never spend it  # max_experiments came from the default rule: ask before going on
+    implicit: bool = False  # max_experiments came from the default rule: ask before going on
+    gpu_hours: float | None = None  # GPU-hour budget; CPU-only runs hold no GPU and never spend it
 
     @classmethod
     def build(
@@ -130,14 +130,15 @@ class StopRules:
         stop: str | None = None,
         metric: str | None = None,
         gpu_hours: float | None = None,
-    ) -> "StopRules":
+    ) -> StopRules:
         """Combine explicit options and a --stop sentence; fall back to the default rule when nothing bounds the
         campaign. A target must name the objective `metric` and a run must fit in the budget, or nothing could
         ever stop or run."""
         parsed = parse_stop_sentence(stop) if stop is not None else {}
-        for key, value in (("max_experiments", max_experiments), ("budget", budget),
+        for key, given in (("max_experiments", max_experiments), ("budget", budget),
                            ("per_experiment", per_experiment), ("target", target),
                            ("gpu_hours", None if gpu_hours is None else f"{gpu_hours:g}")):
+            value = None if given is None else str(given)  # as the sentence writes it, so the two compare
             if value is not None and key in parsed and parsed[key] != value:
                 raise UsageError(f"--{key.replace('_', '-')} {value!r} contradicts --stop {stop!r}: give it once")
             if value is not None:
@@ -168,7 +169,7 @@ class StopRules:
             gpu_hours=gpu_budget,
         )
 
-    def extended(self, attempted: int, more: int) -> "StopRules":
+    def extended(self, attempted: int, more: int) -> StopRules:
         """After the person confirms: allow `more` attempts beyond those already made, never fewer than the count
         rule already allows (nor a count rule where there was none)."""
         if self.max_experiments is None:
@@ -203,7 +204,7 @@ class StopRules:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "StopRules":
+    def from_dict(cls, data: dict) -> StopRules:
         return cls(
             max_experiments=data.get("max_experiments"),
             budget_s=data.get("budget_s"),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from nrl_autoresearch.core.durable import replace_text
 from nrl_autoresearch.core.errors import Fault
 from nrl_autoresearch.core.redact import redact
 
@@ -49,9 +50,7 @@ class CampaignLock:
     def _record(self) -> None:
         command = redact(" ".join(["autoresearch", *sys.argv[1:]]) if sys.argv[1:] else "autoresearch")
         data = {"pid": os.getpid(), "since": time.time(), "command": command}
-        tmp = self._holder.with_name(f".writer.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data) + "\n")
-        os.replace(tmp, self._holder)
+        replace_text(self._holder, json.dumps(data) + "\n")
 
     def _busy(self) -> str:
         try:

@@ -23,15 +23,15 @@ from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from nrl_autoresearch.core.errors import UsageError
-from nrl_autoresearch.core.launcher import Job, JobResult, JobState, Launcher, RunSpec, wait_with_limit
+from nrl_autoresearch.core.launcher import JobResult, JobState, Launcher, PolledJob, RunSpec
 from nrl_autoresearch.core.redact import SECRET_REF, redact
 from nrl_autoresearch.launchers.local import GRACE_S
 
-LOST_AFTER = 3  # consecutive polls in which the object cannot be read: it is lost
 RUN_LABEL = "autoresearch/run"
 _RAY_STATES = {"PENDING": JobState.PENDING, "RUNNING": JobState.RUNNING, "SUCCEEDED": JobState.COMPLETED,
                "FAILED": JobState.FAILED, "STOPPED": JobState.CANCELLED}
@@ -90,7 +90,7 @@ def job_status(items: list[dict]) -> KubeStatus | None:
     if job is None:
         return None
     pods = [i for i in items if i.get("kind") == "Pod"]
-    container = next(iter((pods[-1].get("status") or {}).get("containerStatuses") or []), {}) if pods else {}
+    container: dict = next(iter((pods[-1].get("status") or {}).get("containerStatuses") or []), {}) if pods else {}
     ran = {**(container.get("state") or {}).get("running", {}), **(container.get("state") or {}).get("terminated", {})}
     condition = next((c for c in (job.get("status") or {}).get("conditions", [])
                       if c.get("type") in ("Complete", "Failed") and c.get("status") == "True"), None)
@@ -140,20 +140,20 @@ class LogFollower:
             self.proc.wait()
 
 
-class KubeRun(Job):
+class KubeRun(PolledJob):
     """What both kinds of run share: polling the object, the limit, cancelling, the log follower."""
 
     def __init__(self, launcher: KubernetesLauncher, name: str, *, log_path: Path, command: str, cwd: Path,
                  timeout_s: float | None):
+        super().__init__()
         self.launcher = launcher
         self.job_id = name
         self.log_path = log_path
         self.command = command
         self.cwd = cwd
         self.timeout_s = timeout_s
+        self.poll_s = launcher.poll_s
         self._status: KubeStatus | None = None
-        self._misses = 0
-        self._ended: tuple[JobState, str] | None = None
         self._follower: LogFollower | None = None
 
     @abstractmethod
@@ -163,60 +163,44 @@ class KubeRun(Job):
     def log_argv(self) -> list[str] | None:
         """The command that follows the run's log, once there is one to follow."""
 
-    @abstractmethod
-    def stop(self) -> None: ...
-
     def state(self) -> JobState:
-        if self._ended:
-            return self._ended[0]
-        if not (self._status and self._status.state.finished):
-            self._refresh()
-        if self._misses >= LOST_AFTER:
-            return JobState.UNKNOWN
-        return self._status.state if self._status else JobState.PENDING
+        return self._ended[0] if self._ended else super().state()
 
-    def wait(self, poll_s: float | None = None, should_stop=None) -> JobResult:
-        wait_with_limit(self, poll_s or self.launcher.poll_s, should_stop, self._overrun, self._end, "stopped")
+    def finish_log(self) -> None:
         if self._follower:
             self._follower.finish(self.launcher.grace_s)
-        return self.result()
-
-    def cancel(self, reason: str) -> None:
-        self._end(JobState.CANCELLED, reason)
 
     def handle(self) -> dict:
         return {"name": self.job_id, "log_path": str(self.log_path), "command": self.command, "cwd": str(self.cwd),
                 "timeout_s": self.timeout_s}
 
     def result(self) -> JobResult:
-        lost = self._status is None or self._misses >= LOST_AFTER
-        status = KubeStatus(JobState.UNKNOWN, reason=f"{self.job_id} could not be read") if lost else self._status
+        status = self._status
+        if status is None or self.lost:
+            status = KubeStatus(JobState.UNKNOWN, reason=f"{self.job_id} could not be read")
         state, reason = self._ended or (status.state, status.reason)
         end = status.end or time.time()
         run_s = end - status.start if status.start else 0.0
         queue_s = (status.start or end) - status.created if status.created else 0.0
         return JobResult(state, status.exit_code, reason, max(0.0, run_s), max(0.0, queue_s))
 
-    def _refresh(self) -> None:
+    def read_state(self) -> JobState | None:
         try:
             status = self.read_status()
         except KubernetesError:
             status = None
-        self._misses = 0 if status else self._misses + 1
         self._status = status or self._status
+        self._follow_log()
+        return status.state if status else None
+
+    def started_at(self) -> float | None:
+        return self._status.start if self._status else None
+
+    def _follow_log(self) -> None:
         following = self._follower is not None and self._follower.proc.poll() is None
         argv = self.log_argv() if not following and self._status and self._status.start else None
         if argv:  # (re)started from the beginning: a follower that dropped out loses nothing
             self._follower = LogFollower(argv, self.log_path, self.cwd)
-
-    def _overrun(self) -> bool:
-        start = self._status.start if self._status else None
-        return bool(self.timeout_s and start and time.time() - start > self.timeout_s)
-
-    def _end(self, state: JobState, reason: str) -> None:
-        if self._ended is None:
-            self.stop()
-            self._ended = (state, reason)
 
 
 class PodJob(KubeRun):
@@ -229,7 +213,7 @@ class PodJob(KubeRun):
     def log_argv(self) -> list[str]:
         return self.launcher.kubectl_argv("logs", "-f", f"job/{self.job_id}")
 
-    def stop(self) -> None:
+    def halt(self) -> None:
         _run(self.launcher.kubectl_argv("delete", "job", self.job_id, "--wait=false"))
 
 
@@ -250,7 +234,7 @@ class RayJobRun(KubeRun):
     def log_argv(self) -> list[str] | None:
         return self.launcher.nrl_k8s_job("logs", self._ray_job_id, self.recipe) if self._ray_job_id else None
 
-    def stop(self) -> None:
+    def halt(self) -> None:
         """Stop the Ray job; a RayJob still bringing its cluster up has none yet, so it is deleted instead."""
         if self._ray_job_id:
             _run(self.launcher.nrl_k8s_job("stop", self._ray_job_id, self.recipe), cwd=self.cwd)
@@ -286,7 +270,7 @@ class KubernetesLauncher(Launcher):
         return bool(self.infra and shutil.which(self.nrl_k8s))
 
     @property
-    def name(self) -> str:  # the ledger's launcher column: the tool that ran the job
+    def name(self) -> str:  # type: ignore[override]  # the ledger's launcher column: the tool that ran the job
         return "nrl-k8s" if self.uses_nrl_k8s else "k8s"
 
     def kubectl_argv(self, *args: str) -> list[str]:
@@ -303,7 +287,7 @@ class KubernetesLauncher(Launcher):
         spec.run_dir.mkdir(parents=True, exist_ok=True)
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         name = object_name(spec.name)
-        common = {"log_path": spec.log_path, "cwd": spec.cwd, "timeout_s": spec.timeout_s}
+        common: dict[str, Any] = {"log_path": spec.log_path, "cwd": spec.cwd, "timeout_s": spec.timeout_s}
         if self.uses_nrl_k8s:
             argv = self.nrl_k8s_run(spec, name)
             _run(argv, cwd=spec.cwd)
@@ -345,7 +329,7 @@ class KubernetesLauncher(Launcher):
     def _container(self, spec: RunSpec) -> dict:
         container: dict = {"name": "run", "image": self.image, "command": [_pod_arg(a) for a in spec.argv],
                            "workingDir": str(spec.cwd), "env": self._env(spec)}
-        limits = {k: v for k, v in (("cpu", self.cpu), ("memory", self.memory)) if v}
+        limits: dict[str, str | int] = {k: v for k, v in (("cpu", self.cpu), ("memory", self.memory)) if v}
         requests = dict(limits)
         if self.gpus:
             limits["nvidia.com/gpu"] = self.gpus
@@ -367,7 +351,7 @@ class KubernetesLauncher(Launcher):
     # -- the rest of the interface -----------------------------------------------------------------
     def reattach(self, handle: dict) -> KubeRun | None:
         """The run by its object's name, while the object exists."""
-        common = {"log_path": Path(handle["log_path"]), "command": handle["command"], "cwd": Path(handle["cwd"]),
+        common: dict[str, Any] = {"log_path": Path(handle["log_path"]), "command": handle["command"], "cwd": Path(handle["cwd"]),
                   "timeout_s": handle["timeout_s"]}
         job = (RayJobRun(self, handle["name"], recipe=handle["recipe"], **common) if "recipe" in handle
                else PodJob(self, handle["name"], **common))

@@ -62,7 +62,7 @@ class LocalJob(Job):
 
         reason = wait_loop(self, poll_s, stop_reason, pause=self._pause)
         if reason == "timeout":
-            self._end(JobState.TIMEOUT, f"timeout: exceeded the {exact_duration(self.timeout_s)} limit; process tree killed")
+            self._end(JobState.TIMEOUT, f"timeout: exceeded the {exact_duration(self.timeout_s or 0)} limit; process tree killed")
         elif reason:
             self._end(JobState.CANCELLED, reason)
         self._reap_stragglers()
@@ -223,6 +223,7 @@ class LocalLauncher(Launcher):
         masker = subprocess.Popen(  # not marked as the run's: it ends by itself once the run's output has
             [*MASKER, str(spec.log_path)], env={k: v for k, v in env.items() if k != reaper.RUN_MARKER},
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True)  # ended, and is never reaped
+        assert masker.stdin is not None  # stdin=PIPE
         with masker.stdin as log:
             proc = subprocess.Popen(
                 expand_secrets(spec.argv, env), cwd=spec.cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,

@@ -12,19 +12,19 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
+from nrl_autoresearch.core.durable import replace_text
 from nrl_autoresearch.core.errors import UsageError
-from nrl_autoresearch.core.launcher import Job, JobResult, JobState, Launcher, RunSpec, wait_with_limit
+from nrl_autoresearch.core.launcher import JobResult, JobState, Launcher, PolledJob, RunSpec
 from nrl_autoresearch.core.redact import SECRET_REF, redact, shell_command
 from nrl_autoresearch.launchers.local import GRACE_S
 
 RAY_MISSING = "the ray launcher needs Ray's job SDK: pip install 'nrl-autoresearch[ray]'"
-LOST_AFTER = 3  # consecutive polls the Jobs API does not answer: the job is lost
 _STATES = {"PENDING": JobState.PENDING, "RUNNING": JobState.RUNNING, "SUCCEEDED": JobState.COMPLETED,
            "FAILED": JobState.FAILED, "STOPPED": JobState.CANCELLED}
 
@@ -57,14 +57,8 @@ def upload_size(path: Path, excludes: list[str]) -> int:
     try:
         _dir_travel(path, [_get_excludes(path, excludes)], add, include_gitignore=include_gitignore)
     except TypeError:  # Ray before .rayignore support (late 2025) takes no include_gitignore
-        _dir_travel(path, [_get_excludes(path, excludes)], add)
+        _dir_travel(path, [_get_excludes(path, excludes)], add)  # type: ignore[call-arg]
     return sum(sizes.values())
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, prefix=f".{path.name}.") as tmp:
-        tmp.write(text)
-    os.replace(tmp.name, path)
 
 
 class LogTail:
@@ -74,7 +68,7 @@ class LogTail:
 
     def __init__(self, client, job_id: str, path: Path):
         self.client, self.job_id, self.path = client, job_id, path
-        out = open(path, "w")  # opened here, so a late thread cannot truncate the finished log
+        out = open(path, "w")  # noqa: SIM115 (_follow closes it); opened here, so a late thread cannot truncate the finished log
         threading.Thread(target=asyncio.run, args=(self._follow(out),), daemon=True, name=f"ray-log-{job_id}").start()
 
     async def _follow(self, out) -> None:
@@ -88,16 +82,17 @@ class LogTail:
 
     def finish(self) -> None:
         try:
-            _write_atomically(self.path, self.client.get_job_logs(self.job_id))
+            replace_text(self.path, self.client.get_job_logs(self.job_id))
         except (RuntimeError, ConnectionError):  # the cluster is gone: what was streamed is all there is
             pass
 
 
-class RayJob(Job):
+class RayJob(PolledJob):
     """A Ray job followed by its submission id."""
 
     def __init__(self, client, submission_id: str, *, log_path: Path, command: str, timeout_s: float | None,
                  poll_s: float, grace_s: float):
+        super().__init__()
         self.client = client
         self.job_id = submission_id
         self.log_path = log_path
@@ -105,28 +100,12 @@ class RayJob(Job):
         self.timeout_s = timeout_s
         self.poll_s = poll_s
         self.grace_s = grace_s
-        self._info = None
-        self._misses = 0
+        self._info: Any = None  # Ray's JobDetails, once the Jobs API answered
         self._running_since: float | None = None
         self._saw_pending = False
-        self._ended: tuple[JobState, str] | None = None
         self._logs = LogTail(client, submission_id, log_path)
 
-    def state(self) -> JobState:
-        if not (self._info and self._info.status.is_terminal()):
-            self._refresh()
-        if self._misses >= LOST_AFTER:
-            return JobState.UNKNOWN
-        return _STATES[self._info.status.value] if self._info else JobState.PENDING
-
-    def wait(self, poll_s: float | None = None, should_stop=None) -> JobResult:
-        wait_with_limit(self, poll_s or self.poll_s, should_stop, self._overrun, self._stop, "Ray job stopped")
-        if self._info is not None:
-            self._logs.finish()
-        return self.result()
-
-    def cancel(self, reason: str) -> None:
-        self._stop(JobState.CANCELLED, reason)
+    overrun_note = "Ray job stopped"
 
     def handle(self) -> dict:
         return {"submission_id": self.job_id, "log_path": str(self.log_path), "command": self.command,
@@ -134,7 +113,7 @@ class RayJob(Job):
 
     def result(self) -> JobResult:
         info = self._info
-        if info is None or self._misses >= LOST_AFTER:
+        if info is None or self.lost:
             return JobResult(JobState.UNKNOWN, None, f"ray job {self.job_id}: the Jobs API does not answer", 0.0)
         status = info.status.value
         state, reason = self._ended or (_STATES[status], _describe(info))
@@ -143,27 +122,27 @@ class RayJob(Job):
         started = self._running_since or submitted
         return JobResult(state, info.driver_exit_code, reason, max(0.0, end - started), max(0.0, started - submitted))
 
-    def _refresh(self) -> None:
+    def read_state(self) -> JobState | None:
         try:
             self._info = self.client.get_job_info(self.job_id)
-            self._misses = 0
         except (RuntimeError, ConnectionError):
-            self._misses += 1
-            return
+            return None
         status = self._info.status.value
         if self._running_since is None and status == "RUNNING":  # first seen running: since now, or (reattached,
             # or started before the first poll) since it was submitted, which never grants more than the limit
             self._running_since = time.time() if self._saw_pending else self._info.start_time / 1000
         self._saw_pending |= status == "PENDING"
+        return _STATES[status]
 
-    def _overrun(self) -> bool:
-        since = self._running_since
-        return bool(self.timeout_s and since and time.time() - since > self.timeout_s)
+    def started_at(self) -> float | None:
+        return self._running_since
 
-    def _stop(self, state: JobState, reason: str) -> None:
+    def finish_log(self) -> None:
+        if self._info is not None:
+            self._logs.finish()
+
+    def halt(self) -> None:
         """stop_job (SIGTERM, then SIGKILL after Ray's own wait), then up to `grace_s` for it to end."""
-        if self._ended is None:
-            self._ended = (state, reason)
         self.client.stop_job(self.job_id)
         deadline = time.time() + self.grace_s
         while not self.state().finished and time.time() < deadline:

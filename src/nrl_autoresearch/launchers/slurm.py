@@ -21,13 +21,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from nrl_autoresearch.core.launcher import Job, JobResult, JobState, Launcher, RunSpec, wait_with_limit
+from nrl_autoresearch.core.launcher import Job, JobResult, JobState, Launcher, PolledJob, RunSpec
 from nrl_autoresearch.core.redact import redact, shell_command, shell_word
 from nrl_autoresearch.core.stoprules import format_duration
 from nrl_autoresearch.launchers.local import GRACE_S, LocalJob, LocalLauncher
 
 MODES = ("batch", "interactive", "ray.sub")
-LOST_AFTER = 3  # consecutive polls in which no Slurm command knows the job: it is lost
 ALLOCATION_NAME = "autoresearch-allocation"
 
 _STATES = {
@@ -170,11 +169,12 @@ class SlurmClient:
 
 # -- jobs --------------------------------------------------------------------------------------------
 
-class SlurmJob(Job):
+class SlurmJob(PolledJob):
     """A job submitted with sbatch (a generated script, or ray.sub), followed by its Slurm job id."""
 
     def __init__(self, client: SlurmClient, job_id: str, *, log_path: Path, command: str, timeout_s: float | None,
                  submitted_at: float, poll_s: float, overshoot_s: float, grace_s: float):
+        super().__init__()
         self.client = client
         self.job_id = job_id
         self.log_path = log_path
@@ -184,26 +184,21 @@ class SlurmJob(Job):
         self.poll_s = poll_s
         self.overshoot_s = overshoot_s
         self.grace_s = grace_s
+        self.overrun_note = f"Slurm had not ended it {format_duration(overshoot_s)} later; cancelled"
         self._record: SlurmRecord | None = None
-        self._misses = 0
-        self._ended: tuple[JobState, str] | None = None
 
-    def state(self) -> JobState:
-        if not (self._record and self._record.job_state.finished):
-            record = self.client.record(self.job_id)
-            self._misses = 0 if record else self._misses + 1
-            self._record = record or self._record
-        if self._misses >= LOST_AFTER:
-            return JobState.UNKNOWN
-        return self._record.job_state if self._record else JobState.PENDING
+    def read_state(self) -> JobState | None:
+        """The freshest record's state; None while no Slurm command knows the job."""
+        record = self.client.record(self.job_id)
+        self._record = record or self._record
+        return record.job_state if record else None
 
-    def wait(self, poll_s: float | None = None, should_stop=None) -> JobResult:
-        wait_with_limit(self, poll_s or self.poll_s, should_stop, self._overrun, self._stop,
-                        f"Slurm had not ended it {format_duration(self.overshoot_s)} later; cancelled")
-        return self.result()
+    def started_at(self) -> float | None:
+        return self._record.start if self._record else None
 
-    def cancel(self, reason: str) -> None:
-        self._stop(JobState.CANCELLED, reason)
+    def halt(self) -> None:
+        self.client.cancel(self.job_id, self.grace_s)
+        self.state()  # what Slurm says once the job has left the queue
 
     def handle(self) -> dict:
         return {"job_id": self.job_id, "log_path": str(self.log_path), "command": self.command,
@@ -213,7 +208,7 @@ class SlurmJob(Job):
         """How the job ended (or stands): Slurm's verdict, unless we stopped it ourselves."""
         rec = self._record
         now = time.time()
-        if rec is None or self._misses >= LOST_AFTER:
+        if rec is None or self.lost:
             return JobResult(JobState.UNKNOWN, None, f"slurm job {self.job_id} is unknown to squeue, scontrol and "
                                                      "sacct", 0.0, now - self.submitted_at)
         state, reason = self._ended or (rec.job_state, describe(rec, _minutes(self.timeout_s)))
@@ -222,16 +217,6 @@ class SlurmJob(Job):
         queue_s = (rec.start or end) - submit
         return JobResult(state, rec.exit_code, reason, max(0.0, end - rec.start) if rec.start else 0.0,
                          max(0.0, queue_s))
-
-    def _overrun(self) -> bool:
-        start = self._record.start if self._record else None
-        return bool(self.timeout_s and start and time.time() - start > self.timeout_s + self.overshoot_s)
-
-    def _stop(self, state: JobState, reason: str) -> None:
-        if self._ended is None:
-            self._ended = (state, reason)
-        self.client.cancel(self.job_id, self.grace_s)
-        self._record = self.client.record(self.job_id) or self._record
 
 
 class SrunJob(Job):
@@ -249,7 +234,7 @@ class SrunJob(Job):
         self._step = step
 
     @property
-    def job_id(self) -> str:
+    def job_id(self) -> str:  # type: ignore[override]  # known once srun says it
         if self._step is None and self.srun_log.exists():
             found = re.search(r"launching (?:StepId=)?\d+\.(\d+)", self.srun_log.read_text(errors="replace"))
             self._step = found.group(1) if found else None

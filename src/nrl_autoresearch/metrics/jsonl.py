@@ -27,7 +27,7 @@ class Jsonl(MetricSource):
         points: list[float] = []
         used: list[str] = []
         for name, text in sources:
-            found = []
+            found: list[float] = []
             for number, line in enumerate(text.splitlines(), 1):
                 try:
                     value = self._value(line)

@@ -103,7 +103,8 @@ class NemoRL(MetricSource):
         """The tag in the `exp_NNN` folders the run announced (or anywhere the run wrote, when it announced none)."""
         announced = [d for d in log_dirs(run) if d.is_dir()]
         scopes = [RunOutputs(run.log_path, d, d, run.before) for d in announced] or [run]
-        points, used = [], []
+        points: list[Point] = []
+        used: list[str] = []
         for scope in scopes:
             found, files = tag_points(scope, self.tag)
             points, used = points + found, used + files
@@ -112,13 +113,16 @@ class NemoRL(MetricSource):
     def _val_dumps(self, run: RunOutputs) -> Reading | None:
         if self.arg not in ("val:accuracy", "val:reward"):
             return None
-        points, used = [], []
+        points: list[Point] = []
+        used: list[str] = []
         for path in run.files(_VAL_STEP):
             text = run.new_text(path)
             complete = text[:text.rfind("\n") + 1]  # a line still being written (a live run) is read next time
             rewards = [json.loads(line)["rewards"][0] for line in complete.splitlines() if line.strip()]
             if rewards:
-                points.append(Point(int(_VAL_STEP.search(path.name).group(1)), sum(rewards) / len(rewards)))
+                step = _VAL_STEP.search(path.name)
+                assert step is not None  # run.files() matched it
+                points.append(Point(int(step.group(1)), sum(rewards) / len(rewards)))
                 used.append(path.name)
         points.sort(key=lambda p: p.step)
         return Reading(points, f"mean reward of {len(used)} val_data_step*.jsonl files (no TensorBoard tag {self.tag})") if points else None
@@ -131,7 +135,7 @@ class NemoRL(MetricSource):
         return Reading(points, f"console validation blocks in {run.log_path} (4 decimals; no TensorBoard tag {self.tag})") if points else None
 
     def _training_info(self, run: RunOutputs) -> Reading | None:
-        points = []
+        points: list[Point] = []
         for path in run.files(re.compile(r"^training_info\.json$")):
             step = _INFO_STEP.search(path.parent.name)
             info = json.loads(path.read_text())

@@ -71,7 +71,8 @@ def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
 
 
 def _event(buf: bytes) -> tuple[int, float | None, list[tuple[str, float]]]:
-    step, wall_time, values = 0, None, []
+    step, wall_time = 0, None
+    values: list[tuple[str, float]] = []
     for number, wire, value in proto_fields(buf):
         if number == 1 and wire == 1:
             (wall_time,) = struct.unpack("<d", value)

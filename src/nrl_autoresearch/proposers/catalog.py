@@ -15,7 +15,7 @@ from nrl_autoresearch.core.git import Git, Snapshot
 from nrl_autoresearch.core.history import History
 from nrl_autoresearch.core.hypothesis import Hypothesis
 from nrl_autoresearch.core.proposer import Proposer, already_tried, as_text, norm
-from nrl_autoresearch.core.recipe import Knob, Recipe
+from nrl_autoresearch.core.recipe import Recipe, TunableSetting
 from nrl_autoresearch.recipes.params import parse_value
 from nrl_autoresearch.runner.workspace import slugify
 
@@ -26,9 +26,9 @@ class CatalogProposer(Proposer):
     def __init__(self, recipe: Recipe, git: Git, base_commit: str):
         self.recipe = recipe
         self._snapshot = Snapshot(git, base_commit)
-        self._knobs: list[Knob] | None = None
+        self._knobs: list[TunableSetting] | None = None
 
-    def knobs(self, history: History) -> list[Knob]:
+    def knobs(self, history: History) -> list[TunableSetting]:
         """The recipe's knobs in priority order, the areas the latest symptoms and the steering point to first."""
         if self._knobs is None:
             self._knobs = self.recipe.knobs(self._snapshot)
@@ -72,10 +72,10 @@ class CatalogProposer(Proposer):
                         yield _hypothesis(knob, value, "best", on_best.get(knob.key, knob.current))
 
     @staticmethod
-    def _direction(knob: Knob, direction: tuple[str, ...], outcome: dict, on_best: dict):
+    def _direction(knob: TunableSetting, direction: tuple[str, ...], outcome: dict, on_best: dict):
         """A clean A/B step from the baseline; while it keeps paying, the next step further from the best keep."""
         yield _hypothesis(knob, direction[0], "baseline", knob.current)
-        for step, further in zip(direction, direction[1:]):
+        for step, further in itertools.pairwise(direction):
             if outcome.get((knob.key, norm(step))) != "keep":
                 return
             yield _hypothesis(knob, further, "best", on_best.get(knob.key, knob.current))
@@ -92,7 +92,7 @@ def preferred_areas(history: History, areas: set[str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def _hypothesis(knob: Knob, value: str, parent: str, current: object) -> Hypothesis:
+def _hypothesis(knob: TunableSetting, value: str, parent: str, current: object) -> Hypothesis:
     """The change stated against the commit it branches from: `current` is the knob's value there."""
     arrow = _direction(current, value)
     name = slugify(f"{knob.key.rsplit('.', 1)[-1]}-{arrow}-{value}" + ("-on-best" if parent == "best" else ""))

@@ -51,7 +51,8 @@ def load_queue(path: Path) -> list[Hypothesis]:
                          f"{getattr(err, 'problem', None) or err}") from None
     if not isinstance(entries, list) or not entries:
         raise UsageError(f"queue file {str(path)!r} must hold a non-empty list of hypotheses")
-    hypotheses, names = [], set()
+    hypotheses: list[Hypothesis] = []
+    names: set[str] = set()
     for i, entry in enumerate(entries, start=1):
         h = _entry(entry, i, path, names)
         names.add(h.name)

@@ -19,7 +19,7 @@ import math
 import random
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.git import Snapshot
@@ -38,15 +38,12 @@ from nrl_autoresearch.runner.workspace import BASELINE
 
 try:
     import optuna
-    from optuna.distributions import (
-        BaseDistribution,
-        CategoricalDistribution,
-        FloatDistribution,
-        IntDistribution,
-    )
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
     from optuna.trial import FrozenTrial, TrialState, create_trial
+
+    Distribution = CategoricalDistribution | FloatDistribution | IntDistribution  # the kinds a space file holds
 except ImportError:  # the optional extra 'search'
-    optuna = None
+    optuna = None  # type: ignore[assignment]
 
 _FIELDS = {"low", "high", "log", "int", "choices"}
 STEP = 0.1  # a local step's spread, as a fraction of the range (of its logarithm on a log scale)
@@ -86,7 +83,7 @@ class SearchProposer(Proposer):
             study.enqueue_trial(step[1])
         model = "tpe" if sum(t.state == TrialState.COMPLETE for t in study.trials) >= self.startup else "random start"
         for ask in range(self.max_asks):
-            trial = study.ask(self.space)
+            trial = study.ask(dict(self.space))
             how = f"local step around best keep {step[0]}" if step and ask == 0 else model
             h = self._hypothesis(trial.params, index, how)
             earlier = known.get(self._key(h.sets))
@@ -122,10 +119,10 @@ class SearchProposer(Proposer):
             return None
         row = next((r for r in history.rows if r.index == attempt.index), None)
         if row is None:
-            return create_trial(state=TrialState.RUNNING, params=params, distributions=self.space)
+            return create_trial(state=TrialState.RUNNING, params=params, distributions=dict(self.space))
         if row.status == "crash" or row.metric_value is None or not math.isfinite(row.metric_value):
-            return create_trial(state=TrialState.FAIL, params=params, distributions=self.space)
-        return create_trial(value=row.metric_value, params=params, distributions=self.space)
+            return create_trial(state=TrialState.FAIL, params=params, distributions=dict(self.space))
+        return create_trial(value=row.metric_value, params=params, distributions=dict(self.space))
 
     def _params(self, effective: dict) -> dict[str, Any] | None:
         """The space's values in an effective configuration (the baseline's where it does not set a key)."""
@@ -153,7 +150,7 @@ class SearchProposer(Proposer):
         return tuple(norm(sets[k]) for k in self.space)
 
 
-def load_space(path: Path) -> dict[str, BaseDistribution]:
+def load_space(path: Path) -> dict[str, Distribution]:
     """Every key's range or choices, validated before the campaign starts; a bad entry is named with the file."""
     if not path.is_file():
         raise UsageError(f"search space {str(path)!r} does not exist")
@@ -163,7 +160,7 @@ def load_space(path: Path) -> dict[str, BaseDistribution]:
     return {str(key): _distribution(f"key {key!r} of {path.name}", spec) for key, spec in doc.items()}
 
 
-def _distribution(where: str, spec: Any) -> BaseDistribution:
+def _distribution(where: str, spec: Any) -> Distribution:
     if not isinstance(spec, dict):
         raise UsageError(f"{where} must be a mapping such as {{low: 1.0e-4, high: 1.0e-2, log: true}} or {{choices: [a, b]}}")
     unknown = set(spec) - _FIELDS
@@ -202,7 +199,7 @@ def _categorical(where: str, spec: dict) -> CategoricalDistribution:
     return CategoricalDistribution(plain)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -214,11 +211,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _any_value(d: BaseDistribution) -> Any:
+def _any_value(d: Distribution) -> Any:
     return d.choices[0] if isinstance(d, CategoricalDistribution) else d.low
 
 
-def _param(d: BaseDistribution, value: Any) -> Any:
+def _param(d: Distribution, value: Any) -> Any:
     """A recorded value (text or number) as the distribution's value, or None when it lies outside it."""
     value = parse_value(value) if isinstance(value, str) else value
     if isinstance(d, CategoricalDistribution):
@@ -230,7 +227,7 @@ def _param(d: BaseDistribution, value: Any) -> Any:
     return float(value)
 
 
-def _value_text(d: BaseDistribution, value: Any) -> str:
+def _value_text(d: Distribution, value: Any) -> str:
     """The text a hypothesis sets: floats to 4 significant digits (readable, and comparable across attempts)."""
     if isinstance(d, CategoricalDistribution):
         return as_text(value)
@@ -240,7 +237,7 @@ def _value_text(d: BaseDistribution, value: Any) -> str:
     return short if d.low <= float(short) <= d.high else repr(float(value))
 
 
-def _perturb(d: BaseDistribution, value: Any, rng: random.Random) -> Any:
+def _perturb(d: Distribution, value: Any, rng: random.Random) -> Any:
     """A nearby value: a Gaussian step of STEP times the range (on a log scale for log ranges); for choices,
     another choice one time in four."""
     if isinstance(d, CategoricalDistribution):

@@ -9,7 +9,7 @@ from typing import Any
 
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.git import Snapshot
-from nrl_autoresearch.core.recipe import Knob, Launch, Recipe
+from nrl_autoresearch.core.recipe import Launch, Recipe, TunableSetting
 from nrl_autoresearch.recipes import params
 
 FLAGS_FILE = ".autoresearch/flags.json"
@@ -74,6 +74,7 @@ class CommandRecipe(Recipe):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(flags, indent=2) + "\n")
             return [FLAGS_FILE]
+        assert self.params_file, "check_change() refuses --set without a params file"
         params.edit_file(worktree / self.params_file, sets, where=self.params_file)
         return [self.params_file]
 
@@ -89,16 +90,14 @@ class CommandRecipe(Recipe):
         return bool(self.seed_flag)
 
     def seed_args(self, worktree: Path, seed: int) -> list[str]:
+        if not self.seed_flag:
+            return super().seed_args(worktree, seed)
         return [self.seed_flag, str(seed)]
 
-    def fingerprint(self, worktree: Path) -> str | None:
-        target = worktree / (FLAGS_FILE if self.set_style == "flags" else (self.params_file or FLAGS_FILE))
-        return target.read_text() if target.exists() else ""
-
-    def knobs(self, snapshot: Snapshot) -> list[Knob]:
+    def knobs(self, snapshot: Snapshot) -> list[TunableSetting]:
         """Every number and switch of the params file, in file order: x2 and /2, or flipped."""
         text = snapshot.read_text(self.params_file) if self.set_style == "file" and self.params_file else None
-        if text is None:
+        if text is None or self.params_file is None:
             return []
         doc = params.load_text(self.params_file, text)
         found = []
@@ -106,7 +105,7 @@ class CommandRecipe(Recipe):
             value = params.get_path(doc, key)
             moves = params.directions(value)
             if moves:
-                found.append(Knob(key, "parameters", value, moves))
+                found.append(TunableSetting(key, "parameters", value, moves))
         return found
 
     def to_dict(self) -> dict:

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
@@ -129,9 +129,9 @@ def _yaml_loader() -> type:
     omegaconf_loader = get_yaml_loader()
     if not yaml.__with_libyaml__:
         return omegaconf_loader
-    from yaml.cyaml import CParser
+    from yaml.cyaml import CParser  # type: ignore[attr-defined]  # PyYAML exports it, its stubs do not
 
-    class Loader(CParser, omegaconf_loader):
+    class Loader(CParser, omegaconf_loader):  # type: ignore[valid-type, misc]  # a class chosen at run time
         def __init__(self, stream: str) -> None:
             CParser.__init__(self, stream)
             SafeConstructor.__init__(self)
@@ -309,7 +309,7 @@ def resolve(cfg: DictConfig, recipe: PathLike | None = None) -> dict[str, Any]:
     interpolation becomes a UsageError naming it, the key that uses it and `recipe` when given."""
     tree = OmegaConf.to_container(cfg, resolve=False)
     assert isinstance(tree, dict)
-    return _resolve_tree(tree, recipe)
+    return _resolve_tree(cast("dict[str, Any]", tree), recipe)
 
 
 def load_resolved(path: PathLike, overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -345,7 +345,7 @@ def _resolve_tree(tree: dict[str, Any], recipe: PathLike | None) -> dict[str, An
     needed = _referenced(tree, interpolated)
     part = _prune(tree, needed) if needed is not None else tree
     try:
-        resolved = OmegaConf.to_container(OmegaConf.create(part), resolve=True)
+        resolved = cast("dict[str, Any]", OmegaConf.to_container(OmegaConf.create(part), resolve=True))
     except InterpolationResolutionError as exc:
         raise UsageError(_resolution_failure(exc, recipe)) from exc
     if needed is None:

@@ -9,8 +9,6 @@ TensorBoard on, validation at the end, and a recipe-level time limit inside the 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import Any
 
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.git import Git, Snapshot
-from nrl_autoresearch.core.recipe import RESOLVES, Check, Knob, Launch, Objective, Recipe
+from nrl_autoresearch.core.recipe import RESOLVES, Check, Launch, Objective, Recipe, TunableSetting
 from nrl_autoresearch.metrics.nemo_rl import NemoRL
 from nrl_autoresearch.recipes import knobs as catalog
 from nrl_autoresearch.recipes import nemo_config as nc
@@ -26,8 +24,8 @@ from nrl_autoresearch.recipes import hub, prerequisites, validity, yamledit
 from nrl_autoresearch.recipes.params import directions, values_at
 
 SETUP_MARGIN_S = 300.0  # the recipe's own limit starts after setup (Ray, model load): leave room for it
-CONFIG_DIRS = ("examples",)
-SMOKE_STEPS = 2  # where recipes and everything they inherit from live
+CONFIG_DIRS = ("examples",)  # where recipes and everything they inherit from live
+SMOKE_STEPS = 2
 
 
 class NemoRLRecipe(Recipe):
@@ -209,12 +207,8 @@ class NemoRLRecipe(Recipe):
             return {}
         return {"UV_PROJECT_ENVIRONMENT": str(venv)}
 
-    def fingerprint(self, worktree: Path) -> str | None:
-        text = json.dumps(self.resolved(worktree), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()
-
     # -- exploration ----------------------------------------------------------------------------------
-    def knobs(self, snapshot: Snapshot) -> list[Knob]:
+    def knobs(self, snapshot: Snapshot) -> list[TunableSetting]:
         with snapshot.export(*CONFIG_DIRS) as tmp:
             resolved = nc.load_resolved(tmp / self.path)
         found = []
@@ -224,7 +218,7 @@ class NemoRLRecipe(Recipe):
             companions = k.companions(resolved)
             if moves and companions is not None and not validity.inert(resolved, k.key):
                 shown = tuple((key, yamledit.format_value(value)) for key, value in companions)
-                found.append(Knob(k.key, k.area, current, moves, k.risk, k.note, shown))
+                found.append(TunableSetting(k.key, k.area, current, moves, k.risk, k.note, shown))
         return found
 
     # -- preflight -------------------------------------------------------------------------------------

@@ -177,7 +177,7 @@ def _json_spans(text: str) -> dict[tuple[str, ...], tuple[int, int]]:
             close, end, n = "}" if text[i] == "{" else "]", skip(i + 1), 0
             while text[end] != close:
                 if close == "}":
-                    key, end = json.decoder.scanstring(text, skip(end) + 1)
+                    key, end = json.decoder.scanstring(text, skip(end) + 1)  # type: ignore[attr-defined]
                     end = skip(end) + 1  # the colon
                 else:
                     key, n = str(n), n + 1

@@ -13,12 +13,10 @@ import difflib
 import io
 import itertools
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 from ruamel.yaml import YAML
@@ -26,6 +24,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, ScalarString
 
+from nrl_autoresearch.core.durable import replace_text
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.recipes.nemo_config import (
     PathLike,
@@ -71,7 +70,7 @@ def set_keys(recipe_path: PathLike, changes: Mapping[str, Any]) -> list[str]:
     is unknown (UsageError naming the closest existing keys) or a value cannot apply."""
     path = Path(recipe_path)
     cfg = load_recipe(path)
-    merged = OmegaConf.to_container(cfg, resolve=False)
+    merged = cast("dict[str, Any]", OmegaConf.to_container(cfg, resolve=False))
     requested = {key: parse_value(value) if isinstance(value, str) else value for key, value in changes.items()}
     for key, value in requested.items():
         _check_key(path, merged, key, value)
@@ -203,7 +202,7 @@ def _write(path: Path, merged: dict[str, Any], changes: list[_Change]) -> None:
         for change in changes:
             _set_in_document(doc, merged, change.key, change.new)
 
-    _replace_file(path, edit_text(original, edit))
+    replace_text(path, edit_text(original, edit))
     _verify(path, original, changes)
 
 
@@ -344,20 +343,11 @@ def _spans(old_lines: list[str], base_lines: list[str]) -> list[tuple[int, int]]
     return spans
 
 
-def _replace_file(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder, so a crash never leaves half a recipe."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(tmp, path.stat().st_mode & 0o7777)
-    os.replace(tmp, path)
-
-
 def _verify(path: Path, original: str, changes: list[_Change]) -> None:
     """Reload the recipe and check every change took effect; restore the file when one did not."""
     merged = OmegaConf.to_container(load_recipe(path), resolve=False)
     wrong = [c.key for c in changes if not _same(get_dotted(merged, c.key, _ABSENT), c.new)]
     if wrong:
-        _replace_file(path, original)
+        replace_text(path, original)
         raise UsageError(f"editing {path} did not change {', '.join(wrong)} in the composed recipe (the file is "
                          "restored); set these keys in the file that defines them, or pass them as overrides")

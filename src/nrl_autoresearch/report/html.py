@@ -128,7 +128,7 @@ def _branches(children: dict[int | None, list[Row]], parent: int | None, top: Ro
 
 def _ledger(rows: list[Row], tree: dict[int, int | None], c: Campaign, links: dict[int, Links], top: Row | None) -> str:
     heads = "".join(_head(key, c.objective.metric_name if key == "metric_value" else label, cls) for key, label, cls in COLUMNS)
-    names = {r.index: short_name(r) for r in rows}
+    names: dict[int | None, str] = {r.index: short_name(r) for r in rows}
     body = "".join(_row(r, names.get(tree[r.index]) or "", links.get(r.index), top) for r in rows)
     empty = f'<tr><td colspan="{len(COLUMNS)}" class="muted">no row yet</td></tr>'
     return f"<thead><tr>{heads}</tr></thead><tbody>{body or empty}</tbody>"
@@ -155,7 +155,7 @@ def _row(r: Row, parent: str, links: Links | None, top: Row | None) -> str:
         (r.description, escape(r.description)),
     )
     tds = "".join(f'<td class="{cls}" data-value="{"" if value is None else escape(str(value))}">{inner}</td>'
-                  for (value, inner), (_, _, cls) in zip(cells, COLUMNS))
+                  for (value, inner), (_, _, cls) in zip(cells, COLUMNS, strict=True))
     best_class = " best" if top is not None and r.index == top.index else ""
     return f'<tr id="row-{r.index}" class="{r.status}{best_class}" data-index="{r.index}">{tds}</tr>'
 
@@ -245,7 +245,7 @@ th { position: sticky; top: 0; background: #f6f8fa; cursor: pointer; user-select
 th[aria-sort="ascending"]::after { content: " ▲"; } th[aria-sort="descending"]::after { content: " ▼"; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.name { font-weight: 600; white-space: nowrap; } td.desc { color: var(--muted); min-width: 240px; }
-tr.best td { background: #fff8c5; } 
+tr.best td { background: #fff8c5; }
 .files { white-space: nowrap; } .files small { color: var(--muted); }
 footer { margin-top: 18px; font-size: 12px; }
 @media (max-width: 900px) { .grid { grid-template-columns: 1fr; } }

@@ -8,8 +8,9 @@ from __future__ import annotations
 import io
 import math
 import statistics
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nrl_autoresearch.core.campaign import Campaign
 from nrl_autoresearch.core.ledger import Row, best
@@ -22,11 +23,11 @@ if TYPE_CHECKING:
 
 COLORS = {"keep": "#1a7f37", "discard": "#8c959f", "crash": "#cf222e", "best": "#0969da",
           "baseline": "#9a6700", "target": "#8250df"}
-MARKS = {  # crashes have no value: a red x on the bottom edge instead
+MARKS: dict[str, dict[str, Any]] = {  # crashes have no value: a red x on the bottom edge instead
     "keep": {"s": 46, "color": COLORS["keep"], "edgecolor": "white", "linewidth": 0.8, "zorder": 4},
     "discard": {"s": 40, "facecolor": "white", "edgecolor": COLORS["discard"], "linewidth": 1.4, "zorder": 3},
 }
-PRUNED_MARK = {"s": 44, "marker": "v", "facecolor": "white", "edgecolor": COLORS["discard"], "linewidth": 1.4,
+PRUNED_MARK: dict[str, Any] = {"s": 44, "marker": "v", "facecolor": "white", "edgecolor": COLORS["discard"], "linewidth": 1.4,
                "zorder": 3}  # a partial value: the run was stopped early
 LABEL_CHARS = 20
 MAX_LABELS = 12  # beyond this many keeps only the new bests are labelled, so the chart stays legible
@@ -38,7 +39,7 @@ def plot(rows: list[Row], campaign: Campaign, path_png: Path | None = None) -> s
     from matplotlib.figure import Figure
 
     rows = sorted(rows, key=lambda r: r.index)  # parallel runs may finish, and be appended, out of order
-    style = {"svg.fonttype": "none", "svg.hashsalt": "autoresearch", "font.size": 10,
+    style: dict[Any, Any] = {"svg.fonttype": "none", "svg.hashsalt": "autoresearch", "font.size": 10,
              "axes.spines.top": False, "axes.spines.right": False}
     with rc_context(style):
         fig = Figure(figsize=(11, 5), layout="constrained")
@@ -54,7 +55,7 @@ def plot(rows: list[Row], campaign: Campaign, path_png: Path | None = None) -> s
 
 def baseline_spread(rows: list[Row], campaign: Campaign) -> tuple[float, float | None, int] | None:
     """Mean and standard deviation (None under two runs) of the baseline's values, and how many there are."""
-    values = [r.metric_value for r in rows if r.branch == f"{campaign.prefix}/{BASELINE}" and _valued(r)]
+    values = _values(r for r in rows if r.branch == f"{campaign.prefix}/{BASELINE}" and _valued(r))
     if not values:
         return None
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None, len(values)
@@ -62,6 +63,11 @@ def baseline_spread(rows: list[Row], campaign: Campaign) -> tuple[float, float |
 
 def _valued(row: Row) -> bool:
     return row.metric_value is not None and math.isfinite(row.metric_value)
+
+
+def _values(rows: Iterable[Row]) -> list[float]:
+    """The metric values of rows that have one."""
+    return [r.metric_value for r in rows if r.metric_value is not None]
 
 
 def _draw(ax: Axes, rows: list[Row], campaign: Campaign) -> None:
@@ -117,7 +123,7 @@ def _running_best(ax: Axes, rows: list[Row], maximize: bool) -> set[int]:
     tops = [best(rows[: i + 1], maximize=maximize) for i in range(len(rows))]
     new_bests = {top.index for top in tops if top is not None}
     if new_bests:
-        path = [math.nan if top is None else top.metric_value for top in tops]
+        path = [math.nan if top is None or top.metric_value is None else top.metric_value for top in tops]
         ax.step([r.index for r in rows], path, where="post", color=COLORS["best"], linewidth=1.8, alpha=0.85,
                 label="running best keep", zorder=2)
     return new_bests
@@ -127,10 +133,10 @@ def _points(ax: Axes, rows: list[Row]) -> None:
     for status, style in MARKS.items():
         found = [r for r in rows if r.status == status and _valued(r) and not is_pruned(r.description)]
         if found:
-            ax.scatter([r.index for r in found], [r.metric_value for r in found], label=f"{status} ({len(found)})", **style)
+            ax.scatter([r.index for r in found], _values(found), label=f"{status} ({len(found)})", **style)
     pruned = [r for r in rows if is_pruned(r.description) and _valued(r)]
     if pruned:
-        ax.scatter([r.index for r in pruned], [r.metric_value for r in pruned],
+        ax.scatter([r.index for r in pruned], _values(pruned),
                    label=f"pruned ({len(pruned)}, value when stopped)", **PRUNED_MARK)
     crashes = [r for r in rows if not _valued(r)]
     if crashes:

@@ -16,7 +16,6 @@ from pathlib import Path
 CHECKOUT = Path("/home/ubuntu/RL")
 EPHEMERAL = Path("/ephemeral")
 STOP_BELOW_GB = 5.0  # no new run starts below this much free space on the volume
-WARN_BELOW_GB = 50.0
 CACHES = ("huggingface", "torch", "triton", "uv", "pip", "xdg", "wandb")
 EXPERIMENT_DIRS = ("logs", "checkpoints", "artifacts", "ray", "tmp", "wandb")
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")

@@ -14,7 +14,7 @@ if __package__:
     from nrl_autoresearch.core.redact import MASK, secret_values
 else:  # run as a script (python -S logmask.py LOG), without the package's dependencies: core/redact.py alone
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "core"))
-    from redact import MASK, secret_values
+    from redact import MASK, secret_values  # type: ignore[import-not-found, no-redef]
 
 CHUNK = 1 << 16
 

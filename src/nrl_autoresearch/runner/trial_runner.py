@@ -28,8 +28,6 @@ from nrl_autoresearch.runner.recorder import Recorder
 from nrl_autoresearch.runner.watch import (
     PruneRule,
     RunWatch,
-    is_pruned,
-    load_curve,
     save_curve,
 )
 

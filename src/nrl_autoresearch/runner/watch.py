@@ -117,7 +117,7 @@ class RunWatch:
     def stall_limit(self) -> float | None:
         if self.stall == "auto":
             return max(STALL_FLOOR_S, STALL_FACTOR * self._gap)
-        return self.stall
+        return None if isinstance(self.stall, str) else self.stall
 
     def _track(self, now: float, points: list[Point], progress, tail: str) -> None:
         printed = _STEP.findall(tail)
@@ -167,7 +167,7 @@ class RunWatch:
         for i in range(self._compared, len(points)):  # every new evaluation point, in order
             compared = _reference_at(rule, points[i].step, i)
             worse = None if compared is None else (compared[0] - points[i].value) * (1 if rule.maximize else -1)
-            self._behind = self._behind + 1 if compared and compared[1] > 0 and worse > compared[1] else 0
+            self._behind = self._behind + 1 if compared and compared[1] > 0 and worse is not None and worse > compared[1] else 0
         self._compared = len(points)
         share = progress[0] / progress[1] if progress and progress[1] else len(points) / max(map(len, rule.curves))
         if compared is None or self._behind < rule.points or share < rule.share:
@@ -180,7 +180,8 @@ class RunWatch:
 def _reference_at(rule: PruneRule, step: float, index: int) -> tuple[float, float] | None:
     """The reference's mean and band at a step (the same step where every curve has it, else the same point)."""
     by_step = [dict(c).get(step) for c in rule.curves]
-    values = by_step if all(v is not None for v in by_step) else [c[index][1] for c in rule.curves if index < len(c)]
+    known = [v for v in by_step if v is not None]
+    values = known if len(known) == len(by_step) else [c[index][1] for c in rule.curves if index < len(c)]
     if not values:
         return None
     sd = statistics.stdev(values) if len(values) > 1 else None

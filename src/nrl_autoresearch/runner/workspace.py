@@ -119,21 +119,13 @@ class Workspace:
 
     def diff_size(self, a: str, b: str) -> int:
         """Lines added plus removed between two commits (for the simplicity rule)."""
-        total = 0
-        for line in self.git.run("diff", "--numstat", a, b).splitlines():
-            added, removed, _ = line.split("\t", 2)
-            total += int(added) if added.isdigit() else 0
-            total += int(removed) if removed.isdigit() else 0
-        return total
+        added, removed = self.git.line_changes(a, b)
+        return added + removed
 
     def net_lines(self, a: str, b: str) -> int:
         """Lines added minus removed from a to b."""
-        net = 0
-        for line in self.git.run("diff", "--numstat", a, b).splitlines():
-            added, removed, _ = line.split("\t", 2)
-            if added.isdigit() and removed.isdigit():
-                net += int(added) - int(removed)
-        return net
+        added, removed = self.git.line_changes(a, b)
+        return added - removed
 
     def worktree_of(self, branch: str) -> Path | None:
         return self._worktrees().get(branch)
@@ -197,11 +189,14 @@ class Workspace:
         with self.locked():
             head = self.git.rev(branch)
             user = self.git.rev("HEAD")
+            if head is None:
+                raise GitError(f"branch {branch} is missing: the campaign has no baseline to rerun")
             trees = {c: self.git.run("rev-parse", f"{c}^{{tree}}").strip() for c in {head, user} if c}
             moved = (user is not None and trees[user] != trees[head]
                      and self.git.ok("merge-base", "--is-ancestor", base, user))
-            tree = trees[user if moved else head]
-            title = f"baseline: rerun {why}" + (f", with {user[:10]} from your branch" if moved else "")
+            source = user if moved and user is not None else head
+            tree = trees[source]
+            title = f"baseline: rerun {why}" + (f", with {source[:10]} from your branch" if moved else "")
             message = f"{title}\n\n{self._signoff()}"
             commit = self.git.run(*self.git.identity_args(), "commit-tree", tree, "-p", head, "-F", "-", input=message).strip()
             self.git.run("update-ref", f"refs/heads/{branch}", commit, head)

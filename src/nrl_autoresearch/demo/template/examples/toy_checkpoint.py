@@ -38,6 +38,7 @@ def save_checkpoint(
     with open(os.path.join(tmp, "config.yaml"), "w", encoding="utf-8") as handle:
         yaml.safe_dump(config, handle, sort_keys=False)
     np.savez(os.path.join(tmp, "policy.npz"), weights=weights)
+    assert optimizer.exp_avg is not None and optimizer.exp_avg_sq is not None, "a checkpoint follows a step"
     np.savez(
         os.path.join(tmp, "optimizer.npz"),
         exp_avg=optimizer.exp_avg,

@@ -197,7 +197,7 @@ def validate(run: Run, step: int) -> None:
     answers, _ = _generate(run, digits, rng, grpo["val_batch_size"])
     lengths, reward = _score(run, digits, answers)
     run.val_accuracy = float(np.mean((answers == digits.sum(axis=1)) & (reward > 0)))
-    _write_val_samples(run, step, [f"{prompt_text(row)} {answer}" for row, answer in zip(digits, answers)], reward)
+    _write_val_samples(run, step, [f"{prompt_text(row)} {answer}" for row, answer in zip(digits, answers, strict=True)], reward)
     elapsed = time.perf_counter() - start
     print("📊 Validation Results:")
     print(f"    • Accuracy: {run.val_accuracy:.4f}")
@@ -271,9 +271,9 @@ def _batch_rows(run: Run) -> np.ndarray:
 
 def _write_val_samples(run: Run, step: int, contents: list[str], reward: np.ndarray) -> None:
     with open(os.path.join(run.log_dir, f"val_data_step{step}.jsonl"), "w", encoding="utf-8") as handle:
-        for idx, (content, value) in enumerate(zip(contents, reward)):
+        for idx, (content, value) in enumerate(zip(contents, reward, strict=True)):
             handle.write(json.dumps({"content": content, "rewards": [float(value)], "idx": idx}) + "\n")
-    for content, value in list(zip(contents, reward))[: run.config["logger"]["num_val_samples_to_print"]]:
+    for content, value in list(zip(contents, reward, strict=True))[: run.config["logger"]["num_val_samples_to_print"]]:
         print(f"  • {content}  (reward {value:.1f})")
 
 

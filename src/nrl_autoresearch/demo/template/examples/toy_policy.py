@@ -17,7 +17,7 @@ BASE_DIGIT_NOISE = 0.5  # std of the base model's error on each digit's value
 BASE_SPREAD = 2.0  # std (in answer units) of the base model's guesses
 
 
-def features(digits: np.ndarray, dtype: type) -> np.ndarray:
+def features(digits: np.ndarray, dtype: np.dtype | type) -> np.ndarray:
     """One-hot digit per position plus a constant column (the policy's view of a prompt)."""
     rows, terms = digits.shape
     onehot = np.zeros((rows, terms * 10 + 1), dtype=dtype)
@@ -143,7 +143,7 @@ class AdamW:
 
     def step(self, params: np.ndarray, grad: np.ndarray) -> np.ndarray:
         """Return the updated parameters; moments and step count live on the optimizer."""
-        if self.exp_avg is None:
+        if self.exp_avg is None or self.exp_avg_sq is None:
             self.exp_avg, self.exp_avg_sq = np.zeros_like(params), np.zeros_like(params)
         beta1, beta2 = self.betas
         self.step_count += 1

@@ -70,7 +70,7 @@ class EventWriter:
         os.makedirs(log_dir, exist_ok=True)
         name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.0"
         self.path = os.path.join(log_dir, name)
-        self._file = open(self.path, "wb")
+        self._file = open(self.path, "wb")  # noqa: SIM115 (kept open for appends, closed by close())
         self._write(_event(0, file_version="brain.Event:2"))
 
     def add_scalar(self, tag: str, value: float, step: int) -> None:
