@@ -96,3 +96,14 @@ def test_curve_jitter_is_the_spread_around_the_trend_scaled_to_what_is_averaged(
     spread = pooled_jitter([(sd, dof)], points=4)
     assert spread.source == "curve jitter" and spread.sd == pytest.approx(sd / 2)
     assert curve_jitter([0.5, 0.6, 0.7]) is None
+
+
+@pytest.mark.parametrize("values", [[0.50], [0.53], [0.53, 0.54]])
+def test_every_verdict_with_a_spread_names_the_spread_and_its_bar(values: list[float]):
+    reference = Reference("baseline", (0.50, 0.51, 0.49, 0.50, 0.52, 0.48))
+    spread = pooled_spread([reference.values])
+    verdict = judge(values, reference, maximize=True, spread=spread)
+    bar = keep_bar(spread, len(values), len(reference.values), Z_DEFAULT)
+    assert verdict.status == ("keep" if sum(values) / len(values) - reference.value > bar else "discard")
+    assert f"spread {spread.sd:.4g} over 6 runs" in verdict.note and f"threshold {bar:.4g}" in verdict.note
+    assert "4% false keeps" in verdict.note and ("mean of 2 runs" in verdict.note) == (len(values) == 2)

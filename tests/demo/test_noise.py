@@ -1,6 +1,8 @@
-"""The A/A test on the demo recipe with the default settings: changes that only move the seed (and a setting that
-does not touch training) are not kept, a real improvement of about three spreads is, and every verdict names its
-noise source and bar (benchmarks/noise_verdicts.py measures the rates over more campaigns and a second script)."""
+"""The A/A test on the demo recipe with the default settings, end to end: a change that only moves the seed (and a
+setting that does not touch training) is not kept, a real improvement of about three spreads is, after a second
+run, and every verdict names its noise source and bar. The rates behind these verdicts are the judge's pure
+functions, simulated in tests/core/test_judge.py; benchmarks/noise_verdicts.py measures them over more campaigns
+and a second script."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from tests.helpers import git
 
 def campaign(folder: Path, seed_base: int) -> Engine:
     """The demo with its default noise handling (six baseline runs, single runs judged in looks), starting from
-    its own recipe seed so that trials are independent (the first run of every configuration uses that seed)."""
+    its own recipe seed (the first run of every configuration uses that seed)."""
     c = api.create_demo(folder)
     assert c.options["baseline_repeats"] == 6 and c.options["sequential"]
     config = folder / "examples/configs/grpo_toy.yaml"
@@ -31,21 +33,12 @@ def campaign(folder: Path, seed_base: int) -> Engine:
     return engine
 
 
-def test_null_changes_are_not_kept_by_default(tmp_path: Path):
-    engine = campaign(tmp_path / "aa", seed_base=1000)
-    rows = [engine.try_(Hypothesis(f"aa-{i}", "another seed only",
-                                   sets={"grpo.seed": str(1500 + i), "logger.num_val_samples_to_print": str(4 + i)}))
-            for i in range(16)]
-    keeps = [r for r in rows if r.status == "keep"]
-    assert len(keeps) <= 1, [r.description for r in keeps]
+def test_a_null_change_is_not_kept_and_a_real_improvement_is_after_a_second_run(tmp_path: Path):
+    engine = campaign(tmp_path / "aa", seed_base=5000)
+    null = engine.try_(Hypothesis("aa", "another seed only",
+                                  sets={"grpo.seed": "1500", "logger.num_val_samples_to_print": "4"}))
+    real = engine.try_(Hypothesis("temperature", "+3 spreads", sets={"policy.generation.temperature": "0.8"}))
+    assert null.status == "discard", null.description
+    assert real.status == "keep" and "mean of" in real.description, real.description
     assert all("spread" in r.description and "threshold" in r.description and "false keeps" in r.description
-               for r in rows)
-
-
-def test_a_real_improvement_of_about_three_spreads_is_kept_by_default(tmp_path: Path):
-    kept = 0
-    for trial in range(5):
-        engine = campaign(tmp_path / f"t{trial}", seed_base=5000 + 100 * trial)
-        row = engine.try_(Hypothesis("temperature", "+3 spreads", sets={"policy.generation.temperature": "0.8"}))
-        kept += row.status == "keep" and "mean of" in row.description  # after a second or third run
-    assert kept >= 4
+               for r in (null, real))

@@ -125,7 +125,9 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 @click.group(cls=_Group, help=__doc__)
 @click.version_option(package_name="nrl-autoresearch")
 def main() -> None:
-    signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # restored when the command ends, for a process that calls main and lives on
+    click.get_current_context().call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
 
 
 def _interrupt(signum, frame):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,8 @@ from nrl_autoresearch.recipes.params import directions, values_at
 SETUP_MARGIN_S = 300.0  # the recipe's own limit starts after setup (Ray, model load): leave room for it
 CONFIG_DIRS = ("examples",)  # where recipes and everything they inherit from live
 SMOKE_STEPS = 2
+# (repository, commit, recipe) -> the files the recipe composes from in that commit, which never change
+_CHAINS: dict[tuple[str, str, str], tuple[str, ...]] = {}
 
 
 class NemoRLRecipe(Recipe):
@@ -66,7 +70,7 @@ class NemoRLRecipe(Recipe):
     def check_change(self, snapshot: Snapshot, sets: dict[str, str]) -> None:
         if not sets:
             return
-        with snapshot.export(*CONFIG_DIRS) as tmp:
+        with self._export(snapshot, sets) as tmp:
             recipe = tmp / self.path
             if not recipe.is_file():
                 raise UsageError(f"recipe {self.path!r} is not in commit {snapshot.commit[:10]}")
@@ -78,7 +82,7 @@ class NemoRLRecipe(Recipe):
     def prepared(self, snapshot: Snapshot, sets: dict[str, str]) -> tuple[dict[str, str] | None, str]:
         """The change with the companions NeMo-RL needs with it (the catalog's `requires`), or why it is skipped:
         a knob turned on with one it excludes, a setting with no effect under the changed recipe, a refusal."""
-        with snapshot.export(*CONFIG_DIRS) as tmp:
+        with self._export(snapshot, sets) as tmp:
             recipe = tmp / self.path
             if not recipe.is_file():
                 return None, f"recipe {self.path!r} is not in commit {snapshot.commit[:10]}"
@@ -97,8 +101,28 @@ class NemoRLRecipe(Recipe):
         why = "; ".join(idle or validity.problems(after)) if changed else "the change sets every key to its value"
         return (None, why) if why else (full, "")
 
+    @contextmanager
+    def _export(self, snapshot: Snapshot, sets: dict[str, str] | None = None) -> Iterator[Path]:
+        """The commit's config files in a temporary folder: all of them the first time, then only the recipe's
+        inheritance chain (extracting every config of a checkout for each check of a plan is what made it slow);
+        all again for a change of `defaults:` itself."""
+        key = (str(snapshot.git.path), snapshot.commit, self.path)
+        chain = None if any(k.split(".")[0] == "defaults" for k in sets or {}) else _CHAINS.get(key)
+        with snapshot.export(*(chain or CONFIG_DIRS)) as tmp:
+            if chain is None and (tmp / self.path).is_file():
+                self._remember_chain(key, tmp)
+            yield tmp
+
+    def _remember_chain(self, key: tuple[str, str, str], tmp: Path) -> None:
+        try:
+            files = [str(p) for p in nc.inheritance_chain(tmp / self.path)]
+        except UsageError:
+            return  # a broken chain is reported by whoever reads the recipe
+        if all(f.startswith(f"{tmp}{os.sep}") for f in files):
+            _CHAINS[key] = tuple(f[len(str(tmp)) + 1:] for f in files)
+
     def values(self, snapshot: Snapshot, keys: list[str]) -> dict[str, Any]:
-        with snapshot.export(*CONFIG_DIRS) as tmp:
+        with self._export(snapshot) as tmp:
             if not (tmp / self.path).is_file():
                 return {}
             return values_at(self.resolved(tmp), keys)
@@ -209,7 +233,7 @@ class NemoRLRecipe(Recipe):
 
     # -- exploration ----------------------------------------------------------------------------------
     def knobs(self, snapshot: Snapshot) -> list[TunableSetting]:
-        with snapshot.export(*CONFIG_DIRS) as tmp:
+        with self._export(snapshot) as tmp:
             resolved = nc.load_resolved(tmp / self.path)
         found = []
         for k in catalog.knobs_for(resolved):

@@ -219,7 +219,7 @@ class Workspace:
             if not self.git.rev(branch):
                 self.git.run("branch", branch, parent_commit)
             existing = self.worktree_of(branch)
-            if existing is not None:
+            if existing is not None and existing.is_dir():  # git still lists a folder deleted by hand
                 return existing
             path.parent.mkdir(parents=True, exist_ok=True)
             if not self.git.ok("worktree", "add", "--quiet", str(path), branch):
