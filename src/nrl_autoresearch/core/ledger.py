@@ -7,6 +7,7 @@ Every row is also written as a git note on its experiment commit, so the ledger 
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import os
@@ -233,12 +234,55 @@ def rebuild(ledger: Ledger, notes: Notes) -> int:
 def best(rows: list[Row], *, maximize: bool) -> Row | None:
     """The best kept configuration. Rows are grouped by commit (repeats and confirmations share one); a commit
     counts when its latest non-crash row is a keep, at the mean of its valid runs, which the returned row carries."""
-    by_commit: dict[str, list[Row]] = {}
+    tops = running_best(rows, maximize=maximize)
+    return tops[-1] if tops else None
+
+
+def running_best(rows: list[Row], *, maximize: bool) -> list[Row | None]:
+    """`best(rows[:i + 1])` for every i, in one pass: a heap of the commits' current means, whose stale entries
+    (the commit has had a row since, or is no longer a keep) are dropped when they come to the top. Ties go to
+    the commit that had a valid run first, as in `max`/`min` over the commits in order."""
+    groups: dict[str, _Group] = {}
+    heap: list[tuple[float, int, int, str]] = []
+    tops: list[Row | None] = []
     for row in rows:
         if row.status != "crash" and row.metric_value is not None and math.isfinite(row.metric_value):
-            by_commit.setdefault(row.commit, []).append(row)
-    kept = [replace(group[-1], metric_value=sum(r.metric_value for r in group) / len(group))
-            for group in by_commit.values() if group[-1].status == "keep"]
-    if not kept:
-        return None
-    return (max if maximize else min)(kept, key=lambda r: r.metric_value)
+            group = groups.setdefault(row.commit, _Group(order=len(groups)))
+            group.add(row)
+            if row.status == "keep":
+                heapq.heappush(heap, (-group.mean if maximize else group.mean, group.order, group.version, row.commit))
+        while heap and not groups[heap[0][3]].current(heap[0][2]):
+            heapq.heappop(heap)
+        tops.append(groups[heap[0][3]].top() if heap else None)
+    return tops
+
+
+@dataclass
+class _Group:
+    """The valid runs of one commit so far: their sum and count, the latest one, and a version per change."""
+
+    order: int
+    total: float = 0
+    count: int = 0
+    version: int = 0
+    last: Row | None = None
+    _top: Row | None = None
+
+    def add(self, row: Row) -> None:
+        self.total += row.metric_value  # type: ignore[operator]
+        self.count += 1
+        self.version += 1
+        self.last = row
+        self._top = None
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count
+
+    def current(self, version: int) -> bool:
+        return version == self.version and self.last is not None and self.last.status == "keep"
+
+    def top(self) -> Row:
+        if self._top is None:
+            self._top = replace(self.last, metric_value=self.mean)  # type: ignore[arg-type]
+        return self._top
