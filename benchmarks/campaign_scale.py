@@ -4,7 +4,9 @@ For each ledger size, a fresh campaign of a tiny training project gets a real ba
 rows: experiment commits and branches, their git notes, their TSV lines (written by `Row.to_line`) and journal
 events, in one `git fast-import` (running thousands of experiments would measure the training, not the campaign).
 Then it times, as a person types them: three `autoresearch try`, `ledger check`, `resume --report-only` and
-`report`. Ratios are against the smallest size, measured in the same run.
+`report`. Ratios are against the smallest size, measured in the same run. Each figure is wall-clock seconds and,
+in brackets, CPU seconds of the command and the git processes it ran (the steadier figure on a shared machine);
+ratios are of CPU seconds.
 
     python benchmarks/campaign_scale.py [--sizes 2,300,2000] [--tries 3]
 """
@@ -14,10 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from nrl_autoresearch.core import campaign as campaigns
@@ -37,14 +41,28 @@ def git(repo: Path, *args: str, stream: str | None = None) -> str:
                           input=stream).stdout
 
 
-def cli(repo: Path, *args: str) -> float:
-    """Seconds `autoresearch ARGS` takes in `repo` (a fresh interpreter, as a person runs it)."""
-    started = time.perf_counter()
+def cli(repo: Path, *args: str) -> Cost:
+    """What `autoresearch ARGS` costs in `repo` (a fresh interpreter, as a person runs it)."""
+    started, before = time.perf_counter(), _children_cpu()
     proc = subprocess.run([sys.executable, "-m", "nrl_autoresearch", *args], cwd=repo, capture_output=True, text=True,
                           env=os.environ)
     if proc.returncode not in (0, 1) or "Traceback" in proc.stderr:
         raise SystemExit(f"autoresearch {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return time.perf_counter() - started
+    return Cost(time.perf_counter() - started, _children_cpu() - before)
+
+
+@dataclass(frozen=True)
+class Cost:
+    wall: float
+    cpu: float
+
+    def __add__(self, other: "Cost") -> "Cost":
+        return Cost(self.wall + other.wall, self.cpu + other.cpu)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def campaign(root: Path, rows: int, tries: int) -> Path:
@@ -105,11 +123,12 @@ def grow(repo: Path, count: int) -> None:
         fh.write("".join(json.dumps(e, sort_keys=True) + "\n" for e in events))
 
 
-def measure(repo: Path, tries: int) -> dict[str, float]:
-    """Seconds for `tries` tries in a row, then for each read-only command."""
-    seconds = {f"{tries} tries": sum(cli(repo, "try", f"t{n}", "--set", f"lr=0.{n + 2}") for n in range(tries))}
-    seconds.update({" ".join(args): cli(repo, *args) for args in READ_ONLY})
-    return seconds
+def measure(repo: Path, tries: int) -> dict[str, Cost]:
+    """The cost of `tries` tries in a row, then of each read-only command."""
+    costs = {f"{tries} tries": sum((cli(repo, "try", f"t{n}", "--set", f"lr=0.{n + 2}") for n in range(tries)),
+                                   Cost(0, 0))}
+    costs.update({" ".join(args): cli(repo, *args) for args in READ_ONLY})
+    return costs
 
 
 def main() -> None:
@@ -123,10 +142,14 @@ def main() -> None:
         for size in sizes:
             results[size] = measure(campaign(Path(tmp) / f"r{size}", size, args.tries), args.tries)
     base = results[sizes[0]]
-    print(f"{'rows':>6}  " + "  ".join(f"{name:>28}" for name in base))
+    print(f"{'rows':>6}  " + "  ".join(f"{name:>30}" for name in base))
     for size in sizes:
-        print(f"{size:>6}  " + "  ".join(f"{results[size][k]:7.2f} s ({results[size][k] / base[k]:5.2f}x {sizes[0]})"
-                                        .rjust(28) for k in base))
+        print(f"{size:>6}  " + "  ".join(_shown(results[size][k], base[k]).rjust(30) for k in base))
+    print(f"(wall s [cpu s] cpu ratio vs {sizes[0]} rows)")
+
+
+def _shown(cost: Cost, base: Cost) -> str:
+    return f"{cost.wall:6.2f} [{cost.cpu:5.2f}] {cost.cpu / base.cpu:5.2f}x"
 
 
 if __name__ == "__main__":
