@@ -19,12 +19,9 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 from omegaconf._utils import get_yaml_loader
 from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
@@ -34,6 +31,9 @@ from yaml.resolver import Resolver
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.metrics.nemo_rl import metric_tag
 from nrl_autoresearch.recipes.params import closest_hint
+
+if TYPE_CHECKING:
+    from hydra.core.override_parser.types import Override
 
 PathLike = str | os.PathLike[str]
 
@@ -272,7 +272,11 @@ _GRAMMAR = "Hydra override syntax: key=value (existing key), +key=value (new key
 
 def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     """Apply Hydra override strings the way NeMo-RL's entrypoints do (struct mode on, Hydra's own applier), one at a
-    time so an error names the override at fault. Modifies and returns `cfg`."""
+    time so an error names the override at fault. Modifies and returns `cfg`. Hydra is imported here only: most
+    commands never apply an override, and importing it costs a large part of a command's start."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     OmegaConf.set_struct(cfg, True)
     parser = OverridesParser.create()
     for text in overrides:
