@@ -342,22 +342,54 @@ def _check_key_types(node: Any, where: tuple[str, ...], recipe: PathLike) -> Non
 
 
 def _resolve_tree(tree: dict[str, Any], recipe: PathLike | None) -> dict[str, Any]:
-    """Resolve a plain tree with OmegaConf, giving it only the interpolated values and everything they reference:
-    the result is the same, and most of the cost of resolving (building every node) is avoided."""
+    """Resolve a plain tree as OmegaConf does. References to plain values (most of NeMo-RL's interpolations) are
+    copied here; OmegaConf gets only the other interpolated values and everything they reference: the result is the
+    same, and most of the cost of resolving (building nodes, parsing each interpolation) is avoided."""
     register_resolvers()
-    interpolated = list(_interpolations(tree, ()))
-    needed = _referenced(tree, interpolated)
-    part = _prune(tree, needed) if needed is not None else tree
+    result = _copy(tree)
+    interpolated = _settle_references(result, list(_interpolations(result, ())))
+    if not interpolated:
+        return result
+    needed = _referenced(result, interpolated)
+    part = _prune(result, needed) if needed is not None else result
     try:
         resolved = OmegaConf.to_container(OmegaConf.create(part), resolve=True)
     except InterpolationResolutionError as exc:
         raise UsageError(_resolution_failure(exc, recipe)) from exc
     if needed is None:
         return resolved
-    result = _copy(tree)
     for path, _ in interpolated:
         _set_at(result, path, _walk(resolved, path))
     return result
+
+
+def _settle_references(tree: dict[str, Any], interpolated: list[tuple[_Path, str]]) -> list[tuple[_Path, str]]:
+    """Replace in `tree` each value that is a reference alone (`${a.b}`, `${..c}`) to a plain value (a number, a
+    bool, null, a string without interpolation, not `???`) by that value, as OmegaConf resolves it, until none is
+    left (a reference to a reference settles once its target has); returns the interpolations still to resolve."""
+    pending = interpolated
+    while True:
+        left = [(path, text) for path, text in pending if not _settled(tree, path, text)]
+        if len(left) == len(pending):
+            return left
+        pending = left
+
+
+def _settled(tree: dict[str, Any], path: _Path, text: str) -> bool:
+    reference = _PURE_REFERENCE.match(text)
+    if reference is None:
+        return False
+    value = _walk(tree, _target(path, *reference.groups()))
+    if isinstance(value, (dict, list)) or value is _ABSENT or (isinstance(value, str) and ("${" in value or
+                                                                                         value == _MISSING)):
+        return False
+    _set_at(tree, path, value)
+    return True
+
+
+def _target(path: _Path, dots: str, key: str) -> _Path:
+    """Where a reference written at `path` points: `${a.b}` from the root, `${.b}` beside it, `${..b}` a level up."""
+    return (*path[: len(path) - len(dots)], *key.split(".")) if dots else tuple(key.split("."))
 
 
 _Path = tuple[Any, ...]  # map keys and list positions
@@ -382,7 +414,7 @@ def _referenced(tree: dict[str, Any], interpolated: list[tuple[_Path, str]]) -> 
         if _UNKNOWN_INTERPOLATION.search(text):
             return None
         for dots, key in _REFERENCE.findall(text):
-            target = (*path[: len(path) - len(dots)], *key.split(".")) if dots else tuple(key.split("."))
+            target = _target(path, dots, key)
             value = _walk(tree, target)
             if value is _ABSENT:
                 return None
