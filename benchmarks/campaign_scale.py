@@ -5,8 +5,8 @@ rows: experiment commits and branches, their git notes, their TSV lines (written
 events, in one `git fast-import` (running thousands of experiments would measure the training, not the campaign).
 Then it times, as a person types them: three `autoresearch try`, `ledger check`, `resume --report-only` and
 `report`. Ratios are against the smallest size, measured in the same run. Each figure is wall-clock seconds and,
-in brackets, CPU seconds of the command and the git processes it ran (the steadier figure on a shared machine);
-ratios are of CPU seconds.
+in brackets, CPU seconds of the command and the processes it ran (the steadier figure on a shared machine);
+ratios are of CPU seconds. See process_cost.py.
 
     python benchmarks/campaign_scale.py [--sizes 2,300,2000] [--tries 3]
 """
@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
+
+from process_cost import Cost, cost, installed_env
 
 from nrl_autoresearch.core import campaign as campaigns
 from nrl_autoresearch.core.hypothesis import Hypothesis
@@ -34,6 +33,7 @@ cfg = json.load(open("params.json"))
 print(f"val_score: {1.0 - abs(cfg['lr'] - 0.1):.4f}")
 """
 READ_ONLY = (("ledger", "check"), ("resume", "--report-only"), ("report",))
+ENV: dict[str, str] = {}
 
 
 def git(repo: Path, *args: str, stream: str | None = None) -> str:
@@ -42,27 +42,9 @@ def git(repo: Path, *args: str, stream: str | None = None) -> str:
 
 
 def cli(repo: Path, *args: str) -> Cost:
-    """What `autoresearch ARGS` costs in `repo` (a fresh interpreter, as a person runs it)."""
-    started, before = time.perf_counter(), _children_cpu()
-    proc = subprocess.run([sys.executable, "-m", "nrl_autoresearch", *args], cwd=repo, capture_output=True, text=True,
-                          env=os.environ)
-    if proc.returncode not in (0, 1) or "Traceback" in proc.stderr:
-        raise SystemExit(f"autoresearch {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return Cost(time.perf_counter() - started, _children_cpu() - before)
-
-
-@dataclass(frozen=True)
-class Cost:
-    wall: float
-    cpu: float
-
-    def __add__(self, other: "Cost") -> "Cost":
-        return Cost(self.wall + other.wall, self.cpu + other.cpu)
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+    """What `autoresearch ARGS` costs in `repo` (a fresh interpreter, as a person runs it; `ledger check` exits 1
+    when it finds disagreements)."""
+    return cost([sys.executable, "-m", "nrl_autoresearch", *args], repo, ENV, ok=(0, 1))
 
 
 def campaign(root: Path, rows: int, tries: int) -> Path:
@@ -139,6 +121,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
+        ENV.update(installed_env(Path(tmp) / "bytecode"))
         for size in sizes:
             results[size] = measure(campaign(Path(tmp) / f"r{size}", size, args.tries), args.tries)
     base = results[sizes[0]]

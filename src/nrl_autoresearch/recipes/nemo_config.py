@@ -66,6 +66,8 @@ _REFERENCE_BODY = r"(\.*)([\w\-]+(?:\.[\w\-]+)*)\}"
 _REFERENCE = re.compile(r"\$\{" + _REFERENCE_BODY)  # `${a.b}`, `${..c}`, alone or inside a resolver call
 _PURE_REFERENCE = re.compile(r"^\$\{" + _REFERENCE_BODY + "$")
 _SCALAR_INTERPOLATION = re.compile(r"^\$\{(?:add|mul|div|max|oc\.env):")
+_NUMBER_ARG = r"\s*(\$\{\.*[\w\-]+(?:\.[\w\-]+)*\}|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?)\s*"
+_ARITHMETIC = re.compile(r"^\$\{(add|mul|div|max):" + _NUMBER_ARG + "," + _NUMBER_ARG + r"\}$")
 _UNKNOWN_INTERPOLATION = re.compile(r"\$\{(?!(?:add|mul|div|max|oc\.env):)(?!" + _REFERENCE_BODY + ")")
 
 
@@ -377,14 +379,41 @@ def _settle_references(tree: dict[str, Any], interpolated: list[tuple[_Path, str
 
 def _settled(tree: dict[str, Any], path: _Path, text: str) -> bool:
     reference = _PURE_REFERENCE.match(text)
-    if reference is None:
-        return False
-    value = _walk(tree, _target(path, *reference.groups()))
-    if isinstance(value, (dict, list)) or value is _ABSENT or (isinstance(value, str) and ("${" in value or
-                                                                                         value == _MISSING)):
-        return False
+    if reference is not None:
+        value = _walk(tree, _target(path, *reference.groups()))
+        if isinstance(value, (dict, list)) or value is _ABSENT or (isinstance(value, str) and ("${" in value or
+                                                                                             value == _MISSING)):
+            return False
+    else:
+        value = _arithmetic(tree, path, text)
+        if value is _ABSENT:
+            return False
     _set_at(tree, path, value)
     return True
+
+
+def _arithmetic(tree: dict[str, Any], path: _Path, text: str) -> Any:
+    """`${mul:${a.b}, 2}`: one of NeMo-RL's resolvers on two numbers, each a decimal literal or a reference to a
+    number, computed as OmegaConf calls the resolver; _ABSENT for anything else (left to OmegaConf)."""
+    call = _ARITHMETIC.match(text)
+    if call is None:
+        return _ABSENT
+    name, *args = call.groups()
+    values = [_number(tree, path, arg) for arg in args]
+    if any(value is _ABSENT for value in values):
+        return _ABSENT
+    try:
+        return _RESOLVERS[name](*values)
+    except ArithmeticError:
+        return _ABSENT
+
+
+def _number(tree: dict[str, Any], path: _Path, arg: str) -> Any:
+    reference = _PURE_REFERENCE.match(arg)
+    if reference is None:
+        return float(arg) if "." in arg else int(arg)
+    value = _walk(tree, _target(path, *reference.groups()))
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else _ABSENT
 
 
 def _target(path: _Path, dots: str, key: str) -> _Path:
