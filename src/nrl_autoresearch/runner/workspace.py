@@ -21,7 +21,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from nrl_autoresearch.core.errors import UsageError
-from nrl_autoresearch.core.git import Git, GitError
+from nrl_autoresearch.core.git import COMMIT_ID, Git, GitError
 
 BASELINE = "baseline"
 BASELINE_SUBJECT = "baseline: record starting point"
@@ -102,17 +102,28 @@ class Workspace:
         self.git = Git(self.repo)
         self.prefix = prefix
         self.worktrees = Path(worktrees)
-        self.common_dir = Path(self.git.run("rev-parse", "--path-format=absolute", "--git-common-dir").strip())
+        common, own = self.git.run("rev-parse", "--path-format=absolute", "--git-common-dir", "--git-dir").splitlines()
+        self.common_dir, self._git_dir = Path(common), Path(own)
         self._thread_lock = threading.Lock()
         self._file_lock = FileLock(str(self.common_dir / "autoresearch.lock"))
+        self._numstats: dict[tuple[str, str], list[tuple[int | None, int | None]]] = {}
+        self._user_branch: tuple[bytes | None, str | None] | None = None
 
     # -- reading -----------------------------------------------------------------------------------
     def user_state(self) -> UserState:
         return UserState(self.user_branch(), self.git.rev("HEAD"), _status_paths(self.git))
 
     def user_branch(self) -> str | None:
-        """The branch the person has checked out (cheap: no status scan)."""
-        return self.git.run("branch", "--show-current", check=False).strip() or None
+        """The branch the person has checked out (cheap: no status scan), asked of git again only when the
+        checkout's HEAD file reads differently (a reftable repository is always asked)."""
+        try:
+            seen = (self._git_dir / "HEAD").read_bytes() if not (self.common_dir / "reftable").exists() else None
+        except OSError:
+            seen = None
+        if seen is None or self._user_branch is None or self._user_branch[0] != seen:
+            branch = self.git.run("branch", "--show-current", check=False).strip() or None
+            self._user_branch = (seen, branch)
+        return self._user_branch[1]
 
     def branch(self, name: str) -> str:
         return f"{self.prefix}/{name}"
@@ -135,21 +146,25 @@ class Workspace:
 
     def diff_size(self, a: str, b: str) -> int:
         """Lines added plus removed between two commits (for the simplicity rule)."""
-        total = 0
-        for line in self.git.run("diff", "--numstat", a, b).splitlines():
-            added, removed, _ = line.split("\t", 2)
-            total += int(added) if added.isdigit() else 0
-            total += int(removed) if removed.isdigit() else 0
-        return total
+        return sum((added or 0) + (removed or 0) for added, removed in self._numstat(a, b))
 
     def net_lines(self, a: str, b: str) -> int:
         """Lines added minus removed from a to b."""
-        net = 0
-        for line in self.git.run("diff", "--numstat", a, b).splitlines():
-            added, removed, _ = line.split("\t", 2)
-            if added.isdigit() and removed.isdigit():
-                net += int(added) - int(removed)
-        return net
+        return sum(added - removed for added, removed in self._numstat(a, b)
+                   if added is not None and removed is not None)
+
+    def _numstat(self, a: str, b: str) -> list[tuple[int | None, int | None]]:
+        """(added, removed) per file from a to b (None for a binary file); asked of git once per pair of commit
+        ids, since commits do not change."""
+        if a == b:
+            return []
+        found = self._numstats.get((a, b))
+        if found is None:
+            rows = [line.split("\t", 2)[:2] for line in self.git.run("diff", "--numstat", a, b).splitlines()]
+            found = [(int(x) if x.isdigit() else None, int(y) if y.isdigit() else None) for x, y in rows]
+            if COMMIT_ID.fullmatch(a) and COMMIT_ID.fullmatch(b):
+                self._numstats[a, b] = found
+        return found
 
     def worktree_of(self, branch: str) -> Path | None:
         return self._worktrees().get(branch)
@@ -252,6 +267,8 @@ class Workspace:
     def _init_submodules(self, worktree: Path) -> None:
         """Submodules the main checkout has initialised (NeMo-RL's 3rdparty/) are cloned locally into the
         worktree from the main checkout's own copies: no network, and the run sees the same code."""
+        if not (self.repo / ".gitmodules").is_file():
+            return  # no submodules to set up, and `git submodule status` is several git processes
         for line in self.git.run("submodule", "status", check=False).splitlines():
             if not line or line[0] == "-":
                 continue
