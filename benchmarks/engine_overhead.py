@@ -1,8 +1,8 @@
 """How much does the engine add per experiment, over the bare git commands it has to run?
 
-Both sides run the same trivial training command (`echo x: 1`, a metric line the engine reads), in fresh repositories on this machine, in the same
-process run, so the ratio is robust to a noisy shared machine. The engine's side is the whole path of an
-experiment (reserve, branch, worktree, edit, commit, launch, wait, extract, judge, ledger row, note, journal);
+Both sides run the same trivial training command (`echo x: 1`, a metric the engine reads), in fresh repositories
+on this machine, in the same process run, so the ratio is robust to a noisy shared machine. The engine's side is
+the whole path of an experiment (reserve, branch, worktree, edit, commit, launch, wait, extract, judge, ledger row, note, journal);
 the bare side is the git commands a careful person types for the same thing.
 
     python benchmarks/engine_overhead.py [--experiments 10]
@@ -26,7 +26,7 @@ from nrl_autoresearch.core.stoprules import StopRules
 from nrl_autoresearch.recipes.command import CommandRecipe
 from nrl_autoresearch.runner.engine import Engine
 
-COMMAND = ["echo", "x: 1"]  # the trivial run: one metric line, so the baseline is a valid reference
+TRAIN = ["echo", "x: 1"]
 
 
 def git(repo: Path, *args: str, input: str | None = None) -> str:
@@ -57,7 +57,7 @@ def bare(repo: Path, n: int) -> list[float]:
         git(wt, "add", "--", "params.json")
         git(wt, "commit", "-qm", f"exp {i}")
         commit = git(wt, "rev-parse", "HEAD").strip()
-        subprocess.run(COMMAND, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(TRAIN, check=True, stdout=subprocess.DEVNULL)
         git(repo, "notes", "--ref", "bench", "add", "-f", "-m", f"row {i}", commit)
         with open(repo / "ledger.tsv", "a") as fh:
             fh.write(f"{i}\tok\n")
@@ -67,7 +67,7 @@ def bare(repo: Path, n: int) -> list[float]:
 
 
 def engine(repo: Path, n: int) -> list[float]:
-    recipe = CommandRecipe(COMMAND, "params.json", "file")
+    recipe = CommandRecipe(TRAIN, "params.json", "file")
     c = Campaign(name="bench", prefix="autoresearch/bench", repo=repo, created_at=time.time(),
                  base_commit=git(repo, "rev-parse", "HEAD").strip(), recipe=recipe.to_dict(),
                  objective=Objective("x", "line:x", True), rules=StopRules.build(now=time.time(), max_experiments=n + 1))
@@ -91,7 +91,7 @@ def main() -> None:
         bare_times = bare(fresh_repo(Path(tmp) / "bare"), args.experiments)
         engine_times = engine(fresh_repo(Path(tmp) / "engine"), args.experiments)
     b, e = statistics.median(bare_times), statistics.median(engine_times)
-    print(f"experiments: {args.experiments} (trivial command `{' '.join(COMMAND)}`)")
+    print(f"experiments: {args.experiments} (trivial command `{' '.join(TRAIN)}`)")
     print(f"bare git commands per experiment: median {b * 1000:.0f} ms")
     print(f"engine per experiment:            median {e * 1000:.0f} ms")
     print(f"engine overhead beyond bare git:  {(e - b) * 1000:.0f} ms  (ratio engine/bare {e / b:.2f}x)")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -128,3 +131,70 @@ def test_a_damaged_line_inside_the_ledger_names_the_fix(tmp_path: Path):
         fh.write("2\tbroken\n")
     with pytest.raises(LedgerDamaged, match="line 3 of .* 'autoresearch ledger rebuild'"):
         ledger.rows()
+
+
+def test_a_row_appended_by_another_process_is_read(tmp_path: Path):
+    ledger = Ledger(tmp_path / "results.tsv")
+    ledger.append(row(1))
+    assert [r.index for r in ledger.rows()] == [1]
+    script = ("import sys; from pathlib import Path; from nrl_autoresearch.core.ledger import Ledger, Row; "
+              "Ledger(Path(sys.argv[1])).append(Row.from_line(sys.argv[2]))")
+    subprocess.run([sys.executable, "-c", script, str(ledger.path), row(2, desc="from elsewhere").to_line()],
+                   check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert [(r.index, r.description) for r in ledger.rows()] == [(1, "idea"), (2, "from elsewhere")]
+    assert [line for _, line in ledger.lines()] == ledger.path.read_text().splitlines(keepends=True)[1:]
+    assert [r.index for r in Ledger(ledger.path).rows()] == [1, 2]
+
+
+def test_a_torn_tail_is_no_row_until_it_is_whole_after_earlier_reads(tmp_path: Path):
+    ledger = Ledger(tmp_path / "results.tsv")
+    ledger.append(row(1))
+    assert len(ledger.rows()) == 1
+    line2 = row(2).to_line()
+    with ledger.path.open("a") as fh:
+        fh.write(line2[:30])
+    assert [r.index for r in ledger.rows()] == [1] and ledger.torn() == line2[:30]
+    with ledger.path.open("a") as fh:
+        fh.write(line2[30:])
+    assert [r.index for r in ledger.rows()] == [1, 2]
+    with ledger.path.open("a") as fh:
+        fh.write(row(3).to_line()[:12])
+    assert len(ledger.rows()) == 2
+    ledger.append(row(3))  # an append drops a torn tail first (durable.append_whole)
+    assert [r.index for r in ledger.rows()] == [1, 2, 3] and ledger.torn() == ""
+
+
+def test_a_rewritten_ledger_is_read_again(tmp_path: Path):
+    ledger = Ledger(tmp_path / "results.tsv")
+    for i in (1, 2, 3):
+        ledger.append(row(i))
+    assert len(ledger.rows()) == 3
+    replaced = tmp_path / "new.tsv"
+    replaced.write_text(HEADER + row(7).to_line() + row(8).to_line() + row(9).to_line() + row(10).to_line())
+    os.replace(replaced, ledger.path)  # as `rebuild` does: a new file, longer, another last line
+    assert [r.index for r in ledger.rows()] == [7, 8, 9, 10]
+    text = ledger.path.read_text()
+    ledger.path.write_text(text.replace("\tidea\n", "\tIDEA\n", 1))  # a row edited in place: same size, same end
+    later = ledger.path.stat().st_mtime_ns + 1_000_000_000
+    os.utime(ledger.path, ns=(later, later))
+    assert [r.description for r in ledger.rows()] == ["IDEA", "idea", "idea", "idea"]
+    ledger.path.write_text(HEADER + row(5).to_line())  # cut down in place
+    assert [r.index for r in ledger.rows()] == [5]
+    with ledger.path.open("w") as fh:  # rewritten in place, longer than before, a different line where one ended
+        fh.write(HEADER + row(6, desc="other").to_line() + row(7).to_line())
+    assert [(r.index, r.description) for r in ledger.rows()] == [(6, "other"), (7, "idea")]
+    ledger.path.unlink()
+    assert ledger.rows() == []
+
+
+def test_a_damaged_appended_line_is_reported_on_every_read_until_rebuilt(tmp_path: Path):
+    ledger = Ledger(tmp_path / "results.tsv")
+    ledger.append(row(1))
+    assert len(ledger.rows()) == 1
+    with ledger.path.open("a") as fh:
+        fh.write("2\tbroken\n")
+    for _ in range(2):
+        with pytest.raises(LedgerDamaged, match="line 3 of "):
+            ledger.rows()
+    ledger.path.write_text(HEADER + row(1).to_line() + row(2).to_line())
+    assert [r.index for r in ledger.rows()] == [1, 2]

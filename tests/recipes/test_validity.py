@@ -11,11 +11,11 @@ import pytest
 
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.git import Git, Snapshot
+from nrl_autoresearch.core.history import History
 from nrl_autoresearch.proposers.catalog import CatalogProposer
 from nrl_autoresearch.recipes import nemo_config as nc
 from nrl_autoresearch.recipes import validity, yamledit
 from nrl_autoresearch.recipes.nemo_rl import NemoRLRecipe
-from nrl_autoresearch.core.history import History
 from tests.helpers import git
 from tests.recipes.nemo_fixtures import EXAMPLES, RECIPES, recipe
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import tarfile
 import tempfile
@@ -15,6 +16,8 @@ from nrl_autoresearch.core.errors import UsageError
 
 NOTES_REF = "refs/notes/autoresearch"
 _FALLBACK_IDENTITY = ("autoresearch", "autoresearch@localhost")
+COMMIT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a full object id: what it names never changes
+_FILES_AT_MAX = 256
 
 
 class GitError(RuntimeError):
@@ -27,6 +30,7 @@ class Git:
     def __init__(self, path: Path):
         self.path = Path(path)
         self._identity: list[str] | None = None
+        self.files_at: dict[tuple[str, str], str | None] = {}  # (commit id, path) -> text, see Snapshot
 
     def run(self, *args: str, input: str | None = None, check: bool = True, env: dict | None = None) -> str:
         full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", **(env or {})}
@@ -95,9 +99,18 @@ class Snapshot:
         self.commit = commit
 
     def read_text(self, path: str) -> str | None:
+        """The file's text at the commit, or None; read once per commit id (a commit never changes)."""
+        key = (self.commit, path)
+        if key in self.git.files_at:
+            return self.git.files_at[key]
         out = subprocess.run(["git", "-C", str(self.git.path), "show", f"{self.commit}:{path}"],
                              capture_output=True, text=True)
-        return out.stdout if out.returncode == 0 else None
+        text = out.stdout if out.returncode == 0 else None
+        if COMMIT_ID.fullmatch(self.commit):
+            if len(self.git.files_at) >= _FILES_AT_MAX:
+                self.git.files_at.clear()
+            self.git.files_at[key] = text
+        return text
 
     @contextmanager
     def export(self, *paths: str) -> Iterator[Path]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,9 +44,15 @@ class Hypothesis:
 
 def norm(value) -> str:
     """A value as it compares: '1e-3', '0.001' and 0.001 are the same setting."""
+    return _norm_text(value) if isinstance(value, str) else repr(value)
+
+
+@functools.lru_cache(maxsize=65536)
+def _norm_text(text: str) -> str:
+    """Parsed once per distinct text: a campaign compares each new configuration with every one it has tried."""
     from nrl_autoresearch.recipes.params import parse_value
 
-    return repr(parse_value(value) if isinstance(value, str) else value)
+    return repr(parse_value(text))
 
 
 def same_settings(a: dict, b: dict) -> bool:

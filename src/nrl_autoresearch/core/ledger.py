@@ -7,17 +7,19 @@ Every row is also written as a git note on its experiment commit, so the ledger 
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import subprocess
+import threading
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
-from nrl_autoresearch.core.durable import append_whole, file_version, replace_text, torn_tail
+from nrl_autoresearch.core.durable import append_whole, replace_text, torn_tail
 from nrl_autoresearch.core.errors import Fault
 from nrl_autoresearch.core.git import NOTES_REF, Git
 from nrl_autoresearch.core.redact import redact
@@ -68,7 +70,7 @@ class Row:
 
     @classmethod
     def from_line(cls, line: str) -> Row:
-        parts = line.rstrip("\n").split("\t")
+        parts = line.rstrip("\r\n").split("\t")
         if len(parts) < len(COLUMNS):
             raise ValueError(f"expected {len(COLUMNS)} tab-separated fields, found {len(parts)}")
         raw: dict[str, Any] = dict(zip(COLUMNS, parts, strict=False))
@@ -98,12 +100,16 @@ def _clean(text: str) -> str:
 
 
 class Ledger:
-    """The TSV file. Reads tolerate foreign rows (another campaign's prefix); writes go through `append`."""
+    """The TSV file. Reads tolerate foreign rows (another campaign's prefix); writes go through `append`.
+
+    The file is parsed once: later reads take only the bytes appended since (the file only grows, by whole lines,
+    see `durable`), and read it all again when it was rewritten (a rebuild, a hand edit)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.lock = FileLock(str(self.path) + ".lock")
-        self._cache: tuple[tuple, list[tuple[Row, str]]] | None = None
+        self._read = _Read()
+        self._reading = threading.Lock()
 
     def ensure(self) -> None:
         """Create the file with its header only, if it does not exist yet."""
@@ -117,18 +123,27 @@ class Ledger:
         return [row for row, _ in self.lines(prefix)]
 
     def lines(self, prefix: str | None = None) -> list[tuple[Row, str]]:
-        """(row, the exact line in the file) in file order, parsed once per version of the file (a campaign's
-        commands read it many times)."""
-        key = file_version(self.path)
-        if key is None:
+        """(row, the exact line in the file) in file order."""
+        with self._reading:
+            return [(r, line) for r, line in self._current() if prefix is None or r.branch.startswith(prefix + "/")]
+
+    def _current(self) -> list[tuple[Row, str]]:
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            self._read = _Read()
             return []
-        if self._cache is None or self._cache[0] != key:
-            text = self.path.read_text()
-            lines = text.splitlines(keepends=True)[1:]
-            if lines and not lines[-1].endswith("\n"):
-                lines.pop()
-            self._cache = (key, [(_parse(n, line, self.path), line) for n, line in enumerate(lines, 2) if line.strip()])
-        return [(r, line) for r, line in self._cache[1] if prefix is None or r.branch.startswith(prefix + "/")]
+        try:
+            stat = os.fstat(fd)
+            seen = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            if seen != self._read.seen:
+                read = self._read if self._read.continued_by(fd, stat) else _Read()
+                self._read = _Read()  # until the new part is parsed whole
+                read.take(os.pread(fd, stat.st_size - read.consumed, read.consumed), self.path)
+                read.seen, self._read = seen, read
+            return self._read.rows
+        finally:
+            os.close(fd)
 
     def torn(self) -> str:
         """A last line whose write was cut short (a full disk, a kill), or ''."""
@@ -160,10 +175,42 @@ class Ledger:
         return line
 
 
-def _parse(number: int, line: str, path: Path) -> Row:
+@dataclass
+class _Read:
+    """What has been parsed of the file: its rows, up to the end of its last whole line."""
+
+    rows: list[tuple[Row, str]] = field(default_factory=list)
+    seen: tuple[int, int, int] | None = None  # inode, size, mtime of the version parsed
+    consumed: int = 0  # bytes parsed, a whole number of lines
+    numbered: int = 0  # lines parsed, the header included
+    last: bytes = b""  # the last whole line parsed, to tell an append from a rewrite
+
+    def continued_by(self, fd: int, stat: os.stat_result) -> bool:
+        """True when the file is the one parsed with lines appended: the same inode, longer, the same last line
+        where it was (anything else, such as a dropped torn line or a rewrite, is read again from the start)."""
+        if self.seen is None or stat.st_ino != self.seen[0] or stat.st_size <= self.consumed:
+            return False
+        return os.pread(fd, len(self.last), self.consumed - len(self.last)) == self.last
+
+    def take(self, data: bytes, path: Path) -> None:
+        """Parse the whole lines of `data`, the bytes after `consumed`; a torn last line waits for the next read.
+        All or nothing: a damaged line raises and leaves what was parsed before as it was."""
+        pieces = data.split(b"\n")[:-1]
+        found = []
+        for number, raw in enumerate(pieces, self.numbered + 1):
+            if number > 1 and raw.strip():
+                found.append(_parse(number, raw, path))
+        self.rows.extend(found)
+        self.numbered += len(pieces)
+        self.consumed += sum(len(raw) + 1 for raw in pieces)
+        self.last = pieces[-1] + b"\n" if pieces else self.last
+
+
+def _parse(number: int, raw: bytes, path: Path) -> tuple[Row, str]:
     try:
-        return Row.from_line(line)
-    except ValueError as err:
+        line = raw.decode() + "\n"
+        return Row.from_line(line), line
+    except ValueError as err:  # UnicodeDecodeError included
         raise LedgerDamaged(f"line {number} of {path} is not a ledger row ({err}): run 'autoresearch ledger rebuild' "
                             "to rewrite the file from the git notes") from None
 
@@ -229,12 +276,55 @@ def rebuild(ledger: Ledger, notes: Notes) -> int:
 def best(rows: list[Row], *, maximize: bool) -> Row | None:
     """The best kept configuration. Rows are grouped by commit (repeats and confirmations share one); a commit
     counts when its latest non-crash row is a keep, at the mean of its valid runs, which the returned row carries."""
-    by_commit: dict[str, list[Row]] = {}
+    tops = running_best(rows, maximize=maximize)
+    return tops[-1] if tops else None
+
+
+def running_best(rows: list[Row], *, maximize: bool) -> list[Row | None]:
+    """`best(rows[:i + 1])` for every i, in one pass: a heap of the commits' current means, whose stale entries
+    (the commit has had a row since, or is no longer a keep) are dropped when they come to the top. Ties go to
+    the commit that had a valid run first, as in `max`/`min` over the commits in order."""
+    groups: dict[str, _Group] = {}
+    heap: list[tuple[float, int, int, str]] = []
+    tops: list[Row | None] = []
     for row in rows:
         if row.status != "crash" and row.metric_value is not None and math.isfinite(row.metric_value):
-            by_commit.setdefault(row.commit, []).append(row)
-    kept = [replace(group[-1], metric_value=sum(r.metric_value or 0.0 for r in group) / len(group))
-            for group in by_commit.values() if group[-1].status == "keep"]
-    if not kept:
-        return None
-    return (max if maximize else min)(kept, key=lambda r: r.metric_value or 0.0)
+            group = groups.setdefault(row.commit, _Group(order=len(groups)))
+            group.add(row)
+            if row.status == "keep":
+                heapq.heappush(heap, (-group.mean if maximize else group.mean, group.order, group.version, row.commit))
+        while heap and not groups[heap[0][3]].current(heap[0][2]):
+            heapq.heappop(heap)
+        tops.append(groups[heap[0][3]].top() if heap else None)
+    return tops
+
+
+@dataclass
+class _Group:
+    """The valid runs of one commit so far: their sum and count, the latest one, and a version per change."""
+
+    order: int
+    total: float = 0
+    count: int = 0
+    version: int = 0
+    last: Row | None = None
+    _top: Row | None = None
+
+    def add(self, row: Row) -> None:
+        self.total += row.metric_value  # type: ignore[operator]
+        self.count += 1
+        self.version += 1
+        self.last = row
+        self._top = None
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count
+
+    def current(self, version: int) -> bool:
+        return version == self.version and self.last is not None and self.last.status == "keep"
+
+    def top(self) -> Row:
+        if self._top is None:
+            self._top = replace(self.last, metric_value=self.mean)  # type: ignore[arg-type]
+        return self._top

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 MASK = "***"
 _SECRET_NAME = re.compile(r"(TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I)
@@ -18,6 +18,10 @@ _FLAG = re.compile(rf"(?i)(--?{_FLAG_NAME}(?:\s+|=))(?!\$\{{)([^\s'\"]+)")
 _ASSIGNED = re.compile(rf"(?i)(\b{_WORD}\s*[=:]\s*)(?!\$\{{)([^\s'\",]+)")
 # well-known token shapes
 _SHAPES = re.compile(r"\b(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{20,}|xox[abp]-[A-Za-z0-9-]{10,})\b")
+# what every match of a pattern contains: a text without it is left as it is, without the pattern's slow scan
+# (a report page runs to megabytes)
+_HINTS = {_ASSIGNED: re.compile(r"(?i)(?:token|api[_-]?key|secret|password|passwd)\s*[=:]"),
+          _SHAPES: re.compile(r"hf_|sk-|gh[pousr]_|xox[abp]-")}
 
 
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -32,11 +36,27 @@ def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
 
 def redact(text: str, environ: dict[str, str] | None = None) -> str:
     """Mask secret environment values, `--token X`-style arguments and well-known token shapes."""
-    for value in secret_values(environ):
-        text = text.replace(value, MASK)
-    for pattern in (_FLAG, _ASSIGNED):
-        text = pattern.sub(lambda m: m.group(1) + MASK, text)
-    return _SHAPES.sub(MASK, text)
+    return redactor(environ)(text)
+
+
+def redactor(environ: dict[str, str] | None = None) -> Callable[[str], str]:
+    """`redact` with the environment's secrets looked up once, for writing many texts (a report's diffs)."""
+    values = secret_values(environ)
+
+    def masked(text: str) -> str:
+        for value in values:
+            text = text.replace(value, MASK)
+        for pattern in (_FLAG, _ASSIGNED):
+            if _may_match(pattern, text):
+                text = pattern.sub(lambda m: m.group(1) + MASK, text)
+        return _SHAPES.sub(MASK, text) if _may_match(_SHAPES, text) else text
+
+    return masked
+
+
+def _may_match(pattern: re.Pattern, text: str) -> bool:
+    hint = _HINTS.get(pattern)
+    return hint is None or hint.search(text) is not None
 
 
 SECRET_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -62,11 +62,12 @@ class Session:
     def checkpoint(self, kind: str, text: str, snap: Moment) -> None:
         """Append to the timeline and rewrite state and handoff: the moment, what happened, where things stand."""
         entry = f"\n## {_now()} — {kind}\n- {text}\n- {snap.status.sentence}\n"
+        top = best(snap.rows, maximize=self.c.objective.maximize)
         with self._lock:
             with (self.dir / "timeline.md").open("a") as fh:
                 fh.write(redact(entry))
-            self._write("session_state.md", self._state(kind, text, snap))
-            self._write("handoff.md", self._handoff(snap))
+            self._write("session_state.md", self._state(kind, text, snap, top))
+            self._write("handoff.md", self._handoff(snap, top))
             self._last = time.time()
 
     def due(self) -> bool:
@@ -89,8 +90,7 @@ class Session:
         extra = "".join(f"\n- steering (additive): {s}" for s in snap.steering)
         return goal + extra
 
-    def _state(self, kind: str, text: str, snap: Moment) -> str:
-        top = best(snap.rows, maximize=self.c.objective.maximize)
+    def _state(self, kind: str, text: str, snap: Moment, top: Row | None) -> str:
         status = [f"{len(snap.rows)} attempted; {snap.status.sentence}"]
         if top:
             status.append(f"best keep: {top.branch} ({top.metric_value:.6g})")
@@ -114,9 +114,8 @@ class Session:
             "## Blockers", "- None known" if not snap.status.met else f"- {snap.status.sentence}", "",
         ])
 
-    def _handoff(self, snap: Moment) -> str:
+    def _handoff(self, snap: Moment, top: Row | None) -> str:
         rows = snap.rows
-        top = best(rows, maximize=self.c.objective.maximize)
         last = rows[-1] if rows else None
         latest_log = last.log_path if last else "(no run yet)"
         lines = [

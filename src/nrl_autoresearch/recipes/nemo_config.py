@@ -19,12 +19,9 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 from omegaconf._utils import get_yaml_loader
 from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
@@ -34,6 +31,9 @@ from yaml.resolver import Resolver
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.metrics.nemo_rl import metric_tag
 from nrl_autoresearch.recipes.params import closest_hint
+
+if TYPE_CHECKING:
+    from hydra.core.override_parser.types import Override
 
 PathLike = str | os.PathLike[str]
 
@@ -66,6 +66,8 @@ _REFERENCE_BODY = r"(\.*)([\w\-]+(?:\.[\w\-]+)*)\}"
 _REFERENCE = re.compile(r"\$\{" + _REFERENCE_BODY)  # `${a.b}`, `${..c}`, alone or inside a resolver call
 _PURE_REFERENCE = re.compile(r"^\$\{" + _REFERENCE_BODY + "$")
 _SCALAR_INTERPOLATION = re.compile(r"^\$\{(?:add|mul|div|max|oc\.env):")
+_NUMBER_ARG = r"\s*(\$\{\.*[\w\-]+(?:\.[\w\-]+)*\}|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?)\s*"
+_ARITHMETIC = re.compile(r"^\$\{(add|mul|div|max):" + _NUMBER_ARG + "," + _NUMBER_ARG + r"\}$")
 _UNKNOWN_INTERPOLATION = re.compile(r"\$\{(?!(?:add|mul|div|max|oc\.env):)(?!" + _REFERENCE_BODY + ")")
 
 
@@ -272,7 +274,11 @@ _GRAMMAR = "Hydra override syntax: key=value (existing key), +key=value (new key
 
 def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     """Apply Hydra override strings the way NeMo-RL's entrypoints do (struct mode on, Hydra's own applier), one at a
-    time so an error names the override at fault. Modifies and returns `cfg`."""
+    time so an error names the override at fault. Modifies and returns `cfg`. Hydra is imported here only: most
+    commands never apply an override, and importing it costs a large part of a command's start."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     OmegaConf.set_struct(cfg, True)
     parser = OverridesParser.create()
     for text in overrides:
@@ -338,22 +344,81 @@ def _check_key_types(node: Any, where: tuple[str, ...], recipe: PathLike) -> Non
 
 
 def _resolve_tree(tree: dict[str, Any], recipe: PathLike | None) -> dict[str, Any]:
-    """Resolve a plain tree with OmegaConf, giving it only the interpolated values and everything they reference:
-    the result is the same, and most of the cost of resolving (building every node) is avoided."""
+    """Resolve a plain tree as OmegaConf does. References to plain values (most of NeMo-RL's interpolations) are
+    copied here; OmegaConf gets only the other interpolated values and everything they reference: the result is the
+    same, and most of the cost of resolving (building nodes, parsing each interpolation) is avoided."""
     register_resolvers()
-    interpolated = list(_interpolations(tree, ()))
-    needed = _referenced(tree, interpolated)
-    part = _prune(tree, needed) if needed is not None else tree
+    result = _copy(tree)
+    interpolated = _settle_references(result, list(_interpolations(result, ())))
+    if not interpolated:
+        return result
+    needed = _referenced(result, interpolated)
+    part = _prune(result, needed) if needed is not None else result
     try:
         resolved = cast("dict[str, Any]", OmegaConf.to_container(OmegaConf.create(part), resolve=True))
     except InterpolationResolutionError as exc:
         raise UsageError(_resolution_failure(exc, recipe)) from exc
     if needed is None:
         return resolved
-    result = _copy(tree)
     for path, _ in interpolated:
         _set_at(result, path, _walk(resolved, path))
     return result
+
+
+def _settle_references(tree: dict[str, Any], interpolated: list[tuple[_Path, str]]) -> list[tuple[_Path, str]]:
+    """Replace in `tree` each value that is a reference alone (`${a.b}`, `${..c}`) to a plain value (a number, a
+    bool, null, a string without interpolation, not `???`) by that value, as OmegaConf resolves it, until none is
+    left (a reference to a reference settles once its target has); returns the interpolations still to resolve."""
+    pending = interpolated
+    while True:
+        left = [(path, text) for path, text in pending if not _settled(tree, path, text)]
+        if len(left) == len(pending):
+            return left
+        pending = left
+
+
+def _settled(tree: dict[str, Any], path: _Path, text: str) -> bool:
+    reference = _PURE_REFERENCE.match(text)
+    if reference is not None:
+        value = _walk(tree, _target(path, *reference.groups()))
+        if isinstance(value, (dict, list)) or value is _ABSENT or (isinstance(value, str) and ("${" in value or
+                                                                                             value == _MISSING)):
+            return False
+    else:
+        value = _arithmetic(tree, path, text)
+        if value is _ABSENT:
+            return False
+    _set_at(tree, path, value)
+    return True
+
+
+def _arithmetic(tree: dict[str, Any], path: _Path, text: str) -> Any:
+    """`${mul:${a.b}, 2}`: one of NeMo-RL's resolvers on two numbers, each a decimal literal or a reference to a
+    number, computed as OmegaConf calls the resolver; _ABSENT for anything else (left to OmegaConf)."""
+    call = _ARITHMETIC.match(text)
+    if call is None:
+        return _ABSENT
+    name, *args = call.groups()
+    values = [_number(tree, path, arg) for arg in args]
+    if any(value is _ABSENT for value in values):
+        return _ABSENT
+    try:
+        return _RESOLVERS[name](*values)
+    except ArithmeticError:
+        return _ABSENT
+
+
+def _number(tree: dict[str, Any], path: _Path, arg: str) -> Any:
+    reference = _PURE_REFERENCE.match(arg)
+    if reference is None:
+        return float(arg) if "." in arg else int(arg)
+    value = _walk(tree, _target(path, *reference.groups()))
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else _ABSENT
+
+
+def _target(path: _Path, dots: str, key: str) -> _Path:
+    """Where a reference written at `path` points: `${a.b}` from the root, `${.b}` beside it, `${..b}` a level up."""
+    return (*path[: len(path) - len(dots)], *key.split(".")) if dots else tuple(key.split("."))
 
 
 _Path = tuple[Any, ...]  # map keys and list positions
@@ -378,7 +443,7 @@ def _referenced(tree: dict[str, Any], interpolated: list[tuple[_Path, str]]) -> 
         if _UNKNOWN_INTERPOLATION.search(text):
             return None
         for dots, key in _REFERENCE.findall(text):
-            target = (*path[: len(path) - len(dots)], *key.split(".")) if dots else tuple(key.split("."))
+            target = _target(path, dots, key)
             value = _walk(tree, target)
             if value is _ABSENT:
                 return None

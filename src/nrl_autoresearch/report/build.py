@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from nrl_autoresearch.core.campaign import Campaign
+from nrl_autoresearch.core.git import Git
 from nrl_autoresearch.core.ledger import Row
-from nrl_autoresearch.core.redact import redact
+from nrl_autoresearch.core.redact import redact, redactor
 from nrl_autoresearch.report.html import Links, render_html
 from nrl_autoresearch.report.markdown import render_markdown, short_name
 from nrl_autoresearch.report.plot import plot
@@ -30,24 +31,68 @@ def build_report(engine: Engine, *, html: Path | None = None, png: Path | None =
     rows, status = engine.rows(), engine.status()
     diffs = folder / "diffs"
     diffs.mkdir(parents=True, exist_ok=True)
-    links = {r.index: _links(engine, r, diffs, html.parent) for r in rows}
+    texts = _diffs(engine.ws.git, [(r.parent_commit, r.commit) for r in rows])
+    page, mask = html.parent.resolve(), redactor()
+    links = {r.index: _links(c, r, mask(texts[r.parent_commit, r.commit]), diffs.resolve(), page) for r in rows}
     svg = plot(rows, c, png)
     _write(html, render_html(c, rows, status=status, svg=svg, links=links))
-    _write(markdown, render_markdown(c, rows, status=status, image=_href(png, markdown.parent),
+    _write(markdown, render_markdown(c, rows, status=status, image=_href(png.resolve(), markdown.parent.resolve()),
                                           gpu_hours=engine.gpu_hours()))
     return {"html": html, "png": png, "markdown": markdown, "diffs": diffs}
 
 
-def _links(engine: Engine, row: Row, diffs: Path, base: Path) -> Links:
-    """Write the row's diff against its parent; link it and the run log from `base`, the page's folder."""
-    text = engine.workspace.git.run("diff", row.parent_commit, row.commit, check=False)
+def _links(c: Campaign, row: Row, text: str, diffs: Path, base: Path) -> Links:
+    """Write the row's diff against its parent (redacted already); link it and the run log from `base`, the
+    page's folder (both folders resolved already)."""
     path = diffs / f"{row.index}-{short_name(row)}.diff"
-    _write(path, text)
-    lines = text.splitlines()
-    added = sum(line.startswith("+") and not line.startswith("+++") for line in lines)
-    removed = sum(line.startswith("-") and not line.startswith("---") for line in lines)
-    log = _log(engine.campaign, row)
-    return Links(log=_href(log, base) if log.is_file() else None, diff=_href(path, base), added=added, removed=removed)
+    path.write_text(text)
+    added, removed = _line_changes(text)
+    log = _log(c, row)
+    return Links(log=_href(log.resolve(), base) if log.is_file() else None, diff=_href(path, base), added=added,
+                 removed=removed)
+
+
+def _line_changes(diff: str) -> tuple[int, int]:
+    """Lines added and removed in a unified diff, counted inside its hunks only (an added line `++x` reads `+++x`,
+    like a file header outside a hunk)."""
+    added = removed = 0
+    in_hunk = False
+    for line in diff.splitlines():
+        if line.startswith("diff "):
+            in_hunk = False
+        elif line.startswith("@@"):
+            in_hunk = True
+        elif in_hunk and line.startswith("+"):
+            added += 1
+        elif in_hunk and line.startswith("-"):
+            removed += 1
+    return added, removed
+
+
+def _diffs(git: Git, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """`git diff PARENT COMMIT` of every pair (empty where either is not a commit), in one `git diff-tree --stdin`
+    (with rename detection, as `git diff` does by default): each diff follows a line holding its commit alone."""
+    ids = _commit_ids(git, {name for pair in pairs for name in pair})
+    wanted = {pair: (ids[pair[0]], ids[pair[1]]) for pair in pairs if pair[0] in ids and pair[1] in ids}
+    unique = list(dict.fromkeys(wanted.values()))
+    found: dict[tuple[str, str], str] = {}
+    if unique:
+        out = git.run("diff-tree", "-p", "-M", "--always", "--stdin",
+                      input="".join(f"{commit} {parent}\n" for parent, commit in unique))
+        pos = 0
+        for k, (parent, commit) in enumerate(unique):
+            start = pos + len(commit) + 1
+            end = out.find(f"\n{unique[k + 1][1]}\n", start - 1) + 1 if k + 1 < len(unique) else len(out)
+            found[parent, commit] = out[start:end]
+            pos = end
+    return {pair: found.get(wanted[pair], "") if pair in wanted else "" for pair in pairs}
+
+
+def _commit_ids(git: Git, names: set[str]) -> dict[str, str]:
+    """The full id of each of `names` that names a commit, in one `git cat-file --batch-check`."""
+    asked = sorted(name for name in names if name.strip() == name and name and not name.startswith("-"))
+    out = git.run("cat-file", "--batch-check", input="".join(f"{name}^{{commit}}\n" for name in asked), check=False)
+    return {name: line.split()[0] for name, line in zip(asked, out.splitlines()) if line.split()[1:2] == ["commit"]}
 
 
 def _log(c: Campaign, row: Row) -> Path:
@@ -57,7 +102,8 @@ def _log(c: Campaign, row: Row) -> Path:
 
 
 def _href(target: Path, base: Path) -> str:
-    return quote(Path(os.path.relpath(target.resolve(), base.resolve())).as_posix())
+    """A link from the folder `base` to `target`, both resolved (so that links survive symlinked folders)."""
+    return quote(Path(os.path.relpath(target, base)).as_posix())
 
 
 def _write(path: Path, text: str) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nrl_autoresearch.core.campaign import Campaign
-from nrl_autoresearch.core.ledger import Row, best
+from nrl_autoresearch.core.ledger import Row, running_best
 from nrl_autoresearch.report.markdown import counts, short_name, truncate
 from nrl_autoresearch.runner.watch import is_pruned
 from nrl_autoresearch.runner.workspace import BASELINE
@@ -120,7 +120,7 @@ def _target(ax: Axes, campaign: Campaign) -> None:
 
 def _running_best(ax: Axes, rows: list[Row], maximize: bool) -> set[int]:
     """Draw the best keep so far (the ledger's own `best`) as a step line; return the keeps that set a new best."""
-    tops = [best(rows[: i + 1], maximize=maximize) for i in range(len(rows))]
+    tops = running_best(rows, maximize=maximize)
     new_bests = {top.index for top in tops if top is not None}
     if new_bests:
         path = [math.nan if top is None or top.metric_value is None else top.metric_value for top in tops]

@@ -25,7 +25,6 @@ from nrl_autoresearch.runner.watch import is_pruned
 from nrl_autoresearch.runner.workspace import BASELINE
 
 
-
 class Planner:
     def __init__(self, context: Context):
         self.context = context

@@ -21,7 +21,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from nrl_autoresearch.core.errors import UsageError
-from nrl_autoresearch.core.git import Git, GitError
+from nrl_autoresearch.core.git import COMMIT_ID, Git, GitError
 from nrl_autoresearch.core.names import BASELINE, MAX_NAME
 from nrl_autoresearch.core.names import (
     validate_name as validate_name,  # where the interface imports it
@@ -86,17 +86,28 @@ class Workspace:
         self.git = Git(self.repo)
         self.prefix = prefix
         self.worktrees = Path(worktrees)
-        self.common_dir = Path(self.git.run("rev-parse", "--path-format=absolute", "--git-common-dir").strip())
+        common, own = self.git.run("rev-parse", "--path-format=absolute", "--git-common-dir", "--git-dir").splitlines()
+        self.common_dir, self._git_dir = Path(common), Path(own)
         self._thread_lock = threading.Lock()
         self._file_lock = FileLock(str(self.common_dir / "autoresearch.lock"))
+        self._numstats: dict[tuple[str, str], tuple[int, int]] = {}
+        self._user_branch: tuple[bytes | None, str | None] | None = None
 
     # -- reading -----------------------------------------------------------------------------------
     def user_state(self) -> UserState:
         return UserState(self.user_branch(), self.git.rev("HEAD"), _status_paths(self.git))
 
     def user_branch(self) -> str | None:
-        """The branch the person has checked out (cheap: no status scan)."""
-        return self.git.run("branch", "--show-current", check=False).strip() or None
+        """The branch the person has checked out (cheap: no status scan), asked of git again only when the
+        checkout's HEAD file reads differently (a reftable repository is always asked)."""
+        try:
+            seen = (self._git_dir / "HEAD").read_bytes() if not (self.common_dir / "reftable").exists() else None
+        except OSError:
+            seen = None
+        if seen is None or self._user_branch is None or self._user_branch[0] != seen:
+            branch = self.git.run("branch", "--show-current", check=False).strip() or None
+            self._user_branch = (seen, branch)
+        return self._user_branch[1]
 
     def branch(self, name: str) -> str:
         return f"{self.prefix}/{name}"
@@ -119,13 +130,24 @@ class Workspace:
 
     def diff_size(self, a: str, b: str) -> int:
         """Lines added plus removed between two commits (for the simplicity rule)."""
-        added, removed = self.git.line_changes(a, b)
+        added, removed = self._line_changes(a, b)
         return added + removed
 
     def net_lines(self, a: str, b: str) -> int:
         """Lines added minus removed from a to b."""
-        added, removed = self.git.line_changes(a, b)
+        added, removed = self._line_changes(a, b)
         return added - removed
+
+    def _line_changes(self, a: str, b: str) -> tuple[int, int]:
+        """Lines added and removed from a to b, asked of git once per pair of commit ids (commits do not change)."""
+        if a == b:
+            return 0, 0
+        found = self._numstats.get((a, b))
+        if found is None:
+            found = self.git.line_changes(a, b)
+            if COMMIT_ID.fullmatch(a) and COMMIT_ID.fullmatch(b):
+                self._numstats[a, b] = found
+        return found
 
     def worktree_of(self, branch: str) -> Path | None:
         return self._worktrees().get(branch)
@@ -231,6 +253,8 @@ class Workspace:
     def _init_submodules(self, worktree: Path) -> None:
         """Submodules the main checkout has initialised (NeMo-RL's 3rdparty/) are cloned locally into the
         worktree from the main checkout's own copies: no network, and the run sees the same code."""
+        if not (self.repo / ".gitmodules").is_file():
+            return  # no submodules to set up, and `git submodule status` is several git processes
         for line in self.git.run("submodule", "status", check=False).splitlines():
             if not line or line[0] == "-":
                 continue
