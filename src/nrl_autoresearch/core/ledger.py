@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import json
 import math
+import os
 import subprocess
 import threading
 import time
