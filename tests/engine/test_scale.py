@@ -1,4 +1,5 @@
-"""A 2,000-row campaign: `try`, `ledger check`, `resume --report-only` and `report` finish in seconds.
+"""A 2,000-row campaign: `try`, `ledger check`, `resume --report-only` and `report` work on it (their cost against
+the ledger's size is measured by benchmarks/campaign_scale.py, not here).
 
 The rows are real: 2,000 experiment commits and branches, their git notes, their TSV lines and journal events,
 written in one `git fast-import` (running 2,000 experiments would take an hour and test nothing more).
@@ -17,10 +18,7 @@ from nrl_autoresearch.core.ledger import Row
 from tests.helpers import PY, cli, git, ledger_rows, score_repo
 
 ROWS = 2000
-LIMIT_S = 120
-# seconds each command may take at 2,000 rows (a second or two here; before rows were read once per call and
-# notes in one batch, checking took over ten seconds and grew with every row)
-BUDGET_S = {"try": 20, "ledger check": 8, "resume --report-only": 8, "report": 40}
+LIMIT_S = 300  # a command that hangs fails the test instead of the suite
 
 
 def fast_import(repo: Path, stream: str) -> dict[str, str]:
@@ -62,22 +60,23 @@ def grow(repo: Path, count: int) -> None:
         fh.write("".join(json.dumps(e, sort_keys=True) + "\n" for e in events))
 
 
-def timed(repo: Path, *args: str) -> float:
-    started = time.time()
+def succeeds(repo: Path, *args: str) -> str:
     proc = cli(repo, *args, timeout=LIMIT_S)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, f"{args}: {proc.stdout[-2000:]}\n{proc.stderr}"
-    return time.time() - started
+    return proc.stdout
 
 
-def test_a_two_thousand_row_campaign_stays_quick(tmp_path: Path):
+def test_a_two_thousand_row_campaign_takes_a_try_checks_resumes_and_reports(tmp_path: Path):
     repo = score_repo(tmp_path / "r")
     cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file",
         "params.json", "--campaign", "big", "--max-experiments", str(ROWS + 10), check=True)
     cli(repo, "baseline", check=True)
     grow(repo, ROWS - 1)
-    seconds = {"try": timed(repo, "try", "next", "--set", "lr=0.2"),
-               "ledger check": timed(repo, "ledger", "check"),
-               "resume --report-only": timed(repo, "resume", "--report-only"),
-               "report": timed(repo, "report")}
-    assert len(ledger_rows(repo)) == ROWS + 1
-    assert all(seconds[k] < BUDGET_S[k] for k in seconds), seconds
+    succeeds(repo, "try", "next", "--set", "lr=0.2")
+    rows = ledger_rows(repo)
+    assert len(rows) == ROWS + 1 and rows[-1]["branch"].endswith("/next")
+    succeeds(repo, "ledger", "check")
+    succeeds(repo, "resume", "--report-only")
+    succeeds(repo, "report")
+    page = next((repo / "reports").rglob("report.html")).read_text()
+    assert page.count("/next") >= 1
