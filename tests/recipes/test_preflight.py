@@ -15,13 +15,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from nemo_fixtures import recipe
 
 from nrl_autoresearch.recipes import hub, prerequisites
 from nrl_autoresearch.recipes import nemo_config as nc
 from nrl_autoresearch.recipes.nemo_rl import NemoRLRecipe
 from nrl_autoresearch.runner import gpus
 from nrl_autoresearch.runner.gpus import GpuState
+from tests.recipes.nemo_fixtures import recipe
 
 
 def _gpu(index: int, free_gib: float, processes: int = 0, total_gib: float = 80.0) -> GpuState:

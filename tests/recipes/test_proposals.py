@@ -7,17 +7,18 @@ import shutil
 from pathlib import Path
 
 import pytest
-from nemo_fixtures import EXAMPLES, RECIPES, recipe
 
 from nrl_autoresearch.core.campaign import load
 from nrl_autoresearch.core.git import Git, Snapshot
+from nrl_autoresearch.core.history import History, Tried
 from nrl_autoresearch.proposers.random_choice import RandomProposer
 from nrl_autoresearch.proposers.search import SearchProposer
 from nrl_autoresearch.recipes import knobs, validity, yamledit
 from nrl_autoresearch.recipes import nemo_config as nc
 from nrl_autoresearch.recipes.nemo_rl import NemoRLRecipe
-from nrl_autoresearch.runner.engine import Engine, History
+from nrl_autoresearch.runner.engine import Engine
 from tests.helpers import cli, git
+from tests.recipes.nemo_fixtures import EXAMPLES, RECIPES, recipe
 
 FAMILIES = ("grpo", "dapo", "vlm_grpo", "dpo", "sft", "distillation")
 GRPO = "grpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v3.yaml"
@@ -119,6 +120,6 @@ def test_search_proposals_bring_companions_and_pass_nemo_rls_checks(nemo_repo: P
         assert h.sets["loss_fn.use_importance_sampling_correction"] == "true"
         _assert_runs_and_matters(recipe(GRPO), h.sets, tmp_path)
         assert all(isinstance(v, str) for v in h.sets.values())  # text, as the ledger records a change
-        tried = {"index": len(history.tried) + 2, "hypothesis": {"name": h.name, "sets": h.sets}, "effective": h.sets}
+        tried = Tried(index=len(history.tried) + 2, name=h.name, sets=h.sets, effective=h.sets)
         history = History(history.campaign, history.rows, [*history.tried, tried], history.best, [])
     assert chosen == ["tis"] * 3
