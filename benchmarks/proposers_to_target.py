@@ -56,7 +56,7 @@ def experiments_to_target(folder: Path, proposer: str, seed: int, target: float,
         spec = f"search:{space}"
     eng.run(make_proposer(spec, eng).propose)
     rows = eng.rows()
-    hit = next((r.index for r in rows if r.status == "keep" and r.metric_value >= target and r.index > 1), None)
+    hit = next((r.index for r in rows if r.status == "keep" and r.metric_value is not None and r.metric_value >= target and r.index > 1), None)
     return (hit - 1) if hit else cap
 
 

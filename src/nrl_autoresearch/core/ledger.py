@@ -327,5 +327,6 @@ class _Group:
 
     def top(self) -> Row:
         if self._top is None:
-            self._top = replace(self.last, metric_value=self.mean)  # type: ignore[arg-type]
+            assert self.last is not None, "a group holds at least one row"
+            self._top = replace(self.last, metric_value=self.mean)
         return self._top

@@ -319,7 +319,7 @@ def recipes_data(root: Path) -> dict:
     """Every recipe under examples/configs/recipes with what a campaign needs to know of it."""
     from nrl_autoresearch.recipes import nemo_config as nc
 
-    found = []
+    found: list[dict[str, Any]] = []
     for path in sorted((root / "examples" / "configs" / "recipes").rglob("*.yaml")):
         rel = path.relative_to(root).as_posix()
         try:

@@ -82,9 +82,10 @@ def _parse_error(err: click.UsageError) -> NoReturn:
     dump; a bare group still shows its help."""
     if isinstance(err, click.exceptions.NoArgsIsHelpError):
         raise err
-    names, ctx = [], err.ctx
+    names: list[str] = []
+    ctx = err.ctx
     while ctx is not None and ctx.parent is not None:
-        names.append(ctx.info_name)
+        names.append(ctx.info_name or "")
         ctx = ctx.parent
     command = " ".join(["autoresearch", *reversed(names)])
     message = " ".join(err.format_message().split()).rstrip(".")

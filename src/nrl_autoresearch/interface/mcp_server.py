@@ -93,7 +93,7 @@ def create_demo(
     dir: Annotated[str, Field(description="Where to create the demo repository (a new or empty folder).")],
     experiments: Annotated[int | None, Field(
         ge=1, description="Experiments after the baseline; default: three, then ask.")] = None,
-    launcher: LauncherName = "local",
+    launcher: LauncherName = "local",  # type: ignore[valid-type]  # the launchers' names, read at import
     launcher_options: LauncherOptions = None,
     baseline_repeats: Annotated[int | None, Field(
         ge=1, description="Baseline runs that measure the spread; default: as for init_campaign.")] = None,
@@ -359,7 +359,7 @@ def _refusing(fn: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-TOOLS = [init_campaign, create_demo, recipes, preflight, plan, run_baseline, new_experiment, try_experiment, run_loop,
+TOOLS: list[Callable[..., Any]] = [init_campaign, create_demo, recipes, preflight, plan, run_baseline, new_experiment, try_experiment, run_loop,
          status, ledger, report, steer, write_handoff, resume_report, finalize]
 OUTPUT_SCHEMAS = {"init_campaign": "init", "create_demo": "init", "recipes": "recipes", "preflight": "preflight",
                   "status": "status", "ledger": "ledger", "resume_report": "resume"}

@@ -31,7 +31,7 @@ def build_report(engine: Engine, *, html: Path | None = None, png: Path | None =
     rows, status = engine.rows(), engine.status()
     diffs = folder / "diffs"
     diffs.mkdir(parents=True, exist_ok=True)
-    texts = _diffs(engine.ws.git, [(r.parent_commit, r.commit) for r in rows])
+    texts = _diffs(engine.workspace.git, [(r.parent_commit, r.commit) for r in rows])
     page, mask = html.parent.resolve(), redactor()
     links = {r.index: _links(c, r, mask(texts[r.parent_commit, r.commit]), diffs.resolve(), page) for r in rows}
     svg = plot(rows, c, png)
