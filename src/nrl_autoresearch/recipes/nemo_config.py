@@ -131,7 +131,7 @@ def _yaml_loader() -> type:
     omegaconf_loader = get_yaml_loader()
     if not yaml.__with_libyaml__:
         return omegaconf_loader
-    from yaml.cyaml import CParser
+    from yaml.cyaml import CParser  # type: ignore[attr-defined]  # PyYAML exports it, its stubs do not
 
     class Loader(CParser, omegaconf_loader):  # type: ignore[valid-type, misc]  # a class chosen at run time
         def __init__(self, stream: str) -> None:
