@@ -14,18 +14,15 @@ ratios are of CPU seconds. See process_cost.py.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from process_cost import Cost, cost, installed_env
 
-from nrl_autoresearch.core import campaign as campaigns
-from nrl_autoresearch.core.hypothesis import Hypothesis
-from nrl_autoresearch.core.ledger import Ledger, Row
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the synthetic campaigns the tests grow too
+from tests.synthetic import grow  # noqa: E402
 
 TRAIN = """\
 import json
@@ -62,47 +59,6 @@ def campaign(root: Path, rows: int, tries: int) -> Path:
     cli(root, "baseline")
     grow(root, rows - 1)
     return root
-
-
-def fast_import(repo: Path, stream: str) -> dict[str, str]:
-    marks = repo / ".git" / "bench-marks"
-    git(repo, "fast-import", "--quiet", f"--export-marks={marks}", stream=stream)
-    return dict(line.split() for line in marks.read_text().splitlines()) if marks.exists() else {}
-
-
-def grow(repo: Path, count: int) -> None:
-    """Append `count` discarded experiments after the baseline: commits, branches, notes, rows, journal events."""
-    if count <= 0:
-        return
-    c = campaigns.load(repo)
-    base = Ledger(c.ledger_path).rows(c.prefix)[0]
-    stamp = int(time.time())
-    numbers = range(2, count + 2)
-    commits = fast_import(repo, "".join(
-        f"commit refs/heads/{c.prefix}/s{i}\nmark :{i}\ncommitter R <r@e> {stamp} +0000\ndata {len(f's{i}')}\ns{i}\n"
-        f"from {base.commit}\n\n" for i in numbers))
-    lines, notes, events = [], [], []
-    for i in numbers:
-        commit = commits[f":{i}"]
-        row = Row(i, f"{c.prefix}/s{i}", base.commit, commit, base.recipe, base.metric_name, 0.5, 0.1, 0.1,
-                  base.launcher, "", base.command, base.log_path, "discard", f"s{i}; below the baseline")
-        line = row.to_line()
-        lines.append(line)
-        entry = json.dumps({"campaign": c.name, "appended_ns": time.time_ns(), "row": line}, sort_keys=True) + "\n"
-        notes.append(f"N inline {commit}\ndata {len(entry.encode())}\n{entry}\n")
-        intent = {"name": f"s{i}", "run": f"s{i}", "branch": row.branch, "parent": "baseline",
-                  "parent_commit": base.commit, "hypothesis": Hypothesis(f"s{i}").to_dict(), "effective": {},
-                  "reference": None, "seed": None, "group": [i], "role": ""}
-        events += [{"t": stamp, "step": "intent", "index": i, **intent},
-                   {"t": stamp, "step": "committed", "index": i, "commit": commit},
-                   {"t": stamp, "step": "row", "index": i, "status": "discard", "commit": commit}]
-    notes_head = git(repo, "rev-parse", "refs/notes/autoresearch").strip()
-    fast_import(repo, f"commit refs/notes/autoresearch\ncommitter R <r@e> {stamp} +0000\ndata 4\nrows\n"
-                      f"from {notes_head}\n" + "".join(notes))
-    with c.ledger_path.open("a") as fh:
-        fh.write("".join(lines))
-    with (c.dir / "journal.jsonl").open("a") as fh:
-        fh.write("".join(json.dumps(e, sort_keys=True) + "\n" for e in events))
 
 
 def measure(repo: Path, tries: int) -> dict[str, Cost]:
