@@ -34,8 +34,9 @@ ENV: dict[str, str] = {}
 
 
 def git(repo: Path, *args: str, stream: str | None = None) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
-                          input=stream).stdout
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, input=stream
+    ).stdout
 
 
 def cli(repo: Path, *args: str) -> Cost:
@@ -54,8 +55,21 @@ def campaign(root: Path, rows: int, tries: int) -> Path:
     (root / "params.json").write_text('{"lr": 0.01}\n')
     git(root, "add", "train.py", "params.json")
     git(root, "commit", "-qm", "start")
-    cli(root, "init", "--command", f"{sys.executable} train.py", "--metric", "val_score", "--maximize",
-        "--params-file", "params.json", "--campaign", "scale", "--max-experiments", str(rows + tries + 10))
+    cli(
+        root,
+        "init",
+        "--command",
+        f"{sys.executable} train.py",
+        "--metric",
+        "val_score",
+        "--maximize",
+        "--params-file",
+        "params.json",
+        "--campaign",
+        "scale",
+        "--max-experiments",
+        str(rows + tries + 10),
+    )
     cli(root, "baseline")
     grow(root, rows - 1)
     return root
@@ -63,8 +77,9 @@ def campaign(root: Path, rows: int, tries: int) -> Path:
 
 def measure(repo: Path, tries: int) -> dict[str, Cost]:
     """The cost of `tries` tries in a row, then of each read-only command."""
-    costs = {f"{tries} tries": sum((cli(repo, "try", f"t{n}", "--set", f"lr=0.{n + 2}") for n in range(tries)),
-                                   Cost(0, 0))}
+    costs = {
+        f"{tries} tries": sum((cli(repo, "try", f"t{n}", "--set", f"lr=0.{n + 2}") for n in range(tries)), Cost(0, 0))
+    }
     costs.update({" ".join(args): cli(repo, *args) for args in READ_ONLY})
     return costs
 

@@ -20,16 +20,29 @@ from nrl_autoresearch.demo import RECIPE, create_repo
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "nrl_autoresearch", "demo", "--dir", str(Path(tmp) / "demo")],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "nrl_autoresearch", "demo", "--dir", str(Path(tmp) / "demo")],
+            check=True,
+            capture_output=True,
+        )
         demo = time.perf_counter() - start
         runs = len((Path(tmp) / "demo" / "reports/auto_research_results.tsv").read_text().splitlines()) - 1
         bare_repo = create_repo(Path(tmp) / "bare")
         start = time.perf_counter()
         for i in range(runs):
-            subprocess.run([sys.executable, "examples/run_grpo.py", "--config", RECIPE,
-                            f"checkpointing.checkpoint_dir=ckpt-{i}", f"logger.log_dir=logs-{i}"],
-                           cwd=bare_repo, check=True, capture_output=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "examples/run_grpo.py",
+                    "--config",
+                    RECIPE,
+                    f"checkpointing.checkpoint_dir=ckpt-{i}",
+                    f"logger.log_dir=logs-{i}",
+                ],
+                cwd=bare_repo,
+                check=True,
+                capture_output=True,
+            )
         bare = time.perf_counter() - start
     print(f"autoresearch demo ({runs} rows): {demo:.1f} s")
     print(f"the same {runs} training runs without the tool: {bare:.1f} s  (tool/bare {demo / bare:.1f}x)")

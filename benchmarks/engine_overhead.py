@@ -30,7 +30,9 @@ TRAIN = ["echo", "x: 1"]
 
 
 def git(repo: Path, *args: str, input: str | None = None) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, input=input).stdout
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, input=input
+    ).stdout
 
 
 def fresh_repo(root: Path) -> Path:
@@ -68,9 +70,16 @@ def bare(repo: Path, n: int) -> list[float]:
 
 def engine(repo: Path, n: int) -> list[float]:
     recipe = CommandRecipe(TRAIN, "params.json", "file")
-    c = Campaign(name="bench", prefix="autoresearch/bench", repo=repo, created_at=time.time(),
-                 base_commit=git(repo, "rev-parse", "HEAD").strip(), recipe=recipe.to_dict(),
-                 objective=Objective("x", "line:x", True), rules=StopRules.build(now=time.time(), max_experiments=n + 1))
+    c = Campaign(
+        name="bench",
+        prefix="autoresearch/bench",
+        repo=repo,
+        created_at=time.time(),
+        base_commit=git(repo, "rev-parse", "HEAD").strip(),
+        recipe=recipe.to_dict(),
+        objective=Objective("x", "line:x", True),
+        rules=StopRules.build(now=time.time(), max_experiments=n + 1),
+    )
     Ledger(c.ledger_path).ensure()
     c.save()
     eng = Engine(campaigns.load(repo, "bench"), say=lambda _: None)

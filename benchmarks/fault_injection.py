@@ -22,12 +22,12 @@ from pathlib import Path
 
 import psutil
 
-TRAIN = '''\
+TRAIN = """\
 import json, time
 cfg = json.load(open("params.json"))
 time.sleep(cfg["sleep"])
 print(f"val_score: {1.0 - abs(cfg['lr'] - 0.1):.4f}")
-'''
+"""
 
 
 def git(repo: Path, *args: str) -> str:
@@ -48,11 +48,26 @@ def make_campaign(root: Path, experiments: int, rng: random.Random) -> tuple[Pat
     git(repo, "add", "train.py", "params.json")
     git(repo, "-c", "user.name=R", "-c", "user.email=r@example.org", "commit", "-qm", "initial")
     queue = root / "queue.json"
-    queue.write_text(json.dumps([{"name": f"e{i}", "set": {"lr": round(rng.uniform(0.0, 0.3), 4)}}
-                                 for i in range(experiments * 2)]))
-    proc = tool(repo, "init", "--command", f"{sys.executable} train.py", "--metric", "val_score", "--maximize",
-                "--params-file", "params.json", "--campaign", "faults", "--max-experiments", str(experiments),
-                "--grace", "1s")
+    queue.write_text(
+        json.dumps([{"name": f"e{i}", "set": {"lr": round(rng.uniform(0.0, 0.3), 4)}} for i in range(experiments * 2)])
+    )
+    proc = tool(
+        repo,
+        "init",
+        "--command",
+        f"{sys.executable} train.py",
+        "--metric",
+        "val_score",
+        "--maximize",
+        "--params-file",
+        "params.json",
+        "--campaign",
+        "faults",
+        "--max-experiments",
+        str(experiments),
+        "--grace",
+        "1s",
+    )
     if proc.returncode != 0:
         raise SystemExit(proc.stderr)
     return repo, queue
@@ -62,9 +77,14 @@ def kill_rounds(repo: Path, queue: Path, rounds: int, workers: int, rng: random.
     """Start the engine, SIGKILL it after a random moment; returns how many kills landed on a live engine."""
     kills = 0
     for n in range(rounds):
-        args = (["run", "--proposer", f"queue:{queue}", "--workers", str(workers)] if n == 0 else ["resume"])
-        engine = subprocess.Popen([sys.executable, "-m", "nrl_autoresearch", *args, "--yes"], cwd=repo,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        args = ["run", "--proposer", f"queue:{queue}", "--workers", str(workers)] if n == 0 else ["resume"]
+        engine = subprocess.Popen(
+            [sys.executable, "-m", "nrl_autoresearch", *args, "--yes"],
+            cwd=repo,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         time.sleep(rng.uniform(0.2, 3.0))
         if engine.poll() is None:
             engine.send_signal(signal.SIGKILL)
@@ -78,16 +98,21 @@ def verdict(repo: Path, experiments: int) -> dict:
     finished = tool(repo, "resume", "--yes")
     rows = json.loads(tool(repo, "ledger", "--json").stdout)["rows"]
     indexes = [r["index"] for r in rows]
-    noted = sum(any(json.loads(line)["row"].split("\t")[0] == str(r["index"])
-                    for line in git(repo, "notes", "--ref", "autoresearch", "show", r["commit"]).splitlines())
-                for r in rows)
+    noted = sum(
+        any(
+            json.loads(line)["row"].split("\t")[0] == str(r["index"])
+            for line in git(repo, "notes", "--ref", "autoresearch", "show", r["commit"]).splitlines()
+        )
+        for r in rows
+    )
     ledger = repo / "reports" / "auto_research_results.tsv"
     before = ledger.read_bytes()
     rebuilt = tool(repo, "ledger", "rebuild").returncode == 0 and ledger.read_bytes() == before
     worktrees = repo / "reports" / "auto_research" / "faults" / "worktrees"
     return {
         "final resume exit": finished.returncode,
-        "rows": len(rows), "expected rows": experiments,
+        "rows": len(rows),
+        "expected rows": experiments,
         "missing indexes": sorted(set(range(1, max(indexes, default=0) + 1)) - set(indexes)),
         "duplicate indexes": len(indexes) - len(set(indexes)),
         "rows with their note on their commit": noted,
@@ -125,8 +150,13 @@ def main() -> None:
         repo, queue = make_campaign(Path(tmp), args.experiments, rng)
         started = time.time()
         kills = kill_rounds(repo, queue, args.rounds, args.workers, rng)
-        figures = {"rounds": args.rounds, "workers": args.workers, "SIGKILLs": kills, **verdict(repo, args.experiments),
-                   "seconds": round(time.time() - started)}
+        figures = {
+            "rounds": args.rounds,
+            "workers": args.workers,
+            "SIGKILLs": kills,
+            **verdict(repo, args.experiments),
+            "seconds": round(time.time() - started),
+        }
     for key, value in figures.items():
         print(f"{key}: {value}")
     lost = figures["missing indexes"] or figures["duplicate indexes"] or figures["rows"] != figures["expected rows"]

@@ -31,8 +31,10 @@ from nrl_autoresearch.interface import api
 from nrl_autoresearch.runner.engine import Engine
 
 BANDIT = Path(__file__).parent / "recipes" / "episodic_bandit.py"
-BANDIT_PARAMS = ('{"seed": 1, "learning_rate": 0.005, "num_envs": 4, "total_steps": 4000, "episode_length": 10,\n'
-                 ' "reward_noise": 1.0, "log_interval": 50}\n')
+BANDIT_PARAMS = (
+    '{"seed": 1, "learning_rate": 0.005, "num_envs": 4, "total_steps": 4000, "episode_length": 10,\n'
+    ' "reward_noise": 1.0, "log_interval": 50}\n'
+)
 SETTINGS = [  # (label, option changes over the defaults)
     ("defaults", {}),
     ("--baseline-repeats 8", {"baseline_repeats": 8}),
@@ -68,22 +70,42 @@ def bandit(folder: Path) -> api.Campaign:
     folder.mkdir(parents=True)
     shutil.copy(BANDIT, folder / "train.py")
     (folder / "params.json").write_text(BANDIT_PARAMS)
-    for args in (["init", "-q", "-b", "main"], ["add", "train.py", "params.json"],
-                 ["-c", "user.name=b", "-c", "user.email=b@localhost", "commit", "-qm", "bandit"]):
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "train.py", "params.json"],
+        ["-c", "user.name=b", "-c", "user.email=b@localhost", "commit", "-qm", "bandit"],
+    ):
         subprocess.run(["git", "-C", str(folder), *args], check=True, capture_output=True)
-    request = api.CampaignRequest(command=f"{sys.executable} train.py", metric="charts/episodic_return",
-                                  maximize=True, metric_source="tensorboard:charts/episodic_return",
-                                  aggregate="mean-last-20", params_file="params.json", seed_flag="--seed",
-                                  launcher="local")
+    request = api.CampaignRequest(
+        command=f"{sys.executable} train.py",
+        metric="charts/episodic_return",
+        maximize=True,
+        metric_source="tensorboard:charts/episodic_return",
+        aggregate="mean-last-20",
+        params_file="params.json",
+        seed_flag="--seed",
+        launcher="local",
+    )
     return api.create_campaign(folder, request)
 
 
 SCRIPTS = {
-    "demo": Script(demo, {"policy.generation.temperature": "0.8"},
-                   lambda i: {"grpo.seed": str(2000 + i), "logger.num_val_samples_to_print": str(4 + i)},
-                   "examples/configs/grpo_toy.yaml", "seed: 42", "seed: {}"),
-    "bandit": Script(bandit, {"learning_rate": "0.007"},
-                     lambda i: {"seed": str(2000 + i), "log_interval": str(51 + i)}, "params.json", '"seed": 1', '"seed": {}'),
+    "demo": Script(
+        demo,
+        {"policy.generation.temperature": "0.8"},
+        lambda i: {"grpo.seed": str(2000 + i), "logger.num_val_samples_to_print": str(4 + i)},
+        "examples/configs/grpo_toy.yaml",
+        "seed: 42",
+        "seed: {}",
+    ),
+    "bandit": Script(
+        bandit,
+        {"learning_rate": "0.007"},
+        lambda i: {"seed": str(2000 + i), "log_interval": str(51 + i)},
+        "params.json",
+        '"seed": 1',
+        '"seed": {}',
+    ),
 }
 
 
@@ -91,7 +113,8 @@ def engine(script: Script, folder: Path, options: dict, seed_base: int) -> Engin
     """A campaign with the default options except `options`, room for every run, its baseline recorded."""
     c = reseed(script.create(folder), script, seed_base)
     c = replace(c, rules=StopRules.build(now=time.time(), max_experiments=10_000)).with_options(
-        **options, seed_base=seed_base)
+        **options, seed_base=seed_base
+    )
     c.save()
     eng = Engine(c, say=lambda _: None)
     eng.baseline()
@@ -113,7 +136,9 @@ def measure(script: Script, options: dict, campaigns: int, nulls: int, trials: i
         for t in range(trials):
             eng = engine(script, Path(tmp) / f"pw{t}", options, 5000 + 100 * t)
             before = len(eng.rows())
-            power += eng.try_(Hypothesis("real", "a real gain of about three spreads", sets=script.real)).status == "keep"
+            power += (
+                eng.try_(Hypothesis("real", "a real gain of about three spreads", sets=script.real)).status == "keep"
+            )
             runs, hypotheses = runs + len(eng.rows()) - before, hypotheses + 1
     return kept, tried, power, runs / hypotheses
 
@@ -125,12 +150,17 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10, help="power trials per setting")
     parser.add_argument("--scripts", default="demo,bandit")
     args = parser.parse_args()
-    print(f"{'script':<7} {'setting':<34} {'false keeps':>12} {'rate':>6} {'real gain kept':>15} {'runs/hypothesis':>16}")
+    print(
+        f"{'script':<7} {'setting':<34} {'false keeps':>12} {'rate':>6} {'real gain kept':>15} {'runs/hypothesis':>16}"
+    )
     for name in args.scripts.split(","):
         for label, options in SETTINGS:
             kept, tried, power, cost = measure(SCRIPTS[name], options, args.campaigns, args.nulls, args.trials)
-            print(f"{name:<7} {label:<34} {f'{kept}/{tried}':>12} {kept / tried:>6.1%} "
-                  f"{f'{power}/{args.trials}':>15} {cost:>16.2f}", flush=True)
+            print(
+                f"{name:<7} {label:<34} {f'{kept}/{tried}':>12} {kept / tried:>6.1%} "
+                f"{f'{power}/{args.trials}':>15} {cost:>16.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -25,17 +25,39 @@ def campaign(root: Path, seconds: float, experiments: int, workers: int) -> floa
     (root / "p.json").write_text(json.dumps({"x": 0, "sleep": seconds}))
     queue = root.parent / f"{root.name}-queue.json"
     queue.write_text(json.dumps([{"name": f"e{i}", "set": {"x": i + 1}} for i in range(experiments)]))
-    for args in (["init", "-q", "-b", "main"], ["add", "train.py", "p.json"],
-                 ["-c", "user.name=b", "-c", "user.email=b@x", "commit", "-qm", "start"]):
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "train.py", "p.json"],
+        ["-c", "user.name=b", "-c", "user.email=b@x", "commit", "-qm", "start"],
+    ):
         subprocess.run(["git", "-C", str(root), *args], check=True)
     ar = [sys.executable, "-m", "nrl_autoresearch"]
-    subprocess.run([*ar, "init", "--command", f"{sys.executable} train.py", "--metric", "score", "--maximize",
-                    "--params-file", "p.json", "--max-experiments", str(experiments + 1)], cwd=root, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [
+            *ar,
+            "init",
+            "--command",
+            f"{sys.executable} train.py",
+            "--metric",
+            "score",
+            "--maximize",
+            "--params-file",
+            "p.json",
+            "--max-experiments",
+            str(experiments + 1),
+        ],
+        cwd=root,
+        check=True,
+        capture_output=True,
+    )
     subprocess.run([*ar, "baseline"], cwd=root, check=True, capture_output=True)
     start = time.perf_counter()
-    subprocess.run([*ar, "run", "--yes", "--workers", str(workers), "--proposer", f"queue:{queue}"], cwd=root,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*ar, "run", "--yes", "--workers", str(workers), "--proposer", f"queue:{queue}"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - start
 
 

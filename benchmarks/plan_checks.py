@@ -54,7 +54,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "nemo-rl"
         shutil.copytree(EXAMPLES, repo / "examples")
-        for step in (["init", "-q"], ["add", "-A"], ["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "c"]):
+        for step in (
+            ["init", "-q"],
+            ["add", "-A"],
+            ["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "c"],
+        ):
             subprocess.run(["git", "-C", str(repo), *step], check=True, capture_output=True)
         path = next(repo.rglob(args.recipe)).relative_to(repo).as_posix()
         recipe, git = NemoRLRecipe(path), Git(repo)
@@ -69,8 +73,10 @@ def main() -> None:
         ours = [recipe.refusal(snapshot, h.sets) for h in candidates]
         ours_s = cpu_s() - started
     assert [r is None for r in ours] == [r is None for r in baseline], "the two checks disagree"
-    print(f"{len(candidates)} candidates of {args.recipe}: every config per check {baseline_s:.2f} s CPU, "
-          f"the recipe's chain {ours_s:.2f} s CPU ({baseline_s / ours_s:.1f}x less)")
+    print(
+        f"{len(candidates)} candidates of {args.recipe}: every config per check {baseline_s:.2f} s CPU, "
+        f"the recipe's chain {ours_s:.2f} s CPU ({baseline_s / ours_s:.1f}x less)"
+    )
 
 
 if __name__ == "__main__":

@@ -37,13 +37,27 @@ loss_fn.reference_policy_kl_penalty: {low: 0.0, high: 0.5}
 def campaign(folder: Path, seed: int, target: float, cap: int) -> Engine:
     repo = create_repo(folder)
     yamledit.set_keys(repo / RECIPE, {"grpo.seed": str(seed)})
-    subprocess.run(["git", "-C", str(repo), "-c", "user.name=b", "-c", "user.email=b@x", "commit", "-qam",
-                    f"campaign seed {seed}"], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(repo),
+            "-c",
+            "user.name=b",
+            "-c",
+            "user.email=b@x",
+            "commit",
+            "-qam",
+            f"campaign seed {seed}",
+        ],
+        check=True,
+    )
     recipe = NemoRLRecipe(RECIPE, runner=[sys.executable])
     objective = api.objective_for(repo, recipe, None, None, None, "last")
     rules = StopRules.build(now=time.time(), max_experiments=cap + 1, target=f"val:accuracy>={target}")
-    c = api.new_campaign(repo, recipe, objective, rules, prefix=None, name=None, slug="bench",
-                         options={"seed_base": seed})
+    c = api.new_campaign(
+        repo, recipe, objective, rules, prefix=None, name=None, slug="bench", options={"seed_base": seed}
+    )
     return Engine(c, say=lambda _: None)
 
 
@@ -56,7 +70,14 @@ def experiments_to_target(folder: Path, proposer: str, seed: int, target: float,
         spec = f"search:{space}"
     eng.run(make_proposer(spec, eng).propose)
     rows = eng.rows()
-    hit = next((r.index for r in rows if r.status == "keep" and r.metric_value is not None and r.metric_value >= target and r.index > 1), None)
+    hit = next(
+        (
+            r.index
+            for r in rows
+            if r.status == "keep" and r.metric_value is not None and r.metric_value >= target and r.index > 1
+        ),
+        None,
+    )
     return (hit - 1) if hit else cap
 
 
@@ -69,8 +90,10 @@ def main() -> None:
     print(f"experiments after the baseline to reach val:accuracy >= {args.target} (cap {args.cap})")
     for proposer in ("random", "catalog", "search"):
         with tempfile.TemporaryDirectory() as tmp:
-            counts = [experiments_to_target(Path(tmp) / f"c{s}", proposer, 100 + s, args.target, args.cap)
-                      for s in range(args.seeds)]
+            counts = [
+                experiments_to_target(Path(tmp) / f"c{s}", proposer, 100 + s, args.target, args.cap)
+                for s in range(args.seeds)
+            ]
         print(f"{proposer:<8} median {statistics.median(counts):>4}   per campaign: {' '.join(map(str, counts))}")
 
 

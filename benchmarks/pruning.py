@@ -86,8 +86,14 @@ def run(shape: Shape, config: float, seed: int, rule: PruneRule | None, folder: 
     log = folder / "run.log"
     before = Census.take(folder, folder)  # what earlier runs left is not this run's, as in the engine
     with log.open("w") as out:
-        proc = subprocess.Popen(shape.argv(config, seed, folder, steps), cwd=shape.cwd, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+        proc = subprocess.Popen(
+            shape.argv(config, seed, folder, steps),
+            cwd=shape.cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
+        )
     outputs = RunOutputs(log, folder, folder, before)
     watch = RunWatch(shape.source, outputs, "objective", stall=None, prune=rule)
     pruned = False
@@ -120,48 +126,90 @@ def would_prune(curve: list[Point], rule: PruneRule) -> bool:
 
 
 def demo_shape(repo: Path) -> Shape:
-    lrs = [2.0e-3] + [round(10 ** x, 6) for x in [-3.7, -3.4, -3.0, -2.5, -2.2, -2.0, -1.8, -1.6, -1.4, -1.2, -1.0, 0.0]]
-    return Shape("demo", lrs, 2.0e-3, 0.9, parse_source("nemo-rl:val:accuracy"),
-                 lambda lr, seed, folder, steps: [sys.executable, "examples/run_grpo.py", "--config", RECIPE,
-                                                  "checkpointing.enabled=false", f"policy.optimizer.kwargs.lr={lr}",
-                                                  f"grpo.seed={seed}", f"logger.log_dir={folder}/logs"]
-                 + ([f"grpo.max_num_steps={steps}"] if steps else []), repo)
+    lrs = [2.0e-3] + [round(10**x, 6) for x in [-3.7, -3.4, -3.0, -2.5, -2.2, -2.0, -1.8, -1.6, -1.4, -1.2, -1.0, 0.0]]
+    return Shape(
+        "demo",
+        lrs,
+        2.0e-3,
+        0.9,
+        parse_source("nemo-rl:val:accuracy"),
+        lambda lr, seed, folder, steps: (
+            [
+                sys.executable,
+                "examples/run_grpo.py",
+                "--config",
+                RECIPE,
+                "checkpointing.enabled=false",
+                f"policy.optimizer.kwargs.lr={lr}",
+                f"grpo.seed={seed}",
+                f"logger.log_dir={folder}/logs",
+            ]
+            + ([f"grpo.max_num_steps={steps}"] if steps else [])
+        ),
+        repo,
+    )
 
 
 def plateau_shape(folder: Path) -> Shape:
     script = folder / "plateau.py"
     script.write_text(PLATEAU)
-    rates = [round(10 ** x, 6) for x in [-3.7, -3.4, -3.0, -2.5, -2.2, -2.0, -1.8, -1.6, -1.4, -1.2, -1.0]]
-    return Shape("plateau", rates, round(10 ** -2.5, 6), 0.85, parse_source("line:val"),
-                 lambda rate, seed, _folder, steps: [sys.executable, str(script), str(rate), str(seed)]
-                 + ([str(steps)] if steps else []), folder)
+    rates = [round(10**x, 6) for x in [-3.7, -3.4, -3.0, -2.5, -2.2, -2.0, -1.8, -1.6, -1.4, -1.2, -1.0]]
+    return Shape(
+        "plateau",
+        rates,
+        round(10**-2.5, 6),
+        0.85,
+        parse_source("line:val"),
+        lambda rate, seed, _folder, steps: (
+            [sys.executable, str(script), str(rate), str(seed)] + ([str(steps)] if steps else [])
+        ),
+        folder,
+    )
 
 
 def measure(shape: Shape, seeds: int, folder: Path) -> dict:
     """Full runs of every configuration, its runs under each rule, and its screens."""
-    full = {(c, s): run(shape, c, s, None, folder / f"full-{c}-{s}") for c in shape.configs
-            for s in range(1, seeds + 1)}
+    full = {
+        (c, s): run(shape, c, s, None, folder / f"full-{c}-{s}") for c in shape.configs for s in range(1, seeds + 1)
+    }
     base = [full[(shape.baseline, s)] for s in (1, 2)]
     spread = pooled_spread([[final(r) for r in base]])
     curves = [[(p.step, p.value) for p in r.curve] for r in base]
     ruled = {}
     for name, knobs in RULES.items():
         rule = PruneRule(curves, spread.sd if spread else None, maximize=True, **knobs)
-        ruled[name] = {key: run(shape, *key, rule, folder / f"{name}-{key[0]}-{key[1]}")
-                       if key[0] != shape.baseline and would_prune(r.curve, rule) else r for key, r in full.items()}
-    screens = {key: run(shape, *key, None, folder / f"screen-{key[0]}-{key[1]}", steps=round(40 * SCREEN))
-               for key in full if key[0] != shape.baseline}
-    return {"full": full, "ruled": ruled, "screens": screens, "curves": curves,
-            "spread": spread.sd if spread else None, "folder": folder, "finals": {}}
+        ruled[name] = {
+            key: run(shape, *key, rule, folder / f"{name}-{key[0]}-{key[1]}")
+            if key[0] != shape.baseline and would_prune(r.curve, rule)
+            else r
+            for key, r in full.items()
+        }
+    screens = {
+        key: run(shape, *key, None, folder / f"screen-{key[0]}-{key[1]}", steps=round(40 * SCREEN))
+        for key in full
+        if key[0] != shape.baseline
+    }
+    return {
+        "full": full,
+        "ruled": ruled,
+        "screens": screens,
+        "curves": curves,
+        "spread": spread.sd if spread else None,
+        "folder": folder,
+        "finals": {},
+    }
 
 
 def many_seed_mean(shape: Shape, found: dict, config: float, seeds: int, reeval: int) -> float:
     """A configuration's final value averaged over `reeval` seeds, run in full (cached)."""
     if config not in found["finals"]:
-        extra = [final(run(shape, config, s, None, found["folder"] / f"reeval-{config}-{s}"))
-                 for s in range(seeds + 1, reeval + 1)]
-        found["finals"][config] = statistics.fmean([final(found["full"][(config, s)]) for s in range(1, seeds + 1)]
-                                                   + extra)
+        extra = [
+            final(run(shape, config, s, None, found["folder"] / f"reeval-{config}-{s}"))
+            for s in range(seeds + 1, reeval + 1)
+        ]
+        found["finals"][config] = statistics.fmean(
+            [final(found["full"][(config, s)]) for s in range(1, seeds + 1)] + extra
+        )
     return found["finals"][config]
 
 
@@ -205,9 +253,11 @@ def campaigns(shape: Shape, found: dict, runs: dict, n: int, seeds: int, screene
 def report(shape: Shape, found: dict, n: int, seeds: int, reeval: int) -> None:
     without = campaigns(shape, found, found["full"], n, seeds)
     startup = min(r.cpu_s for r in found["full"].values())
-    print(f"{shape.name}: {n} campaigns, {without['cpu'] / n:.2f} CPU-s each to reach {shape.target} without "
-          f"pruning ({without['reached']}/{n} reached it); {without['missed'] / without['cpu']:.0%} of that went to "
-          f"runs that missed it (the most any early stop could save); the cheapest full run took {startup:.2f} CPU-s")
+    print(
+        f"{shape.name}: {n} campaigns, {without['cpu'] / n:.2f} CPU-s each to reach {shape.target} without "
+        f"pruning ({without['reached']}/{n} reached it); {without['missed'] / without['cpu']:.0%} of that went to "
+        f"runs that missed it (the most any early stop could save); the cheapest full run took {startup:.2f} CPU-s"
+    )
     baseline = many_seed_mean(shape, found, shape.baseline, seeds, reeval)
     arms = [(f"--prune, {name} rule ({_knobs(name)})", runs, False) for name, runs in found["ruled"].items()]
     for label, runs, screened in arms + [(f"--screen {SCREEN}", found["full"], True)]:
@@ -215,10 +265,12 @@ def report(shape: Shape, found: dict, n: int, seeds: int, reeval: int) -> None:
         mean = {c: many_seed_mean(shape, found, c, seeds, reeval) for pair in got["cut"] for c in pair}
         false = sum(mean[c] > baseline for c, _ in got["cut"])
         beyond = sum(mean[c] > mean[leader] for c, leader in got["cut"])
-        print(f"  {label}: compute to target saved {1 - got['cpu'] / without['cpu']:.0%} ({got['reached']}/{n} "
-              f"reached it); {len(got['cut'])} runs cut short in the campaigns, {false} of them of a configuration "
-              f"truly better than the baseline, {beyond} better than the configuration it was compared with "
-              f"(means over {reeval} seeds)")
+        print(
+            f"  {label}: compute to target saved {1 - got['cpu'] / without['cpu']:.0%} ({got['reached']}/{n} "
+            f"reached it); {len(got['cut'])} runs cut short in the campaigns, {false} of them of a configuration "
+            f"truly better than the baseline, {beyond} better than the configuration it was compared with "
+            f"(means over {reeval} seeds)"
+        )
 
 
 def _knobs(name: str) -> str:
@@ -229,8 +281,10 @@ def _knobs(name: str) -> str:
 def reaction(kind: str) -> float:
     """Seconds from the NaN (or from the stall limit after the last output) to the end of the run."""
     last = 'float("nan")' if kind == "nan" else "0.1"
-    script = (f"import time\nfor s in range(1, 4):\n    print(f'step {{s}}/100 loss {{1/s if s < 3 else {last}}}', "
-              "flush=True)\n    time.sleep(0.3)\ntime.sleep(60)\n")
+    script = (
+        f"import time\nfor s in range(1, 4):\n    print(f'step {{s}}/100 loss {{1/s if s < 3 else {last}}}', "
+        "flush=True)\n    time.sleep(0.3)\ntime.sleep(60)\n"
+    )
     limit = 2.0 if kind == "stall" else None
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp)

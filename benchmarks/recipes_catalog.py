@@ -46,8 +46,10 @@ def main() -> None:
     print(f"recipes: {count}, runs: {args.runs} (median; wall s [CPU s])")
     print(f"bare interpreter:        {bare.wall:6.2f} s [{bare.cpu:5.2f}]")
     print(f"importing the CLI:       {start.wall:6.2f} s [{start.cpu:5.2f}]")
-    print(f"autoresearch recipes:    {catalog.wall:6.2f} s [{catalog.cpu:5.2f}]  (ratio recipes/bare "
-          f"{catalog.cpu / bare.cpu:.0f}x CPU, recipes/CLI start {catalog.cpu / start.cpu:.1f}x CPU)")
+    print(
+        f"autoresearch recipes:    {catalog.wall:6.2f} s [{catalog.cpu:5.2f}]  (ratio recipes/bare "
+        f"{catalog.cpu / bare.cpu:.0f}x CPU, recipes/CLI start {catalog.cpu / start.cpu:.1f}x CPU)"
+    )
 
 
 if __name__ == "__main__":

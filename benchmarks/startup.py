@@ -23,8 +23,12 @@ from pathlib import Path
 from nrl_autoresearch.interface.cli import STARTUP_FREE
 
 CLI = [sys.executable, "-m", "nrl_autoresearch"]
-CASES = {"bare": [sys.executable, "-c", "pass"], "--version": [*CLI, "--version"], "status": [*CLI, "status"],
-         "--help": [*CLI, "--help"]}
+CASES = {
+    "bare": [sys.executable, "-c", "pass"],
+    "--version": [*CLI, "--version"],
+    "status": [*CLI, "status"],
+    "--help": [*CLI, "--help"],
+}
 
 
 def campaign_repo(root: Path, env: dict[str, str]) -> Path:
@@ -32,11 +36,19 @@ def campaign_repo(root: Path, env: dict[str, str]) -> Path:
     repo = root / "project"
     repo.mkdir()
     (repo / "train.py").write_text("print('val_score 0.5')\n")
-    for args in (["init", "-q", "-b", "main"], ["add", "train.py"],
-                 ["-c", "user.name=B", "-c", "user.email=b@example.org", "commit", "-qm", "start"]):
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "train.py"],
+        ["-c", "user.name=B", "-c", "user.email=b@example.org", "commit", "-qm", "start"],
+    ):
         subprocess.run(["git", "-C", str(repo), *args], check=True)
-    subprocess.run([*CLI, "init", "--command", f"{sys.executable} train.py", "--metric", "val_score", "--maximize"],
-                   cwd=repo, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [*CLI, "init", "--command", f"{sys.executable} train.py", "--metric", "val_score", "--maximize"],
+        cwd=repo,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return repo
 
 
@@ -52,10 +64,14 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float
 
 def imported(argv: list[str], cwd: Path, env: dict[str, str]) -> list[str]:
     """Every module the command imports, from `python -X importtime`."""
-    proc = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], cwd=cwd, env=env, check=True,
-                          capture_output=True, text=True)
-    return [line.split("|")[-1].strip() for line in proc.stderr.splitlines()
-            if line.startswith("import time:") and "[us]" not in line]
+    proc = subprocess.run(
+        [argv[0], "-X", "importtime", *argv[1:]], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    )
+    return [
+        line.split("|")[-1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:") and "[us]" not in line
+    ]
 
 
 def main() -> None:
@@ -71,14 +87,18 @@ def main() -> None:
                 runs[name].append(timed(argv, repo, env))
     wall = {name: statistics.median(w for w, _ in found) for name, found in runs.items()}
     cpu = {name: statistics.median(c for _, c in found) for name, found in runs.items()}
-    print(f"median of {rounds} runs each; bare interpreter: {wall['bare'] * 1000:.0f} ms wall, "
-          f"{cpu['bare'] * 1000:.0f} ms CPU")
+    print(
+        f"median of {rounds} runs each; bare interpreter: {wall['bare'] * 1000:.0f} ms wall, "
+        f"{cpu['bare'] * 1000:.0f} ms CPU"
+    )
     for name in CASES:
         if name == "bare":
             continue
         heavy = sorted({m.split(".")[0] for m in modules[name]} & set(STARTUP_FREE))
-        print(f"{name:10s} {wall[name] * 1000:5.0f} ms  ratio {name}/bare {wall[name] / wall['bare']:.2f}x wall, "
-              f"{cpu[name] / cpu['bare']:.2f}x CPU; {len(modules[name])} modules, heavy: {', '.join(heavy) or 'none'}")
+        print(
+            f"{name:10s} {wall[name] * 1000:5.0f} ms  ratio {name}/bare {wall[name] / wall['bare']:.2f}x wall, "
+            f"{cpu[name] / cpu['bare']:.2f}x CPU; {len(modules[name])} modules, heavy: {', '.join(heavy) or 'none'}"
+        )
 
 
 if __name__ == "__main__":

@@ -23,15 +23,15 @@ from nrl_autoresearch.metrics.tensorboard import TensorBoard
 from nrl_autoresearch.metrics.wandb_files import Wandb
 
 ROW = '{"val/acc": step / STEPS, "train/loss": 1 / (step + 1), "lr": 1e-4, "grad_norm": 0.5, "tokens": step * 1000}'
-WANDB = f'''
+WANDB = f"""
 import sys, wandb
 STEPS = int(sys.argv[1])
 wandb.init(project="bench")
 for step in range(STEPS):
     wandb.log({ROW})
 wandb.finish()
-'''
-TENSORBOARD = f'''
+"""
+TENSORBOARD = f"""
 import sys
 from tensorboardX import SummaryWriter
 STEPS = int(sys.argv[1])
@@ -40,13 +40,19 @@ for step in range(STEPS):
     for key, value in {ROW}.items():
         w.add_scalar(key, value, step)
 w.close()
-'''
+"""
 
 
 def write(folder: Path, script: str, steps: int) -> None:
     folder.mkdir()
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DIR": str(folder),
-           "WANDB_CONFIG_DIR": str(folder / ".config"), "WANDB_CACHE_DIR": str(folder / ".cache")}
+    env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "WANDB_DIR": str(folder),
+        "WANDB_CONFIG_DIR": str(folder / ".config"),
+        "WANDB_CACHE_DIR": str(folder / ".cache"),
+    }
     subprocess.run([sys.executable, "-c", script, str(steps)], cwd=folder, env=env, check=True)
 
 

@@ -69,8 +69,7 @@ def _cancel_jobs_of_failed_test(request: pytest.FixtureRequest):
                 service.cancel_all_jobs()
 
 
-def _ensure_stopped(request: pytest.FixtureRequest, down_script: str,
-                    env: dict[str, str], stop) -> None:
+def _ensure_stopped(request: pytest.FixtureRequest, down_script: str, env: dict[str, str], stop) -> None:
     """Arrange for a service to be stopped, before it is even started.
 
     The finalizer covers the normal end of the session and a half-finished
@@ -89,8 +88,7 @@ def _ensure_stopped(request: pytest.FixtureRequest, down_script: str,
 
 
 @pytest.fixture(scope="session")
-def slurm_cluster(request: pytest.FixtureRequest,
-                  tmp_path_factory: pytest.TempPathFactory) -> SlurmCluster:
+def slurm_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> SlurmCluster:
     """A private Slurm cluster: `.run("sbatch", ...)`, or add `.env` (SLURM_CONF) to a command's env."""
     lab = tmp_path_factory.mktemp("slurm")
     _ensure_stopped(request, "slurm-down.sh", {"SLURM_LAB": str(lab)}, lambda: stop_slurm(lab))
@@ -98,13 +96,12 @@ def slurm_cluster(request: pytest.FixtureRequest,
         _started["slurm_cluster"] = start_slurm(lab)
         return _started["slurm_cluster"]
     except LabError as exc:
-        error = str(exc)      # fail outside `except`: no chained traceback
+        error = str(exc)  # fail outside `except`: no chained traceback
     pytest.fail(f"could not start the Slurm lab cluster:\n{error}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
-def ray_cluster(request: pytest.FixtureRequest,
-                tmp_path_factory: pytest.TempPathFactory) -> RayCluster:
+def ray_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> RayCluster:
     """A private Ray head with 2 logical GPUs (jobs may ask for them on any machine); `.address` is the dashboard
     URL for the Jobs API."""
     # A short name: Ray's socket paths under the lab may not exceed 107 bytes.

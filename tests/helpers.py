@@ -38,8 +38,9 @@ def make_repo(path: Path, files: dict[str, str]) -> Path:
     return path
 
 
-def cli(repo: Path, *args: str, env: dict | None = None, timeout: float = 300, check: bool = False,
-        process: bool = False) -> subprocess.CompletedProcess:
+def cli(
+    repo: Path, *args: str, env: dict | None = None, timeout: float = 300, check: bool = False, process: bool = False
+) -> subprocess.CompletedProcess:
     """`autoresearch ARGS` in `repo`, as a person would type it.
 
     By default the command line runs in this process (`python -m nrl_autoresearch` costs a second of imports per
@@ -48,8 +49,14 @@ def cli(repo: Path, *args: str, env: dict | None = None, timeout: float = 300, c
     is captured too. `process=True` runs a real subprocess, with `timeout`, for tests about the process itself;
     in this process, hangs are ended by pytest's timeout."""
     if process:
-        proc = subprocess.run([PY, "-m", "nrl_autoresearch", *args], cwd=repo, capture_output=True, text=True,
-                              env={**os.environ, **(env or {})}, timeout=timeout)
+        proc = subprocess.run(
+            [PY, "-m", "nrl_autoresearch", *args],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            timeout=timeout,
+        )
     else:
         proc = _in_process(repo, list(args), env or {})
     if check and proc.returncode != 0:
@@ -90,7 +97,7 @@ def _process_state(repo: Path, args: list[str], env: dict) -> Iterator[None]:
     os.chdir(repo)
     os.environ.update({name: str(value) for name, value in env.items()})
     sys.argv = [str(Path(__file__).resolve().parents[1] / "src/nrl_autoresearch/__main__.py"), *args]
-    sys.stdin = open(os.devnull)
+    sys.stdin = open(os.devnull)  # noqa: SIM115  # closed when the block ends, as a process's stdin is
     try:
         yield
     finally:
@@ -114,8 +121,9 @@ def _captured_output() -> Iterator[dict[str, str]]:
         os.dup2(out.fileno(), 1)
         os.dup2(err.fileno(), 2)
         sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", write_through=True)
-        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace",
-                                      write_through=True)
+        sys.stderr = io.TextIOWrapper(
+            io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True
+        )
         try:
             yield output
         finally:
@@ -149,14 +157,14 @@ def ledger_rows(repo: Path) -> list[dict]:
     return json.loads(proc.stdout)["rows"]
 
 
-TRAIN = '''\
+TRAIN = """\
 import json, sys, time
 cfg = json.load(open("params.json"))
 time.sleep(cfg.get("sleep", 0))
 score = 1.0 - abs(cfg["lr"] - 0.1)
 print("epoch 1 done")
 print(f"val_score: {score:.4f}")
-'''
+"""
 
 
 def score_repo(path: Path, **params) -> Path:
@@ -170,7 +178,9 @@ def small_disk(path: Path, size: str = "4m") -> Iterator[Path]:
     if os.geteuid() != 0:
         pytest.skip("a full disk is a tmpfs mounted by the test, which needs root")
     path.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs at {path}: {proc.stderr.strip()}")
     try:

@@ -11,13 +11,13 @@ from pathlib import Path
 import nrl_autoresearch.core
 
 HEAVY = ("hydra", "omegaconf", "ruamel", "matplotlib", "mcp", "ray")
-PROBE = '''
+PROBE = """
 import json, pkgutil, importlib, sys
 import nrl_autoresearch.core as core
 for info in pkgutil.iter_modules(core.__path__):
     importlib.import_module(f"nrl_autoresearch.core.{info.name}")
 print(json.dumps(sorted(sys.modules)))
-'''
+"""
 
 
 def test_importing_every_core_module_loads_nothing_outside_the_core():

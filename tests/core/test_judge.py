@@ -25,10 +25,19 @@ from nrl_autoresearch.core.judge import (
 )
 
 
-@pytest.mark.parametrize("p, dof, expected", [
-    (0.95, 1, 6.3138), (0.95, 2, 2.9200), (0.95, 3, 2.3534), (0.95, 5, 2.0150), (0.95, 10, 1.8125),
-    (0.8, 3, 0.9785), (0.975, 4, 2.7764), (0.99, 30, 2.4573),
-])
+@pytest.mark.parametrize(
+    "p, dof, expected",
+    [
+        (0.95, 1, 6.3138),
+        (0.95, 2, 2.9200),
+        (0.95, 3, 2.3534),
+        (0.95, 5, 2.0150),
+        (0.95, 10, 1.8125),
+        (0.8, 3, 0.9785),
+        (0.975, 4, 2.7764),
+        (0.99, 30, 2.4573),
+    ],
+)
 def test_t_quantiles_match_the_tables(p: float, dof: int, expected: float):
     assert t_quantile(p, dof) == pytest.approx(expected, rel=4e-3)
 
@@ -36,7 +45,9 @@ def test_t_quantiles_match_the_tables(p: float, dof: int, expected: float):
 def test_the_bar_is_student_t_times_the_spread_for_n_against_m_runs():
     spread = Spread(0.01, 6, 5)
     assert keep_bar(spread, 1, 6, 1.645) == pytest.approx(2.015 * 0.01 * math.sqrt(1 + 1 / 6), rel=1e-3)
-    assert false_keep_rate(1.645) == pytest.approx(0.05, abs=1e-3) and false_keep_rate(Z_DEFAULT) == pytest.approx(0.04, abs=1e-3)
+    assert false_keep_rate(1.645) == pytest.approx(0.05, abs=1e-3) and false_keep_rate(Z_DEFAULT) == pytest.approx(
+        0.04, abs=1e-3
+    )
 
 
 def _campaign(rng: random.Random, gain: float, m: int = 6) -> bool:
@@ -76,8 +87,9 @@ def test_four_shared_seeds_make_a_paired_test_and_fewer_do_not():
     reference = Reference("baseline", (0.50, 0.60, 0.40, 0.55), ("own", "1001", "1002", "1003"))
     paired = judge([0.52, 0.62, 0.42, 0.57], reference, maximize=True, seeds=("own", "1001", "1002", "1003"))
     assert paired.status == "keep" and "paired over 4 seeds" in paired.note
-    unpaired = judge([0.52, 0.62], reference, maximize=True, seeds=("own", "1001"),
-                     spread=pooled_spread([reference.values]))
+    unpaired = judge(
+        [0.52, 0.62], reference, maximize=True, seeds=("own", "1001"), spread=pooled_spread([reference.values])
+    )
     assert unpaired.status == "discard" and "paired" not in unpaired.note and "4% false keeps" in unpaired.note
 
 

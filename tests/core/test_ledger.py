@@ -18,13 +18,43 @@ from tests.helpers import fill, git, make_repo, small_disk
 
 
 def row(index: int, status: str = "keep", value: float | None = 0.5, desc: str = "idea", commit: str = "") -> Row:
-    return Row(index, f"autoresearch/x/e{index}", "a" * 40, commit or f"{index:040d}", "recipe.yaml", "val:accuracy", value, 12.34,
-               58.66, "local", "", "uv run train.py --lr 1", "reports/auto_research/x/e/run.log", status, desc)
+    return Row(
+        index,
+        f"autoresearch/x/e{index}",
+        "a" * 40,
+        commit or f"{index:040d}",
+        "recipe.yaml",
+        "val:accuracy",
+        value,
+        12.34,
+        58.66,
+        "local",
+        "",
+        "uv run train.py --lr 1",
+        "reports/auto_research/x/e/run.log",
+        status,
+        desc,
+    )
 
 
 def test_columns_are_the_template_and_crash_rows_use_zeros(tmp_path: Path):
-    assert COLUMNS == ("index", "branch", "parent_commit", "commit", "recipe", "metric_name", "metric_value",
-                       "memory_gb", "elapsed_min", "launcher", "job_id", "command", "log_path", "status", "description")
+    assert COLUMNS == (
+        "index",
+        "branch",
+        "parent_commit",
+        "commit",
+        "recipe",
+        "metric_name",
+        "metric_value",
+        "memory_gb",
+        "elapsed_min",
+        "launcher",
+        "job_id",
+        "command",
+        "log_path",
+        "status",
+        "description",
+    )
     ok = row(1, value=0.7421).to_line().rstrip("\n").split("\t")
     assert ok[6:9] == ["0.742100", "12.3", "58.7"] and ok[10] == "none"
     crash = row(2, "crash", None, "tab\there\nnewline").to_line().rstrip("\n").split("\t")
@@ -137,10 +167,15 @@ def test_a_row_appended_by_another_process_is_read(tmp_path: Path):
     ledger = Ledger(tmp_path / "results.tsv")
     ledger.append(row(1))
     assert [r.index for r in ledger.rows()] == [1]
-    script = ("import sys; from pathlib import Path; from nrl_autoresearch.core.ledger import Ledger, Row; "
-              "Ledger(Path(sys.argv[1])).append(Row.from_line(sys.argv[2]))")
-    subprocess.run([sys.executable, "-c", script, str(ledger.path), row(2, desc="from elsewhere").to_line()],
-                   check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    script = (
+        "import sys; from pathlib import Path; from nrl_autoresearch.core.ledger import Ledger, Row; "
+        "Ledger(Path(sys.argv[1])).append(Row.from_line(sys.argv[2]))"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, str(ledger.path), row(2, desc="from elsewhere").to_line()],
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     assert [(r.index, r.description) for r in ledger.rows()] == [(1, "idea"), (2, "from elsewhere")]
     assert [line for _, line in ledger.lines()] == ledger.path.read_text().splitlines(keepends=True)[1:]
     assert [r.index for r in Ledger(ledger.path).rows()] == [1, 2]

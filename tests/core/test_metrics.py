@@ -89,11 +89,17 @@ def test_jsonl_source_reads_log_lines_and_jsonl_files(tmp_path: Path):
     assert [p.value for p in reading.points] == [0.5, 0.6, 0.7]
 
 
-@pytest.mark.parametrize("spec, fragment", [
-    ("tensorflow:x", "unknown --metric-source"), ("regex:(a)(b)", "exactly one capture group"),
-    ("regex:(", "bad --metric-source regex"), ("line:", "give the key"), ("jsonl:.x", "give a field name"),
-    ("nocolon", "unknown --metric-source"),
-])
+@pytest.mark.parametrize(
+    "spec, fragment",
+    [
+        ("tensorflow:x", "unknown --metric-source"),
+        ("regex:(a)(b)", "exactly one capture group"),
+        ("regex:(", "bad --metric-source regex"),
+        ("line:", "give the key"),
+        ("jsonl:.x", "give a field name"),
+        ("nocolon", "unknown --metric-source"),
+    ],
+)
 def test_bad_sources(spec, fragment):
     with pytest.raises(UsageError, match=fragment):
         parse_source(spec)
@@ -118,7 +124,9 @@ def test_every_point_at_one_step_is_kept_and_aggregated(tmp_path: Path):
     run = outputs(tmp_path)
     writer = EventFileWriter(str(tmp_path / "work" / "runs"))  # the writer torch's SummaryWriter uses
     for step, value in ((8, 10), (8, 20), (12, 30), (12, 40)):  # one point per finished episode
-        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag="charts/episodic_return", simple_value=value)])
+        summary = summary_pb2.Summary(
+            value=[summary_pb2.Summary.Value(tag="charts/episodic_return", simple_value=value)]
+        )
         writer.add_event(event_pb2.Event(step=step, wall_time=time.time(), summary=summary))
     writer.close()
     reading = parse_source("tensorboard:charts/episodic_return").read(run)
@@ -167,11 +175,14 @@ def test_a_census_saved_at_launch_is_what_a_later_reader_uses(tmp_path: Path):
     assert Census.load(tmp_path / "missing.json").stamps == {}
 
 
-@pytest.mark.parametrize("line, problem", [
-    ('{"acc": true}', "is true at line 2"),
-    ('{"acc": "0.5"}', 'is "0.5" at line 2'),
-    ('{"acc": 1' + "0" * 400 + "}", "too large for a float"),
-])
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ('{"acc": true}', "is true at line 2"),
+        ('{"acc": "0.5"}', 'is "0.5" at line 2'),
+        ('{"acc": 1' + "0" * 400 + "}", "too large for a float"),
+    ],
+)
 def test_a_value_that_is_not_a_number_is_a_problem_not_a_result(tmp_path: Path, line: str, problem: str):
     run = outputs(tmp_path, '{"acc": 0.5}\n' + line + "\n")
     reading = parse_source("jsonl:acc").read(run)

@@ -29,9 +29,15 @@ def test_no_room_once_the_deadline_target_or_gpu_hours_leave_none():
 
 
 def test_the_status_is_met_exactly_when_nothing_may_start_with_nothing_in_flight():
-    rules = StopRules.build(now=NOW, max_experiments=5, budget="2h", per_experiment="30m", target="acc>=0.9",
-                            gpu_hours=4)
+    rules = StopRules.build(
+        now=NOW, max_experiments=5, budget="2h", per_experiment="30m", target="acc>=0.9", gpu_hours=4
+    )
     for attempted, minutes, best, used in itertools.product(range(4, 7), (0, 95, 125), (None, 0.5, 0.95), (0, 2.5, 4)):
-        state = {"attempted": attempted, "now": NOW + minutes * 60, "best": best, "gpu_hours_used": used,
-                 "run_gpu_hours": 1.0}
+        state = {
+            "attempted": attempted,
+            "now": NOW + minutes * 60,
+            "best": best,
+            "gpu_hours_used": used,
+            "run_gpu_hours": 1.0,
+        }
         assert status(rules, **state).met == (room(rules, **state) == 0), state

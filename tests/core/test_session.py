@@ -20,8 +20,20 @@ MET = StopStatus(True, "max_experiments", "stop condition met: 3/3 attempted")
 
 def campaign(tmp_path: Path):
     repo = score_repo(tmp_path / "r")
-    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file",
-        "params.json", "--max-experiments", "3", check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} train.py",
+        "--metric",
+        "val_score",
+        "--maximize",
+        "--params-file",
+        "params.json",
+        "--max-experiments",
+        "3",
+        check=True,
+    )
     cli(repo, "baseline", check=True)
     c = campaigns.load(repo)
     return c, Ledger(c.ledger_path).rows(c.prefix)
@@ -68,6 +80,8 @@ def test_a_secret_in_the_steering_never_reaches_the_session_files(tmp_path: Path
     c, rows = campaign(tmp_path)
     monkeypatch.setenv("HUB_API_TOKEN", "s3cr3t-value-123")
     memory = Session(c)
-    memory.checkpoint("steer", "told to use s3cr3t-value-123", Moment(rows, GOING, [], ["token s3cr3t-value-123"], "main"))
+    memory.checkpoint(
+        "steer", "told to use s3cr3t-value-123", Moment(rows, GOING, [], ["token s3cr3t-value-123"], "main")
+    )
     for path in memory.dir.iterdir():
         assert "s3cr3t-value-123" not in path.read_text(), path.name

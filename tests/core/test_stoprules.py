@@ -19,10 +19,21 @@ from nrl_autoresearch.core.stoprules import (
 NOW = 1_000_000.0
 
 
-@pytest.mark.parametrize("text, seconds", [
-    ("45m", 2700), ("1h30m", 5400), ("10h", 36000), ("1.5h", 5400), ("2d", 172800), ("90 min", 5400),
-    ("10 hours", 36000), ("01:30:00", 5400), ("30s", 30), ("1h 5m", 3900),
-])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("45m", 2700),
+        ("1h30m", 5400),
+        ("10h", 36000),
+        ("1.5h", 5400),
+        ("2d", 172800),
+        ("90 min", 5400),
+        ("10 hours", 36000),
+        ("01:30:00", 5400),
+        ("30s", 30),
+        ("1h 5m", 3900),
+    ],
+)
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
@@ -51,7 +62,10 @@ def test_configured_durations_are_shown_exactly():
 
 def test_stop_sentence_is_parsed_into_monitors():
     assert parse_stop_sentence("50 experiments or 10h total, 1h each") == {
-        "max_experiments": "50", "budget": "10h", "per_experiment": "1h"}
+        "max_experiments": "50",
+        "budget": "10h",
+        "per_experiment": "1h",
+    }
     rules = StopRules.build(now=NOW, stop="50 experiments or 10h total, 1h each")
     assert rules.max_experiments == 50 and rules.deadline == NOW + 36000 and rules.per_experiment_s == 3600
     assert rules.monitors()[0] == "target_experiment_count = 50"
@@ -60,11 +74,14 @@ def test_stop_sentence_is_parsed_into_monitors():
     assert str(target.target) == "val:accuracy>=0.8" and target.max_experiments == 20
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("50 experiments or whenever", "could not read 'whenever'"),
-    ("3 experiments or 4 experiments", "twice"),
-    ("", "empty"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("50 experiments or whenever", "could not read 'whenever'"),
+        ("3 experiments or 4 experiments", "twice"),
+        ("", "empty"),
+    ],
+)
 def test_bad_stop_sentences(text, fragment):
     with pytest.raises(UsageError, match=fragment):
         StopRules.build(now=NOW, stop=text)
@@ -85,7 +102,10 @@ def test_count_rule_counts_attempted_rows():
 def test_deadline_rule_and_the_room_for_one_more_run():
     rules = StopRules.build(now=NOW, max_experiments=24, budget="10h", per_experiment="1h")
     later = NOW + 3 * 3600 + 48 * 60
-    assert status(rules, attempted=17, now=later).sentence == "stop condition not yet met: 17/24 attempted, 6h12m remaining"
+    assert (
+        status(rules, attempted=17, now=later).sentence
+        == "stop condition not yet met: 17/24 attempted, 6h12m remaining"
+    )
     tight = status(rules, attempted=5, now=NOW + 36000 - 1800)
     assert tight.met and tight.trigger == "deadline" and "no room for another 1h run" in tight.sentence
     assert not may_launch(rules, attempted=5, in_flight=0, now=NOW + 36000 - 1800)
@@ -98,7 +118,10 @@ def test_deadline_rule_and_the_room_for_one_more_run():
 def test_target_rule_honours_the_direction():
     up = StopRules.build(now=NOW, target="val:accuracy>=0.8")
     assert not status(up, attempted=3, now=NOW, best=0.7).met
-    assert status(up, attempted=3, now=NOW, best=0.81).sentence == "stop condition met: target val:accuracy>=0.8 reached (0.81)"
+    assert (
+        status(up, attempted=3, now=NOW, best=0.81).sentence
+        == "stop condition met: target val:accuracy>=0.8 reached (0.81)"
+    )
     down = StopRules.build(now=NOW, target="loss<=0.5")
     assert status(down, attempted=2, now=NOW, best=0.4).met and not status(down, attempted=2, now=NOW, best=0.6).met
     assert not up.target.reached(float("nan"))

@@ -11,10 +11,20 @@ from nrl_autoresearch.core.journal import Journal
 from nrl_autoresearch.core.judge import Reference
 from nrl_autoresearch.core.trial import Trial
 
-TRIAL = Trial(index=7, name="lr-up", run="lr-up", branch="ar/x/lr-up", parent="best", parent_commit="a" * 40,
-              hypothesis=Hypothesis("lr-up", "larger steps", parent="best", sets={"lr": "0.2"}, repeats=2, seed=3),
-              reference=Reference("best keep wd", (0.5, 0.52), ("own", "1001")), effective={"wd": "0.1", "lr": "0.2"},
-              seed=3, group=(7, 8), role="repeat 1/2")
+TRIAL = Trial(
+    index=7,
+    name="lr-up",
+    run="lr-up",
+    branch="ar/x/lr-up",
+    parent="best",
+    parent_commit="a" * 40,
+    hypothesis=Hypothesis("lr-up", "larger steps", parent="best", sets={"lr": "0.2"}, repeats=2, seed=3),
+    reference=Reference("best keep wd", (0.5, 0.52), ("own", "1001")),
+    effective={"wd": "0.1", "lr": "0.2"},
+    seed=3,
+    group=(7, 8),
+    role="repeat 1/2",
+)
 
 
 def test_a_trial_read_back_from_its_journal_intent_is_the_trial_planned(tmp_path: Path):

@@ -18,13 +18,22 @@ SPREAD = Spread(0.02, 3, 2)
 
 
 def trial(name: str = "lr-up") -> Trial:
-    return Trial(index=2, name=name, run=name, branch=f"ar/x/{name}", parent="baseline", parent_commit="a" * 40,
-                 hypothesis=Hypothesis(name, parent="baseline"), reference=REFERENCE)
+    return Trial(
+        index=2,
+        name=name,
+        run=name,
+        branch=f"ar/x/{name}",
+        parent="baseline",
+        parent_commit="a" * 40,
+        hypothesis=Hypothesis(name, parent="baseline"),
+        reference=REFERENCE,
+    )
 
 
 def verdict(new: list[tuple[str, float]], earlier: list[tuple[str, float]] = (), name: str = "lr-up") -> Verdict:
-    return group_verdict(trial(name), list(earlier), new, maximize=True, min_delta=0.0, spread=SPREAD, z=1.751,
-                         simplifies=lambda: False)
+    return group_verdict(
+        trial(name), list(earlier), new, maximize=True, min_delta=0.0, spread=SPREAD, z=1.751, simplifies=lambda: False
+    )
 
 
 def test_a_clear_gain_is_kept_a_small_one_discarded_and_no_valid_run_is_a_crash():
@@ -47,9 +56,15 @@ def test_the_baseline_is_the_reference_whatever_its_value():
 def test_a_pruned_run_is_a_discard_with_its_metric_and_a_crash_has_its_note():
     keep = Verdict("keep", "better")
     assert row_status(keep, crash_reason=None, pruned_reason="pruned: behind", crash_note=lambda: "x") == (
-        "discard", "pruned: behind (stopped early: no evidence against the idea)", True)
+        "discard",
+        "pruned: behind (stopped early: no evidence against the idea)",
+        True,
+    )
     assert row_status(keep, crash_reason="exit 1", pruned_reason=None, crash_note=lambda: "crash: exit 1") == (
-        "crash", "crash: exit 1", False)
+        "crash",
+        "crash: exit 1",
+        False,
+    )
     assert row_status(keep, crash_reason=None, pruned_reason=None, crash_note=lambda: "x") == ("keep", "better", True)
 
 

@@ -85,11 +85,23 @@ def test_queue_run_on_the_nemo_rl_shaped_repository_records_exactly_the_count(tm
 
     repo = create_repo(tmp_path / "rl")
     queue = tmp_path / "hypotheses.json"
-    queue.write_text(json.dumps([
-        {"name": "lr-huge", "description": "a learning rate that diverges", "set": {"policy.optimizer.kwargs.lr": 1.0}},
-        {"name": "more-generations", "description": "bigger groups", "set": {"grpo.num_generations_per_prompt": 16}},
-        {"name": "never", "description": "over the count", "set": {"policy.generation.temperature": 0.8}},
-    ]))
+    queue.write_text(
+        json.dumps(
+            [
+                {
+                    "name": "lr-huge",
+                    "description": "a learning rate that diverges",
+                    "set": {"policy.optimizer.kwargs.lr": 1.0},
+                },
+                {
+                    "name": "more-generations",
+                    "description": "bigger groups",
+                    "set": {"grpo.num_generations_per_prompt": 16},
+                },
+                {"name": "never", "description": "over the count", "set": {"policy.generation.temperature": 0.8}},
+            ]
+        )
+    )
     cli(repo, "init", "--recipe", RECIPE, "--runner", sys.executable, "--max-experiments", "3", check=True)
     out = cli(repo, "run", "--proposer", f"queue:{queue}", "--yes", check=True).stdout
     rows = ledger_rows(repo)

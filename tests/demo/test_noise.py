@@ -35,10 +35,13 @@ def campaign(folder: Path, seed_base: int) -> Engine:
 
 def test_a_null_change_is_not_kept_and_a_real_improvement_is_after_a_second_run(tmp_path: Path):
     engine = campaign(tmp_path / "aa", seed_base=5000)
-    null = engine.try_(Hypothesis("aa", "another seed only",
-                                  sets={"grpo.seed": "1500", "logger.num_val_samples_to_print": "4"}))
+    null = engine.try_(
+        Hypothesis("aa", "another seed only", sets={"grpo.seed": "1500", "logger.num_val_samples_to_print": "4"})
+    )
     real = engine.try_(Hypothesis("temperature", "+3 spreads", sets={"policy.generation.temperature": "0.8"}))
     assert null.status == "discard", null.description
     assert real.status == "keep" and "mean of" in real.description, real.description
-    assert all("spread" in r.description and "threshold" in r.description and "false keeps" in r.description
-               for r in (null, real))
+    assert all(
+        "spread" in r.description and "threshold" in r.description and "false keeps" in r.description
+        for r in (null, real)
+    )

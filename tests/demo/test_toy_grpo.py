@@ -83,7 +83,11 @@ def test_console_logs_and_checkpoints(repo: Path) -> None:
     assert (exp / "val_data_step5.jsonl").exists()
     info = json.loads((repo / CKPT_DIR / "step_10" / "training_info.json").read_text())
     assert info["step"] == 10 and round(info["val:accuracy"], 4) == accuracies(out)[-1] == round(info["val_reward"], 4)
-    assert {p.name for p in (repo / CKPT_DIR / "step_10").iterdir()} >= {"training_info.json", "config.yaml", "policy.npz"}
+    assert {p.name for p in (repo / CKPT_DIR / "step_10").iterdir()} >= {
+        "training_info.json",
+        "config.yaml",
+        "policy.npz",
+    }
 
     second = run(repo, "grpo.max_num_steps=2", NO_CKPT).stdout
     assert f"📊 Using log directory: {LOG_DIR}/exp_002" in second
@@ -143,7 +147,9 @@ def test_override_grammar_errors(repo: Path, override: str, message: str) -> Non
 
 
 def test_overrides_apply(repo: Path) -> None:
-    out = run(repo, "grpo.max_num_steps=3", "grpo.val_period=0", "++grpo.val_at_end=true", "+data.note=hi", NO_CKPT).stdout
+    out = run(
+        repo, "grpo.max_num_steps=3", "grpo.val_period=0", "++grpo.val_at_end=true", "+data.note=hi", NO_CKPT
+    ).stdout
     assert "Step 3/3" in out and "Step 4/" not in out
     assert out.count("▶ Starting validation") == 1 and "validation at step 3" in out
 
@@ -156,7 +162,10 @@ def test_override_values_parse_like_hydra(repo: Path) -> None:
     assert config.parse_value("00:00:00:01") == "00:00:00:01"
     assert config.parse_value("'42'") == "42"
     base = {"a": {"b": 1, "c": 2}}
-    assert config.apply_overrides(base, ["a.b=x", "++a.d=3", "+e.f=4", "~a.c"]) == {"a": {"b": "x", "d": 3}, "e": {"f": 4}}
+    assert config.apply_overrides(base, ["a.b=x", "++a.d=3", "+e.f=4", "~a.c"]) == {
+        "a": {"b": "x", "d": 3},
+        "e": {"f": 4},
+    }
 
 
 def test_event_file_checksum_is_crc32c(repo: Path) -> None:
@@ -193,5 +202,7 @@ def test_resume_continues_from_latest_checkpoint(repo: Path) -> None:
     resumed = run(repo, "grpo.max_num_steps=6", "checkpointing.save_period=2", "grpo.val_period=2").stdout
     assert f"Loading checkpoint from {CKPT_DIR}/step_4" in resumed
     assert "Step 5/6" in resumed and "Step 4/6" not in resumed
-    straight = run(repo, "grpo.max_num_steps=6", "grpo.val_period=2", "checkpointing.checkpoint_dir=results/other").stdout
+    straight = run(
+        repo, "grpo.max_num_steps=6", "grpo.val_period=2", "checkpointing.checkpoint_dir=results/other"
+    ).stdout
     assert losses(straight)[4:] == losses(resumed) and accuracies(straight)[-1] == accuracies(resumed)[-1]

@@ -14,8 +14,18 @@ import pytest
 from nrl_autoresearch.core.ledger import COLUMNS, HEADER
 from tests.helpers import PY, cli, git, ledger_rows, make_repo, score_repo, tree_digest
 
-INIT = ["init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file", "params.json",
-        "--campaign", "project"]
+INIT = [
+    "init",
+    "--command",
+    f"{PY} train.py",
+    "--metric",
+    "val_score",
+    "--maximize",
+    "--params-file",
+    "params.json",
+    "--campaign",
+    "project",
+]
 
 
 @pytest.fixture
@@ -68,7 +78,10 @@ def test_user_tree_index_and_branch_are_byte_identical(repo: Path):
     cli(repo, "try", "lr", "--set", "lr=0.08", check=True)
     new = cli(repo, "new", "by-hand", check=True)
     worktree = Path(new.stdout.splitlines()[0])
-    assert new.stdout.splitlines()[1].startswith("next: edit the files there") and "'autoresearch try by-hand'" in new.stdout
+    assert (
+        new.stdout.splitlines()[1].startswith("next: edit the files there")
+        and "'autoresearch try by-hand'" in new.stdout
+    )
     (worktree / "params.json").write_text('{"lr": 0.1, "sleep": 0}\n')
     cli(repo, "try", "by-hand", check=True)
     assert tree_digest(repo) == before
@@ -79,7 +92,7 @@ def test_user_tree_index_and_branch_are_byte_identical(repo: Path):
 
 
 def test_hanging_command_whose_children_ignore_sigterm_is_killed_whole(tmp_path: Path):
-    hang = '''\
+    hang = """\
 import os, signal, subprocess, sys, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 kids = [subprocess.Popen([sys.executable, "-c", "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])]
@@ -88,10 +101,24 @@ kids.append(subprocess.Popen([sys.executable, "-c", "import os,signal,time; os.s
 open("pids.txt", "w").write(" ".join(str(k.pid) for k in kids) + f" {os.getpid()}")
 print("started", flush=True)
 time.sleep(600)
-'''
+"""
     repo = make_repo(tmp_path / "hang", {"hang.py": hang})
-    cli(repo, "init", "--command", f"{PY} hang.py", "--metric", "score", "--maximize", "--per-experiment", "3s",
-        "--max-experiments", "2", "--grace", "1s", check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} hang.py",
+        "--metric",
+        "score",
+        "--maximize",
+        "--per-experiment",
+        "3s",
+        "--max-experiments",
+        "2",
+        "--grace",
+        "1s",
+        check=True,
+    )
     started = time.time()
     proc = cli(repo, "baseline")
     assert proc.returncode == 4 and "reached its wall-clock limit" in proc.stderr, proc.stderr
@@ -106,8 +133,20 @@ time.sleep(600)
 def test_missing_metric_and_nan_are_crashes_never_zero(tmp_path: Path):
     script = 'import json; v = json.load(open("params.json"))["v"]; print(f"score: {v}") if v != "none" else print("no metric here")\n'
     repo = make_repo(tmp_path / "p", {"t.py": script, "params.json": '{"v": 0.5}\n'})
-    cli(repo, "init", "--command", f"{PY} t.py", "--metric", "score", "--maximize", "--params-file", "params.json",
-        "--max-experiments", "5", check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} t.py",
+        "--metric",
+        "score",
+        "--maximize",
+        "--params-file",
+        "params.json",
+        "--max-experiments",
+        "5",
+        check=True,
+    )
     cli(repo, "baseline", check=True)
     cli(repo, "try", "gone", "--set", "v=none", check=True)
     cli(repo, "try", "diverged", "--set", "v=nan", check=True)
@@ -124,8 +163,22 @@ def test_missing_metric_and_nan_are_crashes_never_zero(tmp_path: Path):
 def test_minimised_metric_best_and_min_delta(tmp_path: Path):
     script = 'import json; print("loss =", json.load(open("p.json"))["loss"])\n'
     repo = make_repo(tmp_path / "m", {"t.py": script, "p.json": '{"loss": 1.0}\n'})
-    cli(repo, "init", "--command", f"{PY} t.py", "--metric", "loss", "--minimize", "--params-file", "p.json",
-        "--min-delta", "0.05", "--max-experiments", "6", check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} t.py",
+        "--metric",
+        "loss",
+        "--minimize",
+        "--params-file",
+        "p.json",
+        "--min-delta",
+        "0.05",
+        "--max-experiments",
+        "6",
+        check=True,
+    )
     cli(repo, "baseline", check=True)
     cli(repo, "try", "lower", "--set", "loss=0.5", check=True)
     cli(repo, "try", "tiny-gain", "--set", "loss=0.98", check=True)  # within min-delta
@@ -141,8 +194,20 @@ def test_minimised_metric_best_and_min_delta(tmp_path: Path):
 def test_flags_style_records_flags_in_a_committed_file(tmp_path: Path):
     script = 'import argparse; p = argparse.ArgumentParser(); p.add_argument("--lr", type=float, default=0.01); a = p.parse_args(); print(f"acc: {1 - abs(a.lr - 0.1):.3f}")\n'
     repo = make_repo(tmp_path / "f", {"t.py": script})
-    cli(repo, "init", "--command", f"{PY} t.py", "--metric", "acc", "--maximize", "--set-style", "flags",
-        "--max-experiments", "3", check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} t.py",
+        "--metric",
+        "acc",
+        "--maximize",
+        "--set-style",
+        "flags",
+        "--max-experiments",
+        "3",
+        check=True,
+    )
     cli(repo, "baseline", check=True)
     cli(repo, "try", "lr", "--set", "lr=0.1", check=True)
     cli(repo, "try", "lr-more", "--parent", "lr", "--set", "lr=0.2", check=True)
@@ -155,8 +220,20 @@ def test_flags_style_records_flags_in_a_committed_file(tmp_path: Path):
 def test_taken_names_get_a_suffix_and_outputs_are_never_committed(tmp_path: Path):
     script = 'import json, os; os.makedirs("ckpt", exist_ok=True); open("ckpt/model.pt", "wb").write(b"0" * 10); open("train.log", "w").write("x"); print("score:", json.load(open("p.json"))["x"])\n'
     repo = make_repo(tmp_path / "s", {"t.py": script, "p.json": '{"x": 1}\n'})
-    cli(repo, "init", "--command", f"{PY} t.py", "--metric", "score", "--maximize", "--params-file", "p.json",
-        "--max-experiments", "4", check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} t.py",
+        "--metric",
+        "score",
+        "--maximize",
+        "--params-file",
+        "p.json",
+        "--max-experiments",
+        "4",
+        check=True,
+    )
     cli(repo, "baseline", check=True)
     cli(repo, "try", "idea", "--set", "x=2", check=True)
     cli(repo, "try", "idea", "--set", "x=3", check=True)
@@ -168,16 +245,19 @@ def test_taken_names_get_a_suffix_and_outputs_are_never_committed(tmp_path: Path
     assert len(branches) == 3
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--metric-source", "bogus:x"], "unknown --metric-source"),
-    (["--metric-source", "regex:no group"], "exactly one capture group"),
-    (["--budget", "ten hours"], "bad --budget"),
-    (["--stop", "50 experiments or forever"], "could not read 'forever'"),
-    (["--prefix", "bad..prefix"], "bad --prefix"),
-    (["--campaign", "has space"], "bad campaign name"),
-    (["--aggregate", "median"], "bad --aggregate"),
-    (["--params-file", "missing.yaml"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--metric-source", "bogus:x"], "unknown --metric-source"),
+        (["--metric-source", "regex:no group"], "exactly one capture group"),
+        (["--budget", "ten hours"], "bad --budget"),
+        (["--stop", "50 experiments or forever"], "could not read 'forever'"),
+        (["--prefix", "bad..prefix"], "bad --prefix"),
+        (["--campaign", "has space"], "bad campaign name"),
+        (["--aggregate", "median"], "bad --aggregate"),
+        (["--params-file", "missing.yaml"], "does not exist"),
+    ],
+)
 def test_bad_input_exits_2_and_creates_nothing(repo: Path, args: list[str], message: str):
     base = [a for a in INIT if a not in ("--params-file", "params.json")]
     before = tree_digest(repo)
@@ -193,7 +273,11 @@ def test_bad_experiment_name_and_unknown_key_exit_2_before_any_branch(repo: Path
     cli(repo, *INIT, "--max-experiments", "5", check=True)
     cli(repo, "baseline", check=True)
     branches = git(repo, "branch", "--list")
-    for args in (["try", "bad name", "--set", "lr=1"], ["try", "typo", "--set", "lrr=1"], ["try", "x", "--set", "novalue"]):
+    for args in (
+        ["try", "bad name", "--set", "lr=1"],
+        ["try", "typo", "--set", "lrr=1"],
+        ["try", "x", "--set", "novalue"],
+    ):
         proc = cli(repo, *args)
         assert proc.returncode == 2, proc.stderr
     assert git(repo, "branch", "--list") == branches
@@ -283,8 +367,11 @@ def test_engine_leaves_no_process_and_runs_in_the_worktree(repo: Path):
     cli(repo, *INIT, "--max-experiments", "2", check=True)
     cli(repo, "baseline", check=True)
     ours = str(repo)  # processes of other repositories on this machine are not this campaign's
-    leftovers = [p for p in psutil.process_iter(["cmdline", "cwd"])
-                 if "train.py" in " ".join(p.info["cmdline"] or []) and (p.info["cwd"] or "").startswith(ours)]
+    leftovers = [
+        p
+        for p in psutil.process_iter(["cmdline", "cwd"])
+        if "train.py" in " ".join(p.info["cmdline"] or []) and (p.info["cwd"] or "").startswith(ours)
+    ]
     assert not leftovers
     assert not (repo / "reports/auto_research/project/worktrees/baseline").exists()  # a clean worktree is removed
     assert sorted(os.listdir(repo / "reports/auto_research/project/baseline")) == ["curve.json", "run.log"]
@@ -295,8 +382,18 @@ def test_initialised_submodules_are_available_in_experiment_worktrees(tmp_path: 
     repo = make_repo(tmp_path / "main", {"check.py": 'print("score:", len(open("3rdparty/lib/data.txt").read()))\n'})
     git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "3rdparty/lib")
     git(repo, "commit", "-qm", "add the submodule")
-    cli(repo, "init", "--command", f"{PY} check.py", "--metric", "score", "--maximize", "--max-experiments", "1",
-        check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} check.py",
+        "--metric",
+        "score",
+        "--maximize",
+        "--max-experiments",
+        "1",
+        check=True,
+    )
     cli(repo, "baseline", check=True)
     row = ledger_rows(repo)[0]
     assert row["status"] == "keep" and row["metric_value"] == 8
@@ -305,17 +402,44 @@ def test_initialised_submodules_are_available_in_experiment_worktrees(tmp_path: 
 
 
 def test_a_seed_flag_without_dashes_is_taken_as_set_takes_keys(tmp_path: Path):
-    script = ('import argparse; p = argparse.ArgumentParser(); p.add_argument("--seed", type=int, default=0); '
-              'print(f"acc: {0.5 + p.parse_args().seed / 1e5}")\n')
+    script = (
+        'import argparse; p = argparse.ArgumentParser(); p.add_argument("--seed", type=int, default=0); '
+        'print(f"acc: {0.5 + p.parse_args().seed / 1e5}")\n'
+    )
     repo = make_repo(tmp_path / "s", {"t.py": script})
-    init = cli(repo, "init", "--command", f"{PY} t.py", "--metric", "acc", "--maximize", "--seed-flag", "seed",
-               "--baseline-repeats", "2", "--per-experiment", "90s", check=True)
+    init = cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} t.py",
+        "--metric",
+        "acc",
+        "--maximize",
+        "--seed-flag",
+        "seed",
+        "--baseline-repeats",
+        "2",
+        "--per-experiment",
+        "90s",
+        check=True,
+    )
     assert "per_experiment_timeout = 1m30s" in init.stdout
     cli(repo, "baseline", check=True)
     rows = ledger_rows(repo)
     assert [r["status"] for r in rows] == ["keep", "keep"] and rows[1]["command"].endswith("t.py --seed 1001")
-    bad = cli(repo, "init", "--command", f"{PY} t.py", "--metric", "acc", "--maximize", "--seed-flag", "--seed 3",
-              "--campaign", "other")
+    bad = cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} t.py",
+        "--metric",
+        "acc",
+        "--maximize",
+        "--seed-flag",
+        "--seed 3",
+        "--campaign",
+        "other",
+    )
     assert bad.returncode == 2 and "bad --seed-flag" in bad.stderr
 
 
@@ -326,8 +450,9 @@ def test_a_crash_names_its_error_line_its_log_and_its_notes(repo: Path):
     row = ledger_rows(repo)[1]
     assert row["status"] == "crash"
     assert "exit code 1: TypeError: unsupported operand type(s) for -: 'str' and 'float'" in row["description"]
-    assert row["description"].endswith("; log reports/auto_research/project/typo/run.log, "
-                                       "its tail in reports/auto_research/project/notes.md")
+    assert row["description"].endswith(
+        "; log reports/auto_research/project/typo/run.log, its tail in reports/auto_research/project/notes.md"
+    )
     assert "TypeError: unsupported operand" in out and "reports/auto_research/project/notes.md" in out
 
 
@@ -348,8 +473,11 @@ def test_status_counts_rows_and_follows_the_persons_commits_until_the_baseline(r
     git(repo, "commit", "-q", "--allow-empty", "-m", "more work")
     data = json.loads(cli(repo, "status", "--json", check=True).stdout)
     assert data["counts"] == {"keep": 1, "discard": 1, "crash": 1} and data["gpu_hours"]["used"] == 0.0  # CPU-only runs
-    assert data["base"] == {"commit": git(repo, "rev-parse", "main~1").strip(), "commits_past": 1,
-                            "follows_your_commits": False}
+    assert data["base"] == {
+        "commit": git(repo, "rev-parse", "main~1").strip(),
+        "commits_past": 1,
+        "follows_your_commits": False,
+    }
     text = cli(repo, "status", check=True).stdout
     assert "  rows: 3 attempted: 1 keep, 1 discard, 1 crash" in text
     assert "your branch main is 1 commit(s) past it" in text and "'autoresearch try NAME --parent main'" in text

@@ -19,8 +19,20 @@ from nrl_autoresearch.core.hypothesis import Hypothesis
 from nrl_autoresearch.runner.engine import Engine
 from tests.helpers import PY, cli, git, ledger_rows, make_repo, score_repo, small_disk
 
-INIT = ["init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file", "params.json",
-        "--campaign", "f", "--grace", "1s"]
+INIT = [
+    "init",
+    "--command",
+    f"{PY} train.py",
+    "--metric",
+    "val_score",
+    "--maximize",
+    "--params-file",
+    "params.json",
+    "--campaign",
+    "f",
+    "--grace",
+    "1s",
+]
 JOURNAL = "reports/auto_research/f/journal.jsonl"
 
 
@@ -53,7 +65,7 @@ def gone(pid: int) -> bool:
 
 
 # -- 1. a full disk ----------------------------------------------------------------------------------------
-TRAIN_FILL = '''\
+TRAIN_FILL = """\
 import json, os
 cfg = json.load(open("params.json"))
 print(f"val_score: {1.0 - abs(cfg['lr'] - 0.1):.4f}", flush=True)
@@ -64,7 +76,7 @@ if cfg.get("fill"):
             pass
     except OSError:
         pass
-'''
+"""
 
 
 LONG = "a description longer than the room left in any page of the disk " * 100  # its row cannot fit
@@ -76,14 +88,18 @@ def test_a_full_disk_during_a_run_ends_in_one_message_and_resume_records_it(tmp_
     cli(repo, *INIT, check=True)
     cli(repo, "baseline", check=True)  # preflight wants 1 GiB free: the small disk comes after it
     queue = tmp_path / "queue.json"
-    queue.write_text(json.dumps([{"name": "fill", "set": {"fill": 1}, "description": LONG},
-                                 {"name": "after", "set": {"lr": 0.2}}]))
+    queue.write_text(
+        json.dumps([{"name": "fill", "set": {"fill": 1}, "description": LONG}, {"name": "after", "set": {"lr": 0.2}}])
+    )
     shutil.move(repo / "reports", tmp_path / "reports")  # the ledger, journal and run logs onto a small disk
     with small_disk(repo / "reports", "16m") as disk:
         shutil.copytree(tmp_path / "reports", disk, dirs_exist_ok=True, symlinks=True)
         filler = disk / "filler.bin"
-        args = (["try", "fill", "--set", "fill=1", "--desc", LONG] if command == "try"
-                else ["run", "--proposer", f"queue:{queue}", "--yes"])
+        args = (
+            ["try", "fill", "--set", "fill=1", "--desc", LONG]
+            if command == "try"
+            else ["run", "--proposer", f"queue:{queue}", "--yes"]
+        )
         one_clear_failure(cli(repo, *args, env={"FILL_AT": str(filler)}, timeout=120), "no space left on the disk")
         filler.unlink()
         then = ["try", "after", "--set", "lr=0.2"] if command == "try" else ["resume", "--yes"]
@@ -107,8 +123,9 @@ def test_a_full_disk_when_the_note_is_written_ends_in_one_message_and_resume_add
         one_clear_failure(proc, "no space left on the disk")
         rows = ledger_rows(repo)  # the row is written; its note is not
         assert [r["index"] for r in rows] == [1, 2]
-        no_note = subprocess.run(["git", "-C", str(repo), "notes", "--ref", "autoresearch", "list", rows[1]["commit"]],
-                                 capture_output=True)
+        no_note = subprocess.run(
+            ["git", "-C", str(repo), "notes", "--ref", "autoresearch", "list", rows[1]["commit"]], capture_output=True
+        )
         assert no_note.returncode == 1 and not no_note.stdout
         (disk / "filler.bin").unlink()
         cli(repo, "try", "after", "--set", "lr=0.2", check=True, timeout=120)
@@ -135,7 +152,9 @@ def test_a_torn_last_row_is_reported_by_check_and_repaired_by_the_next_writer(tm
     assert "is torn" in check.stdout and "'autoresearch ledger rebuild'" in check.stdout
     assert cli(repo, "status").returncode == 0
     proc = cli(repo, "try", "next", "--set", "lr=0.3", check=True)
-    assert "recovered: completed the torn last line of auto_research_results.tsv (row 2) from its git note" in proc.stdout
+    assert (
+        "recovered: completed the torn last line of auto_research_results.tsv (row 2) from its git note" in proc.stdout
+    )
     assert ledger.read_bytes().startswith(whole) and [r["index"] for r in ledger_rows(repo)] == [1, 2, 3]
     assert cli(repo, "ledger", "check").returncode == 0
     ledger.write_bytes(whole.replace(b"\tkeep\t", b"\tkept\t", 1))  # a row damaged inside the file
@@ -151,8 +170,13 @@ def test_a_second_writer_is_refused_with_who_holds_the_campaign_and_readers_work
     repo = score_repo(tmp_path / "r")
     cli(repo, *INIT, check=True)
     cli(repo, "baseline", check=True)
-    first = subprocess.Popen([PY, "-m", "nrl_autoresearch", "try", "slow", "--set", "sleep=4"], cwd=repo,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [PY, "-m", "nrl_autoresearch", "try", "slow", "--set", "sleep=4"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(lambda: (2, "launched") in steps(repo))
         second = cli(repo, "try", "other", "--set", "lr=0.2")
@@ -172,19 +196,27 @@ def test_ledger_check_finds_a_note_on_another_rows_commit(tmp_path: Path):
     base, moved = (r["commit"] for r in ledger_rows(repo))
     note = git(repo, "notes", "--ref", "autoresearch", "show", moved)
     git(repo, "notes", "--ref", "autoresearch", "remove", moved)
-    subprocess.run(["git", "-C", str(repo), "notes", "--ref", "autoresearch", "append", "-F", "-", base],
-                   input=note, text=True, check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(repo), "notes", "--ref", "autoresearch", "append", "-F", "-", base],
+        input=note,
+        text=True,
+        check=True,
+        capture_output=True,
+    )
     proc = cli(repo, "ledger", "check")
-    assert proc.returncode == 1 and f"row 2: its git note sits on {base[:10]}, not on its commit {moved[:10]}" in proc.stdout
+    assert (
+        proc.returncode == 1
+        and f"row 2: its git note sits on {base[:10]}, not on its commit {moved[:10]}" in proc.stdout
+    )
 
 
 # -- 3. a failure in a worker --------------------------------------------------------------------------------
-TRAIN_JSON = '''\
+TRAIN_JSON = """\
 import json
 cfg = json.load(open("params.json"))
 score = "1" + "0" * 400 if cfg["lr"] == 0.5 else repr(1.0 - abs(cfg["lr"] - 0.1))
 print('{"val_score": ' + score + '}')
-'''
+"""
 
 
 def test_an_exception_reading_the_metric_is_that_runs_crash_row(tmp_path: Path):
@@ -231,7 +263,7 @@ def test_a_branch_clash_met_by_recovery_is_a_crash_row_not_a_wedge(tmp_path: Pat
 
 
 # -- 4. escaped processes ------------------------------------------------------------------------------------
-TRAIN_ESCAPE = '''\
+TRAIN_ESCAPE = """\
 import json, os, signal, sys, time
 cfg = json.load(open("params.json"))
 if os.fork() == 0:
@@ -243,7 +275,7 @@ if os.fork() == 0:
     os._exit(0)
 time.sleep(cfg.get("sleep", 0))
 print(f"val_score: {1.0 - abs(cfg['lr'] - 0.1):.4f}")
-'''
+"""
 
 
 def test_an_escaped_grandchild_ends_after_the_engine_was_killed_and_recovery_ran(tmp_path: Path):
@@ -262,8 +294,13 @@ def test_an_escaped_grandchild_ends_after_the_engine_was_killed_and_recovery_ran
     try:
         cli(repo, "baseline", check=True, env=env)
         wait_for(lambda: gone(escapee()), 15)  # a normal exit: the run ended, so did its escapee
-        engine = subprocess.Popen([PY, "-m", "nrl_autoresearch", "try", "esc", "--set", "sleep=2"], cwd=repo,
-                                  env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        engine = subprocess.Popen(
+            [PY, "-m", "nrl_autoresearch", "try", "esc", "--set", "sleep=2"],
+            cwd=repo,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         pid = escapee()
         engine.send_signal(signal.SIGKILL)
         engine.wait(10)
@@ -308,7 +345,9 @@ def hooks_repo(tmp_path: Path, hook: str, script: str) -> Path:
 def assert_refused_before_anything(repo: Path, proc: subprocess.CompletedProcess, fragment: str) -> None:
     assert proc.returncode == 2 and "git accepts the experiment commits" in proc.stderr, proc.stderr
     assert fragment in proc.stderr, proc.stderr
-    assert git(repo, "branch", "--list", "autoresearch/*") == "" and len(git(repo, "worktree", "list").splitlines()) == 1
+    assert (
+        git(repo, "branch", "--list", "autoresearch/*") == "" and len(git(repo, "worktree", "list").splitlines()) == 1
+    )
     assert not (repo / "reports/auto_research/f/worktrees").exists()
 
 

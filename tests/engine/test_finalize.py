@@ -9,16 +9,29 @@ from pathlib import Path
 from tests.helpers import PY, cli, git, make_repo, score_repo, tree_digest
 
 # reads `--lr X` from its command line: a campaign whose changes are flags, recorded in .autoresearch/
-FLAGGED = '''\
+FLAGGED = """\
 import sys
 lr = float(sys.argv[sys.argv.index("--lr") + 1]) if "--lr" in sys.argv else 0.01
 print(f"val_score: {1.0 - abs(lr - 0.1):.4f}")
-'''
+"""
 
 
 def campaign(repo: Path, *init: str) -> Path:
-    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--campaign", "c",
-        "--max-experiments", "9", *init, check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} train.py",
+        "--metric",
+        "val_score",
+        "--maximize",
+        "--campaign",
+        "c",
+        "--max-experiments",
+        "9",
+        *init,
+        check=True,
+    )
     cli(repo, "baseline", check=True)
     return repo
 
@@ -98,9 +111,13 @@ def test_bad_input_is_refused_with_exit_2_and_nothing_created(tmp_path: Path):
     git(repo, "branch", "taken")
     refs = git(repo, "for-each-ref")
     prefix = prefix_of(repo)
-    for args, said in [(["--from", "worse"], "not a kept experiment"), (["--from", "nope"], "keeps: lr2, lr3"),
-                       (["--branch", "taken"], "already exists"), (["--branch", "bad..name"], "not a valid branch"),
-                       (["--branch", f"{prefix}/x"], "under the campaign's prefix")]:
+    for args, said in [
+        (["--from", "worse"], "not a kept experiment"),
+        (["--from", "nope"], "keeps: lr2, lr3"),
+        (["--branch", "taken"], "already exists"),
+        (["--branch", "bad..name"], "not a valid branch"),
+        (["--branch", f"{prefix}/x"], "under the campaign's prefix"),
+    ]:
         proc = cli(repo, "finalize", *args)
         assert proc.returncode == 2 and said in proc.stderr and len(proc.stderr.splitlines()) == 1, (args, proc.stderr)
     assert git(repo, "for-each-ref") == refs

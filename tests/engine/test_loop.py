@@ -15,8 +15,18 @@ from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.proposers.queue import load_queue
 from tests.helpers import PY, cli, git, ledger_rows, score_repo, tree_digest
 
-INIT = ["init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file", "params.json",
-        "--campaign", "loop"]
+INIT = [
+    "init",
+    "--command",
+    f"{PY} train.py",
+    "--metric",
+    "val_score",
+    "--maximize",
+    "--params-file",
+    "params.json",
+    "--campaign",
+    "loop",
+]
 
 
 def write_queue(path: Path, entries: list[dict]) -> Path:
@@ -35,11 +45,14 @@ def test_run_refuses_without_confirmation_and_creates_nothing(tmp_path: Path):
 
 def test_queue_run_records_exactly_the_count_including_a_crash(tmp_path: Path):
     repo = score_repo(tmp_path / "r")
-    queue = write_queue(tmp_path / "q.json", [
-        {"name": "broken", "description": "a hypothesis that crashes", "set": {"lr": "not-a-number"}},
-        {"name": "good", "description": "the right learning rate", "set": {"lr": 0.1}},
-        {"name": "never", "description": "over the count", "set": {"lr": 0.2}},
-    ])
+    queue = write_queue(
+        tmp_path / "q.json",
+        [
+            {"name": "broken", "description": "a hypothesis that crashes", "set": {"lr": "not-a-number"}},
+            {"name": "good", "description": "the right learning rate", "set": {"lr": 0.1}},
+            {"name": "never", "description": "over the count", "set": {"lr": 0.2}},
+        ],
+    )
     cli(repo, *INIT, "--max-experiments", "3", check=True)
     proc = cli(repo, "run", "--proposer", f"queue:{queue}", "--yes", check=True)
     rows = ledger_rows(repo)
@@ -57,16 +70,19 @@ def test_bad_queue_entries_are_named_before_anything_starts(tmp_path: Path):
     assert not git(repo, "branch", "--list", "autoresearch/*").strip()
 
 
-@pytest.mark.parametrize("entries, fragment", [
-    ([{"description": "no name", "set": {"a": 1}}], "has no name"),
-    ([{"name": "bad name", "set": {"a": 1}}], "bad experiment name"),
-    ([{"name": "a", "set": {"a": 1}}, {"name": "a", "set": {"a": 2}}], "used twice"),
-    ([{"name": "a"}], "changes nothing"),
-    ([{"name": "a", "set": {"a": 1}, "parent": "later"}], "earlier entry"),
-    ([{"name": "a", "patch": "missing.diff"}], "does not exist"),
-    ([{"name": "a", "sett": {"a": 1}}], "unknown fields"),
-    ({"name": "a"}, "non-empty list"),
-])
+@pytest.mark.parametrize(
+    "entries, fragment",
+    [
+        ([{"description": "no name", "set": {"a": 1}}], "has no name"),
+        ([{"name": "bad name", "set": {"a": 1}}], "bad experiment name"),
+        ([{"name": "a", "set": {"a": 1}}, {"name": "a", "set": {"a": 2}}], "used twice"),
+        ([{"name": "a"}], "changes nothing"),
+        ([{"name": "a", "set": {"a": 1}, "parent": "later"}], "earlier entry"),
+        ([{"name": "a", "patch": "missing.diff"}], "does not exist"),
+        ([{"name": "a", "sett": {"a": 1}}], "unknown fields"),
+        ({"name": "a"}, "non-empty list"),
+    ],
+)
 def test_queue_validation(tmp_path: Path, entries, fragment):
     with pytest.raises(UsageError, match=fragment):
         load_queue(write_queue(tmp_path / "q.json", entries))
@@ -103,8 +119,13 @@ def test_ctrl_c_ends_the_run_records_a_crash_and_leaves_no_process(tmp_path: Pat
     (repo / "keep-me.txt").write_text("uncommitted\n")
     before = tree_digest(repo)
     cli(repo, *INIT, "--max-experiments", "5", check=True)
-    engine = subprocess.Popen([PY, "-m", "nrl_autoresearch", "run", "--yes"], cwd=repo,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    engine = subprocess.Popen(
+        [PY, "-m", "nrl_autoresearch", "run", "--yes"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     log = repo / "reports/auto_research/loop/baseline/run.log"
     deadline = time.time() + 60
     while not log.exists() and time.time() < deadline:
@@ -119,7 +140,9 @@ def test_ctrl_c_ends_the_run_records_a_crash_and_leaves_no_process(tmp_path: Pat
     for proc in trainers:
         assert not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
     assert tree_digest(repo) == before
-    journal = [json.loads(line) for line in (repo / "reports/auto_research/loop/journal.jsonl").read_text().splitlines()]
+    journal = [
+        json.loads(line) for line in (repo / "reports/auto_research/loop/journal.jsonl").read_text().splitlines()
+    ]
     assert journal[-1]["step"] == "row"
 
 
@@ -128,6 +151,11 @@ def test_catalog_descriptions_state_the_change_against_the_commit_they_branch_fr
     cli(repo, *INIT, "--max-experiments", "4", check=True)
     cli(repo, "run", "--yes", check=True)
     rows = ledger_rows(repo)
-    assert [r["branch"].rsplit("/", 1)[1] for r in rows] == ["baseline", "lr-up-0.4", "lr-down-0.1", "lr-down-0.05-on-best"]
+    assert [r["branch"].rsplit("/", 1)[1] for r in rows] == [
+        "baseline",
+        "lr-up-0.4",
+        "lr-down-0.1",
+        "lr-down-0.05-on-best",
+    ]
     assert "lr 0.2 -> 0.1 on baseline" in rows[2]["description"]
     assert "lr 0.1 -> 0.05 on best" in rows[3]["description"]  # the best keep has 0.1, not the baseline's 0.2

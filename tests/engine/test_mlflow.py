@@ -16,8 +16,22 @@ from mlflow.tracking import MlflowClient  # noqa: E402 (only once importorskip f
 
 def campaign(tmp_path: Path, uri: str) -> Path:
     repo = score_repo(tmp_path / "r")
-    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file",
-        "params.json", "--campaign", f"c-{tmp_path.name}", "--mlflow", uri, check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} train.py",
+        "--metric",
+        "val_score",
+        "--maximize",
+        "--params-file",
+        "params.json",
+        "--campaign",
+        f"c-{tmp_path.name}",
+        "--mlflow",
+        uri,
+        check=True,
+    )
     return repo
 
 
@@ -65,9 +79,30 @@ def test_every_row_becomes_one_mlflow_run_and_a_resume_never_duplicates(tmp_path
 @pytest.mark.ray
 def test_each_run_logs_its_gpu_hours_on_the_gpus_the_scheduler_gave_it(tmp_path: Path, mlflow_server, ray_cluster):
     repo = score_repo(tmp_path / "r", sleep=1)
-    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file",
-        "params.json", "--campaign", f"c-{tmp_path.name}", "--mlflow", mlflow_server.url, "--launcher", "ray",
-        "-L", f"address={ray_cluster.address}", "-L", "entrypoint_num_gpus=2", "-L", "poll_s=0.5", check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} train.py",
+        "--metric",
+        "val_score",
+        "--maximize",
+        "--params-file",
+        "params.json",
+        "--campaign",
+        f"c-{tmp_path.name}",
+        "--mlflow",
+        mlflow_server.url,
+        "--launcher",
+        "ray",
+        "-L",
+        f"address={ray_cluster.address}",
+        "-L",
+        "entrypoint_num_gpus=2",
+        "-L",
+        "poll_s=0.5",
+        check=True,
+    )
     cli(repo, "baseline", check=True)
     [row] = ledger_rows(repo)
     status = json.loads(cli(repo, "status", "--json", check=True).stdout)["gpu_hours"]
@@ -101,7 +136,7 @@ def test_bad_tracking_uris_are_refused_and_nothing_created(tmp_path: Path):
 
 
 # what NeMo-RL's MLflow logger does: an experiment and a named run, metrics logged by step, the run ended
-LOGGER = '''\
+LOGGER = """\
 import json, os
 os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"  # MLflow 2's default store, kept behind a switch by MLflow 3
 import mlflow
@@ -112,7 +147,7 @@ mlflow.set_experiment("grpo-dev")
 with mlflow.start_run(run_name="grpo-dev-logger"):
     for step in (1, 2, 3):
         mlflow.log_metrics({"validation/accuracy": cfg["lr"] * step, "train/loss": 1 / step}, step=step)
-'''
+"""
 
 
 def read_from(repo: Path, row: dict) -> str:
@@ -123,8 +158,20 @@ def read_from(repo: Path, row: dict) -> str:
 def logger_campaign(tmp_path: Path, tracking_uri: str | None) -> Path:
     params = {"lr": 0.1, **({"tracking_uri": tracking_uri} if tracking_uri else {})}
     repo = make_repo(tmp_path / "r", {"train.py": LOGGER, "params.json": json.dumps(params) + "\n"})
-    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "validation/accuracy", "--maximize",
-        "--metric-source", "mlflow:validation/accuracy", "--params-file", "params.json", check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} train.py",
+        "--metric",
+        "validation/accuracy",
+        "--maximize",
+        "--metric-source",
+        "mlflow:validation/accuracy",
+        "--params-file",
+        "params.json",
+        check=True,
+    )
     cli(repo, "baseline", check=True)
     cli(repo, "try", "lr2", "--set", "lr=0.2", check=True)
     return repo
@@ -134,13 +181,21 @@ def logger_campaign(tmp_path: Path, tracking_uri: str | None) -> Path:
 def test_the_objective_is_read_from_the_run_on_a_tracking_server(tmp_path: Path, mlflow_server):
     repo = logger_campaign(tmp_path, mlflow_server.url)
     rows = ledger_rows(repo)
-    assert [(r["status"], r["metric_value"]) for r in rows] == [("keep", pytest.approx(0.3)), ("keep", pytest.approx(0.6))]
+    assert [(r["status"], r["metric_value"]) for r in rows] == [
+        ("keep", pytest.approx(0.3)),
+        ("keep", pytest.approx(0.6)),
+    ]
     assert read_from(repo, rows[1]).endswith(f"at {mlflow_server.url}")
 
 
-@pytest.mark.parametrize("tracking_uri, store", [(None, "/worktrees/lr2/mlflow.db"), ("mlruns", "/metrics/validation/accuracy")])
+@pytest.mark.parametrize(
+    "tracking_uri, store", [(None, "/worktrees/lr2/mlflow.db"), ("mlruns", "/metrics/validation/accuracy")]
+)
 def test_the_objective_is_read_from_the_local_store_the_run_wrote(tmp_path: Path, tracking_uri: str | None, store: str):
     repo = logger_campaign(tmp_path, tracking_uri)
     rows = ledger_rows(repo)
-    assert [(r["status"], r["metric_value"]) for r in rows] == [("keep", pytest.approx(0.3)), ("keep", pytest.approx(0.6))]
+    assert [(r["status"], r["metric_value"]) for r in rows] == [
+        ("keep", pytest.approx(0.3)),
+        ("keep", pytest.approx(0.6)),
+    ]
     assert read_from(repo, rows[1]).endswith(store)

@@ -68,11 +68,33 @@ def closed_port() -> int:
 
 def test_webhooks_hear_the_baseline_each_new_best_a_stopped_run_and_the_end(tmp_path: Path, receiver: Receiver):
     repo = score_repo(tmp_path / "r")
-    env = {"HOOK": f"{receiver.url}/hook/{TOKEN}?key=abc123",
-           "FLAKY_HOOK": f"http://user:pa55word@127.0.0.1:{receiver.server_address[1]}/flaky/x"}
-    init = cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize",
-               "--params-file", "params.json", "--campaign", "c", "--max-experiments", "5", "--per-experiment", "3s",
-               "--notify", "env:HOOK", "--notify", "env:FLAKY_HOOK", env=env, check=True)
+    env = {
+        "HOOK": f"{receiver.url}/hook/{TOKEN}?key=abc123",
+        "FLAKY_HOOK": f"http://user:pa55word@127.0.0.1:{receiver.server_address[1]}/flaky/x",
+    }
+    init = cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} train.py",
+        "--metric",
+        "val_score",
+        "--maximize",
+        "--params-file",
+        "params.json",
+        "--campaign",
+        "c",
+        "--max-experiments",
+        "5",
+        "--per-experiment",
+        "3s",
+        "--notify",
+        "env:HOOK",
+        "--notify",
+        "env:FLAKY_HOOK",
+        env=env,
+        check=True,
+    )
     cli(repo, "baseline", env=env, check=True)
     cli(repo, "try", "better", "--set", "lr=0.05", env=env, check=True)
     cli(repo, "try", "slow", "--set", "sleep=30", env=env, check=True)
@@ -104,8 +126,21 @@ def test_a_url_with_a_credential_is_refused_and_an_unset_variable_named(tmp_path
 def test_an_unreachable_webhook_never_stops_the_campaign(tmp_path: Path):
     repo = score_repo(tmp_path / "r")
     env = {"HOOK": f"http://127.0.0.1:{closed_port()}/hook/{TOKEN}"}
-    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file",
-        "params.json", "--notify", "env:HOOK", env=env, check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} train.py",
+        "--metric",
+        "val_score",
+        "--maximize",
+        "--params-file",
+        "params.json",
+        "--notify",
+        "env:HOOK",
+        env=env,
+        check=True,
+    )
     proc = cli(repo, "baseline", env=env, check=True)
     assert "failed after 3 attempts (ConnectionRefusedError); the campaign goes on" in proc.stdout
     assert TOKEN not in proc.stdout + proc.stderr
@@ -113,25 +148,50 @@ def test_an_unreachable_webhook_never_stops_the_campaign(tmp_path: Path):
 
 def test_a_crashed_baseline_is_told(tmp_path: Path, receiver: Receiver):
     repo = make_repo(tmp_path / "r", {"train.py": "raise SystemExit('no data')\n"})
-    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--campaign", "c",
-        "--notify", f"{receiver.url}/hook", check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} train.py",
+        "--metric",
+        "val_score",
+        "--maximize",
+        "--campaign",
+        "c",
+        "--notify",
+        f"{receiver.url}/hook",
+        check=True,
+    )
     assert cli(repo, "baseline").returncode == 4
     assert receiver.events() == ["baseline_crashed"]
-    assert receiver.received[0]["body"]["text"].startswith("autoresearch c: baseline crashed: unmodified recipe; crash: exit code 1")
+    assert receiver.received[0]["body"]["text"].startswith(
+        "autoresearch c: baseline crashed: unmodified recipe; crash: exit code 1"
+    )
 
 
 def test_a_bad_url_is_refused_and_nothing_created(tmp_path: Path):
     repo = score_repo(tmp_path / "r")
-    proc = cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score",
-               "--notify", f"ftp://me:{TOKEN}@example.org/x")
+    proc = cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} train.py",
+        "--metric",
+        "val_score",
+        "--notify",
+        f"ftp://me:{TOKEN}@example.org/x",
+    )
     assert proc.returncode == 2 and "give an http:// or https:// webhook URL" in proc.stderr
     assert TOKEN not in proc.stderr and not (repo / "reports").exists()
 
 
-@pytest.mark.parametrize("url, safe", [
-    ("https://hooks.slack.com/services/T0/B0/XYZ", "https://hooks.slack.com/services/***/***/***"),
-    ("https://u:p@h.example:8443/a?token=t&x=1#frag", "https://***@h.example:8443/a?token=***&x=***#***"),
-    ("http://127.0.0.1:9/hook", "http://127.0.0.1:9/hook"),
-])
+@pytest.mark.parametrize(
+    "url, safe",
+    [
+        ("https://hooks.slack.com/services/T0/B0/XYZ", "https://hooks.slack.com/services/***/***/***"),
+        ("https://u:p@h.example:8443/a?token=t&x=1#frag", "https://***@h.example:8443/a?token=***&x=***#***"),
+        ("http://127.0.0.1:9/hook", "http://127.0.0.1:9/hook"),
+    ],
+)
 def test_shown_urls_keep_the_service_and_hide_the_credentials(url: str, safe: str):
     assert shown(url) == safe

@@ -11,7 +11,7 @@ from tests.helpers import PY, cli, git, ledger_rows, make_repo
 
 # Writes its score to TensorBoard (tensorboardX, as CleanRL-style scripts do) in its working directory: the
 # seed decides the value, so each repeat has its own.
-TB_TRAIN = '''\
+TB_TRAIN = """\
 import argparse, json
 from tensorboardX import SummaryWriter
 p = argparse.ArgumentParser(); p.add_argument("--seed", type=int, default=1)
@@ -20,16 +20,37 @@ cfg = json.load(open("params.json"))
 w = SummaryWriter("runs")
 w.add_scalar("val/score", cfg["lr"] + seed / 10000, 1)
 w.close()
-'''
+"""
 
-INIT = ["init", "--command", f"{PY} train.py", "--metric", "val/score", "--maximize", "--params-file", "params.json",
-        "--campaign", "project", "--max-experiments", "20"]
+INIT = [
+    "init",
+    "--command",
+    f"{PY} train.py",
+    "--metric",
+    "val/score",
+    "--maximize",
+    "--params-file",
+    "params.json",
+    "--campaign",
+    "project",
+    "--max-experiments",
+    "20",
+]
 
 
 def test_back_to_back_repeats_each_read_their_own_event_file(tmp_path: Path):
     repo = make_repo(tmp_path / "p", {"train.py": TB_TRAIN, "params.json": '{"lr": 0.5}\n'})
-    cli(repo, *INIT, "--metric-source", "tensorboard:val/score", "--seed-flag", "--seed", "--baseline-repeats", "3",
-        check=True)
+    cli(
+        repo,
+        *INIT,
+        "--metric-source",
+        "tensorboard:val/score",
+        "--seed-flag",
+        "--seed",
+        "--baseline-repeats",
+        "3",
+        check=True,
+    )
     cli(repo, "baseline", check=True)
     values = [r["metric_value"] for r in ledger_rows(repo)]
     assert values == pytest.approx([0.5001, 0.5 + 1001 / 10000, 0.5 + 1002 / 10000])
@@ -44,8 +65,11 @@ def test_files_committed_in_the_repository_are_not_the_run_s_metric(tmp_path: Pa
     writer.add_scalar("val/score", 0.001, 1)
     writer.close()
     event = next(old.iterdir())
-    files = {"train.py": "print('training, but no metric')\n", "params.json": '{"lr": 0.5}\n',
-             "history.jsonl": '{"val/score": 0.001}\n'}
+    files = {
+        "train.py": "print('training, but no metric')\n",
+        "params.json": '{"lr": 0.5}\n',
+        "history.jsonl": '{"val/score": 0.001}\n',
+    }
     repo = make_repo(tmp_path / "p", files)
     (repo / "runs").mkdir()
     (repo / "runs" / event.name).write_bytes(event.read_bytes())
@@ -80,10 +104,14 @@ def test_a_planted_log_is_set_aside_and_the_run_writes_a_fresh_one(tmp_path: Pat
     assert aside.read_text() == "val_score: 9.99\n"
 
 
-@pytest.mark.parametrize("value, reason", [("true", "is true at line 1 of run.log"), ("1e400", "inf, not a finite number")])
+@pytest.mark.parametrize(
+    "value, reason", [("true", "is true at line 1 of run.log"), ("1e400", "inf, not a finite number")]
+)
 def test_a_value_that_is_no_number_is_a_crash_row_and_the_campaign_goes_on(tmp_path: Path, value: str, reason: str):
-    train = ('import json\ncfg = json.load(open("params.json"))\n'
-             'print(\'{"acc": %s}\' % (cfg["lr"] if cfg["lr"] != 0.1 else "VALUE"))\n').replace("VALUE", value)
+    train = (
+        'import json\ncfg = json.load(open("params.json"))\n'
+        'print(\'{"acc": %s}\' % (cfg["lr"] if cfg["lr"] != 0.1 else "VALUE"))\n'
+    ).replace("VALUE", value)
     repo = make_repo(tmp_path / "p", {"train.py": train, "params.json": '{"lr": 0.5}\n'})
     cli(repo, *INIT, "--metric", "acc", "--metric-source", "jsonl:acc", check=True)
     cli(repo, "baseline", check=True)
@@ -95,7 +123,9 @@ def test_a_value_that_is_no_number_is_a_crash_row_and_the_campaign_goes_on(tmp_p
 
 
 def test_a_crashed_baseline_is_no_reference_until_a_rerun_has_a_result(tmp_path: Path):
-    broken = "import json\nprint('training', json.load(open('params.json')))\nraise SystemExit('data/train.csv missing')\n"
+    broken = (
+        "import json\nprint('training', json.load(open('params.json')))\nraise SystemExit('data/train.csv missing')\n"
+    )
     repo = make_repo(tmp_path / "p", {"train.py": broken, "params.json": '{"lr": 0.5}\n'})
     cli(repo, *INIT, "--metric", "val_score", "--metric-source", "line:val_score", check=True)
     run = cli(repo, "run", "--yes", "--proposer", "catalog")
@@ -128,16 +158,30 @@ SCORE = "import json\ncfg = json.load(open('params.json'))\nprint(f\"val_score: 
 @pytest.fixture
 def scored(tmp_path: Path) -> Path:
     repo = make_repo(tmp_path / "p", {"train.py": SCORE, "params.json": '{"lr": 0.5, "log_every": 10}\n'})
-    cli(repo, *INIT, "--metric", "val_score", "--metric-source", "line:val_score", "--seed-flag", "--seed",
-        "--baseline-repeats", "1", check=True)
+    cli(
+        repo,
+        *INIT,
+        "--metric",
+        "val_score",
+        "--metric-source",
+        "line:val_score",
+        "--seed-flag",
+        "--seed",
+        "--baseline-repeats",
+        "1",
+        check=True,
+    )
     cli(repo, "baseline", check=True)
     return repo
 
 
 def test_a_change_that_changes_nothing_is_refused_before_anything_is_created(scored: Path):
     branches = git(scored, "for-each-ref", "refs/heads")
-    for args, fragment in [((), "nothing to test in 'idle'"), (("--set", "lr=0.5"), "lr=0.5 is already so"),
-                           (("--set", "lr=5e-1"), "is already so")]:
+    for args, fragment in [
+        ((), "nothing to test in 'idle'"),
+        (("--set", "lr=0.5"), "lr=0.5 is already so"),
+        (("--set", "lr=5e-1"), "is already so"),
+    ]:
         proc = cli(scored, "try", "idle", *args)
         assert proc.returncode == 2 and fragment in proc.stderr, proc.stderr
     assert git(scored, "for-each-ref", "refs/heads") == branches and len(ledger_rows(scored)) == 1

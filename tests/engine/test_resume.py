@@ -14,8 +14,18 @@ import pytest
 
 from tests.helpers import PY, cli, git, ledger_rows, make_repo, score_repo
 
-INIT = ["init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file", "params.json",
-        "--campaign", "mem"]
+INIT = [
+    "init",
+    "--command",
+    f"{PY} train.py",
+    "--metric",
+    "val_score",
+    "--maximize",
+    "--params-file",
+    "params.json",
+    "--campaign",
+    "mem",
+]
 
 
 def session_dir(repo: Path) -> Path:
@@ -23,8 +33,14 @@ def session_dir(repo: Path) -> Path:
 
 
 def start_run(repo: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([PY, "-m", "nrl_autoresearch", "run", "--yes", *args], cwd=repo, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})
+    return subprocess.Popen(
+        [PY, "-m", "nrl_autoresearch", "run", "--yes", *args],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def wait_for(predicate, timeout: float = 60, every: float = 0.05):
@@ -45,7 +61,16 @@ def test_session_files_hold_every_checkpoint_kind(tmp_path: Path):
     folder = session_dir(repo)
     assert sorted(p.name for p in folder.iterdir()) == ["files.md", "handoff.md", "session_state.md", "timeline.md"]
     timeline = (folder / "timeline.md").read_text()
-    for kind in ("direction change", "plan", "before edit", "after edit", "before launch", "after launch", "result", "handoff"):
+    for kind in (
+        "direction change",
+        "plan",
+        "before edit",
+        "after edit",
+        "before launch",
+        "after launch",
+        "result",
+        "handoff",
+    ):
         assert f"— {kind}\n" in timeline, kind
     handoff = (folder / "handoff.md").read_text()
     rows = ledger_rows(repo)
@@ -53,7 +78,15 @@ def test_session_files_hold_every_checkpoint_kind(tmp_path: Path):
     assert f"Last ledger index: {rows[-1]['index']}" in handoff and "autoresearch/" in handoff
     assert f"Latest run.log: `{rows[-1]['log_path']}`" in handoff
     state = (folder / "session_state.md").read_text()
-    for heading in ("## Goal", "## Current Subtask", "## Loaded Skills", "## Current Status", "## Plan", "## Assumptions", "## Blockers"):
+    for heading in (
+        "## Goal",
+        "## Current Subtask",
+        "## Loaded Skills",
+        "## Current Status",
+        "## Plan",
+        "## Assumptions",
+        "## Blockers",
+    ):
         assert heading in state
     assert "steering (additive): prefer regularisation ideas" in state
     assert "## Generated" in (folder / "files.md").read_text()
@@ -96,8 +129,11 @@ def test_sigkill_at_each_journal_step_then_resume(tmp_path: Path, step: str):
     def reached():
         if not journal.exists():
             return False
-        return any(json.loads(line).get("step") == step and json.loads(line).get("index") == 2
-                   for line in journal.read_text().splitlines() if line.strip())
+        return any(
+            json.loads(line).get("step") == step and json.loads(line).get("index") == 2
+            for line in journal.read_text().splitlines()
+            if line.strip()
+        )
 
     engine = start_run(repo)
     wait_for(reached, every=0.002)
@@ -164,16 +200,34 @@ def test_no_secret_reaches_any_file_we_write(tmp_path: Path):
     secrets = {"WANDB_API_KEY": "wandb-secret-0123456789", "HF_TOKEN": "hf_secretsecretsecretsecret01"}
     repo = score_repo(tmp_path / "r")
     # the run really receives the token (it prints a digest of it, never the value)
-    (repo / "train.py").write_text((repo / "train.py").read_text() + (
-        'import hashlib; print("token digest", hashlib.sha256(sys.argv[-1].encode()).hexdigest()[:12])\n'))
+    (repo / "train.py").write_text(
+        (repo / "train.py").read_text()
+        + ('import hashlib; print("token digest", hashlib.sha256(sys.argv[-1].encode()).hexdigest()[:12])\n')
+    )
     git(repo, "commit", "-qam", "print a digest of the token")
     command = f"{PY} train.py --hf-token {secrets['HF_TOKEN']}"
-    init = cli(repo, "init", "--command", command, "--metric", "val_score", "--maximize", "--params-file",
-               "params.json", "--max-experiments", "3", "--campaign", "sec", env=secrets, check=True)
+    init = cli(
+        repo,
+        "init",
+        "--command",
+        command,
+        "--metric",
+        "val_score",
+        "--maximize",
+        "--params-file",
+        "params.json",
+        "--max-experiments",
+        "3",
+        "--campaign",
+        "sec",
+        env=secrets,
+        check=True,
+    )
     assert "${HF_TOKEN}" in init.stdout
     cli(repo, "run", "--yes", env=secrets, check=True)
     cli(repo, "steer", f"use token {secrets['HF_TOKEN']} for downloads", env=secrets, check=True)
     import hashlib
+
     digest = hashlib.sha256(secrets["HF_TOKEN"].encode()).hexdigest()[:12]
     assert digest in (repo / "reports/auto_research/sec/baseline/run.log").read_text()
     assert ledger_rows(repo)[0]["command"].endswith("train.py --hf-token '${HF_TOKEN}'")
@@ -191,21 +245,41 @@ def test_no_secret_reaches_any_file_we_write(tmp_path: Path):
 
 def test_a_secret_that_cannot_be_referenced_is_refused(tmp_path: Path):
     repo = score_repo(tmp_path / "r")
-    proc = cli(repo, "init", "--command", f"{PY} train.py --api-token tok-literal-secret", "--metric", "val_score",
-               "--maximize")
+    proc = cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} train.py --api-token tok-literal-secret",
+        "--metric",
+        "val_score",
+        "--maximize",
+    )
     assert proc.returncode == 2 and "environment variable" in proc.stderr
     assert not (repo / "reports").exists()
 
 
-@pytest.mark.parametrize("command, name", [
-    (f"{PY} train.py --seed 1", "train"),
-    (f"{PY} train.py --password ${{MY_PASSWORD}} --epochs 3", "train"),
-    (f"{PY} -m recipes.ppo --seed 3", "ppo"),
-])
+@pytest.mark.parametrize(
+    "command, name",
+    [
+        (f"{PY} train.py --seed 1", "train"),
+        (f"{PY} train.py --password ${{MY_PASSWORD}} --epochs 3", "train"),
+        (f"{PY} -m recipes.ppo --seed 3", "ppo"),
+    ],
+)
 def test_the_campaign_is_named_from_the_script_never_from_an_argument(tmp_path: Path, command: str, name: str):
     repo = score_repo(tmp_path / "r")
-    proc = cli(repo, "init", "--command", command, "--metric", "val_score", "--maximize", "--json",
-               env={"MY_PASSWORD": "hunter2-hunter2"}, check=True)
+    proc = cli(
+        repo,
+        "init",
+        "--command",
+        command,
+        "--metric",
+        "val_score",
+        "--maximize",
+        "--json",
+        env={"MY_PASSWORD": "hunter2-hunter2"},
+        check=True,
+    )
     assert json.loads(proc.stdout)["campaign"]["name"] == f"{time.strftime('%Y-%m-%d')}-{name}"
     assert "hunter2" not in proc.stdout
 
@@ -213,8 +287,9 @@ def test_the_campaign_is_named_from_the_script_never_from_an_argument(tmp_path: 
 def test_flags_named_like_secrets_are_secrets_on_the_command_line(tmp_path: Path):
     repo = score_repo(tmp_path / "r")
     for flag in ("--wandb-key", "--auth-header"):
-        proc = cli(repo, "init", "--command", f"{PY} train.py {flag} literal-value-123", "--metric", "val_score",
-                   "--maximize")
+        proc = cli(
+            repo, "init", "--command", f"{PY} train.py {flag} literal-value-123", "--metric", "val_score", "--maximize"
+        )
         assert proc.returncode == 2 and "environment variable" in proc.stderr and "literal-value" not in proc.stderr
     assert not (repo / "reports").exists()
 
@@ -223,10 +298,27 @@ def test_descriptions_steering_and_run_logs_never_hold_a_known_secret(tmp_path: 
     secret = "hf_abcdefghijklmnopqrstuvwx0123"
     env = {"HF_TOKEN": secret}
     repo = score_repo(tmp_path / "r")
-    (repo / "train.py").write_text((repo / "train.py").read_text() + 'import os; print("using", os.environ["HF_TOKEN"], "ok")\n')
+    (repo / "train.py").write_text(
+        (repo / "train.py").read_text() + 'import os; print("using", os.environ["HF_TOKEN"], "ok")\n'
+    )
     git(repo, "commit", "-qam", "print the token")
-    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file",
-        "params.json", "--max-experiments", "3", "--campaign", "sec", env=env, check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} train.py",
+        "--metric",
+        "val_score",
+        "--maximize",
+        "--params-file",
+        "params.json",
+        "--max-experiments",
+        "3",
+        "--campaign",
+        "sec",
+        env=env,
+        check=True,
+    )
     cli(repo, "baseline", env=env, check=True)
     cli(repo, "try", "lr", "--set", "lr=0.05", "--desc", f"token {secret} here", env=env, check=True)
     cli(repo, "steer", f"replace with {secret}", "--replace-objective", env=env, check=True)
@@ -241,16 +333,40 @@ def test_descriptions_steering_and_run_logs_never_hold_a_known_secret(tmp_path: 
 
 def test_an_interrupted_baseline_repeat_is_rerun_on_resume_before_any_verdict_uses_the_spread(tmp_path: Path):
     mark = tmp_path / "slept"
-    train = ("import argparse, json, os, time\np = argparse.ArgumentParser(); p.add_argument('--seed', type=int, default=1)\n"
-             "seed = p.parse_args().seed\ncfg = json.load(open('params.json'))\n"
-             f"if seed == 1001 and not os.path.exists({str(mark)!r}):\n    open({str(mark)!r}, 'w').close(); time.sleep(30)\n"
-             "print(f'val_score: {1 - abs(cfg[\"lr\"] - 0.1) + seed / 1e5:.5f}')\n")
+    train = (
+        "import argparse, json, os, time\np = argparse.ArgumentParser(); p.add_argument('--seed', type=int, default=1)\n"
+        "seed = p.parse_args().seed\ncfg = json.load(open('params.json'))\n"
+        f"if seed == 1001 and not os.path.exists({str(mark)!r}):\n    open({str(mark)!r}, 'w').close(); time.sleep(30)\n"
+        "print(f'val_score: {1 - abs(cfg[\"lr\"] - 0.1) + seed / 1e5:.5f}')\n"
+    )
     repo = make_repo(tmp_path / "r", {"train.py": train, "params.json": '{"lr": 0.2}\n'})
-    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file",
-        "params.json", "--seed-flag", "--seed", "--baseline-repeats", "3", "--max-experiments", "7",
-        "--campaign", "c", check=True)
-    engine = subprocess.Popen([PY, "-m", "nrl_autoresearch", "baseline"], cwd=repo, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} train.py",
+        "--metric",
+        "val_score",
+        "--maximize",
+        "--params-file",
+        "params.json",
+        "--seed-flag",
+        "--seed",
+        "--baseline-repeats",
+        "3",
+        "--max-experiments",
+        "7",
+        "--campaign",
+        "c",
+        check=True,
+    )
+    engine = subprocess.Popen(
+        [PY, "-m", "nrl_autoresearch", "baseline"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     log = repo / "reports/auto_research/c/baseline-r2/run.log"
     deadline = time.time() + 60
     while not log.exists() and time.time() < deadline:
@@ -272,16 +388,37 @@ def test_an_interrupted_baseline_repeat_is_rerun_on_resume_before_any_verdict_us
 
 def test_an_interrupted_hypothesis_is_rerun_on_its_commit_in_a_row_that_says_so(tmp_path: Path):
     mark = tmp_path / "slept"
-    train = ("import json, os, time\ncfg = json.load(open('params.json'))\n"
-             f"if cfg['lr'] == 0.05 and not os.path.exists({str(mark)!r}):\n"
-             f"    open({str(mark)!r}, 'w').close(); time.sleep(30)\n"
-             "print(f'val_score: {1 - abs(cfg[\"lr\"] - 0.1):.4f}')\n")
+    train = (
+        "import json, os, time\ncfg = json.load(open('params.json'))\n"
+        f"if cfg['lr'] == 0.05 and not os.path.exists({str(mark)!r}):\n"
+        f"    open({str(mark)!r}, 'w').close(); time.sleep(30)\n"
+        "print(f'val_score: {1 - abs(cfg[\"lr\"] - 0.1):.4f}')\n"
+    )
     repo = make_repo(tmp_path / "r", {"train.py": train, "params.json": '{"lr": 0.2}\n'})
-    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file",
-        "params.json", "--max-experiments", "4", "--campaign", "c", check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} train.py",
+        "--metric",
+        "val_score",
+        "--maximize",
+        "--params-file",
+        "params.json",
+        "--max-experiments",
+        "4",
+        "--campaign",
+        "c",
+        check=True,
+    )
     cli(repo, "baseline", check=True)
-    engine = subprocess.Popen([PY, "-m", "nrl_autoresearch", "try", "lr-half", "--set", "lr=0.05"], cwd=repo,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    engine = subprocess.Popen(
+        [PY, "-m", "nrl_autoresearch", "try", "lr-half", "--set", "lr=0.05"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.time() + 60
     while not mark.exists() and time.time() < deadline:
         time.sleep(0.1)

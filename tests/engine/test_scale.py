@@ -24,8 +24,22 @@ def succeeds(repo: Path, *args: str) -> str:
 
 def test_a_two_thousand_row_campaign_takes_a_try_checks_resumes_and_reports(tmp_path: Path):
     repo = score_repo(tmp_path / "r")
-    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file",
-        "params.json", "--campaign", "big", "--max-experiments", str(ROWS + 10), check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} train.py",
+        "--metric",
+        "val_score",
+        "--maximize",
+        "--params-file",
+        "params.json",
+        "--campaign",
+        "big",
+        "--max-experiments",
+        str(ROWS + 10),
+        check=True,
+    )
     cli(repo, "baseline", check=True)
     grow(repo, ROWS - 1)
     succeeds(repo, "try", "next", "--set", "lr=0.2")

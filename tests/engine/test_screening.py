@@ -12,8 +12,23 @@ from tests.helpers import cli, ledger_rows
 
 def screened_campaign(tmp_path: Path, *extra: str) -> Path:
     repo = create_repo(tmp_path / "rl")
-    cli(repo, "init", "--recipe", RECIPE, "--runner", sys.executable, "--baseline-repeats", "2",
-        "--no-sequential", "--max-experiments", "8", "--screen", "0.25", *extra, check=True)
+    cli(
+        repo,
+        "init",
+        "--recipe",
+        RECIPE,
+        "--runner",
+        sys.executable,
+        "--baseline-repeats",
+        "2",
+        "--no-sequential",
+        "--max-experiments",
+        "8",
+        "--screen",
+        "0.25",
+        *extra,
+        check=True,
+    )
     cli(repo, "baseline", check=True)
     return repo
 
@@ -39,7 +54,9 @@ def test_a_screen_never_serves_as_reference_or_spread(tmp_path):
     repo = screened_campaign(tmp_path)
     cli(repo, "try", "lr-up", "--set", "policy.optimizer.kwargs.lr=6.0e-3", check=True)
     screen, full = ledger_rows(repo)[2:]
-    match = re.search(r"screened at step 10/40: val:accuracy ([0-9.]+) vs the best's ([0-9.]+) ±", screen["description"])
+    match = re.search(
+        r"screened at step 10/40: val:accuracy ([0-9.]+) vs the best's ([0-9.]+) ±", screen["description"]
+    )
     assert match and float(match.group(2)) < 0.5  # the baseline at step 10, not at step 40
     gain = re.search(r"; \+([0-9.]+) vs baseline ([0-9.]+) \(mean of 2\)", full["description"])
     assert gain and abs(float(full["metric_value"]) - float(gain.group(2)) - float(gain.group(1))) < 1e-3  # alone
@@ -51,7 +68,8 @@ def test_screen_needs_a_share_between_0_and_1_and_a_recipe_that_sets_its_steps(t
     assert bad.returncode == 2 and "bad --screen 1.5" in bad.stderr
     (tmp_path / "cmd").mkdir()
     other = create_repo(tmp_path / "cmd" / "repo")
-    refused = cli(other, "init", "--command", f"{sys.executable} -c pass", "--metric", "score", "--maximize",
-                  "--screen", "0.25")
+    refused = cli(
+        other, "init", "--command", f"{sys.executable} -c pass", "--metric", "score", "--maximize", "--screen", "0.25"
+    )
     assert refused.returncode == 2 and "--screen needs a recipe whose step count can be set" in refused.stderr
     assert not (repo / "reports").exists() and not (other / "reports").exists()

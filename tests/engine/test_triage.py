@@ -31,9 +31,11 @@ def names(run: RunOutputs, **kwargs) -> list[str]:
 
 
 def test_a_healthy_run_shows_no_symptom(tmp_path: Path):
-    run = run_folder(tmp_path, "• Loss: 0.41\n• Mean Generation Length: 120.0\n",
-                     {"train/loss": [0.9, 0.7, 0.6, 0.5], "train/reward": [0.2, 0.4, 0.5],
-                      "validation/accuracy": [0.3, 0.45]})
+    run = run_folder(
+        tmp_path,
+        "• Loss: 0.41\n• Mean Generation Length: 120.0\n",
+        {"train/loss": [0.9, 0.7, 0.6, 0.5], "train/reward": [0.2, 0.4, 0.5], "validation/accuracy": [0.3, 0.45]},
+    )
     assert diagnose(run, max_new_tokens=512) == []
 
 
@@ -53,8 +55,11 @@ def test_a_loss_grown_a_hundredfold_in_tensorboard_is_exploding(tmp_path: Path):
 
 def test_idle_gpus_weak_validation_flat_rewards_and_truncation_are_each_named(tmp_path: Path):
     log = "".join(f"• Mean Generation Length: {n}\n" for n in (500.0, 510.0, 505.0))
-    run = run_folder(tmp_path, log, {"ray/node.0.gpu.0.util": [10, 20, 15], "train/reward": [0.8, 0.8, 0.8],
-                                     "validation/accuracy": [0.4]})
+    run = run_folder(
+        tmp_path,
+        log,
+        {"ray/node.0.gpu.0.util": [10, 20, 15], "train/reward": [0.8, 0.8, 0.8], "validation/accuracy": [0.4]},
+    )
     found = {s.name: s for s in diagnose(run, max_new_tokens=512)}
     assert list(found) == ["throughput", "generalisation", "reward", "truncation"]
     assert "GPU utilisation 15%" in found["throughput"].detail
@@ -69,13 +74,16 @@ def test_only_what_this_run_wrote_is_read(tmp_path: Path):
     assert names(earlier) == ["stability"] and names(later) == []
 
 
-@pytest.mark.parametrize("tail, trivial", [
-    ("  File \"train.py\", line 3\n    x = (\nSyntaxError: '(' was never closed", True),
-    ("ModuleNotFoundError: No module named 'trl'", True),
-    ("Could not override 'policy.lr'. Key 'lr' is not in struct", True),
-    ("torch.OutOfMemoryError: CUDA out of memory", False),
-    ("loss diverged at step 40", False),
-])
+@pytest.mark.parametrize(
+    "tail, trivial",
+    [
+        ("  File \"train.py\", line 3\n    x = (\nSyntaxError: '(' was never closed", True),
+        ("ModuleNotFoundError: No module named 'trl'", True),
+        ("Could not override 'policy.lr'. Key 'lr' is not in struct", True),
+        ("torch.OutOfMemoryError: CUDA out of memory", False),
+        ("loss diverged at step 40", False),
+    ],
+)
 def test_a_small_mistake_in_the_change_is_a_trivial_crash_and_a_poor_idea_is_not(tail: str, trivial: bool):
     assert trivial_crash(tail) is trivial
 
@@ -87,14 +95,22 @@ def test_the_last_error_line_of_a_log_is_quoted_shortened():
     assert len(error_line(["RuntimeError: " + "x" * 500])) == 200
 
 
-@pytest.mark.parametrize("reason, tail, cause, action", [
-    ("crash: timeout: exceeded the 3s limit", [], "wall-clock limit", "--per-experiment"),
-    ("crash: exit code 1", ["torch.OutOfMemoryError: CUDA out of memory"], "out of memory", "batch size"),
-    ("crash: the metric is not a finite number", [], "not a finite number", "NaN means it diverged"),
-    ("crash: exit code 1", ["ValueError: could not convert 'abc'"], "the command failed: ValueError", "fix the command"),
-    ("crash: killed by SIGTERM", ["bye"], "ended with killed by SIGTERM", "by hand"),
-    ("crash: no val_score found", [], "printed nothing that text reads", "--metric-source (text)"),
-])
+@pytest.mark.parametrize(
+    "reason, tail, cause, action",
+    [
+        ("crash: timeout: exceeded the 3s limit", [], "wall-clock limit", "--per-experiment"),
+        ("crash: exit code 1", ["torch.OutOfMemoryError: CUDA out of memory"], "out of memory", "batch size"),
+        ("crash: the metric is not a finite number", [], "not a finite number", "NaN means it diverged"),
+        (
+            "crash: exit code 1",
+            ["ValueError: could not convert 'abc'"],
+            "the command failed: ValueError",
+            "fix the command",
+        ),
+        ("crash: killed by SIGTERM", ["bye"], "ended with killed by SIGTERM", "by hand"),
+        ("crash: no val_score found", [], "printed nothing that text reads", "--metric-source (text)"),
+    ],
+)
 def test_a_crash_gets_a_probable_cause_and_what_to_do(reason: str, tail: list[str], cause: str, action: str):
     said, todo = likely_cause(reason, tail, "text")
     assert cause in said and action in todo

@@ -18,20 +18,37 @@ from nrl_autoresearch.runner.engine import Engine
 from tests.helpers import PY, cli, git, ledger_rows, make_repo
 
 # the score is the effect of `lr` plus a noise term fixed by the seed (no seed flag: the recipe's own seed)
-NOISY = '''\
+NOISY = """\
 import json, sys
 seed = int(sys.argv[sys.argv.index("--seed") + 1]) if "--seed" in sys.argv else 0
 noise = {0: 0.05, 1001: -0.05, 1002: 0.0, 1003: 0.02, 1004: -0.02}.get(seed, 0.0)
 lr = json.load(open("p.json"))["lr"]
 fluke = 0.1 if lr == 0.02 and seed == 0 else 0.0  # one lucky run of one configuration
 print(f"score: {0.5 + lr + noise + fluke:.4f}")
-'''
+"""
 
 
 def noisy_repo(tmp_path: Path, *init: str) -> Path:
     repo = make_repo(tmp_path / "r", {"t.py": NOISY, "p.json": '{"lr": 0.0}\n'})
-    cli(repo, "init", "--command", f"{PY} t.py", "--metric", "score", "--maximize", "--params-file", "p.json",
-        "--campaign", "n", "--seed-flag", "--seed", "--max-experiments", "12", *init, check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} t.py",
+        "--metric",
+        "score",
+        "--maximize",
+        "--params-file",
+        "p.json",
+        "--campaign",
+        "n",
+        "--seed-flag",
+        "--seed",
+        "--max-experiments",
+        "12",
+        *init,
+        check=True,
+    )
     return repo
 
 
@@ -47,10 +64,12 @@ def test_baseline_repeats_measure_the_spread_used_by_every_verdict(tmp_path: Pat
     assert "spread 0.05" in rows[2]["description"]
     # one run ahead of the candidate bar earns a second run; the two are judged against the keep bar
     assert "(second run of [4], seed 1001)" in rows[4]["description"] and "--seed 1001" in rows[4]["command"]
-    pooled = Spread(math.sqrt((0.05 ** 2 * 2 + (0.58 - 0.48) ** 2 / 2) / 3), 5, 3)
+    pooled = Spread(math.sqrt((0.05**2 * 2 + (0.58 - 0.48) ** 2 / 2) / 3), 5, 3)
     bar = keep_bar(pooled, 2, 3, Z_DEFAULT)
-    assert f"mean of 2 runs +0.03 vs baseline 0.5 (mean of 3) (spread {pooled.sd:.4g} over 5 runs, threshold {bar:.4g}" \
+    assert (
+        f"mean of 2 runs +0.03 vs baseline 0.5 (mean of 3) (spread {pooled.sd:.4g} over 5 runs, threshold {bar:.4g}"
         in rows[3]["description"]
+    )
     assert rows[3]["description"].endswith("spreads at 4% false keeps)")
 
 
@@ -60,7 +79,9 @@ def test_a_lucky_single_run_is_not_kept_when_its_sequential_does_not_hold(tmp_pa
     cli(repo, "try", "lucky", "--set", "lr=0.02", check=True)  # +0.17 with the own seed, then +0.07
     cli(repo, "try", "real", "--set", "lr=0.3", check=True)
     lucky = [r for r in ledger_rows(repo) if r["branch"].rsplit("/", 1)[1] in ("lucky", "real")]
-    assert [r["status"] for r in lucky] == ["discard"] * 3 + ["keep"] * 2  # +0.17 with the own seed, then +0.07 and +0.02
+    assert [r["status"] for r in lucky] == ["discard"] * 3 + [
+        "keep"
+    ] * 2  # +0.17 with the own seed, then +0.07 and +0.02
     assert "(third run of [6], seed 1002)" in lucky[2]["description"]
 
 
@@ -115,14 +136,14 @@ def test_symptoms_go_to_the_notes_and_steer_the_catalog(tmp_path: Path):
     assert knobs[0].area == "batch/sequence/precision"
 
 
-BROKEN_PATCH = '''\
+BROKEN_PATCH = """\
 --- a/t.py
 +++ b/t.py
 @@ -1,2 +1,2 @@
 -import json, sys
 +import json, sys)
  seed = int(sys.argv[sys.argv.index("--seed") + 1]) if "--seed" in sys.argv else 0
-'''
+"""
 
 
 def _fixer(works: bool):
@@ -136,6 +157,7 @@ def _fixer(works: bool):
             return True
         (worktree / "t.py").write_text((worktree / "t.py").read_text() + "# tried\n")
         return True
+
     return fix, calls
 
 
@@ -151,8 +173,14 @@ def test_a_trivial_crash_is_fixed_and_rerun_or_stays_a_crash(tmp_path: Path, wor
     rows = [r for r in ledger_rows(repo) if r["branch"].endswith("/typo")]
     if works:
         assert rows[0]["status"] == "crash" and rows[1]["status"] != "crash"
-        assert f"rerun of [{rows[0]['index']}] after fix 1" in rows[1]["description"] and rows[1]["commit"] != rows[0]["commit"]
-        assert git(repo, "log", "-1", "--format=%s", rows[1]["commit"]).strip() == f"typo: fix after crash [{rows[0]['index']}]"
+        assert (
+            f"rerun of [{rows[0]['index']}] after fix 1" in rows[1]["description"]
+            and rows[1]["commit"] != rows[0]["commit"]
+        )
+        assert (
+            git(repo, "log", "-1", "--format=%s", rows[1]["commit"]).strip()
+            == f"typo: fix after crash [{rows[0]['index']}]"
+        )
     else:
         assert [r["status"] for r in rows] == ["crash", "crash", "crash"]  # the first try and two fixes
     assert len(calls) == len(rows) - 1 and "SyntaxError" in calls[0]
@@ -161,7 +189,9 @@ def test_a_trivial_crash_is_fixed_and_rerun_or_stays_a_crash(tmp_path: Path, wor
 def test_a_failure_before_running_is_a_crash_row_on_its_own_empty_commit(tmp_path: Path):
     repo = noisy_repo(tmp_path)
     cli(repo, "baseline", check=True)
-    row = _engine(repo).try_(replace(Hypothesis("agent-1", "an agent that timed out"), failure="agent timed out after 10m"))
+    row = _engine(repo).try_(
+        replace(Hypothesis("agent-1", "an agent that timed out"), failure="agent timed out after 10m")
+    )
     assert row.status == "crash" and "agent timed out after 10m" in row.description
     assert git(repo, "diff", "--name-only", row.parent_commit, row.commit).strip() == ""
     assert not (repo / row.log_path).exists()

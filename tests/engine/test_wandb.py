@@ -19,7 +19,7 @@ pytest.importorskip("wandb")
 
 # logs each row of the spec given as its argument (at the step its "at" says, if any), then sets the summary's
 # keys, as a training script would
-LOGGER = '''\
+LOGGER = """\
 import json, sys, wandb
 spec = json.loads(sys.argv[1])
 run = wandb.init(project="autoresearch-test", config={"lr": 0.1})
@@ -28,15 +28,20 @@ for row in spec.get("rows", []):
 for key, value in spec.get("summary", {}).items():
     run.summary[key] = value
 wandb.finish()
-'''
+"""
 
 
 @pytest.fixture
 def offline(tmp_path: Path) -> dict[str, str]:
     """W&B in offline mode with its own config and cache folders: nothing reaches the network or the home folder."""
     home = tmp_path / "wandb-home"
-    return {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_CONFIG_DIR": str(home / "config"),
-            "WANDB_CACHE_DIR": str(home / "cache"), "WANDB_DATA_DIR": str(home / "data")}
+    return {
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "WANDB_CONFIG_DIR": str(home / "config"),
+        "WANDB_CACHE_DIR": str(home / "cache"),
+        "WANDB_DATA_DIR": str(home / "data"),
+    }
 
 
 def log_run(folder: Path, env: dict[str, str], rows: list[dict], summary: dict | None = None) -> None:
@@ -44,8 +49,14 @@ def log_run(folder: Path, env: dict[str, str], rows: list[dict], summary: dict |
     script = folder / "log_wandb.py"
     script.write_text(LOGGER)
     spec = json.dumps({"rows": rows, "summary": summary or {}})
-    subprocess.run([PY, str(script), spec], cwd=folder, env={**os.environ, **env, "WANDB_DIR": str(folder)},
-                   check=True, timeout=240, capture_output=True)
+    subprocess.run(
+        [PY, str(script), spec],
+        cwd=folder,
+        env={**os.environ, **env, "WANDB_DIR": str(folder)},
+        check=True,
+        timeout=240,
+        capture_output=True,
+    )
 
 
 def read(folder: Path, key: str, before: Census | None = None):
@@ -56,8 +67,10 @@ def read(folder: Path, key: str, before: Census | None = None):
 def test_the_curve_comes_from_history_and_the_final_value_from_the_summary(tmp_path: Path, offline):
     """Over 32 KiB of records (a record split across blocks), explicit steps, a nested key, a text value."""
     folder = tmp_path / "exp"
-    rows = [{"val/acc": step / 1000, "loss": 1 / (step + 1), "eval": {"acc": step / 100}, "note": "x" * 50}
-            for step in range(300)]
+    rows = [
+        {"val/acc": step / 1000, "loss": 1 / (step + 1), "eval": {"acc": step / 100}, "note": "x" * 50}
+        for step in range(300)
+    ]
     rows += [{"val/acc": 0.5, "note": "y" * 40000, "at": 500}, {"loss": 0.01}]  # adds to step 500, ends it
     log_run(folder, offline, rows, summary={"val/acc": 0.75, "best": {"acc": 0.9}})
     [log_file] = list(folder.glob("wandb/offline-run-*/run-*.wandb"))
@@ -71,7 +84,10 @@ def test_the_curve_comes_from_history_and_the_final_value_from_the_summary(tmp_p
     assert [p.value for p in read(folder, "eval.acc").points][-2:] == pytest.approx([2.98, 2.99])
     assert [(p.step, p.value) for p in read(folder, "best.acc").points] == [(500, pytest.approx(0.9))]
     # `acc` alone is no key of this run, though `eval.acc` ends with it
-    assert read(folder, "acc").problem == "W&B key acc was never logged: the run logged best, eval.acc, loss, note, val/acc"
+    assert (
+        read(folder, "acc").problem
+        == "W&B key acc was never logged: the run logged best, eval.acc, loss, note, val/acc"
+    )
     note = read(folder, "note")
     assert note.points == [] and note.problem == f'W&B key note is "{"x" * 39}... at step 0, not a number'
     # what online mode adds: the summary file, whose value is the final one
@@ -105,26 +121,40 @@ def test_a_nan_value_is_read_as_nan(tmp_path: Path, offline):
     assert math.isnan(reading.points[1].value) and math.isnan(aggregate(reading.points, "last", maximize=True))
 
 
-TRAIN = '''\
+TRAIN = """\
 import json, wandb
 cfg = json.load(open("params.json"))
 wandb.init(project="toy", config=cfg)
 for step in range(1, 4):
     wandb.log({"val/acc": float(cfg["acc"]) * step / 3, "train/loss": 1 / step})
 wandb.finish()
-'''
+"""
 
 
 def test_a_campaign_reads_its_objective_from_w_and_b(tmp_path: Path, offline):
     repo = make_repo(tmp_path / "r", {"train.py": TRAIN, "params.json": '{"acc": 0.5}\n'})
-    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "wandb:val/acc", "--maximize", "--params-file",
-        "params.json", env=offline, check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} train.py",
+        "--metric",
+        "wandb:val/acc",
+        "--maximize",
+        "--params-file",
+        "params.json",
+        env=offline,
+        check=True,
+    )
     cli(repo, "baseline", env=offline, check=True)
     cli(repo, "try", "acc-up", "--set", "acc=0.8", env=offline, check=True)
     cli(repo, "try", "diverged", "--set", "acc=nan", env=offline, check=True)
     rows = ledger_rows(repo)
-    assert [(r["metric_name"], r["status"]) for r in rows] == [("val/acc", "keep"), ("val/acc", "keep"),
-                                                                ("val/acc", "crash")]
+    assert [(r["metric_name"], r["status"]) for r in rows] == [
+        ("val/acc", "keep"),
+        ("val/acc", "keep"),
+        ("val/acc", "crash"),
+    ]
     assert [r["metric_value"] for r in rows[:2]] == [pytest.approx(0.5), pytest.approx(0.8)]
     assert rows[2]["metric_value"] is None and "nan" in rows[2]["description"]
     note = json.loads(git(repo, "notes", "--ref", "autoresearch", "show", rows[1]["commit"]))

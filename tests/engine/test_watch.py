@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers import PY, cli, ledger_rows, make_repo
 
-TRAIN = '''\
+TRAIN = """\
 import json, random, sys, time
 cfg = json.load(open("params.json"))
 seed = int(sys.argv[sys.argv.index("--seed") + 1]) if "--seed" in sys.argv else 0
@@ -27,14 +27,33 @@ for step in range(1, steps + 1):
     score = float("nan") if broken and cfg["mode"] == "nan-score" else score
     print(f"val_score: {score:.4f}", flush=True)
     time.sleep(60 if broken else cfg.get("pause", 0.2))
-'''
+"""
 
 
 def campaign(tmp_path: Path, *extra: str) -> Path:
-    repo = make_repo(tmp_path / "repo", {"train.py": TRAIN, "params.json": json.dumps({"mode": "ok", "pause": 0.2}) + "\n"})
-    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--metric-source",
-        "line:val_score", "--params-file", "params.json", "--max-experiments", "8", "--seed-flag", "--seed",
-        "--no-sequential", *extra, check=True)
+    repo = make_repo(
+        tmp_path / "repo", {"train.py": TRAIN, "params.json": json.dumps({"mode": "ok", "pause": 0.2}) + "\n"}
+    )
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} train.py",
+        "--metric",
+        "val_score",
+        "--maximize",
+        "--metric-source",
+        "line:val_score",
+        "--params-file",
+        "params.json",
+        "--max-experiments",
+        "8",
+        "--seed-flag",
+        "--seed",
+        "--no-sequential",
+        *extra,
+        check=True,
+    )
     return repo
 
 
@@ -67,7 +86,9 @@ def test_a_flat_curve_far_below_the_baseline_is_pruned_and_its_own_curve_never(t
     cli(repo, "try", "flat", "--set", "mode=flat", check=True)
     cli(repo, "try", "same", "--set", "pause=0.21", check=True)
     flat, same = ledger_rows(repo)[-2:]
-    assert flat["status"] == "discard" and re.search(r"; pruned at step \d+/10: val_score 0.2 vs the reference.s 0.[5-9]\d+ ± 0.0\d+", flat["description"])
+    assert flat["status"] == "discard" and re.search(
+        r"; pruned at step \d+/10: val_score 0.2 vs the reference.s 0.[5-9]\d+ ± 0.0\d+", flat["description"]
+    )
     assert "pruned" not in same["description"] and same["status"] != "crash"
     status = json.loads(cli(repo, "status", "--json", check=True).stdout)
     assert status["pruned"] == 1
@@ -79,8 +100,10 @@ def test_a_flat_curve_far_below_the_baseline_is_pruned_and_its_own_curve_never(t
     assert "**GPU-hours:** 0" in next((repo / "reports").rglob("report.md")).read_text()
 
 
-@pytest.mark.parametrize("option, message", [(("--stall", "soon"), "bad --stall 'soon'"),
-                                             (("--gpu-hours", "0"), "bad --gpu-hours 0.0: give a number above 0")])
+@pytest.mark.parametrize(
+    "option, message",
+    [(("--stall", "soon"), "bad --stall 'soon'"), (("--gpu-hours", "0"), "bad --gpu-hours 0.0: give a number above 0")],
+)
 def test_bad_stall_or_gpu_hours_is_refused_with_nothing_created(tmp_path, option, message):
     repo = make_repo(tmp_path / "repo", {"train.py": TRAIN, "params.json": "{}\n"})
     proc = cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", *option)
@@ -90,8 +113,22 @@ def test_bad_stall_or_gpu_hours_is_refused_with_nothing_created(tmp_path, option
 
 def test_a_gpu_hour_budget_too_small_for_one_run_meets_the_stop_rule(tmp_path):
     repo = make_repo(tmp_path / "repo", {"train.py": TRAIN, "params.json": "{}\n"})
-    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--launcher", "slurm",
-        "-L", "gpus_per_node=2", "--stop", "4 experiments or 1.5 GPU-hours, 1h each", check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} train.py",
+        "--metric",
+        "val_score",
+        "--maximize",
+        "--launcher",
+        "slurm",
+        "-L",
+        "gpus_per_node=2",
+        "--stop",
+        "4 experiments or 1.5 GPU-hours, 1h each",
+        check=True,
+    )
     status = json.loads(cli(repo, "status", "--json", check=True).stdout)
     assert status["gpu_hours"] == {"used": 0.0, "budget": 1.5, "gpus_per_run": 2}  # the scheduler's allocation
     assert status["stop"]["met"] and "no room for another 2 GPU-hour run" in status["stop"]["sentence"]

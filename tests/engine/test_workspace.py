@@ -66,7 +66,14 @@ def test_only_the_hypothesis_files_are_committed_never_run_outputs(repo: Path):
     assert sorted(changed) == ["notes.md", "params.json"]
     commit = ws.commit(tree, changed, "lr-up: double the learning rate\n")
     assert git(tree, "show", "--name-only", "--format=%s", commit).split() == [
-        "lr-up:", "double", "the", "learning", "rate", "notes.md", "params.json"]
+        "lr-up:",
+        "double",
+        "the",
+        "learning",
+        "rate",
+        "notes.md",
+        "params.json",
+    ]
     assert "Signed-off-by: Researcher <researcher@example.org>" in git(tree, "log", "-1", "--format=%B", commit)
     assert ws.diff_size(base, commit) == 3 and ws.net_lines(base, commit) == 1
     assert ws.resolve_parent("lr-up") == commit and ws.resolve_parent("baseline") == base
@@ -98,13 +105,13 @@ def test_a_patch_that_does_not_apply_is_refused_before_anything_exists(repo: Pat
     ws = workspace(repo)
     start = git(repo, "rev-parse", "HEAD").strip()
     bad = tmp_path / "bad.patch"
-    bad.write_text("--- a/params.json\n+++ b/params.json\n@@ -1 +1 @@\n-{\"lr\": 0.7}\n+{\"lr\": 0.2}\n")
+    bad.write_text('--- a/params.json\n+++ b/params.json\n@@ -1 +1 @@\n-{"lr": 0.7}\n+{"lr": 0.2}\n')
     index = (repo / ".git/index").read_bytes()
     with pytest.raises(UsageError, match=r"patch .*bad.patch' does not apply to the parent commit"):
         ws.check_patch(start, bad)
     assert (repo / ".git/index").read_bytes() == index and ws.branches() == {}
     good = tmp_path / "good.patch"
-    good.write_text("--- a/params.json\n+++ b/params.json\n@@ -1 +1 @@\n-{\"lr\": 0.1}\n+{\"lr\": 0.2}\n")
+    good.write_text('--- a/params.json\n+++ b/params.json\n@@ -1 +1 @@\n-{"lr": 0.1}\n+{"lr": 0.2}\n')
     ws.check_patch(start, good)
     tree = ws.create("patched", ws.ensure_baseline(start))
     assert ws.apply_patch(tree, good) == ["params.json"] and (tree / "params.json").read_text() == '{"lr": 0.2}\n'

@@ -19,13 +19,22 @@ LONG = "a" * 300
 
 def _state(repo: Path) -> dict:
     """Everything bad input must leave as it was: refs, worktrees, the person's files, our files and folders."""
-    ours = [p.relative_to(repo).as_posix() for d in ("reports", "session") for p in sorted((repo / d).rglob("*"))
-            if p.name != "writer.lock"]  # the campaign's lock file: it exists whether the lock is held or not
+    ours = [
+        p.relative_to(repo).as_posix()
+        for d in ("reports", "session")
+        for p in sorted((repo / d).rglob("*"))
+        if p.name != "writer.lock"
+    ]  # the campaign's lock file: it exists whether the lock is held or not
     ledger = repo / "reports/auto_research_results.tsv"
     exclude = repo / ".git/info/exclude"
-    return {"refs": git(repo, "for-each-ref"), "worktrees": git(repo, "worktree", "list", "--porcelain"),
-            "tree": tree_digest(repo), "ours": ours, "ledger": ledger.read_text() if ledger.exists() else None,
-            "exclude": exclude.read_text() if exclude.exists() else None}
+    return {
+        "refs": git(repo, "for-each-ref"),
+        "worktrees": git(repo, "worktree", "list", "--porcelain"),
+        "tree": tree_digest(repo),
+        "ours": ours,
+        "ledger": ledger.read_text() if ledger.exists() else None,
+        "exclude": exclude.read_text() if exclude.exists() else None,
+    }
 
 
 def _refused(repo: Path, *args: str, says: str, env: dict | None = None) -> None:
@@ -52,32 +61,35 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return repo
 
 
-@pytest.mark.parametrize("args, says", [
-    (("--campaign", LONG), "bad campaign name"),
-    (("--prefix", LONG), "bad --prefix"),
-    (("--prefix", f"research/{LONG}"), "bad --prefix"),
-    (("--prefix", "main"), "the branch 'main' is in the way"),
-    (("--prefix", "main/lr"), "the branch 'main' is in the way"),
-    (("--prefix", "mine/exp"), "the branch 'mine/exp/baseline' is in the way"),
-    (("--target", "loss<=0.1"), "it names 'loss' but the objective is 'val_score'"),
-    (("--budget", "99999999999999999999d"), "bad --budget"),
-    (("--budget", " "), "bad --budget"),
-    (("--budget", "\n"), "bad --budget"),
-    (("--budget", ""), "bad --budget"),
-    (("--per-experiment", "1:99:99"), "bad --per-experiment"),
-    (("--stop", "1h total, 2h each"), "no run could ever start"),
-    (("--budget", "1h", "--per-experiment", "1h"), "no run could ever start"),
-    (("--command", f'{PY} "train.py'), "bad --command"),
-    (("--params-file", "../outside.json"), "outside the repository"),
-    (("--params-file", "untracked.json"), "is not committed"),
-    (("--params-file", "broken.json"), "cannot parse 'broken.json'"),
-    (("--metric-source", "tensorboard:"), "bad --metric-source 'tensorboard:'"),
-    (("--z", "nan"), "bad --z"),
-    (("--min-delta", "nan"), "bad --min-delta"),
-    (("--min-delta", "-0.5"), "bad --min-delta"),
-    (("--bogus",), "No such option '--bogus'"),
-    (("--max-experiments", "many"), "'--max-experiments'"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (("--campaign", LONG), "bad campaign name"),
+        (("--prefix", LONG), "bad --prefix"),
+        (("--prefix", f"research/{LONG}"), "bad --prefix"),
+        (("--prefix", "main"), "the branch 'main' is in the way"),
+        (("--prefix", "main/lr"), "the branch 'main' is in the way"),
+        (("--prefix", "mine/exp"), "the branch 'mine/exp/baseline' is in the way"),
+        (("--target", "loss<=0.1"), "it names 'loss' but the objective is 'val_score'"),
+        (("--budget", "99999999999999999999d"), "bad --budget"),
+        (("--budget", " "), "bad --budget"),
+        (("--budget", "\n"), "bad --budget"),
+        (("--budget", ""), "bad --budget"),
+        (("--per-experiment", "1:99:99"), "bad --per-experiment"),
+        (("--stop", "1h total, 2h each"), "no run could ever start"),
+        (("--budget", "1h", "--per-experiment", "1h"), "no run could ever start"),
+        (("--command", f'{PY} "train.py'), "bad --command"),
+        (("--params-file", "../outside.json"), "outside the repository"),
+        (("--params-file", "untracked.json"), "is not committed"),
+        (("--params-file", "broken.json"), "cannot parse 'broken.json'"),
+        (("--metric-source", "tensorboard:"), "bad --metric-source 'tensorboard:'"),
+        (("--z", "nan"), "bad --z"),
+        (("--min-delta", "nan"), "bad --min-delta"),
+        (("--min-delta", "-0.5"), "bad --min-delta"),
+        (("--bogus",), "No such option '--bogus'"),
+        (("--max-experiments", "many"), "'--max-experiments'"),
+    ],
+)
 def test_bad_init_exits_2_with_one_line_and_creates_nothing(project: Path, args: tuple[str, ...], says: str):
     _refused(project, *INIT, *args, says=says)
 
@@ -105,8 +117,11 @@ def test_bare_repository_is_refused(tmp_path: Path):
     git(tmp_path, "init", "-q", "--bare", str(bare))
 
     def files() -> dict[str, str]:
-        return {p.relative_to(bare).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-                for p in sorted(bare.rglob("*")) if p.is_file()}
+        return {
+            p.relative_to(bare).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(bare.rglob("*"))
+            if p.is_file()
+        }
 
     before = files()
     proc = cli(bare, *INIT)
@@ -121,40 +136,48 @@ def campaign(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cli(repo, *INIT, "--campaign", "c", "--max-experiments", "50", check=True)
     cli(repo, "baseline", check=True)
     (repo.parent / "stale.diff").write_text(
-        "--- a/train.py\n+++ b/train.py\n@@ -1,2 +1,2 @@\n-import os\n+import sys\n print('not here')\n")
+        "--- a/train.py\n+++ b/train.py\n@@ -1,2 +1,2 @@\n-import os\n+import sys\n print('not here')\n"
+    )
     return repo
 
 
-@pytest.mark.parametrize("args, says", [
-    (("try", "p", "--patch", "../stale.diff"), "does not apply to the parent commit"),
-    (("try", LONG, "--set", "lr=0.2"), "bad experiment name"),
-    (("new", LONG), "bad experiment name"),
-    (("try", "baseline", "--set", "lr=0.2"), "it is the campaign's reference"),
-    (("new", "baseline"), "it is the campaign's reference"),
-    (("try", "x", "--set", "lr="), "bad --set 'lr='"),
-    (("steer", ""), "the steering text is empty"),
-    (("steer", "  "), "the steering text is empty"),
-    (("try", "x", "--repeats", "two"), "'--repeats'"),
-    (("try",), "Missing argument 'NAME'"),
-    (("run", "--workers", "many"), "'--workers'"),
-    (("status", "--bogus"), "No such option '--bogus'"),
-    (("ledger", "rebuild", "--bogus"), "No such option '--bogus'"),
-    (("--bogus",), "No such option '--bogus'"),
-    (("nonsense",), "No such command 'nonsense'"),
-])
-def test_bad_input_to_a_campaign_exits_2_with_one_line_and_creates_nothing(campaign: Path, args: tuple[str, ...],
-                                                                           says: str):
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (("try", "p", "--patch", "../stale.diff"), "does not apply to the parent commit"),
+        (("try", LONG, "--set", "lr=0.2"), "bad experiment name"),
+        (("new", LONG), "bad experiment name"),
+        (("try", "baseline", "--set", "lr=0.2"), "it is the campaign's reference"),
+        (("new", "baseline"), "it is the campaign's reference"),
+        (("try", "x", "--set", "lr="), "bad --set 'lr='"),
+        (("steer", ""), "the steering text is empty"),
+        (("steer", "  "), "the steering text is empty"),
+        (("try", "x", "--repeats", "two"), "'--repeats'"),
+        (("try",), "Missing argument 'NAME'"),
+        (("run", "--workers", "many"), "'--workers'"),
+        (("status", "--bogus"), "No such option '--bogus'"),
+        (("ledger", "rebuild", "--bogus"), "No such option '--bogus'"),
+        (("--bogus",), "No such option '--bogus'"),
+        (("nonsense",), "No such command 'nonsense'"),
+    ],
+)
+def test_bad_input_to_a_campaign_exits_2_with_one_line_and_creates_nothing(
+    campaign: Path, args: tuple[str, ...], says: str
+):
     _refused(campaign, *args, says=says)
 
 
-@pytest.mark.parametrize("queue, says", [
-    ("- name: a\n  set: {lr: 0.2\n", "is not valid YAML/JSON at line"),
-    ("- just a string\n", "entry 1 of"),
-    ("- name: a\n  set: {lr: 0.2}\n- name: b\n  sets: {lr: 0.3}\n", "entry 2 (b)"),
-    ("- name: a\n  set: {lr: 0.2}\n- name: a\n  set: {lr: 0.3}\n", "used twice"),
-    ("- name: baseline\n  set: {lr: 0.2}\n", "entry 1 (baseline)"),
-    ("- name: a\n  patch: stale.diff\n", "does not apply to the parent commit"),
-])
+@pytest.mark.parametrize(
+    "queue, says",
+    [
+        ("- name: a\n  set: {lr: 0.2\n", "is not valid YAML/JSON at line"),
+        ("- just a string\n", "entry 1 of"),
+        ("- name: a\n  set: {lr: 0.2}\n- name: b\n  sets: {lr: 0.3}\n", "entry 2 (b)"),
+        ("- name: a\n  set: {lr: 0.2}\n- name: a\n  set: {lr: 0.3}\n", "used twice"),
+        ("- name: baseline\n  set: {lr: 0.2}\n", "entry 1 (baseline)"),
+        ("- name: a\n  patch: stale.diff\n", "does not apply to the parent commit"),
+    ],
+)
 def test_broken_queue_file_names_the_entry(campaign: Path, queue: str, says: str):
     path = campaign.parent / "queue.yaml"
     path.write_text(queue)
@@ -188,4 +211,5 @@ def test_a_hand_made_baseline_branch_is_never_run_as_the_reference(tmp_path: Pat
     proc = cli(repo, "run", "--yes")
     assert proc.returncode == 2 and says in proc.stderr, proc.stderr
     assert [_state(repo)[k] for k in ("refs", "worktrees", "tree", "ledger")] == [
-        before[k] for k in ("refs", "worktrees", "tree", "ledger")]
+        before[k] for k in ("refs", "worktrees", "tree", "ledger")
+    ]

@@ -20,15 +20,36 @@ from nrl_autoresearch.interface import api, mcp_server
 from tests.helpers import PY, git, score_repo
 
 LR = "policy.optimizer.kwargs.lr"
-TOOLS = {"init_campaign", "create_demo", "recipes", "preflight", "plan", "run_baseline", "new_experiment",
-         "try_experiment", "run_loop", "status", "ledger", "report", "steer", "write_handoff", "resume_report", "finalize"}
+TOOLS = {
+    "init_campaign",
+    "create_demo",
+    "recipes",
+    "preflight",
+    "plan",
+    "run_baseline",
+    "new_experiment",
+    "try_experiment",
+    "run_loop",
+    "status",
+    "ledger",
+    "report",
+    "steer",
+    "write_handoff",
+    "resume_report",
+    "finalize",
+}
 
 
 def session(tmp_path: Path, test: Callable[[ClientSession], Awaitable[None]]) -> None:
     """Spawn the server over stdio, initialise a client session and run `test` with it."""
+
     async def main() -> None:
-        params = StdioServerParameters(command=sys.executable, args=["-m", "nrl_autoresearch.interface.mcp_server"],
-                                       env=dict(os.environ), cwd=tmp_path)
+        params = StdioServerParameters(
+            command=sys.executable,
+            args=["-m", "nrl_autoresearch.interface.mcp_server"],
+            env=dict(os.environ),
+            cwd=tmp_path,
+        )
         async with AsyncExitStack() as stack:
             errlog = stack.enter_context((tmp_path / "server.log").open("w"))
             read, write = await stack.enter_async_context(stdio_client(params, errlog=errlog))
@@ -145,14 +166,30 @@ def test_bad_input_is_one_clear_error(tmp_path: Path):
         assert "no campaign" in await refused(client, "status", repo=str(repo))
         assert "exactly one of" in await refused(client, "init_campaign", repo=str(repo))
         assert "unknown option bogus" in await refused(
-            client, "init_campaign", repo=str(repo), command="python train.py", metric="val_score", maximize=True,
-            launcher="local", launcher_options={"bogus": "1"})
-        created = await ok(client, "init_campaign", repo=str(repo), command=f"{PY} train.py", metric="val_score",
-                           maximize=True, params_file="params.json", campaign="project")
+            client,
+            "init_campaign",
+            repo=str(repo),
+            command="python train.py",
+            metric="val_score",
+            maximize=True,
+            launcher="local",
+            launcher_options={"bogus": "1"},
+        )
+        created = await ok(
+            client,
+            "init_campaign",
+            repo=str(repo),
+            command=f"{PY} train.py",
+            metric="val_score",
+            maximize=True,
+            params_file="params.json",
+            campaign="project",
+        )
         assert created["campaign"]["recipe"]["kind"] == "command"
         assert (await ok(client, "status", repo=str(repo)))["latest"] is None
-        assert "no baseline yet" in await refused(client, "try_experiment", repo=str(repo), name="lr",
-                                                  set={"lr": "0.1"})
+        assert "no baseline yet" in await refused(
+            client, "try_experiment", repo=str(repo), name="lr", set={"lr": "0.1"}
+        )
         assert "greater than or equal to 1" in await refused(client, "run_loop", repo=str(repo), workers=0)
         assert "unknown --proposer" in await refused(client, "plan", repo=str(repo), proposer="oracle")
         assert "no campaign named 'other'" in await refused(client, "ledger", repo=str(repo), campaign="other")
@@ -164,8 +201,15 @@ def test_a_cancelled_run_is_ended_and_recorded(tmp_path: Path):
     repo = str(score_repo(tmp_path / "project", sleep=60))
 
     async def test(client: ClientSession) -> None:
-        await ok(client, "init_campaign", repo=repo, command=f"{PY} train.py", metric="val_score", maximize=True,
-                 params_file="params.json")
+        await ok(
+            client,
+            "init_campaign",
+            repo=repo,
+            command=f"{PY} train.py",
+            metric="val_score",
+            maximize=True,
+            params_file="params.json",
+        )
         with anyio.move_on_after(3):  # leaving the scope cancels the request, as an agent's interrupt does
             await client.call_tool("run_baseline", {"repo": repo})
         with anyio.fail_after(20):
@@ -181,12 +225,21 @@ def test_repo_defaults_to_the_servers_folder_and_bad_arguments_get_one_clear_mes
     repo = score_repo(tmp_path)
 
     async def test(client: ClientSession) -> None:
-        await ok(client, "init_campaign", command=f"{PY} train.py", metric="val_score", maximize=True,
-                 params_file="params.json", campaign="here")
+        await ok(
+            client,
+            "init_campaign",
+            command=f"{PY} train.py",
+            metric="val_score",
+            maximize=True,
+            params_file="params.json",
+            campaign="here",
+        )
         assert (await ok(client, "status"))["campaign"] == "here"
         message = await refused(client, "run_loop", workers=0, steps="many")
-        assert message.endswith('bad steps "many": input should be a valid integer, unable to parse string as an integer; '
-                                "bad workers 0: input should be greater than or equal to 1")
+        assert message.endswith(
+            'bad steps "many": input should be a valid integer, unable to parse string as an integer; '
+            "bad workers 0: input should be greater than or equal to 1"
+        )
         assert "validation error" not in message and "pydantic" not in message
         assert (await refused(client, "try_experiment")).endswith("missing name: give it")
 
@@ -197,8 +250,15 @@ def test_finalize_through_the_tools(tmp_path: Path):
     repo = str(score_repo(tmp_path / "r"))
 
     async def test(client: ClientSession) -> None:
-        await ok(client, "init_campaign", repo=repo, command=f"{PY} train.py", metric="val_score", maximize=True,
-                 params_file="params.json")
+        await ok(
+            client,
+            "init_campaign",
+            repo=repo,
+            command=f"{PY} train.py",
+            metric="val_score",
+            maximize=True,
+            params_file="params.json",
+        )
         await ok(client, "run_baseline", repo=repo)
         await ok(client, "try_experiment", repo=repo, name="lr2", set={"lr": "0.05"})
         done = await ok(client, "finalize", repo=repo, branch="winners")

@@ -38,9 +38,14 @@ def test_defaults_are_the_owning_modules():
     assert (request.z, request.seed_base, request.grace) == (judge.Z_DEFAULT, judge.SEED_BASE, f"{launcher.GRACE_S:g}s")
 
 
-@pytest.mark.parametrize("fields, says", [({"z": 0.0}, "bad --z 0.0: give a number above 0"),
-                                          ({"repeats": 0}, "bad --repeats 0: give a number 1 or more"),
-                                          ({"launcher": "moon"}, "bad --launcher 'moon': use one of auto, local")])
+@pytest.mark.parametrize(
+    "fields, says",
+    [
+        ({"z": 0.0}, "bad --z 0.0: give a number above 0"),
+        ({"repeats": 0}, "bad --repeats 0: give a number 1 or more"),
+        ({"launcher": "moon"}, "bad --launcher 'moon': use one of auto, local"),
+    ],
+)
 def test_the_request_refuses_out_of_bounds_values(fields: dict, says: str):
     with pytest.raises(UsageError, match=says):
         api.CampaignRequest(command="python train.py", **fields)
@@ -48,7 +53,6 @@ def test_the_request_refuses_out_of_bounds_values(fields: dict, says: str):
 
 def test_the_command_line_refuses_as_the_request_does(tmp_path: Path):
     repo = score_repo(tmp_path / "p")
-    proc = run_cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize",
-                   "--repeats", "0")
+    proc = run_cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--repeats", "0")
     assert proc.returncode == 2 and proc.stderr == "autoresearch: error: bad --repeats 0: give a number 1 or more\n"
     assert not (repo / "reports").exists()

@@ -63,10 +63,16 @@ def test_the_row_is_defined_alike_wherever_it_appears():
     assert list(rows["ledger"]["properties"]) == schema("ledger")["properties"]["columns"]["const"]
 
 
-@pytest.mark.parametrize("command,name", [
-    (["status"], "status"), (["ledger"], "ledger"), (["recipes"], "recipes"), (["preflight"], "preflight"),
-    (["resume", "--report-only"], "resume"),
-])
+@pytest.mark.parametrize(
+    "command,name",
+    [
+        (["status"], "status"),
+        (["ledger"], "ledger"),
+        (["recipes"], "recipes"),
+        (["preflight"], "preflight"),
+        (["resume", "--report-only"], "resume"),
+    ],
+)
 def test_cli_json_of_a_demo_campaign_matches_its_schema(demo: Path, command: list[str], name: str):
     data = assert_valid(name, cli(demo, *command, "--json", check=True).stdout)
     if name == "ledger":
@@ -74,13 +80,44 @@ def test_cli_json_of_a_demo_campaign_matches_its_schema(demo: Path, command: lis
 
 
 def test_init_json_of_both_recipe_kinds_matches_its_schema(demo: Path, tmp_path: Path):
-    nemo = assert_valid("init", cli(demo, "init", "--recipe", RECIPE, "--runner", PY, "--campaign", "second",
-                                    "--budget", "2h", "--target", "val:accuracy>=0.9", "--json", check=True).stdout)
+    nemo = assert_valid(
+        "init",
+        cli(
+            demo,
+            "init",
+            "--recipe",
+            RECIPE,
+            "--runner",
+            PY,
+            "--campaign",
+            "second",
+            "--budget",
+            "2h",
+            "--target",
+            "val:accuracy>=0.9",
+            "--json",
+            check=True,
+        ).stdout,
+    )
     assert nemo["campaign"]["recipe"]["kind"] == "nemo-rl" and nemo["campaign"]["rules"]["deadline"] is not None
     repo = score_repo(tmp_path / "project")
     (repo / "scratch.py").write_text("print('left alone')\n")
-    command = assert_valid("init", cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score",
-                                       "--maximize", "--params-file", "params.json", "--json", check=True).stdout)
+    command = assert_valid(
+        "init",
+        cli(
+            repo,
+            "init",
+            "--command",
+            f"{PY} train.py",
+            "--metric",
+            "val_score",
+            "--maximize",
+            "--params-file",
+            "params.json",
+            "--json",
+            check=True,
+        ).stdout,
+    )
     assert command["campaign"]["recipe"]["kind"] == "command" and command["unrelated_changes"] == ["?? scratch.py"]
     empty = assert_valid("status", cli(repo, "status", "--json", check=True).stdout)
     assert empty["latest"] is None and empty["stop"]["trigger"] is None

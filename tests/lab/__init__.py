@@ -17,7 +17,17 @@ from .services import (
 )
 
 __all__ = [
-    "CHROMIUM_FLAGS", "LabError", "RayCluster", "SlurmCluster",
-    "chromium_binary", "chromium_run", "chromium_screenshot",
-    "start_ray", "start_slurm", "start_watchdog", "stop_ray", "stop_slurm", "stop_watchdog",
+    "CHROMIUM_FLAGS",
+    "LabError",
+    "RayCluster",
+    "SlurmCluster",
+    "chromium_binary",
+    "chromium_run",
+    "chromium_screenshot",
+    "start_ray",
+    "start_slurm",
+    "start_watchdog",
+    "stop_ray",
+    "stop_slurm",
+    "stop_watchdog",
 ]

@@ -45,10 +45,26 @@ def start_mlflow(lab: Path, port: int | None = None) -> MlflowServer:
     port = port or free_port()
     mlflow = Path(sys.executable).with_name("mlflow")
     log = (lab / "server.log").open("w")
-    proc = subprocess.Popen([str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                             "--backend-store-uri", f"sqlite:///{lab / 'mlflow.db'}",
-                             "--default-artifact-root", str(lab / "artifacts")],
-                            cwd=lab, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(mlflow),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{lab / 'mlflow.db'}",
+            "--default-artifact-root",
+            str(lab / "artifacts"),
+        ],
+        cwd=lab,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     server = MlflowServer(f"http://127.0.0.1:{port}", proc)
     deadline = time.time() + START_TIMEOUT_S
     while time.time() < deadline and proc.poll() is None:
@@ -58,5 +74,7 @@ def start_mlflow(lab: Path, port: int | None = None) -> MlflowServer:
         except OSError:
             time.sleep(0.5)
     server.stop()
-    raise LabError(f"mlflow server did not answer on {server.url} within {START_TIMEOUT_S}s:\n"
-                   + (lab / "server.log").read_text()[-3000:])
+    raise LabError(
+        f"mlflow server did not answer on {server.url} within {START_TIMEOUT_S}s:\n"
+        + (lab / "server.log").read_text()[-3000:]
+    )

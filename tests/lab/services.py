@@ -34,15 +34,17 @@ def _script(name: str, env: dict[str, str], *args: str, timeout: float) -> str:
     cmd = ["bash", str(SCRIPTS / name), *args]
     try:
         proc = subprocess.run(
-            cmd, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
-            capture_output=True, text=True, timeout=timeout,
+            cmd,
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
     except subprocess.TimeoutExpired:
         raise LabError(f"{name} did not finish within {timeout:.0f}s ({env})") from None
     if proc.returncode != 0:
-        raise LabError(
-            f"{name} failed (exit {proc.returncode}) with {env}:\n{proc.stdout}{proc.stderr}"
-        )
+        raise LabError(f"{name} failed (exit {proc.returncode}) with {env}:\n{proc.stdout}{proc.stderr}")
     return proc.stdout
 
 
@@ -57,8 +59,11 @@ def start_watchdog(down_script: str, env: dict[str, str], *args: str) -> subproc
     loop = 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; shift; exec bash "$@"'
     return subprocess.Popen(
         ["bash", "-c", loop, "lab-watchdog", str(os.getpid()), str(SCRIPTS / down_script), *args],
-        env={**os.environ, **env}, start_new_session=True,
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, **env},
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -75,8 +80,15 @@ def stop_watchdog(proc: subprocess.Popen) -> None:
 # --------------------------------------------------------------------- Slurm
 
 _TERMINAL_JOB_STATES = {
-    "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL",
-    "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE",
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
 }
 
 
@@ -97,9 +109,7 @@ class SlurmCluster:
     def run(self, *cmd: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
         """Run a Slurm client command against this cluster (text output captured)."""
         kwargs.setdefault("capture_output", True)
-        return subprocess.run(
-            cmd, env={**os.environ, **self.env}, text=True, timeout=timeout, **kwargs
-        )
+        return subprocess.run(cmd, env={**os.environ, **self.env}, text=True, timeout=timeout, **kwargs)
 
     def job_info(self, job_id: str) -> dict[str, str]:
         """`scontrol -o show job` as a dict ({} once the job is forgotten)."""
@@ -119,6 +129,7 @@ class SlurmCluster:
 
     def cancel_all_jobs(self, timeout: float = 30) -> None:
         """Cancel every job in the queue and wait until the queue is empty."""
+
         def queued() -> list[str]:
             return self.run("squeue", "-h", "-o", "%A").stdout.split()
 
@@ -146,11 +157,11 @@ def start_slurm(lab: Path) -> SlurmCluster:
 
 
 def stop_slurm(lab: Path, purge: bool = False) -> None:
-    _script("slurm-down.sh", {"SLURM_LAB": str(lab)}, *(["--purge"] if purge else []),
-            timeout=DOWN_TIMEOUT_S)
+    _script("slurm-down.sh", {"SLURM_LAB": str(lab)}, *(["--purge"] if purge else []), timeout=DOWN_TIMEOUT_S)
 
 
 # ----------------------------------------------------------------------- Ray
+
 
 @dataclass
 class RayCluster:
@@ -199,19 +210,24 @@ def start_ray(lab: Path, gpus: int | None = None) -> RayCluster:
 
 
 def stop_ray(lab: Path, purge: bool = False) -> None:
-    _script("ray-down.sh", {"RAY_LAB": str(lab)}, *(["--purge"] if purge else []),
-            timeout=DOWN_TIMEOUT_S)
+    _script("ray-down.sh", {"RAY_LAB": str(lab)}, *(["--purge"] if purge else []), timeout=DOWN_TIMEOUT_S)
 
 
 # ------------------------------------------------------------------ Chromium
 
-CHROMIUM = "/usr/bin/chromium"   # Debian's package; `apt-get install chromium`
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; `apt-get install chromium`
 
 # Headless, offline and quiet: no sandbox (we run as root), no GPU, and none
 # of the background traffic a first run would otherwise start.
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 )
 
 
@@ -234,11 +250,16 @@ def chromium_run(args: list[str], profile: Path, timeout: float = 60) -> subproc
     cmd = [chromium_binary(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args]
     # Debian's build forces the crash reporter on; keep its files, like all the
     # others, in the profile instead of ~/.config and ~/.cache.
-    env = {**os.environ, "XDG_CONFIG_HOME": str(profile / "config"),
-           "XDG_CACHE_HOME": str(profile / "cache")}
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                            env=env)
+    env = {**os.environ, "XDG_CONFIG_HOME": str(profile / "config"), "XDG_CACHE_HOME": str(profile / "cache")}
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env=env,
+    )
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -254,7 +275,8 @@ def chromium_run(args: list[str], profile: Path, timeout: float = 60) -> subproc
     return subprocess.CompletedProcess(cmd, proc.returncode, out, None)
 
 
-def chromium_screenshot(url: str, png: Path, profile: Path, timeout: float = 60,
-                        size: str = "800,600") -> subprocess.CompletedProcess:
+def chromium_screenshot(
+    url: str, png: Path, profile: Path, timeout: float = 60, size: str = "800,600"
+) -> subprocess.CompletedProcess:
     """Render `url` to the PNG file `png` (`size` is "width,height")."""
     return chromium_run([f"--window-size={size}", f"--screenshot={png}", url], profile, timeout)

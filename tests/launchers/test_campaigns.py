@@ -18,8 +18,20 @@ JOURNAL = "reports/auto_research/c/journal.jsonl"
 
 def _demo(tmp_path: Path, env: dict, *launcher: str) -> list[dict]:
     dest = tmp_path / "demo"
-    cli(tmp_path, "demo", "--dir", str(dest), "--experiments", "1", "--baseline-repeats", "1", *launcher, env=env,
-        check=True, timeout=600)
+    cli(
+        tmp_path,
+        "demo",
+        "--dir",
+        str(dest),
+        "--experiments",
+        "1",
+        "--baseline-repeats",
+        "1",
+        *launcher,
+        env=env,
+        check=True,
+        timeout=600,
+    )
     return ledger_rows(dest)
 
 
@@ -46,9 +58,29 @@ def test_demo_on_ray_records_submission_ids(ray_cluster, tmp_path: Path):
 
 def _slurm_campaign(tmp_path: Path, env: dict, **params) -> Path:
     repo = score_repo(tmp_path / "r", **params)
-    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file",
-        "params.json", "--campaign", "c", "--max-experiments", "4", "--per-experiment", "5m", "--launcher", "slurm",
-        "-L", "poll_s=0.5", env=env, check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} train.py",
+        "--metric",
+        "val_score",
+        "--maximize",
+        "--params-file",
+        "params.json",
+        "--campaign",
+        "c",
+        "--max-experiments",
+        "4",
+        "--per-experiment",
+        "5m",
+        "--launcher",
+        "slurm",
+        "-L",
+        "poll_s=0.5",
+        env=env,
+        check=True,
+    )
     return repo
 
 
@@ -68,8 +100,14 @@ def _launched_job(repo: Path, index: int, timeout: float = 120) -> str:
 def _start(repo: Path, env: dict, *args: str) -> subprocess.Popen:
     import os
 
-    return subprocess.Popen([PY, "-m", "nrl_autoresearch", *args], cwd=repo, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, **env})
+    return subprocess.Popen(
+        [PY, "-m", "nrl_autoresearch", *args],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **env},
+    )
 
 
 @pytest.mark.slurm
@@ -86,8 +124,9 @@ def test_slurm_timeout_is_a_crash_with_its_reason(slurm_cluster, tmp_path: Path)
 
 @pytest.mark.slurm
 def test_stopping_the_campaign_cancels_its_job_and_only_its_job(slurm_cluster, tmp_path: Path):
-    other = slurm_cluster.run("sbatch", "--parsable", f"--output={tmp_path / 'other.out'}", "--wrap", "sleep 300",
-                              check=True).stdout.strip()
+    other = slurm_cluster.run(
+        "sbatch", "--parsable", f"--output={tmp_path / 'other.out'}", "--wrap", "sleep 300", check=True
+    ).stdout.strip()
     repo = _slurm_campaign(tmp_path, slurm_cluster.env, sleep=300)
     engine = _start(repo, slurm_cluster.env, "baseline")
     job_id = _launched_job(repo, 1)
@@ -124,9 +163,31 @@ def test_engine_killed_while_a_slurm_job_runs_reattaches_on_resume(slurm_cluster
 @pytest.mark.slurm
 def test_a_silent_slurm_job_is_cancelled_as_stalled(slurm_cluster, tmp_path: Path):
     repo = score_repo(tmp_path / "r", sleep=300)
-    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file",
-        "params.json", "--campaign", "c", "--max-experiments", "4", "--per-experiment", "5m", "--launcher", "slurm",
-        "-L", "poll_s=0.5", "--stall", "3s", env=slurm_cluster.env, check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} train.py",
+        "--metric",
+        "val_score",
+        "--maximize",
+        "--params-file",
+        "params.json",
+        "--campaign",
+        "c",
+        "--max-experiments",
+        "4",
+        "--per-experiment",
+        "5m",
+        "--launcher",
+        "slurm",
+        "-L",
+        "poll_s=0.5",
+        "--stall",
+        "3s",
+        env=slurm_cluster.env,
+        check=True,
+    )
     started = time.time()
     cli(repo, "baseline", env=slurm_cluster.env, timeout=240)
     row = ledger_rows(repo)[0]

@@ -16,7 +16,7 @@ from nrl_autoresearch.core.launcher import RunSpec
 from nrl_autoresearch.launchers.local import LocalLauncher
 from nrl_autoresearch.runner.reaper import RUN_MARKER
 
-ESCAPE = '''\
+ESCAPE = """\
 import os, signal, sys, time
 if os.fork() == 0:
     os.setsid()
@@ -29,7 +29,7 @@ if os.fork() == 0:
 while not os.path.exists(sys.argv[1]):
     time.sleep(0.01)
 time.sleep(float(sys.argv[2]))
-'''
+"""
 
 
 def gone(pid: int) -> bool:
@@ -43,11 +43,18 @@ def gone(pid: int) -> bool:
 def test_an_escaped_grandchild_ends_with_the_run(tmp_path: Path, how: str):
     script, pid_file = tmp_path / "escape.py", tmp_path / "grandchild.pid"
     script.write_text(ESCAPE)
-    spec = RunSpec(name="t", argv=[sys.executable, str(script), str(pid_file), "0" if how == "exit" else "60"],
-                   cwd=tmp_path, log_path=tmp_path / "run.log", run_dir=tmp_path,
-                   env={RUN_MARKER: f"{tmp_path}#1"}, timeout_s=2.0 if how == "timeout" else None)
-    neighbour = psutil.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
-                             env={**os.environ, RUN_MARKER: f"{tmp_path}#2"})  # another run's marker: left alone
+    spec = RunSpec(
+        name="t",
+        argv=[sys.executable, str(script), str(pid_file), "0" if how == "exit" else "60"],
+        cwd=tmp_path,
+        log_path=tmp_path / "run.log",
+        run_dir=tmp_path,
+        env={RUN_MARKER: f"{tmp_path}#1"},
+        timeout_s=2.0 if how == "timeout" else None,
+    )
+    neighbour = psutil.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], env={**os.environ, RUN_MARKER: f"{tmp_path}#2"}
+    )  # another run's marker: left alone
     job = LocalLauncher(grace_s=0.5).submit(spec)
     try:
         started = time.time()
@@ -67,13 +74,21 @@ def test_an_escaped_grandchild_ends_with_the_run(tmp_path: Path, how: str):
 def _spec(tmp_path: Path, code: str, **fields) -> RunSpec:
     script = tmp_path / "run.py"
     script.write_text(code)
-    return RunSpec(name="t", argv=[sys.executable, str(script), *fields.pop("args", [])], cwd=tmp_path,
-                   log_path=tmp_path / "out" / "run.log", run_dir=tmp_path, **fields)
+    return RunSpec(
+        name="t",
+        argv=[sys.executable, str(script), *fields.pop("args", [])],
+        cwd=tmp_path,
+        log_path=tmp_path / "out" / "run.log",
+        run_dir=tmp_path,
+        **fields,
+    )
 
 
 def test_a_run_logs_both_streams_in_its_folder_with_its_environment(tmp_path: Path):
-    code = ('import os, sys\nprint("out", os.getcwd(), os.environ["LR"], os.environ["CUDA_VISIBLE_DEVICES"])\n'
-            'print("err", os.environ["PYTHONUNBUFFERED"], file=sys.stderr)\n')
+    code = (
+        'import os, sys\nprint("out", os.getcwd(), os.environ["LR"], os.environ["CUDA_VISIBLE_DEVICES"])\n'
+        'print("err", os.environ["PYTHONUNBUFFERED"], file=sys.stderr)\n'
+    )
     job = LocalLauncher().submit(_spec(tmp_path, code, env={"LR": "0.1"}, gpus=(2, 3)))
     result = job.wait(poll_s=0.05)
     assert result.succeeded and result.exit_code == 0 and result.reason == "exit code 0"
@@ -81,11 +96,18 @@ def test_a_run_logs_both_streams_in_its_folder_with_its_environment(tmp_path: Pa
     assert result.peak_memory_gb is not None and result.peak_memory_gb > 0
 
 
-@pytest.mark.parametrize("code, state, reason", [
-    ("raise SystemExit(3)", "FAILED", "exit code 3"),
-    ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", "OUT_OF_MEMORY", "killed by SIGKILL (out of memory?)"),
-    ("import os, signal; os.kill(os.getpid(), signal.SIGABRT)", "FAILED", "killed by SIGABRT"),
-])
+@pytest.mark.parametrize(
+    "code, state, reason",
+    [
+        ("raise SystemExit(3)", "FAILED", "exit code 3"),
+        (
+            "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+            "OUT_OF_MEMORY",
+            "killed by SIGKILL (out of memory?)",
+        ),
+        ("import os, signal; os.kill(os.getpid(), signal.SIGABRT)", "FAILED", "killed by SIGABRT"),
+    ],
+)
 def test_how_a_run_ended_is_its_state_and_reason(tmp_path: Path, code: str, state: str, reason: str):
     result = LocalLauncher().submit(_spec(tmp_path, code)).wait(poll_s=0.05)
     assert (result.state.value, result.reason, result.succeeded) == (state, reason, False)

@@ -23,8 +23,15 @@ def _spec(tmp_path: Path, name: str, code: str, timeout_s: float | None = 60, **
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
     run_dir = tmp_path / name
-    return RunSpec(name=f"ar-test-{name}", argv=[sys.executable, "-c", code, "${LAB_TOKEN}"], cwd=work,
-                   log_path=run_dir / "run.log", run_dir=run_dir, env=env, timeout_s=timeout_s)
+    return RunSpec(
+        name=f"ar-test-{name}",
+        argv=[sys.executable, "-c", code, "${LAB_TOKEN}"],
+        cwd=work,
+        log_path=run_dir / "run.log",
+        run_dir=run_dir,
+        env=env,
+        timeout_s=timeout_s,
+    )
 
 
 def _launcher(cluster, **options) -> RayLauncher:

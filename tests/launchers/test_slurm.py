@@ -20,8 +20,15 @@ SECRET = "lab-secret-value-1234"
 
 def _spec(tmp_path: Path, name: str, code: str, timeout_s: float | None = 60, **env: str) -> RunSpec:
     run_dir = tmp_path / name
-    return RunSpec(name=f"ar-test-{name}", argv=[sys.executable, "-c", code], cwd=tmp_path,
-                   log_path=run_dir / "run.log", run_dir=run_dir, env=env, timeout_s=timeout_s)
+    return RunSpec(
+        name=f"ar-test-{name}",
+        argv=[sys.executable, "-c", code],
+        cwd=tmp_path,
+        log_path=run_dir / "run.log",
+        run_dir=run_dir,
+        env=env,
+        timeout_s=timeout_s,
+    )
 
 
 def _launcher(cluster, **options) -> SlurmLauncher:

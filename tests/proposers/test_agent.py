@@ -14,20 +14,20 @@ from tests.helpers import PY, git, ledger_rows, tree_digest
 from tests.proposers.support import cli, init, project
 
 # Each agent is a script run in the scratch checkout; `calls` counts its calls in a file next to it.
-PROLOGUE = '''\
+PROLOGUE = """\
 import json, os, pathlib, sys
 here = pathlib.Path(__file__).parent
 brief = pathlib.Path(os.environ["AUTORESEARCH_BRIEF"]).read_text()
 calls = len(list(here.glob("brief-*.md"))) + 1
 (here / f"brief-{calls}.md").write_text(brief)
 params = json.loads(pathlib.Path("params.json").read_text())
-'''
-GOOD = '''
+"""
+GOOD = """
 params["lr"] = 0.1
 pathlib.Path("params.json").write_text(json.dumps(params) + "\\n")
 pathlib.Path("AUTORESEARCH_RESULT.json").write_text(json.dumps({"name": "lr-to-0.1", "description": "the right rate"}))
-'''
-FAILING = '''
+"""
+FAILING = """
 import subprocess, time
 if calls == 1:  # edits the evaluation, which the campaign protects
     pathlib.Path("train.py").write_text(pathlib.Path("train.py").read_text().replace("score = ", "score = 10 + "))
@@ -36,8 +36,8 @@ elif calls == 2:  # hangs, with a child
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     (here / "pids").write_text(f"{os.getpid()} {child.pid}")
     time.sleep(600)
-'''
-TYPO_THEN_FIX = '''
+"""
+TYPO_THEN_FIX = """
 train = pathlib.Path("train.py")
 if "Your change crashed" in brief:
     assert "SyntaxError" in brief
@@ -47,15 +47,15 @@ else:
     pathlib.Path("params.json").write_text(json.dumps(params) + "\\n")
     train.write_text("def broken(:\\n" + train.read_text())
     print(json.dumps({"name": "lr-and-typo", "description": "right rate, with a typo"}))
-'''
-DROP_KEY_THEN_CHEAT = '''
+"""
+DROP_KEY_THEN_CHEAT = """
 if "Your change crashed" in brief:
     pathlib.Path("train.py").write_text("print('val_score: 9')\\n")
 else:
     del params["layers"]
     pathlib.Path("params.json").write_text(json.dumps(params) + "\\n")
     print(json.dumps({"name": "drop-layers", "description": "fewer settings"}))
-'''
+"""
 
 
 def agent(tmp_path: Path, body: str) -> str:
@@ -84,8 +84,17 @@ def test_agent_change_is_committed_and_run(tmp_path: Path):
     assert json.loads(git(repo, "show", f"{rows[1]['commit']}:params.json"))["lr"] == 0.1
     assert git(repo, "show", "--name-only", "--format=", rows[1]["commit"]).split() == ["params.json"]
     brief = (tmp_path / "brief-1.md").read_text()
-    for section in ("## Objective", "maximize `val_score`", "## Ledger so far", "| 1 | baseline | keep | 0.83 |",
-                    "## Best keep", "`lr` = 0.01", "## Exploration ideas", "## Rules", "AUTORESEARCH_RESULT.json"):
+    for section in (
+        "## Objective",
+        "maximize `val_score`",
+        "## Ledger so far",
+        "| 1 | baseline | keep | 0.83 |",
+        "## Best keep",
+        "`lr` = 0.01",
+        "## Exploration ideas",
+        "## Rules",
+        "AUTORESEARCH_RESULT.json",
+    ):
         assert section in brief, section
     assert_no_scratch_left(repo)
     after = tree_digest(repo)
@@ -101,8 +110,11 @@ def test_agent_failures_are_crash_rows(tmp_path: Path):
     rows = ledger_rows(repo)
     assert names(rows) == ["baseline", "agent-2", "agent-3", "agent-4"]
     assert [r["status"] for r in rows] == ["keep", "crash", "crash", "crash"]
-    reasons = ["edited protected paths (train.py): refused", "timed out after 3s; its process tree was killed",
-               "produced no change"]
+    reasons = [
+        "edited protected paths (train.py): refused",
+        "timed out after 3s; its process tree was killed",
+        "produced no change",
+    ]
     for row, reason in zip(rows[1:], reasons, strict=True):
         assert f"crash: agent {reason}" in row["description"], row["description"]
     for branch in git(repo, "branch", "--format=%(refname:short)").split():
@@ -118,7 +130,9 @@ def test_crash_triage_reruns_the_agent_with_the_crash(tmp_path: Path):
     cli(repo, "run", "--proposer", agent(tmp_path, TYPO_THEN_FIX), "--yes")
     rows = ledger_rows(repo)
     assert names(rows) == ["baseline", "lr-and-typo", "lr-and-typo"]
-    assert [r["status"] for r in rows] == ["keep", "crash", "keep"] and "rerun of [2] after fix 1" in rows[2]["description"]
+    assert [r["status"] for r in rows] == ["keep", "crash", "keep"] and "rerun of [2] after fix 1" in rows[2][
+        "description"
+    ]
     assert "SyntaxError" in (tmp_path / "brief-2.md").read_text()
     assert "def broken" not in git(repo, "show", f"{rows[2]['commit']}:train.py")
     assert git(repo, "show", "--name-only", "--format=", rows[2]["commit"]).split() == ["train.py"]

@@ -52,8 +52,13 @@ def campaign(tmp_path: Path, replies: list[str], experiments: int = 2) -> tuple[
     repo = project(tmp_path / "r")
     init(repo, experiments)
     with endpoint(replies) as (url, requests):
-        env = {"AUTORESEARCH_LLM_BASE_URL": url, "AUTORESEARCH_LLM_MODEL": "test-model", "OPENAI_API_KEY": KEY,
-               "no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"}
+        env = {
+            "AUTORESEARCH_LLM_BASE_URL": url,
+            "AUTORESEARCH_LLM_MODEL": "test-model",
+            "OPENAI_API_KEY": KEY,
+            "no_proxy": "127.0.0.1",
+            "NO_PROXY": "127.0.0.1",
+        }
         proc = cli(repo, "run", "--proposer", "llm", "--yes", env=env)
     return repo, requests, proc.stdout + proc.stderr
 
@@ -85,4 +90,8 @@ def test_garbage_falls_back_to_the_catalog_and_says_so(tmp_path: Path):
     repo, requests, out = campaign(tmp_path, ["{not json"], experiments=3)
     assert "no valid hypothesis in 3 answers" in out and "the catalog proposer takes over" in out
     assert len(requests) == 3  # the fallback holds for the rest of the loop
-    assert [r["branch"].rsplit("/", 1)[1] for r in ledger_rows(repo)] == ["baseline", "lr-up-0.02", "lr-up-0.04-on-best"]
+    assert [r["branch"].rsplit("/", 1)[1] for r in ledger_rows(repo)] == [
+        "baseline",
+        "lr-up-0.02",
+        "lr-up-0.04-on-best",
+    ]

@@ -22,17 +22,20 @@ bias: {choices: [true, false]}
 """
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("lr: {low: 1, high: 2, step: 1}\n", "key 'lr' of space.yaml has unknown fields ['step']"),
-    ("lr: {low: 2, high: 2}\n", "key 'lr' of space.yaml: low 2 must be below high 2"),
-    ("opt: {choices: []}\n", "key 'opt' of space.yaml: choices must be a non-empty list"),
-    ("lr: {low: 0, high: 1, log: true}\n", "key 'lr' of space.yaml: a log scale needs low above 0"),
-    ("n: {low: 1.5, high: 4, int: true}\n", "key 'n' of space.yaml: an int range needs whole low and high"),
-    ("opt: {choices: [a, b], low: 1}\n", "key 'opt' of space.yaml: choices cannot be combined"),
-    ("lr: 0.1\n", "key 'lr' of space.yaml must be a mapping"),
-    ("lr: {high: 1}\n", "key 'lr' of space.yaml needs numbers low and high"),
-    ("[1, 2]\n", "must map dotted keys"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("lr: {low: 1, high: 2, step: 1}\n", "key 'lr' of space.yaml has unknown fields ['step']"),
+        ("lr: {low: 2, high: 2}\n", "key 'lr' of space.yaml: low 2 must be below high 2"),
+        ("opt: {choices: []}\n", "key 'opt' of space.yaml: choices must be a non-empty list"),
+        ("lr: {low: 0, high: 1, log: true}\n", "key 'lr' of space.yaml: a log scale needs low above 0"),
+        ("n: {low: 1.5, high: 4, int: true}\n", "key 'n' of space.yaml: an int range needs whole low and high"),
+        ("opt: {choices: [a, b], low: 1}\n", "key 'opt' of space.yaml: choices cannot be combined"),
+        ("lr: 0.1\n", "key 'lr' of space.yaml must be a mapping"),
+        ("lr: {high: 1}\n", "key 'lr' of space.yaml needs numbers low and high"),
+        ("[1, 2]\n", "must map dotted keys"),
+    ],
+)
 def test_space_validation_names_the_key_and_the_file(tmp_path: Path, text: str, fragment: str):
     (tmp_path / "space.yaml").write_text(text)
     with pytest.raises(UsageError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
@@ -60,7 +63,9 @@ def test_search_never_repeats_a_configuration_and_continues_its_study(tmp_path: 
     rows = ledger_rows(repo)
     configs = [git(repo, "show", f"{r['commit']}:params.json") for r in rows]
     assert len(rows) == 9 and len(set(configs)) == 9, configs
-    assert all("lr=" in r["description"] and "layers=" in r["description"] and "bias=" in r["description"] for r in rows[1:])
+    assert all(
+        "lr=" in r["description"] and "layers=" in r["description"] and "bias=" in r["description"] for r in rows[1:]
+    )
 
     engine = Engine(load(repo))
     proposer = SearchProposer(space, engine, seed=engine.seed_base())

@@ -32,12 +32,22 @@ def machine(tmp_path: Path, monkeypatch) -> dict:
     """No GPU, no Hugging Face token, an empty cache, the Hub unreachable, and a stand-in uv first on PATH."""
     bin_dir = tmp_path / "bin"
     _tool(bin_dir, "uv")
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE",
-                 "HF_HUB_OFFLINE"):
+    for name in (
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "HF_TOKEN_PATH",
+        "HF_HUB_CACHE",
+        "HUGGINGFACE_HUB_CACHE",
+        "HF_HUB_OFFLINE",
+    ):
         monkeypatch.delenv(name, raising=False)
     (tmp_path / "hf").mkdir()
-    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HF_HOME": str(tmp_path / "hf"), "CUDA_VISIBLE_DEVICES": "",
-            "HF_ENDPOINT": "http://127.0.0.1:9"}  # the discard port: nothing listens, nothing leaves the machine
+    return {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "HF_HOME": str(tmp_path / "hf"),
+        "CUDA_VISIBLE_DEVICES": "",
+        "HF_ENDPOINT": "http://127.0.0.1:9",
+    }  # the discard port: nothing listens, nothing leaves the machine
 
 
 @pytest.fixture()
@@ -61,8 +71,19 @@ def _checks(data: dict) -> dict[str, dict]:
 def test_plan_before_init_creates_nothing_and_shows_the_baseline_exactly(nemo_checkout: Path, machine: dict) -> None:
     before = tree_digest(nemo_checkout)
     branches = git(nemo_checkout, "branch", "--list")
-    proc = cli(nemo_checkout, "plan", "--recipe", GRPO, "--launcher", "local", "--max-experiments", "3", "--json",
-               env=machine, check=True)
+    proc = cli(
+        nemo_checkout,
+        "plan",
+        "--recipe",
+        GRPO,
+        "--launcher",
+        "local",
+        "--max-experiments",
+        "3",
+        "--json",
+        env=machine,
+        check=True,
+    )
     data = json.loads(proc.stdout)
     assert tree_digest(nemo_checkout) == before and git(nemo_checkout, "branch", "--list") == branches
     assert not (nemo_checkout / "reports").exists()
@@ -81,12 +102,16 @@ def test_preflight_refuses_a_local_8_gpu_run_on_a_gpu_less_machine(nemo_checkout
     data = json.loads(proc.stdout)
     checks = _checks(data)
     assert proc.returncode == 1 and not data["ok"]
-    assert checks["GPUs for a local run"] == {"ok": False, "item": "GPUs for a local run", "blocking": True,
-                                              "status": "fail",
-                                              "detail": "8 needed with 60% of each one's memory free, 0 visible, "
-                                                        "0 free: "
-                                                        "run where the GPUs are, or "
-                                                        "choose --launcher slurm, k8s or ray"}
+    assert checks["GPUs for a local run"] == {
+        "ok": False,
+        "item": "GPUs for a local run",
+        "blocking": True,
+        "status": "fail",
+        "detail": "8 needed with 60% of each one's memory free, 0 visible, "
+        "0 free: "
+        "run where the GPUs are, or "
+        "choose --launcher slurm, k8s or ray",
+    }
     model = checks["model meta-llama/Llama-3.2-1B-Instruct reachable"]
     assert not model["ok"] and model["blocking"] and "gated, with no token" in model["detail"]
     assert checks["uv is installed"]["ok"] and checks["uv is installed"]["detail"].endswith("/uv")  # no fix shown
@@ -96,11 +121,14 @@ def test_preflight_refuses_a_local_8_gpu_run_on_a_gpu_less_machine(nemo_checkout
     assert not (nemo_checkout / "reports").exists()
 
 
-def test_a_missing_environment_and_a_token_are_told_honestly(nemo_checkout: Path, machine: dict, tmp_path: Path) -> None:
+def test_a_missing_environment_and_a_token_are_told_honestly(
+    nemo_checkout: Path, machine: dict, tmp_path: Path
+) -> None:
     shutil.rmtree(nemo_checkout / ".venv")
     (tmp_path / "hf" / "token").write_text("not read")
-    data = json.loads(cli(nemo_checkout, "preflight", "--recipe", GRPO, "--launcher", "local", "--json",
-                          env=machine).stdout)
+    data = json.loads(
+        cli(nemo_checkout, "preflight", "--recipe", GRPO, "--launcher", "local", "--json", env=machine).stdout
+    )
     checks = _checks(data)
     venv = checks["uv environment of the main checkout"]
     assert not venv["ok"] and f"uv sync --project {nemo_checkout}" in venv["detail"]
@@ -116,8 +144,11 @@ def test_checkpoints_larger_than_the_disk_fail_with_the_figures(nemo_checkout: P
     model.mkdir(parents=True)
     with open(model / "model.safetensors", "wb") as weights:
         weights.truncate(shutil.disk_usage(model).free // 10)  # sparse; its checkpoints take 20 times as much
-    checks = _checks(json.loads(cli(nemo_checkout, "preflight", "--recipe", GRPO, "--launcher", "local", "--json",
-                                    env=machine).stdout))
+    checks = _checks(
+        json.loads(
+            cli(nemo_checkout, "preflight", "--recipe", GRPO, "--launcher", "local", "--json", env=machine).stdout
+        )
+    )
     assert checks["model meta-llama/Llama-3.2-1B-Instruct reachable"]["status"] == "pass"
     disk = checks["free disk for checkpoints and logs"]
     assert disk["status"] == "fail" and f"GiB free at {nemo_checkout}" in disk["detail"]
@@ -132,14 +163,27 @@ def test_auto_does_not_pick_slurm_when_sinfo_does_not_answer(tmp_path: Path, mon
     with pytest.raises(UsageError, match="sinfo does not reach the Slurm controller"):
         choose(8, {})
     _tool(tmp_path / "bin", "sinfo")
-    assert choose(8, {}) == ("slurm", "this machine has 0 free GPUs, each run needs 8; sbatch is available and sinfo answers")
+    assert choose(8, {}) == (
+        "slurm",
+        "this machine has 0 free GPUs, each run needs 8; sbatch is available and sinfo answers",
+    )
 
 
 def test_a_mistyped_metric_is_refused_with_the_closest_logged_names(nemo_checkout: Path, machine: dict) -> None:
     (Path(machine["HF_HOME"]) / "token").write_text("not read")  # the gated model is reachable
     before = tree_digest(nemo_checkout)
-    proc = cli(nemo_checkout, "init", "--recipe", GRPO, "--launcher", "local", "--metric", "val:acuracy", "--maximize",
-               env=machine)
+    proc = cli(
+        nemo_checkout,
+        "init",
+        "--recipe",
+        GRPO,
+        "--launcher",
+        "local",
+        "--metric",
+        "val:acuracy",
+        "--maximize",
+        env=machine,
+    )
     assert proc.returncode == 2 and "did you mean val:accuracy?" in proc.stderr
     assert tree_digest(nemo_checkout) == before and not (nemo_checkout / "reports").exists()
 
@@ -147,13 +191,39 @@ def test_a_mistyped_metric_is_refused_with_the_closest_logged_names(nemo_checkou
 def test_the_runner_is_the_one_nemo_rls_test_script_uses(nemo_checkout: Path, machine: dict, monkeypatch) -> None:
     monkeypatch.delenv("NRL_PYTHON", raising=False)
     fused = "examples/configs/recipes/llm/grpo-qwen3-30ba3b-2n8g-megatron_fused_linear_logprobs.yaml"
-    data = json.loads(cli(nemo_checkout, "plan", "--recipe", fused, "--launcher", "local", "--count", "0", "--json",
-                          env=machine, check=True).stdout)
+    data = json.loads(
+        cli(
+            nemo_checkout,
+            "plan",
+            "--recipe",
+            fused,
+            "--launcher",
+            "local",
+            "--count",
+            "0",
+            "--json",
+            env=machine,
+            check=True,
+        ).stdout
+    )
     assert data["baseline"]["command"].startswith(f"python examples/run_grpo.py --config {fused} ")
     assert data["baseline"]["env"] == {} and data["first_hypotheses"] == []
     assert "uv is installed" not in _checks(data["preflight"])
-    given = json.loads(cli(nemo_checkout, "plan", "--recipe", fused, "--runner", "uv run", "--launcher", "local",
-                           "--json", env=machine, check=True).stdout)
+    given = json.loads(
+        cli(
+            nemo_checkout,
+            "plan",
+            "--recipe",
+            fused,
+            "--runner",
+            "uv run",
+            "--launcher",
+            "local",
+            "--json",
+            env=machine,
+            check=True,
+        ).stdout
+    )
     assert given["baseline"]["command"].startswith("uv run examples/run_grpo.py")
 
 
@@ -172,10 +242,10 @@ def test_smoke_goes_through_preflight_first(nemo_checkout: Path, machine: dict) 
     cli(nemo_checkout, "init", "--recipe", GRPO, "--launcher", "local", "--campaign", "first", env=machine, check=True)
     proc = cli(nemo_checkout, "smoke", "--campaign", "first", env=machine)
     assert proc.returncode == 2  # the smoke run would take one GPU (tensor parallel 1), and none is here
-    assert ("preflight failed: GPUs for a local run: 1 needed with 60% of each one's memory free, 0 visible"
-            in proc.stderr)
+    assert (
+        "preflight failed: GPUs for a local run: 1 needed with 60% of each one's memory free, 0 visible" in proc.stderr
+    )
     assert not list(nemo_checkout.rglob("smoke"))  # nothing was launched
-
 
 
 @pytest.mark.skipif(not gpus.free_gpus(0.6), reason="needs a free GPU (NVML)")

@@ -27,20 +27,43 @@ def test_every_key_exists_in_a_base_config() -> None:
 def test_async_grpo_constraints() -> None:
     async_knob = knob("grpo.async_grpo.enabled")
     assert async_knob is not None
-    assert async_knob.requires == ASYNC_REQUIRES == (
-        ("policy.generation.vllm_cfg.async_engine", True), ("loss_fn.use_importance_sampling_correction", True),
-        ("policy.generation.colocated.enabled", False))
-    assert async_knob.excludes == ASYNC_EXCLUDES == (
-        "grpo.use_dynamic_sampling", "grpo.reward_scaling.enabled", "grpo.reward_shaping.enabled",
-        "data.use_multiple_dataloader")
+    assert (
+        async_knob.requires
+        == ASYNC_REQUIRES
+        == (
+            ("policy.generation.vllm_cfg.async_engine", True),
+            ("loss_fn.use_importance_sampling_correction", True),
+            ("policy.generation.colocated.enabled", False),
+        )
+    )
+    assert (
+        async_knob.excludes
+        == ASYNC_EXCLUDES
+        == (
+            "grpo.use_dynamic_sampling",
+            "grpo.reward_scaling.enabled",
+            "grpo.reward_shaping.enabled",
+            "data.use_multiple_dataloader",
+        )
+    )
 
 
-@pytest.mark.parametrize(("path", "live", "dead"), [
-    (recipe("grpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v3.yaml"), "policy.optimizer.kwargs.lr",
-     "policy.megatron_cfg.optimizer.lr"),
-    (recipe("grpo-nanov3-30BA3B-2n8g-megatron-pack-cp.yaml"), "policy.megatron_cfg.optimizer.lr",
-     "policy.optimizer.kwargs.lr"),
-], ids=["dtensor", "megatron"])
+@pytest.mark.parametrize(
+    ("path", "live", "dead"),
+    [
+        (
+            recipe("grpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v3.yaml"),
+            "policy.optimizer.kwargs.lr",
+            "policy.megatron_cfg.optimizer.lr",
+        ),
+        (
+            recipe("grpo-nanov3-30BA3B-2n8g-megatron-pack-cp.yaml"),
+            "policy.megatron_cfg.optimizer.lr",
+            "policy.optimizer.kwargs.lr",
+        ),
+    ],
+    ids=["dtensor", "megatron"],
+)
 def test_knobs_for_picks_the_live_learning_rate(path, live: str, dead: str) -> None:
     keys = [k.key for k in knobs_for(nc.load_resolved(path))]
     assert live in keys and dead not in keys

@@ -39,14 +39,20 @@ def scan() -> dict[Path, dict]:
     """Every recipe, base, eval and NeMo-Gym config resolved once, timed."""
     groups = {"recipes": recipes(), "base": base_configs(), "evals": eval_configs(), "nemo_gym": gym_configs()}
     assert {name: len(files) for name, files in groups.items()} == {
-        "recipes": 250, "base": 36, "evals": 9, "nemo_gym": 27}
+        "recipes": 250,
+        "base": 36,
+        "evals": 9,
+        "nemo_gym": 27,
+    }
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HF_HOME", "/cache/hf")
         patch.setenv("PERSISTENT_CACHE", "/cache/persistent")
         wall, cpu = time.perf_counter(), time.process_time()
         resolved = {path: nc.load_resolved(path) for files in groups.values() for path in files}
-    print(f"\nresolved {len(resolved)} configs in {time.perf_counter() - wall:.2f}s "
-          f"({time.process_time() - cpu:.2f}s CPU)")
+    print(
+        f"\nresolved {len(resolved)} configs in {time.perf_counter() - wall:.2f}s "
+        f"({time.process_time() - cpu:.2f}s CPU)"
+    )
     return resolved
 
 
@@ -75,18 +81,22 @@ def _reference_merge(base: DictConfig, child: DictConfig) -> DictConfig:
     return OmegaConf.merge(base, child)
 
 
-@pytest.mark.parametrize("path", [
-    CONFIGS / "grpo_multiple_datasets.yaml",
-    CONFIGS / "gdpo_math_1B.yaml",
-    CONFIGS / "sft_avlm.yaml",
-    recipe("gdpo-qwen2.5-1.5b-1n8g-gym-multireward.yaml"),
-    recipe("grpo-qwen3-235b-32n8g-async-1off.yaml"),
-    recipe("grpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v3.yaml"),
-    recipe("distillation-xtoken-off-policy-qwen3-4b-to-llama3.2-1b-1n8g-dtensor-tp4cp2.yaml"),
-    recipe("vlm_grpo-nemotron-omni-30ba3b-2n8g-megatron-tp4ep4-gym-video.v1.yaml"),
-    NEMO_GYM / "grpo_qwen3_30ba3b_thinking_swe1.yaml",
-    NEMO_GYM / "nemotron-3-super/small_scale/stage2_swe1_convergence_20node_h100.yaml",
-], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    [
+        CONFIGS / "grpo_multiple_datasets.yaml",
+        CONFIGS / "gdpo_math_1B.yaml",
+        CONFIGS / "sft_avlm.yaml",
+        recipe("gdpo-qwen2.5-1.5b-1n8g-gym-multireward.yaml"),
+        recipe("grpo-qwen3-235b-32n8g-async-1off.yaml"),
+        recipe("grpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v3.yaml"),
+        recipe("distillation-xtoken-off-policy-qwen3-4b-to-llama3.2-1b-1n8g-dtensor-tp4cp2.yaml"),
+        recipe("vlm_grpo-nemotron-omni-30ba3b-2n8g-megatron-tp4ep4-gym-video.v1.yaml"),
+        NEMO_GYM / "grpo_qwen3_30ba3b_thinking_swe1.yaml",
+        NEMO_GYM / "nemotron-3-super/small_scale/stage2_swe1_convergence_20node_h100.yaml",
+    ],
+    ids=lambda p: p.name,
+)
 def test_loader_matches_reference(path: Path) -> None:
     expected = OmegaConf.to_container(_reference_load(path), resolve=False)
     assert OmegaConf.to_container(nc.load_recipe(path), resolve=False) == expected
@@ -137,11 +147,21 @@ def test_inheritance_rules(tmp_path: Path) -> None:
     (tmp_path / "sub" / "parent.yaml").write_text("defaults: ../grand.yaml\na: {y: 2}\nmust: ???\n")
     (tmp_path / "other.yaml").write_text("a: {z: 3}\nlst: [9]\n")
     (tmp_path / "child.yaml").write_text(
-        "defaults: [sub/parent.yaml, other.yaml]\nkeep: ???\nmust: 5\nrepl: {_override_: true}\n")
+        "defaults: [sub/parent.yaml, other.yaml]\nkeep: ???\nmust: 5\nrepl: {_override_: true}\n"
+    )
     assert nc.load_resolved(tmp_path / "child.yaml") == {
-        "a": {"x": 1, "y": 2, "z": 3}, "keep": 0, "lst": [9], "must": 5, "repl": {}}
+        "a": {"x": 1, "y": 2, "z": 3},
+        "keep": 0,
+        "lst": [9],
+        "must": 5,
+        "repl": {},
+    }
     assert nc.inheritance_chain(tmp_path / "child.yaml") == [
-        tmp_path / "child.yaml", tmp_path / "sub/parent.yaml", tmp_path / "grand.yaml", tmp_path / "other.yaml"]
+        tmp_path / "child.yaml",
+        tmp_path / "sub/parent.yaml",
+        tmp_path / "grand.yaml",
+        tmp_path / "other.yaml",
+    ]
 
 
 def test_parent_changes_are_seen(tmp_path: Path) -> None:
@@ -158,12 +178,15 @@ def test_results_are_independent_copies() -> None:
     assert nc.load_recipe(CONFIGS / "grpo_math_1B.yaml").grpo.max_num_steps == 1000000
 
 
-@pytest.mark.parametrize(("files", "message"), [
-    ({"child.yaml": "defaults: missing.yaml\n"}, "missing.yaml"),
-    ({"child.yaml": "defaults: other.yaml\n", "other.yaml": "defaults: child.yaml\n"}, "loops"),
-    ({"child.yaml": "- a\n- b\n"}, "mapping"),
-    ({"child.yaml": "a: [1\n"}, "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"child.yaml": "defaults: missing.yaml\n"}, "missing.yaml"),
+        ({"child.yaml": "defaults: other.yaml\n", "other.yaml": "defaults: child.yaml\n"}, "loops"),
+        ({"child.yaml": "- a\n- b\n"}, "mapping"),
+        ({"child.yaml": "a: [1\n"}, "not valid YAML"),
+    ],
+)
 def test_broken_inheritance_is_a_usage_error(tmp_path: Path, files: dict[str, str], message: str) -> None:
     for name, text in files.items():
         (tmp_path / name).write_text(text)
@@ -174,8 +197,9 @@ def test_broken_inheritance_is_a_usage_error(tmp_path: Path, files: dict[str, st
 def test_resolvers_register_once() -> None:
     nc.register_resolvers()
     nc.register_resolvers()
-    cfg = OmegaConf.create({"a": 3, "b": "${mul:${a}, 2}", "c": "${add:1, ${a}}", "d": "${div:${a}, 2}",
-                            "e": "${max:${a}, 5}"})
+    cfg = OmegaConf.create(
+        {"a": 3, "b": "${mul:${a}, 2}", "c": "${add:1, ${a}}", "d": "${div:${a}, 2}", "e": "${max:${a}, 5}"}
+    )
     assert nc.resolve(cfg) == {"a": 3, "b": 6, "c": 4, "d": 1.5, "e": 5}
 
 
@@ -184,17 +208,20 @@ def test_resolvers_register_once() -> None:
 V3 = recipe("grpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v3.yaml")
 
 
-@pytest.mark.parametrize(("override", "key", "expected"), [
-    ("grpo.max_num_steps=5", "grpo.max_num_steps", 5),
-    ("policy.optimizer.kwargs.lr=1e-6", "policy.optimizer.kwargs.lr", 1e-6),
-    ("+foo.bar=1", "foo.bar", 1),
-    ("++logger.wandb.name=x", "logger.wandb.name", "x"),
-    ("++brand.new=[1,2]", "brand.new", [1, 2]),
-    ("policy.scheduler.0.kwargs.total_iters=20", "policy.scheduler.0.kwargs.total_iters", 20),
-    ("policy.optimizer.kwargs.betas=[0.9,0.95]", "policy.optimizer.kwargs.betas", [0.9, 0.95]),
-    ("data.default.prompt_file=null", "data.default.prompt_file", None),
-    ("checkpointing.checkpoint_must_save_by=00:03:30:00", "checkpointing.checkpoint_must_save_by", "00:03:30:00"),
-])
+@pytest.mark.parametrize(
+    ("override", "key", "expected"),
+    [
+        ("grpo.max_num_steps=5", "grpo.max_num_steps", 5),
+        ("policy.optimizer.kwargs.lr=1e-6", "policy.optimizer.kwargs.lr", 1e-6),
+        ("+foo.bar=1", "foo.bar", 1),
+        ("++logger.wandb.name=x", "logger.wandb.name", "x"),
+        ("++brand.new=[1,2]", "brand.new", [1, 2]),
+        ("policy.scheduler.0.kwargs.total_iters=20", "policy.scheduler.0.kwargs.total_iters", 20),
+        ("policy.optimizer.kwargs.betas=[0.9,0.95]", "policy.optimizer.kwargs.betas", [0.9, 0.95]),
+        ("data.default.prompt_file=null", "data.default.prompt_file", None),
+        ("checkpointing.checkpoint_must_save_by=00:03:30:00", "checkpointing.checkpoint_must_save_by", "00:03:30:00"),
+    ],
+)
 def test_override_grammar(override: str, key: str, expected: object) -> None:
     assert nc.get_dotted(nc.load_resolved(V3, [override]), key) == expected
 
@@ -210,16 +237,25 @@ def test_delete_override() -> None:
     assert "keep_top_k" not in nc.load_resolved(V3, ["~checkpointing.keep_top_k"])["checkpointing"]
 
 
-@pytest.mark.parametrize(("override", "fragments"), [
-    ("grpo.max_num_step=5", ["Could not override 'grpo.max_num_step'", "closest existing keys: grpo.max_num_steps",
-                             "check its spelling"]),
-    ("lr=1e-6", ["policy.optimizer.kwargs.lr", "policy.megatron_cfg.optimizer.lr"]),
-    ("+grpo.max_num_steps=5", ["An item is already at 'grpo.max_num_steps'", "++grpo.max_num_steps=5"]),
-    ("~checkpointing.checkpoint_must_save_by", ["does not exist", "checkpointing.checkpoint_must_save_by=null"]),
-    ("~nope.key", ["No key 'nope.key'"]),
-    ("grpo.max_num_steps=[1", ["cannot parse override", "+key=value"]),
-    ("policy.scheduler.7.kwargs.total_iters=2", ["policy.scheduler.0.kwargs.total_iters"]),
-])
+@pytest.mark.parametrize(
+    ("override", "fragments"),
+    [
+        (
+            "grpo.max_num_step=5",
+            [
+                "Could not override 'grpo.max_num_step'",
+                "closest existing keys: grpo.max_num_steps",
+                "check its spelling",
+            ],
+        ),
+        ("lr=1e-6", ["policy.optimizer.kwargs.lr", "policy.megatron_cfg.optimizer.lr"]),
+        ("+grpo.max_num_steps=5", ["An item is already at 'grpo.max_num_steps'", "++grpo.max_num_steps=5"]),
+        ("~checkpointing.checkpoint_must_save_by", ["does not exist", "checkpointing.checkpoint_must_save_by=null"]),
+        ("~nope.key", ["No key 'nope.key'"]),
+        ("grpo.max_num_steps=[1", ["cannot parse override", "+key=value"]),
+        ("policy.scheduler.7.kwargs.total_iters=2", ["policy.scheduler.0.kwargs.total_iters"]),
+    ],
+)
 def test_override_errors_explain(override: str, fragments: list[str]) -> None:
     with pytest.raises(UsageError) as caught:
         nc.load_resolved(V3, [override])
@@ -237,25 +273,29 @@ def test_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) 
     assert "HF_HOME" in message and path.name in message and re.search(r"data\.(train|validation)\.data_path", message)
 
 
-@pytest.mark.parametrize(("path", "expected"), [
-    (recipe("mopd-qwen3-1.7b-3n8g-megatron-pack.yaml"), {"HF_HOME"}),
-    (NEMO_GYM / "nemotron-3-super/stage1_rlvr.yaml", {"PERSISTENT_CACHE"}),
-    (NEMO_GYM / "nemotron-3-super/small_scale/stage1_rlvr_convergence_27node_h100.yaml", {"PERSISTENT_CACHE"}),
-    (CONFIGS / "grpo_math_1B.yaml", set()),
-], ids=lambda v: getattr(v, "name", None))
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (recipe("mopd-qwen3-1.7b-3n8g-megatron-pack.yaml"), {"HF_HOME"}),
+        (NEMO_GYM / "nemotron-3-super/stage1_rlvr.yaml", {"PERSISTENT_CACHE"}),
+        (NEMO_GYM / "nemotron-3-super/small_scale/stage1_rlvr_convergence_27node_h100.yaml", {"PERSISTENT_CACHE"}),
+        (CONFIGS / "grpo_math_1B.yaml", set()),
+    ],
+    ids=lambda v: getattr(v, "name", None),
+)
 def test_env_vars_referenced(path: Path, expected: set[str]) -> None:
     assert nc.env_vars_referenced(path) == expected
 
 
 # --- facts read off recipes -------------------------------------------------------------------------------------
 
+
 def _resolved(path: Path) -> dict:
     return nc.load_resolved(path)
 
 
 def test_entrypoints_reproduce_the_test_suite(scan: dict[Path, dict]) -> None:
-    counts = Counter((p.name.split("-")[0], nc.entrypoint_for(p, scan[p]).removeprefix("examples/"))
-                     for p in recipes())
+    counts = Counter((p.name.split("-")[0], nc.entrypoint_for(p, scan[p]).removeprefix("examples/")) for p in recipes())
     assert counts == {
         ("dapo", "run_grpo.py"): 8,
         ("distillation", "run_distillation.py"): 10,
@@ -275,44 +315,52 @@ def test_entrypoints_reproduce_the_test_suite(scan: dict[Path, dict]) -> None:
     }
 
 
-@pytest.mark.parametrize(("path", "entrypoint"), [
-    (CONFIGS / "grpo_math_1B.yaml", "run_grpo.py"),
-    (CONFIGS / "prorlv2.v2.yaml", "run_grpo.py"),
-    (CONFIGS / "sft.yaml", "run_sft.py"),
-    (CONFIGS / "sft_openmathinstruct2_megatron.yaml", "run_sft.py"),
-    (CONFIGS / "sft_vlm_3B.yaml", "run_vlm_sft.py"),
-    (CONFIGS / "sft_avlm.yaml", "run_vlm_sft.py"),
-    (CONFIGS / "dpo.yaml", "run_dpo.py"),
-    (CONFIGS / "rm.yaml", "run_rm.py"),
-    (CONFIGS / "ppo_math_1B.yaml", "run_ppo.py"),
-    (CONFIGS / "distillation_math_megatron.yaml", "run_distillation.py"),
-    (CONFIGS / "xtoken_off_policy_distillation.yaml", "run_xtoken_off_policy_distillation.py"),
-    (CONFIGS / "vlm_grpo_3B.yaml", "run_vlm_grpo.py"),
-    (CONFIGS / "audio_grpo_3B_megatron.yaml", "run_vlm_grpo.py"),
-    (CONFIGS / "grpo_sliding_puzzle.yaml", "run_grpo_sliding_puzzle.py"),
-    (CONFIGS / "grpo_math_1B_megatron_single_controller.yaml", "run_grpo_single_controller.py"),
-    (CONFIGS / "evals/mmlu.yaml", "run_eval.py"),
-    (NEMO_GYM / "grpo_nanov3.yaml", "nemo_gym/run_grpo_nemo_gym.py"),
-    (NEMO_GYM / "nemotron-3-ultra/mopd.yaml", "nemo_gym/run_grpo_nemo_gym.py"),
-    (NEMO_GYM / "distillation_qwen3_0_6b.yaml", "nemo_gym/run_distillation_nemo_gym.py"),
-], ids=lambda v: getattr(v, "name", v))
+@pytest.mark.parametrize(
+    ("path", "entrypoint"),
+    [
+        (CONFIGS / "grpo_math_1B.yaml", "run_grpo.py"),
+        (CONFIGS / "prorlv2.v2.yaml", "run_grpo.py"),
+        (CONFIGS / "sft.yaml", "run_sft.py"),
+        (CONFIGS / "sft_openmathinstruct2_megatron.yaml", "run_sft.py"),
+        (CONFIGS / "sft_vlm_3B.yaml", "run_vlm_sft.py"),
+        (CONFIGS / "sft_avlm.yaml", "run_vlm_sft.py"),
+        (CONFIGS / "dpo.yaml", "run_dpo.py"),
+        (CONFIGS / "rm.yaml", "run_rm.py"),
+        (CONFIGS / "ppo_math_1B.yaml", "run_ppo.py"),
+        (CONFIGS / "distillation_math_megatron.yaml", "run_distillation.py"),
+        (CONFIGS / "xtoken_off_policy_distillation.yaml", "run_xtoken_off_policy_distillation.py"),
+        (CONFIGS / "vlm_grpo_3B.yaml", "run_vlm_grpo.py"),
+        (CONFIGS / "audio_grpo_3B_megatron.yaml", "run_vlm_grpo.py"),
+        (CONFIGS / "grpo_sliding_puzzle.yaml", "run_grpo_sliding_puzzle.py"),
+        (CONFIGS / "grpo_math_1B_megatron_single_controller.yaml", "run_grpo_single_controller.py"),
+        (CONFIGS / "evals/mmlu.yaml", "run_eval.py"),
+        (NEMO_GYM / "grpo_nanov3.yaml", "nemo_gym/run_grpo_nemo_gym.py"),
+        (NEMO_GYM / "nemotron-3-ultra/mopd.yaml", "nemo_gym/run_grpo_nemo_gym.py"),
+        (NEMO_GYM / "distillation_qwen3_0_6b.yaml", "nemo_gym/run_distillation_nemo_gym.py"),
+    ],
+    ids=lambda v: getattr(v, "name", v),
+)
 def test_entrypoints_of_other_configs(env: None, path: Path, entrypoint: str) -> None:
     assert nc.entrypoint_for(path, _resolved(path)) == f"examples/{entrypoint}"
 
 
-@pytest.mark.parametrize(("path", "algorithm", "section"), [
-    (recipe("dapo-qwen2.5-7b.v2.yaml"), "dapo", "grpo"),
-    (recipe("vlm_grpo-qwen2.5-vl-3b-instruct-clevr-1n4g-dtensor2tp1.v1.yaml"), "vlm_grpo", "grpo"),
-    (recipe("mopd-nemotron-super-omni-120ba12b-4n8g-smoke.v1.yaml"), "mopd", "grpo"),
-    (recipe("gdpo-qwen2.5-1.5b-1n8g-gym-multireward.yaml"), "gdpo", "grpo"),
-    (recipe("prorlv2-qwen2.5-math-1.5b-instruct-1n8g-fsdp2tp1.v2.yaml"), "prorlv2", "grpo"),
-    (recipe("ppo-qwen2.5-1.5b-gsm8k-1n8g-automodel-valuetp2sp.yaml"), "ppo", "ppo"),
-    (CONFIGS / "rm.yaml", "rm", "rm"),
-    (CONFIGS / "xtoken_off_policy_distillation.yaml", "distillation", "distillation"),
-    (CONFIGS / "evals/gpqa_eval.yaml", "eval", "eval"),
-    (NEMO_GYM / "nemotron-3-ultra/mopd.yaml", "mopd", "grpo"),
-    (NEMO_GYM / "nemotron-3-super/stage1_rlvr.yaml", "grpo", "grpo"),
-], ids=lambda v: getattr(v, "name", v))
+@pytest.mark.parametrize(
+    ("path", "algorithm", "section"),
+    [
+        (recipe("dapo-qwen2.5-7b.v2.yaml"), "dapo", "grpo"),
+        (recipe("vlm_grpo-qwen2.5-vl-3b-instruct-clevr-1n4g-dtensor2tp1.v1.yaml"), "vlm_grpo", "grpo"),
+        (recipe("mopd-nemotron-super-omni-120ba12b-4n8g-smoke.v1.yaml"), "mopd", "grpo"),
+        (recipe("gdpo-qwen2.5-1.5b-1n8g-gym-multireward.yaml"), "gdpo", "grpo"),
+        (recipe("prorlv2-qwen2.5-math-1.5b-instruct-1n8g-fsdp2tp1.v2.yaml"), "prorlv2", "grpo"),
+        (recipe("ppo-qwen2.5-1.5b-gsm8k-1n8g-automodel-valuetp2sp.yaml"), "ppo", "ppo"),
+        (CONFIGS / "rm.yaml", "rm", "rm"),
+        (CONFIGS / "xtoken_off_policy_distillation.yaml", "distillation", "distillation"),
+        (CONFIGS / "evals/gpqa_eval.yaml", "eval", "eval"),
+        (NEMO_GYM / "nemotron-3-ultra/mopd.yaml", "mopd", "grpo"),
+        (NEMO_GYM / "nemotron-3-super/stage1_rlvr.yaml", "grpo", "grpo"),
+    ],
+    ids=lambda v: getattr(v, "name", v),
+)
 def test_algorithm_and_section(env: None, path: Path, algorithm: str, section: str) -> None:
     resolved = _resolved(path)
     assert (nc.algorithm_of(path, resolved), nc.algo_section(resolved)) == (algorithm, section)
@@ -323,29 +371,47 @@ def test_algo_section_refuses_non_training_configs(env: None) -> None:
         nc.algo_section(_resolved(NEMO_GYM / "prefetch_omni_envs.yaml"))
 
 
-@pytest.mark.parametrize(("path", "objective"), [
-    (V3, nc.RecipeMetric("val:accuracy", "validation/accuracy", True)),
-    (recipe("sft-llama3.2-1b-1n8g-fsdp2tp1.v3.yaml"), nc.RecipeMetric("val:val_loss", "validation/val_loss", False)),
-    (recipe("dpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v2.yaml"),
-     nc.RecipeMetric("val:validation-default_loss", "validation-default/loss", False)),
-    (recipe("distillation-qwen3-32b-to-1.7b-base-1n8g-fsdp2tp1.v1.yaml"),
-     nc.RecipeMetric("val:accuracy", "validation/accuracy", True)),
-    (recipe("distillation-xtoken-off-policy-qwen3-4b-to-llama3.2-1b-1n8g-dtensor-tp4cp2.yaml"),
-     nc.RecipeMetric("train:loss", "train/loss", False)),
-    (NEMO_GYM / "grpo_nanov3.yaml", nc.RecipeMetric("val:total_reward/mean", "validation/total_reward/mean", True)),
-    (NEMO_GYM / "grpo_qwen3_30ba3b_thinking_swe1.yaml",
-     nc.RecipeMetric("train:total_reward/mean", "train/total_reward/mean", True)),
-    (recipe("dpo-llama3.1-8b-tulu3-1n8g-fsdp2tp1.yaml"), None),
-], ids=lambda v: getattr(v, "name", None))
+@pytest.mark.parametrize(
+    ("path", "objective"),
+    [
+        (V3, nc.RecipeMetric("val:accuracy", "validation/accuracy", True)),
+        (
+            recipe("sft-llama3.2-1b-1n8g-fsdp2tp1.v3.yaml"),
+            nc.RecipeMetric("val:val_loss", "validation/val_loss", False),
+        ),
+        (
+            recipe("dpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v2.yaml"),
+            nc.RecipeMetric("val:validation-default_loss", "validation-default/loss", False),
+        ),
+        (
+            recipe("distillation-qwen3-32b-to-1.7b-base-1n8g-fsdp2tp1.v1.yaml"),
+            nc.RecipeMetric("val:accuracy", "validation/accuracy", True),
+        ),
+        (
+            recipe("distillation-xtoken-off-policy-qwen3-4b-to-llama3.2-1b-1n8g-dtensor-tp4cp2.yaml"),
+            nc.RecipeMetric("train:loss", "train/loss", False),
+        ),
+        (NEMO_GYM / "grpo_nanov3.yaml", nc.RecipeMetric("val:total_reward/mean", "validation/total_reward/mean", True)),
+        (
+            NEMO_GYM / "grpo_qwen3_30ba3b_thinking_swe1.yaml",
+            nc.RecipeMetric("train:total_reward/mean", "train/total_reward/mean", True),
+        ),
+        (recipe("dpo-llama3.1-8b-tulu3-1n8g-fsdp2tp1.yaml"), None),
+    ],
+    ids=lambda v: getattr(v, "name", None),
+)
 def test_authoritative_metric(env: None, path: Path, objective: nc.RecipeMetric | None) -> None:
     assert nc.authoritative_metric(_resolved(path)) == objective
 
 
-@pytest.mark.parametrize(("name", "tag"), [
-    ("val:validation-default_sft_loss", "validation-default/sft_loss"),
-    ("val:validation-help_steer_rewards_chosen_mean", "validation-help_steer/rewards_chosen_mean"),
-    ("val:pass_k", "validation/pass_k"),
-])
+@pytest.mark.parametrize(
+    ("name", "tag"),
+    [
+        ("val:validation-default_sft_loss", "validation-default/sft_loss"),
+        ("val:validation-help_steer_rewards_chosen_mean", "validation-help_steer/rewards_chosen_mean"),
+        ("val:pass_k", "validation/pass_k"),
+    ],
+)
 def test_metric_tags(name: str, tag: str) -> None:
     assert nc.metric_tag(name) == tag
 
@@ -367,16 +433,20 @@ def test_gpus_required(env: None) -> None:
 def test_data_files(env: None) -> None:
     assert nc.data_files(_resolved(CONFIGS / "grpo_math_1B.yaml")) == ["examples/prompts/cot.txt"]
     assert nc.data_files(_resolved(recipe("mopd-qwen3-1.7b-3n8g-megatron-pack.yaml"))) == [
-        "/cache/hf/nanov3_data/train-split.jsonl", "/cache/hf/nanov3_data/val-split.jsonl"]
+        "/cache/hf/nanov3_data/train-split.jsonl",
+        "/cache/hf/nanov3_data/val-split.jsonl",
+    ]
     assert nc.data_files(_resolved(recipe("distillation-qwen3-1.7b-1n8g-megatron-qa-nvfp4.yaml"))) == [
-        "examples/prompts/cot.txt"]  # quant_cfg: NVFP4_DEFAULT_CFG is a preset, not a file
+        "examples/prompts/cot.txt"
+    ]  # quant_cfg: NVFP4_DEFAULT_CFG is a preset, not a file
 
 
 def test_every_repo_file_a_recipe_names_exists(scan: dict[Path, dict]) -> None:
     """Paths into examples/ must exist in the checkout (the Gym submodule and absolute paths are not shipped)."""
     named = {f for p in recipes() for f in nc.data_files(scan[p]) if f.startswith("examples/")}
-    assert named and all((NEMO_RL / f).is_file() for f in named), sorted(f for f in named
-                                                                          if not (NEMO_RL / f).is_file())
+    assert named and all((NEMO_RL / f).is_file() for f in named), sorted(
+        f for f in named if not (NEMO_RL / f).is_file()
+    )
 
 
 def test_closest_keys() -> None:

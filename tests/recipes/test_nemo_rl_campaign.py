@@ -28,13 +28,20 @@ def run_outputs(tmp_path: Path, log: str) -> RunOutputs:
     return RunOutputs(run_dir / "run.log", run_dir, tmp_path / "worktree", Census())  # nothing there before
 
 
-def grpo_log(log_dir: Path, accuracies: list[float], *, tail: str = "Max number of steps has been reached, stopping training early") -> str:
+def grpo_log(
+    log_dir: Path,
+    accuracies: list[float],
+    *,
+    tail: str = "Max number of steps has been reached, stopping training early",
+) -> str:
     blocks = [f"📊 Using log directory: {log_dir}"]
     for i, acc in enumerate(accuracies, 1):
         blocks.append(f"\n========================= Step {i}/{len(accuracies)} =========================")
         blocks.append("📊 Training Results:\n  • Loss: 0.1234\n  • Avg Reward: 0.5000")
-        blocks.append(f"▶ Starting validation at step {i}...\n📊 Validation Results:\n    • Accuracy: {acc:.4f}\n"
-                      "    • Average response length: 12.0 tokens")
+        blocks.append(
+            f"▶ Starting validation at step {i}...\n📊 Validation Results:\n    • Accuracy: {acc:.4f}\n"
+            "    • Average response length: 12.0 tokens"
+        )
     return "\n".join([*blocks, tail, ""])
 
 
@@ -62,7 +69,8 @@ def test_fallbacks_say_which_source_they_used(tmp_path: Path):
     log_dir.mkdir(parents=True)
     for step, rewards in ((5, [1, 0, 0, 1]), (10, [1, 1, 1, 0])):
         (log_dir / f"val_data_step{step}.jsonl").write_text(
-            "".join(json.dumps({"content": "x", "rewards": [r], "idx": i}) + "\n" for i, r in enumerate(rewards)))
+            "".join(json.dumps({"content": "x", "rewards": [r], "idx": i}) + "\n" for i, r in enumerate(rewards))
+        )
     run = run_outputs(tmp_path, grpo_log(Path("logs/exp_001"), [0.5, 0.75]))
     reading = parse_source("nemo-rl:val:accuracy").read(run)
     assert reading is not None
@@ -77,9 +85,14 @@ def test_fallbacks_say_which_source_they_used(tmp_path: Path):
 def test_sft_dpo_console_blocks_and_training_info(tmp_path: Path):
     sft = "📊 Validation Results:\n    • Validation loss: 1.2500\n  ⏱️  Validation Timing:\n"
     assert parse_source("nemo-rl:val:val_loss").read(run_outputs(tmp_path / "a", sft)).points[0].value == 1.25
-    dpo = ("📊 Validation Results for `default` set:\n    • Validation loss: 0.6500\n    • Validation accuracy: 0.7\n"
-           "📊 Validation Results for `other` set:\n    • Validation loss: 0.9\n")
-    assert [p.value for p in parse_source("nemo-rl:val:validation-default_loss").read(run_outputs(tmp_path / "b", dpo)).points] == [0.65]
+    dpo = (
+        "📊 Validation Results for `default` set:\n    • Validation loss: 0.6500\n    • Validation accuracy: 0.7\n"
+        "📊 Validation Results for `other` set:\n    • Validation loss: 0.9\n"
+    )
+    assert [
+        p.value
+        for p in parse_source("nemo-rl:val:validation-default_loss").read(run_outputs(tmp_path / "b", dpo)).points
+    ] == [0.65]
     run = run_outputs(tmp_path / "c", "training without validation output\n")
     step = run.run_dir / "checkpoints" / "step_20"
     step.mkdir(parents=True)
@@ -89,11 +102,14 @@ def test_sft_dpo_console_blocks_and_training_info(tmp_path: Path):
     assert reading.points[0].value == 0.61 and "training_info.json" in reading.source
 
 
-@pytest.mark.parametrize("tail, failure, ending", [
-    ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", "CUDA out of memory", None),
-    ("📊 Training Results:\n  • Loss: nan\n", "NaN loss (diverged)", None),
-    ("Timeout has been reached, stopping training early", None, "stopped by checkpoint_must_save_by (timeout)"),
-])
+@pytest.mark.parametrize(
+    "tail, failure, ending",
+    [
+        ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", "CUDA out of memory", None),
+        ("📊 Training Results:\n  • Loss: nan\n", "NaN loss (diverged)", None),
+        ("Timeout has been reached, stopping training early", None, "stopped by checkpoint_must_save_by (timeout)"),
+    ],
+)
 def test_endings_and_failures_are_recognised(tmp_path: Path, tail, failure, ending):
     run = run_outputs(tmp_path, grpo_log(Path("logs/exp_001"), [0.5], tail=tail))
     source = parse_source("nemo-rl:val:accuracy")
@@ -121,7 +137,8 @@ def nemo_repo(tmp_path_factory) -> Path:
     shutil.copytree(TEMPLATE, repo)
     (repo / "pyproject.toml").write_text(
         '[project]\nname = "toy-rl"\nversion = "0.1.0"\nrequires-python = ">=3.10"\n'
-        'dependencies = ["numpy", "pyyaml"]\n\n[tool.uv]\npackage = false\n')
+        'dependencies = ["numpy", "pyyaml"]\n\n[tool.uv]\npackage = false\n'
+    )
     env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
     subprocess.run(["uv", "sync", "--quiet"], cwd=repo, env=env, check=True, timeout=600)
     git(repo.parent, "init", "-q", "-b", "main", str(repo))
@@ -136,12 +153,38 @@ def nemo_repo(tmp_path_factory) -> Path:
 
 def test_campaign_with_uv_run_baseline_and_two_experiments(nemo_repo: Path):
     env = {"PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
-    init = cli(nemo_repo, "init", "--recipe", RECIPE, "--max-experiments", "3", "--campaign", "uvrun", "--json",
-               env=env, check=True)
+    init = cli(
+        nemo_repo,
+        "init",
+        "--recipe",
+        RECIPE,
+        "--max-experiments",
+        "3",
+        "--campaign",
+        "uvrun",
+        "--json",
+        env=env,
+        check=True,
+    )
     objective = json.loads(init.stdout)["campaign"]["objective"]
-    assert objective == {"metric_name": "val:accuracy", "source": "nemo-rl:val:accuracy", "maximize": True, "aggregate": "last"}
+    assert objective == {
+        "metric_name": "val:accuracy",
+        "source": "nemo-rl:val:accuracy",
+        "maximize": True,
+        "aggregate": "last",
+    }
     cli(nemo_repo, "baseline", env=env, check=True)
-    cli(nemo_repo, "try", "lr-up", "--set", "policy.optimizer.kwargs.lr=1.0e-2", "--desc", "5x learning rate", env=env, check=True)
+    cli(
+        nemo_repo,
+        "try",
+        "lr-up",
+        "--set",
+        "policy.optimizer.kwargs.lr=1.0e-2",
+        "--desc",
+        "5x learning rate",
+        env=env,
+        check=True,
+    )
     unknown = cli(nemo_repo, "try", "typo", "--set", "policy.optimizer.kwargs.lrr=1", env=env)
     assert unknown.returncode == 2 and "policy.optimizer.kwargs.lr" in unknown.stderr
     cli(nemo_repo, "try", "kl-up", "--set", "loss_fn.reference_policy_kl_penalty=1.0", env=env, check=True)
@@ -158,7 +201,7 @@ def test_campaign_with_uv_run_baseline_and_two_experiments(nemo_repo: Path):
     assert git(nemo_repo, "diff", "--name-only", rows[0]["commit"], rows[1]["commit"]).split() == [RECIPE]
     before = git(nemo_repo, "show", f"{rows[0]['commit']}:{RECIPE}")
     after = git(nemo_repo, "show", f"{rows[1]['commit']}:{RECIPE}")
-    assert after.startswith(before) and after[len(before):] == "policy:\n  optimizer:\n    kwargs:\n      lr: 0.01\n"
+    assert after.startswith(before) and after[len(before) :] == "policy:\n  optimizer:\n    kwargs:\n      lr: 0.01\n"
     assert not list((nemo_repo / "reports").rglob(".venv"))  # worktrees reuse the main checkout's environment
 
 
@@ -169,7 +212,9 @@ def test_preflight_lists_blocking_problems(nemo_repo: Path, tmp_path: Path):
     assert ok["ok"] and {c["item"] for c in ok["checks"]} >= {"recipe resolves", "entrypoint exists", "uv is installed"}
     synced = next(c for c in ok["checks"] if c["item"] == "uv environment synced with this checkout")
     assert synced["status"] == "pass"  # uv itself says the environment matches uv.lock
-    bad = cli(nemo_repo, "init", "--recipe", RECIPE, "--campaign", "pre2", "--entrypoint", "examples/missing.py", env=env)
+    bad = cli(
+        nemo_repo, "init", "--recipe", RECIPE, "--campaign", "pre2", "--entrypoint", "examples/missing.py", env=env
+    )
     assert bad.returncode == 2 and "entrypoint exists: examples/missing.py" in bad.stderr
 
 

@@ -28,15 +28,30 @@ betas   = [ 0.9, 0.95 ]
 """
 
 
-@pytest.mark.parametrize("name, text, key, line", [
-    ("params.json", JSON, "optim.lr", '    "optim": {"lr": 0.02,   "betas": [0.9, 0.95]},'),
-    ("params.yaml", YAML, "optim.lr", "    lr: 0.02      # the learning rate"),
-    ("params.toml", TOML, "optim.lr", "lr      = 0.02"),
-])
+@pytest.mark.parametrize(
+    "name, text, key, line",
+    [
+        ("params.json", JSON, "optim.lr", '    "optim": {"lr": 0.02,   "betas": [0.9, 0.95]},'),
+        ("params.yaml", YAML, "optim.lr", "    lr: 0.02      # the learning rate"),
+        ("params.toml", TOML, "optim.lr", "lr      = 0.02"),
+    ],
+)
 def test_one_changed_value_is_one_changed_line(tmp_path: Path, name: str, text: str, key: str, line: str):
     repo = make_repo(tmp_path / "r", {"train.py": 'print("score: 1")\n', name: text})
-    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "score", "--maximize", "--params-file", name,
-        "--max-experiments", "2", check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} train.py",
+        "--metric",
+        "score",
+        "--maximize",
+        "--params-file",
+        name,
+        "--max-experiments",
+        "2",
+        check=True,
+    )
     cli(repo, "baseline", check=True)
     cli(repo, "try", "lr", "--set", f"{key}=0.02", check=True)
     row = ledger_rows(repo)[1]

@@ -32,16 +32,22 @@ def test_a_gpu_less_machine_has_no_gpu_to_offer(monkeypatch) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU here either way; NVML is absent on this machine
     assert gpus.states() == [] and gpus.free_gpus() == []
     ok, detail = gpus.local_fit(8, 0.6, gpus.states())
-    assert not ok and detail == ("8 needed with 60% of each one's memory free, 0 visible, 0 free: "
-                                 "run where the GPUs are, or choose --launcher slurm, k8s or ray")
+    assert not ok and detail == (
+        "8 needed with 60% of each one's memory free, 0 visible, 0 free: "
+        "run where the GPUs are, or choose --launcher slurm, k8s or ray"
+    )
 
 
-@pytest.mark.parametrize(("found", "ok", "says"), [
-    ([_gpu(0, 79.0), _gpu(1, 70.0)], True, "2 visible, 2 free"),
-    ([_gpu(0, 79.0), _gpu(1, 40.0)], False, "GPU 1: 0 processes, 40.0 of 80.0 GiB free): wait for the busy GPUs"),
-    ([_gpu(0, 79.0), _gpu(1, 79.0, processes=1)], False, "GPU 1: 1 processes"),
-    ([_gpu(0, 79.0)], False, "has too few GPUs; choose another --launcher"),
-], ids=["free", "memory-taken", "process-running", "too-few"])
+@pytest.mark.parametrize(
+    ("found", "ok", "says"),
+    [
+        ([_gpu(0, 79.0), _gpu(1, 70.0)], True, "2 visible, 2 free"),
+        ([_gpu(0, 79.0), _gpu(1, 40.0)], False, "GPU 1: 0 processes, 40.0 of 80.0 GiB free): wait for the busy GPUs"),
+        ([_gpu(0, 79.0), _gpu(1, 79.0, processes=1)], False, "GPU 1: 1 processes"),
+        ([_gpu(0, 79.0)], False, "has too few GPUs; choose another --launcher"),
+    ],
+    ids=["free", "memory-taken", "process-running", "too-few"],
+)
 def test_needed_against_free_counts_and_memory(found, ok: bool, says: str) -> None:
     fits, detail = gpus.local_fit(2, 0.6, found)
     assert fits is ok and says in detail
@@ -56,12 +62,15 @@ def test_the_share_a_gpu_needs_free_is_the_recipes() -> None:
 # -- the uv environment the runs reuse -------------------------------------------------------------------------
 def _wheel(folder: Path) -> Path:
     """A one-module wheel, so that uv installs a dependency without an index."""
-    files = {"tinydep/__init__.py": b"VALUE = 1\n",
-             "tinydep-0.1.dist-info/METADATA": b"Metadata-Version: 2.1\nName: tinydep\nVersion: 0.1\n",
-             "tinydep-0.1.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\n"
-                                            b"Tag: py3-none-any\n"}
-    digest = {name: base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-              for name, data in files.items()}
+    files = {
+        "tinydep/__init__.py": b"VALUE = 1\n",
+        "tinydep-0.1.dist-info/METADATA": b"Metadata-Version: 2.1\nName: tinydep\nVersion: 0.1\n",
+        "tinydep-0.1.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    digest = {
+        name: base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        for name, data in files.items()
+    }
     record = [f"{name},sha256={digest[name]},{len(data)}" for name, data in files.items()]
     record.append("tinydep-0.1.dist-info/RECORD,,")
     path = folder / "tinydep-0.1-py3-none-any.whl"
@@ -72,16 +81,22 @@ def _wheel(folder: Path) -> Path:
     return path
 
 
-PYPROJECT = '[project]\nname = "tiny"\nversion = "0.1"\nrequires-python = ">=3.8"\ndependencies = [{deps}]\n' \
-            '[tool.uv.sources]\ntinydep = {{ path = "tinydep-0.1-py3-none-any.whl" }}\n[tool.uv]\npackage = false\n'
+PYPROJECT = (
+    '[project]\nname = "tiny"\nversion = "0.1"\nrequires-python = ">=3.8"\ndependencies = [{deps}]\n'
+    '[tool.uv.sources]\ntinydep = {{ path = "tinydep-0.1-py3-none-any.whl" }}\n[tool.uv]\npackage = false\n'
+)
 
 
 @pytest.fixture()
 def uv_project(tmp_path: Path, monkeypatch) -> tuple[str, Path]:
     """A tiny uv project, synced offline into its .venv; uv's cache in tmp_path."""
     uv = str(Path(sys.executable).with_name("uv"))
-    for name, value in {"UV_OFFLINE": "1", "UV_NO_CONFIG": "1", "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
-                        "UV_PYTHON": sys._base_executable}.items():
+    for name, value in {
+        "UV_OFFLINE": "1",
+        "UV_NO_CONFIG": "1",
+        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+        "UV_PYTHON": sys._base_executable,
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("UV_PROJECT_ENVIRONMENT", raising=False)
     project = tmp_path / "project"
@@ -101,8 +116,9 @@ def test_a_synced_environment_passes_and_a_stale_one_names_the_exact_sync(uv_pro
     stale = prerequisites.uv_synced(uv, project, venv, project)
     assert stale.status == "fail" and "+ tinydep==0.1" in stale.detail
     assert f"run 'uv sync --project {project}' once" in stale.detail
-    assert not (venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages" /
-                "tinydep").exists()  # checking synced nothing
+    assert not (
+        venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages" / "tinydep"
+    ).exists()  # checking synced nothing
     given = stale.detail.split("'")[1].split()
     subprocess.run([uv, *given[1:]], cwd=project, check=True, capture_output=True)  # the fix given, as written
     assert prerequisites.uv_synced(uv, project, venv, project).status == "pass"
@@ -133,8 +149,14 @@ GATED = "meta-llama/Llama-3.2-1B"
 @pytest.fixture()
 def hf(tmp_path: Path, monkeypatch) -> Path:
     """An empty Hugging Face home, no token, and the Hub not asked (offline) unless a test says otherwise."""
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE",
-                 "HF_ENDPOINT"):
+    for name in (
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "HF_TOKEN_PATH",
+        "HF_HUB_CACHE",
+        "HUGGINGFACE_HUB_CACHE",
+        "HF_ENDPOINT",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -184,9 +206,16 @@ def test_without_an_answer_from_the_hub_it_is_unknown_never_a_pass(hf: Path, mon
     assert found.status == "unknown" and not found.blocking and "the Hub did not answer" in found.detail
 
 
-@pytest.mark.parametrize(("status", "code", "says"), [
-    (200, "", "pass"), (403, "GatedRepo", "fail"), (401, "RepoNotFound", "fail"), (500, "", "unknown"),
-], ids=["granted", "licence-not-accepted", "missing", "hub-error"])
+@pytest.mark.parametrize(
+    ("status", "code", "says"),
+    [
+        (200, "", "pass"),
+        (403, "GatedRepo", "fail"),
+        (401, "RepoNotFound", "fail"),
+        (500, "", "unknown"),
+    ],
+    ids=["granted", "licence-not-accepted", "missing", "hub-error"],
+)
 def test_the_hubs_auth_check_answer_is_read(hf: Path, monkeypatch, status: int, code: str, says: str) -> None:
     """The Hub's auth-check endpoint, served on this machine with the answers the Hub gives."""
     asked: list[tuple[str, str | None]] = []
@@ -233,7 +262,8 @@ def test_datasets_the_recipe_names_by_hub_id_are_checked_in_the_cache(hf: Path, 
     assert registry.status == "unknown" and cfg["data"]["train"]["dataset_name"] in registry.detail
     _snapshot(hf, "dataset", "nvidia/OpenMathInstruct-2", "README.md")
     assert {c.item: c for c in hub.dataset_checks(cfg, tmp_path)}[
-        "dataset nvidia/OpenMathInstruct-2 reachable"].status == "pass"
+        "dataset nvidia/OpenMathInstruct-2 reachable"
+    ].status == "pass"
 
 
 def _closed_port() -> int:
@@ -261,13 +291,16 @@ def test_checkpoints_are_sized_from_the_cached_weights(hf: Path) -> None:
 
 
 # -- a smoke run's size -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("name", "free", "used", "shrunk"), [
-    ("grpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v3.yaml", 8, 8, False),
-    ("grpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v3.yaml", 3, 2, True),
-    ("grpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v3.yaml", 0, 1, False),  # too few: the fewest it runs on
-    ("grpo-llama3.2-1b-instruct-1n8g-fsdp2tp2-temp0.8-topp0.9-topk50.yaml", 5, 4, True),
-    ("grpo-llama3.2-1b-instruct-1n8g-fsdp2tp2-temp0.8-topp0.9-topk50.yaml", 1, 2, False),  # tensor parallel 2
-])
+@pytest.mark.parametrize(
+    ("name", "free", "used", "shrunk"),
+    [
+        ("grpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v3.yaml", 8, 8, False),
+        ("grpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v3.yaml", 3, 2, True),
+        ("grpo-llama3.2-1b-instruct-1n8g-fsdp2tp1.v3.yaml", 0, 1, False),  # too few: the fewest it runs on
+        ("grpo-llama3.2-1b-instruct-1n8g-fsdp2tp2-temp0.8-topp0.9-topk50.yaml", 5, 4, True),
+        ("grpo-llama3.2-1b-instruct-1n8g-fsdp2tp2-temp0.8-topp0.9-topk50.yaml", 1, 2, False),  # tensor parallel 2
+    ],
+)
 def test_a_smoke_run_shrinks_to_the_free_gpus_nemo_rl_accepts(name: str, free: int, used: int, shrunk: bool) -> None:
     path = recipe(name)
     rel = str(path.relative_to(path.parents[4]))

@@ -72,18 +72,27 @@ def test_prepared_changes_bring_companions_and_skip_what_changes_nothing(nemo_re
     grpo = NemoRLRecipe(_rel(recipe(GRPO)))
     snapshot = Snapshot(Git(nemo_repo), _head(nemo_repo))
     sets, _ = grpo.prepared(snapshot, {TIS: "tis"})
-    assert sets == {TIS: "tis", "loss_fn.use_importance_sampling_correction": "true",
-                    "loss_fn.truncated_importance_sampling_ratio": "2.0"}
+    assert sets == {
+        TIS: "tis",
+        "loss_fn.use_importance_sampling_correction": "true",
+        "loss_fn.truncated_importance_sampling_ratio": "2.0",
+    }
     assert grpo.prepared(snapshot, {"loss_fn.truncated_importance_sampling_ratio": "5"}) == (
-        None, ("loss_fn.truncated_importance_sampling_ratio has no effect while "
-               "loss_fn.truncated_importance_sampling_type is None"))
+        None,
+        (
+            "loss_fn.truncated_importance_sampling_ratio has no effect while "
+            "loss_fn.truncated_importance_sampling_type is None"
+        ),
+    )
     both = {"policy.sequence_packing.enabled": "true", "policy.dynamic_batching.enabled": "true"}
     assert grpo.prepared(snapshot, both)[1].startswith("policy.sequence_packing.enabled cannot be on with")
     conflict = {TIS: "tis", "loss_fn.use_importance_sampling_correction": "false"}
     assert "needs loss_fn.use_importance_sampling_correction=True" in grpo.prepared(snapshot, conflict)[1]
     lr = nc.get_dotted(nc.load_resolved(recipe(GRPO)), "policy.optimizer.kwargs.lr")
     assert grpo.prepared(snapshot, {"policy.optimizer.kwargs.lr": str(lr)}) == (
-        None, "the change sets every key to its value")
+        None,
+        "the change sets every key to its value",
+    )
 
 
 @pytest.mark.parametrize("path", _one_per_family(), ids=lambda p: p.name.split("-")[0])
@@ -102,11 +111,28 @@ def test_random_proposals_of_truncated_importance_sampling_bring_its_companions(
 
 
 def test_search_proposals_bring_companions_and_pass_nemo_rls_checks(nemo_repo: Path, tmp_path: Path) -> None:
-    env = {"CUDA_VISIBLE_DEVICES": "", "HF_HOME": str(tmp_path / "hf"), "HF_TOKEN": "hf_test",
-           "HF_ENDPOINT": "http://127.0.0.1:9"}  # the Hub unreachable: the model line says unknown
+    env = {
+        "CUDA_VISIBLE_DEVICES": "",
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_TOKEN": "hf_test",
+        "HF_ENDPOINT": "http://127.0.0.1:9",
+    }  # the Hub unreachable: the model line says unknown
     (nemo_repo / ".venv").mkdir(exist_ok=True)
-    cli(nemo_repo, "init", "--recipe", _rel(recipe(GRPO)), "--launcher", "local", "--runner", "python",
-        "--campaign", "search", "--json", env=env, check=True)
+    cli(
+        nemo_repo,
+        "init",
+        "--recipe",
+        _rel(recipe(GRPO)),
+        "--launcher",
+        "local",
+        "--runner",
+        "python",
+        "--campaign",
+        "search",
+        "--json",
+        env=env,
+        check=True,
+    )
     space = tmp_path / "space.yaml"
     # icepop without truncated_importance_sampling_ratio_min is refused by NeMo-RL: never proposed
     space.write_text(f"{TIS}: {{choices: [tis, icepop]}}\nloss_fn.ratio_clip_max: {{low: 0.2, high: 0.3}}\n")

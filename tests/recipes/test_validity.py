@@ -68,13 +68,21 @@ def test_every_default_plan_hypothesis_passes_nemo_rls_checks(nemo_repo: Path, t
 def test_truncated_importance_sampling_brings_its_companions(nemo_repo: Path) -> None:
     rel = _relative(recipe(GRPO))
     proposer = CatalogProposer(NemoRLRecipe(rel), Git(nemo_repo), git(nemo_repo, "rev-parse", "HEAD").strip())
-    found = {h.sets.get("loss_fn.truncated_importance_sampling_type"): h.sets
-             for h in proposer._candidates(_empty_history()) if "loss_fn.truncated_importance_sampling_type" in h.sets}
-    assert found == {"tis": {"loss_fn.truncated_importance_sampling_type": "tis",
-                             "loss_fn.use_importance_sampling_correction": "true",
-                             "loss_fn.truncated_importance_sampling_ratio": "2.0"}}
-    assert not any(set(h.sets) == {"loss_fn.truncated_importance_sampling_ratio"}
-                   for h in proposer._candidates(_empty_history()))  # no effect while the type is null
+    found = {
+        h.sets.get("loss_fn.truncated_importance_sampling_type"): h.sets
+        for h in proposer._candidates(_empty_history())
+        if "loss_fn.truncated_importance_sampling_type" in h.sets
+    }
+    assert found == {
+        "tis": {
+            "loss_fn.truncated_importance_sampling_type": "tis",
+            "loss_fn.use_importance_sampling_correction": "true",
+            "loss_fn.truncated_importance_sampling_ratio": "2.0",
+        }
+    }
+    assert not any(
+        set(h.sets) == {"loss_fn.truncated_importance_sampling_ratio"} for h in proposer._candidates(_empty_history())
+    )  # no effect while the type is null
 
 
 def test_a_hand_change_nemo_rl_refuses_is_refused_with_its_reason(nemo_repo: Path) -> None:
@@ -83,7 +91,8 @@ def test_a_hand_change_nemo_rl_refuses_is_refused_with_its_reason(nemo_repo: Pat
     with pytest.raises(UsageError, match="only supported when use_importance_sampling_correction is True"):
         grpo.check_change(snapshot, {"loss_fn.truncated_importance_sampling_type": "tis"})
     assert "use_cispo is incompatible with dual clipping" in grpo.refusal(
-        snapshot, {"loss_fn.use_cispo": "true", "loss_fn.ratio_clip_c": "10"})
+        snapshot, {"loss_fn.use_cispo": "true", "loss_fn.ratio_clip_c": "10"}
+    )
     assert "no update runs" in grpo.refusal(snapshot, {"policy.train_global_batch_size": "4096"})
     assert grpo.refusal(snapshot, {"loss_fn.ratio_clip_max": "0.28"}) is None
 

@@ -27,8 +27,23 @@ TOKEN = "T0KEN1234secretpath"
 def campaign(tmp_path: Path, name: str = "c") -> Path:
     repo = score_repo(tmp_path / "r")
     env = {"DASH_HOOK": f"http://127.0.0.1:9/hook/{TOKEN}"}  # a webhook whose URL is a credential
-    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file",
-        "params.json", "--campaign", name, "--notify", "env:DASH_HOOK", env=env, check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} train.py",
+        "--metric",
+        "val_score",
+        "--maximize",
+        "--params-file",
+        "params.json",
+        "--campaign",
+        name,
+        "--notify",
+        "env:DASH_HOOK",
+        env=env,
+        check=True,
+    )
     cli(repo, "baseline", env=env, check=True)
     return repo
 
@@ -36,8 +51,14 @@ def campaign(tmp_path: Path, name: str = "c") -> Path:
 @contextmanager
 def dashboard(repo: Path, *args: str) -> Iterator[str]:
     """`autoresearch dashboard --port 0`; its printed address; ended by its PID."""
-    proc = subprocess.Popen([PY, "-m", "nrl_autoresearch", "dashboard", "--port", "0", *args], cwd=repo,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [PY, "-m", "nrl_autoresearch", "dashboard", "--port", "0", *args],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     assert proc.stdout is not None and proc.stderr is not None
     try:
         line = proc.stdout.readline()
@@ -74,24 +95,37 @@ class Browser:
     """Headless Chromium showing one page, evaluated through the DevTools protocol (no reload, no injection)."""
 
     def __init__(self, chromium: str, url: str, profile: Path):
-        self.proc = subprocess.Popen([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-                                      "--remote-debugging-port=0", "--window-size=1300,900", url],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [
+                chromium,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                "--remote-debugging-port=0",
+                "--window-size=1300,900",
+                url,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         port_file = profile / "DevToolsActivePort"
         port = wait_for(lambda: port_file.exists() and port_file.read_text().split("\n")[0], 30)
-        pages = wait_for(lambda: [t for t in json.loads(get(f"http://127.0.0.1:{port}/json/list")[1])
-                                  if t["type"] == "page"], 30)
+        pages = wait_for(
+            lambda: [t for t in json.loads(get(f"http://127.0.0.1:{port}/json/list")[1]) if t["type"] == "page"], 30
+        )
         self.ws = pages[0]["webSocketDebuggerUrl"]
 
     def eval(self, expression: str):
         async def ask():
             async with aiohttp.ClientSession() as session, session.ws_connect(self.ws) as ws:
-                await ws.send_json({"id": 1, "method": "Runtime.evaluate",
-                                    "params": {"expression": expression, "returnByValue": True}})
+                await ws.send_json(
+                    {"id": 1, "method": "Runtime.evaluate", "params": {"expression": expression, "returnByValue": True}}
+                )
                 async for message in ws:
                     data = json.loads(message.data)
                     if data.get("id") == 1:
                         return data["result"]["result"].get("value")
+
         return asyncio.run(ask())
 
     def close(self) -> None:
@@ -101,8 +135,20 @@ class Browser:
 
 def test_state_is_json_without_secrets_and_campaigns_are_selectable(tmp_path: Path):
     repo = campaign(tmp_path)
-    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--minimize", "--params-file",
-        "params.json", "--campaign", "other", check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} train.py",
+        "--metric",
+        "val_score",
+        "--minimize",
+        "--params-file",
+        "params.json",
+        "--campaign",
+        "other",
+        check=True,
+    )
     with dashboard(repo, "--campaign", "c") as url:
         status, text = get(url + "api/state")
         state = json.loads(text)
@@ -136,8 +182,13 @@ def test_the_page_shows_a_run_in_flight_and_its_new_row_without_a_reload(tmp_pat
         try:
             wait_for(lambda: browser.eval(rows) == 1)
             loaded = browser.eval("window.loadedAt")
-            run = subprocess.Popen([PY, "-m", "nrl_autoresearch", "try", "slow", "--set", "lr=0.05", "--set", "sleep=6"],
-                                   cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            run = subprocess.Popen(
+                [PY, "-m", "nrl_autoresearch", "try", "slow", "--set", "lr=0.05", "--set", "sleep=6"],
+                cwd=repo,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             try:
                 wait_for(lambda: "[2] slow running" in browser.eval("document.getElementById('flight').innerText"))
             finally:

@@ -26,11 +26,11 @@ from tests.lab import CHROMIUM_FLAGS, chromium_screenshot
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 TOKEN = "hf_" + "a1" * 12
 # like tests.helpers.TRAIN, with run-to-run noise so that repeated baselines have a spread
-NOISY = '''\
+NOISY = """\
 import json, random
 cfg = json.load(open("params.json"))
 print(f"val_score: {1.0 - abs(cfg['lr'] - 0.1) + random.gauss(0, 0.01):.4f}")
-'''
+"""
 QUEUE = [
     {"name": "broken", "description": "a rate that is <b>not</b> a number & crashes", "set": {"lr": "oops"}},
     {"name": "good", "description": "the right learning rate", "set": {"lr": 0.1}},
@@ -42,8 +42,22 @@ QUEUE = [
 def campaign(tmp: Path, queue: list[dict] | None, *options: str, lr: object = 0.01) -> Engine:
     """A real repository and campaign, run through the real command line with `queue` (None: init only)."""
     repo = make_repo(tmp / "repo", {"train.py": NOISY, "params.json": json.dumps({"lr": lr, "note": "none"}) + "\n"})
-    cli(repo, "init", "--command", f"{PY} train.py", "--metric", "val_score", "--params-file", "params.json",
-        "--campaign", "rep", "--seed-flag", "--seed", *options, check=True)
+    cli(
+        repo,
+        "init",
+        "--command",
+        f"{PY} train.py",
+        "--metric",
+        "val_score",
+        "--params-file",
+        "params.json",
+        "--campaign",
+        "rep",
+        "--seed-flag",
+        "--seed",
+        *options,
+        check=True,
+    )
     if queue is not None:
         (tmp / "queue.json").write_text(json.dumps(queue))
         cli(repo, "run", "--proposer", f"queue:{tmp / 'queue.json'}", "--yes")
@@ -107,7 +121,8 @@ def test_html_holds_rows_plot_lineage_and_working_links(built):
     assert lineage == {1: [], 2: [1], 3: [1], 4: [1], 5: [1, 3], 6: [1]}
     files = [unquote(h) for h in page.hrefs if not h.startswith("#")]
     assert len([f for f in files if f.endswith("run.log")]) >= len(rows) and all(
-        (paths["html"].parent / f).is_file() for f in files)
+        (paths["html"].parent / f).is_file() for f in files
+    )
     assert not any(h.startswith(("http:", "https:", "//")) for h in page.hrefs) and "<script src" not in text
     assert "&lt;b&gt;not&lt;/b&gt; a number &amp; crashes" in text and "<b>not</b>" not in text
     top = engine.best_row()
@@ -117,7 +132,8 @@ def test_html_holds_rows_plot_lineage_and_working_links(built):
 def test_diffs_are_written_against_the_parent_and_redacted(built):
     diffs = built[1]["diffs"]
     assert sorted(p.name for p in diffs.iterdir()) == sorted(
-        ["1-baseline.diff", "2-broken.diff", "3-good.diff", "4-worse.diff", "5-tuned.diff", "6-baseline.diff"])
+        ["1-baseline.diff", "2-broken.diff", "3-good.diff", "4-worse.diff", "5-tuned.diff", "6-baseline.diff"]
+    )
     tuned = (diffs / "5-tuned.diff").read_text()
     assert '-{"lr": 0.1, "note": "none"}\n+{"lr": 0.1, "note": "***"}' in tuned  # on top of good, not the baseline
     assert TOKEN not in tuned
@@ -203,9 +219,14 @@ def test_counts_add_gpu_hours_once_there_are_some():
 
 def _dump_dom(chromium: str, url: str, profile: Path, timeout: float = 60) -> str:
     """The page's DOM after its scripts ran; the browser's whole process group ends with the call."""
-    proc = subprocess.Popen([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
     try:
         return proc.communicate(timeout=timeout)[0]
     finally:

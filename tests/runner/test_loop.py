@@ -12,8 +12,20 @@ from nrl_autoresearch.core.hypothesis import Hypothesis
 from nrl_autoresearch.runner.engine import Engine
 from tests.helpers import PY, cli, score_repo
 
-INIT = ["init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file", "params.json",
-        "--campaign", "l", "--max-experiments", "3"]
+INIT = [
+    "init",
+    "--command",
+    f"{PY} train.py",
+    "--metric",
+    "val_score",
+    "--maximize",
+    "--params-file",
+    "params.json",
+    "--campaign",
+    "l",
+    "--max-experiments",
+    "3",
+]
 
 
 def test_the_bookkeeping_lock_is_free_while_the_proposer_thinks(tmp_path: Path):
@@ -28,6 +40,7 @@ def test_the_bookkeeping_lock_is_free_while_the_proposer_thinks(tmp_path: Path):
             free.append(got)
             if got:
                 engine.context.lock.release()
+
         other = threading.Thread(target=worker)
         other.start()
         other.join()

@@ -9,8 +9,20 @@ from nrl_autoresearch.core.hypothesis import Hypothesis
 from nrl_autoresearch.runner.engine import Engine
 from tests.helpers import PY, cli, git, score_repo
 
-INIT = ["init", "--command", f"{PY} train.py", "--metric", "val_score", "--maximize", "--params-file", "params.json",
-        "--campaign", "r", "--max-experiments", "6"]
+INIT = [
+    "init",
+    "--command",
+    f"{PY} train.py",
+    "--metric",
+    "val_score",
+    "--maximize",
+    "--params-file",
+    "params.json",
+    "--campaign",
+    "r",
+    "--max-experiments",
+    "6",
+]
 
 
 def campaign(tmp_path: Path) -> Path:
@@ -30,12 +42,15 @@ def test_a_trial_killed_after_its_intent_is_an_interrupted_row_and_a_rerun_is_ow
         (trial,) = killed.planner.plan(Hypothesis("lr", sets={"lr": "0.1"}))
     with engine(repo) as resumed:
         found = resumed.recovery.recover()
-        assert found == [f"run {trial.index} (lr): interrupted: the engine stopped during step 'intent'",
-                         f"released the leftover worktree of {trial.branch}"]  # the marker commit's worktree
+        assert found == [
+            f"run {trial.index} (lr): interrupted: the engine stopped during step 'intent'",
+            f"released the leftover worktree of {trial.branch}",
+        ]  # the marker commit's worktree
         row = resumed.rows()[-1]
         assert (row.index, row.status, row.branch) == (trial.index, "crash", trial.branch)
         assert git(repo, "log", "-1", "--format=%s", trial.branch).strip() == (
-            "lr: interrupted before its change was committed")
+            "lr: interrupted before its change was committed"
+        )
         assert [a.index for a in resumed.recovery.owed_reruns()] == [trial.index]
         (rerun,) = resumed.recovery.plan_reruns()
         assert [(t.rerun_of, t.commit, t.run) for t in rerun] == [(trial.index, None, "lr-r2")]

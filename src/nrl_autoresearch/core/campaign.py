@@ -22,8 +22,18 @@ LEDGER = "reports/auto_research_results.tsv"
 ACTIVE = ".active"
 CENSUS = "census"  # per run: the files that existed before it started (what it may not read)
 # names an experiment cannot take: they are campaign files and folders
-RESERVED = {"worktrees", "campaign.json", "journal.jsonl", "notes.md", "report", "control", "smoke", "writer.json", "finalize",
-            CENSUS}
+RESERVED = {
+    "worktrees",
+    "campaign.json",
+    "journal.jsonl",
+    "notes.md",
+    "report",
+    "control",
+    "smoke",
+    "writer.json",
+    "finalize",
+    CENSUS,
+}
 
 
 @dataclass(frozen=True)
@@ -72,12 +82,14 @@ class Campaign:
 
     @classmethod
     def from_dict(cls, data: dict) -> Campaign:
-        return cls(**{
-            **data,
-            "repo": Path(data["repo"]),
-            "objective": Objective(**data["objective"]),
-            "rules": StopRules.from_dict(data["rules"]),
-        })
+        return cls(
+            **{
+                **data,
+                "repo": Path(data["repo"]),
+                "objective": Objective(**data["objective"]),
+                "rules": StopRules.from_dict(data["rules"]),
+            }
+        )
 
     def save(self) -> None:
         """Write atomically, and make this the active campaign."""
@@ -101,7 +113,9 @@ def load(repo: Path, name: str | None = None) -> Campaign:
             name = found[0]
     path = root / name / "campaign.json"
     if not path.exists():
-        raise UsageError(f"no campaign named {name!r} in {repo}: see 'ls {CAMPAIGNS}' or start one with 'autoresearch init'")
+        raise UsageError(
+            f"no campaign named {name!r} in {repo}: see 'ls {CAMPAIGNS}' or start one with 'autoresearch init'"
+        )
     return Campaign.from_dict(json.loads(path.read_text()))
 
 
@@ -109,11 +123,11 @@ def check_untracked(git: Git) -> None:
     """Our ledger and campaign folders are written after every run: tracked, they would dirty the person's tree."""
     tracked = git.run("ls-files", "--", LEDGER, CAMPAIGNS).splitlines()
     if tracked:
-        raise UsageError(f"{tracked[0]} is tracked by git, but autoresearch keeps its ledger and campaign files "
-                         f"untracked: 'git rm --cached {tracked[0]}' and commit (the file stays), then init again")
+        raise UsageError(
+            f"{tracked[0]} is tracked by git, but autoresearch keeps its ledger and campaign files "
+            f"untracked: 'git rm --cached {tracked[0]}' and commit (the file stays), then init again"
+        )
 
 
 def exists(repo: Path, name: str) -> bool:
     return (repo / CAMPAIGNS / name / "campaign.json").exists()
-
-

@@ -45,6 +45,8 @@ def fault_of(err: BaseException) -> Fault | None:
         return err
     if disk_full(err):
         where = f" writing {err.filename}" if isinstance(err, OSError) and err.filename else ""
-        return Fault(f"no space left on the disk{where}: free some space, then run 'autoresearch resume' "
-                     "(every row written so far is intact; the interrupted run is recorded then)")
+        return Fault(
+            f"no space left on the disk{where}: free some space, then run 'autoresearch resume' "
+            "(every row written so far is intact; the interrupted run is recorded then)"
+        )
     return None

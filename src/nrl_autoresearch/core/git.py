@@ -36,7 +36,10 @@ class Git:
         full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", **(env or {})}
         proc = subprocess.run(
             ["git", "-C", str(self.path), *args],
-            input=input, capture_output=True, text=True, env=full_env,
+            input=input,
+            capture_output=True,
+            text=True,
+            env=full_env,
         )
         if check and proc.returncode != 0:
             said = proc.stderr.strip() or proc.stdout.strip() or f"exit status {proc.returncode}, no output"
@@ -45,10 +48,14 @@ class Git:
 
     def ok(self, *args: str) -> bool:
         """True when the command succeeds (for questions such as 'does this ref exist?')."""
-        return subprocess.run(
-            ["git", "-C", str(self.path), *args], capture_output=True,
-            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
-        ).returncode == 0
+        return (
+            subprocess.run(
+                ["git", "-C", str(self.path), *args],
+                capture_output=True,
+                env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+            ).returncode
+            == 0
+        )
 
     def identity_args(self) -> list[str]:
         """`-c user.name=... -c user.email=...` only when the repository does not configure an identity."""
@@ -82,8 +89,10 @@ def repo_root(start: Path) -> Path:
     if not git.ok("rev-parse", "--git-dir"):
         raise UsageError(f"{str(start)!r} is not inside a git repository: run 'git init' there or pass --repo DIR")
     if git.run("rev-parse", "--is-inside-work-tree", check=False).strip() != "true":
-        raise UsageError(f"{str(start)!r} has no working tree (a bare repository, or inside .git): "
-                         "run autoresearch in a clone or checkout of it (git clone, git worktree add)")
+        raise UsageError(
+            f"{str(start)!r} has no working tree (a bare repository, or inside .git): "
+            "run autoresearch in a clone or checkout of it (git clone, git worktree add)"
+        )
     common = Path(git.run("rev-parse", "--path-format=absolute", "--git-common-dir").strip())
     if common.name == ".git":
         return common.parent
@@ -103,8 +112,9 @@ class Snapshot:
         key = (self.commit, path)
         if key in self.git.files_at:
             return self.git.files_at[key]
-        out = subprocess.run(["git", "-C", str(self.git.path), "show", f"{self.commit}:{path}"],
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            ["git", "-C", str(self.git.path), "show", f"{self.commit}:{path}"], capture_output=True, text=True
+        )
         text = out.stdout if out.returncode == 0 else None
         if COMMIT_ID.fullmatch(self.commit):
             if len(self.git.files_at) >= _FILES_AT_MAX:
@@ -116,8 +126,10 @@ class Snapshot:
     def export(self, *paths: str) -> Iterator[Path]:
         """A temporary folder holding `paths` (files or folders) as they are in the commit."""
         with tempfile.TemporaryDirectory(prefix="autoresearch-snapshot-") as tmp:
-            archive = subprocess.run(["git", "-C", str(self.git.path), "archive", "--format=tar", self.commit, "--", *paths],
-                                     capture_output=True)
+            archive = subprocess.run(
+                ["git", "-C", str(self.git.path), "archive", "--format=tar", self.commit, "--", *paths],
+                capture_output=True,
+            )
             if archive.returncode == 0:
                 with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
                     _extract(tar, tmp)

@@ -26,9 +26,14 @@ class Tried:
     @classmethod
     def of(cls, attempt: Attempt) -> Tried:
         hypothesis = attempt.data.get("hypothesis") or {}
-        return cls(attempt.index, hypothesis.get("name") or attempt.data.get("name", ""),
-                   dict(hypothesis.get("sets") or {}), dict(attempt.data.get("effective") or {}),
-                   attempt.data.get("commit"), attempt.done)
+        return cls(
+            attempt.index,
+            hypothesis.get("name") or attempt.data.get("name", ""),
+            dict(hypothesis.get("sets") or {}),
+            dict(attempt.data.get("effective") or {}),
+            attempt.data.get("commit"),
+            attempt.done,
+        )
 
 
 @dataclass(frozen=True)
@@ -54,8 +59,9 @@ class History:
         tried = [Tried.of(a) for a in sorted(journal.attempts().values(), key=lambda a: a.index)]
         events = journal.events()
         steering = [e["text"] for e in events if e["step"] == "steer"]
-        diagnoses = [Diagnosis(e["run"], tuple(e["areas"]), tuple(e["symptoms"])) for e in events
-                     if e["step"] == "diagnosis"]
+        diagnoses = [
+            Diagnosis(e["run"], tuple(e["areas"]), tuple(e["symptoms"])) for e in events if e["step"] == "diagnosis"
+        ]
         return cls(campaign, rows, tried, best, steering, diagnoses)
 
     def effective_of(self, commit: str | None) -> dict:

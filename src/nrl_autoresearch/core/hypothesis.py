@@ -37,9 +37,16 @@ class Hypothesis:
         return ", ".join(parts)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "description": self.description, "parent": self.parent,
-                "sets": dict(self.sets), "patch": self.patch, "seed": self.seed, "repeats": self.repeats,
-                "failure": self.failure}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "parent": self.parent,
+            "sets": dict(self.sets),
+            "patch": self.patch,
+            "seed": self.seed,
+            "repeats": self.repeats,
+            "failure": self.failure,
+        }
 
 
 def norm(value) -> str:
@@ -69,7 +76,9 @@ def parse_sets(items: list[str] | tuple[str, ...]) -> dict[str, str]:
         if not sep or not key:
             raise UsageError(f"bad --set {item!r}: write KEY=VALUE, for example --set policy.optimizer.kwargs.lr=1e-6")
         if not value.strip():
-            raise UsageError(f"bad --set {item!r}: the value is empty; write KEY=VALUE (KEY='\"\"' for an empty string)")
+            raise UsageError(
+                f"bad --set {item!r}: the value is empty; write KEY=VALUE (KEY='\"\"' for an empty string)"
+            )
         sets[key] = value.strip()
     return sets
 

@@ -95,7 +95,7 @@ class Journal:
             fresh = os.pread(fd, stat.st_size - self._offset, self._offset) if stat.st_size > self._offset else b""
         finally:
             os.close(fd)
-        whole = fresh[:fresh.rfind(b"\n") + 1]  # a line still being written (or torn) waits for its newline
+        whole = fresh[: fresh.rfind(b"\n") + 1]  # a line still being written (or torn) waits for its newline
         self._offset += len(whole)
         for event in _parse(whole.decode(errors="replace")):
             self._replay(event)

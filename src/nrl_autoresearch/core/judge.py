@@ -46,9 +46,13 @@ def t_quantile(p: float, dof: int) -> float:
         return (2 * p - 1) / math.sqrt(2 * p * (1 - p))
     z = _NORMAL.inv_cdf(p)
     v = float(dof)
-    return (z + (z ** 3 + z) / (4 * v) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * v ** 2)
-            + (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / (384 * v ** 3)
-            + (79 * z ** 9 + 776 * z ** 7 + 1482 * z ** 5 - 1920 * z ** 3 - 945 * z) / (92160 * v ** 4))
+    return (
+        z
+        + (z**3 + z) / (4 * v)
+        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v**2)
+        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * v**3)
+        + (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / (92160 * v**4)
+    )
 
 
 def false_keep_rate(z: float) -> float:
@@ -129,8 +133,15 @@ def keep_bar(spread: Spread, n: int, m: int, z: float) -> float:
     return t_quantile(1 - false_keep_rate(z), spread.dof) * spread.sd * math.sqrt(1 / n + 1 / m)
 
 
-def ahead(values: Sequence[float], reference: Reference | None, *, maximize: bool, spread: Spread | None, z: float,
-          min_delta: float = 0.0) -> bool:
+def ahead(
+    values: Sequence[float],
+    reference: Reference | None,
+    *,
+    maximize: bool,
+    spread: Spread | None,
+    z: float,
+    min_delta: float = 0.0,
+) -> bool:
     """Whether the mean of `values` is ahead of the reference by the bar at `z` (a look of the sequential rule)."""
     if not values or reference is None or spread is None or spread.sd <= 0:
         return False
@@ -138,9 +149,17 @@ def ahead(values: Sequence[float], reference: Reference | None, *, maximize: boo
     return gain > max(min_delta, keep_bar(spread, len(values), len(reference.values), z))
 
 
-def judge(values: list[float], reference: Reference | None, *, maximize: bool, min_delta: float = 0.0,
-          spread: Spread | None = None, z: float = Z_DEFAULT, simplifies: Callable[[], bool] = lambda: False,
-          seeds: tuple[str, ...] = ()) -> Verdict:
+def judge(
+    values: list[float],
+    reference: Reference | None,
+    *,
+    maximize: bool,
+    min_delta: float = 0.0,
+    spread: Spread | None = None,
+    z: float = Z_DEFAULT,
+    simplifies: Callable[[], bool] = lambda: False,
+    seeds: tuple[str, ...] = (),
+) -> Verdict:
     """The verdict for the valid values of one configuration (one run, or several with different seeds)."""
     if not values:
         return Verdict("crash", "no valid metric")
@@ -153,8 +172,10 @@ def judge(values: list[float], reference: Reference | None, *, maximize: bool, m
         diffs = [sign * (h - r) for h, r in pairs]
         gain, sd = statistics.fmean(diffs), statistics.stdev(diffs)
         threshold = max(min_delta, t_quantile(1 - false_keep_rate(z), len(diffs) - 1) * sd / math.sqrt(len(diffs)))
-        note = (f"{sign * gain:+.4g} vs {reference.label}, paired over {len(diffs)} seeds "
-                f"(spread of the differences {sd:.4g}, threshold {threshold:.4g} at {rate})")
+        note = (
+            f"{sign * gain:+.4g} vs {reference.label}, paired over {len(diffs)} seeds "
+            f"(spread of the differences {sd:.4g}, threshold {threshold:.4g} at {rate})"
+        )
     else:
         gain = sign * (statistics.fmean(values) - reference.value)
         threshold, noise = _unpaired_threshold(len(values), len(reference.values), min_delta, spread, z)
@@ -181,5 +202,7 @@ def _unpaired_threshold(n: int, m: int, min_delta: float, spread: Spread | None,
         unknown = "noise unknown: no run repeated and no curve to read it from"
         return min_delta, unknown + (f", threshold {min_delta:.4g}" if min_delta else ", not a finding")
     threshold = max(min_delta, keep_bar(spread, n, m, z))
-    return threshold, (f"{spread.describe()}, threshold {threshold:.4g} "
-                       f"= {threshold / spread.sd:.2g} spreads at {false_keep_rate(z):.0%} false keeps")
+    return threshold, (
+        f"{spread.describe()}, threshold {threshold:.4g} "
+        f"= {threshold / spread.sd:.2g} spreads at {false_keep_rate(z):.0%} false keeps"
+    )

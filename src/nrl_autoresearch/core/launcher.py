@@ -170,13 +170,16 @@ class PolledJob(Job):
     def wait(self, poll_s: float | None = None, should_stop=None) -> JobResult:
         """Poll until the job ends; an overrun ends it as a TIMEOUT, a reason from `should_stop()` (Ctrl-C, the
         deadline) as CANCELLED."""
+
         def reason() -> str | None:
             return _OVERRUN if self._overrun() else (should_stop() if should_stop else None)
 
         found = wait_loop(self, poll_s or self.poll_s, reason)
         if found == _OVERRUN:
-            self.end(JobState.TIMEOUT, f"timeout: exceeded the {exact_duration(self.timeout_s or 0)} limit; "
-                                       f"{self.overrun_note}")
+            self.end(
+                JobState.TIMEOUT,
+                f"timeout: exceeded the {exact_duration(self.timeout_s or 0)} limit; {self.overrun_note}",
+            )
         elif found:
             self.end(JobState.CANCELLED, found)
         self.finish_log()

@@ -26,8 +26,21 @@ from nrl_autoresearch.core.git import NOTES_REF, Git
 from nrl_autoresearch.core.redact import redact
 
 COLUMNS = (
-    "index", "branch", "parent_commit", "commit", "recipe", "metric_name", "metric_value", "memory_gb",
-    "elapsed_min", "launcher", "job_id", "command", "log_path", "status", "description",
+    "index",
+    "branch",
+    "parent_commit",
+    "commit",
+    "recipe",
+    "metric_name",
+    "metric_value",
+    "memory_gb",
+    "elapsed_min",
+    "launcher",
+    "job_id",
+    "command",
+    "log_path",
+    "status",
+    "description",
 )
 HEADER = "\t".join(COLUMNS) + "\n"
 STATUSES = ("keep", "discard", "crash")
@@ -77,11 +90,13 @@ class Row:
         raw: dict[str, Any] = dict(zip(COLUMNS, parts, strict=False))
         value = float(raw["metric_value"])
         return cls(
-            **{**raw,
-               "index": int(raw["index"]),
-               "metric_value": None if raw["status"] == "crash" else value,
-               "memory_gb": None if raw["status"] == "crash" else float(raw["memory_gb"]),
-               "elapsed_min": float(raw["elapsed_min"])},
+            **{
+                **raw,
+                "index": int(raw["index"]),
+                "metric_value": None if raw["status"] == "crash" else value,
+                "memory_gb": None if raw["status"] == "crash" else float(raw["memory_gb"]),
+                "elapsed_min": float(raw["elapsed_min"]),
+            },
         )
 
     def to_dict(self) -> dict:
@@ -160,8 +175,11 @@ class Ledger:
             whole = next((e["row"] for _, e in notes.all_entries() if e["row"].startswith(fragment)), None)
             append_whole(self.path, whole.encode() if whole else b"")
         shown = fragment.split("\t", 1)[0]
-        return (f"completed the torn last line of {self.path.name} (row {shown}) from its git note" if whole
-                else f"dropped the torn last line of {self.path.name} (row {shown} was never written whole)")
+        return (
+            f"completed the torn last line of {self.path.name} (row {shown}) from its git note"
+            if whole
+            else f"dropped the torn last line of {self.path.name} (row {shown} was never written whole)"
+        )
 
     def append(self, row: Row) -> str:
         """Append one row under the lock; return the exact line written. Refuses a duplicate index of a branch prefix."""
@@ -212,8 +230,10 @@ def _parse(number: int, raw: bytes, path: Path) -> tuple[Row, str]:
         line = raw.decode() + "\n"
         return Row.from_line(line), line
     except ValueError as err:  # UnicodeDecodeError included
-        raise LedgerDamaged(f"line {number} of {path} is not a ledger row ({err}): run 'autoresearch ledger rebuild' "
-                            "to rewrite the file from the git notes") from None
+        raise LedgerDamaged(
+            f"line {number} of {path} is not a ledger row ({err}): run 'autoresearch ledger rebuild' "
+            "to rewrite the file from the git notes"
+        ) from None
 
 
 class LedgerDamaged(Fault):
@@ -228,12 +248,19 @@ class Notes:
 
     def add(self, commit: str, line: str, *, campaign: str, extra: dict | None = None) -> None:
         """Attach one row to its commit (a commit run several times, like repeated baselines, holds several)."""
-        entry = {"campaign": campaign, "appended_ns": time.time_ns(), "row": line, **({"extra": extra} if extra else {})}
+        entry = {
+            "campaign": campaign,
+            "appended_ns": time.time_ns(),
+            "row": line,
+            **({"extra": extra} if extra else {}),
+        }
         existing = self.entries(commit)
         if any(e["row"] == line for e in existing):
             return
         body = "".join(json.dumps(e, sort_keys=True) + "\n" for e in [*existing, entry])
-        self.git.run(*self.git.identity_args(), "notes", "--ref", NOTES_REF, "add", "-f", "-F", "-", commit, input=redact(body))
+        self.git.run(
+            *self.git.identity_args(), "notes", "--ref", NOTES_REF, "add", "-f", "-F", "-", commit, input=redact(body)
+        )
 
     def entries(self, commit: str) -> list[dict]:
         return _entries(self.git.run("notes", "--ref", NOTES_REF, "show", commit, check=False))
@@ -244,9 +271,17 @@ class Notes:
         pairs = [line.split() for line in listing.splitlines() if line.strip()]
         if not pairs:
             return []
-        out = subprocess.run(["git", "-C", str(self.git.path), "cat-file", "--batch"], capture_output=True, check=True,
-                             input="".join(f"{blob}\n" for blob, _ in pairs).encode()).stdout
-        found = [(commit, entry) for (_, commit), body in zip(pairs, _batch_bodies(out), strict=True) for entry in _entries(body)]
+        out = subprocess.run(
+            ["git", "-C", str(self.git.path), "cat-file", "--batch"],
+            capture_output=True,
+            check=True,
+            input="".join(f"{blob}\n" for blob, _ in pairs).encode(),
+        ).stdout
+        found = [
+            (commit, entry)
+            for (_, commit), body in zip(pairs, _batch_bodies(out), strict=True)
+            for entry in _entries(body)
+        ]
         return sorted(found, key=lambda ce: ce[1]["appended_ns"])
 
 
@@ -256,7 +291,7 @@ def _batch_bodies(out: bytes) -> list[str]:
     while pos < len(out):
         end = out.index(b"\n", pos)
         size = int(out[pos:end].split()[2])
-        bodies.append(out[end + 1:end + 1 + size].decode())
+        bodies.append(out[end + 1 : end + 1 + size].decode())
         pos = end + 1 + size + 1
     return bodies
 

@@ -64,7 +64,11 @@ class Census:
     def old_size(self, path: Path, data: bytes) -> int:
         """Bytes at the start of `data` that `path` already held before the run (0: all of it is new)."""
         before = self.stamps.get(str(path))
-        if before is None or before[0] > len(data) or _digest(data[max(0, before[0] - _BLOCK):before[0]]) != before[2]:
+        if (
+            before is None
+            or before[0] > len(data)
+            or _digest(data[max(0, before[0] - _BLOCK) : before[0]]) != before[2]
+        ):
             return 0
         return before[0]
 
@@ -118,7 +122,7 @@ class RunOutputs:
     def new_bytes(self, path: Path) -> bytes:
         """What this run wrote to a file: all of a new one, the appended part of one that existed before."""
         data = Path(path).read_bytes()
-        return data[self.before.old_size(Path(path).resolve(), data):]
+        return data[self.before.old_size(Path(path).resolve(), data) :]
 
     def new_text(self, path: Path) -> str:
         return self.new_bytes(path).decode(errors="replace")
@@ -201,7 +205,7 @@ def aggregate(points: list[Point], how: str, *, maximize: bool) -> float | None:
     if how == "last":
         return values[-1]
     if how.startswith("mean-last-"):
-        tail = values[-int(how.rsplit("-", 1)[1]):]
+        tail = values[-int(how.rsplit("-", 1)[1]) :]
         return sum(tail) / len(tail)
     if any(math.isnan(v) for v in values):
         return math.nan

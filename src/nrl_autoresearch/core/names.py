@@ -15,14 +15,18 @@ def validate_name(name: str, *, what: str = "experiment name", reserved: tuple[s
     """An experiment name must be one valid ref component: it becomes `<prefix>/<name>` and a folder name.
     `baseline` is the campaign's reference, run by 'autoresearch baseline', never an experiment."""
     if len(name) > MAX_NAME:
-        raise UsageError(f"bad {what} {name[:20]!r}...: it has {len(name)} characters; use at most {MAX_NAME} "
-                         "(it becomes a git branch and a folder)")
+        raise UsageError(
+            f"bad {what} {name[:20]!r}...: it has {len(name)} characters; use at most {MAX_NAME} "
+            "(it becomes a git branch and a folder)"
+        )
     if not _NAME.match(name) or ".." in name or name.endswith((".lock", ".")) or "@{" in name:
         raise UsageError(
             f"bad {what} {name!r}: use letters, digits, '.', '_' and '-', starting with a letter or digit "
             "(it becomes a git branch and a folder)"
         )
     if name in reserved:
-        raise UsageError(f"bad {what} {name!r}: it is the campaign's reference (run by 'autoresearch baseline'); "
-                         "give the experiment another name")
+        raise UsageError(
+            f"bad {what} {name!r}: it is the campaign's reference (run by 'autoresearch baseline'); "
+            "give the experiment another name"
+        )
     return name

@@ -16,8 +16,9 @@ PLAIN_EVERY_S = 30.0
 
 
 class Progress:
-    def __init__(self, write: Callable[[str], None] | None = None, *, tty: bool | None = None,
-                 every_s: float | None = None):
+    def __init__(
+        self, write: Callable[[str], None] | None = None, *, tty: bool | None = None, every_s: float | None = None
+    ):
         self.tty = sys.stdout.isatty() if tty is None else tty
         self.write = write or (lambda text: print(text, flush=True))
         default = TTY_EVERY_S if self.tty else float(os.environ.get("AUTORESEARCH_PROGRESS_EVERY_S", PLAIN_EVERY_S))
@@ -31,7 +32,7 @@ class Progress:
     def show(self, key: str, text: str) -> None:
         self._last[key] = time.time()
         if self.tty:
-            sys.stdout.write("\r\x1b[2K" + text[: 200])
+            sys.stdout.write("\r\x1b[2K" + text[:200])
             sys.stdout.flush()
         elif self._shown.get(key) != text:  # a plain line that says nothing new is not printed again
             self.write(text)
@@ -44,8 +45,9 @@ class Progress:
             sys.stdout.flush()
 
 
-def run_line(name: str, elapsed_s: float, step: tuple[int, int] | None, metric: str | None,
-             limit_s: float | None) -> str:
+def run_line(
+    name: str, elapsed_s: float, step: tuple[int, int] | None, metric: str | None, limit_s: float | None
+) -> str:
     """`lr-up: step 12/40, 1m05s elapsed, ~2m10s left, val:accuracy 0.612`"""
     parts = [f"{name}:"]
     if step:

@@ -17,18 +17,23 @@ _FLAG_NAME = r"(?:[\w.-]*(?:token|secret|password|passwd|credentials?)|(?:[\w.]+
 _FLAG = re.compile(rf"(?i)(--?{_FLAG_NAME}(?:\s+|=))(?!\$\{{)([^\s'\"]+)")
 _ASSIGNED = re.compile(rf"(?i)(\b{_WORD}\s*[=:]\s*)(?!\$\{{)([^\s'\",]+)")
 # well-known token shapes
-_SHAPES = re.compile(r"\b(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{20,}|xox[abp]-[A-Za-z0-9-]{10,})\b")
+_SHAPES = re.compile(
+    r"\b(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{20,}|xox[abp]-[A-Za-z0-9-]{10,})\b"
+)
 # what every match of a pattern contains: a text without it is left as it is, without the pattern's slow scan
 # (a report page runs to megabytes)
-_HINTS = {_ASSIGNED: re.compile(r"(?i)(?:token|api[_-]?key|secret|password|passwd)\s*[=:]"),
-          _SHAPES: re.compile(r"hf_|sk-|gh[pousr]_|xox[abp]-")}
+_HINTS = {
+    _ASSIGNED: re.compile(r"(?i)(?:token|api[_-]?key|secret|password|passwd)\s*[=:]"),
+    _SHAPES: re.compile(r"hf_|sk-|gh[pousr]_|xox[abp]-"),
+}
 
 
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     """Values of environment variables whose names say they are secrets, longest first."""
     env = os.environ if environ is None else environ
     values = {
-        value for name, value in env.items()
+        value
+        for name, value in env.items()
         if name not in _NOT_SECRET and _SECRET_NAME.search(name) and len(value) >= 6
     }
     return sorted(values, key=len, reverse=True)

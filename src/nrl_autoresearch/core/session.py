@@ -49,7 +49,9 @@ class Session:
         self.c = c
         found = latest(c.repo)
         fresh = found is None or new or time.time() - _mtime(found) > REUSE_WITHIN_S
-        self.dir = found if found is not None and not fresh else c.repo / ROOT / datetime.now().strftime("%Y%m%d_%H%M%S")
+        self.dir = (
+            found if found is not None and not fresh else c.repo / ROOT / datetime.now().strftime("%Y%m%d_%H%M%S")
+        )
         self.dir.mkdir(parents=True, exist_ok=True)
         self.started = _read_started(self.dir / "session_state.md") or _now()
         self._last = 0.0
@@ -86,7 +88,10 @@ class Session:
 
     # -- renderings ---------------------------------------------------------------------------------
     def _goal(self, snap: Moment) -> str:
-        goal = self.c.options.get("goal") or f"{self.c.objective.direction} {self.c.objective.metric_name} of {_recipe(self.c)}"
+        goal = (
+            self.c.options.get("goal")
+            or f"{self.c.objective.direction} {self.c.objective.metric_name} of {_recipe(self.c)}"
+        )
         extra = "".join(f"\n- steering (additive): {s}" for s in snap.steering)
         return goal + extra
 
@@ -99,46 +104,77 @@ class Session:
         skills = dict(SKILLS)
         if self.c.recipe.get("kind") == "nemo-rl":
             skills["launch-nemo-rl"] = "how runs are launched (local, Slurm, Kubernetes)"
-        return "\n".join([
-            "# Session State", "",
-            f"- Session: {self.dir.name}", f"- Repo: {self.c.repo}", f"- Branch: {snap.current}",
-            f"- Started: {self.started}", f"- Updated: {_now()}", "",
-            "## Goal", self._goal(snap), "",
-            "## Current Subtask", f"{kind}: {text}", "",
-            "## Loaded Skills", *(f"- `{k}` - {v}" for k, v in skills.items()), "",
-            "## Current Status", *(f"- {s}" for s in status), "",
-            "## Plan", *(f"- [ ] {s}" for s in self._next(snap)), "",
-            "## Assumptions",
-            f"- the authoritative metric is {self.c.objective.metric_name} from {self.c.objective.source}",
-            "- experiments start from the commit recorded at init; uncommitted user changes are left alone", "",
-            "## Blockers", "- None known" if not snap.status.met else f"- {snap.status.sentence}", "",
-        ])
+        return "\n".join(
+            [
+                "# Session State",
+                "",
+                f"- Session: {self.dir.name}",
+                f"- Repo: {self.c.repo}",
+                f"- Branch: {snap.current}",
+                f"- Started: {self.started}",
+                f"- Updated: {_now()}",
+                "",
+                "## Goal",
+                self._goal(snap),
+                "",
+                "## Current Subtask",
+                f"{kind}: {text}",
+                "",
+                "## Loaded Skills",
+                *(f"- `{k}` - {v}" for k, v in skills.items()),
+                "",
+                "## Current Status",
+                *(f"- {s}" for s in status),
+                "",
+                "## Plan",
+                *(f"- [ ] {s}" for s in self._next(snap)),
+                "",
+                "## Assumptions",
+                f"- the authoritative metric is {self.c.objective.metric_name} from {self.c.objective.source}",
+                "- experiments start from the commit recorded at init; uncommitted user changes are left alone",
+                "",
+                "## Blockers",
+                "- None known" if not snap.status.met else f"- {snap.status.sentence}",
+                "",
+            ]
+        )
 
     def _handoff(self, snap: Moment, top: Row | None) -> str:
         rows = snap.rows
         last = rows[-1] if rows else None
         latest_log = last.log_path if last else "(no run yet)"
         lines = [
-            "# Handoff", "", "## Resume From Here",
+            "# Handoff",
+            "",
+            "## Resume From Here",
             f"Campaign `{self.c.name}` in {self.c.repo}: {self._goal(snap)}.",
             f"Objective: {self.c.objective.direction} `{self.c.objective.metric_name}` ({self.c.objective.source}).",
             "Stop rules (monitors): " + "; ".join(self.c.rules.monitors()) + ".",
             f"Branch prefix: `{self.c.prefix}/`. Last ledger index: {last.index if last else 0} ({self.c.ledger}).",
             f"Best keep: {f'`{top.branch}` ({top.metric_value:.6g})' if top else 'none yet'}.",
-            f"Latest run.log: `{latest_log}`.", f"Status: {snap.status.sentence}.", "",
-            "## Next Actions", *(f"- {s}" for s in self._next(snap)), "",
+            f"Latest run.log: `{latest_log}`.",
+            f"Status: {snap.status.sentence}.",
+            "",
+            "## Next Actions",
+            *(f"- {s}" for s in self._next(snap)),
+            "",
             "## Watch Outs",
             "- never stash, reset, force a checkout or delete a branch; experiments run in worktrees",
             "- keep every experiment branch; the ledger stays untracked (git notes mirror it)",
-            "- follow-up steering is additive: the objective above stays unless the person replaces it", "",
+            "- follow-up steering is additive: the objective above stays unless the person replaces it",
+            "",
         ]
         return "\n".join(lines)
 
     def _next(self, snap: Moment) -> list[str]:
         if snap.in_flight:
-            return [f"let {', '.join(snap.in_flight)} finish (or run `autoresearch resume` to reattach after a restart)"]
+            return [
+                f"let {', '.join(snap.in_flight)} finish (or run `autoresearch resume` to reattach after a restart)"
+            ]
         if snap.status.met:
-            return ["summarise the best result for the person and ask before continuing (`autoresearch run --continue N`)"]
+            return [
+                "summarise the best result for the person and ask before continuing (`autoresearch run --continue N`)"
+            ]
         return ["continue the loop: `autoresearch resume` (or `autoresearch run --yes`)"]
 
     def _write(self, name: str, text: str) -> None:

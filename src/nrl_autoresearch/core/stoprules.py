@@ -17,10 +17,24 @@ DEFAULT_EXPERIMENTS = 4  # the baseline plus three experiments, then ask
 MAX_DURATION_S = 366 * 86400  # a year: beyond it a deadline is a typo, and dates overflow far beyond
 
 _UNITS = {
-    "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
-    "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
-    "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
-    "d": 86400, "day": 86400, "days": 86400,
+    "s": 1,
+    "sec": 1,
+    "secs": 1,
+    "second": 1,
+    "seconds": 1,
+    "m": 60,
+    "min": 60,
+    "mins": 60,
+    "minute": 60,
+    "minutes": 60,
+    "h": 3600,
+    "hr": 3600,
+    "hrs": 3600,
+    "hour": 3600,
+    "hours": 3600,
+    "d": 86400,
+    "day": 86400,
+    "days": 86400,
 }
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)")
 _CLOCK = re.compile(r"^(\d+):(\d{1,2}):(\d{1,2})$")
@@ -135,9 +149,13 @@ class StopRules:
         campaign. A target must name the objective `metric` and a run must fit in the budget, or nothing could
         ever stop or run."""
         parsed = parse_stop_sentence(stop) if stop is not None else {}
-        for key, given in (("max_experiments", max_experiments), ("budget", budget),
-                           ("per_experiment", per_experiment), ("target", target),
-                           ("gpu_hours", None if gpu_hours is None else f"{gpu_hours:g}")):
+        for key, given in (
+            ("max_experiments", max_experiments),
+            ("budget", budget),
+            ("per_experiment", per_experiment),
+            ("target", target),
+            ("gpu_hours", None if gpu_hours is None else f"{gpu_hours:g}"),
+        ):
             value = None if given is None else str(given)  # as the sentence writes it, so the two compare
             if value is not None and key in parsed and parsed[key] != value:
                 raise UsageError(f"--{key.replace('_', '-')} {value!r} contradicts --stop {stop!r}: give it once")
@@ -145,18 +163,27 @@ class StopRules:
                 parsed[key] = value
         count = parsed.get("max_experiments")
         if count is not None and int(count) < 1:
-            raise UsageError(f"bad --max-experiments {count!r}: it counts attempted rows, the baseline included, so it must be at least 1")
+            raise UsageError(
+                f"bad --max-experiments {count!r}: it counts attempted rows, the baseline included, so it must be at least 1"
+            )
         budget_s = parse_duration(parsed["budget"], what="--budget") if parsed.get("budget") is not None else None
-        per_s = (parse_duration(parsed["per_experiment"], what="--per-experiment")
-                 if parsed.get("per_experiment") is not None else None)
+        per_s = (
+            parse_duration(parsed["per_experiment"], what="--per-experiment")
+            if parsed.get("per_experiment") is not None
+            else None
+        )
         if budget_s is not None and per_s is not None and per_s >= budget_s:
-            raise UsageError(f"the per-experiment limit {format_duration(per_s)} does not fit in the budget "
-                             f"{format_duration(budget_s)}: no run could ever start; give a shorter limit or a "
-                             "longer budget")
+            raise UsageError(
+                f"the per-experiment limit {format_duration(per_s)} does not fit in the budget "
+                f"{format_duration(budget_s)}: no run could ever start; give a shorter limit or a "
+                "longer budget"
+            )
         goal = Target.parse(parsed["target"]) if parsed.get("target") is not None else None
         if goal is not None and metric is not None and goal.metric != metric:
-            raise UsageError(f"bad --target {parsed['target']!r}: it names {goal.metric!r} but the objective is "
-                             f"{metric!r}; write '{metric}{goal.op}VALUE'")
+            raise UsageError(
+                f"bad --target {parsed['target']!r}: it names {goal.metric!r} but the objective is "
+                f"{metric!r}; write '{metric}{goal.op}VALUE'"
+            )
         gpu_budget = _gpu_budget(parsed.get("gpu_hours"))
         implicit = count is None and budget_s is None and goal is None and gpu_budget is None
         return cls(
@@ -225,12 +252,20 @@ class StopStatus:
     sentence: str
 
 
-def status(rules: StopRules, *, attempted: int, now: float, best: float | None = None, gpu_hours_used: float = 0.0,
-           run_gpu_hours: float | None = None) -> StopStatus:
+def status(
+    rules: StopRules,
+    *,
+    attempted: int,
+    now: float,
+    best: float | None = None,
+    gpu_hours_used: float = 0.0,
+    run_gpu_hours: float | None = None,
+) -> StopStatus:
     """The stop sentence: 'stop condition not yet met: 17/24 attempted, 6h12m remaining' or 'stop condition met: ...'."""
     count = _count(rules, attempted)
-    met = _trigger(rules, attempted=attempted, now=now, best=best, gpu_hours_used=gpu_hours_used,
-                   run_gpu_hours=run_gpu_hours)
+    met = _trigger(
+        rules, attempted=attempted, now=now, best=best, gpu_hours_used=gpu_hours_used, run_gpu_hours=run_gpu_hours
+    )
     if met is not None:
         return StopStatus(True, met[0], met[1])
     parts = [count]
@@ -244,31 +279,76 @@ def status(rules: StopRules, *, attempted: int, now: float, best: float | None =
     return StopStatus(False, None, "stop condition not yet met: " + ", ".join(parts))
 
 
-def room(rules: StopRules, *, attempted: int, in_flight: int = 0, now: float, best: float | None = None,
-         gpu_hours_used: float = 0.0, run_gpu_hours: float | None = None, wanted: int = 1) -> int:
+def room(
+    rules: StopRules,
+    *,
+    attempted: int,
+    in_flight: int = 0,
+    now: float,
+    best: float | None = None,
+    gpu_hours_used: float = 0.0,
+    run_gpu_hours: float | None = None,
+    wanted: int = 1,
+) -> int:
     """How many of `wanted` runs may start now (0: none). Runs in flight count as attempted; every run must fit
     before the deadline and in the GPU-hours left. The same triggers as `status`, so both always agree."""
-    if _trigger(rules, attempted=attempted + in_flight, now=now, best=best, gpu_hours_used=gpu_hours_used,
-                run_gpu_hours=run_gpu_hours) is not None:
+    if (
+        _trigger(
+            rules,
+            attempted=attempted + in_flight,
+            now=now,
+            best=best,
+            gpu_hours_used=gpu_hours_used,
+            run_gpu_hours=run_gpu_hours,
+        )
+        is not None
+    ):
         return 0
     if rules.max_experiments is None:
         return wanted
     return min(wanted, rules.max_experiments - attempted - in_flight)
 
 
-def may_launch(rules: StopRules, *, attempted: int, in_flight: int, now: float, best: float | None = None,
-               gpu_hours_used: float = 0.0, run_gpu_hours: float | None = None) -> bool:
+def may_launch(
+    rules: StopRules,
+    *,
+    attempted: int,
+    in_flight: int,
+    now: float,
+    best: float | None = None,
+    gpu_hours_used: float = 0.0,
+    run_gpu_hours: float | None = None,
+) -> bool:
     """Whether one more run may start now."""
-    return room(rules, attempted=attempted, in_flight=in_flight, now=now, best=best, gpu_hours_used=gpu_hours_used,
-                run_gpu_hours=run_gpu_hours) > 0
+    return (
+        room(
+            rules,
+            attempted=attempted,
+            in_flight=in_flight,
+            now=now,
+            best=best,
+            gpu_hours_used=gpu_hours_used,
+            run_gpu_hours=run_gpu_hours,
+        )
+        > 0
+    )
 
 
 def _count(rules: StopRules, attempted: int) -> str:
-    return f"{attempted} attempted" if rules.max_experiments is None else f"{attempted}/{rules.max_experiments} attempted"
+    return (
+        f"{attempted} attempted" if rules.max_experiments is None else f"{attempted}/{rules.max_experiments} attempted"
+    )
 
 
-def _trigger(rules: StopRules, *, attempted: int, now: float, best: float | None, gpu_hours_used: float,
-             run_gpu_hours: float | None) -> tuple[str, str] | None:
+def _trigger(
+    rules: StopRules,
+    *,
+    attempted: int,
+    now: float,
+    best: float | None,
+    gpu_hours_used: float,
+    run_gpu_hours: float | None,
+) -> tuple[str, str] | None:
     """The first campaign-level trigger met, with its sentence, or None."""
     count = _count(rules, attempted)
     spent = _gpu_spent(rules, gpu_hours_used, run_gpu_hours)
@@ -284,8 +364,10 @@ def _trigger(rules: StopRules, *, attempted: int, now: float, best: float | None
         if left <= 0:
             return "deadline", f"stop condition met: deadline reached ({count})"
         if rules.per_experiment_s is not None and left < rules.per_experiment_s:
-            return "deadline", (f"stop condition met: {format_duration(left)} remaining, no room for another "
-                                f"{exact_duration(rules.per_experiment_s)} run ({count})")
+            return "deadline", (
+                f"stop condition met: {format_duration(left)} remaining, no room for another "
+                f"{exact_duration(rules.per_experiment_s)} run ({count})"
+            )
     return None
 
 

@@ -31,8 +31,17 @@ def seed_key(seed: int | None) -> str:
     return "own" if seed is None else str(seed)
 
 
-def group_verdict(trial: Trial, earlier: list[tuple[str, float]], new: list[tuple[str, float]], *, maximize: bool,
-                  min_delta: float, spread: Spread | None, z: float, simplifies: Callable[[], bool]) -> Verdict:
+def group_verdict(
+    trial: Trial,
+    earlier: list[tuple[str, float]],
+    new: list[tuple[str, float]],
+    *,
+    maximize: bool,
+    min_delta: float,
+    spread: Spread | None,
+    z: float,
+    simplifies: Callable[[], bool],
+) -> Verdict:
     """One verdict for a group's valid runs (`new`, as (seed key, value)) together with the configuration's
     `earlier` valid runs: the baseline is the reference, anything else is judged against the trial's reference."""
     if not new:
@@ -41,14 +50,30 @@ def group_verdict(trial: Trial, earlier: list[tuple[str, float]], new: list[tupl
     values, seeds = [v for _, v in runs], tuple(s for s, _ in runs)
     if trial.is_baseline:
         spread_of = pooled_spread([values])
-        return Verdict("keep", "the reference" + (f" (mean {statistics.fmean(values):.6g} of {len(values)} runs, "
-                                                  f"spread {spread_of.sd:.4g})" if spread_of else ""))
-    return judge(values, trial.reference, maximize=maximize, min_delta=min_delta, spread=spread, z=z, seeds=seeds,
-                 simplifies=simplifies)
+        return Verdict(
+            "keep",
+            "the reference"
+            + (
+                f" (mean {statistics.fmean(values):.6g} of {len(values)} runs, spread {spread_of.sd:.4g})"
+                if spread_of
+                else ""
+            ),
+        )
+    return judge(
+        values,
+        trial.reference,
+        maximize=maximize,
+        min_delta=min_delta,
+        spread=spread,
+        z=z,
+        seeds=seeds,
+        simplifies=simplifies,
+    )
 
 
-def row_status(verdict: Verdict, *, crash_reason: str | None, pruned_reason: str | None,
-               crash_note: Callable[[], str]) -> tuple[str, str, bool]:
+def row_status(
+    verdict: Verdict, *, crash_reason: str | None, pruned_reason: str | None, crash_note: Callable[[], str]
+) -> tuple[str, str, bool]:
     """A run's status, its note, and whether its metric is recorded: a pruned run is a discard with its metric
     (stopped early, not wrong), a run without a valid metric a crash, any other the group's verdict."""
     if pruned_reason is not None:
@@ -58,8 +83,16 @@ def row_status(verdict: Verdict, *, crash_reason: str | None, pruned_reason: str
     return verdict.status, verdict.note, True
 
 
-def another_look(values: Sequence[float], reference: Reference | None, spread: Spread | None, *, added: int,
-                 maximize: bool, min_delta: float, z: float) -> bool:
+def another_look(
+    values: Sequence[float],
+    reference: Reference | None,
+    spread: Spread | None,
+    *,
+    added: int,
+    maximize: bool,
+    min_delta: float,
+    z: float,
+) -> bool:
     """A single run is a look, not a finding: while the runs so far are ahead by the look's bar (the candidate bar
     after one, the continue bar after two) and short of the keep bar, one more run with another seed is due, up to
     MAX_LOOK_RUNS. Only a spread measured on repeats can justify it."""
@@ -67,12 +100,19 @@ def another_look(values: Sequence[float], reference: Reference | None, spread: S
         return False
     if added and ahead(values, reference, maximize=maximize, spread=spread, z=z, min_delta=min_delta):
         return False
-    return ahead(values, reference, maximize=maximize, spread=spread, z=CANDIDATE_Z if not added else CONTINUE_Z,
-                 min_delta=min_delta)
+    return ahead(
+        values,
+        reference,
+        maximize=maximize,
+        spread=spread,
+        z=CANDIDATE_Z if not added else CONTINUE_Z,
+        min_delta=min_delta,
+    )
 
 
-def campaign_spread(groups: Iterable[Sequence[float]], jitters: Iterable[tuple[float, int]],
-                    aggregate: str) -> Spread | None:
+def campaign_spread(
+    groups: Iterable[Sequence[float]], jitters: Iterable[tuple[float, int]], aggregate: str
+) -> Spread | None:
     """The run-to-run spread pooled over every configuration run more than once; without any, the runs' own curve
     jitter scaled to the objective's aggregate (a floor that misses what the seed changes in training)."""
     points = int(aggregate.rsplit("-", 1)[1]) if aggregate.startswith("mean-last-") else 1

@@ -58,6 +58,8 @@ class CampaignLock:
         except (OSError, ValueError):
             data = {}
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(data["since"])) if "since" in data else "a moment ago"
-        return (f"campaign {self.name} is busy: '{data.get('command', 'another command')}' (PID {data.get('pid', '?')}) "
-                f"has been writing to it since {since}; wait for it to end, or halt it with 'autoresearch stop' "
-                "('status', 'ledger' and 'report' work meanwhile)")
+        return (
+            f"campaign {self.name} is busy: '{data.get('command', 'another command')}' (PID {data.get('pid', '?')}) "
+            f"has been writing to it since {since}; wait for it to end, or halt it with 'autoresearch stop' "
+            "('status', 'ledger' and 'report' work meanwhile)"
+        )

@@ -40,11 +40,19 @@ def state(engine: Engine, all_names: list[str]) -> dict:
     status = api.status_data(engine)
     index_of = {r.commit: r.index for r in rows}
     return {
-        "campaigns": all_names, "campaign": c.name, "prefix": c.prefix, "now": time.time(),
-        "objective": {"metric": c.objective.metric_name, "direction": c.objective.direction,
-                      "source": str(c.objective.source), "aggregate": c.objective.aggregate,
-                      "goal": c.options.get("goal")},
-        "stop": status["stop"], "remaining_seconds": status["remaining_seconds"],
+        "campaigns": all_names,
+        "campaign": c.name,
+        "prefix": c.prefix,
+        "now": time.time(),
+        "objective": {
+            "metric": c.objective.metric_name,
+            "direction": c.objective.direction,
+            "source": str(c.objective.source),
+            "aggregate": c.objective.aggregate,
+            "goal": c.options.get("goal"),
+        },
+        "stop": status["stop"],
+        "remaining_seconds": status["remaining_seconds"],
         "best": status["best_keep"]["index"] if status["best_keep"] else None,
         "rows": [_row(c.name, r, index_of.get(r.parent_commit)) for r in rows],
         "in_flight": _in_flight(engine, {r.index for r in rows}, status["remaining_seconds"]),
@@ -52,8 +60,13 @@ def state(engine: Engine, all_names: list[str]) -> dict:
 
 
 def _row(campaign: str, row: Row, parent_index: int | None) -> dict:
-    return {**row.to_dict(), "name": row.branch.rsplit("/", 1)[1], "parent_index": parent_index,
-            "log_url": f"/log/{campaign}/{row.index}", "diff_url": f"/diff/{campaign}/{row.index}"}
+    return {
+        **row.to_dict(),
+        "name": row.branch.rsplit("/", 1)[1],
+        "parent_index": parent_index,
+        "log_url": f"/log/{campaign}/{row.index}",
+        "diff_url": f"/diff/{campaign}/{row.index}",
+    }
 
 
 def _in_flight(engine: Engine, recorded: set[int], campaign_left: float | None) -> list[dict]:
@@ -64,10 +77,20 @@ def _in_flight(engine: Engine, recorded: set[int], campaign_left: float | None) 
             continue
         job, now = a.data.get("job") or {}, time.time()
         elapsed = now - job["started_at"] if job.get("started_at") else 0.0
-        lefts = [x for x in ((job.get("timeout_s") or 0) - elapsed if job.get("timeout_s") else None, campaign_left)
-                 if x is not None]
-        found.append({"index": a.index, "name": a.data.get("name"), "elapsed_s": elapsed,
-                      "left_s": max(0.0, min(lefts)) if lefts else None, "curve": [list(p) for p in curve_of(engine, a.data)]})
+        lefts = [
+            x
+            for x in ((job.get("timeout_s") or 0) - elapsed if job.get("timeout_s") else None, campaign_left)
+            if x is not None
+        ]
+        found.append(
+            {
+                "index": a.index,
+                "name": a.data.get("name"),
+                "elapsed_s": elapsed,
+                "left_s": max(0.0, min(lefts)) if lefts else None,
+                "curve": [list(p) for p in curve_of(engine, a.data)],
+            }
+        )
     return found
 
 
@@ -101,14 +124,22 @@ def app(repo: Path, default: str | None) -> Starlette:
         row = next((r for r in engine.rows() if r.index == request.path_params["index"]), None)
         if row is None:
             return PlainTextResponse("no such row", status_code=404)
-        return PlainTextResponse(redact(_log_text(engine, row) if request.url.path.startswith("/log/")
-                                        else engine.workspace.git.run("diff", row.parent_commit, row.commit, check=False)))
+        return PlainTextResponse(
+            redact(
+                _log_text(engine, row)
+                if request.url.path.startswith("/log/")
+                else engine.workspace.git.run("diff", row.parent_commit, row.commit, check=False)
+            )
+        )
 
-    return Starlette(routes=[
-        Route("/", page), Route("/api/state", api_state),
-        Route("/log/{campaign:str}/{index:int}", row_file, name="log"),
-        Route("/diff/{campaign:str}/{index:int}", row_file, name="diff"),
-    ])
+    return Starlette(
+        routes=[
+            Route("/", page),
+            Route("/api/state", api_state),
+            Route("/log/{campaign:str}/{index:int}", row_file, name="log"),
+            Route("/diff/{campaign:str}/{index:int}", row_file, name="diff"),
+        ]
+    )
 
 
 def _log_text(engine: Engine, row: Row) -> str:

@@ -25,6 +25,21 @@ def create_repo(dest: Path) -> Path:
     files = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
     for args in (["init", "-q", "-b", "main"], ["add", "--", *files]):
         subprocess.run(["git", "-C", str(dest), *args], check=True, capture_output=True)
-    subprocess.run(["git", "-C", str(dest), "-c", "user.name=autoresearch", "-c", "user.email=autoresearch@localhost",
-                    "commit", "-q", "-m", "toy GRPO project (NeMo-RL layout)"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(dest),
+            "-c",
+            "user.name=autoresearch",
+            "-c",
+            "user.email=autoresearch@localhost",
+            "commit",
+            "-q",
+            "-m",
+            "toy GRPO project (NeMo-RL layout)",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return dest

@@ -44,13 +44,15 @@ def validate(specs: tuple[str, ...] | list[str]) -> list[str]:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UsageError(f"bad --notify {shown(url)!r}: give an http:// or https:// webhook URL")
         if not spec.startswith(ENV) and shown(url) != url:
-            raise UsageError(f"the webhook {shown(url)!r} carries a credential, and no file may hold one: put the URL "
-                             "in an environment variable and pass --notify env:NAME")
+            raise UsageError(
+                f"the webhook {shown(url)!r} carries a credential, and no file may hold one: put the URL "
+                "in an environment variable and pass --notify env:NAME"
+            )
     return list(specs)
 
 
 def _resolve(spec: str) -> str:
-    name = spec[len(ENV):]
+    name = spec[len(ENV) :]
     if not _NAME.fullmatch(name) or not os.environ.get(name):
         raise UsageError(f"bad --notify {spec!r}: set the environment variable {name or 'NAME'} to the webhook URL")
     return os.environ[name]
@@ -61,7 +63,9 @@ def shown(url: str) -> str:
     fragment masked (scheme, host, port and the first segment stay, so the person recognises the service)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    netloc = (f"{MASK}@" if parts.username or parts.password else "") + host + (f":{parts.port}" if _port(parts) else "")
+    netloc = (
+        (f"{MASK}@" if parts.username or parts.password else "") + host + (f":{parts.port}" if _port(parts) else "")
+    )
     segments = parts.path.split("/")
     path = "/".join(s if i <= 1 or not s else MASK for i, s in enumerate(segments))
     query = "&".join(f"{pair.split('=', 1)[0]}={MASK}" for pair in parts.query.split("&") if pair)
@@ -81,10 +85,10 @@ def _urls(engine: Engine) -> list[str]:
     for spec in engine.campaign.options.get("notify") or []:
         if not spec.startswith(ENV):
             urls.append(spec)
-        elif os.environ.get(spec[len(ENV):]):
-            urls.append(os.environ[spec[len(ENV):]])
+        elif os.environ.get(spec[len(ENV) :]):
+            urls.append(os.environ[spec[len(ENV) :]])
         else:
-            engine.say(f"notification skipped: {spec[len(ENV):]} is not set in this environment")
+            engine.say(f"notification skipped: {spec[len(ENV) :]} is not set in this environment")
     return urls
 
 
@@ -103,8 +107,11 @@ def _row_event(engine: Engine, row: Row, extra: dict) -> tuple[str, str] | None:
     name = row.branch.rsplit("/", 1)[1]
     value = f"{row.metric_name} = {row.metric_value:.6g}" if row.metric_value is not None else ""
     if name == "baseline":
-        return (("baseline_crashed", f"baseline crashed: {row.description}") if row.status == "crash"
-                else ("baseline", f"baseline measured: {value}"))
+        return (
+            ("baseline_crashed", f"baseline crashed: {row.description}")
+            if row.status == "crash"
+            else ("baseline", f"baseline measured: {value}")
+        )
     if row.status == "crash" and (extra.get("interrupted") or _STOPPED.search(str(extra.get("end") or ""))):
         return "run_stopped", f"[{row.index}] {name} was stopped: {row.description}"
     top = engine.best_row()
@@ -126,9 +133,15 @@ def loop_ended(engine: Engine) -> None:
 
 
 def _row_fields(engine: Engine, row: Row) -> dict[str, str]:
-    return {"index": str(row.index), "branch": row.branch, "status": row.status, "commit": row.commit[:12],
-            "value": "" if row.metric_value is None else f"{row.metric_value:.6g}",
-            "elapsed_min": f"{row.elapsed_min:.1f}", "stop": engine.status().sentence}
+    return {
+        "index": str(row.index),
+        "branch": row.branch,
+        "status": row.status,
+        "commit": row.commit[:12],
+        "value": "" if row.metric_value is None else f"{row.metric_value:.6g}",
+        "elapsed_min": f"{row.elapsed_min:.1f}",
+        "stop": engine.status().sentence,
+    }
 
 
 # -- delivery ----------------------------------------------------------------------------------------------------
@@ -136,10 +149,16 @@ def payload(engine: Engine, kind: str, text: str, fields: dict[str, str]) -> dic
     """Slack's incoming-webhook shape (`text`, and `attachments` fields), with the same facts machine-readable."""
     text = redact(f"autoresearch {engine.campaign.name}: {text}")
     fields = {k: redact(v) for k, v in fields.items()}
-    return {"text": text,
-            "attachments": [{"fields": [{"title": k, "value": v, "short": len(v) < 40} for k, v in fields.items()]}],
-            "autoresearch": {"event": kind, "campaign": engine.campaign.name, "objective": engine.campaign.objective.metric_name,
-                             **fields}}
+    return {
+        "text": text,
+        "attachments": [{"fields": [{"title": k, "value": v, "short": len(v) < 40} for k, v in fields.items()]}],
+        "autoresearch": {
+            "event": kind,
+            "campaign": engine.campaign.name,
+            "objective": engine.campaign.objective.metric_name,
+            **fields,
+        },
+    }
 
 
 def send(engine: Engine, kind: str, text: str, fields: dict[str, str]) -> None:
@@ -147,7 +166,9 @@ def send(engine: Engine, kind: str, text: str, fields: dict[str, str]) -> None:
     for url in _urls(engine):
         failure = _post(url, body)
         if failure:
-            engine.say(f"notification to {shown(url)} failed after {ATTEMPTS} attempts ({failure}); the campaign goes on")
+            engine.say(
+                f"notification to {shown(url)} failed after {ATTEMPTS} attempts ({failure}); the campaign goes on"
+            )
 
 
 def _request(url: str, body: bytes) -> urllib.request.Request:

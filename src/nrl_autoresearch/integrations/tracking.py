@@ -38,10 +38,14 @@ def validate(uri: str | None) -> str | None:
         return None
     parts = urlsplit(uri)
     if not parts.scheme:
-        raise UsageError(f"bad --mlflow {uri!r}: give a tracking URI such as http://127.0.0.1:5000 or file:///path/mlruns")
+        raise UsageError(
+            f"bad --mlflow {uri!r}: give a tracking URI such as http://127.0.0.1:5000 or file:///path/mlruns"
+        )
     if parts.username or parts.password or parts.query:
-        raise UsageError("--mlflow must not carry credentials (they would be stored): export MLFLOW_TRACKING_USERNAME "
-                         "and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN, and give the bare URI")
+        raise UsageError(
+            "--mlflow must not carry credentials (they would be stored): export MLFLOW_TRACKING_USERNAME "
+            "and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN, and give the bare URI"
+        )
     try:
         import mlflow  # noqa: F401
     except ImportError:
@@ -69,8 +73,10 @@ def _sync(engine: Engine, uri: str) -> None:
         return
     problem = _unreachable(uri) or _logged_or_why(engine, uri, pending)
     if problem:
-        engine.say(f"MLflow at {uri} not reached ({problem}): {len(pending)} row(s) will be logged when it answers; "
-                   "the campaign goes on")
+        engine.say(
+            f"MLflow at {uri} not reached ({problem}): {len(pending)} row(s) will be logged when it answers; "
+            "the campaign goes on"
+        )
 
 
 def _logged_or_why(engine: Engine, uri: str, pending: list[Row]) -> str | None:
@@ -123,20 +129,33 @@ def _log_row(engine: Engine, client, experiment: str, row: Row) -> str:
     now = int(time.time() * 1000)
     key = metric_key(row.metric_name)
     metrics = [Metric(key, v, now, int(s)) for s, v in curve_of(engine, data) if math.isfinite(v)]
-    finals = {f"final/{key}": row.metric_value, "memory_gb": row.memory_gb, "elapsed_min": row.elapsed_min,
-              "gpu_hours": data.get("gpu_hours")}  # elapsed time on the GPUs the run held, as the budget counts it
+    finals = {
+        f"final/{key}": row.metric_value,
+        "memory_gb": row.memory_gb,
+        "elapsed_min": row.elapsed_min,
+        "gpu_hours": data.get("gpu_hours"),
+    }  # elapsed time on the GPUs the run held, as the budget counts it
     metrics += [Metric(k, float(v), now, 0) for k, v in finals.items() if v is not None and math.isfinite(v)]
     params = [Param(k, redact(str(v))[:6000]) for k, v in sorted((data.get("effective") or {}).items())]
     for start in range(0, max(len(metrics), 1), _BATCH):
-        client.log_batch(run.info.run_id, metrics=metrics[start:start + _BATCH], params=params if not start else [])
+        client.log_batch(run.info.run_id, metrics=metrics[start : start + _BATCH], params=params if not start else [])
     client.set_terminated(run.info.run_id, "FAILED" if row.status == "crash" else "FINISHED")
     return run.info.run_id
 
 
 def _tags(engine: Engine, row: Row) -> dict[str, str]:
-    return {INDEX_TAG: str(row.index), "autoresearch.campaign": engine.campaign.name, "branch": row.branch,
-            "commit": row.commit, "parent": row.parent_commit, "index": str(row.index), "status": row.status,
-            "verdict": row.description[:5000], "launcher": row.launcher, "job_id": row.job_id or "none"}
+    return {
+        INDEX_TAG: str(row.index),
+        "autoresearch.campaign": engine.campaign.name,
+        "branch": row.branch,
+        "commit": row.commit,
+        "parent": row.parent_commit,
+        "index": str(row.index),
+        "status": row.status,
+        "verdict": row.description[:5000],
+        "launcher": row.launcher,
+        "job_id": row.job_id or "none",
+    }
 
 
 def metric_key(name: str) -> str:

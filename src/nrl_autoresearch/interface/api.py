@@ -53,6 +53,7 @@ class CampaignRequest:
     checked (bounds, choices) when it is built."""
 
     if TYPE_CHECKING:
+
         def __init__(self, **fields: Any) -> None: ...
 
         def __getattr__(self, name: str) -> Any: ...
@@ -62,34 +63,67 @@ def create_campaign(root: Path, req: CampaignRequest, *, save: bool = True) -> C
     """Validate everything, then create the ledger and the campaign folder (all untracked); with `save` false,
     the campaign exists in memory only (what `plan` shows before init)."""
     if bool(req.command) == bool(req.recipe):
-        raise UsageError("give exactly one of --command \"python train.py ...\" or --recipe <NeMo-RL recipe.yaml>")
+        raise UsageError('give exactly one of --command "python train.py ..." or --recipe <NeMo-RL recipe.yaml>')
     urls = notify.validate(req.notify)
     mlflow_uri = tracking.validate(req.mlflow)
     if req.recipe:
-        recipe = nemo_recipe(root, req.recipe, req.entrypoint, split_words(req.runner, what="--runner") if req.runner else None, strict=save)
+        recipe = nemo_recipe(
+            root,
+            req.recipe,
+            req.entrypoint,
+            split_words(req.runner, what="--runner") if req.runner else None,
+            strict=save,
+        )
         slug = Path(req.recipe).stem
     else:
         if not req.metric:
             raise UsageError("give the objective with --metric NAME (and --metric-source, --maximize or --minimize)")
         params_file = params.repo_file(root, req.params_file, Snapshot(Git(root), "HEAD")) if req.params_file else None
-        recipe = CommandRecipe(protect_command(split_words(req.command, what="--command")), params_file, req.set_style,
-                               req.seed_flag)
+        recipe = CommandRecipe(
+            protect_command(split_words(req.command, what="--command")), params_file, req.set_style, req.seed_flag
+        )
         slug = script_name(recipe.command)
     objective = objective_for(root, recipe, req.metric, req.maximize, req.metric_source, req.aggregate)
-    rules = StopRules.build(now=time.time(), max_experiments=req.max_experiments, budget=req.budget,
-                            per_experiment=req.per_experiment, target=req.target, stop=req.stop,
-                            metric=objective.metric_name, gpu_hours=req.gpu_hours)
+    rules = StopRules.build(
+        now=time.time(),
+        max_experiments=req.max_experiments,
+        budget=req.budget,
+        per_experiment=req.per_experiment,
+        target=req.target,
+        stop=req.stop,
+        metric=objective.metric_name,
+        gpu_hours=req.gpu_hours,
+    )
     stall = parse_stall(req.stall)
     _check_screen(root, recipe, req.screen)
     noise = _noise_options(recipe, req, rules)
     rules = with_baseline_room(rules, noise["baseline_repeats"])
-    launcher = launcher_config(req.launcher, req.launcher_options, recipe.gpus_needed(root) or req.gpus_per_experiment,
-                               grace=req.grace)
-    c = new_campaign(root, recipe, objective, rules, prefix=req.prefix, name=req.name, slug=slug,
-                     min_delta=req.min_delta, launcher=launcher,
-                     options={"gpus_per_experiment": req.gpus_per_experiment, "protected": list(req.protected),
-                              "stall": stall, "prune": req.prune, "screen": req.screen, "notify": urls,
-                              "mlflow": mlflow_uri, **noise, **_brev_options(req)}, save=save)
+    launcher = launcher_config(
+        req.launcher, req.launcher_options, recipe.gpus_needed(root) or req.gpus_per_experiment, grace=req.grace
+    )
+    c = new_campaign(
+        root,
+        recipe,
+        objective,
+        rules,
+        prefix=req.prefix,
+        name=req.name,
+        slug=slug,
+        min_delta=req.min_delta,
+        launcher=launcher,
+        options={
+            "gpus_per_experiment": req.gpus_per_experiment,
+            "protected": list(req.protected),
+            "stall": stall,
+            "prune": req.prune,
+            "screen": req.screen,
+            "notify": urls,
+            "mlflow": mlflow_uri,
+            **noise,
+            **_brev_options(req),
+        },
+        save=save,
+    )
     return c
 
 
@@ -99,8 +133,10 @@ def _check_screen(root: Path, recipe: Recipe, screen: float | None) -> None:
     if not 0 < screen < 1:
         raise UsageError(f"bad --screen {screen}: give the share of the training steps a screen runs, e.g. 0.25")
     if recipe.shortened_args(root, screen) is None:
-        raise UsageError(f"--screen needs a recipe whose step count can be set ({recipe.label} cannot say): "
-                         "use a NeMo-RL recipe, or leave --screen out")
+        raise UsageError(
+            f"--screen needs a recipe whose step count can be set ({recipe.label} cannot say): "
+            "use a NeMo-RL recipe, or leave --screen out"
+        )
 
 
 def _brev_options(req: CampaignRequest) -> dict:
@@ -116,10 +152,18 @@ def _noise_options(recipe: Recipe, req: CampaignRequest, rules: StopRules) -> di
     """Repeats, the z threshold and the runs that check a result; all but z need a way to vary the seed."""
     baseline_repeats = auto_baseline_repeats(recipe, rules) if req.baseline_repeats is None else req.baseline_repeats
     if (baseline_repeats > 1 or req.repeats > 1 or req.confirm) and not recipe.seeded():
-        raise UsageError("--baseline-repeats, --repeats and --confirm rerun with other seeds: give --seed-flag "
-                         "(the flag your command takes, e.g. --seed-flag --seed)")
-    return {"baseline_repeats": baseline_repeats, "repeats": req.repeats, "z": req.z, "confirm": req.confirm,
-            "sequential": req.sequential and recipe.seeded(), "seed_base": req.seed_base}
+        raise UsageError(
+            "--baseline-repeats, --repeats and --confirm rerun with other seeds: give --seed-flag "
+            "(the flag your command takes, e.g. --seed-flag --seed)"
+        )
+    return {
+        "baseline_repeats": baseline_repeats,
+        "repeats": req.repeats,
+        "z": req.z,
+        "confirm": req.confirm,
+        "sequential": req.sequential and recipe.seeded(),
+        "seed_base": req.seed_base,
+    }
 
 
 def auto_baseline_repeats(recipe: Recipe, rules: StopRules) -> int:
@@ -144,8 +188,14 @@ def with_baseline_room(rules: StopRules, baseline_repeats: int) -> StopRules:
     return replace(rules, max_experiments=baseline_repeats + DEFAULT_EXPERIMENTS - 1)
 
 
-def create_demo(dest: Path, *, experiments: int | None = None, launcher: str = "local",
-                launcher_options: tuple[str, ...] = (), baseline_repeats: int | None = None) -> Campaign:
+def create_demo(
+    dest: Path,
+    *,
+    experiments: int | None = None,
+    launcher: str = "local",
+    launcher_options: tuple[str, ...] = (),
+    baseline_repeats: int | None = None,
+) -> Campaign:
     """The embedded toy project as a fresh repository, with a campaign on its recipe (default rule: baseline + 3)."""
     from nrl_autoresearch.demo import RECIPE, create_repo
     from nrl_autoresearch.recipes.nemo_rl import NemoRLRecipe
@@ -161,12 +211,22 @@ def create_demo(dest: Path, *, experiments: int | None = None, launcher: str = "
     rules = with_baseline_room(rules, noise["baseline_repeats"])
     if experiments:
         rules = replace(rules, max_experiments=noise["baseline_repeats"] + experiments, implicit=False)
-    return new_campaign(dest, recipe, objective, rules, prefix=None, name=None, slug="grpo-toy-digitsum",
-                        launcher=launcher_config(launcher, launcher_options, 0), options=noise)
+    return new_campaign(
+        dest,
+        recipe,
+        objective,
+        rules,
+        prefix=None,
+        name=None,
+        slug="grpo-toy-digitsum",
+        launcher=launcher_config(launcher, launcher_options, 0),
+        options=noise,
+    )
 
 
-def launcher_config(name: str, options: tuple[str, ...] | list[str], gpus_needed: int, *,
-                    grace: str | None = None) -> dict:
+def launcher_config(
+    name: str, options: tuple[str, ...] | list[str], gpus_needed: int, *, grace: str | None = None
+) -> dict:
     """The launcher's name (chosen deliberately for 'auto', with the reason kept) and its options, checked now."""
     extra = parse_options(options)
     chosen = None
@@ -175,13 +235,16 @@ def launcher_config(name: str, options: tuple[str, ...] | list[str], gpus_needed
     config = {"name": name, "grace_s": parse_duration(grace, what="--grace") if grace else GRACE_S, **extra}
     missing = make_launcher(config).missing_tools()
     if missing:
-        raise UsageError(f"--launcher {name} needs {', '.join(missing)} on PATH, and they are not there: run init where "
-                         "that scheduler's commands are (a login node), or choose another --launcher")
+        raise UsageError(
+            f"--launcher {name} needs {', '.join(missing)} on PATH, and they are not there: run init where "
+            "that scheduler's commands are (a login node), or choose another --launcher"
+        )
     return {**config, **({"chosen": chosen} if chosen else {})}
 
 
-def nemo_recipe(root: Path, recipe: str, entrypoint: str | None, runner: list[str] | None, *,
-                strict: bool = True) -> Recipe:
+def nemo_recipe(
+    root: Path, recipe: str, entrypoint: str | None, runner: list[str] | None, *, strict: bool = True
+) -> Recipe:
     """A NeMo-RL recipe, checked by preflight before anything is created (not `strict`: only that it resolves,
     the rest is for the plan to show)."""
     from nrl_autoresearch.recipes.nemo_config import default_runner
@@ -196,8 +259,9 @@ def nemo_recipe(root: Path, recipe: str, entrypoint: str | None, runner: list[st
     return obj
 
 
-def objective_for(root: Path, recipe: Recipe, metric: str | None, maximize: bool | None, metric_source: str | None,
-                  aggregate: str) -> Objective:
+def objective_for(
+    root: Path, recipe: Recipe, metric: str | None, maximize: bool | None, metric_source: str | None, aggregate: str
+) -> Objective:
     """The objective given, completed from the recipe's own (NeMo-RL's checkpointing.metric_name) where it is silent.
     A metric given as KIND:NAME with a source's kind (wandb:val/acc) names the source too."""
     kind, sep, name = (metric or "").partition(":")
@@ -226,13 +290,26 @@ def _check_logged(root: Path, recipe: Recipe, metric: str) -> None:
     logged = recipe.logged_metrics(root)
     close = difflib.get_close_matches(metric, logged, n=3, cutoff=0.75) if metric not in logged else []
     if close:
-        raise UsageError(f"the recipe's runs log no metric {metric!r}: did you mean {' or '.join(close)}? "
-                         f"(it logs {', '.join(logged)}; --metric-source reads any other)")
+        raise UsageError(
+            f"the recipe's runs log no metric {metric!r}: did you mean {' or '.join(close)}? "
+            f"(it logs {', '.join(logged)}; --metric-source reads any other)"
+        )
 
 
-def new_campaign(root: Path, recipe: Recipe, objective: Objective, rules: StopRules, *, prefix: str | None,
-                 name: str | None, slug: str, min_delta: float = 0.0, launcher: dict | None = None,
-                 options: dict | None = None, save: bool = True) -> Campaign:
+def new_campaign(
+    root: Path,
+    recipe: Recipe,
+    objective: Objective,
+    rules: StopRules,
+    *,
+    prefix: str | None,
+    name: str | None,
+    slug: str,
+    min_delta: float = 0.0,
+    launcher: dict | None = None,
+    options: dict | None = None,
+    save: bool = True,
+) -> Campaign:
     git = Git(root)
     head = git.rev("HEAD")
     if head is None:
@@ -246,9 +323,19 @@ def new_campaign(root: Path, recipe: Recipe, objective: Objective, rules: StopRu
     options = dict(options or {})
     if options.get("brev"):
         options["brev"] = brev_layout.layout(Path(options["brev"]["volume"]), name)
-    c = Campaign(name=name, prefix=prefix, repo=root, created_at=time.time(), base_commit=head,
-                 recipe=recipe.to_dict(), objective=objective, rules=rules, min_delta=min_delta,
-                 launcher=launcher or {"name": "local"}, options=options)
+    c = Campaign(
+        name=name,
+        prefix=prefix,
+        repo=root,
+        created_at=time.time(),
+        base_commit=head,
+        recipe=recipe.to_dict(),
+        objective=objective,
+        rules=rules,
+        min_delta=min_delta,
+        launcher=launcher or {"name": "local"},
+        options=options,
+    )
     if not save:
         return c
     Workspace(root, prefix, c.worktrees).ensure_excluded(EXCLUDES)
@@ -267,7 +354,12 @@ def script_name(argv: list[str]) -> str:
     for i, word in enumerate(argv):
         if word == "-m" and i + 1 < len(argv):
             return slugify(argv[i + 1].rsplit(".", 1)[-1])
-        if not word.startswith("-") and "=" not in word and "$" not in word and Path(word).suffix.lower() in SCRIPT_SUFFIXES:
+        if (
+            not word.startswith("-")
+            and "=" not in word
+            and "$" not in word
+            and Path(word).suffix.lower() in SCRIPT_SUFFIXES
+        ):
             return slugify(Path(word).stem)
     return slugify(Path(argv[0]).stem)
 
@@ -280,15 +372,22 @@ def status_data(engine: Engine) -> dict:
     st = engine.status()
     left = c.rules.deadline - time.time() if c.rules.deadline else None
     return {
-        "campaign": c.name, "prefix": c.prefix,
+        "campaign": c.name,
+        "prefix": c.prefix,
         "objective": {"metric": c.objective.metric_name, "direction": c.objective.direction},
         "current_branch": engine.workspace.user_branch(),
-        "attempted": len(rows), "max_experiments": c.rules.max_experiments,
-        "remaining_experiments": None if c.rules.max_experiments is None else max(0, c.rules.max_experiments - len(rows)),
+        "attempted": len(rows),
+        "max_experiments": c.rules.max_experiments,
+        "remaining_experiments": None
+        if c.rules.max_experiments is None
+        else max(0, c.rules.max_experiments - len(rows)),
         "remaining_seconds": None if left is None else max(0.0, left),
-        "latest": rows[-1].to_dict() if rows else None, "best_keep": top.to_dict() if top else None,
-        "counts": {s: sum(r.status == s for r in rows) for s in STATUSES}, "base": base_data(engine),
-        "stop": {"met": st.met, "trigger": st.trigger, "sentence": st.sentence}, "monitors": c.rules.monitors(),
+        "latest": rows[-1].to_dict() if rows else None,
+        "best_keep": top.to_dict() if top else None,
+        "counts": {s: sum(r.status == s for r in rows) for s in STATUSES},
+        "base": base_data(engine),
+        "stop": {"met": st.met, "trigger": st.trigger, "sentence": st.sentence},
+        "monitors": c.rules.monitors(),
         "gpu_hours": {"used": engine.gpu_hours(), "budget": c.rules.gpu_hours, "gpus_per_run": engine.gpus_held()},
         "pruned": sum(is_pruned(r.description) and not is_screen(r.description) for r in rows),
     }
@@ -310,9 +409,12 @@ def ledger_data(c: Campaign) -> dict:
 
 def preflight_data(engine: Engine) -> dict:
     checks = engine.preflight()
-    return {"ok": not any(c.blocking and not c.ok for c in checks),
-            "checks": [{"ok": c.ok, "status": c.status, "item": c.item, "detail": c.detail, "blocking": c.blocking}
-                       for c in checks]}
+    return {
+        "ok": not any(c.blocking and not c.ok for c in checks),
+        "checks": [
+            {"ok": c.ok, "status": c.status, "item": c.item, "detail": c.detail, "blocking": c.blocking} for c in checks
+        ],
+    }
 
 
 def recipes_data(root: Path) -> dict:
@@ -329,15 +431,21 @@ def recipes_data(root: Path) -> dict:
         except UsageError as err:
             found.append({"recipe": rel, "error": str(err)})
             continue
-        found.append({
-            "recipe": rel, "algorithm": nc.algorithm_of(path, resolved), "entrypoint": entry,
-            "metric": metric.metric_name if metric else None,
-            "direction": ("maximize" if metric.maximize else "minimize") if metric else None,
-            "nodes": nc.get_dotted(resolved, "cluster.num_nodes"),
-            "gpus_per_node": nc.get_dotted(resolved, "cluster.gpus_per_node"),
-        })
+        found.append(
+            {
+                "recipe": rel,
+                "algorithm": nc.algorithm_of(path, resolved),
+                "entrypoint": entry,
+                "metric": metric.metric_name if metric else None,
+                "direction": ("maximize" if metric.maximize else "minimize") if metric else None,
+                "nodes": nc.get_dotted(resolved, "cluster.num_nodes"),
+                "gpus_per_node": nc.get_dotted(resolved, "cluster.gpus_per_node"),
+            }
+        )
     if not found:
-        raise UsageError(f"no recipes under {root / 'examples/configs/recipes'}: is this a NeMo-RL checkout? (--repo DIR)")
+        raise UsageError(
+            f"no recipes under {root / 'examples/configs/recipes'}: is this a NeMo-RL checkout? (--repo DIR)"
+        )
     return {"recipes": found}
 
 
@@ -351,11 +459,18 @@ def resume_data(engine: Engine) -> dict:
     found = latest(c.repo)
     handoff = found / "handoff.md" if found and (found / "handoff.md").exists() else None
     return {
-        "objective": {"metric": c.objective.metric_name, "direction": c.objective.direction,
-                      "source": c.objective.source, "goal": c.options.get("goal")},
-        "stop_rules": c.rules.monitors(), "current_branch": engine.workspace.user_branch(),
-        "latest": rows[-1].to_dict() if rows else None, "stop": {"met": st.met, "sentence": st.sentence},
-        "session": str(found) if found else None, "handoff": str(handoff) if handoff else None,
+        "objective": {
+            "metric": c.objective.metric_name,
+            "direction": c.objective.direction,
+            "source": c.objective.source,
+            "goal": c.options.get("goal"),
+        },
+        "stop_rules": c.rules.monitors(),
+        "current_branch": engine.workspace.user_branch(),
+        "latest": rows[-1].to_dict() if rows else None,
+        "stop": {"met": st.met, "sentence": st.sentence},
+        "session": str(found) if found else None,
+        "handoff": str(handoff) if handoff else None,
         "mismatches": engine.verify(),
     }
 
@@ -363,8 +478,12 @@ def resume_data(engine: Engine) -> dict:
 def init_data(c: Campaign) -> dict:
     """What `init` reports: the campaign, the person's branch and the uncommitted changes left alone."""
     state = Workspace(c.repo, c.prefix, c.worktrees).user_state()
-    return {"campaign": c.to_dict(), "user_branch": state.branch, "unrelated_changes": state.dirty,
-            "monitors": c.rules.monitors()}
+    return {
+        "campaign": c.to_dict(),
+        "user_branch": state.branch,
+        "unrelated_changes": state.dirty,
+        "monitors": c.rules.monitors(),
+    }
 
 
 def loop_plan(engine: Engine, spec: str, workers: int, more: int | None, count: int = 3):
@@ -392,8 +511,15 @@ def loop_plan(engine: Engine, spec: str, workers: int, more: int | None, count: 
     shown = min(count, room) if room is not None else count
     first = proposer.preview(engine.history(), shown) if shown > 0 else []
     rows = engine.rows()
-    text = plan_text(engine.campaign, proposer=spec, first=first, has_baseline=bool(engine.valid_baseline()), workers=workers,
-                     reruns=len(engine.owed_reruns()), tally=counts(rows, engine.gpu_hours()) if rows else None)
+    text = plan_text(
+        engine.campaign,
+        proposer=spec,
+        first=first,
+        has_baseline=bool(engine.valid_baseline()),
+        workers=workers,
+        reruns=len(engine.owed_reruns()),
+        tally=counts(rows, engine.gpu_hours()) if rows else None,
+    )
     return proposer, text, first
 
 
@@ -415,13 +541,23 @@ def plan_data(engine: Engine, proposer: str = "catalog", count: int = 3) -> dict
     c = engine.campaign
     _, text, first = loop_plan(engine, proposer, 1, None, count)
     return {
-        "campaign": c.name, "prefix": c.prefix, "recipe": c.recipe.get("path") or shlex.join(c.recipe.get("command", [])),
-        "objective": {"metric": c.objective.metric_name, "direction": c.objective.direction,
-                      "source": c.objective.source, "aggregate": c.objective.aggregate},
+        "campaign": c.name,
+        "prefix": c.prefix,
+        "recipe": c.recipe.get("path") or shlex.join(c.recipe.get("command", [])),
+        "objective": {
+            "metric": c.objective.metric_name,
+            "direction": c.objective.direction,
+            "source": c.objective.source,
+            "aggregate": c.objective.aggregate,
+        },
         "stop_monitors": c.rules.monitors(),
         "launcher": {"name": c.launcher["name"], "why": c.launcher.get("chosen") or "chosen with --launcher"},
-        "noise": noise_text(c), "proposer": proposer, "hypotheses_room": hypotheses_room(engine),
-        "first_hypotheses": first, "preflight": preflight_data(engine), "baseline": baseline_launch(engine),
+        "noise": noise_text(c),
+        "proposer": proposer,
+        "hypotheses_room": hypotheses_room(engine),
+        "first_hypotheses": first,
+        "preflight": preflight_data(engine),
+        "baseline": baseline_launch(engine),
         "text": text,
     }
 
@@ -439,8 +575,19 @@ def baseline_launch(engine: Engine) -> dict:
     limit = run_limit(c.rules, now=time.time())
     launch = engine.recipe.launch(c.repo, run_dir, limit)
     cwd = engine.workspace.worktrees / BASELINE / launch.cwd.resolve().relative_to(c.repo.resolve())
-    spec = RunSpec(name=engine.job_name(1), argv=launch.argv, cwd=cwd, log_path=run_dir / "run.log", run_dir=run_dir,
-                   env=launch.env, timeout_s=limit)
+    spec = RunSpec(
+        name=engine.job_name(1),
+        argv=launch.argv,
+        cwd=cwd,
+        log_path=run_dir / "run.log",
+        run_dir=run_dir,
+        env=launch.env,
+        timeout_s=limit,
+    )
     rendered = engine.launcher.rendered(spec)
-    return {"command": redact(shlex.join(launch.argv)), "cwd": str(cwd), "env": launch.env,
-            "submitted": redact(rendered) if rendered else None}
+    return {
+        "command": redact(shlex.join(launch.argv)),
+        "cwd": str(cwd),
+        "env": launch.env,
+        "submitted": redact(rendered) if rendered else None,
+    }

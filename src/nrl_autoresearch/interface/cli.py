@@ -118,7 +118,9 @@ def _emit(data, as_json: bool, text: str) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True) if as_json else text)
 
 
-repo_option = click.option("--repo", type=click.Path(file_okay=False), help="The repository (default: the one you stand in).")
+repo_option = click.option(
+    "--repo", type=click.Path(file_okay=False), help="The repository (default: the one you stand in)."
+)
 campaign_option = click.option("--campaign", "campaign_name", help="Campaign name (default: the active one).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
@@ -167,7 +169,8 @@ def _init_text(c: Campaign, data: dict) -> str:
         f"  objective: {c.objective.direction} {c.objective.metric_name} ({c.objective.source}, {c.objective.aggregate})",
         *recipe_lines(c),
         f"  launcher: {c.launcher['name']}" + (f" (auto: {c.launcher['chosen']})" if c.launcher.get("chosen") else ""),
-        "  stop rules:", *(f"    {m}" for m in c.rules.monitors()),
+        "  stop rules:",
+        *(f"    {m}" for m in c.rules.monitors()),
         f"  ledger: {c.ledger}  (untracked)",
         f"  your branch: {data['user_branch'] or '(detached)'}; the baseline starts from your current commit when it "
         f"runs (now {c.base_commit[:10]})",
@@ -177,10 +180,14 @@ def _init_text(c: Campaign, data: dict) -> str:
     if c.options.get("mlflow"):
         lines.append(f"  MLflow: {c.options['mlflow']}, experiment {c.name}")
     if c.options.get("brev"):
-        lines.append(f"  Brev: experiments under {c.options['brev']['campaign_root']}, caches in {c.options['brev']['cache']}")
+        lines.append(
+            f"  Brev: experiments under {c.options['brev']['campaign_root']}, caches in {c.options['brev']['cache']}"
+        )
     if data["unrelated_changes"]:
-        lines += ["  your uncommitted changes (left alone; experiments start from the last commit):",
-                  *(f"    {d}" for d in data["unrelated_changes"])]
+        lines += [
+            "  your uncommitted changes (left alone; experiments start from the last commit):",
+            *(f"    {d}" for d in data["unrelated_changes"]),
+        ]
     lines.append("next: autoresearch baseline")
     return "\n".join(lines)
 
@@ -189,8 +196,14 @@ def _init_text(c: Campaign, data: dict) -> str:
 @click.option("--dir", "directory", type=click.Path(file_okay=False), help="Where to create the demo repository.")
 @click.option("--experiments", type=int, help="Experiments after the baseline (default: three, then ask).")
 @click.option("--launcher", type=click.Choice(sorted(LAUNCHERS)), default="local", show_default=True)
-@click.option("--launcher-option", "-L", "launcher_options", multiple=True, metavar="KEY=VALUE",
-              help="A launcher setting, e.g. -L address=http://127.0.0.1:8265 for Ray.")
+@click.option(
+    "--launcher-option",
+    "-L",
+    "launcher_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A launcher setting, e.g. -L address=http://127.0.0.1:8265 for Ray.",
+)
 @click.option("--workers", type=int, default=1, show_default=True, help="Experiments in flight at once.")
 @click.option("--baseline-repeats", type=int, help="Baseline runs that measure the spread (default: as for init).")
 def demo(directory, experiments, launcher, launcher_options, workers, baseline_repeats):
@@ -201,8 +214,13 @@ def demo(directory, experiments, launcher, launcher_options, workers, baseline_r
     from nrl_autoresearch.interface import api
 
     dest = Path(directory).resolve() if directory else default_dir(Path.cwd())
-    c = api.create_demo(dest, experiments=experiments, launcher=launcher, launcher_options=launcher_options,
-                        baseline_repeats=baseline_repeats)
+    c = api.create_demo(
+        dest,
+        experiments=experiments,
+        launcher=launcher,
+        launcher_options=launcher_options,
+        baseline_repeats=baseline_repeats,
+    )
     click.echo(f"demo repository: {dest}")
     _run_loop(_engine(c), "catalog", yes=True, more=None, workers=workers)
     click.echo(f"session notes: {dest / 'session'}")
@@ -224,8 +242,12 @@ def baseline(repo, campaign_name):
 @click.option("--desc", default="", help="One line: what this hypothesis tests.")
 @click.option("--parent", default="baseline", show_default=True, help="baseline | best | an experiment or branch.")
 @click.option("--repeats", type=int, help="Runs with different seeds, judged on their mean (default: the campaign's).")
-@click.option("--repeat", "again", is_flag=True,
-              help="Run a configuration already tried once more, on its branch, judged with its earlier runs.")
+@click.option(
+    "--repeat",
+    "again",
+    is_flag=True,
+    help="Run a configuration already tried once more, on its branch, judged with its earlier runs.",
+)
 @repo_option
 @campaign_option
 def try_(name, sets, patch, desc, parent, repeats, again, repo, campaign_name):
@@ -233,8 +255,16 @@ def try_(name, sets, patch, desc, parent, repeats, again, repo, campaign_name):
     repeats a configuration already tried, is refused (exit 2) unless --repeat asks for it."""
     from nrl_autoresearch.core.hypothesis import Hypothesis, parse_sets, validated
 
-    hypothesis = validated(Hypothesis(name=name, description=desc, parent=parent, sets=parse_sets(sets),
-                                      patch=str(Path(patch).resolve()) if patch else None, repeats=repeats))
+    hypothesis = validated(
+        Hypothesis(
+            name=name,
+            description=desc,
+            parent=parent,
+            sets=parse_sets(sets),
+            patch=str(Path(patch).resolve()) if patch else None,
+            repeats=repeats,
+        )
+    )
     with _engine(_load(repo, campaign_name)) as engine:
         engine.try_(hypothesis, repeat=again)
 
@@ -252,17 +282,26 @@ def new(name, desc, parent, repo, campaign_name):
     validate_name(name)
     engine = _engine(_load(repo, campaign_name))
     path = engine.prepare(name, desc, parent)
-    click.echo(f"{path}\nnext: edit the files there (branch {engine.workspace.branch(path.name)}), then run "
-               f"'autoresearch try {path.name}' to commit, run and record them")
+    click.echo(
+        f"{path}\nnext: edit the files there (branch {engine.workspace.branch(path.name)}), then run "
+        f"'autoresearch try {path.name}' to commit, run and record them"
+    )
 
 
 @main.command()
-@click.option("--proposer", "proposer_spec", default="catalog", show_default=True,
-              help="queue:FILE (directed) | catalog (open-ended, low risk first) | search:SPACE.yaml (Optuna TPE) | "
-                   "agent:\"COMMAND\" (an external coding agent edits the code) | llm[:MODEL] (an OpenAI-compatible endpoint) | "
-                   "random (a random knob and value: a yardstick for the others).")
+@click.option(
+    "--proposer",
+    "proposer_spec",
+    default="catalog",
+    show_default=True,
+    help="queue:FILE (directed) | catalog (open-ended, low risk first) | search:SPACE.yaml (Optuna TPE) | "
+    'agent:"COMMAND" (an external coding agent edits the code) | llm[:MODEL] (an OpenAI-compatible endpoint) | '
+    "random (a random knob and value: a yardstick for the others).",
+)
 @click.option("--yes", is_flag=True, help="Confirm the plan non-interactively.")
-@click.option("--continue", "more", type=int, help="Allow N more attempts after a met count rule (the default rule asks).")
+@click.option(
+    "--continue", "more", type=int, help="Allow N more attempts after a met count rule (the default rule asks)."
+)
 @click.option("--workers", type=int, default=1, show_default=True, help="Experiments in flight at once.")
 @repo_option
 @campaign_option
@@ -316,8 +355,13 @@ def report(html, png, markdown, repo, campaign_name, as_json):
 
 
 @main.command()
-@click.option("--from", "sources", multiple=True, metavar="best|BRANCH",
-              help="The keeps to carry (repeatable; default: best); each brings the keeps it was built on.")
+@click.option(
+    "--from",
+    "sources",
+    multiple=True,
+    metavar="best|BRANCH",
+    help="The keeps to carry (repeatable; default: best); each brings the keeps it was built on.",
+)
 @click.option("--branch", help="The new branch (default: <prefix>-final).")
 @repo_option
 @campaign_option
@@ -375,13 +419,18 @@ def smoke(sets, limit, repo, campaign_name, as_json):
     lines = [
         f"smoke run: {found['ended']} in {found['seconds']} s ({found['command']})",
         f"  log: {found['log_path']} ({'written' if found['log_written'] else 'EMPTY or missing'})",
-        f"  metric {metric['name']}: " + (f"{metric['value']:.6g} from {metric['source']}" if metric["value"] is not None
-                                         else f"not found ({metric['source']})"),
+        f"  metric {metric['name']}: "
+        + (
+            f"{metric['value']:.6g} from {metric['source']}"
+            if metric["value"] is not None
+            else f"not found ({metric['source']})"
+        ),
         f"  steps: {found['steps'] or 'no step headers'}"
         + (f", {found['seconds_per_step']} s per step (setup included)" if found["seconds_per_step"] else ""),
         *([f"  failure: {found['failure']}"] if found["failure"] else []),
         "  proved: " + "; ".join(found["proved"]),
-        "plumbing works (a smoke run proves the wiring, not an idea)" if found["succeeded"] and metric["value"] is not None
+        "plumbing works (a smoke run proves the wiring, not an idea)"
+        if found["succeeded"] and metric["value"] is not None
         else "plumbing problem: see the log",
     ]
     _emit(found, as_json, "\n".join(lines))
@@ -404,14 +453,20 @@ def preflight(repo, as_json, **options):
 
 def _preflight_lines(data: dict) -> list[str]:
     mark = {"pass": "[x]", "fail": "[ ]", "warning": "[!]", "unknown": "[?]"}
-    lines = [f"{mark[c['status']]} {c['item']}" + (f": {c['detail']}" if c["detail"] else "")
-             + (" (warning)" if c["status"] == "warning" else "") for c in data["checks"]]
+    lines = [
+        f"{mark[c['status']]} {c['item']}"
+        + (f": {c['detail']}" if c["detail"] else "")
+        + (" (warning)" if c["status"] == "warning" else "")
+        for c in data["checks"]
+    ]
     return [*lines, "preflight: ready" if data["ok"] else "preflight: blocked"]
 
 
 @main.command()
 @click.option("--proposer", "proposer_spec", default="catalog", show_default=True, help="As for 'autoresearch run'.")
-@click.option("--count", type=int, default=3, show_default=True, help="Hypotheses to show (at most what the stop rules allow).")
+@click.option(
+    "--count", type=int, default=3, show_default=True, help="Hypotheses to show (at most what the stop rules allow)."
+)
 @repo_option
 @click_options(PLAN)
 @json_option
@@ -435,10 +490,16 @@ def _campaign_or_request(repo: str | None, options: dict, command: str) -> Campa
 
 def _plan_text(data: dict) -> str:
     launcher, base = data["launcher"], data["baseline"]
-    lines = [data["text"], f"  launcher choice: {launcher['why']}", "  preflight:",
-             *(f"    {line}" for line in _preflight_lines(data["preflight"])),
-             "  baseline command:", f"    cd {base['cwd']}",
-             *(f"    export {k}={shlex.quote(v)}" for k, v in base["env"].items()), f"    {base['command']}"]
+    lines = [
+        data["text"],
+        f"  launcher choice: {launcher['why']}",
+        "  preflight:",
+        *(f"    {line}" for line in _preflight_lines(data["preflight"])),
+        "  baseline command:",
+        f"    cd {base['cwd']}",
+        *(f"    export {k}={shlex.quote(v)}" for k, v in base["env"].items()),
+        f"    {base['command']}",
+    ]
     if base["submitted"]:
         lines += ["  submitted as:", *(f"    {line}" for line in base["submitted"].splitlines())]
     return "\n".join(lines)
@@ -455,9 +516,13 @@ def recipes(ctx, repo, as_json):
     if ctx.invoked_subcommand:
         return
     found = api.recipes_data(_repo(repo))["recipes"]
-    lines = [f"{r['recipe']}  {r['algorithm']}  {r['entrypoint']}  {r['metric']} ({r['direction']})  "
-             f"{r['nodes']}n x {r['gpus_per_node']}g" if "error" not in r else f"{r['recipe']}  error: {r['error']}"
-             for r in found]
+    lines = [
+        f"{r['recipe']}  {r['algorithm']}  {r['entrypoint']}  {r['metric']} ({r['direction']})  "
+        f"{r['nodes']}n x {r['gpus_per_node']}g"
+        if "error" not in r
+        else f"{r['recipe']}  error: {r['error']}"
+        for r in found
+    ]
     _emit({"recipes": found}, as_json, "\n".join(lines))
 
 
@@ -495,8 +560,10 @@ def status(repo, campaign_name, as_json):
     data = api.status_data(engine)
     rows, top, st = engine.rows(), engine.best_row(), engine.status()
     left = data["remaining_seconds"]
-    lines = [f"campaign {c.name} ({c.prefix}/): {c.objective.direction} {c.objective.metric_name}",
-             f"  your branch: {data['current_branch'] or '(detached)'}"]
+    lines = [
+        f"campaign {c.name} ({c.prefix}/): {c.objective.direction} {c.objective.metric_name}",
+        f"  your branch: {data['current_branch'] or '(detached)'}",
+    ]
     if rows:
         last = rows[-1]
         shown = "crash" if last.status == "crash" else f"{last.metric_value:.6g} ({last.status})"
@@ -508,9 +575,12 @@ def status(repo, campaign_name, as_json):
         lines.append(f"  time left: {format_duration(left)}")
     lines += _base_text(data["base"], data["current_branch"])
     gpu = data["gpu_hours"]
-    lines.append(f"  GPU-hours: {gpu['used']:.3g}" + (f" of {gpu['budget']:g}" if gpu["budget"] else "")
-                 + (f" ({gpu['gpus_per_run']:g} GPU(s) per run)" if gpu["gpus_per_run"] else " (CPU-only runs: none)")
-                 + (f"; {data['pruned']} run(s) pruned" if data["pruned"] else ""))
+    lines.append(
+        f"  GPU-hours: {gpu['used']:.3g}"
+        + (f" of {gpu['budget']:g}" if gpu["budget"] else "")
+        + (f" ({gpu['gpus_per_run']:g} GPU(s) per run)" if gpu["gpus_per_run"] else " (CPU-only runs: none)")
+        + (f"; {data['pruned']} run(s) pruned" if data["pruned"] else "")
+    )
     lines.append(st.sentence)
     _emit(data, as_json, "\n".join(lines))
 
@@ -523,8 +593,10 @@ def _base_text(base: dict, branch: str | None) -> list[str]:
     if not base["commits_past"]:
         return [f"  base: {start}"]
     you = branch or "HEAD"
-    return [f"  base: {start}; your branch {you} is {base['commits_past']} commit(s) past it, which experiments do "
-            f"not have: build on them with 'autoresearch try NAME --parent {you}'"]
+    return [
+        f"  base: {start}; your branch {you} is {base['commits_past']} commit(s) past it, which experiments do "
+        f"not have: build on them with 'autoresearch try NAME --parent {you}'"
+    ]
 
 
 @main.group(invoke_without_command=True)
@@ -572,8 +644,11 @@ def rebuild(repo, campaign_name):
 def check(repo, campaign_name, as_json):
     """Report disagreements between the TSV, the git notes and the branches (exit 1 when there are any)."""
     problems = _engine(_load(repo, campaign_name), quiet=True).verify()
-    _emit({"consistent": not problems, "problems": problems}, as_json,
-          "\n".join(problems) if problems else "ledger, notes and branches agree")
+    _emit(
+        {"consistent": not problems, "problems": problems},
+        as_json,
+        "\n".join(problems) if problems else "ledger, notes and branches agree",
+    )
     sys.exit(1 if problems else 0)
 
 
@@ -625,24 +700,34 @@ def resume(report_only, proposer_spec, yes, repo, campaign_name, as_json):
     data = api.resume_data(engine)
     latest = data["latest"]
     shown = latest and ("" if latest["status"] == "crash" else f"{latest['metric_value']:.6g}")
-    text = "\n".join([
-        f"objective: {c.options.get('goal') or c.objective.direction + ' ' + c.objective.metric_name} ({c.objective.source})",
-        "stop rules: " + "; ".join(data["stop_rules"]),
-        f"current branch: {data['current_branch'] or '(detached)'}",
-        "latest result: " + (f"[{latest['index']}] {latest['branch']} {latest['status']} {shown}".rstrip()
-                             if latest else "none yet"),
-        data["stop"]["sentence"],
-        f"session notes: {data['handoff'] or 'none found'}",
-        *(f"mismatch: {p}" for p in data["mismatches"]),
-    ])
+    text = "\n".join(
+        [
+            f"objective: {c.options.get('goal') or c.objective.direction + ' ' + c.objective.metric_name} ({c.objective.source})",
+            "stop rules: " + "; ".join(data["stop_rules"]),
+            f"current branch: {data['current_branch'] or '(detached)'}",
+            "latest result: "
+            + (f"[{latest['index']}] {latest['branch']} {latest['status']} {shown}".rstrip() if latest else "none yet"),
+            data["stop"]["sentence"],
+            f"session notes: {data['handoff'] or 'none found'}",
+            *(f"mismatch: {p}" for p in data["mismatches"]),
+        ]
+    )
     _emit(data, as_json, text)
-    engine.checkpoint("recovery", f"resumed ({'report only' if report_only else 'continuing'}); "
-                      f"{len(data['mismatches'])} mismatches: " + "; ".join(data["mismatches"]))
+    engine.checkpoint(
+        "recovery",
+        f"resumed ({'report only' if report_only else 'continuing'}); "
+        f"{len(data['mismatches'])} mismatches: " + "; ".join(data["mismatches"]),
+    )
     if report_only:
         return
     engine.recover()
-    _run_loop(engine, proposer_spec or c.options.get("proposer", "catalog"), yes=yes, more=None,
-              workers=c.options.get("workers", 1))
+    _run_loop(
+        engine,
+        proposer_spec or c.options.get("proposer", "catalog"),
+        yes=yes,
+        more=None,
+        workers=c.options.get("workers", 1),
+    )
 
 
 @main.group()
@@ -651,8 +736,13 @@ def skill():
 
 
 @skill.command("install")
-@click.option("--into", type=click.Choice(["claude", "agents"]), default="claude", show_default=True,
-              help="claude: .claude/skills/autoresearch; agents: .agents/skills/autoresearch")
+@click.option(
+    "--into",
+    type=click.Choice(["claude", "agents"]),
+    default="claude",
+    show_default=True,
+    help="claude: .claude/skills/autoresearch; agents: .agents/skills/autoresearch",
+)
 @click.option("--force", is_flag=True, help="Replace a different SKILL.md already there.")
 @repo_option
 def skill_install(into, force, repo):

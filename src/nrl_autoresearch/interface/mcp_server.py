@@ -58,19 +58,36 @@ instructions with steer; call write_handoff before you stop; after a restart, re
 Every tool takes `repo` (a path in the repository; default: the server's working directory) and optionally
 `campaign` (default: the active one)."""
 
-Repo = Annotated[str, Field(description="Path of the git repository (or any folder inside it); default: the server's "
-                                        "working directory. Absolute is safest.")]
+Repo = Annotated[
+    str,
+    Field(
+        description="Path of the git repository (or any folder inside it); default: the server's "
+        "working directory. Absolute is safest."
+    ),
+]
 CampaignName = Annotated[str | None, Field(description="Campaign name; default: the active campaign.")]
 ExperimentName = Annotated[str, Field(description="Experiment name; the branch is <prefix>/<name>.")]
-Parent = Annotated[str, Field(description="What it branches from: baseline, best (the best keep), an experiment or a branch.")]
+Parent = Annotated[
+    str, Field(description="What it branches from: baseline, best (the best keep), an experiment or a branch.")
+]
 Description = Annotated[str, Field(description="One line: what this hypothesis tests and why.")]
-ProposerSpec = Annotated[str, Field(
-    description="catalog (open-ended, low risk first) or queue:FILE (hypotheses to test; FILE relative to repo).")]
+ProposerSpec = Annotated[
+    str,
+    Field(
+        description="catalog (open-ended, low risk first) or queue:FILE (hypotheses to test; FILE relative to repo)."
+    ),
+]
 Workers = Annotated[int, Field(ge=1, description="Experiments in flight at once.")]
-More = Annotated[int | None, Field(ge=1, description="Allow N more attempts past a met count rule (the person agreed).")]
+More = Annotated[
+    int | None, Field(ge=1, description="Allow N more attempts past a met count rule (the person agreed).")
+]
 LauncherName = Annotated[Literal[tuple(LAUNCHERS)], Field(description="Where runs execute.")]  # type: ignore[valid-type]
-LauncherOptions = Annotated[dict[str, str] | None, Field(
-    description="Launcher settings, e.g. {'partition': 'gpu', 'account': 'a'} or {'address': 'http://head:8265'}.")]
+LauncherOptions = Annotated[
+    dict[str, str] | None,
+    Field(
+        description="Launcher settings, e.g. {'partition': 'gpu', 'account': 'a'} or {'address': 'http://head:8265'}."
+    ),
+]
 Result = dict[str, Any]
 
 
@@ -85,24 +102,36 @@ def init_campaign(repo: Repo = ".", **arguments: Any) -> Result:
 
 # its arguments: repo, then the campaign's options (options.py)
 init_campaign.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-    [inspect.Parameter("repo", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=".", annotation=Repo),
-     *tool_parameters(INIT_TOOL)], return_annotation=Result)
+    [
+        inspect.Parameter("repo", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=".", annotation=Repo),
+        *tool_parameters(INIT_TOOL),
+    ],
+    return_annotation=Result,
+)
 
 
 def create_demo(
     dir: Annotated[str, Field(description="Where to create the demo repository (a new or empty folder).")],
-    experiments: Annotated[int | None, Field(
-        ge=1, description="Experiments after the baseline; default: three, then ask.")] = None,
+    experiments: Annotated[
+        int | None, Field(ge=1, description="Experiments after the baseline; default: three, then ask.")
+    ] = None,
     launcher: LauncherName = "local",  # type: ignore[valid-type]  # the launchers' names, read at import
     launcher_options: LauncherOptions = None,
-    baseline_repeats: Annotated[int | None, Field(
-        ge=1, description="Baseline runs that measure the spread; default: as for init_campaign.")] = None,
+    baseline_repeats: Annotated[
+        int | None, Field(ge=1, description="Baseline runs that measure the spread; default: as for init_campaign.")
+    ] = None,
 ) -> Result:
     """Create a tiny NeMo-RL-shaped GRPO project as a fresh git repository, with a campaign on its recipe
     (runs take seconds on a CPU). Nothing runs yet: continue with plan, run_baseline and try_experiment."""
-    return api.init_data(api.create_demo(Path(dir).expanduser().resolve(), experiments=experiments, launcher=launcher,
-                                         launcher_options=_options(launcher_options),
-                                         baseline_repeats=baseline_repeats))
+    return api.init_data(
+        api.create_demo(
+            Path(dir).expanduser().resolve(),
+            experiments=experiments,
+            launcher=launcher,
+            launcher_options=_options(launcher_options),
+            baseline_repeats=baseline_repeats,
+        )
+    )
 
 
 def _options(options: dict[str, str] | None) -> tuple[str, ...]:
@@ -142,14 +171,24 @@ def resume_report(repo: Repo = ".", campaign: CampaignName = None) -> Result:
     return data
 
 
-def plan(repo: Repo = ".", proposer: ProposerSpec = "catalog", workers: Workers = 1, more: More = None,
-         campaign: CampaignName = None) -> Result:
+def plan(
+    repo: Repo = ".",
+    proposer: ProposerSpec = "catalog",
+    workers: Workers = 1,
+    more: More = None,
+    campaign: CampaignName = None,
+) -> Result:
     """The plan run_loop would follow (recipe, objective, stop monitors, proposer, first hypotheses), for the
     person to confirm. Creates nothing."""
     engine = _engine(repo, campaign)
     _, text, first = api.loop_plan(engine, _proposer(repo, proposer), workers, more)
-    return {"plan": text, "monitors": engine.campaign.rules.monitors(), "first_hypotheses": first,
-            "baseline_recorded": bool(engine.baseline_rows()), "stop": _stop(engine)}
+    return {
+        "plan": text,
+        "monitors": engine.campaign.rules.monitors(),
+        "first_hypotheses": first,
+        "baseline_recorded": bool(engine.baseline_rows()),
+        "stop": _stop(engine),
+    }
 
 
 # -- running -----------------------------------------------------------------------------------------------------
@@ -160,8 +199,13 @@ async def run_baseline(repo: Repo = ".", campaign: CampaignName = None, *, ctx: 
     return await _experiment(ctx, engine, engine.baseline)
 
 
-def new_experiment(name: ExperimentName, repo: Repo = ".", description: Description = "", parent: Parent = "baseline",
-                   campaign: CampaignName = None) -> Result:
+def new_experiment(
+    name: ExperimentName,
+    repo: Repo = ".",
+    description: Description = "",
+    parent: Parent = "baseline",
+    campaign: CampaignName = None,
+) -> Result:
     """Create the branch <prefix>/NAME and its worktree for hand edits; edit files there, then call
     try_experiment with the returned name to commit and run them."""
     validate_name(name)
@@ -174,21 +218,32 @@ def new_experiment(name: ExperimentName, repo: Repo = ".", description: Descript
 async def try_experiment(
     name: ExperimentName,
     repo: Repo = ".",
-    set: Annotated[dict[str, str] | None, Field(
-        description="Dotted-key changes, e.g. {'policy.optimizer.kwargs.lr': '1.0e-2'}; values are YAML text.")] = None,
+    set: Annotated[
+        dict[str, str] | None,
+        Field(description="Dotted-key changes, e.g. {'policy.optimizer.kwargs.lr': '1.0e-2'}; values are YAML text."),
+    ] = None,
     patch: Annotated[str | None, Field(description="A diff file to apply, relative to the repository.")] = None,
     description: Description = "",
     parent: Parent = "baseline",
-    repeats: Annotated[int | None, Field(
-        ge=1, description="Runs with different seeds, judged on their mean; default: the campaign's.")] = None,
+    repeats: Annotated[
+        int | None, Field(ge=1, description="Runs with different seeds, judged on their mean; default: the campaign's.")
+    ] = None,
     campaign: CampaignName = None,
     *,
     ctx: Context,
 ) -> Result:
     """Run one hypothesis on <prefix>/NAME: branch from the parent, apply the change, commit, run, judge against
     the parent's result. Returns the ledger row (keep/discard/crash) and the stop sentence."""
-    hypothesis = validated(Hypothesis(name=name, description=description, parent=parent, sets=dict(set or {}),
-                                      patch=str((_path(repo) / patch).resolve()) if patch else None, repeats=repeats))
+    hypothesis = validated(
+        Hypothesis(
+            name=name,
+            description=description,
+            parent=parent,
+            sets=dict(set or {}),
+            patch=str((_path(repo) / patch).resolve()) if patch else None,
+            repeats=repeats,
+        )
+    )
     engine = _engine(repo, campaign)
     return await _experiment(ctx, engine, lambda: engine.try_(hypothesis))
 
@@ -196,13 +251,19 @@ async def try_experiment(
 async def run_loop(
     repo: Repo = ".",
     proposer: ProposerSpec = "catalog",
-    steps: Annotated[int | None, Field(
-        ge=1, description="Run at most N hypotheses in this call (a missing baseline runs first, uncounted); "
-                          "default: until a stop rule is met.")] = None,
+    steps: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            description="Run at most N hypotheses in this call (a missing baseline runs first, uncounted); "
+            "default: until a stop rule is met.",
+        ),
+    ] = None,
     workers: Workers = 1,
     more: More = None,
-    confirm: Annotated[bool, Field(
-        description="True once the person approved the plan (see the plan tool); without it nothing runs.")] = False,
+    confirm: Annotated[
+        bool, Field(description="True once the person approved the plan (see the plan tool); without it nothing runs.")
+    ] = False,
     campaign: CampaignName = None,
     *,
     ctx: Context,
@@ -213,21 +274,33 @@ async def run_loop(
     engine = _engine(repo, campaign)
     loop = SessionLoop(engine, _proposer(repo, proposer), workers=workers, more=more)
     if not confirm:
-        raise UsageError("the plan needs the person's confirmation; nothing was created. Show them this plan, then "
-                         "call run_loop again with confirm=true:\n" + loop.plan)
+        raise UsageError(
+            "the plan needs the person's confirmation; nothing was created. Show them this plan, then "
+            "call run_loop again with confirm=true:\n" + loop.plan
+        )
     loop.start()
     before = len(engine.rows())
     progress = _Progress(ctx, engine)
     ending = await _in_thread(engine, lambda: loop.run(max_runs=steps))
-    return {"rows": [r.to_dict() for r in engine.rows()[before:]], "stop": _stop(engine), "summary": ending.summary,
-            "report": _paths(ending.report), "progress": progress.lines}
+    return {
+        "rows": [r.to_dict() for r in engine.rows()[before:]],
+        "stop": _stop(engine),
+        "summary": ending.summary,
+        "report": _paths(ending.report),
+        "progress": progress.lines,
+    }
 
 
 # -- reporting and session memory --------------------------------------------------------------------------------
-def finalize(repo: Repo = ".", keeps: Annotated[list[str] | None, Field(
-                 description="'best' or experiment names; each brings the keeps it was built on. Default: best.")] = None,
-             branch: Annotated[str | None, Field(description="The new branch; default <prefix>-final.")] = None,
-             campaign: CampaignName = None) -> Result:
+def finalize(
+    repo: Repo = ".",
+    keeps: Annotated[
+        list[str] | None,
+        Field(description="'best' or experiment names; each brings the keeps it was built on. Default: best."),
+    ] = None,
+    branch: Annotated[str | None, Field(description="The new branch; default <prefix>-final.")] = None,
+    campaign: CampaignName = None,
+) -> Result:
     """Replay the chosen keeps as clean commits on a new branch from the person's current branch and write PR.md
     with the evidence; the person's tree, index and branch are untouched. On a conflict nothing is created and
     `conflict` says which files: report it to the person, do not resolve it by guessing."""
@@ -243,19 +316,29 @@ def report(repo: Repo = ".", campaign: CampaignName = None) -> Result:
     return {**_paths(written), "summary": written["markdown"].read_text()}
 
 
-def steer(text: Annotated[str, Field(description="The person's follow-up instruction, in their words.")],
-          repo: Repo = ".", replace_objective: Annotated[bool, Field(
-              description="True only when the person explicitly replaces the objective.")] = False,
-          campaign: CampaignName = None) -> Result:
+def steer(
+    text: Annotated[str, Field(description="The person's follow-up instruction, in their words.")],
+    repo: Repo = ".",
+    replace_objective: Annotated[
+        bool, Field(description="True only when the person explicitly replaces the objective.")
+    ] = False,
+    campaign: CampaignName = None,
+) -> Result:
     """Record a follow-up instruction: additive (the objective stays) unless replace_objective; proposers read it."""
     engine = _engine(repo, campaign)
     engine.steer(text, replace_objective=replace_objective)
-    objective = engine.campaign.options.get("goal") or f"{engine.campaign.objective.direction} {engine.campaign.objective.metric_name}"
+    objective = (
+        engine.campaign.options.get("goal")
+        or f"{engine.campaign.objective.direction} {engine.campaign.objective.metric_name}"
+    )
     return {"recorded": text, "replace_objective": replace_objective, "objective": objective}
 
 
-def write_handoff(repo: Repo = ".", note: Annotated[str, Field(description="What whoever continues must know.")] = "handoff",
-                  campaign: CampaignName = None) -> Result:
+def write_handoff(
+    repo: Repo = ".",
+    note: Annotated[str, Field(description="What whoever continues must know.")] = "handoff",
+    campaign: CampaignName = None,
+) -> Result:
     """Checkpoint the session notes now and return handoff.md: what whoever continues reads first."""
     engine = _engine(repo, campaign)
     engine.checkpoint("handoff", note)
@@ -348,6 +431,7 @@ class _Progress:
 def _refusing(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The tool as a coroutine (a plain function runs in a worker thread, off the event loop) whose refusals become
     error results with their one clear message; a met stop rule's message is the stop sentence."""
+
     @functools.wraps(fn)
     async def run(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -356,13 +440,37 @@ def _refusing(fn: Callable[..., Any]) -> Callable[..., Any]:
             return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
         except (UsageError, StopConditionMet, BaselineCrashed, Fault) as err:
             raise ToolError(str(err)) from None
+
     return run
 
 
-TOOLS: list[Callable[..., Any]] = [init_campaign, create_demo, recipes, preflight, plan, run_baseline, new_experiment, try_experiment, run_loop,
-         status, ledger, report, steer, write_handoff, resume_report, finalize]
-OUTPUT_SCHEMAS = {"init_campaign": "init", "create_demo": "init", "recipes": "recipes", "preflight": "preflight",
-                  "status": "status", "ledger": "ledger", "resume_report": "resume"}
+TOOLS: list[Callable[..., Any]] = [
+    init_campaign,
+    create_demo,
+    recipes,
+    preflight,
+    plan,
+    run_baseline,
+    new_experiment,
+    try_experiment,
+    run_loop,
+    status,
+    ledger,
+    report,
+    steer,
+    write_handoff,
+    resume_report,
+    finalize,
+]
+OUTPUT_SCHEMAS = {
+    "init_campaign": "init",
+    "create_demo": "init",
+    "recipes": "recipes",
+    "preflight": "preflight",
+    "status": "status",
+    "ledger": "ledger",
+    "resume_report": "resume",
+}
 READ_ONLY = {"recipes", "preflight", "plan", "status", "ledger"}
 
 
@@ -404,8 +512,12 @@ def _tool(fn: Callable[..., Any]) -> Tool:
 
 
 def build_server() -> MCPServer:
-    return MCPServer("autoresearch", version=metadata.version("nrl-autoresearch"), instructions=INSTRUCTIONS,
-                     tools=[_tool(fn) for fn in TOOLS])
+    return MCPServer(
+        "autoresearch",
+        version=metadata.version("nrl-autoresearch"),
+        instructions=INSTRUCTIONS,
+        tools=[_tool(fn) for fn in TOOLS],
+    )
 
 
 def serve() -> None:

@@ -72,21 +72,42 @@ class Option:
 
 
 CAMPAIGN: tuple[Option, ...] = (
-    Option("command", str, "Any training command, e.g. \"python train.py --epochs 3\" (or give a recipe)."),
+    Option("command", str, 'Any training command, e.g. "python train.py --epochs 3" (or give a recipe).'),
     Option("recipe", str, "A NeMo-RL recipe YAML, relative to the repository (see 'autoresearch recipes')."),
     Option("entrypoint", str, "NeMo-RL entrypoint (default: chosen from the recipe like NeMo-RL's test suites)."),
-    Option("runner", str, "What runs the NeMo-RL entrypoint (default: uv run, or what NeMo-RL's test script for "
-                          "the recipe uses, ${NRL_PYTHON:-python})."),
-    Option("metric", str, "Objective metric name (default for a recipe: its checkpointing.metric_name); "
-                          "KIND:NAME (wandb:val/acc) also names its source."),
-    Option("maximize", bool, "Whether higher is better (default for a recipe: its own direction).", off="--minimize",
-           tool_help="True when higher is better; default: the recipe's own direction."),
-    Option("metric_source", str, "tensorboard:TAG | regex:PATTERN | line:KEY | jsonl:FIELD | nemo-rl:METRIC | mlflow:METRIC | "
-                                 "wandb:KEY"),
+    Option(
+        "runner",
+        str,
+        "What runs the NeMo-RL entrypoint (default: uv run, or what NeMo-RL's test script for "
+        "the recipe uses, ${NRL_PYTHON:-python}).",
+    ),
+    Option(
+        "metric",
+        str,
+        "Objective metric name (default for a recipe: its checkpointing.metric_name); "
+        "KIND:NAME (wandb:val/acc) also names its source.",
+    ),
+    Option(
+        "maximize",
+        bool,
+        "Whether higher is better (default for a recipe: its own direction).",
+        off="--minimize",
+        tool_help="True when higher is better; default: the recipe's own direction.",
+    ),
+    Option(
+        "metric_source",
+        str,
+        "tensorboard:TAG | regex:PATTERN | line:KEY | jsonl:FIELD | nemo-rl:METRIC | mlflow:METRIC | wandb:KEY",
+    ),
     Option("aggregate", str, " | ".join(AGGREGATES), default=AGGREGATES[0]),
     Option("params_file", str, "YAML/JSON/TOML file in the repo that the command reads; --set edits it."),
-    Option("set_style", str, "'flags' appends --set KEY=VALUE as '--KEY VALUE' (recorded in a committed file).",
-           default="file", choices=("file", "flags")),
+    Option(
+        "set_style",
+        str,
+        "'flags' appends --set KEY=VALUE as '--KEY VALUE' (recorded in a committed file).",
+        default="file",
+        choices=("file", "flags"),
+    ),
     Option("prefix", str, "Branch prefix (default autoresearch/<date>-<campaign>)."),
     Option("name", str, "Campaign name (default: the prefix's last part).", flag="--campaign", tool_name="campaign"),
     Option("max_experiments", int, "Stop after N attempted rows (baseline and crashes count).", minimum=1),
@@ -95,46 +116,113 @@ CAMPAIGN: tuple[Option, ...] = (
     Option("target", str, "Stop when the objective reaches it, e.g. 'val:accuracy>=0.8'."),
     Option("stop", str, "All in one sentence: '50 experiments or 10h total, 1h each'."),
     Option("min_delta", float, "Smallest gain that counts as a keep.", default=0.0, minimum=0),
-    Option("launcher", str, "Where runs happen; auto: local when the GPUs are here, else Slurm, Kubernetes or Ray.",
-           default=CHOICES[0], choices=CHOICES),
-    Option("launcher_options", str, "A launcher setting, e.g. -L partition=gpu -L account=a, -L mode=interactive, "
-                                    "-L address=http://h:8265.",
-           pairs=True, flag="--launcher-option", short="-L", metavar="KEY=VALUE",
-           tool_help="Launcher settings, e.g. {'partition': 'gpu', 'account': 'a'} or {'address': 'http://head:8265'}."),
+    Option(
+        "launcher",
+        str,
+        "Where runs happen; auto: local when the GPUs are here, else Slurm, Kubernetes or Ray.",
+        default=CHOICES[0],
+        choices=CHOICES,
+    ),
+    Option(
+        "launcher_options",
+        str,
+        "A launcher setting, e.g. -L partition=gpu -L account=a, -L mode=interactive, -L address=http://h:8265.",
+        pairs=True,
+        flag="--launcher-option",
+        short="-L",
+        metavar="KEY=VALUE",
+        tool_help="Launcher settings, e.g. {'partition': 'gpu', 'account': 'a'} or {'address': 'http://head:8265'}.",
+    ),
     Option("grace", str, "Time between SIGTERM and SIGKILL when a run is stopped.", default=format_duration(GRACE_S)),
-    Option("gpus_per_experiment", int, "Disjoint GPU sets (CUDA_VISIBLE_DEVICES) for local experiments run in parallel.",
-           default=0, minimum=0),
-    Option("baseline_repeats", int, "Run the baseline K times with different seeds to measure the run-to-run spread "
-                                    "(default: 6, 4 or 2, the most that cost at most a quarter of the budget, when the "
-                                    "seed can vary; else 1).", minimum=1),
-    Option("repeats", int, "Run every hypothesis K times with different seeds and judge the mean.", default=1, minimum=1),
-    Option("z", float, f"The keep bar's one-sided normal quantile at each look: {Z_DEFAULT} lets 4% of null changes "
-                       "through (about 5% over the looks; Student's t for the spread's degrees of freedom).",
-           default=Z_DEFAULT, minimum=0, above=True),
-    Option("sequential", bool, "Judge single runs in looks: a promising run gets up to two more with other seeds "
-                               "before its verdict.", default=True),
+    Option(
+        "gpus_per_experiment",
+        int,
+        "Disjoint GPU sets (CUDA_VISIBLE_DEVICES) for local experiments run in parallel.",
+        default=0,
+        minimum=0,
+    ),
+    Option(
+        "baseline_repeats",
+        int,
+        "Run the baseline K times with different seeds to measure the run-to-run spread "
+        "(default: 6, 4 or 2, the most that cost at most a quarter of the budget, when the "
+        "seed can vary; else 1).",
+        minimum=1,
+    ),
+    Option(
+        "repeats", int, "Run every hypothesis K times with different seeds and judge the mean.", default=1, minimum=1
+    ),
+    Option(
+        "z",
+        float,
+        f"The keep bar's one-sided normal quantile at each look: {Z_DEFAULT} lets 4% of null changes "
+        "through (about 5% over the looks; Student's t for the spread's degrees of freedom).",
+        default=Z_DEFAULT,
+        minimum=0,
+        above=True,
+    ),
+    Option(
+        "sequential",
+        bool,
+        "Judge single runs in looks: a promising run gets up to two more with other seeds before its verdict.",
+        default=True,
+    ),
     Option("confirm", bool, "Re-run each new best keep with another seed before building on it.", default=False),
-    Option("seed_flag", str, "For --command: the flag that sets the seed, for repeats (--seed, or seed: the dashes "
-                             "are added)."),
-    Option("protected", str, "Files hypotheses must not change (the evaluation and metric code); agents are refused "
-                             "them.", repeatable=True, flag="--protect", metavar="GLOB",
-           tool_help="Globs of files hypotheses must not change (evaluation and metric code)."),
+    Option(
+        "seed_flag",
+        str,
+        "For --command: the flag that sets the seed, for repeats (--seed, or seed: the dashes are added).",
+    ),
+    Option(
+        "protected",
+        str,
+        "Files hypotheses must not change (the evaluation and metric code); agents are refused them.",
+        repeatable=True,
+        flag="--protect",
+        metavar="GLOB",
+        tool_help="Globs of files hypotheses must not change (evaluation and metric code).",
+    ),
     Option("brev", bool, "Brev layout: outputs and caches on the volume (default: detected).", off="--no-brev"),
     Option("brev_volume", str, "The Brev volume.", default=str(EPHEMERAL)),
-    Option("seed_base", int, "Run k >= 2 of a configuration uses seed BASE + k - 1 (the same seeds for every "
-                             "configuration).", default=SEED_BASE),
-    Option("stall", str, "End a run with no new output, step or metric point for this long (a crash); auto: the "
-                         "larger of 30m and 5x the longest gap between steps; off.", default="auto"),
+    Option(
+        "seed_base",
+        int,
+        "Run k >= 2 of a configuration uses seed BASE + k - 1 (the same seeds for every configuration).",
+        default=SEED_BASE,
+    ),
+    Option(
+        "stall",
+        str,
+        "End a run with no new output, step or metric point for this long (a crash); auto: the "
+        "larger of 30m and 5x the longest gap between steps; off.",
+        default="auto",
+    ),
     Option("prune", bool, "End a run whose curve is clearly worse than the reference's (a discard).", default=False),
-    Option("screen", float, "Run each new hypothesis for this share of the steps first (0 < SHARE < 1); promote to a "
-                            "full run only those within noise of the best at the same step (both are rows).",
-           minimum=0, above=True, metavar="SHARE"),
+    Option(
+        "screen",
+        float,
+        "Run each new hypothesis for this share of the steps first (0 < SHARE < 1); promote to a "
+        "full run only those within noise of the best at the same step (both are rows).",
+        minimum=0,
+        above=True,
+        metavar="SHARE",
+    ),
     Option("gpu_hours", float, "GPU-hour budget (elapsed x GPUs held; CPU-only runs use none).", minimum=0, above=True),
-    Option("notify", str, "A webhook (Slack-compatible JSON POST) told of the baseline, each new best, stopped runs "
-                          "and the end (repeatable); a URL that carries a credential is given as env:NAME, the "
-                          "variable holding it.", repeatable=True, metavar="env:NAME|URL"),
-    Option("mlflow", str, "Log every row as an MLflow run in an experiment named after the campaign (needs the "
-                          "mlflow extra).", metavar="URI"),
+    Option(
+        "notify",
+        str,
+        "A webhook (Slack-compatible JSON POST) told of the baseline, each new best, stopped runs "
+        "and the end (repeatable); a URL that carries a credential is given as env:NAME, the "
+        "variable holding it.",
+        repeatable=True,
+        metavar="env:NAME|URL",
+    ),
+    Option(
+        "mlflow",
+        str,
+        "Log every row as an MLflow run in an experiment named after the campaign (needs the mlflow extra).",
+        metavar="URI",
+    ),
 )
 
 
@@ -153,6 +241,7 @@ def request_of(command: str, schema: Iterable[Option] = CAMPAIGN) -> Callable[[t
             setattr(cls, o.name, field(default=o.empty()))
         cls.__post_init__ = lambda self: validate(options, self)  # type: ignore[attr-defined]
         return dataclass(frozen=True)(cls)
+
     return build
 
 
@@ -192,8 +281,13 @@ def click_options(command: str, schema: Iterable[Option] = CAMPAIGN) -> Callable
             return {"is_flag": True, "default": o.default, "show_default": o.default}
         kind = click.Choice(o.choices) if o.choices else o.kind
         shown = o.default is not None and not o.many
-        return {"type": kind, "default": o.default if shown else None, "show_default": shown,
-                "multiple": o.many, "metavar": o.metavar}
+        return {
+            "type": kind,
+            "default": o.default if shown else None,
+            "show_default": shown,
+            "multiple": o.many,
+            "metavar": o.metavar,
+        }
 
     def decls(o: Option) -> list[str]:
         if o.kind is bool and (o.default is None or o.default is True):
@@ -205,6 +299,7 @@ def click_options(command: str, schema: Iterable[Option] = CAMPAIGN) -> Callable
         for o in reversed(used_by(command, schema)):
             f = click.option(*decls(o), help=o.help, **params(o))(f)
         return f
+
     return apply
 
 
@@ -220,8 +315,9 @@ def tool_parameters(command: str, schema: Iterable[Option] = CAMPAIGN) -> list[i
 
     found = []
     for o in used_by(command, schema):
-        described = Field(description=o.tool_help or o.help, gt=o.minimum if o.above else None,
-                          ge=None if o.above else o.minimum)
+        described = Field(
+            description=o.tool_help or o.help, gt=o.minimum if o.above else None, ge=None if o.above else o.minimum
+        )
         hint = Annotated[_tool_type(o), described]  # type: ignore[valid-type]
         default = None if o.many else o.default
         found.append(inspect.Parameter(o.tool_arg, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=hint))

@@ -76,13 +76,18 @@ def choose(gpus_needed: int, options: dict) -> tuple[str, str]:
         return "k8s", f"{lacking}; nrl-k8s is available"
     if options.get("address"):
         return "ray", f"{lacking}; a Ray address is configured"
-    raise UsageError(f"no launcher can run this campaign: {lacking}, and there is no sbatch, no nrl-k8s and no Ray "
-                     "address (--launcher-option address=http://HEAD:8265); choose one with --launcher")
+    raise UsageError(
+        f"no launcher can run this campaign: {lacking}, and there is no sbatch, no nrl-k8s and no Ray "
+        "address (--launcher-option address=http://HEAD:8265); choose one with --launcher"
+    )
 
 
 def slurm_answers(timeout_s: float = 15.0) -> bool:
     """Whether `sinfo` reaches the controller: sbatch on PATH alone does not mean jobs can be submitted."""
     try:
-        return subprocess.run(["sinfo", "--noheader", "--summarize"], capture_output=True, timeout=timeout_s).returncode == 0
+        return (
+            subprocess.run(["sinfo", "--noheader", "--summarize"], capture_output=True, timeout=timeout_s).returncode
+            == 0
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False

@@ -33,8 +33,13 @@ from nrl_autoresearch.core.redact import SECRET_REF, redact
 from nrl_autoresearch.launchers.local import GRACE_S
 
 RUN_LABEL = "autoresearch/run"
-_RAY_STATES = {"PENDING": JobState.PENDING, "RUNNING": JobState.RUNNING, "SUCCEEDED": JobState.COMPLETED,
-               "FAILED": JobState.FAILED, "STOPPED": JobState.CANCELLED}
+_RAY_STATES = {
+    "PENDING": JobState.PENDING,
+    "RUNNING": JobState.RUNNING,
+    "SUCCEEDED": JobState.COMPLETED,
+    "FAILED": JobState.FAILED,
+    "STOPPED": JobState.CANCELLED,
+}
 
 
 class KubernetesError(RuntimeError):
@@ -92,8 +97,14 @@ def job_status(items: list[dict]) -> KubeStatus | None:
     pods = [i for i in items if i.get("kind") == "Pod"]
     container: dict = next(iter((pods[-1].get("status") or {}).get("containerStatuses") or []), {}) if pods else {}
     ran = {**(container.get("state") or {}).get("running", {}), **(container.get("state") or {}).get("terminated", {})}
-    condition = next((c for c in (job.get("status") or {}).get("conditions", [])
-                      if c.get("type") in ("Complete", "Failed") and c.get("status") == "True"), None)
+    condition = next(
+        (
+            c
+            for c in (job.get("status") or {}).get("conditions", [])
+            if c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        ),
+        None,
+    )
     if condition is None:
         state = JobState.RUNNING if ran.get("startedAt") else JobState.PENDING
     elif condition["type"] == "Complete":
@@ -106,8 +117,14 @@ def job_status(items: list[dict]) -> KubeStatus | None:
     if ran.get("exitCode"):
         reason += f" exit {ran['exitCode']}" + (f" ({ran['reason']})" if ran.get("reason") else "")
     end = _epoch(ran.get("finishedAt") or (condition or {}).get("lastTransitionTime"))
-    return KubeStatus(state, ran.get("exitCode"), reason.strip(), _epoch(job["metadata"].get("creationTimestamp")),
-                      _epoch(ran.get("startedAt")), end if condition else None)
+    return KubeStatus(
+        state,
+        ran.get("exitCode"),
+        reason.strip(),
+        _epoch(job["metadata"].get("creationTimestamp")),
+        _epoch(ran.get("startedAt")),
+        end if condition else None,
+    )
 
 
 def rayjob_status(rayjob: dict) -> KubeStatus:
@@ -119,8 +136,14 @@ def rayjob_status(rayjob: dict) -> KubeStatus:
     message = (status.get("message") or "").strip().splitlines()[:1]
     reason = "" if not state.finished else f"rayjob {status.get('jobStatus') or status.get('jobDeploymentStatus')}"
     reason += f": {message[0]}" if message and state.finished else ""
-    return KubeStatus(state, None, reason, _epoch(rayjob["metadata"].get("creationTimestamp")),
-                      _epoch(status.get("startTime")), _epoch(status.get("endTime")) if state.finished else None)
+    return KubeStatus(
+        state,
+        None,
+        reason,
+        _epoch(rayjob["metadata"].get("creationTimestamp")),
+        _epoch(status.get("startTime")),
+        _epoch(status.get("endTime")) if state.finished else None,
+    )
 
 
 class LogFollower:
@@ -129,8 +152,9 @@ class LogFollower:
 
     def __init__(self, argv: list[str], path: Path, cwd: Path | None):
         with open(path, "w") as out:
-            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                                         cwd=cwd, start_new_session=True)
+            self.proc = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, cwd=cwd, start_new_session=True
+            )
 
     def finish(self, timeout_s: float) -> None:
         try:
@@ -143,8 +167,16 @@ class LogFollower:
 class KubeRun(PolledJob):
     """What both kinds of run share: polling the object, the limit, cancelling, the log follower."""
 
-    def __init__(self, launcher: KubernetesLauncher, name: str, *, log_path: Path, command: str, cwd: Path,
-                 timeout_s: float | None):
+    def __init__(
+        self,
+        launcher: KubernetesLauncher,
+        name: str,
+        *,
+        log_path: Path,
+        command: str,
+        cwd: Path,
+        timeout_s: float | None,
+    ):
         super().__init__()
         self.launcher = launcher
         self.job_id = name
@@ -171,8 +203,13 @@ class KubeRun(PolledJob):
             self._follower.finish(self.launcher.grace_s)
 
     def handle(self) -> dict:
-        return {"name": self.job_id, "log_path": str(self.log_path), "command": self.command, "cwd": str(self.cwd),
-                "timeout_s": self.timeout_s}
+        return {
+            "name": self.job_id,
+            "log_path": str(self.log_path),
+            "command": self.command,
+            "cwd": str(self.cwd),
+            "timeout_s": self.timeout_s,
+        }
 
     def result(self) -> JobResult:
         status = self._status
@@ -248,10 +285,21 @@ class RayJobRun(KubeRun):
 class KubernetesLauncher(Launcher):
     """Kubernetes, through nrl-k8s (RayJob per run) or plain batch/v1 Jobs."""
 
-    def __init__(self, image: str | None = None, namespace: str = "default", infra: str | None = None, gpus: int = 0,
-                 cpu: str | None = None, memory: str | None = None, volumes: tuple[str, ...] = (),
-                 nrl_k8s: str = "nrl-k8s", kubectl: str = "kubectl", secret: str | None = None, poll_s: float = 5.0,
-                 grace_s: float = GRACE_S):
+    def __init__(
+        self,
+        image: str | None = None,
+        namespace: str = "default",
+        infra: str | None = None,
+        gpus: int = 0,
+        cpu: str | None = None,
+        memory: str | None = None,
+        volumes: tuple[str, ...] = (),
+        nrl_k8s: str = "nrl-k8s",
+        kubectl: str = "kubectl",
+        secret: str | None = None,
+        poll_s: float = 5.0,
+        grace_s: float = GRACE_S,
+    ):
         """`volumes`: `SOURCE:MOUNT[:ro]`, a PersistentVolumeClaim name or an absolute host path. `secret`:
         the Secret whose keys fill `${NAME}` references of the command. `infra`: an nrl-k8s infra file
         (its namespace wins over `namespace`)."""
@@ -307,28 +355,50 @@ class KubernetesLauncher(Launcher):
         """`nrl-k8s run <recipe> --infra <infra> --rayjob --rayjob-name <name> --no-wait [overrides]`: the
         recipe is the command's `--config`, the overrides its `key=value` arguments."""
         recipe, overrides = _recipe_and_overrides(spec.argv)
-        return [self.nrl_k8s, "run", recipe, "--infra", str(self.infra), "--rayjob", "--rayjob-name", name,
-                "--no-wait", *map(omegaconf_escaped, overrides)]
+        return [
+            self.nrl_k8s,
+            "run",
+            recipe,
+            "--infra",
+            str(self.infra),
+            "--rayjob",
+            "--rayjob-name",
+            name,
+            "--no-wait",
+            *map(omegaconf_escaped, overrides),
+        ]
 
     def job_manifest(self, spec: RunSpec, name: str) -> dict:
         """A batch/v1 Job running the command once: no restart, no retry, the limit as a deadline."""
         if not self.image:
             raise UsageError("the k8s launcher runs a plain Job without nrl-k8s: give image=")
         labels = {RUN_LABEL: name}
-        pod: dict = {"restartPolicy": "Never", "terminationGracePeriodSeconds": math.ceil(self.grace_s),
-                     "containers": [self._container(spec)]}
+        pod: dict = {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": math.ceil(self.grace_s),
+            "containers": [self._container(spec)],
+        }
         if self.volumes:
             pod["volumes"] = [_volume(i, source) for i, (source, _, _) in enumerate(self.volumes)]
         job_spec: dict = {"backoffLimit": 0}
         if spec.timeout_s:
             job_spec["activeDeadlineSeconds"] = math.ceil(spec.timeout_s)
         job_spec["template"] = {"metadata": {"labels": dict(labels)}, "spec": pod}  # copies: no YAML anchors
-        return {"apiVersion": "batch/v1", "kind": "Job",
-                "metadata": {"name": name, "namespace": self.namespace, "labels": labels}, "spec": job_spec}
+        return {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": name, "namespace": self.namespace, "labels": labels},
+            "spec": job_spec,
+        }
 
     def _container(self, spec: RunSpec) -> dict:
-        container: dict = {"name": "run", "image": self.image, "command": [_pod_arg(a) for a in spec.argv],
-                           "workingDir": str(spec.cwd), "env": self._env(spec)}
+        container: dict = {
+            "name": "run",
+            "image": self.image,
+            "command": [_pod_arg(a) for a in spec.argv],
+            "workingDir": str(spec.cwd),
+            "env": self._env(spec),
+        }
         limits: dict[str, str | int] = {k: v for k, v in (("cpu", self.cpu), ("memory", self.memory)) if v}
         requests = dict(limits)
         if self.gpus:
@@ -336,25 +406,36 @@ class KubernetesLauncher(Launcher):
         if limits:
             container["resources"] = {"limits": limits, **({"requests": requests} if requests else {})}
         if self.volumes:
-            container["volumeMounts"] = [{"name": f"vol-{i}", "mountPath": mount, **({"readOnly": True} if ro else {})}
-                                         for i, (_, mount, ro) in enumerate(self.volumes)]
+            container["volumeMounts"] = [
+                {"name": f"vol-{i}", "mountPath": mount, **({"readOnly": True} if ro else {})}
+                for i, (_, mount, ro) in enumerate(self.volumes)
+            ]
         return container
 
     def _env(self, spec: RunSpec) -> list[dict]:
         names = sorted({name for arg in spec.argv for name in SECRET_REF.findall(arg)})
         if names and not self.secret:
-            raise UsageError(f"the command refers to {', '.join('${' + n + '}' for n in names)}: give secret=<a "
-                             "Kubernetes Secret holding them>, so their values never enter job.yaml")
+            raise UsageError(
+                f"the command refers to {', '.join('${' + n + '}' for n in names)}: give secret=<a "
+                "Kubernetes Secret holding them>, so their values never enter job.yaml"
+            )
         env = [{"name": k, "value": v} for k, v in {"PYTHONUNBUFFERED": "1", **spec.env}.items()]
         return env + [{"name": n, "valueFrom": {"secretKeyRef": {"name": self.secret, "key": n}}} for n in names]
 
     # -- the rest of the interface -----------------------------------------------------------------
     def reattach(self, handle: dict) -> KubeRun | None:
         """The run by its object's name, while the object exists."""
-        common: dict[str, Any] = {"log_path": Path(handle["log_path"]), "command": handle["command"], "cwd": Path(handle["cwd"]),
-                  "timeout_s": handle["timeout_s"]}
-        job = (RayJobRun(self, handle["name"], recipe=handle["recipe"], **common) if "recipe" in handle
-               else PodJob(self, handle["name"], **common))
+        common: dict[str, Any] = {
+            "log_path": Path(handle["log_path"]),
+            "command": handle["command"],
+            "cwd": Path(handle["cwd"]),
+            "timeout_s": handle["timeout_s"],
+        }
+        job = (
+            RayJobRun(self, handle["name"], recipe=handle["recipe"], **common)
+            if "recipe" in handle
+            else PodJob(self, handle["name"], **common)
+        )
         try:
             return job if job.read_status() else None
         except KubernetesError:
@@ -378,10 +459,10 @@ def _recipe_and_overrides(argv: list[str]) -> tuple[str, list[str]]:
     """The `--config <recipe>` of a NeMo-RL command and its Hydra overrides (`key=value`, `+key=`, `~key`)."""
     for i, arg in enumerate(argv):
         if arg == "--config" and i + 1 < len(argv):
-            recipe, rest = argv[i + 1], argv[i + 2:]
+            recipe, rest = argv[i + 1], argv[i + 2 :]
             break
         if arg.startswith("--config="):
-            recipe, rest = arg.split("=", 1)[1], argv[i + 1:]
+            recipe, rest = arg.split("=", 1)[1], argv[i + 1 :]
             break
     else:
         raise UsageError("nrl-k8s runs a NeMo-RL recipe: the command needs --config <recipe.yaml>")

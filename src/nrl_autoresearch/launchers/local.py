@@ -28,9 +28,20 @@ MASKER = [sys.executable, "-S", str(Path(__file__).resolve().parents[1] / "runne
 
 
 class LocalJob(Job):
-    def __init__(self, *, pid: int, create_time: float, log_path: Path, command: str, started_at: float,
-                 timeout_s: float | None, proc: subprocess.Popen | None = None, grace_s: float = GRACE_S,
-                 marker: str | None = None, masker: subprocess.Popen | None = None):
+    def __init__(
+        self,
+        *,
+        pid: int,
+        create_time: float,
+        log_path: Path,
+        command: str,
+        started_at: float,
+        timeout_s: float | None,
+        proc: subprocess.Popen | None = None,
+        grace_s: float = GRACE_S,
+        marker: str | None = None,
+        masker: subprocess.Popen | None = None,
+    ):
         self.pid = pid
         self.job_id = "none"
         self.log_path = log_path
@@ -62,7 +73,10 @@ class LocalJob(Job):
 
         reason = wait_loop(self, poll_s, stop_reason, pause=self._pause)
         if reason == "timeout":
-            self._end(JobState.TIMEOUT, f"timeout: exceeded the {exact_duration(self.timeout_s or 0)} limit; process tree killed")
+            self._end(
+                JobState.TIMEOUT,
+                f"timeout: exceeded the {exact_duration(self.timeout_s or 0)} limit; process tree killed",
+            )
         elif reason:
             self._end(JobState.CANCELLED, reason)
         self._reap_stragglers()
@@ -73,9 +87,15 @@ class LocalJob(Job):
         self._end(JobState.CANCELLED, reason)
 
     def handle(self) -> dict:
-        return {"pid": self.pid, "create_time": self._create_time, "log_path": str(self.log_path),
-                "command": self.command, "started_at": self.started_at, "timeout_s": self.timeout_s,
-                "marker": self.marker}
+        return {
+            "pid": self.pid,
+            "create_time": self._create_time,
+            "log_path": str(self.log_path),
+            "command": self.command,
+            "started_at": self.started_at,
+            "timeout_s": self.timeout_s,
+            "marker": self.marker,
+        }
 
     # -- internals -----------------------------------------------------------------------------------
     def _log_written(self) -> None:
@@ -221,19 +241,35 @@ class LocalLauncher(Launcher):
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, spec.gpus))
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         masker = subprocess.Popen(  # not marked as the run's: it ends by itself once the run's output has
-            [*MASKER, str(spec.log_path)], env={k: v for k, v in env.items() if k != reaper.RUN_MARKER},
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True)  # ended, and is never reaped
+            [*MASKER, str(spec.log_path)],
+            env={k: v for k, v in env.items() if k != reaper.RUN_MARKER},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # ended, and is never reaped
         assert masker.stdin is not None  # stdin=PIPE
         with masker.stdin as log:
             proc = subprocess.Popen(
-                expand_secrets(spec.argv, env), cwd=spec.cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                expand_secrets(spec.argv, env),
+                cwd=spec.cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         started = time.time()
         return LocalJob(
-            pid=proc.pid, create_time=psutil.Process(proc.pid).create_time(), log_path=spec.log_path,
-            command=redact(shlex.join(spec.argv)), started_at=started, timeout_s=spec.timeout_s, proc=proc,
-            grace_s=self.grace_s, marker=spec.env.get(reaper.RUN_MARKER), masker=masker,
+            pid=proc.pid,
+            create_time=psutil.Process(proc.pid).create_time(),
+            log_path=spec.log_path,
+            command=redact(shlex.join(spec.argv)),
+            started_at=started,
+            timeout_s=spec.timeout_s,
+            proc=proc,
+            grace_s=self.grace_s,
+            marker=spec.env.get(reaper.RUN_MARKER),
+            masker=masker,
         )
 
     def reattach(self, handle: dict) -> LocalJob | None:
@@ -241,7 +277,12 @@ class LocalLauncher(Launcher):
         if not _same_process(handle["pid"], handle["create_time"]):
             return None
         return LocalJob(
-            pid=handle["pid"], create_time=handle["create_time"], log_path=Path(handle["log_path"]),
-            command=handle["command"], started_at=handle["started_at"], timeout_s=handle["timeout_s"],
-            grace_s=self.grace_s, marker=handle.get("marker"),
+            pid=handle["pid"],
+            create_time=handle["create_time"],
+            log_path=Path(handle["log_path"]),
+            command=handle["command"],
+            started_at=handle["started_at"],
+            timeout_s=handle["timeout_s"],
+            grace_s=self.grace_s,
+            marker=handle.get("marker"),
         )

@@ -25,8 +25,13 @@ from nrl_autoresearch.core.redact import SECRET_REF, redact, shell_command
 from nrl_autoresearch.launchers.local import GRACE_S
 
 RAY_MISSING = "the ray launcher needs Ray's job SDK: pip install 'nrl-autoresearch[ray]'"
-_STATES = {"PENDING": JobState.PENDING, "RUNNING": JobState.RUNNING, "SUCCEEDED": JobState.COMPLETED,
-           "FAILED": JobState.FAILED, "STOPPED": JobState.CANCELLED}
+_STATES = {
+    "PENDING": JobState.PENDING,
+    "RUNNING": JobState.RUNNING,
+    "SUCCEEDED": JobState.COMPLETED,
+    "FAILED": JobState.FAILED,
+    "STOPPED": JobState.CANCELLED,
+}
 
 
 def connect(address: str):
@@ -90,8 +95,17 @@ class LogTail:
 class RayJob(PolledJob):
     """A Ray job followed by its submission id."""
 
-    def __init__(self, client, submission_id: str, *, log_path: Path, command: str, timeout_s: float | None,
-                 poll_s: float, grace_s: float):
+    def __init__(
+        self,
+        client,
+        submission_id: str,
+        *,
+        log_path: Path,
+        command: str,
+        timeout_s: float | None,
+        poll_s: float,
+        grace_s: float,
+    ):
         super().__init__()
         self.client = client
         self.job_id = submission_id
@@ -108,8 +122,12 @@ class RayJob(PolledJob):
     overrun_note = "Ray job stopped"
 
     def handle(self) -> dict:
-        return {"submission_id": self.job_id, "log_path": str(self.log_path), "command": self.command,
-                "timeout_s": self.timeout_s}
+        return {
+            "submission_id": self.job_id,
+            "log_path": str(self.log_path),
+            "command": self.command,
+            "timeout_s": self.timeout_s,
+        }
 
     def result(self) -> JobResult:
         info = self._info
@@ -163,9 +181,16 @@ class RayLauncher(Launcher):
 
     name = "ray"
 
-    def __init__(self, address: str, runtime_env: dict | None = None, entrypoint_num_cpus: float | None = None,
-                 entrypoint_num_gpus: float | None = None, upload_limit_mb: float = 100, poll_s: float = 2.0,
-                 grace_s: float = GRACE_S):
+    def __init__(
+        self,
+        address: str,
+        runtime_env: dict | None = None,
+        entrypoint_num_cpus: float | None = None,
+        entrypoint_num_gpus: float | None = None,
+        upload_limit_mb: float = 100,
+        poll_s: float = 2.0,
+        grace_s: float = GRACE_S,
+    ):
         """`address`: the dashboard URL (http://head:8265). `runtime_env`: merged into every job's (its
         `excludes` also count for the upload size). `grace_s`: how long a stopped job is given to end."""
         self.address = address
@@ -190,16 +215,22 @@ class RayLauncher(Launcher):
         self.check_upload(spec.cwd)
         entrypoint = shell_command(spec.argv)
         submission_id = f"{spec.name}-{uuid.uuid4().hex[:8]}"
-        self.client.submit_job(entrypoint=entrypoint, submission_id=submission_id,
-                               runtime_env=self.job_runtime_env(spec), entrypoint_num_cpus=self.entrypoint_num_cpus,
-                               entrypoint_num_gpus=self.entrypoint_num_gpus)
+        self.client.submit_job(
+            entrypoint=entrypoint,
+            submission_id=submission_id,
+            runtime_env=self.job_runtime_env(spec),
+            entrypoint_num_cpus=self.entrypoint_num_cpus,
+            entrypoint_num_gpus=self.entrypoint_num_gpus,
+        )
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         return self._job(submission_id, spec.log_path, redact(entrypoint), spec.timeout_s)
 
     def rendered(self, spec: RunSpec) -> str:
         """The job submission, secrets left out (they are named in the command, passed by value only at submit)."""
-        return json.dumps({"entrypoint": shell_command(spec.argv),
-                           "runtime_env": self.job_runtime_env(spec, with_secrets=False)}, indent=2)
+        return json.dumps(
+            {"entrypoint": shell_command(spec.argv), "runtime_env": self.job_runtime_env(spec, with_secrets=False)},
+            indent=2,
+        )
 
     def job_runtime_env(self, spec: RunSpec, *, with_secrets: bool = True) -> dict:
         """The launcher's runtime_env with the run's folder and environment; a secret the command refers to
@@ -217,11 +248,19 @@ class RayLauncher(Launcher):
                 f"{folder} holds {size / 2**20:.1f} MiB to upload, over the {self.upload_limit_mb:g} MiB limit of "
                 "Ray's working_dir upload (upload_limit_mb): exclude big folders with runtime_env "
                 "{'excludes': ['data/', 'checkpoints/']} or a .rayignore, or keep data and checkpoints on a "
-                "shared filesystem outside the working directory")
+                "shared filesystem outside the working directory"
+            )
 
     def _job(self, submission_id: str, log_path: Path, command: str, timeout_s: float | None) -> RayJob:
-        return RayJob(self.client, submission_id, log_path=log_path, command=command, timeout_s=timeout_s,
-                      poll_s=self.poll_s, grace_s=self.grace_s)
+        return RayJob(
+            self.client,
+            submission_id,
+            log_path=log_path,
+            command=command,
+            timeout_s=timeout_s,
+            poll_s=self.poll_s,
+            grace_s=self.grace_s,
+        )
 
     def reattach(self, handle: dict) -> RayJob | None:
         """The job by its submission id, running or finished, while the cluster remembers it."""

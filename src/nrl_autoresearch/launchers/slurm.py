@@ -32,9 +32,15 @@ ALLOCATION_NAME = "autoresearch-allocation"
 _STATES = {
     **dict.fromkeys(("PENDING", "CONFIGURING", "REQUEUED", "RESIZING", "SUSPENDED", "REQUEUE_HOLD"), JobState.PENDING),
     **dict.fromkeys(("RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING"), JobState.RUNNING),
-    "COMPLETED": JobState.COMPLETED, "FAILED": JobState.FAILED, "TIMEOUT": JobState.TIMEOUT,
-    "DEADLINE": JobState.TIMEOUT, "OUT_OF_MEMORY": JobState.OUT_OF_MEMORY, "CANCELLED": JobState.CANCELLED,
-    "NODE_FAIL": JobState.NODE_FAIL, "BOOT_FAIL": JobState.NODE_FAIL, "PREEMPTED": JobState.PREEMPTED,
+    "COMPLETED": JobState.COMPLETED,
+    "FAILED": JobState.FAILED,
+    "TIMEOUT": JobState.TIMEOUT,
+    "DEADLINE": JobState.TIMEOUT,
+    "OUT_OF_MEMORY": JobState.OUT_OF_MEMORY,
+    "CANCELLED": JobState.CANCELLED,
+    "NODE_FAIL": JobState.NODE_FAIL,
+    "BOOT_FAIL": JobState.NODE_FAIL,
+    "PREEMPTED": JobState.PREEMPTED,
 }
 
 
@@ -43,6 +49,7 @@ class SlurmError(RuntimeError):
 
 
 # -- shell text --------------------------------------------------------------------------------------
+
 
 def command_line(env: dict[str, str], argv: list[str]) -> str:
     """`NAME=value ... command args` as a person would type it (what the ledger records)."""
@@ -55,6 +62,7 @@ def _minutes(timeout_s: float | None) -> int | None:
 
 
 # -- what Slurm says about a job ---------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class SlurmRecord:
@@ -81,13 +89,21 @@ def _epoch(text: str) -> float | None:
         return None
 
 
-def _record(state: str, exit_status: str = "", reason: str = "", submit: str = "", start: str = "",
-            end: str = "") -> SlurmRecord:
+def _record(
+    state: str, exit_status: str = "", reason: str = "", submit: str = "", start: str = "", end: str = ""
+) -> SlurmRecord:
     """A record from Slurm's text fields (`ExitCode` is `code:signal`; sacct says `CANCELLED by 0`)."""
     code, _, sig = exit_status.partition(":")
     word = state.split()[0] if state else "UNKNOWN"
-    return SlurmRecord(word, int(code) if code.isdigit() else None, int(sig) if sig.isdigit() else 0,
-                       "" if reason in ("None", "(null)") else reason, _epoch(submit), _epoch(start), _epoch(end))
+    return SlurmRecord(
+        word,
+        int(code) if code.isdigit() else None,
+        int(sig) if sig.isdigit() else 0,
+        "" if reason in ("None", "(null)") else reason,
+        _epoch(submit),
+        _epoch(start),
+        _epoch(end),
+    )
 
 
 def describe(record: SlurmRecord, limit_min: int | None) -> str:
@@ -110,16 +126,24 @@ class SlurmClient:
     def __init__(self, env: dict[str, str] | None = None):
         self.env = dict(env or {})
 
-    def call(self, *args: str, cwd: Path | None = None,
-             extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    def call(
+        self, *args: str, cwd: Path | None = None, extra_env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
         try:
-            return subprocess.run(list(args), capture_output=True, text=True, cwd=cwd, stdin=subprocess.DEVNULL,
-                                  env={**os.environ, **self.env, **(extra_env or {})})
+            return subprocess.run(
+                list(args),
+                capture_output=True,
+                text=True,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **self.env, **(extra_env or {})},
+            )
         except FileNotFoundError:
             return subprocess.CompletedProcess(args, 127, "", f"{args[0]} is not on PATH")
 
-    def run(self, *args: str, check: bool = True, cwd: Path | None = None,
-            extra_env: dict[str, str] | None = None) -> str:
+    def run(
+        self, *args: str, check: bool = True, cwd: Path | None = None, extra_env: dict[str, str] | None = None
+    ) -> str:
         """The command's output; a failure raises SlurmError, or reads as no output with check=False."""
         proc = self.call(*args, cwd=cwd, extra_env=extra_env)
         if check and proc.returncode != 0:
@@ -142,13 +166,29 @@ class SlurmClient:
         fields = dict(re.findall(r"(\S+?)=(\S*)", self.run("scontrol", "-o", "show", "job", job_id, check=False)))
         if "JobState" not in fields:
             return None
-        return _record(fields["JobState"], fields.get("ExitCode", ""), fields.get("Reason", ""),
-                       fields.get("SubmitTime", ""), fields.get("StartTime", ""), fields.get("EndTime", ""))
+        return _record(
+            fields["JobState"],
+            fields.get("ExitCode", ""),
+            fields.get("Reason", ""),
+            fields.get("SubmitTime", ""),
+            fields.get("StartTime", ""),
+            fields.get("EndTime", ""),
+        )
 
     def _accounted(self, job_id: str) -> SlurmRecord | None:
         for source in ([], ["-c"]):  # the accounting database, then the job-completion file
-            out = self.run("sacct", *source, "-X", "-j", job_id, "-P", "-n", "-o",
-                           "jobid,state,exitcode,submit,start,end", check=False)
+            out = self.run(
+                "sacct",
+                *source,
+                "-X",
+                "-j",
+                job_id,
+                "-P",
+                "-n",
+                "-o",
+                "jobid,state,exitcode,submit,start,end",
+                check=False,
+            )
             for line in out.splitlines():
                 jid, state, exit_status, submit, start, end = line.split("|")
                 if jid == job_id:
@@ -169,11 +209,23 @@ class SlurmClient:
 
 # -- jobs --------------------------------------------------------------------------------------------
 
+
 class SlurmJob(PolledJob):
     """A job submitted with sbatch (a generated script, or ray.sub), followed by its Slurm job id."""
 
-    def __init__(self, client: SlurmClient, job_id: str, *, log_path: Path, command: str, timeout_s: float | None,
-                 submitted_at: float, poll_s: float, overshoot_s: float, grace_s: float):
+    def __init__(
+        self,
+        client: SlurmClient,
+        job_id: str,
+        *,
+        log_path: Path,
+        command: str,
+        timeout_s: float | None,
+        submitted_at: float,
+        poll_s: float,
+        overshoot_s: float,
+        grace_s: float,
+    ):
         super().__init__()
         self.client = client
         self.job_id = job_id
@@ -201,30 +253,48 @@ class SlurmJob(PolledJob):
         self.state()  # what Slurm says once the job has left the queue
 
     def handle(self) -> dict:
-        return {"job_id": self.job_id, "log_path": str(self.log_path), "command": self.command,
-                "timeout_s": self.timeout_s, "submitted_at": self.submitted_at}
+        return {
+            "job_id": self.job_id,
+            "log_path": str(self.log_path),
+            "command": self.command,
+            "timeout_s": self.timeout_s,
+            "submitted_at": self.submitted_at,
+        }
 
     def result(self) -> JobResult:
         """How the job ended (or stands): Slurm's verdict, unless we stopped it ourselves."""
         rec = self._record
         now = time.time()
         if rec is None or self.lost:
-            return JobResult(JobState.UNKNOWN, None, f"slurm job {self.job_id} is unknown to squeue, scontrol and "
-                                                     "sacct", 0.0, now - self.submitted_at)
+            return JobResult(
+                JobState.UNKNOWN,
+                None,
+                f"slurm job {self.job_id} is unknown to squeue, scontrol and sacct",
+                0.0,
+                now - self.submitted_at,
+            )
         state, reason = self._ended or (rec.job_state, describe(rec, _minutes(self.timeout_s)))
         end = rec.end if rec.job_state.finished and rec.end else now
         submit = rec.submit or self.submitted_at
         queue_s = (rec.start or end) - submit
-        return JobResult(state, rec.exit_code, reason, max(0.0, end - rec.start) if rec.start else 0.0,
-                         max(0.0, queue_s))
+        return JobResult(
+            state, rec.exit_code, reason, max(0.0, end - rec.start) if rec.start else 0.0, max(0.0, queue_s)
+        )
 
 
 class SrunJob(Job):
     """A step started with `srun --jobid=<allocation>`: a local process (its exit code is the step's), plus
     the step id Slurm gives it, read from srun's own verbose output."""
 
-    def __init__(self, local: LocalJob, client: SlurmClient, allocation: str, log_path: Path, srun_log: Path,
-                 step: str | None = None):
+    def __init__(
+        self,
+        local: LocalJob,
+        client: SlurmClient,
+        allocation: str,
+        log_path: Path,
+        srun_log: Path,
+        step: str | None = None,
+    ):
         self.local = local
         self.client = client
         self.allocation = allocation
@@ -254,8 +324,13 @@ class SrunJob(Job):
         self.local.cancel(reason)
 
     def handle(self) -> dict:
-        return {"job_id": self.job_id, "allocation": self.allocation, "local": self.local.handle(),
-                "log_path": str(self.log_path), "srun_log": str(self.srun_log)}
+        return {
+            "job_id": self.job_id,
+            "allocation": self.allocation,
+            "local": self.local.handle(),
+            "log_path": str(self.log_path),
+            "srun_log": str(self.srun_log),
+        }
 
     def _cancel_step(self) -> None:
         """A killed srun may leave its step running: end the step itself, by its id."""
@@ -265,17 +340,31 @@ class SrunJob(Job):
 
 # -- the launcher ------------------------------------------------------------------------------------
 
+
 class SlurmLauncher(Launcher):
     """Slurm, in one of three modes: `batch` (one generated sbatch script per run), `ray.sub` (NeMo-RL's
     multi-node Ray cluster script) or `interactive` (one allocation, one srun step per run)."""
 
     name = "slurm"
 
-    def __init__(self, mode: str = "batch", account: str | None = None, partition: str | None = None,
-                 nodes: int = 1, gpus_per_node: int = 0, cpus_per_task: int = 1, extra_sbatch: tuple[str, ...] = (),
-                 container: str | None = None, mounts: str | None = None, ray_sub: str = "ray.sub",
-                 env: dict[str, str] | None = None, poll_s: float = 5.0, time_limit: str | None = None,
-                 overshoot_s: float = 120.0, grace_s: float = GRACE_S):
+    def __init__(
+        self,
+        mode: str = "batch",
+        account: str | None = None,
+        partition: str | None = None,
+        nodes: int = 1,
+        gpus_per_node: int = 0,
+        cpus_per_task: int = 1,
+        extra_sbatch: tuple[str, ...] = (),
+        container: str | None = None,
+        mounts: str | None = None,
+        ray_sub: str = "ray.sub",
+        env: dict[str, str] | None = None,
+        poll_s: float = 5.0,
+        time_limit: str | None = None,
+        overshoot_s: float = 120.0,
+        grace_s: float = GRACE_S,
+    ):
         """`env`: additions to the environment of Slurm's commands (SLURM_CONF, ...), which jobs inherit.
         `extra_sbatch`: more options, also given to salloc in interactive mode. `time_limit`: the interactive
         allocation's `--time` (default: the partition's). `overshoot_s`: how long past its limit a job may run
@@ -324,8 +413,15 @@ class SlurmLauncher(Launcher):
 
     def sbatch_options(self, spec: RunSpec) -> list[str]:
         minutes = _minutes(spec.timeout_s)
-        return [f"--job-name={spec.name}", f"--output={spec.log_path}", "--open-mode=append",
-                *([f"--time={minutes}"] if minutes else []), f"--chdir={spec.cwd}", *self.resources(), "--export=ALL"]
+        return [
+            f"--job-name={spec.name}",
+            f"--output={spec.log_path}",
+            "--open-mode=append",
+            *([f"--time={minutes}"] if minutes else []),
+            f"--chdir={spec.cwd}",
+            *self.resources(),
+            "--export=ALL",
+        ]
 
     def batch_script(self, spec: RunSpec) -> str:
         """The script sbatch runs: options as #SBATCH lines, the env additions, then the command."""
@@ -339,14 +435,27 @@ class SlurmLauncher(Launcher):
     def ray_sub_command(self, spec: RunSpec) -> tuple[dict[str, str], list[str]]:
         """NeMo-RL's pattern, `COMMAND=... CONTAINER=... MOUNTS=... sbatch ... ray.sub`: the environment
         additions and the sbatch argument list. ray.sub writes the driver log under BASE_LOG_DIR."""
-        env = {"COMMAND": shell_command(spec.argv), "CONTAINER": self.container or "", "MOUNTS": self.mounts or "",
-               "BASE_LOG_DIR": str(spec.run_dir)}
+        env = {
+            "COMMAND": shell_command(spec.argv),
+            "CONTAINER": self.container or "",
+            "MOUNTS": self.mounts or "",
+            "BASE_LOG_DIR": str(spec.run_dir),
+        }
         env |= {"GPUS_PER_NODE": str(self.gpus_per_node)} if self.gpus_per_node > 0 else {}
         return {**env, **spec.env}, ["sbatch", "--parsable", *self.sbatch_options(spec), self.ray_sub]
 
     def _job(self, job_id: str, log_path: Path, command: str, timeout_s: float | None, submitted: float) -> SlurmJob:
-        return SlurmJob(self.client, job_id, log_path=log_path, command=command, timeout_s=timeout_s,
-                        submitted_at=submitted, poll_s=self.poll_s, overshoot_s=self.overshoot_s, grace_s=self.grace_s)
+        return SlurmJob(
+            self.client,
+            job_id,
+            log_path=log_path,
+            command=command,
+            timeout_s=timeout_s,
+            submitted_at=submitted,
+            poll_s=self.poll_s,
+            overshoot_s=self.overshoot_s,
+            grace_s=self.grace_s,
+        )
 
     # -- interactive -------------------------------------------------------------------------------
     def _srun(self, spec: RunSpec) -> SrunJob:
@@ -355,11 +464,22 @@ class SlurmLauncher(Launcher):
         self._check_fits(allocation, spec)
         minutes = _minutes(spec.timeout_s)
         srun_log = spec.run_dir / "srun.log"
-        argv = ["srun", f"--jobid={allocation}", f"--job-name={spec.name}", f"--chdir={spec.cwd}",
-                f"--output={spec.log_path}", "--open-mode=append", "--verbose",
-                *([f"--time={minutes}"] if minutes else []), "bash", "-c", f"exec {shell_command(spec.argv)}"]
+        argv = [
+            "srun",
+            f"--jobid={allocation}",
+            f"--job-name={spec.name}",
+            f"--chdir={spec.cwd}",
+            f"--output={spec.log_path}",
+            "--open-mode=append",
+            "--verbose",
+            *([f"--time={minutes}"] if minutes else []),
+            "bash",
+            "-c",
+            f"exec {shell_command(spec.argv)}",
+        ]
         local = LocalLauncher(self.grace_s).submit(
-            replace(spec, argv=argv, log_path=srun_log, gpus=None, env={**self.client.env, **spec.env}))
+            replace(spec, argv=argv, log_path=srun_log, gpus=None, env={**self.client.env, **spec.env})
+        )
         job = SrunJob(local, self.client, allocation, spec.log_path, srun_log)
         deadline = time.time() + 10.0  # the step id is printed as soon as the step launches
         while "." not in job.job_id and local.state() == JobState.RUNNING and time.time() < deadline:
@@ -370,8 +490,13 @@ class SlurmLauncher(Launcher):
         """The held allocation, or a new one (`salloc --no-shell` returns once it is granted)."""
         if self.allocation and self._allocation_record(self.allocation):
             return self.allocation
-        argv = ["salloc", "--no-shell", f"--job-name={ALLOCATION_NAME}",
-                *([f"--time={self.time_limit}"] if self.time_limit else []), *self.resources()]
+        argv = [
+            "salloc",
+            "--no-shell",
+            f"--job-name={ALLOCATION_NAME}",
+            *([f"--time={self.time_limit}"] if self.time_limit else []),
+            *self.resources(),
+        ]
         proc = self.client.call(*argv)
         granted = re.search(r"Granted job allocation (\d+)", proc.stderr)
         if not granted:
@@ -388,9 +513,11 @@ class SlurmLauncher(Launcher):
         record = self._allocation_record(allocation)
         left = (record.end - time.time()) if record and record.end else math.inf
         if spec.timeout_s is not None and spec.timeout_s > left:
-            raise SlurmError(f"allocation {allocation} ends in {format_duration(left)}: a run limited to "
-                             f"{format_duration(spec.timeout_s)} cannot finish in it (raise time_limit, or "
-                             "shorten the per-experiment limit)")
+            raise SlurmError(
+                f"allocation {allocation} ends in {format_duration(left)}: a run limited to "
+                f"{format_duration(spec.timeout_s)} cannot finish in it (raise time_limit, or "
+                "shorten the per-experiment limit)"
+            )
 
     # -- the rest of the interface -----------------------------------------------------------------
     def reattach(self, handle: dict) -> Job | None:
@@ -401,19 +528,25 @@ class SlurmLauncher(Launcher):
                 return None
             self.allocation = self.allocation or handle["allocation"]
             step = handle["job_id"].partition(".")[2] or None
-            return SrunJob(local, self.client, handle["allocation"], Path(handle["log_path"]),
-                           Path(handle["srun_log"]), step)
+            return SrunJob(
+                local, self.client, handle["allocation"], Path(handle["log_path"]), Path(handle["srun_log"]), step
+            )
         if self.client.record(handle["job_id"]) is None:
             return None
-        return self._job(handle["job_id"], Path(handle["log_path"]), handle["command"], handle["timeout_s"],
-                         handle["submitted_at"])
+        return self._job(
+            handle["job_id"], Path(handle["log_path"]), handle["command"], handle["timeout_s"], handle["submitted_at"]
+        )
 
     def missing_tools(self) -> list[str]:
         return [tool for tool in self._tools() if shutil.which(tool, path=self.client.env.get("PATH")) is None]
 
     def _tools(self) -> tuple[str, ...]:
-        return (("salloc", "srun") if self.mode == "interactive" else ("sbatch",)) + ("squeue", "scontrol",
-                                                                                     "scancel", "sinfo")
+        return (("salloc", "srun") if self.mode == "interactive" else ("sbatch",)) + (
+            "squeue",
+            "scontrol",
+            "scancel",
+            "sinfo",
+        )
 
     def preflight(self) -> list[tuple[bool, str]]:
         tools = self._tools()
@@ -430,10 +563,12 @@ class SlurmLauncher(Launcher):
         checks = []
         if self.partition:
             known = bool(self.client.run("sinfo", "-h", "-p", self.partition, "-o", "%P", check=False).strip())
-            checks.append((known, f"slurm: partition {self.partition} "
-                                  + ("exists" if known else "not found by sinfo")))
-        enforce = re.search(r"AccountingStorageEnforce\s*=\s*(\S+)",
-                            self.client.run("scontrol", "show", "config", check=False))
+            checks.append(
+                (known, f"slurm: partition {self.partition} " + ("exists" if known else "not found by sinfo"))
+            )
+        enforce = re.search(
+            r"AccountingStorageEnforce\s*=\s*(\S+)", self.client.run("scontrol", "show", "config", check=False)
+        )
         if not self.account and enforce and "associations" in enforce.group(1):
             checks.append((False, "slurm: the cluster enforces accounts (AccountingStorageEnforce): give account="))
         if self.mode == "ray.sub" and not (self.container and self.mounts):

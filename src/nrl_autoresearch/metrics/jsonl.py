@@ -18,7 +18,9 @@ class Jsonl(MetricSource):
     def __init__(self, arg: str):
         super().__init__(arg)
         if not arg or arg.startswith(".") or arg.endswith(".") or ".." in arg:
-            raise UsageError(f"bad --metric-source 'jsonl:{arg}': give a field name, dotted for nested fields (jsonl:val.acc)")
+            raise UsageError(
+                f"bad --metric-source 'jsonl:{arg}': give a field name, dotted for nested fields (jsonl:val.acc)"
+            )
         self.path = arg.split(".")
 
     def read(self, run: RunOutputs) -> Reading | None:

@@ -31,7 +31,9 @@ class Mlflow(MetricSource):
     def __init__(self, arg: str):
         super().__init__(arg)
         if not arg or arg.strip() != arg:
-            raise UsageError("bad --metric-source 'mlflow:': give the MLflow metric name, e.g. mlflow:validation/accuracy")
+            raise UsageError(
+                "bad --metric-source 'mlflow:': give the MLflow metric name, e.g. mlflow:validation/accuracy"
+            )
 
     def read(self, run: RunOutputs) -> Reading | None:
         for find in (self._from_server, self._from_sqlite, self._from_files):
@@ -47,12 +49,16 @@ class Mlflow(MetricSource):
         base, run_id = found[-1]
         query = urllib.parse.urlencode({"run_id": run_id, "metric_key": self.arg})
         try:
-            with urllib.request.urlopen(_request(f"{base}/api/2.0/mlflow/metrics/get-history?{query}"), timeout=30) as r:
+            with urllib.request.urlopen(
+                _request(f"{base}/api/2.0/mlflow/metrics/get-history?{query}"), timeout=30
+            ) as r:
                 history = json.loads(r.read()).get("metrics", [])
         except (urllib.error.URLError, OSError, ValueError) as err:
             return Reading([], f"MLflow run {run_id} at {base}", f"its history could not be read: {err}")
-        return _reading([(m.get("step", 0), m["value"], m.get("timestamp")) for m in history],
-                        f"MLflow metric {self.arg} of run {run_id} at {base}")
+        return _reading(
+            [(m.get("step", 0), m["value"], m.get("timestamp")) for m in history],
+            f"MLflow metric {self.arg} of run {run_id} at {base}",
+        )
 
     def _from_sqlite(self, run: RunOutputs) -> Reading | None:
         for db in reversed(run.files(_SQLITE)):
@@ -61,7 +67,9 @@ class Mlflow(MetricSource):
                     rows = conn.execute(
                         "SELECT m.step, m.value, m.timestamp FROM metrics m WHERE m.key = ? AND m.run_uuid = "
                         "(SELECT r.run_uuid FROM runs r JOIN metrics k ON k.run_uuid = r.run_uuid WHERE k.key = ? "
-                        "ORDER BY r.start_time DESC LIMIT 1) ORDER BY m.step, m.timestamp", (self.arg, self.arg)).fetchall()
+                        "ORDER BY r.start_time DESC LIMIT 1) ORDER BY m.step, m.timestamp",
+                        (self.arg, self.arg),
+                    ).fetchall()
             except sqlite3.Error:
                 continue
             if rows:
@@ -73,8 +81,10 @@ class Mlflow(MetricSource):
         for path in reversed(run.files(name)):
             if path.as_posix().endswith("/metrics/" + self.arg) and "mlruns" in path.parts:
                 lines = [line.split() for line in run.new_text(path).splitlines() if line.strip()]
-                return _reading([(int(p[2]) if len(p) > 2 else 0, float(p[1]), int(p[0])) for p in lines],
-                                f"MLflow metric {self.arg} in {path}")
+                return _reading(
+                    [(int(p[2]) if len(p) > 2 else 0, float(p[1]), int(p[0])) for p in lines],
+                    f"MLflow metric {self.arg} in {path}",
+                )
         return None
 
 

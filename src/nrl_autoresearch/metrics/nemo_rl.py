@@ -35,22 +35,38 @@ FAILURES = (
 _CONSOLE = {
     "val:accuracy": re.compile(rf"📊 Validation Results:\s*\n\s*• Accuracy: {NUMBER}"),
     "val:val_loss": re.compile(rf"📊 Validation Results:\s*\n\s*• Validation loss: {NUMBER}"),
-    "val:validation-default_loss": re.compile(rf"📊 Validation Results for `default` set:\s*\n\s*• Validation loss: {NUMBER}"),
+    "val:validation-default_loss": re.compile(
+        rf"📊 Validation Results for `default` set:\s*\n\s*• Validation loss: {NUMBER}"
+    ),
 }
 
 
 # Per-dataset validation metrics of DPO and RM (`validation-<dataset>_<metric>`), longest first for suffix matching.
 _PER_DATASET_METRICS = sorted(
-    ("loss", "sft_loss", "preference_loss", "accuracy", "rewards_chosen_mean", "rewards_rejected_mean",
-     "num_valid_samples", "global_valid_seqs", "global_valid_toks"), key=len, reverse=True)
+    (
+        "loss",
+        "sft_loss",
+        "preference_loss",
+        "accuracy",
+        "rewards_chosen_mean",
+        "rewards_rejected_mean",
+        "num_valid_samples",
+        "global_valid_seqs",
+        "global_valid_toks",
+    ),
+    key=len,
+    reverse=True,
+)
 
 
 def metric_tag(metric_name: str) -> str:
     """`val:X` -> `validation/X`, `train:X` -> `train/X`, DPO/RM `val:validation-<ds>_<m>` -> `validation-<ds>/<m>`."""
     prefix, sep, name = metric_name.partition(":")
     if not sep or not name or prefix not in ("val", "train"):
-        raise UsageError(f"checkpointing.metric_name {metric_name!r} is not 'val:<metric>' or 'train:<metric>'; "
-                         "fix it in the recipe or override it")
+        raise UsageError(
+            f"checkpointing.metric_name {metric_name!r} is not 'val:<metric>' or 'train:<metric>'; "
+            "fix it in the recipe or override it"
+        )
     if prefix == "val" and name.startswith("validation-"):
         suffix = next((m for m in _PER_DATASET_METRICS if name.endswith(f"_{m}")), None)
         dataset, metric = (name[: -len(suffix) - 1], suffix) if suffix else name.split("_", 1)
@@ -117,7 +133,7 @@ class NemoRL(MetricSource):
         used: list[str] = []
         for path in run.files(_VAL_STEP):
             text = run.new_text(path)
-            complete = text[:text.rfind("\n") + 1]  # a line still being written (a live run) is read next time
+            complete = text[: text.rfind("\n") + 1]  # a line still being written (a live run) is read next time
             rewards = [json.loads(line)["rewards"][0] for line in complete.splitlines() if line.strip()]
             if rewards:
                 step = _VAL_STEP.search(path.name)
@@ -125,14 +141,22 @@ class NemoRL(MetricSource):
                 points.append(Point(int(step.group(1)), sum(rewards) / len(rewards)))
                 used.append(path.name)
         points.sort(key=lambda p: p.step)
-        return Reading(points, f"mean reward of {len(used)} val_data_step*.jsonl files (no TensorBoard tag {self.tag})") if points else None
+        return (
+            Reading(points, f"mean reward of {len(used)} val_data_step*.jsonl files (no TensorBoard tag {self.tag})")
+            if points
+            else None
+        )
 
     def _console(self, run: RunOutputs) -> Reading | None:
         pattern = _CONSOLE.get(self.arg)
         if pattern is None:
             return None
         points = [Point(i, float(m.group(1))) for i, m in enumerate(pattern.finditer(run.log_text()), 1)]
-        return Reading(points, f"console validation blocks in {run.log_path} (4 decimals; no TensorBoard tag {self.tag})") if points else None
+        return (
+            Reading(points, f"console validation blocks in {run.log_path} (4 decimals; no TensorBoard tag {self.tag})")
+            if points
+            else None
+        )
 
     def _training_info(self, run: RunOutputs) -> Reading | None:
         points: list[Point] = []

@@ -34,7 +34,7 @@ def _records(data: bytes):
         start = pos + 12
         if start + length + 4 > len(data):
             return
-        yield data[start:start + length]
+        yield data[start : start + length]
         pos = start + length + 4
 
 
@@ -48,12 +48,12 @@ def proto_fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
         if wire == 0:
             value, pos = read_varint(buf, pos)
         elif wire == 1:
-            value, pos = buf[pos:pos + 8], pos + 8
+            value, pos = buf[pos : pos + 8], pos + 8
         elif wire == 2:
             size, pos = read_varint(buf, pos)
-            value, pos = buf[pos:pos + size], pos + size
+            value, pos = buf[pos : pos + size], pos + size
         elif wire == 5:
-            value, pos = buf[pos:pos + 4], pos + 4
+            value, pos = buf[pos : pos + 4], pos + 4
         else:
             return
         yield number, wire, value

@@ -51,7 +51,7 @@ def records(data: bytes, start: int = 0) -> Iterator[bytes]:
         if pos + _CHUNK_HEAD > len(data):
             return
         crc, length, kind = struct.unpack_from("<IHB", data, pos)
-        body = data[pos + _CHUNK_HEAD:pos + _CHUNK_HEAD + length]
+        body = data[pos + _CHUNK_HEAD : pos + _CHUNK_HEAD + length]
         if len(body) < length or kind not in (_FULL, _FIRST, _MIDDLE, _LAST) or _crc(kind, body) != crc:
             return
         if kind in (_FULL, _FIRST):
@@ -185,8 +185,8 @@ def _value_at(message: bytes, tags: tuple[bytes, ...]) -> str | None:
         while 0 <= at < len(message) - len(head):
             length, begin = read_varint(message, at + len(head))
             item = _ITEM_TAG + _varint_bytes(begin + length - at)
-            if at >= len(item) and message[at - len(item):at] == item and begin + length <= len(message):
-                return message[begin:begin + length].decode("utf-8", "replace")
+            if at >= len(item) and message[at - len(item) : at] == item and begin + length <= len(message):
+                return message[begin : begin + length].decode("utf-8", "replace")
             at = message.find(head, at + 1)
     return None
 
@@ -199,7 +199,7 @@ def _within(key: str, item: str, value: str) -> str | None:
         return None
     try:
         found = json.loads(value)
-        for part in key[len(item) + 1:].split("."):
+        for part in key[len(item) + 1 :].split("."):
             found = found[part]
     except (ValueError, KeyError, TypeError):
         return None
@@ -235,8 +235,13 @@ class Wandb(MetricSource):
             raise UsageError("bad --metric-source 'wandb:': give the key the run logs with wandb.log (wandb:val/acc)")
 
     def read(self, run: RunOutputs) -> Reading | None:
-        logs = [(path, log) for path in run.files(_LOG) if _RUN_DIR.match(path.parent.name)
-                for log in [self._load(run, path)] if log.history or log.summaries or log.summary_file]
+        logs = [
+            (path, log)
+            for path in run.files(_LOG)
+            if _RUN_DIR.match(path.parent.name)
+            for log in [self._load(run, path)]
+            if log.history or log.summaries or log.summary_file
+        ]
         for path, log in reversed(logs):
             reading = self._reading(path, log)
             if reading is not None:

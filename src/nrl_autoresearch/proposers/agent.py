@@ -47,19 +47,44 @@ DIFF_LINES = 150
 KNOBS_SHOWN = 25
 # the exploration guide, a few ideas per area
 IDEAS = (
-    ("correctness and backend", ("fix a shared compatibility layer rather than adding a recipe-only workaround",
-                                 "check generation backend, attention implementation and logprob paths when metrics look wrong")),
-    ("prompt and rollout format", ("remove boilerplate so more tokens go to the task",
-                                   "a stricter answer schema with explicit delimiters; align stop tokens with it",
-                                   "move max_new_tokens together with the sequence length")),
-    ("batch, sequence and precision", ("raise the microbatch size until memory or stability limits it",
-                                       "trade gradient accumulation against rollout batch size",
-                                       "sequence packing when padding waste is high; bf16 against fp16")),
+    (
+        "correctness and backend",
+        (
+            "fix a shared compatibility layer rather than adding a recipe-only workaround",
+            "check generation backend, attention implementation and logprob paths when metrics look wrong",
+        ),
+    ),
+    (
+        "prompt and rollout format",
+        (
+            "remove boilerplate so more tokens go to the task",
+            "a stricter answer schema with explicit delimiters; align stop tokens with it",
+            "move max_new_tokens together with the sequence length",
+        ),
+    ),
+    (
+        "batch, sequence and precision",
+        (
+            "raise the microbatch size until memory or stability limits it",
+            "trade gradient accumulation against rollout batch size",
+            "sequence packing when padding waste is high; bf16 against fp16",
+        ),
+    ),
     ("optimizer and scheduler", ("retune the learning rate and warmup after any batch layout change",)),
-    ("reward and data", ("reward scaling, clipping or shaping when completions look better than the score",
-                         "a less noisy validation split; a dataset mix that feeds the target behaviour")),
-    ("synchronous vs asynchronous", ("split actor and learner when generation stalls the trainer",
-                                     "max_trajectory_age_steps when stale data hurts quality")),
+    (
+        "reward and data",
+        (
+            "reward scaling, clipping or shaping when completions look better than the score",
+            "a less noisy validation split; a dataset mix that feeds the target behaviour",
+        ),
+    ),
+    (
+        "synchronous vs asynchronous",
+        (
+            "split actor and learner when generation stalls the trainer",
+            "max_trajectory_age_steps when stale data hurts quality",
+        ),
+    ),
 )
 CRASH = """
 ## Your change crashed
@@ -78,8 +103,15 @@ idea and do not commit: the campaign commits your fix and runs it again.
 class AgentProposer(Proposer):
     name = "agent"
 
-    def __init__(self, command: str, engine: Engine, *, timeout_s: float | None = None, protected: tuple[str, ...] = (),
-                 grace_s: float = 10.0):
+    def __init__(
+        self,
+        command: str,
+        engine: Engine,
+        *,
+        timeout_s: float | None = None,
+        protected: tuple[str, ...] = (),
+        grace_s: float = 10.0,
+    ):
         """`timeout_s`: each call's limit (default $AUTORESEARCH_AGENT_TIMEOUT_S, else an hour); `protected`: more
         globs the agent may not change, besides `default_protected`; `grace_s`: how long the agent has to exit
         after SIGTERM at its limit before SIGKILL. A relative path in the command resolves in the checkout."""
@@ -110,12 +142,19 @@ class AgentProposer(Proposer):
             patch = self.folder / f"{fallback}.diff"
             patch.write_text(Git(tree).run("diff", "--cached", "--binary", commit, "--", *_OUTSIDE_DIFF))
             name, description = _answer(tree / RESULT, log)
-        return Hypothesis(name or fallback, description or f"agent change {index}", parent, patch=str(patch),
-                          fix=partial(self._fix, brief))
+        return Hypothesis(
+            name or fallback,
+            description or f"agent change {index}",
+            parent,
+            patch=str(patch),
+            fix=partial(self._fix, brief),
+        )
 
     def preview(self, history: History, n: int = 3) -> list[str]:
-        return [f"{shlex.join(self.argv)} makes one change per attempt in a scratch checkout of the best keep, "
-                f"reading {BRIEF}; limit {format_duration(self.timeout_s)}, protected: {', '.join(self.protected)}"]
+        return [
+            f"{shlex.join(self.argv)} makes one change per attempt in a scratch checkout of the best keep, "
+            f"reading {BRIEF}; limit {format_duration(self.timeout_s)}, protected: {', '.join(self.protected)}"
+        ]
 
     def brief(self, history: History, parent: str, commit: str) -> str:
         """What the agent reads: objective, ledger, best keep, steering, settings, ideas and rules."""
@@ -129,7 +168,8 @@ class AgentProposer(Proposer):
             "## Objective\n",
             f"{c.objective.direction} `{c.objective.metric_name}` (read from {c.objective.source}, {c.objective.aggregate} "
             f"value of the run); a keep must beat its parent by more than {c.min_delta} and the run-to-run noise."
-            + (f"\nThe person's goal: {goal}" if goal else "") + "\n",
+            + (f"\nThe person's goal: {goal}" if goal else "")
+            + "\n",
             f"This folder is a checkout of `{parent}` (commit {commit[:10]}): your change is tested against it.\n",
         ]
         if history.steering:
@@ -137,8 +177,16 @@ class AgentProposer(Proposer):
         parts += ["## Ledger so far\n", ledger_table(history.rows, c.objective.metric_name), ""]
         if history.diagnoses:
             parts += ["## Symptoms of recent runs\n", symptoms_text(history), ""]
-        parts += [self._best(history), "## Settings of the recipe worth moving (current values)\n",
-                  knobs_text(self.engine, commit), "", "## Exploration ideas\n", ideas_text(), "", self._rules()]
+        parts += [
+            self._best(history),
+            "## Settings of the recipe worth moving (current values)\n",
+            knobs_text(self.engine, commit),
+            "",
+            "## Exploration ideas\n",
+            ideas_text(),
+            "",
+            self._rules(),
+        ]
         return redact("\n".join(parts) + "\n")
 
     def _best(self, history: History) -> str:
@@ -148,28 +196,34 @@ class AgentProposer(Proposer):
         diff = self.engine.workspace.git.run("diff", self.engine.campaign.base_commit, top.commit).splitlines()
         more = f"\n({len(diff) - DIFF_LINES} more lines)" if len(diff) > DIFF_LINES else ""
         name = top.branch.rsplit("/", 1)[1]
-        return (f"## Best keep: `{name}` (row {top.index}, {self.engine.campaign.objective.metric_name} {top.metric_value:.6g})\n\n"
-                "Its change against the baseline:\n\n```diff\n" + "\n".join(diff[:DIFF_LINES]) + f"\n```{more}\n")
+        return (
+            f"## Best keep: `{name}` (row {top.index}, {self.engine.campaign.objective.metric_name} {top.metric_value:.6g})\n\n"
+            "Its change against the baseline:\n\n```diff\n" + "\n".join(diff[:DIFF_LINES]) + f"\n```{more}\n"
+        )
 
     def _rules(self) -> str:
-        return "\n".join([
-            "## Rules\n",
-            "- One hypothesis, the smallest change that tests it; a simplification that holds the metric is a win.",
-            "- Do not repeat a change the ledger already tried; after a crash, prefer a different idea.",
-            "- Edit files only; do not commit, create branches or run git commands that change anything.",
-            "- Do not run the full training: the campaign runs it after you.",
-            f"- Off limits (a change there is refused): {', '.join(self.protected)}.",
-            f"- You have {format_duration(self.timeout_s)}; at the limit your whole process tree is killed.",
-            f'- When done, write {RESULT} here: {{"name": "short-kebab-case-name", "description": "one line: what '
-            'you changed and why it should help"}, or print that JSON object as the last line of your output.',
-        ])
+        return "\n".join(
+            [
+                "## Rules\n",
+                "- One hypothesis, the smallest change that tests it; a simplification that holds the metric is a win.",
+                "- Do not repeat a change the ledger already tried; after a crash, prefer a different idea.",
+                "- Edit files only; do not commit, create branches or run git commands that change anything.",
+                "- Do not run the full training: the campaign runs it after you.",
+                f"- Off limits (a change there is refused): {', '.join(self.protected)}.",
+                f"- You have {format_duration(self.timeout_s)}; at the limit your whole process tree is killed.",
+                f'- When done, write {RESULT} here: {{"name": "short-kebab-case-name", "description": "one line: what '
+                'you changed and why it should help"}, or print that JSON object as the last line of your output.',
+            ]
+        )
 
     # -- running the agent ----------------------------------------------------------------------------
     def _parent(self, history: History) -> tuple[str, str]:
         """The best keep (by experiment name, so the patch applies where it was made), else the baseline."""
         top = history.best
         if top is None or top.branch == self.engine.workspace.branch(BASELINE):
-            return BASELINE, self.engine.workspace.commit_of(self.engine.workspace.branch(BASELINE)) or self.engine.campaign.base_commit
+            return BASELINE, self.engine.workspace.commit_of(
+                self.engine.workspace.branch(BASELINE)
+            ) or self.engine.campaign.base_commit
         return top.branch.rsplit("/", 1)[1], top.commit
 
     @contextmanager
@@ -194,9 +248,15 @@ class AgentProposer(Proposer):
     def _call(self, folder: Path, brief: str, log: Path) -> str | None:
         """Run the agent in `folder` with `brief`, in its own process group, within its limit. Why it failed, or None."""
         (folder / BRIEF).write_text(brief)
-        spec = RunSpec(name="agent", argv=self.argv, cwd=folder, log_path=log, run_dir=log.parent,
-                       env={"AUTORESEARCH_BRIEF": str(folder / BRIEF), "AUTORESEARCH_RESULT": str(folder / RESULT)},
-                       timeout_s=self.timeout_s)
+        spec = RunSpec(
+            name="agent",
+            argv=self.argv,
+            cwd=folder,
+            log_path=log,
+            run_dir=log.parent,
+            env={"AUTORESEARCH_BRIEF": str(folder / BRIEF), "AUTORESEARCH_RESULT": str(folder / RESULT)},
+            timeout_s=self.timeout_s,
+        )
         try:
             job = self._launcher.submit(spec)
         except OSError as err:
@@ -278,7 +338,10 @@ def symptoms_text(history: History, last: int = 3) -> str:
 
 def knobs_text(engine: Engine, commit: str) -> str:
     knobs = engine.recipe.knobs(Snapshot(engine.workspace.git, commit))[:KNOBS_SHOWN]
-    return "\n".join(f"- `{k.key}` = {json.dumps(k.current, default=str)} ({k.area}, {k.risk} risk)" for k in knobs) or "(none listed)"
+    return (
+        "\n".join(f"- `{k.key}` = {json.dumps(k.current, default=str)} ({k.area}, {k.risk} risk)" for k in knobs)
+        or "(none listed)"
+    )
 
 
 def ideas_text() -> str:

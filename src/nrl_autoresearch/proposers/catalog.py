@@ -98,8 +98,12 @@ def _hypothesis(knob: TunableSetting, value: str, parent: str, current: object) 
     name = slugify(f"{knob.key.rsplit('.', 1)[-1]}-{arrow}-{value}" + ("-on-best" if parent == "best" else ""))
     why = f" ({knob.why})" if knob.why else ""
     along = "".join(f", {key} -> {v}" for key, v in knob.companions)
-    return Hypothesis(name=name, description=f"{knob.area}: {knob.key} {as_text(current)} -> {value}{along} on {parent}"
-                      f"{why}", parent=parent, sets={knob.key: value, **dict(knob.companions)})
+    return Hypothesis(
+        name=name,
+        description=f"{knob.area}: {knob.key} {as_text(current)} -> {value}{along} on {parent}{why}",
+        parent=parent,
+        sets={knob.key: value, **dict(knob.companions)},
+    )
 
 
 def _best_effective(history: History) -> dict:

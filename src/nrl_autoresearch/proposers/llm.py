@@ -44,8 +44,11 @@ SCHEMA = {
         "name": {"type": "string", "minLength": 1, "maxLength": 60},
         "description": {"type": "string"},
         "parent": {"enum": ["baseline", "best"]},
-        "set": {"type": "object", "minProperties": 1,
-                "additionalProperties": {"type": ["string", "number", "boolean", "null", "array"]}},
+        "set": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": {"type": ["string", "number", "boolean", "null", "array"]},
+        },
     },
 }
 SYSTEM = (
@@ -61,17 +64,29 @@ _FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
 class LLMProposer(Proposer):
     name = "llm"
 
-    def __init__(self, engine: Engine, *, base_url: str | None = None, model: str | None = None,
-                 api_key: str | None = None, fallback: Proposer | None = None, tries: int = 3,
-                 timeout_s: float = 120.0):
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        base_url: str | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        fallback: Proposer | None = None,
+        tries: int = 3,
+        timeout_s: float = 120.0,
+    ):
         """`tries`: answers asked per proposal; when none is valid, `fallback` (the catalog) takes over for good."""
         env = os.environ
-        self.base_url = (base_url or env.get("AUTORESEARCH_LLM_BASE_URL") or env.get("OPENAI_BASE_URL") or "").rstrip("/")
+        self.base_url = (base_url or env.get("AUTORESEARCH_LLM_BASE_URL") or env.get("OPENAI_BASE_URL") or "").rstrip(
+            "/"
+        )
         self.model = model or env.get("AUTORESEARCH_LLM_MODEL") or ""
         self._key = api_key or env.get("OPENAI_API_KEY") or env.get("AUTORESEARCH_LLM_API_KEY") or ""
         if not self.base_url or not self.model:
-            raise UsageError("--proposer llm needs an endpoint and a model: set AUTORESEARCH_LLM_BASE_URL (or "
-                             "OPENAI_BASE_URL) and AUTORESEARCH_LLM_MODEL")
+            raise UsageError(
+                "--proposer llm needs an endpoint and a model: set AUTORESEARCH_LLM_BASE_URL (or "
+                "OPENAI_BASE_URL) and AUTORESEARCH_LLM_MODEL"
+            )
         self.engine = engine
         self.fallback = fallback or CatalogProposer(engine.recipe, engine.workspace.git, engine.campaign.base_commit)
         self.tries = tries
@@ -92,16 +107,26 @@ class LLMProposer(Proposer):
             hypothesis, why = self._validated(answer, history)
             if hypothesis is not None:
                 return hypothesis
-            messages += [{"role": "assistant", "content": answer},
-                         {"role": "user", "content": f"Refused: {why}. Answer again with the JSON object only."}]
+            messages += [
+                {"role": "assistant", "content": answer},
+                {"role": "user", "content": f"Refused: {why}. Answer again with the JSON object only."},
+            ]
         self.fell_back = True
-        self.engine.say(self._scrub(f"llm proposer: no valid hypothesis in {self.tries} answers (last: {why}); "
-                                    "the catalog proposer takes over"))
+        self.engine.say(
+            self._scrub(
+                f"llm proposer: no valid hypothesis in {self.tries} answers (last: {why}); "
+                "the catalog proposer takes over"
+            )
+        )
         return self.fallback.propose(history)
 
     def preview(self, history: History, n: int = 3) -> list[str]:
-        return [self._scrub(f"model {self.model} at {self.base_url} proposes configuration changes as JSON "
-                            f"({self.tries} tries per proposal, then the catalog)")]
+        return [
+            self._scrub(
+                f"model {self.model} at {self.base_url} proposes configuration changes as JSON "
+                f"({self.tries} tries per proposal, then the catalog)"
+            )
+        ]
 
     def context(self, history: History) -> str:
         """What the model is told: objective, steering, ledger, best keep, settings, tried configurations, ideas."""
@@ -109,7 +134,8 @@ class LLMProposer(Proposer):
         tried = [t.effective for t in history.tried if t.effective][-LEDGER_ROWS:]
         top = history.best
         parts = [
-            f"Objective: {c.objective.direction} {c.objective.metric_name}" + (f"; goal: {c.options['goal']}" if c.options.get("goal") else ""),
+            f"Objective: {c.objective.direction} {c.objective.metric_name}"
+            + (f"; goal: {c.options['goal']}" if c.options.get("goal") else ""),
             "Steering from the person:\n" + "\n".join(f"- {s}" for s in history.steering) if history.steering else "",
             "Ledger:\n" + ledger_table(history.rows, c.objective.metric_name),
             "Symptoms of recent runs:\n" + symptoms_text(history) if history.diagnoses else "",
@@ -140,8 +166,12 @@ class LLMProposer(Proposer):
         error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data))
         if error is not None:
             return None, f"{'/'.join(map(str, error.absolute_path)) or 'the answer'}: {error.message}"
-        h = Hypothesis(slugify(data["name"]), redact(data["description"]), data["parent"],
-                       sets={str(k): as_text(v) for k, v in data["set"].items()})
+        h = Hypothesis(
+            slugify(data["name"]),
+            redact(data["description"]),
+            data["parent"],
+            sets={str(k): as_text(v) for k, v in data["set"].items()},
+        )
         try:
             self.engine.check(h)
         except UsageError as err:

@@ -1,11 +1,11 @@
 """`queue:FILE`, directed research ("test these hypotheses"): a YAML or JSON list, run in order.
 
-    - name: lr-up
-      description: double the learning rate
-      set: {policy.optimizer.kwargs.lr: 1.0e-5}
-    - name: compact-prompt
-      parent: best
-      patch: patches/compact.diff
+- name: lr-up
+  description: double the learning rate
+  set: {policy.optimizer.kwargs.lr: 1.0e-5}
+- name: compact-prompt
+  parent: best
+  patch: patches/compact.diff
 """
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ def load_queue(path: Path) -> list[Hypothesis]:
     try:
         entries = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise UsageError(f"queue file {str(path)!r} is not valid YAML/JSON{_where(err)}: "
-                         f"{getattr(err, 'problem', None) or err}") from None
+        raise UsageError(
+            f"queue file {str(path)!r} is not valid YAML/JSON{_where(err)}: {getattr(err, 'problem', None) or err}"
+        ) from None
     if not isinstance(entries, list) or not entries:
         raise UsageError(f"queue file {str(path)!r} must hold a non-empty list of hypotheses")
     hypotheses: list[Hypothesis] = []
@@ -100,6 +101,12 @@ def _entry(entry, i: int, path: Path, earlier: set[str]) -> Hypothesis:
     seed, repeats = entry.get("seed"), entry.get("repeats")
     if repeats is not None and (not isinstance(repeats, int) or repeats < 1):
         raise UsageError(f"{where}: 'repeats' must be a positive whole number")
-    return Hypothesis(name=name, description=str(entry.get("description", "")), parent=parent,
-                      sets={k: as_text(v) for k, v in sets.items()}, patch=patch,
-                      seed=int(seed) if seed is not None else None, repeats=repeats)
+    return Hypothesis(
+        name=name,
+        description=str(entry.get("description", "")),
+        parent=parent,
+        sets={k: as_text(v) for k, v in sets.items()},
+        patch=patch,
+        seed=int(seed) if seed is not None else None,
+        repeats=repeats,
+    )

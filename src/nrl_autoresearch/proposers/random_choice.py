@@ -34,14 +34,18 @@ class RandomProposer(Proposer):
             knob, value = rng.choice(choices)
             best = history.best if history.best is not None and rng.random() < 0.5 else None
             parent = "best" if best else "baseline"
-            sets, _ = self.recipe.prepared(Snapshot(self._baseline.git, best.commit) if best else self._baseline,
-                                           {knob.key: value})
+            sets, _ = self.recipe.prepared(
+                Snapshot(self._baseline.git, best.commit) if best else self._baseline, {knob.key: value}
+            )
             if sets is None:
                 continue
             along = "".join(f", {k} -> {v}" for k, v in sets.items() if k != knob.key)
-            h = Hypothesis(f"random-{next_number(history)}",
-                           f"random: {knob.key} {knob.current} -> {value}{along} from {parent}",
-                           parent=parent, sets=sets)
+            h = Hypothesis(
+                f"random-{next_number(history)}",
+                f"random: {knob.key} {knob.current} -> {value}{along} from {parent}",
+                parent=parent,
+                sets=sets,
+            )
             if not already_tried(h, history):
                 return h
         return None

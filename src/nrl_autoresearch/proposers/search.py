@@ -100,8 +100,10 @@ class SearchProposer(Proposer):
         """The next proposal when the ledger has results (before the baseline it depends on the baseline's)."""
         first = self.propose(history) if history.rows else None
         shown = [f"{first.name}: {first.description}"] if first else []
-        return shown + [f"TPE (seed {self.seed}) over the {len(self.space)} keys of {self.path.name}, "
-                        f"with the {len(history.rows)} results so far as earlier trials"]
+        return shown + [
+            f"TPE (seed {self.seed}) over the {len(self.space)} keys of {self.path.name}, "
+            f"with the {len(history.rows)} results so far as earlier trials"
+        ]
 
     def study(self, history: History) -> tuple[optuna.Study, dict[tuple, FrozenTrial]]:
         """The study the ledger implies, and its trials by configuration (the latest of each)."""
@@ -162,7 +164,9 @@ def load_space(path: Path) -> dict[str, Distribution]:
 
 def _distribution(where: str, spec: Any) -> Distribution:
     if not isinstance(spec, dict):
-        raise UsageError(f"{where} must be a mapping such as {{low: 1.0e-4, high: 1.0e-2, log: true}} or {{choices: [a, b]}}")
+        raise UsageError(
+            f"{where} must be a mapping such as {{low: 1.0e-4, high: 1.0e-2, log: true}} or {{choices: [a, b]}}"
+        )
     unknown = set(spec) - _FIELDS
     if unknown:
         raise UsageError(f"{where} has unknown fields {sorted(unknown)}: use {sorted(_FIELDS)}")

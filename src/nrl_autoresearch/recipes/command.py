@@ -20,7 +20,9 @@ def split_words(text: str, *, what: str) -> list[str]:
     try:
         return shlex.split(text)
     except ValueError as err:
-        raise UsageError(f"bad {what} {text!r}: {str(err).lower()}; close every quote, as the shell would need") from None
+        raise UsageError(
+            f"bad {what} {text!r}: {str(err).lower()}; close every quote, as the shell would need"
+        ) from None
 
 
 class CommandRecipe(Recipe):
@@ -29,12 +31,15 @@ class CommandRecipe(Recipe):
 
     kind = "command"
 
-    def __init__(self, command: list[str], params_file: str | None = None, set_style: str = "file",
-                 seed_flag: str | None = None):
+    def __init__(
+        self, command: list[str], params_file: str | None = None, set_style: str = "file", seed_flag: str | None = None
+    ):
         if not command:
             raise UsageError("--command is empty: give the training command, for example --command 'python train.py'")
         if set_style not in ("file", "flags"):
-            raise UsageError(f"bad --set-style {set_style!r}: use 'file' (edit --params-file) or 'flags' (append --key value)")
+            raise UsageError(
+                f"bad --set-style {set_style!r}: use 'file' (edit --params-file) or 'flags' (append --key value)"
+            )
         if set_style == "file" and params_file:
             params.file_format(Path(params_file))
         self.command = command
@@ -50,10 +55,14 @@ class CommandRecipe(Recipe):
         if not sets or self.set_style == "flags":
             return
         if not self.params_file:
-            raise UsageError("--set needs a place to apply it: init the campaign with --params-file PATH or --set-style flags")
+            raise UsageError(
+                "--set needs a place to apply it: init the campaign with --params-file PATH or --set-style flags"
+            )
         text = snapshot.read_text(self.params_file)
         if text is None:
-            raise UsageError(f"params file {self.params_file!r} is not in commit {snapshot.commit[:10]}: commit it first")
+            raise UsageError(
+                f"params file {self.params_file!r} is not in commit {snapshot.commit[:10]}: commit it first"
+            )
         params.check_keys(self.params_file, text, sets)
 
     def values(self, snapshot: Snapshot, keys: list[str]) -> dict[str, Any]:
@@ -109,12 +118,19 @@ class CommandRecipe(Recipe):
         return found
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "command": self.command, "params_file": self.params_file, "set_style": self.set_style,
-                "seed_flag": self.seed_flag}
+        return {
+            "kind": self.kind,
+            "command": self.command,
+            "params_file": self.params_file,
+            "set_style": self.set_style,
+            "seed_flag": self.seed_flag,
+        }
 
 
 def _flag(name: str) -> str:
     """A flag as the command takes it: `seed` and `--seed` both mean `--seed`, as `--set` adds the dashes."""
     if not name.strip("-") or any(c.isspace() or c == "=" for c in name):
-        raise UsageError(f"bad --seed-flag {name!r}: give the flag your command takes for the seed, e.g. --seed-flag --seed")
+        raise UsageError(
+            f"bad --seed-flag {name!r}: give the flag your command takes for the seed, e.g. --seed-flag --seed"
+        )
     return name if name.startswith("-") else f"--{name}"

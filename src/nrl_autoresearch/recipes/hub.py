@@ -61,8 +61,7 @@ def cached(kind: str, repo_id: str) -> Path | None:
 
 def is_repo_id(value: str, root: Path) -> bool:
     """An `org/name` that is not a file of the checkout nor a data file's name."""
-    return (bool(REPO_ID.fullmatch(value)) and not value.lower().endswith(DATA_SUFFIXES)
-            and not (root / value).exists())
+    return bool(REPO_ID.fullmatch(value)) and not value.lower().endswith(DATA_SUFFIXES) and not (root / value).exists()
 
 
 def weights_gib(repo_id: str) -> float | None:
@@ -89,8 +88,10 @@ def checkpoint_gib(resolved: Mapping[str, Any]) -> tuple[float | None, str]:
     if kept is None:
         return None, "checkpointing.keep_top_k is unset, so every checkpoint is kept"
     each = weights * (5 if optimizer else 1)
-    return each * kept, (f"{kept} checkpoints of {each:.1f} GiB: {weights:.1f} GiB of weights"
-                         + (" and the optimizer state" if optimizer else ""))
+    return each * kept, (
+        f"{kept} checkpoints of {each:.1f} GiB: {weights:.1f} GiB of weights"
+        + (" and the optimizer state" if optimizer else "")
+    )
 
 
 def model_checks(resolved: Mapping[str, Any]) -> list[Check]:
@@ -113,9 +114,13 @@ def dataset_checks(resolved: Mapping[str, Any], root: Path) -> list[Check]:
             registry[value] = None
     checks = [_reachable("dataset", name) for name in named]
     if registry:
-        checks.append(unknown("datasets named by NeMo-RL's registry",
-                              f"{', '.join(registry)}: NeMo-RL resolves them at the first run (from the Hub, or "
-                              "from their data_path)"))
+        checks.append(
+            unknown(
+                "datasets named by NeMo-RL's registry",
+                f"{', '.join(registry)}: NeMo-RL resolves them at the first run (from the Hub, or "
+                "from their data_path)",
+            )
+        )
     return checks
 
 
@@ -134,12 +139,20 @@ def _reachable(kind: str, repo_id: str) -> Check:
     where = f"not in {hub_cache()}"
     held = token()
     if kind == "model" and repo_id.split("/", 1)[0] in GATED_ORGS and not held:
-        return Check(False, item, f"{where} and gated, with no token: accept its licence on huggingface.co, then "
-                     "export HF_TOKEN or run 'huggingface-cli login'")
+        return Check(
+            False,
+            item,
+            f"{where} and gated, with no token: accept its licence on huggingface.co, then "
+            "export HF_TOKEN or run 'huggingface-cli login'",
+        )
     if offline():
-        return Check(False, item, f"{where}, and HF_HUB_OFFLINE is set, so the run cannot download it: "
-                     f"download it where the Hub is reachable (huggingface-cli download {repo_id}"
-                     f"{' --repo-type dataset' if kind == 'dataset' else ''}) or unset HF_HUB_OFFLINE")
+        return Check(
+            False,
+            item,
+            f"{where}, and HF_HUB_OFFLINE is set, so the run cannot download it: "
+            f"download it where the Hub is reachable (huggingface-cli download {repo_id}"
+            f"{' --repo-type dataset' if kind == 'dataset' else ''}) or unset HF_HUB_OFFLINE",
+        )
     return _asked(item, where, kind, repo_id, held)
 
 
@@ -149,20 +162,29 @@ def _asked(item: str, where: str, kind: str, repo_id: str, held: str | None) -> 
     if answer == "ok":
         return Check(True, item, f"{where}; the Hub grants access, it downloads at the first run")
     if answer == "gated":
-        return Check(False, item, f"{where} and gated: " + (
-            "the token's account has not accepted its licence on huggingface.co" if held else
-            "accept its licence on huggingface.co, then export HF_TOKEN or run 'huggingface-cli login'"))
+        return Check(
+            False,
+            item,
+            f"{where} and gated: "
+            + (
+                "the token's account has not accepted its licence on huggingface.co"
+                if held
+                else "accept its licence on huggingface.co, then export HF_TOKEN or run 'huggingface-cli login'"
+            ),
+        )
     if answer == "missing":
         return Check(False, item, f"{where}, and the Hub has no {kind} {repo_id} this token may see: check the name")
-    return unknown(item, f"{where}, and the Hub did not answer ({answer}); it downloads at the first run if the "
-                   "machine reaches it")
+    return unknown(
+        item, f"{where}, and the Hub did not answer ({answer}); it downloads at the first run if the machine reaches it"
+    )
 
 
 def hub_answer(kind: str, repo_id: str, held: str | None) -> str:
     """'ok', 'gated', 'missing', or why the Hub could not be asked."""
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-    request = urllib.request.Request(f"{endpoint}/api/{kind}s/{repo_id}/auth-check",
-                                     headers={"Authorization": f"Bearer {held}"} if held else {})
+    request = urllib.request.Request(
+        f"{endpoint}/api/{kind}s/{repo_id}/auth-check", headers={"Authorization": f"Bearer {held}"} if held else {}
+    )
     try:
         with urllib.request.urlopen(request, timeout=PROBE_TIMEOUT_S):
             return "ok"
@@ -175,4 +197,3 @@ def hub_answer(kind: str, repo_id: str, held: str | None) -> str:
         return f"HTTP {err.code}"
     except (urllib.error.URLError, OSError, ValueError) as err:
         return str(getattr(err, "reason", err)) or type(err).__name__
-

@@ -44,10 +44,17 @@ ASYNC_REQUIRES = (
     ("loss_fn.use_importance_sampling_correction", True),
     ("policy.generation.colocated.enabled", False),
 )
-ASYNC_EXCLUDES = ("grpo.use_dynamic_sampling", "grpo.reward_scaling.enabled", "grpo.reward_shaping.enabled",
-                  "data.use_multiple_dataloader")
+ASYNC_EXCLUDES = (
+    "grpo.use_dynamic_sampling",
+    "grpo.reward_scaling.enabled",
+    "grpo.reward_shaping.enabled",
+    "data.use_multiple_dataloader",
+)
 # ClippedPGLossFn: truncated importance sampling needs the correction on and a positive ratio (2 in NeMo-RL's recipes).
-TIS_REQUIRES = (("loss_fn.use_importance_sampling_correction", True), ("loss_fn.truncated_importance_sampling_ratio", 2.0))
+TIS_REQUIRES = (
+    ("loss_fn.use_importance_sampling_correction", True),
+    ("loss_fn.truncated_importance_sampling_ratio", 2.0),
+)
 LEARNING_RATES = (DTENSOR_LR, MEGATRON_LR)
 GRPO_BATCH = ("grpo.num_prompts_per_step", "grpo.num_generations_per_prompt", "policy.train_global_batch_size")
 
@@ -84,45 +91,107 @@ def _area(area: str, *knobs: tuple) -> tuple[Knob, ...]:
 KNOBS: tuple[Knob, ...] = (
     *_area(
         "correctness/backend",
-        ("loss_fn.use_importance_sampling_correction", "bool", ("true",), "medium",
-         dict(note="corrects the trainer/vLLM logprob mismatch; watch train/token_mult_prob_error")),
-        ("loss_fn.truncated_importance_sampling_type", "choice", ("tis",), "medium",
-         dict(requires=TIS_REQUIRES, related=("loss_fn.truncated_importance_sampling_ratio",),
-              note="NeMo-RL's loss asserts importance-sampling correction and a positive ratio with it")),
+        (
+            "loss_fn.use_importance_sampling_correction",
+            "bool",
+            ("true",),
+            "medium",
+            dict(note="corrects the trainer/vLLM logprob mismatch; watch train/token_mult_prob_error"),
+        ),
+        (
+            "loss_fn.truncated_importance_sampling_type",
+            "choice",
+            ("tis",),
+            "medium",
+            dict(
+                requires=TIS_REQUIRES,
+                related=("loss_fn.truncated_importance_sampling_ratio",),
+                note="NeMo-RL's loss asserts importance-sampling correction and a positive ratio with it",
+            ),
+        ),
         ("loss_fn.truncated_importance_sampling_ratio", "continuous", ("2", "5"), "medium", {}),
-        ("policy.generation.vllm_cfg.enforce_eager", "bool", ("true",), "low",
-         dict(note="slower rollouts without CUDA graphs; a check for vLLM numerics (NeMo-RL issue 998)")),
-        ("policy.megatron_cfg.enabled", "bool", ("true",), "high",
-         dict(requires=(("policy.dtensor_cfg.enabled", False),), related=LEARNING_RATES, when=DTENSOR,
-              note=f"switches the training backend; MoE models need Megatron; its LR is {MEGATRON_LR}")),
+        (
+            "policy.generation.vllm_cfg.enforce_eager",
+            "bool",
+            ("true",),
+            "low",
+            dict(note="slower rollouts without CUDA graphs; a check for vLLM numerics (NeMo-RL issue 998)"),
+        ),
+        (
+            "policy.megatron_cfg.enabled",
+            "bool",
+            ("true",),
+            "high",
+            dict(
+                requires=(("policy.dtensor_cfg.enabled", False),),
+                related=LEARNING_RATES,
+                when=DTENSOR,
+                note=f"switches the training backend; MoE models need Megatron; its LR is {MEGATRON_LR}",
+            ),
+        ),
         ("policy.generation.backend", "choice", ("vllm", "megatron"), "high", {}),
     ),
     *_area(
         "prompt and rollout format",
-        ("data.default.prompt_file", "choice", ("examples/prompts/cot.txt", "examples/prompts/math.txt", "null"),
-         "medium", dict(note="Python .format template with one {} for the problem; repo-relative path")),
+        (
+            "data.default.prompt_file",
+            "choice",
+            ("examples/prompts/cot.txt", "examples/prompts/math.txt", "null"),
+            "medium",
+            dict(note="Python .format template with one {} for the problem; repo-relative path"),
+        ),
         ("data.default.system_prompt_file", "choice", ("null",), "medium", dict(note="repo-relative text file")),
-        ("policy.tokenizer.chat_template_kwargs", "choice",
-         ("null", "{enable_thinking: true}", "{enable_thinking: false}"), "medium", {}),
-        ("policy.generation.temperature", "continuous", ("0.8", "1.2"), "medium",
-         dict(related=("policy.generation.val_temperature",))),
+        (
+            "policy.tokenizer.chat_template_kwargs",
+            "choice",
+            ("null", "{enable_thinking: true}", "{enable_thinking: false}"),
+            "medium",
+            {},
+        ),
+        (
+            "policy.generation.temperature",
+            "continuous",
+            ("0.8", "1.2"),
+            "medium",
+            dict(related=("policy.generation.val_temperature",)),
+        ),
         ("policy.generation.top_p", "continuous", ("0.95", "0.9"), "medium", {}),
         ("policy.generation.top_k", "int", ("50", "null"), "medium", {}),
         ("grpo.max_rollout_turns", "int", ("x2",), "medium", dict(note="only multi-turn environments use > 1")),
     ),
     *_area(
         "batch/sequence/precision",
-        ("grpo.num_prompts_per_step", "int", ("x2", "/2"), "medium",
-         dict(related=GRPO_BATCH, note="train_global_batch_size = prompts x generations gives one update per step")),
+        (
+            "grpo.num_prompts_per_step",
+            "int",
+            ("x2", "/2"),
+            "medium",
+            dict(related=GRPO_BATCH, note="train_global_batch_size = prompts x generations gives one update per step"),
+        ),
         ("grpo.num_generations_per_prompt", "int", ("x2", "/2"), "medium", dict(related=GRPO_BATCH)),
         ("policy.train_global_batch_size", "int", ("x2", "/2"), "medium", dict(related=GRPO_BATCH)),
         ("policy.train_micro_batch_size", "int", ("x2", "/2"), "low", dict(note="memory and speed only")),
-        (SEQUENCE_LENGTH, "int", ("x2", "/2"), "medium",
-         dict(related=SEQUENCE_FOLLOWERS, note="set_keys moves hard-coded lengths that tracked it")),
-        ("policy.sequence_packing.enabled", "bool", ("true", "false"), "low",
-         dict(excludes=("policy.dynamic_batching.enabled",))),
-        ("policy.dynamic_batching.enabled", "bool", ("true", "false"), "low",
-         dict(excludes=("policy.sequence_packing.enabled",))),
+        (
+            SEQUENCE_LENGTH,
+            "int",
+            ("x2", "/2"),
+            "medium",
+            dict(related=SEQUENCE_FOLLOWERS, note="set_keys moves hard-coded lengths that tracked it"),
+        ),
+        (
+            "policy.sequence_packing.enabled",
+            "bool",
+            ("true", "false"),
+            "low",
+            dict(excludes=("policy.dynamic_batching.enabled",)),
+        ),
+        (
+            "policy.dynamic_batching.enabled",
+            "bool",
+            ("true", "false"),
+            "low",
+            dict(excludes=("policy.sequence_packing.enabled",)),
+        ),
         ("policy.precision", "choice", ("bfloat16", "float32"), "high", {}),
         ("policy.generation.vllm_cfg.precision", "choice", ("fp8",), "medium", dict(note="FP8 rollouts")),
         ("policy.generation.vllm_cfg.kv_cache_dtype", "choice", ("auto", "fp8"), "medium", {}),
@@ -130,24 +199,54 @@ KNOBS: tuple[Knob, ...] = (
     ),
     *_area(
         "optimizer and scheduler",
-        (DTENSOR_LR, "log", ("x2", "/2"), "medium",
-         dict(when=DTENSOR, related=LEARNING_RATES, note="set_keys keeps both LRs equal when Megatron is enabled")),
-        (MEGATRON_LR, "log", ("x2", "/2"), "medium",
-         dict(when=MEGATRON, related=(*LEARNING_RATES, MEGATRON_MIN_LR),
-              note="set_keys keeps both LRs equal and scales a literal min_lr")),
-        ("policy.scheduler.0.kwargs.total_iters", "int", ("x2", "/2"), "low",
-         dict(when=(*DTENSOR, ("policy.scheduler.0.name", "torch.optim.lr_scheduler.LinearLR")),
-              related=("policy.scheduler.2.milestones",), note="warm-up length; keep the milestone equal")),
+        (
+            DTENSOR_LR,
+            "log",
+            ("x2", "/2"),
+            "medium",
+            dict(when=DTENSOR, related=LEARNING_RATES, note="set_keys keeps both LRs equal when Megatron is enabled"),
+        ),
+        (
+            MEGATRON_LR,
+            "log",
+            ("x2", "/2"),
+            "medium",
+            dict(
+                when=MEGATRON,
+                related=(*LEARNING_RATES, MEGATRON_MIN_LR),
+                note="set_keys keeps both LRs equal and scales a literal min_lr",
+            ),
+        ),
+        (
+            "policy.scheduler.0.kwargs.total_iters",
+            "int",
+            ("x2", "/2"),
+            "low",
+            dict(
+                when=(*DTENSOR, ("policy.scheduler.0.name", "torch.optim.lr_scheduler.LinearLR")),
+                related=("policy.scheduler.2.milestones",),
+                note="warm-up length; keep the milestone equal",
+            ),
+        ),
         ("policy.megatron_cfg.scheduler.lr_warmup_iters", "int", ("x2", "/2"), "low", dict(when=MEGATRON)),
-        ("policy.megatron_cfg.scheduler.lr_decay_style", "choice", ("constant", "cosine", "linear"), "medium",
-         dict(when=MEGATRON, related=("policy.megatron_cfg.scheduler.lr_decay_iters",))),
+        (
+            "policy.megatron_cfg.scheduler.lr_decay_style",
+            "choice",
+            ("constant", "cosine", "linear"),
+            "medium",
+            dict(when=MEGATRON, related=("policy.megatron_cfg.scheduler.lr_decay_iters",)),
+        ),
         ("policy.optimizer.kwargs.weight_decay", "choice", ("0.0", "0.01", "0.1"), "low", dict(when=DTENSOR)),
-        ("policy.megatron_cfg.optimizer.weight_decay", "choice", ("0.0", "0.01", "0.1"), "low",
-         dict(when=MEGATRON)),
+        ("policy.megatron_cfg.optimizer.weight_decay", "choice", ("0.0", "0.01", "0.1"), "low", dict(when=MEGATRON)),
         ("policy.optimizer.kwargs.betas", "choice", ("[0.9, 0.999]", "[0.9, 0.95]"), "low", dict(when=DTENSOR)),
         ("policy.megatron_cfg.optimizer.adam_beta2", "choice", ("0.999", "0.95"), "low", dict(when=MEGATRON)),
-        ("policy.max_grad_norm", "log", ("x2", "/2"), "low",
-         dict(note="Megatron's clip_grad follows it by interpolation in the base configs")),
+        (
+            "policy.max_grad_norm",
+            "log",
+            ("x2", "/2"),
+            "low",
+            dict(note="Megatron's clip_grad follows it by interpolation in the base configs"),
+        ),
     ),
     *_area(
         "reward shaping/clipping/scaling",
@@ -157,37 +256,82 @@ KNOBS: tuple[Knob, ...] = (
         ("loss_fn.reference_policy_kl_penalty", "log", ("x2", "/2", "0"), "medium", {}),
         ("loss_fn.reference_policy_kl_type", "choice", ("k1", "k2", "k3"), "low", {}),
         ("loss_fn.token_level_loss", "bool", ("true", "false"), "medium", {}),
-        ("loss_fn.sequence_level_importance_ratios", "bool", ("true",), "high",
-         dict(requires=(("loss_fn.token_level_loss", False),),
-              note="GSPO; NeMo-RL's loss refuses it with token-level loss")),
+        (
+            "loss_fn.sequence_level_importance_ratios",
+            "bool",
+            ("true",),
+            "high",
+            dict(
+                requires=(("loss_fn.token_level_loss", False),),
+                note="GSPO; NeMo-RL's loss refuses it with token-level loss",
+            ),
+        ),
         ("loss_fn.use_on_policy_kl_approximation", "bool", ("true",), "low", {}),
         ("grpo.normalize_rewards", "bool", ("true", "false"), "medium", {}),
         ("grpo.use_leave_one_out_baseline", "bool", ("true", "false"), "low", {}),
         ("grpo.adv_estimator.name", "choice", ("grpo", "reinforce_plus_plus"), "high", {}),
-        ("grpo.reward_shaping.enabled", "bool", ("true",), "medium",
-         dict(related=("grpo.reward_shaping.overlong_buffer_length", "grpo.reward_shaping.max_response_length"),
-              note="overlong penalty (DAPO); not with asynchronous GRPO")),
-        ("grpo.reward_shaping.overlong_buffer_length", "int", ("x2", "/2"), "low",
-         dict(when=(("grpo.reward_shaping.enabled", True),))),
-        ("grpo.reward_scaling.enabled", "bool", ("true",), "medium",
-         dict(related=("grpo.reward_scaling.target_min", "grpo.reward_scaling.target_max"),
-              note="not with asynchronous GRPO")),
+        (
+            "grpo.reward_shaping.enabled",
+            "bool",
+            ("true",),
+            "medium",
+            dict(
+                related=("grpo.reward_shaping.overlong_buffer_length", "grpo.reward_shaping.max_response_length"),
+                note="overlong penalty (DAPO); not with asynchronous GRPO",
+            ),
+        ),
+        (
+            "grpo.reward_shaping.overlong_buffer_length",
+            "int",
+            ("x2", "/2"),
+            "low",
+            dict(when=(("grpo.reward_shaping.enabled", True),)),
+        ),
+        (
+            "grpo.reward_scaling.enabled",
+            "bool",
+            ("true",),
+            "medium",
+            dict(
+                related=("grpo.reward_scaling.target_min", "grpo.reward_scaling.target_max"),
+                note="not with asynchronous GRPO",
+            ),
+        ),
         ("grpo.overlong_filtering", "bool", ("true",), "medium", {}),
-        ("grpo.use_dynamic_sampling", "bool", ("true",), "high",
-         dict(related=("grpo.batch_multiplier", "grpo.dynamic_sampling_max_gen_batches"),
-              note="DAPO dynamic sampling; not with asynchronous GRPO")),
+        (
+            "grpo.use_dynamic_sampling",
+            "bool",
+            ("true",),
+            "high",
+            dict(
+                related=("grpo.batch_multiplier", "grpo.dynamic_sampling_max_gen_batches"),
+                note="DAPO dynamic sampling; not with asynchronous GRPO",
+            ),
+        ),
         ("dpo.reference_policy_kl_penalty", "log", ("x2", "/2"), "medium", {}),
         ("dpo.sft_loss_weight", "choice", ("0", "0.1", "1"), "medium", {}),
         ("dpo.preference_average_log_probs", "bool", ("true",), "low", {}),
-        ("loss_fn.kl_type", "choice", ("forward", "reverse", "mixed"), "medium",
-         dict(related=("loss_fn.mixed_kl_weight",), note="distillation loss")),
+        (
+            "loss_fn.kl_type",
+            "choice",
+            ("forward", "reverse", "mixed"),
+            "medium",
+            dict(related=("loss_fn.mixed_kl_weight",), note="distillation loss"),
+        ),
         ("distillation.topk_logits_k", "int", ("x2", "/2"), "low", {}),
     ),
     *_area(
         "dataset mix and validation",
-        ("data.use_multiple_dataloader", "bool", ("true",), "high",
-         dict(related=("data.train", "data.num_prompts_per_dataloader"),
-              note="needs data.train as a list of datasets; not with asynchronous GRPO")),
+        (
+            "data.use_multiple_dataloader",
+            "bool",
+            ("true",),
+            "high",
+            dict(
+                related=("data.train", "data.num_prompts_per_dataloader"),
+                note="needs data.train as a list of datasets; not with asynchronous GRPO",
+            ),
+        ),
         ("data.train.split_validation_size", "continuous", ("0.02", "0.1"), "low", {}),
         ("grpo.max_val_samples", "int", ("x2",), "low", dict(note="more prompts, less noisy validation metric")),
         ("grpo.val_num_generations_per_prompt", "int", ("4",), "low", dict(note="k > 1 also reports pass_k")),
@@ -197,16 +341,35 @@ KNOBS: tuple[Knob, ...] = (
     ),
     *_area(
         "synchronous vs asynchronous",
-        ("grpo.async_grpo.enabled", "bool", ("true",), "high",
-         dict(requires=ASYNC_REQUIRES, excludes=ASYNC_EXCLUDES,
-              related=("policy.generation.colocated.resources.gpus_per_node",
-                       "policy.generation.colocated.resources.num_nodes"),
-              note="non-colocated vLLM needs dedicated generation GPUs; Megatron generation can run colocated")),
+        (
+            "grpo.async_grpo.enabled",
+            "bool",
+            ("true",),
+            "high",
+            dict(
+                requires=ASYNC_REQUIRES,
+                excludes=ASYNC_EXCLUDES,
+                related=(
+                    "policy.generation.colocated.resources.gpus_per_node",
+                    "policy.generation.colocated.resources.num_nodes",
+                ),
+                note="non-colocated vLLM needs dedicated generation GPUs; Megatron generation can run colocated",
+            ),
+        ),
         ("grpo.async_grpo.max_trajectory_age_steps", "int", ("2", "4"), "medium", dict(when=ASYNC)),
         ("grpo.async_grpo.in_flight_weight_updates", "bool", ("true",), "medium", dict(when=ASYNC)),
-        ("policy.generation.colocated.enabled", "bool", ("false",), "high",
-         dict(related=("policy.generation.colocated.resources.gpus_per_node",
-                       "policy.generation.colocated.resources.num_nodes"))),
+        (
+            "policy.generation.colocated.enabled",
+            "bool",
+            ("false",),
+            "high",
+            dict(
+                related=(
+                    "policy.generation.colocated.resources.gpus_per_node",
+                    "policy.generation.colocated.resources.num_nodes",
+                )
+            ),
+        ),
     ),
 )
 
@@ -238,5 +401,8 @@ def completed(resolved: Mapping[str, Any], sets: Mapping[str, Any]) -> tuple[dic
 
 def knobs_for(resolved: Mapping[str, Any]) -> list[Knob]:
     """The knobs whose key the resolved recipe has and whose `when` settings hold, in priority order."""
-    return [k for k in KNOBS
-            if has_dotted(resolved, k.key) and all(get_dotted(resolved, key) == value for key, value in k.when)]
+    return [
+        k
+        for k in KNOBS
+        if has_dotted(resolved, k.key) and all(get_dotted(resolved, key) == value for key, value in k.when)
+    ]

@@ -108,8 +108,10 @@ def _parse(path: Path, named_by: Path | None) -> tuple[_Version, dict[str, Any]]
         st = path.stat()
     except OSError:
         where = f"named in `defaults:` of {named_by}" if named_by else "given as the recipe"
-        raise UsageError(f"recipe file {path} ({where}) does not exist; fix the path "
-                         "(`defaults:` paths are relative to the file that names them)") from None
+        raise UsageError(
+            f"recipe file {path} ({where}) does not exist; fix the path "
+            "(`defaults:` paths are relative to the file that names them)"
+        ) from None
     version = (st.st_ino, st.st_mtime_ns, st.st_size)
     hit = _PARSED.get(path)
     if hit and hit[0] == version:
@@ -158,8 +160,9 @@ def _parent_paths(path: Path, raw: dict[str, Any]) -> list[Path]:
     elif isinstance(named, list):
         named = [str(item) for item in named]
     else:
-        raise UsageError(f"`defaults:` in {path} must be a file path or a list of file paths, not {named!r}; "
-                         "fix the file")
+        raise UsageError(
+            f"`defaults:` in {path} must be a file path or a list of file paths, not {named!r}; fix the file"
+        )
     return [_absolute(item if item.startswith("/") else path.parent / item) for item in named]
 
 
@@ -201,9 +204,11 @@ def _check_top_level_interpolations(path: Path, child: dict[str, Any]) -> None:
         try:
             alone[key]
         except OmegaConfBaseException as exc:
-            raise UsageError(f"{path}: top-level {key}: {child[key]} fails in NeMo-RL's loader, which resolves it "
-                             f"before merging the parents ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-                             "move it under a section or repeat the key it names in this file") from None
+            raise UsageError(
+                f"{path}: top-level {key}: {child[key]} fails in NeMo-RL's loader, which resolves it "
+                f"before merging the parents ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                "move it under a section or repeat the key it names in this file"
+            ) from None
 
 
 def merge_layer(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
@@ -213,8 +218,10 @@ def merge_layer(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     replaced = {key for key, value in child.items() if isinstance(value, dict) and value.get("_override_", False)}
     if replaced:
         base = {k: v for k, v in base.items() if k not in replaced}
-        child = {k: ({kk: vv for kk, vv in v.items() if kk != "_override_"} if k in replaced else v)
-                 for k, v in child.items()}
+        child = {
+            k: ({kk: vv for kk, vv in v.items() if kk != "_override_"} if k in replaced else v)
+            for k, v in child.items()
+        }
     merged = _copy(base)
     try:
         _merge_into(merged, child, merged, ())
@@ -337,8 +344,10 @@ def _check_key_types(node: Any, where: tuple[str, ...], recipe: PathLike) -> Non
     if len(kinds) > 1:
         odd = ", ".join(repr(k) for k in node if not isinstance(k, str))
         at = ".".join(where) or "the top level"
-        raise UsageError(f"{recipe}: {at} mixes key types ({', '.join(sorted(kinds))}): {odd} - a bare off/on/yes/no "
-                         "key is read as a boolean; quote it (\"off\":)")
+        raise UsageError(
+            f"{recipe}: {at} mixes key types ({', '.join(sorted(kinds))}): {odd} - a bare off/on/yes/no "
+            'key is read as a boolean; quote it ("off":)'
+        )
     for key, child in node.items():
         _check_key_types(child, (*where, str(key)), recipe)
 
@@ -381,8 +390,11 @@ def _settled(tree: dict[str, Any], path: _Path, text: str) -> bool:
     reference = _PURE_REFERENCE.match(text)
     if reference is not None:
         value = _walk(tree, _target(path, *reference.groups()))
-        if isinstance(value, (dict, list)) or value is _ABSENT or (isinstance(value, str) and ("${" in value or
-                                                                                             value == _MISSING)):
+        if (
+            isinstance(value, (dict, list))
+            or value is _ABSENT
+            or (isinstance(value, str) and ("${" in value or value == _MISSING))
+        ):
             return False
     else:
         value = _arithmetic(tree, path, text)
@@ -474,8 +486,10 @@ def _resolution_failure(exc: InterpolationResolutionError, recipe: PathLike | No
     key = getattr(exc, "full_key", None) or "?"
     env = re.search(r"Environment variable '([^']+)' not found", str(exc))
     if env:
-        return (f"{where} reads environment variable {env.group(1)} (${{oc.env:{env.group(1)}}} at {key}) but it is "
-                f"not set; export {env.group(1)}=... before running, or override {key}")
+        return (
+            f"{where} reads environment variable {env.group(1)} (${{oc.env:{env.group(1)}}} at {key}) but it is "
+            f"not set; export {env.group(1)}=... before running, or override {key}"
+        )
     reason = str(exc).splitlines()[0]
     return f"{where}: cannot resolve {key}: {reason}; fix the interpolation or override {key}"
 
@@ -490,6 +504,7 @@ def _set_at(tree: dict[str, Any], path: _Path, value: Any) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # Dotted paths
 # ---------------------------------------------------------------------------------------------------------------
+
 
 def get_dotted(container: Any, key: str, default: Any = None) -> Any:
     """The value at a dotted path of plain dicts/lists (list positions as numbers), or `default` when absent."""
@@ -546,8 +561,20 @@ def leaves(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
 ALGO_SECTIONS = ("grpo", "sft", "dpo", "rm", "ppo", "distillation", "eval")
 
 # Algorithms named by a file name's first token (`grpo-...`, `sft_vlm_3B`, `vlm_grpo-...`, `prorlv2.v2`).
-_NAMED_ALGORITHMS = {"grpo", "dapo", "sft", "dpo", "rm", "ppo", "distillation", "vlm_grpo", "gdpo", "mopd",
-                     "prorlv2", "eval"}
+_NAMED_ALGORITHMS = {
+    "grpo",
+    "dapo",
+    "sft",
+    "dpo",
+    "rm",
+    "ppo",
+    "distillation",
+    "vlm_grpo",
+    "gdpo",
+    "mopd",
+    "prorlv2",
+    "eval",
+}
 # File-name tokens that mark a multimodal recipe (run by the VLM entrypoints).
 _MULTIMODAL_TOKENS = {"vlm", "avlm", "audio"}
 
@@ -566,8 +593,10 @@ def algo_section(resolved: Mapping[str, Any]) -> str:
     for section in ALGO_SECTIONS:
         if isinstance(resolved.get(section), Mapping):
             return section
-    raise UsageError(f"the recipe has none of the algorithm sections {', '.join(ALGO_SECTIONS)}; "
-                     "is it a NeMo-RL training recipe? Pick a recipe under examples/configs")
+    raise UsageError(
+        f"the recipe has none of the algorithm sections {', '.join(ALGO_SECTIONS)}; "
+        "is it a NeMo-RL training recipe? Pick a recipe under examples/configs"
+    )
 
 
 def algorithm_of(recipe_path: PathLike, resolved: Mapping[str, Any]) -> str:
@@ -640,15 +669,38 @@ def authoritative_metric(resolved: Mapping[str, Any]) -> RecipeMetric | None:
 
 
 # What NeMo-RL's trainers log, by algorithm section, as checkpointing.metric_name spells it (`val:`/`train:` + key).
-_GRPO_LOGGED = ("val:accuracy", "val:avg_length", "val:pass_k", "val:total_reward/mean", "train:loss", "train:reward",
-                "train:grad_norm", "train:gen_kl_error", "train:token_mult_prob_error", "train:mean_gen_tokens_per_sample",
-                "train:approx_entropy", "train:filtered_reward", "train:total_reward/mean")
+_GRPO_LOGGED = (
+    "val:accuracy",
+    "val:avg_length",
+    "val:pass_k",
+    "val:total_reward/mean",
+    "train:loss",
+    "train:reward",
+    "train:grad_norm",
+    "train:gen_kl_error",
+    "train:token_mult_prob_error",
+    "train:mean_gen_tokens_per_sample",
+    "train:approx_entropy",
+    "train:filtered_reward",
+    "train:total_reward/mean",
+)
 LOGGED_METRICS = {
-    "grpo": _GRPO_LOGGED, "ppo": _GRPO_LOGGED, "distillation": ("val:accuracy", "val:loss", "val:kl_loss", "train:loss"),
+    "grpo": _GRPO_LOGGED,
+    "ppo": _GRPO_LOGGED,
+    "distillation": ("val:accuracy", "val:loss", "val:kl_loss", "train:loss"),
     "sft": ("val:val_loss", "train:loss", "train:grad_norm"),
-    "dpo": ("val:validation-default_loss", "val:validation-default_accuracy", "val:validation-default_preference_loss",
-            "val:validation-default_sft_loss", "train:loss", "train:accuracy", "train:preference_loss", "train:sft_loss",
-            "train:rewards_chosen_mean", "train:rewards_rejected_mean"),
+    "dpo": (
+        "val:validation-default_loss",
+        "val:validation-default_accuracy",
+        "val:validation-default_preference_loss",
+        "val:validation-default_sft_loss",
+        "train:loss",
+        "train:accuracy",
+        "train:preference_loss",
+        "train:sft_loss",
+        "train:rewards_chosen_mean",
+        "train:rewards_rejected_mean",
+    ),
     "rm": ("val:validation-default_loss", "val:validation-default_accuracy", "train:loss", "train:accuracy"),
 }
 
@@ -674,8 +726,10 @@ def gpus_required(resolved: Mapping[str, Any]) -> int:
     per_node = get_dotted(resolved, "cluster.gpus_per_node", None)
     nodes = get_dotted(resolved, "cluster.num_nodes", None)
     if not isinstance(per_node, int) or not isinstance(nodes, int):
-        raise UsageError(f"the recipe sets cluster.gpus_per_node={per_node!r} and cluster.num_nodes={nodes!r}; both "
-                         "must be integers: set them in the recipe or override them")
+        raise UsageError(
+            f"the recipe sets cluster.gpus_per_node={per_node!r} and cluster.num_nodes={nodes!r}; both "
+            "must be integers: set them in the recipe or override them"
+        )
     return per_node * nodes
 
 

@@ -35,8 +35,14 @@ _CHAINS: dict[tuple[str, str, str], tuple[str, ...]] = {}
 class NemoRLRecipe(Recipe):
     kind = "nemo-rl"
 
-    def __init__(self, path: str, entrypoint: str | None = None, runner: list[str] | None = None,
-                 setup_margin_s: float = SETUP_MARGIN_S, output_root: str | None = None):
+    def __init__(
+        self,
+        path: str,
+        entrypoint: str | None = None,
+        runner: list[str] | None = None,
+        setup_margin_s: float = SETUP_MARGIN_S,
+        output_root: str | None = None,
+    ):
         self.path = path
         self._entrypoint = entrypoint
         self.runner = list(runner) if runner is not None else ["uv", "run"]
@@ -119,7 +125,7 @@ class NemoRLRecipe(Recipe):
         except UsageError:
             return  # a broken chain is reported by whoever reads the recipe
         if all(f.startswith(f"{tmp}{os.sep}") for f in files):
-            _CHAINS[key] = tuple(f[len(str(tmp)) + 1:] for f in files)
+            _CHAINS[key] = tuple(f[len(str(tmp)) + 1 :] for f in files)
 
     def values(self, snapshot: Snapshot, keys: list[str]) -> dict[str, Any]:
         with self._export(snapshot) as tmp:
@@ -189,7 +195,13 @@ class NemoRLRecipe(Recipe):
     # -- one run ------------------------------------------------------------------------------------
     def launch(self, worktree: Path, run_dir: Path, limit_s: float | None) -> Launch:
         resolved = self.resolved(worktree)
-        argv = [*self.runner, self.entrypoint(worktree), "--config", self.path, *self.isolation(resolved, run_dir, limit_s)]
+        argv = [
+            *self.runner,
+            self.entrypoint(worktree),
+            "--config",
+            self.path,
+            *self.isolation(resolved, run_dir, limit_s),
+        ]
         return Launch(argv, worktree, self._environment(worktree))
 
     def isolation(self, resolved: dict, run_dir: Path, limit_s: float | None) -> list[str]:
@@ -225,8 +237,10 @@ class NemoRLRecipe(Recipe):
         main = _main_checkout(worktree)
         venv = main / ".venv"
         if not venv.is_dir():
-            raise UsageError(f"{venv} is missing: run 'uv sync --project {main}' once; runs reuse the main checkout's "
-                             "environment instead of syncing a fresh one in every worktree")
+            raise UsageError(
+                f"{venv} is missing: run 'uv sync --project {main}' once; runs reuse the main checkout's "
+                "environment instead of syncing a fresh one in every worktree"
+            )
         if not Git(worktree).ok("diff", "--quiet", "HEAD", _head(main), "--", "pyproject.toml", "uv.lock"):
             return {}
         return {"UV_PROJECT_ENVIRONMENT": str(venv)}
@@ -257,12 +271,20 @@ class NemoRLRecipe(Recipe):
         unset = sorted(v for v in nc.env_vars_referenced(root / self.path) if v not in os.environ)
         return [
             Check(True, RESOLVES, self.path),
-            Check((root / entry).is_file(), "entrypoint exists", entry if (root / entry).is_file()
-                  else f"{entry} is not in {root}: is this a NeMo-RL checkout? (--entrypoint names another)"),
+            Check(
+                (root / entry).is_file(),
+                "entrypoint exists",
+                entry
+                if (root / entry).is_file()
+                else f"{entry} is not in {root}: is this a NeMo-RL checkout? (--entrypoint names another)",
+            ),
             *self._uv_checks(root),
             Check(not missing, "prompt and data files exist", ", ".join(missing) or "all present"),
-            Check(not unset, "environment variables the recipe interpolates are set",
-                  f"export {', '.join(unset)}" if unset else "all set"),
+            Check(
+                not unset,
+                "environment variables the recipe interpolates are set",
+                f"export {', '.join(unset)}" if unset else "all set",
+            ),
             *hub.model_checks(resolved),
             *hub.dataset_checks(resolved, root),
             *prerequisites.extra_installs(self.path),
@@ -278,16 +300,27 @@ class NemoRLRecipe(Recipe):
         venv = main / ".venv"
         checks = [
             Check(uv is not None, "uv is installed", uv or "install uv: pip install uv"),
-            Check(venv.is_dir(), "uv environment of the main checkout", str(venv) if venv.is_dir()
-                  else f"{venv} is missing: run 'uv sync --project {main}' once (runs reuse it, none syncs its own)"),
+            Check(
+                venv.is_dir(),
+                "uv environment of the main checkout",
+                str(venv)
+                if venv.is_dir()
+                else f"{venv} is missing: run 'uv sync --project {main}' once (runs reuse it, none syncs its own)",
+            ),
         ]
         if uv and venv.is_dir():
             checks.append(prerequisites.uv_synced(uv, root, venv, main))
         return checks
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "path": self.path, "entrypoint": self._entrypoint, "runner": self.runner,
-                "setup_margin_s": self.setup_margin_s, "output_root": self.output_root}
+        return {
+            "kind": self.kind,
+            "path": self.path,
+            "entrypoint": self._entrypoint,
+            "runner": self.runner,
+            "setup_margin_s": self.setup_margin_s,
+            "output_root": self.output_root,
+        }
 
 
 def _directions(moves: tuple[str, ...], current) -> tuple[tuple[str, ...], ...]:
@@ -300,7 +333,9 @@ def _directions(moves: tuple[str, ...], current) -> tuple[tuple[str, ...], ...]:
             found.append(scaled[0])
         elif move == "/2" and len(scaled) > 1:
             found.append(scaled[1])
-        elif move not in ("x2", "/2") and yamledit.format_value(yamledit.parse_value(move)) != yamledit.format_value(current):
+        elif move not in ("x2", "/2") and yamledit.format_value(yamledit.parse_value(move)) != yamledit.format_value(
+            current
+        ):
             found.append((move,))
     return tuple(found)
 

@@ -77,7 +77,9 @@ def set_path(doc: Any, dotted: str, value: Any, *, where: str) -> None:
                 return
             node = node[int(part)]
         else:
-            raise UsageError(f"unknown key {dotted!r} in {where}{closest_hint(dotted, leaf_paths(doc))}; fix the key or edit the file")
+            raise UsageError(
+                f"unknown key {dotted!r} in {where}{closest_hint(dotted, leaf_paths(doc))}; fix the key or edit the file"
+            )
 
 
 def load_text(name: str, text: str) -> Any:
@@ -113,12 +115,14 @@ def directions(value: Any, steps: int = 3) -> tuple[tuple[str, ...], ...]:
     if isinstance(value, bool):
         return (("false" if value else "true",),)
     if isinstance(value, int) and value >= 2:
-        up = tuple(str(value * 2 ** i) for i in range(1, steps + 1))
-        down = tuple(dict.fromkeys(str(max(1, value // 2 ** i)) for i in range(1, steps + 1)))
+        up = tuple(str(value * 2**i) for i in range(1, steps + 1))
+        down = tuple(dict.fromkeys(str(max(1, value // 2**i)) for i in range(1, steps + 1)))
         return (up, down)
     if isinstance(value, float) and value > 0:
-        return (tuple(f"{value * 2 ** i:g}" for i in range(1, steps + 1)),
-                tuple(f"{value / 2 ** i:g}" for i in range(1, steps + 1)))
+        return (
+            tuple(f"{value * 2**i:g}" for i in range(1, steps + 1)),
+            tuple(f"{value / 2**i:g}" for i in range(1, steps + 1)),
+        )
     return ()
 
 
@@ -215,8 +219,10 @@ def repo_file(root: Path, name: str, snapshot: Snapshot) -> str:
     file_format(full)
     text = snapshot.read_text(rel)
     if text is None:
-        raise UsageError(f"--params-file {rel!r} is not committed: experiments start from the last commit; "
-                         f"'git add {rel}' and commit it, then init again")
+        raise UsageError(
+            f"--params-file {rel!r} is not committed: experiments start from the last commit; "
+            f"'git add {rel}' and commit it, then init again"
+        )
     load_text(rel, text)
     return rel
 

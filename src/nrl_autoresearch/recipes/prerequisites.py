@@ -25,8 +25,9 @@ def uv_synced(uv: str, root: Path, venv: Path, main: Path) -> Check:
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)}
     argv = [uv, "sync", "--check", "--inexact", "--project", str(root)]
     try:
-        proc = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True,
-                              timeout=UV_CHECK_TIMEOUT_S, check=False)
+        proc = subprocess.run(
+            argv, cwd=root, env=env, capture_output=True, text=True, timeout=UV_CHECK_TIMEOUT_S, check=False
+        )
     except (OSError, subprocess.TimeoutExpired) as err:
         return unknown(UV_SYNCED, f"'uv sync --check' did not answer ({type(err).__name__})")
     said = proc.stderr.strip().splitlines()
@@ -36,14 +37,23 @@ def uv_synced(uv: str, root: Path, venv: Path, main: Path) -> Check:
         changes = [line.strip() for line in said if line.lstrip().startswith(("+ ", "- ", "~ "))]
         shown = f" ({', '.join(changes[:5])}{', ...' if len(changes) > 5 else ''})" if changes else ""
         prefix = "" if root == main else f"UV_PROJECT_ENVIRONMENT={shlex.quote(str(venv))} "
-        return Check(False, UV_SYNCED, f"{venv} is not synced for {root}{shown}: run "
-                     f"'{prefix}uv sync --project {shlex.quote(str(root))}' once before the campaign "
-                     "(otherwise the first run syncs it inside its time limit)")
+        return Check(
+            False,
+            UV_SYNCED,
+            f"{venv} is not synced for {root}{shown}: run "
+            f"'{prefix}uv sync --project {shlex.quote(str(root))}' once before the campaign "
+            "(otherwise the first run syncs it inside its time limit)",
+        )
     return unknown(UV_SYNCED, f"'uv sync --check' could not tell: {said[-1] if said else f'exit {proc.returncode}'}")
 
 
 def extra_installs(recipe_path: str) -> list[Check]:
     if not EXTRA_INSTALL_NAMES.search(Path(recipe_path).name):
         return []
-    return [unknown("extra installs", "whether done cannot be told: NeMo-RL's test scripts run "
-                    "'bash tools/install_audio_deps.sh' first for VLM, omni and audio recipes")]
+    return [
+        unknown(
+            "extra installs",
+            "whether done cannot be told: NeMo-RL's test scripts run "
+            "'bash tools/install_audio_deps.sh' first for VLM, omni and audio recipes",
+        )
+    ]

@@ -33,8 +33,10 @@ def _loss(cfg: Config) -> Iterator[str]:
     token_level = bool(_get(cfg, "loss_fn.token_level_loss"))
     seq_ratios = bool(_get(cfg, "loss_fn.sequence_level_importance_ratios"))
     if seq_ratios and token_level:
-        yield ("sequence-level importance sampling (e.g. GSPO) is mutually exclusive with token-level loss "
-               "(loss_fn.sequence_level_importance_ratios with loss_fn.token_level_loss)")
+        yield (
+            "sequence-level importance sampling (e.g. GSPO) is mutually exclusive with token-level loss "
+            "(loss_fn.sequence_level_importance_ratios with loss_fn.token_level_loss)"
+        )
     if _get(cfg, "loss_fn.use_cispo"):
         yield from _cispo(cfg, token_level, seq_ratios)
     yield from _truncated_is(cfg, seq_ratios)
@@ -58,8 +60,10 @@ def _truncated_is(cfg: Config, seq_ratios: bool) -> Iterator[str]:
     ratio = _get(cfg, "loss_fn.truncated_importance_sampling_ratio")
     low = _get(cfg, "loss_fn.truncated_importance_sampling_ratio_min")
     if not _get(cfg, "loss_fn.use_importance_sampling_correction"):
-        yield ("truncated importance sampling is only supported when use_importance_sampling_correction is True "
-               "(loss_fn.truncated_importance_sampling_type with loss_fn.use_importance_sampling_correction)")
+        yield (
+            "truncated importance sampling is only supported when use_importance_sampling_correction is True "
+            "(loss_fn.truncated_importance_sampling_type with loss_fn.use_importance_sampling_correction)"
+        )
     if kind not in TIS_TYPES:
         yield f"truncated_importance_sampling_type must be 'tis', 'icepop', or 'seq-mask-tis', got {kind}"
     if not isinstance(ratio, (int, float)) or ratio <= 0:
@@ -67,8 +71,10 @@ def _truncated_is(cfg: Config, seq_ratios: bool) -> Iterator[str]:
     elif isinstance(low, (int, float)) and low > ratio:
         yield "truncated_importance_sampling_ratio_min must be <= truncated_importance_sampling_ratio"
     if kind in ("icepop", "seq-mask-tis") and low is None:
-        yield ("truncated_importance_sampling_ratio_min should be set when truncated_importance_sampling_type "
-               "is 'icepop' or 'seq-mask-tis'")
+        yield (
+            "truncated_importance_sampling_ratio_min should be set when truncated_importance_sampling_type "
+            "is 'icepop' or 'seq-mask-tis'"
+        )
     if kind == "seq-mask-tis" and seq_ratios:
         yield "seq-mask-tis is incompatible with sequence_level_importance_ratios=True"
 
@@ -80,15 +86,22 @@ def _grpo(cfg: Config) -> Iterator[str]:
         return
     if not _get(cfg, "grpo.use_dynamic_sampling") and _get(cfg, "grpo.batch_multiplier") not in (None, 1):
         yield "batch_multiplier>1 can only be used if use_dynamic_sampling=True"
-    if _get(cfg, "grpo.stop_at_validation_metric") is not None and _get(cfg, "grpo.stop_at_validation_threshold") is None:
+    if (
+        _get(cfg, "grpo.stop_at_validation_metric") is not None
+        and _get(cfg, "grpo.stop_at_validation_threshold") is None
+    ):
         yield "grpo.stop_at_validation_threshold must be set when grpo.stop_at_validation_metric is set"
     gbs = _get(cfg, "policy.train_global_batch_size")
     if _get(cfg, "loss_fn.force_on_policy_ratio") and gbs != prompts * generations:
-        yield ("force_on_policy_ratio requires train_global_batch_size == num_prompts_per_step * "
-               "num_generations_per_prompt")
+        yield (
+            "force_on_policy_ratio requires train_global_batch_size == num_prompts_per_step * "
+            "num_generations_per_prompt"
+        )
     if isinstance(gbs, int) and prompts * generations < gbs:
-        yield (f"grpo.num_prompts_per_step x grpo.num_generations_per_prompt = {prompts * generations} samples is "
-               f"less than policy.train_global_batch_size {gbs}: no global batch fills, so no update runs")
+        yield (
+            f"grpo.num_prompts_per_step x grpo.num_generations_per_prompt = {prompts * generations} samples is "
+            f"less than policy.train_global_batch_size {gbs}: no global batch fills, so no update runs"
+        )
 
 
 def _parallelism(cfg: Config) -> Iterator[str]:
@@ -97,8 +110,10 @@ def _parallelism(cfg: Config) -> Iterator[str]:
     if _get(cfg, "policy.model_name") is None:
         return
     if megatron and dtensor:
-        yield ("Configure either Megatron (policy.megatron_cfg.enabled=true) or DTensor "
-               "(policy.dtensor_cfg.enabled=true), not both.")
+        yield (
+            "Configure either Megatron (policy.megatron_cfg.enabled=true) or DTensor "
+            "(policy.dtensor_cfg.enabled=true), not both."
+        )
     if _get(cfg, "policy.dynamic_batching.enabled") and _get(cfg, "policy.sequence_packing.enabled"):
         yield "Dynamic Batching is exclusive of Sequence Packing (policy.dynamic_batching.enabled, policy.sequence_packing.enabled)"
     dp = data_parallel_size(cfg)
@@ -108,8 +123,10 @@ def _parallelism(cfg: Config) -> Iterator[str]:
     if dp == 0:
         yield "World size must be divisible by PP * CP * TP: the data parallel size must be a positive integer"
     elif gbs < dp:
-        yield (f"policy.train_global_batch_size {gbs} is smaller than the data parallel size {dp}: "
-               "a rank's share of a global batch is empty")
+        yield (
+            f"policy.train_global_batch_size {gbs} is smaller than the data parallel size {dp}: "
+            "a rank's share of a global batch is empty"
+        )
 
 
 def data_parallel_size(cfg: Config) -> int | None:
@@ -148,14 +165,20 @@ def _placement(cfg: Config) -> Iterator[str]:
     gen_nodes = _get(cfg, "policy.generation.colocated.resources.num_nodes")
     if nodes == 1:
         if not isinstance(gen_gpus, int) or gen_gpus <= 0:
-            yield ("policy.generation.colocated.resources.gpus_per_node must be explicitly set to a value > 0 "
-                   f"when policy_nodes = 1 and inference is non-colocated, but got {gen_gpus}.")
+            yield (
+                "policy.generation.colocated.resources.gpus_per_node must be explicitly set to a value > 0 "
+                f"when policy_nodes = 1 and inference is non-colocated, but got {gen_gpus}."
+            )
         elif isinstance(per_node, int) and per_node - gen_gpus <= 0:
-            yield (f"No enough GPUs for training: cluster.gpus_per_node {per_node} - "
-                   f"policy.generation.colocated.resources.gpus_per_node {gen_gpus}")
+            yield (
+                f"No enough GPUs for training: cluster.gpus_per_node {per_node} - "
+                f"policy.generation.colocated.resources.gpus_per_node {gen_gpus}"
+            )
     elif isinstance(nodes, int) and (not isinstance(gen_nodes, int) or not 0 < gen_nodes < nodes):
-        yield ("Non-colocated mode requires train_nodes > 0 and inference_nodes > 0 "
-               f"(cluster.num_nodes {nodes}, policy.generation.colocated.resources.num_nodes {gen_nodes})")
+        yield (
+            "Non-colocated mode requires train_nodes > 0 and inference_nodes > 0 "
+            f"(cluster.num_nodes {nodes}, policy.generation.colocated.resources.num_nodes {gen_nodes})"
+        )
 
 
 def _async(cfg: Config) -> Iterator[str]:
@@ -169,8 +192,12 @@ def _async(cfg: Config) -> Iterator[str]:
         yield "Importance sampling correction must be enabled for async GRPO (loss_fn.use_importance_sampling_correction)"
     if _get(cfg, "policy.generation.colocated.enabled") and backend != "megatron":
         yield "Colocated async GRPO is only supported for the Megatron generation backend."
-    for key in ("grpo.use_dynamic_sampling", "grpo.reward_scaling.enabled", "grpo.reward_shaping.enabled",
-                "data.use_multiple_dataloader"):
+    for key in (
+        "grpo.use_dynamic_sampling",
+        "grpo.reward_scaling.enabled",
+        "grpo.reward_shaping.enabled",
+        "data.use_multiple_dataloader",
+    ):
         if _get(cfg, key):
             yield f"async GRPO does not support {key} (run_grpo.py raises NotImplementedError)"
 

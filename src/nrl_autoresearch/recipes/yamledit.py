@@ -40,8 +40,12 @@ __all__ = ["dotted_leaf_paths", "format_value", "parse_value", "set_keys"]
 
 SEQUENCE_LENGTH = "policy.max_total_sequence_length"
 # Lengths NeMo-RL derives from SEQUENCE_LENGTH by interpolation in its base configs, but many recipes hard-code.
-SEQUENCE_FOLLOWERS = ("policy.generation.max_new_tokens", "policy.generation.vllm_cfg.max_model_len",
-                      "data.max_input_seq_length", "grpo.reward_shaping.max_response_length")
+SEQUENCE_FOLLOWERS = (
+    "policy.generation.max_new_tokens",
+    "policy.generation.vllm_cfg.max_model_len",
+    "data.max_input_seq_length",
+    "grpo.reward_shaping.max_response_length",
+)
 DTENSOR_LR = "policy.optimizer.kwargs.lr"
 MEGATRON_LR = "policy.megatron_cfg.optimizer.lr"
 MEGATRON_MIN_LR = "policy.megatron_cfg.optimizer.min_lr"
@@ -117,12 +121,15 @@ def _same(old: Any, new: Any) -> bool:
 # Validation and coupling
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def _check_key(path: Path, merged: dict[str, Any], key: str, value: Any) -> None:
     if not has_dotted(merged, key):
         matches = closest_keys(key, dotted_leaf_paths(merged))
         hint = f"; closest existing keys: {', '.join(matches)}" if matches else ""
-        raise UsageError(f"no key {key!r} in recipe {path} (its parents included){hint}; "
-                         "fix the key (only keys the recipe already has can be set)")
+        raise UsageError(
+            f"no key {key!r} in recipe {path} (its parents included){hint}; "
+            "fix the key (only keys the recipe already has can be set)"
+        )
     old = get_dotted(merged, key)
     if isinstance(value, str) and isinstance(old, (int, float)) and not isinstance(old, bool):
         raise UsageError(f"{key} in recipe {path} is a number ({old}), not {value!r}; give a number")
@@ -162,21 +169,27 @@ def _lr_followers(cfg: DictConfig, merged: dict[str, Any], requested: dict[str, 
     followers = []
     for source, target in ((DTENSOR_LR, MEGATRON_LR), (MEGATRON_LR, DTENSOR_LR)):
         if source in requested and target not in requested and has_dotted(merged, target):
-            followers.append(_Change(target, get_dotted(merged, target), requested[source],
-                                     f"kept equal to {source}; Megatron is enabled"))
+            followers.append(
+                _Change(
+                    target,
+                    get_dotted(merged, target),
+                    requested[source],
+                    f"kept equal to {source}; Megatron is enabled",
+                )
+            )
     return followers
 
 
-def _min_lr_follower(cfg: DictConfig, merged: dict[str, Any], requested: dict[str, Any],
-                     changes: list[_Change]) -> list[_Change]:
+def _min_lr_follower(
+    cfg: DictConfig, merged: dict[str, Any], requested: dict[str, Any], changes: list[_Change]
+) -> list[_Change]:
     """A literal Megatron `min_lr` scales with the Megatron LR, keeping the schedule's shape."""
     new_lr = next((c.new for c in changes if c.key == MEGATRON_LR), None)
     old_lr, old_min = _resolved(cfg, MEGATRON_LR), get_dotted(merged, MEGATRON_MIN_LR, _ABSENT)
     numbers = (new_lr, old_lr, old_min)
     if MEGATRON_MIN_LR in requested or not all(isinstance(n, (int, float)) for n in numbers) or not old_lr:
         return []
-    return [_Change(MEGATRON_MIN_LR, old_min, float(f"{old_min * new_lr / old_lr:.12g}"),
-                    f"scaled with {MEGATRON_LR}")]
+    return [_Change(MEGATRON_MIN_LR, old_min, float(f"{old_min * new_lr / old_lr:.12g}"), f"scaled with {MEGATRON_LR}")]
 
 
 def _resolved(cfg: DictConfig, key: str) -> Any:
@@ -187,6 +200,7 @@ def _resolved(cfg: DictConfig, key: str) -> Any:
 # ---------------------------------------------------------------------------------------------------------------
 # Writing
 # ---------------------------------------------------------------------------------------------------------------
+
 
 class _Representer(RoundTripRepresenter):
     """Writes None as `null`, as NeMo-RL's files do, instead of an empty value."""
@@ -281,8 +295,11 @@ def _styled(old: Any, value: Any) -> Any:
             return type(old)(value)
         return value if _reads_back(value) else DoubleQuotedScalarString(value)
     node = _collection(value, flow_maps=True)
-    if isinstance(node, (CommentedMap, CommentedSeq)) and isinstance(old, (CommentedMap, CommentedSeq)) \
-            and not old.fa.flow_style():
+    if (
+        isinstance(node, (CommentedMap, CommentedSeq))
+        and isinstance(old, (CommentedMap, CommentedSeq))
+        and not old.fa.flow_style()
+    ):
         node.fa.set_block_style()
     return node
 
@@ -349,5 +366,7 @@ def _verify(path: Path, original: str, changes: list[_Change]) -> None:
     wrong = [c.key for c in changes if not _same(get_dotted(merged, c.key, _ABSENT), c.new)]
     if wrong:
         replace_text(path, original)
-        raise UsageError(f"editing {path} did not change {', '.join(wrong)} in the composed recipe (the file is "
-                         "restored); set these keys in the file that defines them, or pass them as overrides")
+        raise UsageError(
+            f"editing {path} did not change {', '.join(wrong)} in the composed recipe (the file is "
+            "restored); set these keys in the file that defines them, or pass them as overrides"
+        )

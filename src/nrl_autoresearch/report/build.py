@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from nrl_autoresearch.runner.engine import Engine
 
 
-def build_report(engine: Engine, *, html: Path | None = None, png: Path | None = None,
-                 markdown: Path | None = None) -> dict[str, Path]:
+def build_report(
+    engine: Engine, *, html: Path | None = None, png: Path | None = None, markdown: Path | None = None
+) -> dict[str, Path]:
     """Write the report and return what was written: keys html, png, markdown and diffs (the diffs folder)."""
     c = engine.campaign
     folder = c.dir / "report"
@@ -36,8 +37,12 @@ def build_report(engine: Engine, *, html: Path | None = None, png: Path | None =
     links = {r.index: _links(c, r, mask(texts[r.parent_commit, r.commit]), diffs.resolve(), page) for r in rows}
     svg = plot(rows, c, png)
     _write(html, render_html(c, rows, status=status, svg=svg, links=links))
-    _write(markdown, render_markdown(c, rows, status=status, image=_href(png.resolve(), markdown.parent.resolve()),
-                                          gpu_hours=engine.gpu_hours()))
+    _write(
+        markdown,
+        render_markdown(
+            c, rows, status=status, image=_href(png.resolve(), markdown.parent.resolve()), gpu_hours=engine.gpu_hours()
+        ),
+    )
     return {"html": html, "png": png, "markdown": markdown, "diffs": diffs}
 
 
@@ -48,8 +53,9 @@ def _links(c: Campaign, row: Row, text: str, diffs: Path, base: Path) -> Links:
     path.write_text(text)
     added, removed = _line_changes(text)
     log = _log(c, row)
-    return Links(log=_href(log.resolve(), base) if log.is_file() else None, diff=_href(path, base), added=added,
-                 removed=removed)
+    return Links(
+        log=_href(log.resolve(), base) if log.is_file() else None, diff=_href(path, base), added=added, removed=removed
+    )
 
 
 def _line_changes(diff: str) -> tuple[int, int]:
@@ -77,8 +83,14 @@ def _diffs(git: Git, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str]
     unique = list(dict.fromkeys(wanted.values()))
     found: dict[tuple[str, str], str] = {}
     if unique:
-        out = git.run("diff-tree", "-p", "-M", "--always", "--stdin",
-                      input="".join(f"{commit} {parent}\n" for parent, commit in unique))
+        out = git.run(
+            "diff-tree",
+            "-p",
+            "-M",
+            "--always",
+            "--stdin",
+            input="".join(f"{commit} {parent}\n" for parent, commit in unique),
+        )
         pos = 0
         for k, (parent, commit) in enumerate(unique):
             start = pos + len(commit) + 1
@@ -92,7 +104,11 @@ def _commit_ids(git: Git, names: set[str]) -> dict[str, str]:
     """The full id of each of `names` that names a commit, in one `git cat-file --batch-check`."""
     asked = sorted(name for name in names if name.strip() == name and name and not name.startswith("-"))
     out = git.run("cat-file", "--batch-check", input="".join(f"{name}^{{commit}}\n" for name in asked), check=False)
-    return {name: line.split()[0] for name, line in zip(asked, out.splitlines()) if line.split()[1:2] == ["commit"]}
+    return {
+        name: line.split()[0]
+        for name, line in zip(asked, out.splitlines(), strict=True)
+        if line.split()[1:2] == ["commit"]
+    }
 
 
 def _log(c: Campaign, row: Row) -> Path:

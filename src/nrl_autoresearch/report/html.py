@@ -18,9 +18,15 @@ from nrl_autoresearch.core.stoprules import StopStatus
 from nrl_autoresearch.report.markdown import reproduce, short_name, shown
 
 COLUMNS = (  # (data-key, header, class); a key makes the column sortable, also on load with ?sort=[-]<key>
-    ("index", "#", "num"), ("branch", "experiment", "name"), ("status", "status", ""),
-    ("metric_value", "metric", "num"), ("memory_gb", "GB", "num"), ("elapsed_min", "min", "num"),
-    ("parent", "built on", ""), ("commit", "commit", "mono"), ("", "files", "files"),
+    ("index", "#", "num"),
+    ("branch", "experiment", "name"),
+    ("status", "status", ""),
+    ("metric_value", "metric", "num"),
+    ("memory_gb", "GB", "num"),
+    ("elapsed_min", "min", "num"),
+    ("parent", "built on", ""),
+    ("commit", "commit", "mono"),
+    ("", "files", "files"),
     ("description", "description", "desc"),
 )
 
@@ -72,22 +78,34 @@ def render_html(campaign: Campaign, rows: list[Row], *, status: StopStatus, svg:
 def _objective(c: Campaign) -> str:
     o = c.objective
     recipe = c.recipe.get("path") or shlex.join(c.recipe.get("command", []))
-    return (f"{escape(o.direction)} <code>{escape(o.metric_name)}</code> from <code>{escape(o.source)}</code> "
-            f"({escape(o.aggregate)}) · recipe <code>{escape(recipe)}</code> · launcher {escape(c.launcher['name'])}")
+    return (
+        f"{escape(o.direction)} <code>{escape(o.metric_name)}</code> from <code>{escape(o.source)}</code> "
+        f"({escape(o.aggregate)}) · recipe <code>{escape(recipe)}</code> · launcher {escape(c.launcher['name'])}"
+    )
 
 
 def _cards(rows: list[Row], c: Campaign, top: Row | None) -> str:
     attempted = f"{len(rows)}" + (f" / {c.rules.max_experiments}" if c.rules.max_experiments is not None else "")
     tally = [(s, str(sum(r.status == s for r in rows)), s) for s in ("keep", "discard", "crash")]
-    items = [("attempted", attempted, ""), *tally, (f"best {c.objective.metric_name}", shown(top) if top else "—", "best")]
-    return "".join(f'<div class="card {cls}"><span>{escape(label)}</span><b>{escape(value)}</b></div>'
-                   for label, value, cls in items)
+    items = [
+        ("attempted", attempted, ""),
+        *tally,
+        (f"best {c.objective.metric_name}", shown(top) if top else "—", "best"),
+    ]
+    return "".join(
+        f'<div class="card {cls}"><span>{escape(label)}</span><b>{escape(value)}</b></div>'
+        for label, value, cls in items
+    )
 
 
 def _campaign(c: Campaign) -> str:
     """Where the campaign lives and the monitors that end it."""
-    facts = [("branches", f"{c.prefix}/"), ("base commit", c.base_commit[:10]), ("ledger", c.ledger),
-             ("started", time.strftime("%Y-%m-%d %H:%M", time.localtime(c.created_at)))]
+    facts = [
+        ("branches", f"{c.prefix}/"),
+        ("base commit", c.base_commit[:10]),
+        ("ledger", c.ledger),
+        ("started", time.strftime("%Y-%m-%d %H:%M", time.localtime(c.created_at))),
+    ]
     if c.min_delta:
         facts.append(("min delta", f"{c.min_delta:g}"))
     monitors = c.rules.monitors() or ["no stop rule"]
@@ -99,10 +117,12 @@ def _campaign(c: Campaign) -> str:
 def _best(top: Row | None, links: dict[int, Links], campaign: Campaign) -> str:
     if top is None:
         return '<p class="muted">No keep yet: the best result appears here once an experiment is kept.</p>'
-    return (f'<p><a href="#row-{top.index}">#{top.index} {escape(short_name(top))}</a> '
-            f'<span class="value">{escape(top.metric_name)} = {escape(shown(top))}</span> {_files(links.get(top.index))}</p>'
-            f'<p class="muted">{escape(top.description)}</p>'
-            f'<p>Reproduce it exactly:</p><pre><code id="reproduce">{escape(reproduce(top, campaign))}</code></pre>')
+    return (
+        f'<p><a href="#row-{top.index}">#{top.index} {escape(short_name(top))}</a> '
+        f'<span class="value">{escape(top.metric_name)} = {escape(shown(top))}</span> {_files(links.get(top.index))}</p>'
+        f'<p class="muted">{escape(top.description)}</p>'
+        f'<p>Reproduce it exactly:</p><pre><code id="reproduce">{escape(reproduce(top, campaign))}</code></pre>'
+    )
 
 
 def _lineage(rows: list[Row], tree: dict[int, int | None], top: Row | None) -> str:
@@ -119,15 +139,17 @@ def _branches(children: dict[int | None, list[Row]], parent: int | None, top: Ro
         f'<li class="node" data-index="{r.index}" data-branch="{escape(r.branch)}">'
         f'<a href="#row-{r.index}">#{r.index} {escape(short_name(r))}</a> {_badge(r.status)} '
         f'<span class="value">{"" if r.metric_value is None else escape(shown(r))}</span>'
-        f'{" <span class=star title=best>★ best</span>" if top is not None and r.index == top.index else ""}'
-        f'{_branches(children, r.index, top)}</li>'
+        f"{' <span class=star title=best>★ best</span>' if top is not None and r.index == top.index else ''}"
+        f"{_branches(children, r.index, top)}</li>"
         for r in children.get(parent, [])
     )
     return f'<ul class="tree">{items}</ul>' if items else ""
 
 
 def _ledger(rows: list[Row], tree: dict[int, int | None], c: Campaign, links: dict[int, Links], top: Row | None) -> str:
-    heads = "".join(_head(key, c.objective.metric_name if key == "metric_value" else label, cls) for key, label, cls in COLUMNS)
+    heads = "".join(
+        _head(key, c.objective.metric_name if key == "metric_value" else label, cls) for key, label, cls in COLUMNS
+    )
     names: dict[int | None, str] = {r.index: short_name(r) for r in rows}
     body = "".join(_row(r, names.get(tree[r.index]) or "", links.get(r.index), top) for r in rows)
     empty = f'<tr><td colspan="{len(COLUMNS)}" class="muted">no row yet</td></tr>'
@@ -154,8 +176,10 @@ def _row(r: Row, parent: str, links: Links | None, top: Row | None) -> str:
         (None, _files(links)),
         (r.description, escape(r.description)),
     )
-    tds = "".join(f'<td class="{cls}" data-value="{"" if value is None else escape(str(value))}">{inner}</td>'
-                  for (value, inner), (_, _, cls) in zip(cells, COLUMNS, strict=True))
+    tds = "".join(
+        f'<td class="{cls}" data-value="{"" if value is None else escape(str(value))}">{inner}</td>'
+        for (value, inner), (_, _, cls) in zip(cells, COLUMNS, strict=True)
+    )
     best_class = " best" if top is not None and r.index == top.index else ""
     return f'<tr id="row-{r.index}" class="{r.status}{best_class}" data-index="{r.index}">{tds}</tr>'
 

@@ -31,12 +31,16 @@ def reproduce(row: Row, campaign: Campaign) -> str:
     """The command that re-runs an experiment from its commit in a fresh worktree, writing into a new folder:
     the person's own checkout and the original run's outputs are left as they are. Run from the repository."""
     name = short_name(row)
-    run_dir = Path(row.log_path).parent if Path(row.log_path).is_absolute() else campaign.repo / Path(row.log_path).parent
+    run_dir = (
+        Path(row.log_path).parent if Path(row.log_path).is_absolute() else campaign.repo / Path(row.log_path).parent
+    )
     out = run_dir.with_name(f"{run_dir.name}-reproduced-{row.index}")
     worktree = (campaign.dir / "reproduce" / name).relative_to(campaign.repo).as_posix()
     command = row.command.replace(str(run_dir), str(out))
-    return (f"git worktree add --detach {shlex.quote(worktree)} {row.commit} && mkdir -p {shlex.quote(str(out))} && "
-            f"cd {shlex.quote(worktree)} && {command} 2>&1 | tee {shlex.quote(str(out / 'run.log'))}")
+    return (
+        f"git worktree add --detach {shlex.quote(worktree)} {row.commit} && mkdir -p {shlex.quote(str(out))} && "
+        f"cd {shlex.quote(worktree)} && {command} 2>&1 | tee {shlex.quote(str(out / 'run.log'))}"
+    )
 
 
 def truncate(text: str, limit: int) -> str:
@@ -47,12 +51,15 @@ def counts(rows: list[Row], gpu_hours: float | None = None) -> str:
     tally = {s: sum(r.status == s for r in rows) for s in ("keep", "discard", "crash")}
     pruned = sum(is_pruned(r.description) for r in rows)
     hours = f", {gpu_hours:.3g} GPU-hours" if gpu_hours else ""
-    return (f"{len(rows)} attempted: {tally['keep']} keep, {tally['discard']} discard"
-            f"{f' ({pruned} pruned)' if pruned else ''}, {tally['crash']} crash{hours}")
+    return (
+        f"{len(rows)} attempted: {tally['keep']} keep, {tally['discard']} discard"
+        f"{f' ({pruned} pruned)' if pruned else ''}, {tally['crash']} crash{hours}"
+    )
 
 
-def render_markdown(campaign: Campaign, rows: list[Row], *, status: StopStatus, image: str | None = None,
-                    gpu_hours: float | None = None) -> str:
+def render_markdown(
+    campaign: Campaign, rows: list[Row], *, status: StopStatus, image: str | None = None, gpu_hours: float | None = None
+) -> str:
     """Objective, stop status, one table line per row, and the best keep with its reproduce command."""
     objective = campaign.objective
     lines = [
@@ -75,8 +82,11 @@ def _table(rows: list[Row], metric: str) -> list[str]:
     if not rows:
         return ["No experiment has been attempted yet."]
     head = [f"| # | experiment | status | {_cell(metric)} | description |", "|---:|---|---|---:|---|"]
-    return head + [f"| {r.index} | {_cell(short_name(r))} | {r.status} | {shown(r)} | "
-                   f"{_cell(truncate(r.description, DESCRIPTION_CHARS))} |" for r in rows]
+    return head + [
+        f"| {r.index} | {_cell(short_name(r))} | {r.status} | {shown(r)} | "
+        f"{_cell(truncate(r.description, DESCRIPTION_CHARS))} |"
+        for r in rows
+    ]
 
 
 def _best(rows: list[Row], campaign: Campaign) -> list[str]:

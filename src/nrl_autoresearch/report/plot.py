@@ -21,14 +21,26 @@ from nrl_autoresearch.runner.workspace import BASELINE
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-COLORS = {"keep": "#1a7f37", "discard": "#8c959f", "crash": "#cf222e", "best": "#0969da",
-          "baseline": "#9a6700", "target": "#8250df"}
+COLORS = {
+    "keep": "#1a7f37",
+    "discard": "#8c959f",
+    "crash": "#cf222e",
+    "best": "#0969da",
+    "baseline": "#9a6700",
+    "target": "#8250df",
+}
 MARKS: dict[str, dict[str, Any]] = {  # crashes have no value: a red x on the bottom edge instead
     "keep": {"s": 46, "color": COLORS["keep"], "edgecolor": "white", "linewidth": 0.8, "zorder": 4},
     "discard": {"s": 40, "facecolor": "white", "edgecolor": COLORS["discard"], "linewidth": 1.4, "zorder": 3},
 }
-PRUNED_MARK: dict[str, Any] = {"s": 44, "marker": "v", "facecolor": "white", "edgecolor": COLORS["discard"], "linewidth": 1.4,
-               "zorder": 3}  # a partial value: the run was stopped early
+PRUNED_MARK: dict[str, Any] = {
+    "s": 44,
+    "marker": "v",
+    "facecolor": "white",
+    "edgecolor": COLORS["discard"],
+    "linewidth": 1.4,
+    "zorder": 3,
+}  # a partial value: the run was stopped early
 LABEL_CHARS = 20
 MAX_LABELS = 12  # beyond this many keeps only the new bests are labelled, so the chart stays legible
 
@@ -39,8 +51,13 @@ def plot(rows: list[Row], campaign: Campaign, path_png: Path | None = None) -> s
     from matplotlib.figure import Figure
 
     rows = sorted(rows, key=lambda r: r.index)  # parallel runs may finish, and be appended, out of order
-    style: dict[Any, Any] = {"svg.fonttype": "none", "svg.hashsalt": "autoresearch", "font.size": 10,
-             "axes.spines.top": False, "axes.spines.right": False}
+    style: dict[Any, Any] = {
+        "svg.fonttype": "none",
+        "svg.hashsalt": "autoresearch",
+        "font.size": 10,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+    }
     with rc_context(style):
         fig = Figure(figsize=(11, 5), layout="constrained")
         _draw(fig.add_subplot(), rows, campaign)
@@ -50,7 +67,7 @@ def plot(rows: list[Row], campaign: Campaign, path_png: Path | None = None) -> s
         svg = io.StringIO()
         fig.savefig(svg, format="svg", metadata={"Date": None})
     text = svg.getvalue()
-    return text[text.index("<svg"):]
+    return text[text.index("<svg") :]
 
 
 def baseline_spread(rows: list[Row], campaign: Campaign) -> tuple[float, float | None, int] | None:
@@ -108,8 +125,14 @@ def _baseline(ax: Axes, rows: list[Row], campaign: Campaign) -> None:
     mean, sd, n = spread
     ax.axhline(mean, color=COLORS["baseline"], linestyle="--", linewidth=1.2, label=f"baseline {mean:.6g}")
     if sd is not None:
-        ax.axhspan(mean - sd, mean + sd, color=COLORS["baseline"], alpha=0.12, linewidth=0,
-                   label=f"baseline ± 1 sd ({sd:.3g}, {n} runs)")
+        ax.axhspan(
+            mean - sd,
+            mean + sd,
+            color=COLORS["baseline"],
+            alpha=0.12,
+            linewidth=0,
+            label=f"baseline ± 1 sd ({sd:.3g}, {n} runs)",
+        )
 
 
 def _target(ax: Axes, campaign: Campaign) -> None:
@@ -124,8 +147,16 @@ def _running_best(ax: Axes, rows: list[Row], maximize: bool) -> set[int]:
     new_bests = {top.index for top in tops if top is not None}
     if new_bests:
         path = [math.nan if top is None or top.metric_value is None else top.metric_value for top in tops]
-        ax.step([r.index for r in rows], path, where="post", color=COLORS["best"], linewidth=1.8, alpha=0.85,
-                label="running best keep", zorder=2)
+        ax.step(
+            [r.index for r in rows],
+            path,
+            where="post",
+            color=COLORS["best"],
+            linewidth=1.8,
+            alpha=0.85,
+            label="running best keep",
+            zorder=2,
+        )
     return new_bests
 
 
@@ -136,13 +167,26 @@ def _points(ax: Axes, rows: list[Row]) -> None:
             ax.scatter([r.index for r in found], _values(found), label=f"{status} ({len(found)})", **style)
     pruned = [r for r in rows if is_pruned(r.description) and _valued(r)]
     if pruned:
-        ax.scatter([r.index for r in pruned], _values(pruned),
-                   label=f"pruned ({len(pruned)}, value when stopped)", **PRUNED_MARK)
+        ax.scatter(
+            [r.index for r in pruned],
+            _values(pruned),
+            label=f"pruned ({len(pruned)}, value when stopped)",
+            **PRUNED_MARK,
+        )
     crashes = [r for r in rows if not _valued(r)]
     if crashes:
-        ax.scatter([r.index for r in crashes], [0.03] * len(crashes), transform=ax.get_xaxis_transform(),
-                   marker="x", s=44, color=COLORS["crash"], linewidth=1.8, zorder=4, clip_on=False,
-                   label=f"crash ({len(crashes)}, no value)")
+        ax.scatter(
+            [r.index for r in crashes],
+            [0.03] * len(crashes),
+            transform=ax.get_xaxis_transform(),
+            marker="x",
+            s=44,
+            color=COLORS["crash"],
+            linewidth=1.8,
+            zorder=4,
+            clip_on=False,
+            label=f"crash ({len(crashes)}, no value)",
+        )
 
 
 def _labels(ax: Axes, rows: list[Row], new_bests: set[int]) -> None:
@@ -154,6 +198,14 @@ def _labels(ax: Axes, rows: list[Row], new_bests: set[int]) -> None:
     turn = rows[0].index + 0.8 * (rows[-1].index - rows[0].index) if rows else 0
     for r in keeps:
         left = r.index > turn and r.index > rows[0].index
-        ax.annotate(truncate(short_name(r), LABEL_CHARS), (r.index, r.metric_value), xytext=(-5 if left else 5, 6),
-                    textcoords="offset points", rotation=-20 if left else 20, ha="right" if left else "left",
-                    fontsize=7.5, color=COLORS["keep"], zorder=5)
+        ax.annotate(
+            truncate(short_name(r), LABEL_CHARS),
+            (r.index, r.metric_value),
+            xytext=(-5 if left else 5, 6),
+            textcoords="offset points",
+            rotation=-20 if left else 20,
+            ha="right" if left else "left",
+            fontsize=7.5,
+            color=COLORS["keep"],
+            zorder=5,
+        )

@@ -13,14 +13,23 @@ from nrl_autoresearch.report.markdown import reproduce
 from nrl_autoresearch.runner.watch import is_pruned
 
 
-def plan_text(c: Campaign, *, proposer: str, first: list[str], has_baseline: bool, workers: int = 1,
-              reruns: int = 0, tally: str | None = None) -> str:
+def plan_text(
+    c: Campaign,
+    *,
+    proposer: str,
+    first: list[str],
+    has_baseline: bool,
+    workers: int = 1,
+    reruns: int = 0,
+    tally: str | None = None,
+) -> str:
     lines = [
         f"plan for campaign {c.name}",
         f"  branch prefix: {c.prefix}/",
         *recipe_lines(c),
         f"  objective: {c.objective.direction} {c.objective.metric_name} (from {c.objective.source}, {c.objective.aggregate})",
-        "  stop monitors:", *(f"    {m}" for m in c.rules.monitors()),
+        "  stop monitors:",
+        *(f"    {m}" for m in c.rules.monitors()),
         f"  launcher: {c.launcher['name']}" + (f", {workers} experiments at once" if workers > 1 else ""),
         f"  proposer: {proposer}",
         "  baseline: " + ("recorded" if has_baseline else f"runs first, on {c.prefix}/baseline"),
@@ -45,8 +54,13 @@ def recipe_lines(c: Campaign) -> list[str]:
 def _early(c: Campaign) -> str:
     """Which watches end a run early: divergence always, the stall limit, pruning when asked for."""
     stall = c.options.get("stall", "auto")
-    shown = ("off" if stall is None else "the larger of 30m and 5x the longest gap between steps" if stall == "auto"
-             else format_duration(stall))
+    shown = (
+        "off"
+        if stall is None
+        else "the larger of 30m and 5x the longest gap between steps"
+        if stall == "auto"
+        else format_duration(stall)
+    )
     prune = "pruned when clearly behind the reference after 30% of training" if c.options.get("prune") else "no pruning"
     return f"divergence (NaN or exploding loss); stall: {shown}; {prune}"
 
@@ -57,25 +71,35 @@ def noise_text(c: Campaign) -> str:
     base, reps, z = o.get("baseline_repeats", 1), o.get("repeats", 1), o.get("z", Z_DEFAULT)
     rate = f"{false_keep_rate(z):.0%} of null changes kept"
     if base < 2 and reps < 2:
-        return ("no repeats: the noise floor is each run's own curve jitter (it misses what the seed changes), "
-                "else unknown and the verdicts say so (--baseline-repeats measures the spread)")
+        return (
+            "no repeats: the noise floor is each run's own curve jitter (it misses what the seed changes), "
+            "else unknown and the verdicts say so (--baseline-repeats measures the spread)"
+        )
     if reps >= MIN_PAIRS:
-        bar = t_quantile(1 - false_keep_rate(z), reps - 1) / reps ** 0.5
-        return (f"baseline x{base}, hypotheses x{reps} on the baseline's seeds: paired, kept when the mean difference "
-                f"exceeds {bar:.2g} spreads of the differences ({rate})" + _confirms(o))
+        bar = t_quantile(1 - false_keep_rate(z), reps - 1) / reps**0.5
+        return (
+            f"baseline x{base}, hypotheses x{reps} on the baseline's seeds: paired, kept when the mean difference "
+            f"exceeds {bar:.2g} spreads of the differences ({rate})" + _confirms(o)
+        )
     if reps == 1 and o.get("sequential"):
-        look = [t_quantile(1 - false_keep_rate(CANDIDATE_Z), base - 1) * (1 + 1 / base) ** 0.5,
-                t_quantile(1 - false_keep_rate(z), base) * (1 / 2 + 1 / base) ** 0.5,
-                t_quantile(1 - false_keep_rate(CONTINUE_Z), base) * (1 / 2 + 1 / base) ** 0.5,
-                t_quantile(1 - false_keep_rate(z), base + 1) * (1 / 3 + 1 / base) ** 0.5]
-        return (f"baseline x{base}; a single run ahead by {look[0]:.2g} spreads gets a second run; two are kept when "
-                f"their mean is ahead by {look[1]:.2g} spreads, or get a third when ahead by {look[2]:.2g}; three are "
-                f"kept when ahead by {look[3]:.2g} ({false_keep_rate(z):.0%} at each look; the bars shrink as the "
-                "spread is measured on more runs)" + _confirms(o))
+        look = [
+            t_quantile(1 - false_keep_rate(CANDIDATE_Z), base - 1) * (1 + 1 / base) ** 0.5,
+            t_quantile(1 - false_keep_rate(z), base) * (1 / 2 + 1 / base) ** 0.5,
+            t_quantile(1 - false_keep_rate(CONTINUE_Z), base) * (1 / 2 + 1 / base) ** 0.5,
+            t_quantile(1 - false_keep_rate(z), base + 1) * (1 / 3 + 1 / base) ** 0.5,
+        ]
+        return (
+            f"baseline x{base}; a single run ahead by {look[0]:.2g} spreads gets a second run; two are kept when "
+            f"their mean is ahead by {look[1]:.2g} spreads, or get a third when ahead by {look[2]:.2g}; three are "
+            f"kept when ahead by {look[3]:.2g} ({false_keep_rate(z):.0%} at each look; the bars shrink as the "
+            "spread is measured on more runs)" + _confirms(o)
+        )
     dof = base - 1 + reps - 1
     bar = t_quantile(1 - false_keep_rate(z), dof) * (1 / reps + 1 / base) ** 0.5
-    return (f"baseline x{base}, hypotheses x{reps}: kept when the mean is ahead by {bar:.2g} spreads ({rate}; "
-            "the bar shrinks as the spread is measured on more runs)" + _confirms(o))
+    return (
+        f"baseline x{base}, hypotheses x{reps}: kept when the mean is ahead by {bar:.2g} spreads ({rate}; "
+        "the bar shrinks as the spread is measured on more runs)" + _confirms(o)
+    )
 
 
 def _confirms(options: dict) -> str:
@@ -89,8 +113,10 @@ def unmeasured(row: Row) -> bool:
 
 def summary_text(c: Campaign, rows: list[Row], status: StopStatus) -> str:
     counts = {s: sum(r.status == s for r in rows) for s in ("keep", "discard", "crash")}
-    lines = [f"summary of {c.name}: {len(rows)} attempted ({counts['keep']} keep, {counts['discard']} discard, {counts['crash']} crash)",
-             f"  {'#':>3}  {'status':<7}  {c.objective.metric_name:>14}  experiment"]
+    lines = [
+        f"summary of {c.name}: {len(rows)} attempted ({counts['keep']} keep, {counts['discard']} discard, {counts['crash']} crash)",
+        f"  {'#':>3}  {'status':<7}  {c.objective.metric_name:>14}  experiment",
+    ]
     for r in rows:
         value = "crash" if r.status == "crash" else f"{r.metric_value:.6g}"
         label = "keep*" if unmeasured(r) else "pruned†" if is_pruned(r.description) else r.status
@@ -98,14 +124,18 @@ def summary_text(c: Campaign, rows: list[Row], status: StopStatus) -> str:
     if any(unmeasured(r) for r in rows):
         lines.append("  * kept on a gain within noise that no repeat measured: not a finding yet")
     if any(is_pruned(r.description) for r in rows):
-        lines.append("  † stopped early by --prune, clearly behind the reference: no evidence against the idea "
-                     "(try it again in full with 'autoresearch try NAME --repeat')")
+        lines.append(
+            "  † stopped early by --prune, clearly behind the reference: no evidence against the idea "
+            "(try it again in full with 'autoresearch try NAME --repeat')"
+        )
     top = best(rows, maximize=c.objective.maximize)
     if top:
         lines.append(f"best keep: {top.branch} ({c.objective.metric_name} = {top.metric_value:.6g})")
         if unmeasured(top):
-            lines.append("  not a finding yet: its gain is within a noise that was never measured by repeats "
-                         "(run it again with 'autoresearch try NAME --repeat', or init with --baseline-repeats)")
+            lines.append(
+                "  not a finding yet: its gain is within a noise that was never measured by repeats "
+                "(run it again with 'autoresearch try NAME --repeat', or init with --baseline-repeats)"
+            )
         lines.append(f"  reproduce: {reproduce(top, c)}")
     lines += [f"ledger: {c.ledger}", f"logs: {c.dir.relative_to(c.repo)}/<experiment>/run.log", status.sentence]
     if status.met and status.trigger == "count" and c.rules.implicit:

@@ -29,8 +29,11 @@ def detected() -> bool:
 def layout(volume: Path, campaign: str) -> dict:
     """The campaign's paths on the volume (absolute, as the ledger records them)."""
     root = Path(volume).resolve() / "nemo-rl" / os.environ.get("USER", "ubuntu")
-    return {"volume": str(Path(volume).resolve()), "cache": str(root / "cache"),
-            "campaign_root": str(root / "nemo-rl-auto-research" / campaign)}
+    return {
+        "volume": str(Path(volume).resolve()),
+        "cache": str(root / "cache"),
+        "campaign_root": str(root / "nemo-rl-auto-research" / campaign),
+    }
 
 
 def prepare(options: dict, run_dir: Path) -> dict[str, str]:
@@ -42,11 +45,19 @@ def prepare(options: dict, run_dir: Path) -> dict[str, str]:
         (run_dir / name).mkdir(parents=True, exist_ok=True)
     hf = cache / "huggingface"
     return {
-        "HF_HOME": str(hf), "HF_HUB_CACHE": str(hf / "hub"), "HF_DATASETS_CACHE": str(hf / "datasets"),
-        "TRANSFORMERS_CACHE": str(hf / "transformers"), "TORCH_HOME": str(cache / "torch"),
-        "TRITON_CACHE_DIR": str(cache / "triton"), "UV_CACHE_DIR": str(cache / "uv"), "PIP_CACHE_DIR": str(cache / "pip"),
-        "XDG_CACHE_HOME": str(cache / "xdg"), "WANDB_CACHE_DIR": str(cache / "wandb"),
-        "RAY_TMPDIR": str(run_dir / "ray"), "TMPDIR": str(run_dir / "tmp"), "WANDB_DIR": str(run_dir / "wandb"),
+        "HF_HOME": str(hf),
+        "HF_HUB_CACHE": str(hf / "hub"),
+        "HF_DATASETS_CACHE": str(hf / "datasets"),
+        "TRANSFORMERS_CACHE": str(hf / "transformers"),
+        "TORCH_HOME": str(cache / "torch"),
+        "TRITON_CACHE_DIR": str(cache / "triton"),
+        "UV_CACHE_DIR": str(cache / "uv"),
+        "PIP_CACHE_DIR": str(cache / "pip"),
+        "XDG_CACHE_HOME": str(cache / "xdg"),
+        "WANDB_CACHE_DIR": str(cache / "wandb"),
+        "RAY_TMPDIR": str(run_dir / "ray"),
+        "TMPDIR": str(run_dir / "tmp"),
+        "WANDB_DIR": str(run_dir / "wandb"),
     }
 
 

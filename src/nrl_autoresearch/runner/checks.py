@@ -27,16 +27,28 @@ def preflight(context: Context, gpus_needed: int | None = None) -> list[Check]:
     checks += _local_gpus(context, gpus_needed)
     if context.gpus.per_experiment:
         visible = gpus.visible_gpus()
-        checks.append(Check(len(visible) >= context.gpus.per_experiment, "GPUs per experiment",
-                            f"{context.gpus.per_experiment} requested, {len(visible)} visible"))
+        checks.append(
+            Check(
+                len(visible) >= context.gpus.per_experiment,
+                "GPUs per experiment",
+                f"{context.gpus.per_experiment} requested, {len(visible)} visible",
+            )
+        )
     checks += _brev(context)
     checks += _baseline_branch(context)
     refused = context.workspace.probe_commit()
-    checks.append(Check(refused is None, "git accepts the experiment commits", refused or "a probe commit passed",
-                        blocking=refused is not None))
+    checks.append(
+        Check(
+            refused is None,
+            "git accepts the experiment commits",
+            refused or "a probe commit passed",
+            blocking=refused is not None,
+        )
+    )
     dirty = context.workspace.user_state().dirty
-    checks.append(Check(not dirty, "unrelated uncommitted changes (left alone)", ", ".join(dirty) or "none",
-                        blocking=False))
+    checks.append(
+        Check(not dirty, "unrelated uncommitted changes (left alone)", ", ".join(dirty) or "none", blocking=False)
+    )
     return checks
 
 
@@ -57,8 +69,12 @@ def _disk(context: Context) -> Check:
     if need is None:
         return unknown(item, f"{figure}; {how}")
     if free < need:
-        return Check(False, item, f"{figure}, one run's checkpoints take about {need:.1f} GiB ({how}): free space "
-                     "there, lower checkpointing.keep_top_k or set checkpointing.save_optimizer=false")
+        return Check(
+            False,
+            item,
+            f"{figure}, one run's checkpoints take about {need:.1f} GiB ({how}): free space "
+            "there, lower checkpointing.keep_top_k or set checkpointing.save_optimizer=false",
+        )
     return Check(True, item, f"{figure}, one run's checkpoints take about {need:.1f} GiB ({how})")
 
 
@@ -79,8 +95,14 @@ def _baseline_branch(context: Context) -> list[Check]:
     workspace = context.workspace
     if workspace.commit_of(branch) is None or workspace.is_baseline_record(branch, context.campaign.base_commit):
         return []
-    return [Check(False, "baseline branch", f"{branch} exists but is not the record of the starting point "
-                  f"{context.campaign.base_commit[:10]}: rename it (git branch -m {branch} NEW-NAME), then run again")]
+    return [
+        Check(
+            False,
+            "baseline branch",
+            f"{branch} exists but is not the record of the starting point "
+            f"{context.campaign.base_commit[:10]}: rename it (git branch -m {branch} NEW-NAME), then run again",
+        )
+    ]
 
 
 def _brev(context: Context) -> list[Check]:
@@ -93,19 +115,31 @@ def _brev(context: Context) -> list[Check]:
     free = brev.free_gb(options)
     env = brev.load_env_file(context.campaign.repo)
     return [
-        Check(free >= brev.STOP_BELOW_GB, "free space on the Brev volume", f"{free:.0f} GiB free on {options['volume']}",
-              blocking=free < brev.STOP_BELOW_GB),
-        Check(env is not None, "secrets in the repository's .env",
-              f"loaded {', '.join(env)}" if env else "no .env: add WANDB_API_KEY or HF_TOKEN there before authenticated runs",
-              blocking=False),
+        Check(
+            free >= brev.STOP_BELOW_GB,
+            "free space on the Brev volume",
+            f"{free:.0f} GiB free on {options['volume']}",
+            blocking=free < brev.STOP_BELOW_GB,
+        ),
+        Check(
+            env is not None,
+            "secrets in the repository's .env",
+            f"loaded {', '.join(env)}"
+            if env
+            else "no .env: add WANDB_API_KEY or HF_TOKEN there before authenticated runs",
+            blocking=False,
+        ),
     ]
 
 
 def check_preflight(context: Context, gpus_needed: int | None = None) -> None:
     failed = [c for c in preflight(context, gpus_needed) if c.blocking and not c.ok]
     if failed:
-        raise UsageError("preflight failed: " + "; ".join(f"{c.item}: {c.detail}" for c in failed)
-                         + " (see 'autoresearch preflight')")
+        raise UsageError(
+            "preflight failed: "
+            + "; ".join(f"{c.item}: {c.detail}" for c in failed)
+            + " (see 'autoresearch preflight')"
+        )
 
 
 def verify(context: Context) -> list[str]:
@@ -122,7 +156,9 @@ def verify(context: Context) -> list[str]:
         problems += _row_problems(context, r, branches, noted.get(line, set()))
     in_tsv = {line for _, line in lines}
     for line in sorted(set(noted) - in_tsv):
-        problems.append(f"a git note holds row {line.split(chr(9), 1)[0]} that the TSV lacks (run 'autoresearch ledger rebuild')")
+        problems.append(
+            f"a git note holds row {line.split(chr(9), 1)[0]} that the TSV lacks (run 'autoresearch ledger rebuild')"
+        )
     with_rows = {r.branch for r in rows}
     attempts = context.journal.attempts()
     pending = {a.data.get("branch") for a in attempts.values() if not a.done}
@@ -139,8 +175,12 @@ def _torn(context: Context) -> list[str]:
     fragment = context.ledger.torn()
     if not fragment:
         return []
-    return [(f"the last line of {context.campaign.ledger} is torn (a write cut short: {fragment[:40]!r}): the next "
-             "'autoresearch resume' completes it from the git notes, or run 'autoresearch ledger rebuild'")]
+    return [
+        (
+            f"the last line of {context.campaign.ledger} is torn (a write cut short: {fragment[:40]!r}): the next "
+            "'autoresearch resume' completes it from the git notes, or run 'autoresearch ledger rebuild'"
+        )
+    ]
 
 
 def _row_problems(context: Context, r: Row, branches: dict[str, str], notes_on: set[str]) -> list[str]:
@@ -149,13 +189,16 @@ def _row_problems(context: Context, r: Row, branches: dict[str, str], notes_on: 
     if r.branch not in branches:
         if r.status != "crash" or r.commit != r.parent_commit:  # a crash before its branch could be created has none
             problems.append(f"row {r.index}: branch {r.branch} does not exist")
-    elif branches[r.branch] != r.commit and not context.workspace.git.ok("merge-base", "--is-ancestor", r.commit,
-                                                                        r.branch):
+    elif branches[r.branch] != r.commit and not context.workspace.git.ok(
+        "merge-base", "--is-ancestor", r.commit, r.branch
+    ):
         problems.append(f"row {r.index}: commit {r.commit[:10]} is not on {r.branch}")
     if not notes_on:
         problems.append(f"row {r.index}: no git note on {r.commit[:10]} holds this row")
     elif r.commit not in notes_on:
         wrong = ", ".join(sorted(c[:10] for c in notes_on))
-        problems.append(f"row {r.index}: its git note sits on {wrong}, not on its commit {r.commit[:10]} "
-                        "('autoresearch ledger rebuild' still restores the TSV from it)")
+        problems.append(
+            f"row {r.index}: its git note sits on {wrong}, not on its commit {r.commit[:10]} "
+            "('autoresearch ledger rebuild' still restores the TSV from it)"
+        )
     return problems

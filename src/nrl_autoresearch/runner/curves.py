@@ -29,6 +29,9 @@ def full_run_curves(context: Context, commit: str) -> list[list[tuple[float, flo
     """The objective curves of a configuration's valid runs that ran in full (each run saves its curve): what a
     prune or a screen compares a new run with."""
     runs = {a.index: a.data["run"] for a in context.journal.attempts().values() if a.data.get("run")}
-    curves = [load_curve(context.campaign.run_dir(runs[r.index])) for r in context.rows()
-              if r.commit == commit and r.status != "crash" and not is_pruned(r.description) and r.index in runs]
+    curves = [
+        load_curve(context.campaign.run_dir(runs[r.index]))
+        for r in context.rows()
+        if r.commit == commit and r.status != "crash" and not is_pruned(r.description) and r.index in runs
+    ]
     return [c for c in curves if c]

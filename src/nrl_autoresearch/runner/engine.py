@@ -48,18 +48,31 @@ class Engine:
     def __init__(self, campaign: Campaign, *, say: Callable[[str], None] = print, progress: Progress | None = None):
         self.context = Context(campaign, say=say, progress=progress)
         self.planner = Planner(self.context)
-        self.recorder = Recorder(self.context, self.planner,
-                                 on_row=lambda row, extra: integrations.row_recorded(self, row, extra))
+        self.recorder = Recorder(
+            self.context, self.planner, on_row=lambda row, extra: integrations.row_recorded(self, row, extra)
+        )
         self.trials = TrialRunner(self.context, self.planner, self.recorder)
         self.followups = Followups(self.context, self.planner, self.trials, self.recorder)
         self.recovery = Recovery(self.context, self.planner, self.trials, self.recorder)
         self.screening = Screening(self.context, self.planner, self.trials, self.recorder)
-        self.loop = Loop(self.context, self.planner, self.trials, self.recorder, self.followups, self.recovery,
-                         self.screening, on_end=lambda: integrations.loop_ended(self))
+        self.loop = Loop(
+            self.context,
+            self.planner,
+            self.trials,
+            self.recorder,
+            self.followups,
+            self.recovery,
+            self.screening,
+            on_end=lambda: integrations.loop_ended(self),
+        )
         context = self.context
         self.recipe, self.launcher, self.source = context.recipe, context.launcher, context.source
-        self.workspace, self.ledger, self.notes, self.journal = (context.workspace, context.ledger, context.notes,
-                                                                 context.journal)
+        self.workspace, self.ledger, self.notes, self.journal = (
+            context.workspace,
+            context.ledger,
+            context.notes,
+            context.journal,
+        )
         self.gpus, self.writer = context.gpus, context.writer
 
     def attach(self, *, say: Callable[[str], None] | None = None, progress: Progress | None = None) -> None:
@@ -160,8 +173,10 @@ class Engine:
     def steer(self, text: str, *, replace_objective: bool = False) -> None:
         """Record follow-up steering: additive, unless the person explicitly replaces the objective."""
         if not text.strip():
-            raise UsageError("the steering text is empty: say what the campaign should do next, e.g. "
-                             "autoresearch steer 'try smaller learning rates'")
+            raise UsageError(
+                "the steering text is empty: say what the campaign should do next, e.g. "
+                "autoresearch steer 'try smaller learning rates'"
+            )
         self.recorder.steer(text, replace_objective=replace_objective)
 
     def control(self) -> str | None:
@@ -182,9 +197,11 @@ class Engine:
                 return rerun[0]
             existing = self.valid_baseline()
             if existing:
-                raise UsageError(f"the baseline is already recorded as row {existing[0].index} of "
-                                 f"{self.campaign.ledger}: run experiments with 'autoresearch try' or "
-                                 "'autoresearch run'")
+                raise UsageError(
+                    f"the baseline is already recorded as row {existing[0].index} of "
+                    f"{self.campaign.ledger}: run experiments with 'autoresearch try' or "
+                    "'autoresearch run'"
+                )
             checks.check_preflight(self.context)
             rows = self.loop.supervise(self.planner.plan_baseline())
             if not self.valid_baseline():
@@ -200,8 +217,9 @@ class Engine:
             self.require_valid_baseline()
             prepared = self.planner.prepared(hypothesis.name)
             if prepared:
-                hypothesis = replace(hypothesis, parent=prepared["parent"],
-                                     description=hypothesis.description or prepared["description"])
+                hypothesis = replace(
+                    hypothesis, parent=prepared["parent"], description=hypothesis.description or prepared["description"]
+                )
             trials = [self.planner.plan_repeat(hypothesis)] if repeat else self.planner.plan(hypothesis)
             return self.loop.supervise(trials)[-1]
 
@@ -211,8 +229,9 @@ class Engine:
             self.require_valid_baseline()
             return self.planner.prepare(name, description, parent)
 
-    def run(self, propose: Callable[[History], Hypothesis | None], *, workers: int = 1,
-            max_runs: int | None = None) -> stoprules.StopStatus:
+    def run(
+        self, propose: Callable[[History], Hypothesis | None], *, workers: int = 1, max_runs: int | None = None
+    ) -> stoprules.StopStatus:
         """The unattended loop: baseline first, then one hypothesis at a time (or `workers` at once) until a
         stop rule is clearly met, the proposer has nothing left, or the person halts it."""
         with self.writer.held():

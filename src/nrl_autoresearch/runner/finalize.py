@@ -37,10 +37,16 @@ class Finalized:
     pr_path: Path | None = None
 
     def to_dict(self) -> dict:
-        return {"branch": None if self.conflict else self.branch, "start": self.start, "conflict": self.conflict,
-                "pr": str(self.pr_path) if self.pr_path else None,
-                "commits": [{"index": r.index, "experiment": r.branch.rsplit("/", 1)[1], "measured": r.commit,
-                             "commit": clean} for r, clean in self.commits]}
+        return {
+            "branch": None if self.conflict else self.branch,
+            "start": self.start,
+            "conflict": self.conflict,
+            "pr": str(self.pr_path) if self.pr_path else None,
+            "commits": [
+                {"index": r.index, "experiment": r.branch.rsplit("/", 1)[1], "measured": r.commit, "commit": clean}
+                for r, clean in self.commits
+            ],
+        }
 
 
 def finalize(engine: Engine, sources: tuple[str, ...], branch: str | None) -> Finalized:
@@ -66,7 +72,9 @@ def choose(engine: Engine, sources: tuple[str, ...]) -> list[Row]:
     exactly what was measured."""
     keeps = _keeps(engine)
     if not keeps:
-        raise UsageError(f"campaign {engine.campaign.name} has no kept experiment beyond the baseline: nothing to finalize")
+        raise UsageError(
+            f"campaign {engine.campaign.name} has no kept experiment beyond the baseline: nothing to finalize"
+        )
     by_commit = {r.commit: r for r in keeps.values()}
     picked: dict[str, Row] = {}
     for source in sources:
@@ -90,7 +98,9 @@ def _named(engine: Engine, keeps: dict[str, Row], source: str) -> Row:
     full = source if source.startswith(engine.campaign.prefix + "/") else engine.workspace.branch(source)
     if full not in keeps:
         shown = ", ".join(b.rsplit("/", 1)[1] for b in keeps)
-        raise UsageError(f"--from {source!r} is not a kept experiment of campaign {engine.campaign.name} (keeps: {shown})")
+        raise UsageError(
+            f"--from {source!r} is not a kept experiment of campaign {engine.campaign.name} (keeps: {shown})"
+        )
     return keeps[full]
 
 
@@ -106,8 +116,10 @@ def _check_branch(engine: Engine, name: str) -> None:
     if not git.ok("check-ref-format", "--branch", name):
         raise UsageError(f"--branch {name!r} is not a valid branch name")
     if name.startswith(engine.campaign.prefix + "/"):
-        raise UsageError(f"--branch {name!r} lies under the campaign's prefix {engine.campaign.prefix}/, where the "
-                         "experiments live: choose a name outside it")
+        raise UsageError(
+            f"--branch {name!r} lies under the campaign's prefix {engine.campaign.prefix}/, where the "
+            "experiments live: choose a name outside it"
+        )
     if git.rev(f"refs/heads/{name}"):
         raise UsageError(f"branch {name!r} already exists: pass --branch NAME for a new one")
 
@@ -120,8 +132,16 @@ def _replay(git: Git, chosen: list[Row], start: str, done: Finalized) -> str:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         git.run("read-tree", start, env=env)
         for row in chosen:
-            patch = git.run("diff", "--binary", "--full-index", row.parent_commit, row.commit, "--", ".",
-                            *(f":(exclude){p}" for p in BOOKKEEPING))
+            patch = git.run(
+                "diff",
+                "--binary",
+                "--full-index",
+                row.parent_commit,
+                row.commit,
+                "--",
+                ".",
+                *(f":(exclude){p}" for p in BOOKKEEPING),
+            )
             if not patch.strip():
                 done.commits.append((row, None))
                 continue
@@ -131,15 +151,22 @@ def _replay(git: Git, chosen: list[Row], start: str, done: Finalized) -> str:
                 done.conflict = _conflict_text(row, failure)
                 return tip
             tree = git.run("write-tree", env=env).strip()
-            tip = git.run(*git.identity_args(), "commit-tree", tree, "-p", tip, "-F", "-", input=_message(git, row)).strip()
+            tip = git.run(
+                *git.identity_args(), "commit-tree", tree, "-p", tip, "-F", "-", input=_message(git, row)
+            ).strip()
             done.commits.append((row, tip))
     return tip
 
 
 def _apply(git: Git, patch: Path, env: dict) -> list[str]:
     """Apply three-way on the throwaway index; the conflicted files, or git's complaint, or [] when clean."""
-    proc = subprocess.run(["git", "-C", str(git.path), "apply", "--cached", "--3way", str(patch)], check=False,
-                          capture_output=True, text=True, env={**os.environ, **env})
+    proc = subprocess.run(
+        ["git", "-C", str(git.path), "apply", "--cached", "--3way", str(patch)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+    )
     unmerged = sorted({line.split("\t", 1)[1] for line in git.run("ls-files", "-u", env=env).splitlines()})
     if unmerged:
         return unmerged
@@ -148,20 +175,24 @@ def _apply(git: Git, patch: Path, env: dict) -> list[str]:
 
 def _conflict_text(row: Row, failure: list[str]) -> str:
     name = row.branch.rsplit("/", 1)[1]
-    return "\n".join([
-        f"[{row.index}] {name} does not apply cleanly on your branch: nothing was created",
-        *(f"  conflict: {f}" for f in failure),
-        "  resolve it yourself (autoresearch does not guess), e.g. in a fresh branch:",
-        f"    git diff {row.parent_commit[:12]} {row.commit[:12]} -- . "
-        + " ".join(f"':(exclude){p}'" for p in BOOKKEEPING) + " | git apply -3",
-        "  or finalize other keeps with --from BRANCH",
-    ])
+    return "\n".join(
+        [
+            f"[{row.index}] {name} does not apply cleanly on your branch: nothing was created",
+            *(f"  conflict: {f}" for f in failure),
+            "  resolve it yourself (autoresearch does not guess), e.g. in a fresh branch:",
+            f"    git diff {row.parent_commit[:12]} {row.commit[:12]} -- . "
+            + " ".join(f"':(exclude){p}'" for p in BOOKKEEPING)
+            + " | git apply -3",
+            "  or finalize other keeps with --from BRANCH",
+        ]
+    )
 
 
 def _message(git: Git, row: Row) -> str:
     """The experiment's own message without autoresearch's trailer, plus the measured result."""
-    lines = [line for line in git.run("log", "-1", "--format=%B", row.commit).splitlines()
-             if not line.startswith(_TRAILER)]
+    lines = [
+        line for line in git.run("log", "-1", "--format=%B", row.commit).splitlines() if not line.startswith(_TRAILER)
+    ]
     result = f"Measured: {row.metric_name} = {row.metric_value:.6g} (ledger row {row.index}, commit {row.commit[:12]})"
     body = "\n".join(lines).rstrip()
     subject, _, rest = body.partition("\n")
@@ -197,16 +228,31 @@ def pr_text(engine: Engine, done: Finalized) -> str:
     ]
     for row, clean in done.commits:
         parent = by_commit.get(row.parent_commit)
-        lines.append(f"| {row.index} | {row.branch.rsplit('/', 1)[1]} | {clean[:12] if clean else '(no file change)'} "
-                     f"| {row.commit[:12]} | {_num(row.metric_value)} | {_delta(row, parent.metric_value if parent else None)} "
-                     f"| {_delta(row, base_value)} | {row.description} |")
-    lines += ["", f"Run-to-run noise: {noise}. A delta within about twice the spread is not a finding.", "",
-              "## Ledger rows", "", "```tsv", *(r.to_line().rstrip("\n") for r in base + rows), "```", "",
-              "## Reproduce", "", "```sh",
-              f"git worktree add ../{done.branch.replace('/', '-')} {done.branch}",
-              f"cd ../{done.branch.replace('/', '-')} && {last.command}",
-              "# or rerun the measured configuration through the campaign, judged with its earlier runs:",
-              f"autoresearch try {last.branch.rsplit('/', 1)[1]} --repeat --campaign {c.name}", "```", ""]
+        lines.append(
+            f"| {row.index} | {row.branch.rsplit('/', 1)[1]} | {clean[:12] if clean else '(no file change)'} "
+            f"| {row.commit[:12]} | {_num(row.metric_value)} | {_delta(row, parent.metric_value if parent else None)} "
+            f"| {_delta(row, base_value)} | {row.description} |"
+        )
+    lines += [
+        "",
+        f"Run-to-run noise: {noise}. A delta within about twice the spread is not a finding.",
+        "",
+        "## Ledger rows",
+        "",
+        "```tsv",
+        *(r.to_line().rstrip("\n") for r in base + rows),
+        "```",
+        "",
+        "## Reproduce",
+        "",
+        "```sh",
+        f"git worktree add ../{done.branch.replace('/', '-')} {done.branch}",
+        f"cd ../{done.branch.replace('/', '-')} && {last.command}",
+        "# or rerun the measured configuration through the campaign, judged with its earlier runs:",
+        f"autoresearch try {last.branch.rsplit('/', 1)[1]} --repeat --campaign {c.name}",
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -34,26 +34,43 @@ class Followups:
         with another seed, and so on (core/verdict.py's `another_look`); then all are judged together."""
         first = outcomes[0]
         options = self.context.campaign.options
-        if (len(outcomes) != 1 or first.crash_reason or first.trial.is_baseline or first.trial.role
-                or not options.get("sequential") or not self.context.recipe.seeded()):
+        if (
+            len(outcomes) != 1
+            or first.crash_reason
+            or first.trial.is_baseline
+            or first.trial.role
+            or not options.get("sequential")
+            or not self.context.recipe.seeded()
+        ):
             return []
         objective = self.context.campaign.objective
         added: list[Outcome] = []
         while not self.context.halt_reason and not any(o.crash_reason for o in added):
             values = [o.value for o in (first, *added) if o.value is not None]
             spread = self.planner.spread(first.commit, values if added else None)
-            if not another_look(values, first.trial.reference, spread, added=len(added), maximize=objective.maximize,
-                                min_delta=self.context.campaign.min_delta, z=options.get("z", Z_DEFAULT)):
+            if not another_look(
+                values,
+                first.trial.reference,
+                spread,
+                added=len(added),
+                maximize=objective.maximize,
+                min_delta=self.context.campaign.min_delta,
+                z=options.get("z", Z_DEFAULT),
+            ):
                 break
             if not self.planner.may_launch():
-                self.context.say(f"[{first.trial.index}] no room for another run of {first.trial.name}: judged on "
-                                 f"{len(values)}")
+                self.context.say(
+                    f"[{first.trial.index}] no room for another run of {first.trial.name}: judged on {len(values)}"
+                )
                 break
             nth = NTH[len(added)]
-            again = self.planner.plan_again(first.trial, first.commit, f"{nth} run of [{first.trial.index}]",
-                                            seeded=True)
-            self.context.say(f"[{first.trial.index}] {first.trial.name} is ahead of the look's bar: a {nth} run, seed "
-                             f"{again.seed}, before its verdict")
+            again = self.planner.plan_again(
+                first.trial, first.commit, f"{nth} run of [{first.trial.index}]", seeded=True
+            )
+            self.context.say(
+                f"[{first.trial.index}] {first.trial.name} is ahead of the look's bar: a {nth} run, seed "
+                f"{again.seed}, before its verdict"
+            )
             added.append(self.trials.run(again, first.commit, first.worktree))
         return added
 
@@ -80,16 +97,23 @@ class Followups:
         attempts = 0
         written: list[Row] = []
         workspace = self.context.workspace
-        while (fix and worktree is not None and (written or rows)[-1].status == "crash"
-               and attempts < self.context.campaign.options.get("max_fixes", MAX_FIXES) and self.planner.may_launch()):
+        while (
+            fix
+            and worktree is not None
+            and (written or rows)[-1].status == "crash"
+            and attempts < self.context.campaign.options.get("max_fixes", MAX_FIXES)
+            and self.planner.may_launch()
+        ):
             last = (written or rows)[-1]
             log_tail = tail(self.context.campaign.repo / last.log_path)
             if not triage.trivial_crash(log_tail) or not fix(worktree, log_tail):
                 break
             attempts += 1
-            commit = workspace.commit(worktree, workspace.changed_paths(worktree),
-                                      redact(f"{trial.name}: fix after crash [{last.index}]\n"))
-            again = self.planner.plan_again(trial, commit, f"rerun of [{last.index}] after fix {attempts}",
-                                            seeded=False)
+            commit = workspace.commit(
+                worktree, workspace.changed_paths(worktree), redact(f"{trial.name}: fix after crash [{last.index}]\n")
+            )
+            again = self.planner.plan_again(
+                trial, commit, f"rerun of [{last.index}] after fix {attempts}", seeded=False
+            )
             written += self.recorder.record_group([self.trials.run(again, commit, worktree)])
         return written

@@ -65,8 +65,11 @@ def states() -> list[GpuState]:
         for i in visible_gpus():
             handle = nvml.nvmlDeviceGetHandleByIndex(i)
             memory = nvml.nvmlDeviceGetMemoryInfo(handle)
-            found.append(GpuState(i, memory.total / 2**30, memory.free / 2**30,
-                                  len(nvml.nvmlDeviceGetComputeRunningProcesses(handle))))
+            found.append(
+                GpuState(
+                    i, memory.total / 2**30, memory.free / 2**30, len(nvml.nvmlDeviceGetComputeRunningProcesses(handle))
+                )
+            )
     except nvml.NVMLError:
         return found
     return found
@@ -81,8 +84,7 @@ def local_fit(needed: int, share: float, found: list[GpuState]) -> tuple[bool, s
     """Whether `needed` GPUs, each with `share` of its memory free, are here now, and what was found; with the
     way out where they are not."""
     free = free_gpus(share, found)
-    detail = (f"{needed} needed with {share:.0%} of each one's memory free, "
-              f"{len(found)} visible, {len(free)} free")
+    detail = f"{needed} needed with {share:.0%} of each one's memory free, {len(found)} visible, {len(free)} free"
     if len(free) >= needed:
         return True, detail
     taken = [g.describe() for g in found if not g.usable(share)]
@@ -130,7 +132,7 @@ class GpuPool:
         with self._lock:
             if len(self._free) < self.per_experiment:
                 raise UsageError(f"{self.per_experiment} GPUs per experiment requested, {len(self._free)} free")
-            taken, self._free = tuple(self._free[:self.per_experiment]), self._free[self.per_experiment:]
+            taken, self._free = tuple(self._free[: self.per_experiment]), self._free[self.per_experiment :]
             self._held[index] = taken
             return taken
 

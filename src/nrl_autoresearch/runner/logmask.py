@@ -53,7 +53,7 @@ def _split(pending: bytes, secrets: list[bytes]) -> tuple[bytes, bytes]:
         return b"", pending
     masked = mask(pending, secrets)
     hold = max((k for s in secrets for k in range(1, len(s)) if masked.endswith(s[:k])), default=0)
-    return masked[:len(masked) - hold], masked[len(masked) - hold:]
+    return masked[: len(masked) - hold], masked[len(masked) - hold :]
 
 
 def main(log: str) -> None:

@@ -35,8 +35,18 @@ POLL_S = 0.2
 
 
 class Loop:
-    def __init__(self, context: Context, planner: Planner, trials: TrialRunner, recorder: Recorder,
-                 followups: Followups, recovery: Recovery, screening: Screening, *, on_end: Callable[[], None] = lambda: None):
+    def __init__(
+        self,
+        context: Context,
+        planner: Planner,
+        trials: TrialRunner,
+        recorder: Recorder,
+        followups: Followups,
+        recovery: Recovery,
+        screening: Screening,
+        *,
+        on_end: Callable[[], None] = lambda: None,
+    ):
         self.context = context
         self.planner = planner
         self.trials = trials
@@ -48,8 +58,9 @@ class Loop:
         self._active = 0  # worker threads busy with a group and its follow-ups (for --workers)
         self._failure: BaseException | None = None  # what stopped a worker from recording its rows
 
-    def run(self, propose: Callable[[History], Hypothesis | None], *, workers: int = 1,
-            max_runs: int | None = None) -> stoprules.StopStatus:
+    def run(
+        self, propose: Callable[[History], Hypothesis | None], *, workers: int = 1, max_runs: int | None = None
+    ) -> stoprules.StopStatus:
         """The loop (the caller holds the campaign's writer lock)."""
         self.recovery.recover()
         if not self.context.baseline_rows():
@@ -57,8 +68,9 @@ class Loop:
             checks.check_preflight(self.context)
             self.supervise(self.planner.plan(self.planner.baseline_hypothesis()))
             if not self.planner.valid_baseline():
-                self.recorder.checkpoint("handoff", "the baseline has no valid result: the loop stopped before any "
-                                                    "experiment")
+                self.recorder.checkpoint(
+                    "handoff", "the baseline has no valid result: the loop stopped before any experiment"
+                )
                 raise BaselineCrashed(self.planner.baseline_diagnosis())
         self.rerun_interrupted()
         self.planner.require_valid_baseline()
@@ -70,15 +82,21 @@ class Loop:
         except KeyboardInterrupt:
             self.context.halt("interrupted by the person (Ctrl-C)")
             self._join(threads)
-            self.recorder.checkpoint("handoff", "the loop was interrupted (Ctrl-C); the running experiment was "
-                                                "recorded as a crash")
+            self.recorder.checkpoint(
+                "handoff", "the loop was interrupted (Ctrl-C); the running experiment was recorded as a crash"
+            )
             raise
         self.recorder.checkpoint("handoff", "the loop ended; summary printed")
         self.on_end()
         return self.planner.status()
 
-    def _propose_and_launch(self, propose: Callable[[History], Hypothesis | None], workers: int,
-                            max_runs: int | None, threads: list[threading.Event]) -> None:
+    def _propose_and_launch(
+        self,
+        propose: Callable[[History], Hypothesis | None],
+        workers: int,
+        max_runs: int | None,
+        threads: list[threading.Event],
+    ) -> None:
         launched = 0
         while not self.context.halt_reason and (max_runs is None or launched < max_runs):
             if self._halted_by_person() or self.planner.status().met:
@@ -177,8 +195,11 @@ class Loop:
 
         def work():
             try:
-                written = (self.screening.execute(trials[0], self.execute) if self.screening.applies(trials)
-                           else self.execute(trials))  # --screen: a share of the steps first
+                written = (
+                    self.screening.execute(trials[0], self.execute)
+                    if self.screening.applies(trials)
+                    else self.execute(trials)
+                )  # --screen: a share of the steps first
                 if rows is not None:
                     rows.extend(written)
             except Exception as err:  # rows could not even be written as crashes: stop, say why
@@ -197,8 +218,10 @@ class Loop:
         """A worker that could not record its rows stops the command with one clear message."""
         err = self._failure
         if err is not None:
-            raise fault_of(err) or Fault(f"an experiment could not be recorded ({type(err).__name__}: {err}); "
-                                         "fix the cause, then run 'autoresearch resume'") from err
+            raise fault_of(err) or Fault(
+                f"an experiment could not be recorded ({type(err).__name__}: {err}); "
+                "fix the cause, then run 'autoresearch resume'"
+            ) from err
 
     @staticmethod
     def _join(workers: list[threading.Event]) -> None:

@@ -37,16 +37,27 @@ class Planner:
     # -- the stop rules ------------------------------------------------------------------------------
     def status(self) -> stoprules.StopStatus:
         top = self.context.best_row()
-        return stoprules.status(self.campaign.rules, attempted=len(self.context.rows()), now=time.time(),
-                                best=top.metric_value if top else None, **self._compute())
+        return stoprules.status(
+            self.campaign.rules,
+            attempted=len(self.context.rows()),
+            now=time.time(),
+            best=top.metric_value if top else None,
+            **self._compute(),
+        )
 
     def room(self, wanted: int = 1) -> int:
         """How many of `wanted` runs the stop rules let start now; reserved runs in flight count."""
         rows = self.context.rows()
         top = self.context.best_row()
-        return stoprules.room(self.campaign.rules, attempted=len(rows), in_flight=self._pending(rows),
-                              now=time.time(), best=top.metric_value if top else None, wanted=wanted,
-                              **self._compute())
+        return stoprules.room(
+            self.campaign.rules,
+            attempted=len(rows),
+            in_flight=self._pending(rows),
+            now=time.time(),
+            best=top.metric_value if top else None,
+            wanted=wanted,
+            **self._compute(),
+        )
 
     def may_launch(self) -> bool:
         return self.room() > 0
@@ -61,8 +72,10 @@ class Planner:
 
     def _compute(self) -> dict:
         per = self.campaign.rules.per_experiment_s
-        return {"gpu_hours_used": self.gpu_hours(),
-                "run_gpu_hours": per / 3600 * self.gpus_held() if per is not None else None}
+        return {
+            "gpu_hours_used": self.gpu_hours(),
+            "run_gpu_hours": per / 3600 * self.gpus_held() if per is not None else None,
+        }
 
     def gpus_held(self) -> float:
         """GPUs one run holds: the scheduler's allocation, else the campaign's GPUs per experiment, else the
@@ -85,8 +98,9 @@ class Planner:
         return max(self.context.journal.last_index(), max((r.index for r in rows), default=0)) + 1
 
     def baseline_hypothesis(self) -> Hypothesis:
-        return Hypothesis(BASELINE, "unmodified recipe", parent=BASELINE,
-                          repeats=self.campaign.options.get("baseline_repeats", 1))
+        return Hypothesis(
+            BASELINE, "unmodified recipe", parent=BASELINE, repeats=self.campaign.options.get("baseline_repeats", 1)
+        )
 
     def plan_baseline(self) -> list[Trial]:
         """The baseline's runs; after a crashed baseline, a justified rerun on a follow-up commit."""
@@ -110,8 +124,11 @@ class Planner:
                 prepared = self.prepared(hypothesis.name)
                 effective = {**self.effective_of(parent_commit), **hypothesis.sets}
                 self._refuse_no_op(hypothesis, parent_commit, effective, prepared)
-                name = prepared["name"] if prepared else self.context.workspace.reserve_name(hypothesis.name,
-                                                                                           self.taken_names())
+                name = (
+                    prepared["name"]
+                    if prepared
+                    else self.context.workspace.reserve_name(hypothesis.name, self.taken_names())
+                )
             branch = self.context.workspace.branch(name)
             first = self.next_index()
             done = self.runs_of_branch(branch) if name == BASELINE or role else 0
@@ -123,16 +140,26 @@ class Planner:
             trials = []
             for k, index in enumerate(group):
                 run_number = done + k + 1
-                trial = Trial(index=index, name=name, run=name if run_number == 1 else f"{name}-r{run_number}",
-                              branch=branch, parent=hypothesis.parent, parent_commit=parent_commit,
-                              hypothesis=hypothesis, reference=reference, effective=effective,
-                              seed=hypothesis.seed if seeded + k == 0 else self.seed_base() + seeded + k, group=group,
-                              role=role or (f"repeat {k + 1}/{count}" if count > 1 else ""))
+                trial = Trial(
+                    index=index,
+                    name=name,
+                    run=name if run_number == 1 else f"{name}-r{run_number}",
+                    branch=branch,
+                    parent=hypothesis.parent,
+                    parent_commit=parent_commit,
+                    hypothesis=hypothesis,
+                    reference=reference,
+                    effective=effective,
+                    seed=hypothesis.seed if seeded + k == 0 else self.seed_base() + seeded + k,
+                    group=group,
+                    role=role or (f"repeat {k + 1}/{count}" if count > 1 else ""),
+                )
                 trials.append(self._reserve(trial))
             return trials
 
-    def plan_again(self, original: Trial, commit: str | None, role: str, *, seeded: bool,
-                   rerun_of: int | None = None) -> Trial:
+    def plan_again(
+        self, original: Trial, commit: str | None, role: str, *, seeded: bool, rerun_of: int | None = None
+    ) -> Trial:
         """One more run of a configuration already on its branch (a confirmation, a rerun after a fix or an
         interruption)."""
         with self.context.lock:
@@ -141,8 +168,16 @@ class Planner:
             if seeded:
                 self.require_seeds()
             seed = self.seed_base() + run_number - 1 if seeded else original.seed
-            return self._reserve(original.again(index=self.next_index(), run_number=run_number, seed=seed, role=role,
-                                                commit=commit, rerun_of=rerun_of))
+            return self._reserve(
+                original.again(
+                    index=self.next_index(),
+                    run_number=run_number,
+                    seed=seed,
+                    role=role,
+                    commit=commit,
+                    rerun_of=rerun_of,
+                )
+            )
 
     def plan_repeat(self, hypothesis: Hypothesis) -> Trial:
         """--repeat: one more run of a configuration already recorded, judged together with its earlier runs."""
@@ -150,11 +185,12 @@ class Planner:
         effective = {**self.effective_of(parent_commit), **hypothesis.sets}
         tried = self._same_configuration(effective) if hypothesis.sets and not hypothesis.patch else None
         if tried is None:
-            raise UsageError(f"nothing to repeat: no row has the configuration of {hypothesis.name!r} "
-                             f"({hypothesis.summary() or 'no change'}); run it without --repeat")
+            raise UsageError(
+                f"nothing to repeat: no row has the configuration of {hypothesis.name!r} "
+                f"({hypothesis.summary() or 'no change'}); run it without --repeat"
+            )
         row = next(r for r in self.context.rows() if r.index == tried.index)
-        return self.plan_again(tried.trial, row.commit, f"repeat of [{row.index}]",
-                               seeded=self.context.recipe.seeded())
+        return self.plan_again(tried.trial, row.commit, f"repeat of [{row.index}]", seeded=self.context.recipe.seeded())
 
     def _reserve(self, trial: Trial) -> Trial:
         self.context.journal.record("intent", trial.index, **trial.to_record())
@@ -167,8 +203,10 @@ class Planner:
 
     def require_seeds(self) -> None:
         if not self.context.recipe.seeded():
-            raise UsageError("repeats need a way to vary the seed: init the campaign with --seed-flag (e.g. "
-                             "--seed-flag --seed) or use a recipe with a seed key")
+            raise UsageError(
+                "repeats need a way to vary the seed: init the campaign with --seed-flag (e.g. "
+                "--seed-flag --seed) or use a recipe with a seed key"
+            )
 
     def runs_of_branch(self, branch: str) -> int:
         """Runs already attempted on a branch (rows and reserved runs), to number repeats and choose seeds."""
@@ -203,15 +241,22 @@ class Planner:
         last = context.baseline_rows()[-1]
         lines = tail(context.campaign.repo / last.log_path, 12).splitlines()
         cause, fix = triage.likely_cause(last.description, lines, str(context.source))
-        return "\n".join([
-            (f"the baseline has no valid {context.campaign.objective.metric_name}, so nothing can be compared and no "
-             "experiment runs"),
-            f"  row {last.index}: {last.description}",
-            f"  likely cause: {cause}",
-            f"  last lines of {last.log_path}:", *(f"    {line}" for line in lines or ["(empty)"]),
-            (f"  what to do: {fix}; then 'autoresearch baseline' reruns it as a follow-up commit on "
-             f"{context.workspace.branch(BASELINE)}, in a row of its own"),
-        ])
+        return "\n".join(
+            [
+                (
+                    f"the baseline has no valid {context.campaign.objective.metric_name}, so nothing can be compared and no "
+                    "experiment runs"
+                ),
+                f"  row {last.index}: {last.description}",
+                f"  likely cause: {cause}",
+                f"  last lines of {last.log_path}:",
+                *(f"    {line}" for line in lines or ["(empty)"]),
+                (
+                    f"  what to do: {fix}; then 'autoresearch baseline' reruns it as a follow-up commit on "
+                    f"{context.workspace.branch(BASELINE)}, in a row of its own"
+                ),
+            ]
+        )
 
     def baseline_reference(self) -> Reference | None:
         rows = self.valid_baseline()
@@ -224,8 +269,11 @@ class Planner:
     def runs_of(self, commit: str) -> list[tuple[str, float]]:
         """(seed, value) of every valid run of a configuration; 'own' is the recipe's own seed."""
         seeds = {a.index: a.data.get("seed") for a in self.context.journal.attempts().values()}
-        return [(seed_key(seeds.get(r.index)), r.metric_value) for r in self.context.rows()
-                if r.commit == commit and _counts(r) and r.metric_value is not None]
+        return [
+            (seed_key(seeds.get(r.index)), r.metric_value)
+            for r in self.context.rows()
+            if r.commit == commit and _counts(r) and r.metric_value is not None
+        ]
 
     def spread(self, commit: str | None = None, pending: list[float] | None = None) -> Spread | None:
         """The campaign's run-to-run spread, pooled over every configuration run more than once (with the
@@ -236,9 +284,11 @@ class Planner:
                 groups.setdefault(r.commit, []).append(r.metric_value)
         if commit is not None:
             groups.setdefault(commit, []).extend(pending or [])
-        jitters = [(float(a.data["jitter"][0]), int(a.data["jitter"][1]))
-                   for a in self.context.journal.attempts().values()
-                   if a.done and a.data.get("jitter") and a.data.get("status") != "crash" and not a.data.get("pruned")]
+        jitters = [
+            (float(a.data["jitter"][0]), int(a.data["jitter"][1]))
+            for a in self.context.journal.attempts().values()
+            if a.done and a.data.get("jitter") and a.data.get("status") != "crash" and not a.data.get("pruned")
+        ]
         return campaign_spread(groups.values(), jitters, self.campaign.objective.aggregate)
 
     def effective_of(self, commit: str) -> dict:
@@ -269,8 +319,9 @@ class Planner:
         if workspace.commit_of(workspace.branch(name)) is None:
             name = workspace.reserve_name(name, self.taken_names())
         path = workspace.create(name, parent_commit)
-        self.context.journal.record("prepared", name=name, description=description, parent=parent,
-                                    parent_commit=parent_commit)
+        self.context.journal.record(
+            "prepared", name=name, description=description, parent=parent, parent_commit=parent_commit
+        )
         return path
 
     def check(self, hypothesis: Hypothesis) -> None:
@@ -297,8 +348,10 @@ class Planner:
         base = self.campaign.base_commit
         if self.context.baseline_rows() or head in (None, base):
             return base
-        self.context.say(f"your branch moved since init: the campaign now starts from your current commit "
-                         f"{head[:10]} (it was {base[:10]})")
+        self.context.say(
+            f"your branch moved since init: the campaign now starts from your current commit "
+            f"{head[:10]} (it was {base[:10]})"
+        )
         self.context.campaign = replace(self.campaign, base_commit=head)
         self.context.campaign.save()
         return head
@@ -311,18 +364,24 @@ class Planner:
         if not hypothesis.sets:
             if prepared and self._has_hand_edits(name, parent_commit):
                 return
-            raise UsageError(f"nothing to test in {name!r}: give --set KEY=VALUE or --patch FILE, or edit the worktree "
-                             f"of 'autoresearch new {name}' before 'autoresearch try {name}'")
+            raise UsageError(
+                f"nothing to test in {name!r}: give --set KEY=VALUE or --patch FILE, or edit the worktree "
+                f"of 'autoresearch new {name}' before 'autoresearch try {name}'"
+            )
         current = self.context.recipe.values(Snapshot(self.context.workspace.git, parent_commit), list(hypothesis.sets))
         if all(k in current and norm(current[k]) == norm(v) for k, v in hypothesis.sets.items()):
-            raise UsageError(f"nothing to test in {name!r}: {hypothesis.summary()} is already so on its parent "
-                             f"({hypothesis.parent}); change a value")
+            raise UsageError(
+                f"nothing to test in {name!r}: {hypothesis.summary()} is already so on its parent "
+                f"({hypothesis.parent}); change a value"
+            )
         tried = self._same_configuration(effective)
         if tried is not None:
             branch = tried.data.get("branch", "")
-            raise UsageError(f"{name!r} repeats row {tried.index} ({branch}): the same configuration "
-                             f"({', '.join(f'{k}={v}' for k, v in effective.items())}); pass --repeat to run it once "
-                             "more and judge it together with that row's runs")
+            raise UsageError(
+                f"{name!r} repeats row {tried.index} ({branch}): the same configuration "
+                f"({', '.join(f'{k}={v}' for k, v in effective.items())}); pass --repeat to run it once "
+                "more and judge it together with that row's runs"
+            )
 
     def _has_hand_edits(self, name: str, parent_commit: str) -> bool:
         workspace = self.context.workspace
@@ -336,8 +395,13 @@ class Planner:
         written = {r.index for r in self.context.rows()}
         for attempt in sorted(self.context.journal.attempts().values(), key=lambda a: a.index):
             h = attempt.data.get("hypothesis") or {}
-            if (attempt.index in written and not h.get("patch") and not h.get("failure") and h.get("name") != BASELINE
-                    and same_settings(attempt.data.get("effective") or {}, effective)):
+            if (
+                attempt.index in written
+                and not h.get("patch")
+                and not h.get("failure")
+                and h.get("name") != BASELINE
+                and same_settings(attempt.data.get("effective") or {}, effective)
+            ):
                 return attempt
         return None
 

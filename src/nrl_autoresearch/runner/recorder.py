@@ -27,8 +27,9 @@ TAIL_LINES = 20
 
 
 class Recorder:
-    def __init__(self, context: Context, planner: Planner, *,
-                 on_row: Callable[[Row, dict], None] = lambda row, extra: None):
+    def __init__(
+        self, context: Context, planner: Planner, *, on_row: Callable[[Row, dict], None] = lambda row, extra: None
+    ):
         self.context = context
         self.planner = planner
         self.on_row = on_row  # the integrations, told of every new row (not of one a replay completes)
@@ -39,8 +40,13 @@ class Recorder:
         attempts = self.context.journal.attempts()
         in_flight = [attempts[i].data.get("name", str(i)) for i in sorted(self.context.in_flight) if i in attempts]
         steering = [e["text"] for e in self.context.journal.events() if e["step"] == "steer"]
-        moment = Moment(self.context.rows(), self.planner.status(), in_flight, steering,
-                        self.context.workspace.user_branch() or "(detached)")
+        moment = Moment(
+            self.context.rows(),
+            self.planner.status(),
+            in_flight,
+            steering,
+            self.context.workspace.user_branch() or "(detached)",
+        )
         self.context.memory.checkpoint(kind, text, moment)
 
     def say_sentence(self) -> None:
@@ -56,8 +62,9 @@ class Recorder:
             self.context.campaign = self.context.campaign.with_options(goal=redact(text))
             self.context.campaign.save()
         self.context.journal.record("steer", text=text, replace=replace_objective)
-        self.checkpoint("direction change",
-                        ("objective replaced: " if replace_objective else "steering (additive): ") + text)
+        self.checkpoint(
+            "direction change", ("objective replaced: " if replace_objective else "steering (additive): ") + text
+        )
 
     # -- rows ----------------------------------------------------------------------------------------
     def record_group(self, outcomes: list[Outcome]) -> list[Row]:
@@ -68,13 +75,26 @@ class Recorder:
         held = self.planner.gpus_held()
         for o in outcomes:
             pruned = o.result.reason if o.result.reason.startswith(STOPPED_EARLY) else None
-            status, note, measured = row_status(verdict, crash_reason=o.crash_reason, pruned_reason=pruned,
-                                                crash_note=partial(self._crash_note, o))
+            status, note, measured = row_status(
+                verdict, crash_reason=o.crash_reason, pruned_reason=pruned, crash_note=partial(self._crash_note, o)
+            )
             row = self._row(o, status, note, measured)
-            self.record(row, extra={"queue_s": o.result.queue_s, "metric_source": o.source, "end": o.result.reason,
-                                    "run": o.trial.run, "ending": o.ending, "seed": o.trial.seed,
-                                    "interrupted": o.interrupted, "jitter": o.jitter, "gpus": held,
-                                    "gpu_hours": o.result.run_s / 3600 * held, "pruned": pruned is not None})
+            self.record(
+                row,
+                extra={
+                    "queue_s": o.result.queue_s,
+                    "metric_source": o.source,
+                    "end": o.result.reason,
+                    "run": o.trial.run,
+                    "ending": o.ending,
+                    "seed": o.trial.seed,
+                    "interrupted": o.interrupted,
+                    "jitter": o.jitter,
+                    "gpus": held,
+                    "gpu_hours": o.result.run_s / 3600 * held,
+                    "pruned": pruned is not None,
+                },
+            )
             if status == "crash":
                 self._note_crash(o.trial, o.log_path, note)
             self._remember(o.trial, row)
@@ -83,23 +103,38 @@ class Recorder:
 
     def _row(self, o: Outcome, status: str, note: str, measured: bool) -> Row:
         role = o.trial.role + (f", seed {o.trial.seed}" if o.trial.seed is not None else "") if o.trial.role else ""
-        return Row(index=o.trial.index, branch=o.trial.branch, parent_commit=o.trial.parent_commit, commit=o.commit,
-                   recipe=self.context.recipe.label, metric_name=self.context.campaign.objective.metric_name,
-                   metric_value=o.value if measured else None, memory_gb=o.memory if measured else None,
-                   elapsed_min=o.result.run_s / 60, launcher=self.context.launcher.name, job_id=o.job_id,
-                   command=o.command, log_path=self.context.rel(o.log_path or self.context.log_of(o.trial)),
-                   status=status,
-                   description=f"{o.trial.what}{f' ({role})' if role else ''}; {note}")
+        return Row(
+            index=o.trial.index,
+            branch=o.trial.branch,
+            parent_commit=o.trial.parent_commit,
+            commit=o.commit,
+            recipe=self.context.recipe.label,
+            metric_name=self.context.campaign.objective.metric_name,
+            metric_value=o.value if measured else None,
+            memory_gb=o.memory if measured else None,
+            elapsed_min=o.result.run_s / 60,
+            launcher=self.context.launcher.name,
+            job_id=o.job_id,
+            command=o.command,
+            log_path=self.context.rel(o.log_path or self.context.log_of(o.trial)),
+            status=status,
+            description=f"{o.trial.what}{f' ({role})' if role else ''}; {note}",
+        )
 
     def _verdict(self, outcomes: list[Outcome]) -> Verdict:
         trial, commit = outcomes[0].trial, outcomes[0].commit
         new = [(seed_key(o.trial.seed), o.value) for o in outcomes if not o.crash_reason and o.value is not None]
         objective = self.context.campaign.objective
-        return group_verdict(trial, self.planner.runs_of(commit), new, maximize=objective.maximize,
-                             min_delta=self.context.campaign.min_delta,
-                             spread=self.planner.spread(commit, [v for _, v in new]),
-                             z=self.context.campaign.options.get("z", Z_DEFAULT),
-                             simplifies=lambda: self._simplifies(trial, commit))
+        return group_verdict(
+            trial,
+            self.planner.runs_of(commit),
+            new,
+            maximize=objective.maximize,
+            min_delta=self.context.campaign.min_delta,
+            spread=self.planner.spread(commit, [v for _, v in new]),
+            z=self.context.campaign.options.get("z", Z_DEFAULT),
+            simplifies=lambda: self._simplifies(trial, commit),
+        )
 
     def record(self, row: Row, extra: dict) -> None:
         """Ledger row, then its note, then the journal: replay finds whichever step a kill interrupted."""
@@ -107,9 +142,16 @@ class Recorder:
         line = written.to_line() if written is not None else self.context.ledger.append(row)
         with self.context.workspace.locked():
             self.context.notes.add(row.commit, line, campaign=self.context.campaign.name, extra=extra)
-        self.context.journal.record("row", row.index, status=row.status, commit=row.commit,
-                                    interrupted=bool(extra.get("interrupted")), jitter=extra.get("jitter"),
-                                    gpu_hours=extra.get("gpu_hours", 0.0), pruned=bool(extra.get("pruned")))
+        self.context.journal.record(
+            "row",
+            row.index,
+            status=row.status,
+            commit=row.commit,
+            interrupted=bool(extra.get("interrupted")),
+            jitter=extra.get("jitter"),
+            gpu_hours=extra.get("gpu_hours", 0.0),
+            pruned=bool(extra.get("pruned")),
+        )
         if written is None:
             self.on_row(row, extra)
 
@@ -122,11 +164,23 @@ class Recorder:
             if trial.index in written:
                 rows.append(written[trial.index])
                 continue
-            row = Row(index=trial.index, branch=trial.branch, parent_commit=trial.parent_commit,
-                      commit=commit or trial.parent_commit, recipe=self.context.recipe.label,
-                      metric_name=self.context.campaign.objective.metric_name, metric_value=None, memory_gb=None,
-                      elapsed_min=0.0, launcher=self.context.launcher.name, job_id="none", command="",
-                      log_path="none", status="crash", description=f"{trial.what}; crash: {reason}")
+            row = Row(
+                index=trial.index,
+                branch=trial.branch,
+                parent_commit=trial.parent_commit,
+                commit=commit or trial.parent_commit,
+                recipe=self.context.recipe.label,
+                metric_name=self.context.campaign.objective.metric_name,
+                metric_value=None,
+                memory_gb=None,
+                elapsed_min=0.0,
+                launcher=self.context.launcher.name,
+                job_id="none",
+                command="",
+                log_path="none",
+                status="crash",
+                description=f"{trial.what}; crash: {reason}",
+            )
             self.record(row, extra={"end": reason, "run": trial.run})
             self.context.say(progress_text(row))
             rows.append(row)
@@ -143,12 +197,18 @@ class Recorder:
             if o.log_path is None or not o.log_path.exists():
                 continue
             outputs = self.context.outputs(o.trial, o.log_path, o.worktree)
-            found = triage.diagnose(outputs, max_new_tokens=self.context.recipe.max_new_tokens(
-                o.worktree or self.context.campaign.repo))
+            found = triage.diagnose(
+                outputs, max_new_tokens=self.context.recipe.max_new_tokens(o.worktree or self.context.campaign.repo)
+            )
             if not found:
                 continue
-            self.context.journal.record("diagnosis", index=None, run=o.trial.index, areas=[f.area for f in found],
-                                        symptoms=[f.detail for f in found])
+            self.context.journal.record(
+                "diagnosis",
+                index=None,
+                run=o.trial.index,
+                areas=[f.area for f in found],
+                symptoms=[f.detail for f in found],
+            )
             text = f"[{o.trial.index}] {o.trial.name}: " + "; ".join(f.detail for f in found)
             self._append_notes(f"\n## symptoms of {text}\n")
             self.checkpoint("diagnosis", text)
@@ -176,8 +236,10 @@ class Recorder:
     def _note_crash(self, trial: Trial, log_path: Path | None, why: str) -> None:
         log = log_path or self.context.log_of(trial)
         lines = log.read_text(errors="replace").splitlines()[-TAIL_LINES:] if log.exists() else ["(no log)"]
-        self._append_notes(f"\n## {trial.index} {trial.name}: crash\n\n{why}\n\nLast lines of {self.context.rel(log)}:"
-                           "\n\n```\n" + "\n".join(lines) + "\n```\n")
+        self._append_notes(
+            f"\n## {trial.index} {trial.name}: crash\n\n{why}\n\nLast lines of {self.context.rel(log)}:"
+            "\n\n```\n" + "\n".join(lines) + "\n```\n"
+        )
 
     def _append_notes(self, text: str) -> None:
         with (self.context.campaign.dir / "notes.md").open("a") as fh:
@@ -196,5 +258,7 @@ class Recorder:
 def progress_text(row: Row) -> str:
     """A recorded row as the console shows it."""
     value = "—" if row.status == "crash" else f"{row.metric_value:.6g}"
-    return (f"[{row.index}] {row.status:<7} {row.branch.rsplit('/', 1)[1]}  {row.metric_name}={value}  "
-            f"{row.elapsed_min:.1f} min  {row.description}")
+    return (
+        f"[{row.index}] {row.status:<7} {row.branch.rsplit('/', 1)[1]}  {row.metric_name}={value}  "
+        f"{row.elapsed_min:.1f} min  {row.description}"
+    )

@@ -36,8 +36,11 @@ class Recovery:
         context = self.context
         found = [m for m in [context.ledger.repair(context.notes)] if m]
         in_flight = context.in_flight
-        pending = [a for a in sorted(context.journal.attempts().values(), key=lambda a: a.index)
-                   if not a.done and a.index not in in_flight]
+        pending = [
+            a
+            for a in sorted(context.journal.attempts().values(), key=lambda a: a.index)
+            if not a.done and a.index not in in_flight
+        ]
         groups: dict[tuple[int, ...], list[Attempt]] = {}
         for attempt in pending:
             groups.setdefault(tuple(attempt.data.get("group") or [attempt.index]), []).append(attempt)
@@ -51,8 +54,15 @@ class Recovery:
         """Interrupted runs not re-run yet, the baseline's first (the spread rests on them)."""
         attempts = self.context.journal.attempts()
         settled = {a.data.get("rerun_of") for a in attempts.values()}
-        owed = [a for a in attempts.values() if a.done and a.data.get("interrupted") and a.index not in settled
-                and a.data.get("commit") and (not baseline_only or a.data.get("name") == BASELINE)]
+        owed = [
+            a
+            for a in attempts.values()
+            if a.done
+            and a.data.get("interrupted")
+            and a.index not in settled
+            and a.data.get("commit")
+            and (not baseline_only or a.data.get("name") == BASELINE)
+        ]
         return sorted(owed, key=lambda a: (a.data.get("name") != BASELINE, a.index))
 
     def plan_reruns(self, *, baseline_only: bool = False) -> list[list[Trial]]:
@@ -61,17 +71,21 @@ class Recovery:
         groups: dict[tuple, list[Trial]] = {}
         for attempt in self.owed_reruns(baseline_only=baseline_only):
             if not self.planner.may_launch():
-                self.context.say(f"no room left to re-run the interrupted run [{attempt.index}]: "
-                                 f"{self.planner.status().sentence}")
+                self.context.say(
+                    f"no room left to re-run the interrupted run [{attempt.index}]: {self.planner.status().sentence}"
+                )
                 break
             original = attempt.trial
             if not original.is_baseline and original.reference is not None:
-                fresh = (self.planner.reference(original.reference.label, original.parent_commit)
-                         or self.planner.baseline_reference())
+                fresh = (
+                    self.planner.reference(original.reference.label, original.parent_commit)
+                    or self.planner.baseline_reference()
+                )
                 original = original.with_reference(fresh)
             commit = None if attempt.data.get("uncommitted") else attempt.data["commit"]  # None: apply the change anew
-            trial = self.planner.plan_again(original, commit, f"rerun of [{attempt.index}] (interrupted)",
-                                            seeded=False, rerun_of=attempt.index)
+            trial = self.planner.plan_again(
+                original, commit, f"rerun of [{attempt.index}] (interrupted)", seeded=False, rerun_of=attempt.index
+            )
             groups.setdefault(original.group, []).append(trial)
         return list(groups.values())
 
@@ -94,8 +108,11 @@ class Recovery:
         attempts = context.journal.attempts().values()
         busy = {a.data.get("branch") for a in attempts if not a.done}
         used = {a.data.get("name") for a in attempts}
-        busy |= {workspace.branch(e["name"]) for e in context.journal.events()
-                 if e["step"] == "prepared" and e["name"] not in used}
+        busy |= {
+            workspace.branch(e["name"])
+            for e in context.journal.events()
+            if e["step"] == "prepared" and e["name"] not in used
+        }
         released = []
         for branch, path in workspace.worktrees_under(context.campaign.worktrees).items():
             if branch not in busy and workspace.release(path):
@@ -108,7 +125,7 @@ class Recovery:
         outcomes: list[Outcome] = []
         commit: str | None = None
         worktree: Path | None = None
-        for attempt, trial in zip(members, trials):
+        for attempt, trial in zip(members, trials, strict=True):
             if trial.index in written:  # the row was written; only its note or journal entry may be missing
                 self.recorder.complete(written[trial.index])
                 continue
@@ -128,14 +145,18 @@ class Recovery:
             if job is not None:
                 self.context.reserve(trial.index)
                 try:
-                    result = (result_from_record(attempt.data["result"]) if attempt.step == "finished"
-                              else job.wait(should_stop=self.trials.watch(trial, job, worktree)))
+                    result = (
+                        result_from_record(attempt.data["result"])
+                        if attempt.step == "finished"
+                        else job.wait(should_stop=self.trials.watch(trial, job, worktree))
+                    )
                 finally:
                     self.context.settle([trial.index])
                     self._end_marked(attempt.data.get("marker"))
                 return self.trials.measure(trial, commit, job, result, worktree)
-        return self.trials.not_run(trial, commit, f"interrupted: the engine stopped during step '{attempt.step}'",
-                                   worktree)
+        return self.trials.not_run(
+            trial, commit, f"interrupted: the engine stopped during step '{attempt.step}'", worktree
+        )
 
     def _commit(self, trial: Trial, d: dict) -> str:
         """The attempt's own commit: recorded, or the branch head if it moved, or an empty marker commit."""
@@ -148,8 +169,9 @@ class Recovery:
         if head and head != trial.parent_commit:
             return head
         worktree = workspace.create(trial.name, trial.parent_commit)
-        marker = workspace.commit(worktree, [], f"{trial.name}: interrupted before its change was committed\n",
-                                  allow_empty=True)
+        marker = workspace.commit(
+            worktree, [], f"{trial.name}: interrupted before its change was committed\n", allow_empty=True
+        )
         # uncommitted: a rerun applies the change anew
         self.context.journal.record("committed", trial.index, commit=marker, uncommitted=True)
         return marker
@@ -184,8 +206,12 @@ class _FinishedJob(Job):
 
     def wait(self, poll_s: float = 0.5, should_stop=None) -> JobResult:
         end = self.log_path.stat().st_mtime if self.log_path.exists() else time.time()
-        return JobResult(JobState.COMPLETED, None, "finished while the engine was down (exit code unknown)",
-                         max(0.0, end - self._started))
+        return JobResult(
+            JobState.COMPLETED,
+            None,
+            "finished while the engine was down (exit code unknown)",
+            max(0.0, end - self._started),
+        )
 
     def cancel(self, reason: str) -> None:
         return None

@@ -51,8 +51,11 @@ class Screening:
     def applies(self, group: list[Trial]) -> bool:
         """--screen is on and the group is one new hypothesis's first run (no repeats, follow-ups or fixes)."""
         first = group[0]
-        return bool(self.context.campaign.options.get("screen")) and len(group) == 1 and not (
-            first.is_baseline or first.role or first.commit or first.hypothesis.failure)
+        return (
+            bool(self.context.campaign.options.get("screen"))
+            and len(group) == 1
+            and not (first.is_baseline or first.role or first.commit or first.hypothesis.failure)
+        )
 
     def execute(self, first: Trial, full_run: Callable[[list[Trial]], list[Row]]) -> list[Row]:
         """The screen's row; then, when it is promoted and the stop rules leave room, the full run's rows."""
@@ -68,16 +71,18 @@ class Screening:
         except Exception as err:  # the screen consumed its index: it must still become a row
             if disk_full(err):
                 raise
-            return self.recorder.crash_rows([first], outcome.commit if outcome else None,
-                                            f"engine error: {type(err).__name__}: {err}")
+            return self.recorder.crash_rows(
+                [first], outcome.commit if outcome else None, f"engine error: {type(err).__name__}: {err}"
+            )
         finally:
             if outcome is not None:
                 self.trials.release(first, outcome.worktree, refused=outcome.commit == first.parent_commit)
         if not promoted or outcome is None:
             return rows
         if not self.planner.may_launch():
-            self.context.say(f"[{first.index}] no room left for the full run of {first.name}: "
-                             f"{self.planner.status().sentence}")
+            self.context.say(
+                f"[{first.index}] no room left for the full run of {first.name}: {self.planner.status().sentence}"
+            )
             return rows
         return rows + full_run([self.planner.plan_again(first, outcome.commit, "", seeded=False)])
 
@@ -99,9 +104,14 @@ class Screening:
             best, band = found
             promoted = passes(value, found, campaign.objective.maximize)
             compared = f"the best's {best:.4g} ± {band:.2g} at the same step"
-        verdict = ("ahead or within noise: promoted to a full run" if promoted
-                   else "behind by more than the noise: not promoted")
-        reason = f"{SCREENED}step {step:g}{total}: {campaign.objective.metric_name} {value:.4g} vs {compared}, {verdict}"
+        verdict = (
+            "ahead or within noise: promoted to a full run"
+            if promoted
+            else "behind by more than the noise: not promoted"
+        )
+        reason = (
+            f"{SCREENED}step {step:g}{total}: {campaign.objective.metric_name} {value:.4g} vs {compared}, {verdict}"
+        )
         return replace(outcome, trial=trial, result=replace(outcome.result, reason=reason)), promoted
 
     def _bar(self, trial: Trial, step: float) -> tuple[float, float] | None:
@@ -110,16 +120,24 @@ class Screening:
         top = self.context.best_row()
         commits = {trial.parent_commit} | ({top.commit} if top else set())
         spread = self.planner.spread()
-        return bar([full_run_curves(self.context, commit) for commit in commits], step,
-                   spread.sd if spread else None, self.context.campaign.objective.maximize)
+        return bar(
+            [full_run_curves(self.context, commit) for commit in commits],
+            step,
+            spread.sd if spread else None,
+            self.context.campaign.objective.maximize,
+        )
 
 
-def bar(configurations: list[list[list[tuple[float, float]]]], step: float, spread_sd: float | None,
-        maximize: bool) -> tuple[float, float] | None:
+def bar(
+    configurations: list[list[list[tuple[float, float]]]], step: float, spread_sd: float | None, maximize: bool
+) -> tuple[float, float] | None:
     """Of configurations (the curves of each), the best mean at `step` and the band around it, or None."""
     sign = 1 if maximize else -1
-    measured = [values for values in ([v for v in (_value_at(c, step) for c in curves) if v is not None]
-                                      for curves in configurations) if values]
+    measured = [
+        values
+        for values in ([v for v in (_value_at(c, step) for c in curves) if v is not None] for curves in configurations)
+        if values
+    ]
     if not measured:
         return None
     best = max(measured, key=lambda values: sign * statistics.fmean(values))

@@ -36,15 +36,23 @@ def smoke(context: Context, sets: dict[str, str], limit_s: float = 600.0) -> dic
         context.recipe.apply(worktree, sets)
         launch = context.recipe.launch(worktree, run_dir, limit_s)
         argv = launch.argv + context.recipe.smoke_args(worktree) + shrink
-        spec = RunSpec(name=f"{context.job_name(0)}-smoke", argv=argv,
-                       cwd=launch.cwd, log_path=run_dir / "run.log", run_dir=run_dir, env=launch.env,
-                       timeout_s=limit_s)
+        spec = RunSpec(
+            name=f"{context.job_name(0)}-smoke",
+            argv=argv,
+            cwd=launch.cwd,
+            log_path=run_dir / "run.log",
+            run_dir=run_dir,
+            env=launch.env,
+            timeout_s=limit_s,
+        )
         before = Census.take(run_dir, worktree)
         job = context.launcher.submit(spec)
         result = job.wait(should_stop=lambda: context.halt_reason)
         found = _smoke_findings(context, spec, result, RunOutputs(spec.log_path, run_dir, worktree, before), used)
-        return {**found, "gpus": {"used": used, "recipe": context.recipe.gpus_needed(context.campaign.repo),
-                                  "overrides": shrink}}
+        return {
+            **found,
+            "gpus": {"used": used, "recipe": context.recipe.gpus_needed(context.campaign.repo), "overrides": shrink},
+        }
     finally:
         # our own scratch checkout
         context.workspace.git.run("worktree", "remove", "--force", str(worktree), check=False)
@@ -62,17 +70,29 @@ def _scale(context: Context) -> tuple[int, list[str]]:
 def _smoke_findings(context: Context, spec: RunSpec, result: JobResult, outputs: RunOutputs, used: int) -> dict:
     reading = context.source.read(outputs)
     step = context.source.progress(outputs)
-    value = aggregate(reading.points, context.campaign.objective.aggregate, maximize=context.campaign.objective.maximize) if reading else None
+    value = (
+        aggregate(reading.points, context.campaign.objective.aggregate, maximize=context.campaign.objective.maximize)
+        if reading
+        else None
+    )
     return {
-        "launcher": context.launcher.name, "proved": _proved(context, result, reading is not None, step, used),
-        "command": redact(shlex.join(spec.argv)), "log_path": context.rel(spec.log_path),
+        "launcher": context.launcher.name,
+        "proved": _proved(context, result, reading is not None, step, used),
+        "command": redact(shlex.join(spec.argv)),
+        "log_path": context.rel(spec.log_path),
         "log_written": spec.log_path.exists() and spec.log_path.stat().st_size > 0,
-        "ended": result.reason, "succeeded": result.succeeded, "seconds": round(result.run_s, 2),
-        "metric": {"name": context.campaign.objective.metric_name, "value": value,
-                   "source": reading.source if reading else f"nothing found by {context.source}"},
+        "ended": result.reason,
+        "succeeded": result.succeeded,
+        "seconds": round(result.run_s, 2),
+        "metric": {
+            "name": context.campaign.objective.metric_name,
+            "value": value,
+            "source": reading.source if reading else f"nothing found by {context.source}",
+        },
         "steps": step[0] if step else None,
         "seconds_per_step": round(result.run_s / step[0], 2) if step and step[0] else None,
-        "failure": context.source.failure(outputs), "ending": context.source.ending(outputs),
+        "failure": context.source.failure(outputs),
+        "ending": context.source.ending(outputs),
     }
 
 

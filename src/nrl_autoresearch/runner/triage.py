@@ -47,27 +47,62 @@ def diagnose(run: RunOutputs, *, max_new_tokens: int | None = None) -> list[Symp
     scalars = _scalars(run)
     found = []
     if nan_loss(text) or _exploding(scalars.get("train/loss", [])):
-        found.append(Symptom("stability", AREAS["stability"],
-                             "NaN or exploding loss: look at precision, optimizer settings (learning rate), sequence length, backend"))
+        found.append(
+            Symptom(
+                "stability",
+                AREAS["stability"],
+                "NaN or exploding loss: look at precision, optimizer settings (learning rate), sequence length, backend",
+            )
+        )
     if _OOM.search(text):
-        found.append(Symptom("memory", AREAS["memory"],
-                             "out of memory: first reduce the most recent memory-expanding change (batch, sequence, generations)"))
-    util = [p.value for tag, points in scalars.items() if re.fullmatch(r"ray/node\.\d+\.gpu\.\d+\.util", tag) for p in points]
+        found.append(
+            Symptom(
+                "memory",
+                AREAS["memory"],
+                "out of memory: first reduce the most recent memory-expanding change (batch, sequence, generations)",
+            )
+        )
+    util = [
+        p.value
+        for tag, points in scalars.items()
+        if re.fullmatch(r"ray/node\.\d+\.gpu\.\d+\.util", tag)
+        for p in points
+    ]
     if util and statistics.fmean(util) < 30:
-        found.append(Symptom("throughput", AREAS["throughput"],
-                             f"GPU utilisation {statistics.fmean(util):.0f}%: batching, colocation or asynchronous rollouts"))
+        found.append(
+            Symptom(
+                "throughput",
+                AREAS["throughput"],
+                f"GPU utilisation {statistics.fmean(util):.0f}%: batching, colocation or asynchronous rollouts",
+            )
+        )
     train, val = _last(scalars.get("train/reward")), _last(scalars.get("validation/accuracy"))
     if train is not None and val is not None and train - val > 0.25:
-        found.append(Symptom("generalisation", AREAS["generalisation"],
-                             f"train reward {train:.3f} but validation {val:.3f}: prompt mismatch, reward or validation data"))
+        found.append(
+            Symptom(
+                "generalisation",
+                AREAS["generalisation"],
+                f"train reward {train:.3f} but validation {val:.3f}: prompt mismatch, reward or validation data",
+            )
+        )
     rewards = [p.value for p in scalars.get("train/reward", [])]
     if len(rewards) >= 3 and (max(rewards) - min(rewards) < 1e-9 or min(rewards) >= 0.99 or max(rewards) <= 0.01):
-        found.append(Symptom("reward", AREAS["reward"],
-                             "zero-variance or saturated rewards: the group has no signal; reshape, rescale or change the data mix"))
+        found.append(
+            Symptom(
+                "reward",
+                AREAS["reward"],
+                "zero-variance or saturated rewards: the group has no signal; reshape, rescale or change the data mix",
+            )
+        )
     lengths = [float(x) for x in _LENGTH.findall(text)]
     if max_new_tokens and lengths and statistics.fmean(lengths[-3:]) >= 0.95 * max_new_tokens:
-        found.append(Symptom("truncation", AREAS["truncation"],
-                             f"completions reach max_new_tokens ({max_new_tokens}): raise it with the sequence length, or ask for shorter answers"))
+        found.append(
+            Symptom(
+                "truncation",
+                AREAS["truncation"],
+                f"completions reach max_new_tokens ({max_new_tokens}): raise it with the sequence length, or ask for shorter answers",
+            )
+        )
     return found
 
 
@@ -125,7 +160,9 @@ def _exploding(points: list[Point]) -> bool:
     values = [p.value for p in points]
     if any(not math.isfinite(v) for v in values):
         return True
-    return len(values) >= 4 and abs(values[-1]) > 100 * max(1e-9, statistics.median(abs(v) for v in values[: len(values) // 2]))
+    return len(values) >= 4 and abs(values[-1]) > 100 * max(
+        1e-9, statistics.median(abs(v) for v in values[: len(values) // 2])
+    )
 
 
 def _last(points: list[Point] | None) -> float | None:

@@ -76,8 +76,13 @@ class TrialRunner:
 
     def not_run(self, trial: Trial, commit: str, reason: str, worktree: Path | None) -> Outcome:
         """A trial that never ran: its row says why."""
-        return Outcome(trial, commit, JobResult(JobState.CANCELLED, None, reason, 0.0), worktree=worktree,
-                       log_path=self.context.log_of(trial))
+        return Outcome(
+            trial,
+            commit,
+            JobResult(JobState.CANCELLED, None, reason, 0.0),
+            worktree=worktree,
+            log_path=self.context.log_of(trial),
+        )
 
     def release(self, trial: Trial, worktree: Path | None, *, refused: bool) -> None:
         """Release the worktree; when its commit never happened, what is in it is the engine's own change (unless
@@ -94,8 +99,9 @@ class TrialRunner:
             return workspace.ensure_baseline(trial.parent_commit)
         h = trial.hypothesis
         if h.failure:
-            return workspace.commit(worktree, [], redact(f"{h.name}: failed before running ({h.failure})\n"),
-                                    allow_empty=True)
+            return workspace.commit(
+                worktree, [], redact(f"{h.name}: failed before running ({h.failure})\n"), allow_empty=True
+            )
         paths = list(workspace.changed_paths(worktree))  # hand edits made after `autoresearch new`
         paths += self.context.recipe.apply(worktree, h.sets)
         if h.patch:
@@ -106,8 +112,10 @@ class TrialRunner:
         paths = list(dict.fromkeys(paths))
         title = h.description or h.summary() or h.name
         body = "\n".join(f"- {k} = {v}" for k, v in h.sets.items())
-        message = (f"{h.name}: {title}\n\n{body}\n\nautoresearch: campaign {self.context.campaign.name}, "
-                   f"experiment {trial.index}\n")
+        message = (
+            f"{h.name}: {title}\n\n{body}\n\nautoresearch: campaign {self.context.campaign.name}, "
+            f"experiment {trial.index}\n"
+        )
         if not paths:
             message = f"{h.name}: {title} (no change produced)\n"
         return workspace.commit(worktree, paths, redact(message), allow_empty=not paths)
@@ -125,15 +133,29 @@ class TrialRunner:
         marker = f"{campaign.dir}#{trial.index}"
         volume = brev.prepare(campaign.options["brev"], run_dir) if campaign.options.get("brev") else {}
         env = {**launch.env, **volume}
-        spec = RunSpec(name=context.job_name(trial.index), argv=argv, cwd=launch.cwd,
-                       log_path=run_dir / "run.log", run_dir=run_dir, env={**env, RUN_MARKER: marker},
-                       timeout_s=limit, gpus=context.gpus.take(trial.index))
+        spec = RunSpec(
+            name=context.job_name(trial.index),
+            argv=argv,
+            cwd=launch.cwd,
+            log_path=run_dir / "run.log",
+            run_dir=run_dir,
+            env={**env, RUN_MARKER: marker},
+            timeout_s=limit,
+            gpus=context.gpus.take(trial.index),
+        )
         context.journal.record("launching", trial.index, marker=marker, job_name=spec.name, run_dir=str(run_dir))
-        self.recorder.checkpoint("before launch",
-                                 f"[{trial.index}] {redact(' '.join(argv))} on {context.launcher.name}")
+        self.recorder.checkpoint(
+            "before launch", f"[{trial.index}] {redact(' '.join(argv))} on {context.launcher.name}"
+        )
         job = context.launcher.submit(spec)
-        context.journal.record("launched", trial.index, job=job.handle(), job_id=job.job_id, command=job.command,
-                               log_path=str(job.log_path))
+        context.journal.record(
+            "launched",
+            trial.index,
+            job=job.handle(),
+            job_id=job.job_id,
+            command=job.command,
+            log_path=str(job.log_path),
+        )
         log = context.rel(job.log_path)
         self.recorder.checkpoint("after launch", f"[{trial.index}] job {job.job_id}, log {log}")
         context.say(f"[{trial.index}] launched {trial.name} on {context.launcher.name} (job {job.job_id}), log {log}")
@@ -144,8 +166,13 @@ class TrialRunner:
         context = self.context
         started = time.time()
         outputs = context.outputs(trial, job.log_path, worktree)
-        watch = RunWatch(context.source, outputs, context.campaign.objective.metric_name,
-                         context.campaign.options.get("stall", "auto"), self._prune_rule(trial))
+        watch = RunWatch(
+            context.source,
+            outputs,
+            context.campaign.objective.metric_name,
+            context.campaign.options.get("stall", "auto"),
+            self._prune_rule(trial),
+        )
 
         def check() -> str | None:
             if context.halt_reason:
@@ -155,9 +182,12 @@ class TrialRunner:
             if context.progress is not None and context.progress.due(trial.run):
                 context.progress.show(trial.run, self._progress_line(trial, outputs, started))
             if context.memory.due():
-                self.recorder.checkpoint("periodic", f"[{trial.index}] {trial.name} running for "
-                                                     f"{stoprules.format_duration(time.time() - started)}")
+                self.recorder.checkpoint(
+                    "periodic",
+                    f"[{trial.index}] {trial.name} running for {stoprules.format_duration(time.time() - started)}",
+                )
             return watch.check(running=lambda: job.state() == JobState.RUNNING)
+
         return check
 
     def _prune_rule(self, trial: Trial) -> PruneRule | None:
@@ -176,12 +206,18 @@ class TrialRunner:
         metric = f"{objective.metric_name} {reading.points[-1].value:.4g}" if reading and reading.points else None
         top = context.best_row()
         best = f"best {top.metric_value:.6g}" if top else "no keep yet"
-        run = run_line(f"[{trial.index}] {trial.name}", time.time() - started, context.source.progress(outputs), metric,
-                       stoprules.run_limit(context.campaign.rules, now=started))
+        run = run_line(
+            f"[{trial.index}] {trial.name}",
+            time.time() - started,
+            context.source.progress(outputs),
+            metric,
+            stoprules.run_limit(context.campaign.rules, now=started),
+        )
         return f"{run} | {best}; {self.planner.status().sentence}"
 
-    def _measured(self, trial: Trial, commit: str, job: Job | None, result: JobResult,
-                  worktree: Path | None) -> Outcome:
+    def _measured(
+        self, trial: Trial, commit: str, job: Job | None, result: JobResult, worktree: Path | None
+    ) -> Outcome:
         """The run measured; a reader that fails on its outputs (a metric too large for a float) makes it a crash
         that still knows its commit and worktree."""
         try:
@@ -189,13 +225,23 @@ class TrialRunner:
         except Exception as err:
             if disk_full(err):
                 raise
-            failed = JobResult(JobState.FAILED, result.exit_code,
-                               f"engine error reading the run's outputs: {type(err).__name__}: {err}", result.run_s)
-            return Outcome(trial, commit, failed, job.job_id if job else "none", job.command if job else "",
-                           job.log_path if job else self.context.log_of(trial), worktree=worktree)
+            failed = JobResult(
+                JobState.FAILED,
+                result.exit_code,
+                f"engine error reading the run's outputs: {type(err).__name__}: {err}",
+                result.run_s,
+            )
+            return Outcome(
+                trial,
+                commit,
+                failed,
+                job.job_id if job else "none",
+                job.command if job else "",
+                job.log_path if job else self.context.log_of(trial),
+                worktree=worktree,
+            )
 
-    def measure(self, trial: Trial, commit: str, job: Job | None, result: JobResult,
-                worktree: Path | None) -> Outcome:
+    def measure(self, trial: Trial, commit: str, job: Job | None, result: JobResult, worktree: Path | None) -> Outcome:
         """The run's objective, memory, failure and ending, read from its outputs."""
         context, objective = self.context, self.context.campaign.objective
         log_path = job.log_path if job else context.log_of(trial)
@@ -205,12 +251,21 @@ class TrialRunner:
         if reading:
             save_curve(context.campaign.run_dir(trial.run), reading.points)
         value = aggregate(reading.points, objective.aggregate, maximize=objective.maximize) if reading else None
-        return Outcome(trial, commit, result, job.job_id if job else "none", job.command if job else "", log_path,
-                       value, source.memory_gb(outputs) or result.peak_memory_gb,
-                       reading.source if reading else f"nothing found by {source}",
-                       (reading.problem if reading else None) or source.failure(outputs),
-                       source.ending(outputs), worktree,
-                       curve_jitter([p.value for p in reading.points]) if reading else None)
+        return Outcome(
+            trial,
+            commit,
+            result,
+            job.job_id if job else "none",
+            job.command if job else "",
+            log_path,
+            value,
+            source.memory_gb(outputs) or result.peak_memory_gb,
+            reading.source if reading else f"nothing found by {source}",
+            (reading.problem if reading else None) or source.failure(outputs),
+            source.ending(outputs),
+            worktree,
+            curve_jitter([p.value for p in reading.points]) if reading else None,
+        )
 
 
 def result_record(result: JobResult) -> dict:

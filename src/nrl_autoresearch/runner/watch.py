@@ -121,8 +121,13 @@ class RunWatch:
 
     def _track(self, now: float, points: list[Point], progress, tail: str) -> None:
         printed = _STEP.findall(tail)
-        step = f"{progress[0]}/{progress[1]}" if progress else printed[-1].replace(" ", "") if printed else (
-            f"{points[-1].step:g}" if points else None)
+        step = (
+            f"{progress[0]}/{progress[1]}"
+            if progress
+            else printed[-1].replace(" ", "")
+            if printed
+            else (f"{points[-1].step:g}" if points else None)
+        )
         seen = (self.outputs.log_path.stat().st_size if self.outputs.log_path.exists() else 0, step, len(points))
         if seen != self._seen:
             self._seen, self._changed = seen, now
@@ -167,14 +172,18 @@ class RunWatch:
         for i in range(self._compared, len(points)):  # every new evaluation point, in order
             compared = _reference_at(rule, points[i].step, i)
             worse = None if compared is None else (compared[0] - points[i].value) * (1 if rule.maximize else -1)
-            self._behind = self._behind + 1 if compared and compared[1] > 0 and worse is not None and worse > compared[1] else 0
+            self._behind = (
+                self._behind + 1 if compared and compared[1] > 0 and worse is not None and worse > compared[1] else 0
+            )
         self._compared = len(points)
         share = progress[0] / progress[1] if progress and progress[1] else len(points) / max(map(len, rule.curves))
         if compared is None or self._behind < rule.points or share < rule.share:
             return None
         mean, band = compared
-        return (f"pruned at {self._where(progress)}: {self.metric} {points[-1].value:.4g} vs the "
-                f"reference's {mean:.4g} ± {band:.2g} at the same point, worse at {self._behind} consecutive points")
+        return (
+            f"pruned at {self._where(progress)}: {self.metric} {points[-1].value:.4g} vs the "
+            f"reference's {mean:.4g} ± {band:.2g} at the same point, worse at {self._behind} consecutive points"
+        )
 
 
 def _reference_at(rule: PruneRule, step: float, index: int) -> tuple[float, float] | None:

@@ -29,7 +29,9 @@ from nrl_autoresearch.core.names import (
 
 BASELINE_SUBJECT = "baseline: record starting point"
 # run outputs that must never be swept into a hypothesis commit
-_GENERATED = re.compile(r"(\.log|\.pt|\.pth|\.ckpt|\.safetensors|\.npz|\.bin|\.pyc)$|(^|/)events\.out\.tfevents\.|(^|/)__pycache__/")
+_GENERATED = re.compile(
+    r"(\.log|\.pt|\.pth|\.ckpt|\.safetensors|\.npz|\.bin|\.pyc)$|(^|/)events\.out\.tfevents\.|(^|/)__pycache__/"
+)
 _MAX_UNTRACKED_BYTES = 1 << 20
 MAX_PREFIX = 200
 
@@ -57,11 +59,15 @@ def default_prefix(slug: str, today: date | None = None) -> str:
 def validate_prefix(git: Git, prefix: str) -> str:
     """A prefix the campaign's branches can live under: a valid branch name, its parts short enough for folders."""
     if prefix.endswith("/") or not git.ok("check-ref-format", f"refs/heads/{prefix}/{BASELINE}"):
-        raise UsageError(f"bad --prefix {prefix!r}: it must be a valid git branch name such as 'autoresearch/2026-03-24-dapo'")
+        raise UsageError(
+            f"bad --prefix {prefix!r}: it must be a valid git branch name such as 'autoresearch/2026-03-24-dapo'"
+        )
     longest = max(prefix.split("/"), key=len)
     if len(prefix) > MAX_PREFIX or len(longest) > MAX_NAME:
-        raise UsageError(f"bad --prefix {prefix[:20]!r}...: use at most {MAX_PREFIX} characters, "
-                         f"at most {MAX_NAME} between slashes (each part is a folder in .git)")
+        raise UsageError(
+            f"bad --prefix {prefix[:20]!r}...: use at most {MAX_PREFIX} characters, "
+            f"at most {MAX_NAME} between slashes (each part is a folder in .git)"
+        )
     return prefix
 
 
@@ -74,8 +80,10 @@ def check_prefix_free(git: Git, prefix: str) -> None:
     clash = next((b for b in leading if git.ok("show-ref", "--verify", "--quiet", f"refs/heads/{b}")), None)
     clash = clash or git.run("for-each-ref", "--count=1", "--format=%(refname:short)", f"refs/heads/{prefix}/").strip()
     if clash:
-        raise UsageError(f"bad --prefix {prefix!r}: the branch {clash!r} is in the way of the campaign's branches "
-                         f"{prefix}/...; choose another --prefix or --campaign name")
+        raise UsageError(
+            f"bad --prefix {prefix!r}: the branch {clash!r} is in the way of the campaign's branches "
+            f"{prefix}/...; choose another --prefix or --campaign name"
+        )
 
 
 class Workspace:
@@ -126,7 +134,9 @@ class Workspace:
             commit = self.git.rev(candidate)
             if commit:
                 return commit
-        raise UsageError(f"unknown parent {parent!r}: name 'baseline', 'best', an experiment of this campaign or a branch")
+        raise UsageError(
+            f"unknown parent {parent!r}: name 'baseline', 'best', an experiment of this campaign or a branch"
+        )
 
     def diff_size(self, a: str, b: str) -> int:
         """Lines added plus removed between two commits (for the simplicity rule)."""
@@ -164,7 +174,7 @@ class Workspace:
             if line.startswith("worktree "):
                 current = Path(line.split(" ", 1)[1])
             elif line.startswith("branch refs/heads/") and current is not None:
-                found.setdefault(line[len("branch refs/heads/"):], current)
+                found.setdefault(line[len("branch refs/heads/") :], current)
         return found
 
     # -- writing -----------------------------------------------------------------------------------
@@ -200,7 +210,9 @@ class Workspace:
                 return existing
             tree = self.git.run("rev-parse", f"{start}^{{tree}}").strip()
             message = f"{BASELINE_SUBJECT}\n\n" + self._signoff()
-            commit = self.git.run(*self.git.identity_args(), "commit-tree", tree, "-p", start, "-F", "-", input=message).strip()
+            commit = self.git.run(
+                *self.git.identity_args(), "commit-tree", tree, "-p", start, "-F", "-", input=message
+            ).strip()
             self.git.run("update-ref", f"refs/heads/{branch}", commit, "")
             return commit
 
@@ -214,19 +226,24 @@ class Workspace:
             if head is None:
                 raise GitError(f"branch {branch} is missing: the campaign has no baseline to rerun")
             trees = {c: self.git.run("rev-parse", f"{c}^{{tree}}").strip() for c in {head, user} if c}
-            moved = (user is not None and trees[user] != trees[head]
-                     and self.git.ok("merge-base", "--is-ancestor", base, user))
+            moved = (
+                user is not None
+                and trees[user] != trees[head]
+                and self.git.ok("merge-base", "--is-ancestor", base, user)
+            )
             source = user if moved and user is not None else head
             tree = trees[source]
             title = f"baseline: rerun {why}" + (f", with {source[:10]} from your branch" if moved else "")
             message = f"{title}\n\n{self._signoff()}"
-            commit = self.git.run(*self.git.identity_args(), "commit-tree", tree, "-p", head, "-F", "-", input=message).strip()
+            commit = self.git.run(
+                *self.git.identity_args(), "commit-tree", tree, "-p", head, "-F", "-", input=message
+            ).strip()
             self.git.run("update-ref", f"refs/heads/{branch}", commit, head)
             return commit
 
     def reserve_name(self, wanted: str, taken: set[str]) -> str:
         """`wanted`, or `wanted-2`, `-3`... when a branch or a reserved name already has it."""
-        existing = {b[len(self.prefix) + 1:] for b in self.branches()}
+        existing = {b[len(self.prefix) + 1 :] for b in self.branches()}
         name, n = wanted, 1
         while name in existing or name in taken:
             n += 1
@@ -263,8 +280,18 @@ class Workspace:
             if not (worktree / path).exists() or any((worktree / path).iterdir()):
                 continue
             name = Git(source).run("rev-parse", "--path-format=absolute", "--git-dir").strip()
-            Git(worktree).run("-c", "protocol.file.allow=always", "-c", f"submodule.{path}.url={name}",
-                              "submodule", "update", "--init", "--", path, check=False)
+            Git(worktree).run(
+                "-c",
+                "protocol.file.allow=always",
+                "-c",
+                f"submodule.{path}.url={name}",
+                "submodule",
+                "update",
+                "--init",
+                "--",
+                path,
+                check=False,
+            )
 
     def changed_paths(self, worktree: Path) -> list[str]:
         """Files edited in a worktree, minus run outputs (logs, checkpoints, event files, large untracked files)."""
@@ -316,8 +343,16 @@ class Workspace:
             try:
                 if not self.git.ok("worktree", "add", "--quiet", "--detach", str(path), "HEAD"):
                     return None  # no commit to start from: nothing can be probed, nothing is refused yet
-                Git(path).run(*self.git.identity_args(), "commit", "--quiet", "-s", "--allow-empty", "-F", "-",
-                              input="autoresearch: preflight probe\n")
+                Git(path).run(
+                    *self.git.identity_args(),
+                    "commit",
+                    "--quiet",
+                    "-s",
+                    "--allow-empty",
+                    "-F",
+                    "-",
+                    input="autoresearch: preflight probe\n",
+                )
                 return None
             except GitError as err:
                 return f"{str(err).split(': ', 1)[-1]} ({refusal_hint(Git(path))})"
@@ -336,8 +371,12 @@ class Workspace:
             if not modules.is_dir() and not discard:
                 return self.git.ok("worktree", "remove", str(worktree))
             # submodule clones made for it, which git will not remove: force only when nothing else is there
-            if not discard and wt.run("status", "--porcelain", "--ignore-submodules=all", "--untracked-files=all",
-                                      check=False).strip():
+            if (
+                not discard
+                and wt.run(
+                    "status", "--porcelain", "--ignore-submodules=all", "--untracked-files=all", check=False
+                ).strip()
+            ):
                 return False
             if modules.is_dir():
                 shutil.rmtree(modules)
@@ -354,18 +393,26 @@ def _apply_or_refuse(git: Git, patch: Path, commit: str, *args: str, env: dict |
         git.run("apply", "--check", *args, str(patch), env=env)
     except GitError as err:
         first = str(err).split(": ", 1)[-1].splitlines()[0]
-        raise UsageError(f"patch {str(patch)!r} does not apply to the parent commit {commit[:10]}: {first}; "
-                         "rebase the patch on the parent (--parent) or fix it") from None
+        raise UsageError(
+            f"patch {str(patch)!r} does not apply to the parent commit {commit[:10]}: {first}; "
+            "rebase the patch on the parent (--parent) or fix it"
+        ) from None
+
+
 def refusal_hint(git: Git) -> str:
     """What in the person's git configuration refuses a commit, and the fix."""
     hooks = Path(git.run("rev-parse", "--path-format=absolute", "--git-path", "hooks").strip())
     found = [h for h in ("pre-commit", "commit-msg", "prepare-commit-msg") if os.access(hooks / h, os.X_OK)]
     if found:
-        return (f"the {' or '.join(found)} hook in {hooks} refused it: fix the hook, or point this repository's "
-                "core.hooksPath elsewhere")
+        return (
+            f"the {' or '.join(found)} hook in {hooks} refused it: fix the hook, or point this repository's "
+            "core.hooksPath elsewhere"
+        )
     if git.run("config", "--bool", "commit.gpgsign", check=False).strip() == "true":
-        return ("commit.gpgsign is set and signing failed: configure a usable key (user.signingkey), or run "
-                "'git config commit.gpgsign false' in this repository")
+        return (
+            "commit.gpgsign is set and signing failed: configure a usable key (user.signingkey), or run "
+            "'git config commit.gpgsign false' in this repository"
+        )
     return "git refused the commit"
 
 

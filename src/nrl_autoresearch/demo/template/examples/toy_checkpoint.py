@@ -25,7 +25,12 @@ def latest_checkpoint(checkpoint_dir: str) -> str | None:
 
 
 def save_checkpoint(
-    ckpt_cfg: dict[str, Any], step: int, weights: np.ndarray, optimizer: AdamW, config: dict[str, Any], val_accuracy: float | None
+    ckpt_cfg: dict[str, Any],
+    step: int,
+    weights: np.ndarray,
+    optimizer: AdamW,
+    config: dict[str, Any],
+    val_accuracy: float | None,
 ) -> str:
     """Write `step_N` atomically (temp dir, then rename), then prune to `keep_top_k`."""
     final = os.path.join(ckpt_cfg["checkpoint_dir"], f"step_{step}")

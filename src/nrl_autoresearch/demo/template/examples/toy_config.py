@@ -32,7 +32,9 @@ _Loader.add_implicit_resolver(
 
 _OVERRIDE = re.compile(r"^(?P<prefix>\+\+|\+|~)?(?P<key>[A-Za-z_][\w\-]*(?:\.[\w\-]+)*)(?:=(?P<value>.*))?$", re.S)
 _INT = re.compile(r"^[-+]?\d[\d_]*$")
-_FLOAT = re.compile(r"^[-+]?(?:\d[\d_]*\.\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|\d[\d_]*[eE][-+]?\d+|inf|nan)$", re.I)
+_FLOAT = re.compile(
+    r"^[-+]?(?:\d[\d_]*\.\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|\d[\d_]*[eE][-+]?\d+|inf|nan)$", re.I
+)
 
 
 def load_config(path: str) -> Config:

@@ -84,7 +84,10 @@ def check_config(config: Config) -> None:
             not grpo["use_leave_one_out_baseline"] or grpo["num_generations_per_prompt"] >= 2,
             "grpo.use_leave_one_out_baseline needs num_generations_per_prompt >= 2",
         ),
-        (config["data"]["train_size"] >= grpo["num_prompts_per_step"], "data.train_size must be >= grpo.num_prompts_per_step"),
+        (
+            config["data"]["train_size"] >= grpo["num_prompts_per_step"],
+            "data.train_size must be >= grpo.num_prompts_per_step",
+        ),
         (config["data"]["dataset_name"] == "toy_digitsum", "data.dataset_name must be toy_digitsum"),
     ]
     for ok, message in rules:
@@ -171,7 +174,14 @@ def train_step(run: Run) -> dict[str, float]:
     losses, norms = [], []
     for chunk in np.array_split(np.arange(len(answers)), num_updates):
         share = lengths[chunk] if cfg["loss_fn"]["token_level_loss"] else np.ones(len(chunk))
-        batch = Batch(feats[chunk], answers[chunk], advantages[chunk], prev[chunk], ref[chunk], (share / share.sum()).astype(dtype))
+        batch = Batch(
+            feats[chunk],
+            answers[chunk],
+            advantages[chunk],
+            prev[chunk],
+            ref[chunk],
+            (share / share.sum()).astype(dtype),
+        )
         loss, grad = clipped_pg_loss(run.policy, run.weights, batch, cfg["loss_fn"], gen["temperature"])
         grad, norm = clip_grad_norm(grad, cfg["policy"]["max_grad_norm"])
         run.weights = run.optimizer.step(run.weights, grad)
@@ -197,7 +207,9 @@ def validate(run: Run, step: int) -> None:
     answers, _ = _generate(run, digits, rng, grpo["val_batch_size"])
     lengths, reward = _score(run, digits, answers)
     run.val_accuracy = float(np.mean((answers == digits.sum(axis=1)) & (reward > 0)))
-    _write_val_samples(run, step, [f"{prompt_text(row)} {answer}" for row, answer in zip(digits, answers, strict=True)], reward)
+    _write_val_samples(
+        run, step, [f"{prompt_text(row)} {answer}" for row, answer in zip(digits, answers, strict=True)], reward
+    )
     elapsed = time.perf_counter() - start
     print("📊 Validation Results:")
     print(f"    • Accuracy: {run.val_accuracy:.4f}")
@@ -212,18 +224,29 @@ def validate(run: Run, step: int) -> None:
 def _warn_unsupported(config: Config) -> None:
     """The toy runs on one CPU and logs to TensorBoard only; say so instead of failing."""
     logger, cluster = config["logger"], config["cluster"]
-    unsupported = {f"logger.{name}": logger[name] for name in ("wandb_enabled", "mlflow_enabled", "swanlab_enabled", "monitor_gpus")}
-    unsupported |= {"cluster.gpus_per_node": cluster["gpus_per_node"] > 0, "cluster.num_nodes": cluster["num_nodes"] > 1}
+    unsupported = {
+        f"logger.{name}": logger[name]
+        for name in ("wandb_enabled", "mlflow_enabled", "swanlab_enabled", "monitor_gpus")
+    }
+    unsupported |= {
+        "cluster.gpus_per_node": cluster["gpus_per_node"] > 0,
+        "cluster.num_nodes": cluster["num_nodes"] > 1,
+    }
     for key, requested in unsupported.items():
         if requested:
-            print(f"WARNING: {key} is ignored: the toy project runs on one CPU and logs to TensorBoard only", file=sys.stderr)
+            print(
+                f"WARNING: {key} is ignored: the toy project runs on one CPU and logs to TensorBoard only",
+                file=sys.stderr,
+            )
 
 
 def _generate(run: Run, digits: np.ndarray, rng: np.random.Generator, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Sample one answer per prompt row in batches; returns answers and generation log-probs."""
     gen = run.config["policy"]["generation"]
     parts = [
-        sample(run.policy.logits(run.weights, features(chunk, run.weights.dtype)), gen["temperature"], gen["top_p"], rng)
+        sample(
+            run.policy.logits(run.weights, features(chunk, run.weights.dtype)), gen["temperature"], gen["top_p"], rng
+        )
         for chunk in np.array_split(digits, max(1, -(-len(digits) // batch_size)))
     ]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

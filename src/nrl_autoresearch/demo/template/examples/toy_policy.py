@@ -77,7 +77,9 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
-def sample(logits: np.ndarray, temperature: float, top_p: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def sample(
+    logits: np.ndarray, temperature: float, top_p: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Nucleus-sample one answer per row; returns answers and their generation log-probs.
 
     The log-probs are those of the truncated, renormalised distribution actually sampled
