@@ -75,11 +75,13 @@ def _ensure_stopped(request: pytest.FixtureRequest, down_script: str, env: dict[
     The finalizer covers the normal end of the session and a half-finished
     start; the watchdog covers a pytest that dies without running finalizers.
     """
+    name = request.fixturename
+    assert name is not None, "a fixture's own request names it"
     watchdog = start_watchdog(down_script, env)
 
     def finalize() -> None:
         try:
-            _started.pop(request.fixturename, None)
+            _started.pop(name, None)
             stop()
         finally:
             stop_watchdog(watchdog)
@@ -93,8 +95,8 @@ def slurm_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     lab = tmp_path_factory.mktemp("slurm")
     _ensure_stopped(request, "slurm-down.sh", {"SLURM_LAB": str(lab)}, lambda: stop_slurm(lab))
     try:
-        _started["slurm_cluster"] = start_slurm(lab)
-        return _started["slurm_cluster"]
+        slurm = _started["slurm_cluster"] = start_slurm(lab)
+        return slurm
     except LabError as exc:
         error = str(exc)  # fail outside `except`: no chained traceback
     pytest.fail(f"could not start the Slurm lab cluster:\n{error}", pytrace=False)
@@ -108,8 +110,8 @@ def ray_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     lab = tmp_path_factory.mktemp("ray")
     _ensure_stopped(request, "ray-down.sh", {"RAY_LAB": str(lab)}, lambda: stop_ray(lab))
     try:
-        _started["ray_cluster"] = start_ray(lab, gpus=2)
-        return _started["ray_cluster"]
+        ray = _started["ray_cluster"] = start_ray(lab, gpus=2)
+        return ray
     except LabError as exc:
         error = str(exc)
     pytest.fail(f"could not start the Ray lab head:\n{error}", pytrace=False)

@@ -14,14 +14,27 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from nrl_autoresearch.core.metric import RunOutputs
 
 PY = sys.executable
 
 
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+
+def values_read(spec: str, run: RunOutputs) -> list[float]:
+    """The values the metric source `spec` reads from a run that must hold the metric."""
+    from nrl_autoresearch.metrics import parse_source
+
+    reading = parse_source(spec).read(run)
+    assert reading is not None, f"{spec} found no metric"
+    return [p.value for p in reading.points]
 
 
 def make_repo(path: Path, files: dict[str, str]) -> Path:

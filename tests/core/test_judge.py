@@ -114,6 +114,7 @@ def test_curve_jitter_is_the_spread_around_the_trend_scaled_to_what_is_averaged(
 def test_every_verdict_with_a_spread_names_the_spread_and_its_bar(values: list[float]):
     reference = Reference("baseline", (0.50, 0.51, 0.49, 0.50, 0.52, 0.48))
     spread = pooled_spread([reference.values])
+    assert spread is not None
     verdict = judge(values, reference, maximize=True, spread=spread)
     bar = keep_bar(spread, len(values), len(reference.values), Z_DEFAULT)
     assert verdict.status == ("keep" if sum(values) / len(values) - reference.value > bar else "discard")

@@ -146,11 +146,13 @@ def test_a_torn_last_line_is_completed_from_its_note_or_dropped(tmp_path: Path):
     with ledger.path.open("a") as fh:
         fh.write(line2[:25])
     assert [r.index for r in ledger.rows()] == [1] and ledger.torn() == line2[:25]
-    assert "from its git note" in ledger.repair(notes)
+    repaired = ledger.repair(notes)
+    assert repaired is not None and "from its git note" in repaired
     assert ledger.path.read_bytes() == whole + line2.encode()
     with ledger.path.open("a") as fh:
         fh.write("3\tautoresearch/x/e3\tab")  # no note holds it: the row was never written
-    assert "dropped" in ledger.repair(notes) and ledger.path.read_bytes() == whole + line2.encode()
+    dropped = ledger.repair(notes)
+    assert dropped is not None and "dropped" in dropped and ledger.path.read_bytes() == whole + line2.encode()
     assert ledger.repair(notes) is None
 
 

@@ -14,6 +14,7 @@ from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.metric import Census, Point, RunOutputs, aggregate, validate_aggregate
 from nrl_autoresearch.metrics import parse_source
 from nrl_autoresearch.metrics.tfevents import read_scalars
+from tests.helpers import values_read
 
 
 def outputs(tmp_path: Path, log: str = "") -> RunOutputs:
@@ -75,8 +76,8 @@ def test_tensorboard_source_only_reads_files_this_run_wrote(tmp_path: Path):
 
 def test_text_sources(tmp_path: Path):
     run = outputs(tmp_path, "step 1\nval_bpb: 1.25\nstep 2\nval_bpb = 0.98\nsummary acc=0.5 acc=0.75\n")
-    assert [p.value for p in parse_source("line:val_bpb").read(run).points] == [1.25, 0.98]
-    assert [p.value for p in parse_source(r"regex:acc=([0-9.]+)").read(run).points] == [0.5, 0.75]
+    assert values_read("line:val_bpb", run) == [1.25, 0.98]
+    assert values_read(r"regex:acc=([0-9.]+)", run) == [0.5, 0.75]
     assert parse_source("line:missing").read(run) is None
 
 
@@ -148,7 +149,7 @@ def test_points_of_several_files_interleave_by_wall_time(tmp_path: Path):
             summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag="r", simple_value=value)])
             writer.add_event(event_pb2.Event(step=step, wall_time=t0 + at, summary=summary))
         writer.close()
-    assert [p.value for p in parse_source("tensorboard:r").read(run).points] == [1.0, 2.0, 3.0, 4.0]
+    assert values_read("tensorboard:r", run) == [1.0, 2.0, 3.0, 4.0]
 
 
 def test_a_file_that_existed_before_gives_only_what_the_run_appended(tmp_path: Path):
@@ -171,7 +172,7 @@ def test_a_census_saved_at_launch_is_what_a_later_reader_uses(tmp_path: Path):
     Census.take(tmp_path / "work").save(tmp_path / "census.json")
     (tmp_path / "work" / "n.jsonl").write_text('{"acc": 0.5}\n')
     run = RunOutputs(tmp_path / "none.log", tmp_path / "run", tmp_path / "work", Census.load(tmp_path / "census.json"))
-    assert [p.value for p in parse_source("jsonl:acc").read(run).points] == [0.5]
+    assert values_read("jsonl:acc", run) == [0.5]
     assert Census.load(tmp_path / "missing.json").stamps == {}
 
 

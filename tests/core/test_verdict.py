@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from nrl_autoresearch.core.hypothesis import Hypothesis
 from nrl_autoresearch.core.judge import Reference, Spread, Verdict
 from nrl_autoresearch.core.trial import Trial
@@ -30,7 +32,7 @@ def trial(name: str = "lr-up") -> Trial:
     )
 
 
-def verdict(new: list[tuple[str, float]], earlier: list[tuple[str, float]] = (), name: str = "lr-up") -> Verdict:
+def verdict(new: list[tuple[str, float]], earlier: Sequence[tuple[str, float]] = (), name: str = "lr-up") -> Verdict:
     return group_verdict(
         trial(name), list(earlier), new, maximize=True, min_delta=0.0, spread=SPREAD, z=1.751, simplifies=lambda: False
     )

@@ -11,7 +11,8 @@ from tests.helpers import PY, cli, git, ledger_rows, make_repo, score_repo
 from tests.lab.mlflow_server import free_port, start_mlflow
 
 mlflow = pytest.importorskip("mlflow")
-from mlflow.tracking import MlflowClient  # noqa: E402 (only once importorskip found mlflow)
+from mlflow.entities import Run  # noqa: E402 (only once importorskip found mlflow)
+from mlflow.tracking import MlflowClient  # noqa: E402
 
 
 def campaign(tmp_path: Path, uri: str) -> Path:
@@ -35,7 +36,7 @@ def campaign(tmp_path: Path, uri: str) -> Path:
     return repo
 
 
-def runs(uri: str, repo: Path) -> dict[str, object]:
+def runs(uri: str, repo: Path) -> dict[str, Run]:
     """The campaign's MLflow runs by their row index."""
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(json.loads(_campaign_json(repo))["name"])

@@ -118,7 +118,8 @@ def test_a_nan_value_is_read_as_nan(tmp_path: Path, offline):
     log_run(tmp_path / "exp", offline, [{"val/acc": 0.4}, {"val/acc": math.nan}])
     reading = read(tmp_path / "exp", "val/acc")
     assert reading.problem is None and reading.points[0].value == pytest.approx(0.4)
-    assert math.isnan(reading.points[1].value) and math.isnan(aggregate(reading.points, "last", maximize=True))
+    last = aggregate(reading.points, "last", maximize=True)
+    assert math.isnan(reading.points[1].value) and last is not None and math.isnan(last)
 
 
 TRAIN = """\

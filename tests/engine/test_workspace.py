@@ -122,7 +122,8 @@ def test_a_refusing_commit_hook_is_named_with_its_fix(repo: Path):
     hook.write_text("#!/bin/sh\necho no >&2\nexit 1\n")
     hook.chmod(0o755)
     ws = workspace(repo)
-    assert "the pre-commit hook in" in ws.probe_commit() and "core.hooksPath" in ws.probe_commit()
+    refusal = ws.probe_commit()
+    assert refusal is not None and "the pre-commit hook in" in refusal and "core.hooksPath" in refusal
     hook.unlink()
     assert ws.probe_commit() is None
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1  # the probe left nothing

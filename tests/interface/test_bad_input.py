@@ -99,7 +99,9 @@ def test_params_file_given_by_absolute_path_outside_the_repository(project: Path
 
 
 def test_slurm_launcher_without_slurm_commands(project: Path, tmp_path: Path):
-    (tmp_path / "git").symlink_to(shutil.which("git"))  # a PATH with git and nothing of Slurm's
+    found = shutil.which("git")
+    assert found is not None, "git is on PATH"
+    (tmp_path / "git").symlink_to(found)  # a PATH with git and nothing of Slurm's
     _refused(project, *INIT, "--launcher", "slurm", env={"PATH": str(tmp_path)}, says="needs sbatch")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
-from mcp.types import CallToolResult
+from mcp.types import CallToolResult, TextContent
 
 from nrl_autoresearch.interface import api, mcp_server
 from tests.helpers import PY, git, score_repo
@@ -77,7 +77,11 @@ async def refused(client: ClientSession, tool: str, **arguments) -> str:
 
 
 def text_of(result: CallToolResult) -> str:
-    return "\n".join(block.text for block in result.content)
+    texts = []
+    for block in result.content:
+        assert isinstance(block, TextContent), f"the server answers in text, not {block.type}"
+        texts.append(block.text)
+    return "\n".join(texts)
 
 
 def test_tools_are_listed_with_descriptions_and_schemas(tmp_path: Path):
@@ -86,14 +90,15 @@ def test_tools_are_listed_with_descriptions_and_schemas(tmp_path: Path):
         assert set(tools) == TOOLS
         for tool in tools.values():
             assert tool.description and tool.input_schema["type"] == "object", tool.name
-            assert tool.output_schema["type"] == "object", tool.name
+            assert tool.output_schema is not None and tool.output_schema["type"] == "object", tool.name
             if tool.name != "create_demo":  # repo defaults to the server's working directory
                 assert "repo" not in tool.input_schema.get("required", []), tool.name
                 assert tool.input_schema["properties"]["repo"]["default"] == ".", tool.name
             if tool.name not in ("create_demo", "recipes", "init_campaign"):
                 assert "campaign" in tool.input_schema["properties"], tool.name
         assert tools["status"].output_schema == mcp_server.load_schema("status")
-        assert tools["status"].annotations.read_only_hint and not tools["run_loop"].annotations
+        status_hints = tools["status"].annotations
+        assert status_hints is not None and status_hints.read_only_hint and not tools["run_loop"].annotations
         changes = tools["try_experiment"].input_schema["properties"]["set"]["anyOf"][0]
         assert changes == {"type": "object", "additionalProperties": {"type": "string"}}
 
@@ -107,10 +112,10 @@ def test_init_campaign_offers_every_field_of_the_request():
 
 def test_a_demo_campaign_through_the_tools(tmp_path: Path):
     demo = str(tmp_path / "demo")
-    progress: list[tuple[float, float | None, str | None]] = []
+    updates: list[tuple[float, float | None, str | None]] = []
 
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        progress.append((value, total, message))
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        updates.append((progress, total, message))
 
     async def test(client: ClientSession) -> None:
         created = await ok(client, "create_demo", dir=demo, experiments=1, baseline_repeats=1)
@@ -124,10 +129,10 @@ def test_a_demo_campaign_through_the_tools(tmp_path: Path):
         baseline = await client.call_tool("run_baseline", {"repo": demo}, progress_callback=on_progress)
         assert not baseline.is_error, text_of(baseline)
         assert baseline.structured_content["row"]["status"] == "keep"
-        values = [value for value, _, _ in progress]
-        assert values == sorted(set(values)) and {total for _, total, _ in progress} == {2}
-        assert any("launched baseline" in m for _, _, m in progress) and values[-1] > 1
-        assert [m for _, _, m in progress] == baseline.structured_content["progress"]
+        values = [value for value, _, _ in updates]
+        assert values == sorted(set(values)) and {total for _, total, _ in updates} == {2}
+        assert any(m is not None and "launched baseline" in m for _, _, m in updates) and values[-1] > 1
+        assert [m for _, _, m in updates] == baseline.structured_content["progress"]
 
         assert "not.a.knob" in await refused(client, "try_experiment", repo=demo, name="x", set={"not.a.knob": "1"})
         assert "bad name" in await refused(client, "try_experiment", repo=demo, name="bad name!", set={LR: "1.0e-2"})

@@ -183,7 +183,9 @@ class RayCluster:
         client = JobSubmissionClient(self.address)
 
         def unfinished() -> list[str]:
-            return [j.submission_id for j in client.list_jobs() if not j.status.is_terminal()]
+            # only jobs submitted through the Jobs API carry a submission id, and only those can be stopped by it
+            jobs = client.list_jobs()
+            return [j.submission_id for j in jobs if j.submission_id is not None and not j.status.is_terminal()]
 
         for job in unfinished():
             client.stop_job(job)

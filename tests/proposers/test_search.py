@@ -79,7 +79,8 @@ def test_search_never_repeats_a_configuration_and_continues_its_study(tmp_path: 
 
     # a fresh study (only the baseline known) proposes what the first run began with, not what the resumed one does
     fresh = replace(history, rows=history.rows[:1], tried=history.tried[:1], best=best(history.rows[:1], maximize=True))
-    assert proposer.propose(fresh).sets == history.tried[1].effective != following.sets
+    proposed = proposer.propose(fresh)
+    assert proposed is not None and proposed.sets == history.tried[1].effective != following.sets
 
 
 def test_a_new_best_keep_is_exploited_with_a_local_step(tmp_path: Path):
@@ -91,7 +92,8 @@ def test_a_new_best_keep_is_exploited_with_a_local_step(tmp_path: Path):
     queue.write_text('[{"name": "good", "set": {"lr": 0.1, "layers": 6, "bias": true}}]')
     cli(repo, "run", "--proposer", f"queue:{queue}", "--yes")
     engine = Engine(load(repo))
-    assert engine.best_row().branch.endswith("/good")
+    best_row = engine.best_row()
+    assert best_row is not None and best_row.branch.endswith("/good")
     step = SearchProposer(space, engine).propose(engine.history())
     assert step is not None
     assert step.description.startswith("search (local step around best keep good)")

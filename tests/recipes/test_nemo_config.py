@@ -63,6 +63,7 @@ def test_every_config_resolves(scan: dict[Path, dict]) -> None:
 def _reference_load(path: Path) -> DictConfig:
     """NeMo-RL's documented algorithm done the slow, obvious way on DictConfigs, to check the fast loader against."""
     cfg = OmegaConf.load(path)
+    assert isinstance(cfg, DictConfig), f"{path} is not a mapping"
     if "defaults" not in cfg:
         return cfg
     named = cfg.pop("defaults")
@@ -78,7 +79,9 @@ def _reference_merge(base: DictConfig, child: DictConfig) -> DictConfig:
         if isinstance(node, DictConfig) and node.get("_override_", False):
             node.pop("_override_")
             base.pop(key, None)
-    return OmegaConf.merge(base, child)
+    merged = OmegaConf.merge(base, child)
+    assert isinstance(merged, DictConfig)
+    return merged
 
 
 @pytest.mark.parametrize(
@@ -129,7 +132,9 @@ def test_resolution_matches_omegaconf(scan: dict[Path, dict]) -> None:
 
 
 def test_override_section_replaces_the_inherited_one() -> None:
-    data = OmegaConf.to_container(nc.load_recipe(CONFIGS / "grpo_multiple_datasets.yaml"), resolve=False)["data"]
+    container = OmegaConf.to_container(nc.load_recipe(CONFIGS / "grpo_multiple_datasets.yaml"), resolve=False)
+    assert isinstance(container, dict)
+    data = container["data"]
     assert "_override_" not in data
     assert [d["dataset_name"] for d in data["train"]] == ["OpenMathInstruct-2", "DeepScaler"]
     assert "custom_dataloader" in data and next(iter(data)) == "max_input_seq_length"
@@ -417,8 +422,10 @@ def test_metric_tags(name: str, tag: str) -> None:
 
 
 def test_metric_direction_defaults_and_errors() -> None:
-    assert nc.authoritative_metric({"checkpointing": {"metric_name": "val:loss"}}).maximize is False
-    assert nc.authoritative_metric({"checkpointing": {"metric_name": "val:reward"}}).maximize is True
+    loss = nc.authoritative_metric({"checkpointing": {"metric_name": "val:loss"}})
+    reward = nc.authoritative_metric({"checkpointing": {"metric_name": "val:reward"}})
+    assert loss is not None and loss.maximize is False
+    assert reward is not None and reward.maximize is True
     with pytest.raises(UsageError, match="'val:<metric>'"):
         nc.metric_tag("accuracy")
 

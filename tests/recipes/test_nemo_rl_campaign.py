@@ -16,7 +16,7 @@ from nrl_autoresearch.core.metric import Census, RunOutputs
 from nrl_autoresearch.demo import RECIPE, TEMPLATE
 from nrl_autoresearch.metrics import parse_source
 from nrl_autoresearch.recipes.nemo_rl import NemoRLRecipe
-from tests.helpers import PY, cli, git, ledger_rows
+from tests.helpers import PY, cli, git, ledger_rows, values_read
 
 VENV_BIN = str(Path(PY).parent)
 
@@ -84,15 +84,12 @@ def test_fallbacks_say_which_source_they_used(tmp_path: Path):
 
 def test_sft_dpo_console_blocks_and_training_info(tmp_path: Path):
     sft = "📊 Validation Results:\n    • Validation loss: 1.2500\n  ⏱️  Validation Timing:\n"
-    assert parse_source("nemo-rl:val:val_loss").read(run_outputs(tmp_path / "a", sft)).points[0].value == 1.25
+    assert values_read("nemo-rl:val:val_loss", run_outputs(tmp_path / "a", sft))[0] == 1.25
     dpo = (
         "📊 Validation Results for `default` set:\n    • Validation loss: 0.6500\n    • Validation accuracy: 0.7\n"
         "📊 Validation Results for `other` set:\n    • Validation loss: 0.9\n"
     )
-    assert [
-        p.value
-        for p in parse_source("nemo-rl:val:validation-default_loss").read(run_outputs(tmp_path / "b", dpo)).points
-    ] == [0.65]
+    assert values_read("nemo-rl:val:validation-default_loss", run_outputs(tmp_path / "b", dpo)) == [0.65]
     run = run_outputs(tmp_path / "c", "training without validation output\n")
     step = run.run_dir / "checkpoints" / "step_20"
     step.mkdir(parents=True)

@@ -95,7 +95,7 @@ def uv_project(tmp_path: Path, monkeypatch) -> tuple[str, Path]:
         "UV_OFFLINE": "1",
         "UV_NO_CONFIG": "1",
         "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
-        "UV_PYTHON": sys._base_executable,
+        "UV_PYTHON": sys._base_executable,  # type: ignore[attr-defined]  # a real CPython attribute typeshed lacks
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("UV_PROJECT_ENVIRONMENT", raising=False)

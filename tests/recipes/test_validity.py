@@ -90,16 +90,17 @@ def test_a_hand_change_nemo_rl_refuses_is_refused_with_its_reason(nemo_repo: Pat
     grpo = NemoRLRecipe(_relative(recipe(GRPO)))
     with pytest.raises(UsageError, match="only supported when use_importance_sampling_correction is True"):
         grpo.check_change(snapshot, {"loss_fn.truncated_importance_sampling_type": "tis"})
-    assert "use_cispo is incompatible with dual clipping" in grpo.refusal(
-        snapshot, {"loss_fn.use_cispo": "true", "loss_fn.ratio_clip_c": "10"}
-    )
-    assert "no update runs" in grpo.refusal(snapshot, {"policy.train_global_batch_size": "4096"})
+    dual_clipped = grpo.refusal(snapshot, {"loss_fn.use_cispo": "true", "loss_fn.ratio_clip_c": "10"})
+    assert dual_clipped is not None and "use_cispo is incompatible with dual clipping" in dual_clipped
+    no_update = grpo.refusal(snapshot, {"policy.train_global_batch_size": "4096"})
+    assert no_update is not None and "no update runs" in no_update
     assert grpo.refusal(snapshot, {"loss_fn.ratio_clip_max": "0.28"}) is None
 
 
 def test_rules_restate_nemo_rls_setup() -> None:
     cfg = nc.load_resolved(recipe(GRPO))
-    assert validity.inert(cfg, "loss_fn.truncated_importance_sampling_ratio").endswith("is None")
+    unread = validity.inert(cfg, "loss_fn.truncated_importance_sampling_ratio")
+    assert unread is not None and unread.endswith("is None")
     assert validity.inert(cfg, "loss_fn.ratio_clip_max") is None
     assert validity.data_parallel_size(cfg) == 8
     async_cfg = {**cfg, "grpo": {**cfg["grpo"], "async_grpo": {**cfg["grpo"]["async_grpo"], "enabled": True}}}

@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 import pytest
@@ -22,6 +23,8 @@ from tests.helpers import PY, cli, score_repo
 from tests.lab import CHROMIUM_FLAGS
 
 TOKEN = "T0KEN1234secretpath"
+
+Found = TypeVar("Found")
 
 
 def campaign(tmp_path: Path, name: str = "c") -> Path:
@@ -81,7 +84,7 @@ def get(url: str) -> tuple[int, str]:
         return err.code, err.read().decode()
 
 
-def wait_for(check: Callable[[], object], timeout: float = 60) -> object:
+def wait_for(check: Callable[[], Found], timeout: float = 60) -> Found:
     deadline = time.time() + timeout
     while time.time() < deadline:
         found = check()

@@ -69,7 +69,10 @@ class Page(HTMLParser):
 
     def __init__(self, text: str):
         super().__init__()
-        self.ids, self.hrefs, self.order, self.ancestors = set(), [], [], {}
+        self.ids: set[str | None] = set()  # None: an element without an id
+        self.hrefs: list[str] = []
+        self.order: list[int] = []
+        self.ancestors: dict[tuple[int, str], list[int]] = {}  # (row index, branch): enclosing row indexes
         self._open: list[int | None] = []  # the enclosing <li>s, with their row index when they are lineage nodes
         self.sorted_by: tuple[str, str] | None = None
         self.feed(text)
@@ -198,7 +201,8 @@ def test_no_reader_takes_a_crash_for_a_result(tmp_path: Path):
     repo = engine.campaign.repo
     tsv = (repo / "reports/auto_research_results.tsv").read_text().splitlines()
     assert tsv[3].split("\t")[6:8] == ["0.000000", "0.0"]  # the template's crash values, the best-looking for a minimum
-    assert engine.best_row().branch.endswith("/lower")
+    best = engine.best_row()
+    assert best is not None and best.branch.endswith("/lower")
     status = json.loads(cli(repo, "status", "--json", check=True).stdout)
     assert status["best_keep"]["branch"].endswith("/lower")
     assert status["latest"]["metric_value"] is None and status["latest"]["memory_gb"] is None
