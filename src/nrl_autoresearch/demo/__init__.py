@@ -21,7 +21,9 @@ def create_repo(dest: Path) -> Path:
     """Copy the template and commit it as the starting point of a campaign."""
     if dest.exists() and any(dest.iterdir()):
         raise UsageError(f"{dest} exists and is not empty: choose a new --dir")
-    shutil.copytree(TEMPLATE, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    # the template's own files only: never a cache a tool left beside them
+    caches = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache", ".pytest_cache")
+    shutil.copytree(TEMPLATE, dest, dirs_exist_ok=True, ignore=caches)
     files = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
     for args in (["init", "-q", "-b", "main"], ["add", "--", *files]):
         subprocess.run(["git", "-C", str(dest), *args], check=True, capture_output=True)
