@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from nrl_autoresearch.core.journal import STEPS
 from tests.helpers import PY, cli, git, ledger_rows, make_repo, score_repo
 
 INIT = [
@@ -140,11 +141,19 @@ def test_sigkill_at_each_journal_step_then_resume(tmp_path: Path, step: str):
     children = psutil.Process(engine.pid).children(recursive=True)
     engine.send_signal(signal.SIGKILL)
     engine.wait(10)
+    # the kill lands a moment after the step is seen: judge by the last step the journal holds
+    reached_steps = [
+        json.loads(line)["step"]
+        for line in journal.read_text().splitlines()
+        if line.strip() and json.loads(line).get("index") == 2 and "step" in json.loads(line)
+    ]
+    last = max(reached_steps, key=STEPS.index)
+    assert STEPS.index(last) >= STEPS.index(step)
     proc = cli(repo, "resume", "--yes", timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = ledger_rows(repo)
     assert [r["index"] for r in rows] == [1, 2, 3, 4]
-    interrupted = step in ("intent", "branch", "committed", "launching")  # the run never ran to its end
+    interrupted = last in ("intent", "branch", "committed", "launching")  # the run never ran to its end
     reruns = [r for r in rows if "rerun of [2] (interrupted)" in r["description"]]
     assert len(reruns) == interrupted and (not reruns or reruns[0]["branch"] == rows[1]["branch"])
     assert len({r["branch"] for r in rows}) == 4 - interrupted
