@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from nrl_autoresearch.core.journal import STEPS
+from nrl_autoresearch.core.journal import STEPS, Journal
 from tests.helpers import PY, cli, git, ledger_rows, make_repo, score_repo
 
 INIT = [
@@ -141,13 +141,8 @@ def test_sigkill_at_each_journal_step_then_resume(tmp_path: Path, step: str):
     children = psutil.Process(engine.pid).children(recursive=True)
     engine.send_signal(signal.SIGKILL)
     engine.wait(10)
-    # the kill lands a moment after the step is seen: judge by the last step the journal holds
-    reached_steps = [
-        json.loads(line)["step"]
-        for line in journal.read_text().splitlines()
-        if line.strip() and json.loads(line).get("index") == 2 and "step" in json.loads(line)
-    ]
-    last = max(reached_steps, key=STEPS.index)
+    # the kill lands a moment after the step is seen: judge by the last step the journal replays, as recovery does
+    last = Journal(journal).attempts()[2].step
     assert STEPS.index(last) >= STEPS.index(step)
     proc = cli(repo, "resume", "--yes", timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
