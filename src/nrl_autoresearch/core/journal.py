@@ -13,9 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filelock import FileLock
-
 from nrl_autoresearch.core.durable import append_whole
+from nrl_autoresearch.core.oslock import FileLock
 from nrl_autoresearch.core.redact import redact
 from nrl_autoresearch.core.trial import Trial
 

@@ -18,11 +18,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from nrl_autoresearch.core.durable import append_whole, replace_text, torn_tail
 from nrl_autoresearch.core.errors import Fault
 from nrl_autoresearch.core.git import NOTES_REF, Git
+from nrl_autoresearch.core.oslock import FileLock
 from nrl_autoresearch.core.redact import redact
 
 COLUMNS = (

@@ -15,10 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from nrl_autoresearch.core.durable import replace_text
 from nrl_autoresearch.core.errors import Fault
+from nrl_autoresearch.core.oslock import FileLock, LockBusy
 from nrl_autoresearch.core.redact import redact
 
 
@@ -28,7 +27,7 @@ class CampaignLock:
     def __init__(self, folder: Path, name: str):
         self.folder = Path(folder)
         self.name = name
-        self._lock = FileLock(str(self.folder / "writer.lock"), timeout=0, thread_local=False)
+        self._lock = FileLock(self.folder / "writer.lock", blocking=False, per_thread=False)
         self._holder = self.folder / "writer.json"
 
     @contextmanager
@@ -36,14 +35,14 @@ class CampaignLock:
         self.folder.mkdir(parents=True, exist_ok=True)
         try:
             self._lock.acquire()
-        except Timeout:
+        except LockBusy:
             raise Fault(self._busy()) from None
         try:
-            if self._lock.lock_counter == 1:
+            if self._lock.count == 1:
                 self._record()
             yield
         finally:
-            if self._lock.lock_counter == 1:
+            if self._lock.count == 1:
                 self._holder.unlink(missing_ok=True)  # the lock file stays: it is the lock, held or not
             self._lock.release()
 

@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from filelock import FileLock
-
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.git import COMMIT_ID, Git, GitError
 from nrl_autoresearch.core.names import BASELINE, MAX_NAME
 from nrl_autoresearch.core.names import (
     validate_name as validate_name,  # where the interface imports it
 )
+from nrl_autoresearch.core.oslock import FileLock
 
 BASELINE_SUBJECT = "baseline: record starting point"
 # run outputs that must never be swept into a hypothesis commit
