@@ -35,13 +35,14 @@ from pathlib import Path
 
 from nrl_autoresearch.core.judge import pooled_spread
 from nrl_autoresearch.core.launcher import RunSpec
+from nrl_autoresearch.core.ledger import PRUNED
 from nrl_autoresearch.core.metric import Census, MetricSource, Point, RunOutputs
 from nrl_autoresearch.demo import RECIPE, create_repo
 from nrl_autoresearch.launchers.local import LocalLauncher
 from nrl_autoresearch.metrics import parse_source
 from nrl_autoresearch.runner import watch as watching
 from nrl_autoresearch.runner.screening import bar, passes
-from nrl_autoresearch.runner.watch import PRUNED, PruneRule, RunWatch
+from nrl_autoresearch.runner.watch import PruneRule, RunWatch
 
 RULES = {"default": {}, "looser": {"points": 2}}  # the engine's rule, and one point fewer in a row
 SCREEN = 0.25  # --screen: a quarter of the 40 steps

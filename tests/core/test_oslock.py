@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -24,13 +25,13 @@ time.sleep(60)
 """
 
 
-def holder(path):
+def holder(path: Path) -> subprocess.Popen[str]:
     proc = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
     return proc
 
 
-def test_another_process_excludes_and_its_death_releases(tmp_path):
+def test_another_process_excludes_and_its_death_releases(tmp_path: Path) -> None:
     path = tmp_path / "x.lock"
     proc = holder(path)
     try:
@@ -44,7 +45,7 @@ def test_another_process_excludes_and_its_death_releases(tmp_path):
     assert path.exists()
 
 
-def test_reentrant_for_its_holder(tmp_path):
+def test_reentrant_for_its_holder(tmp_path: Path) -> None:
     lock = FileLock(tmp_path / "x.lock", blocking=False)
     with lock, lock:
         assert lock.count == 2
@@ -54,11 +55,16 @@ def test_reentrant_for_its_holder(tmp_path):
     FileLock(tmp_path / "x.lock", blocking=False).acquire()
 
 
-def test_threads_exclude_each_other_unless_the_hold_is_shared(tmp_path):
+def test_threads_exclude_each_other_unless_the_hold_is_shared(tmp_path: Path) -> None:
     per_thread = FileLock(tmp_path / "a.lock")
     order: list[str] = []
+
+    def wait_for_it() -> None:
+        with per_thread:
+            order.append("waiter")
+
     with per_thread:
-        waiter = threading.Thread(target=lambda: (per_thread.acquire(), order.append("waiter"), per_thread.release()))
+        waiter = threading.Thread(target=wait_for_it)
         waiter.start()
         time.sleep(0.3)
         order.append("holder")
@@ -67,8 +73,13 @@ def test_threads_exclude_each_other_unless_the_hold_is_shared(tmp_path):
 
     shared = FileLock(tmp_path / "b.lock", blocking=False, per_thread=False)
     seen: list[int] = []
+
+    def join_it() -> None:
+        with shared:
+            seen.append(shared.count)
+
     with shared:
-        joined = threading.Thread(target=lambda: (shared.acquire(), seen.append(shared.count), shared.release()))
+        joined = threading.Thread(target=join_it)
         joined.start()
         joined.join(5)
     assert seen == [2] and shared.count == 0

@@ -199,7 +199,7 @@ def test_an_exact_repeat_is_refused_naming_its_row_unless_asked_for(scored: Path
 
 def test_a_keep_on_unmeasured_noise_is_flagged_in_the_summary(tmp_path: Path):
     from nrl_autoresearch.core import campaign as campaigns
-    from nrl_autoresearch.report import summary_text
+    from nrl_autoresearch.report.text import summary_text
     from nrl_autoresearch.runner.engine import Engine
 
     repo = make_repo(tmp_path / "p", {"train.py": SCORE, "params.json": '{"lr": 0.5, "log_every": 10}\n'})

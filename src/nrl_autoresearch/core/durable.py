@@ -9,7 +9,6 @@ next append, so it cannot glue onto the new one.
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 
@@ -26,7 +25,7 @@ def file_version(path: Path) -> tuple[int, int, int] | None:
 def replace_text(path: Path, text: str) -> None:
     """Write `text` to a temporary file beside `path`, then rename it over `path` (keeping its permissions):
     a reader, or a crash, sees the old file or the new one. The temporary name is unique to each writer."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
     try:
         mode = path.stat().st_mode & 0o7777
     except FileNotFoundError:

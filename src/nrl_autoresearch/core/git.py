@@ -6,13 +6,16 @@ import io
 import os
 import re
 import subprocess
-import tarfile
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nrl_autoresearch.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from tarfile import TarFile
 
 NOTES_REF = "refs/notes/autoresearch"
 _FALLBACK_IDENTITY = ("autoresearch", "autoresearch@localhost")
@@ -85,18 +88,28 @@ def repo_root(start: Path) -> Path:
     start = Path(start)
     if not start.exists():
         raise UsageError(f"no such folder {str(start)!r}: pass --repo with the path of a git repository")
-    git = Git(start)
-    if not git.ok("rev-parse", "--git-dir"):
+    # one git process answers all three: inside a repository? with a working tree? which one is the main tree?
+    out = (
+        Git(start)
+        .run(
+            "rev-parse",
+            "--is-inside-work-tree",
+            "--path-format=absolute",
+            "--git-common-dir",
+            "--show-toplevel",
+            check=False,
+        )
+        .splitlines()
+    )
+    if not out:
         raise UsageError(f"{str(start)!r} is not inside a git repository: run 'git init' there or pass --repo DIR")
-    if git.run("rev-parse", "--is-inside-work-tree", check=False).strip() != "true":
+    if out[0] != "true" or len(out) < 3:
         raise UsageError(
             f"{str(start)!r} has no working tree (a bare repository, or inside .git): "
             "run autoresearch in a clone or checkout of it (git clone, git worktree add)"
         )
-    common = Path(git.run("rev-parse", "--path-format=absolute", "--git-common-dir").strip())
-    if common.name == ".git":
-        return common.parent
-    return Path(git.run("rev-parse", "--show-toplevel").strip())
+    common = Path(out[1])
+    return common.parent if common.name == ".git" else Path(out[2])
 
 
 class Snapshot:
@@ -131,12 +144,14 @@ class Snapshot:
                 capture_output=True,
             )
             if archive.returncode == 0:
+                import tarfile
+
                 with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
                     _extract(tar, tmp)
             yield Path(tmp)
 
 
-def _extract(tar: tarfile.TarFile, dest: str) -> None:
+def _extract(tar: TarFile, dest: str) -> None:
     try:
         tar.extractall(dest, filter="data")
     except TypeError:  # Python before 3.10.12 has no extraction filters; the archive is our own commit

@@ -10,12 +10,13 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nrl_autoresearch.core.durable import append_whole
 from nrl_autoresearch.core.oslock import FileLock
-from nrl_autoresearch.core.redact import redact
+from nrl_autoresearch.core.redact import redactor
 from nrl_autoresearch.core.trial import Trial
 
 STEPS = ("intent", "branch", "committed", "launching", "launched", "finished", "row")
@@ -57,7 +58,12 @@ class Journal:
         """Append one event durably."""
         if step not in STEPS and index is not None:
             raise ValueError(f"unknown journal step {step!r}")
-        entry = {"t": time.time(), "step": step, **({"index": index} if index is not None else {}), **_redacted(data)}
+        entry = {
+            "t": time.time(),
+            "step": step,
+            **({"index": index} if index is not None else {}),
+            **_redacted(data, redactor()),
+        }
         line = (json.dumps(entry, sort_keys=True, default=str) + "\n").encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.lock:
@@ -122,12 +128,13 @@ def _parse(text: str) -> list[dict]:
     return events
 
 
-def _redacted(value):
-    """Every text of an event (descriptions, steering, commands) redacted as the ledger's are."""
+def _redacted(value, mask: Callable[[str], str]):
+    """Every text of an event (descriptions, steering, commands) redacted as the ledger's are, with one lookup
+    of the environment's secrets for the whole event."""
     if isinstance(value, str):
-        return redact(value)
+        return mask(value)
     if isinstance(value, dict):
-        return {k: _redacted(v) for k, v in value.items()}
+        return {k: _redacted(v, mask) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_redacted(v) for v in value]
+        return [_redacted(v, mask) for v in value]
     return value

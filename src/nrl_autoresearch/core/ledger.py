@@ -22,7 +22,7 @@ from nrl_autoresearch.core.durable import append_whole, replace_text, torn_tail
 from nrl_autoresearch.core.errors import Fault
 from nrl_autoresearch.core.git import NOTES_REF, Git
 from nrl_autoresearch.core.oslock import FileLock
-from nrl_autoresearch.core.redact import redact
+from nrl_autoresearch.core.redact import redact, redactor
 
 COLUMNS = (
     "index",
@@ -43,6 +43,19 @@ COLUMNS = (
 )
 HEADER = "\t".join(COLUMNS) + "\n"
 STATUSES = ("keep", "discard", "crash")
+# how a row's description says its run was stopped early by design (its partial value is no evidence)
+PRUNED = "pruned at "
+SCREENED = "screened at "  # a --screen run: a share of the training steps, by design
+STOPPED_EARLY = (PRUNED, SCREENED)
+
+
+def is_pruned(description: str) -> bool:
+    """Stopped early (pruned, or a screen): its partial value is never a reference, a spread or evidence."""
+    return any(f"; {reason}" in description for reason in STOPPED_EARLY)
+
+
+def is_screen(description: str) -> bool:
+    return f"; {SCREENED}" in description
 
 
 @dataclass(frozen=True)
@@ -79,7 +92,8 @@ class Row:
             "elapsed_min": f"{self.elapsed_min:.1f}",
             "job_id": self.job_id or "none",
         }
-        return "\t".join(_clean(str(values[c])) for c in COLUMNS) + "\n"
+        mask = redactor()  # the environment's secrets looked up once for the row's fields
+        return "\t".join(mask(_one_line(str(values[c]))) for c in COLUMNS) + "\n"
 
     @classmethod
     def from_line(cls, line: str) -> Row:
@@ -110,8 +124,8 @@ def _memory(gb: float) -> str:
     return f"{gb:.1f}" if gb >= 1 or gb == 0 else f"{gb:.2g}"
 
 
-def _clean(text: str) -> str:
-    return redact(text.replace("\t", " ").replace("\r", " ").replace("\n", " "))
+def _one_line(text: str) -> str:
+    return text.replace("\t", " ").replace("\r", " ").replace("\n", " ")
 
 
 class Ledger:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -86,6 +85,8 @@ class Census:
 
 
 def _digest(data: bytes) -> str:
+    import hashlib  # OpenSSL's load is paid by a census, not by every command
+
     return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 

@@ -37,7 +37,7 @@ def names(repo: Path) -> list[str]:
 def state(engine: Engine, all_names: list[str]) -> dict:
     """Everything the page shows, JSON-ready; the rows as the ledger holds them (already redacted)."""
     c, rows = engine.campaign, engine.rows()
-    status = api.status_data(engine)
+    status = api.status_data(engine.planner)
     index_of = {r.commit: r.index for r in rows}
     return {
         "campaigns": all_names,

@@ -18,20 +18,17 @@ from nrl_autoresearch.core.campaign import Campaign
 from nrl_autoresearch.core.errors import StopConditionMet, UsageError
 from nrl_autoresearch.core.git import Git, Snapshot
 from nrl_autoresearch.core.launcher import GRACE_S
-from nrl_autoresearch.core.ledger import COLUMNS, STATUSES, Ledger
+from nrl_autoresearch.core.ledger import COLUMNS, STATUSES, Ledger, is_pruned, is_screen
 from nrl_autoresearch.core.metric import validate_aggregate
 from nrl_autoresearch.core.recipe import RESOLVES, Objective, Recipe
 from nrl_autoresearch.core.redact import protect_command
 from nrl_autoresearch.core.stoprules import DEFAULT_EXPERIMENTS, StopRules, parse_duration
-from nrl_autoresearch.integrations import notify, tracking
 from nrl_autoresearch.interface.options import INIT, request_of
 from nrl_autoresearch.launchers import choose, make_launcher, parse_options
 from nrl_autoresearch.metrics import SOURCES, parse_source
 from nrl_autoresearch.recipes import params
 from nrl_autoresearch.recipes.command import CommandRecipe, split_words
 from nrl_autoresearch.runner import brev as brev_layout
-from nrl_autoresearch.runner.engine import Engine
-from nrl_autoresearch.runner.watch import is_pruned, is_screen, parse_stall
 from nrl_autoresearch.runner.workspace import (
     Workspace,
     check_prefix_free,
@@ -40,6 +37,11 @@ from nrl_autoresearch.runner.workspace import (
     validate_name,
     validate_prefix,
 )
+
+if TYPE_CHECKING:
+    from nrl_autoresearch.runner.context import Context
+    from nrl_autoresearch.runner.engine import Engine
+    from nrl_autoresearch.runner.planner import Planner
 
 # baseline runs by default, most preferred first: with six, single runs judged in looks keep about 5% of null
 # changes and about 90% of real gains of 2.5 to 3 spreads (judge.py; benchmarks/noise_verdicts.py)
@@ -64,6 +66,9 @@ def create_campaign(root: Path, req: CampaignRequest, *, save: bool = True) -> C
     the campaign exists in memory only (what `plan` shows before init)."""
     if bool(req.command) == bool(req.recipe):
         raise UsageError('give exactly one of --command "python train.py ..." or --recipe <NeMo-RL recipe.yaml>')
+    from nrl_autoresearch.integrations import notify, tracking  # their clients: only when a campaign is created
+    from nrl_autoresearch.runner.watch import parse_stall
+
     urls = notify.validate(req.notify)
     mlflow_uri = tracking.validate(req.mlflow)
     if req.recipe:
@@ -365,17 +370,19 @@ def script_name(argv: list[str]) -> str:
 
 
 # -- reading state, as JSON-ready dicts -----------------------------------------------------------------
-def status_data(engine: Engine) -> dict:
-    c = engine.campaign
-    rows = engine.rows()
-    top = engine.best_row()
-    st = engine.status()
+def status_data(planner: Planner) -> dict:
+    """Built from the planner alone (no engine, no runner parts), so that `status` starts fast."""
+    context = planner.context
+    c = context.campaign
+    rows = context.rows()
+    top = context.best_row()
+    st = planner.status()
     left = c.rules.deadline - time.time() if c.rules.deadline else None
     return {
         "campaign": c.name,
         "prefix": c.prefix,
         "objective": {"metric": c.objective.metric_name, "direction": c.objective.direction},
-        "current_branch": engine.workspace.user_branch(),
+        "current_branch": context.workspace.user_branch(),
         "attempted": len(rows),
         "max_experiments": c.rules.max_experiments,
         "remaining_experiments": None
@@ -385,19 +392,19 @@ def status_data(engine: Engine) -> dict:
         "latest": rows[-1].to_dict() if rows else None,
         "best_keep": top.to_dict() if top else None,
         "counts": {s: sum(r.status == s for r in rows) for s in STATUSES},
-        "base": base_data(engine),
+        "base": base_data(context),
         "stop": {"met": st.met, "trigger": st.trigger, "sentence": st.sentence},
         "monitors": c.rules.monitors(),
-        "gpu_hours": {"used": engine.gpu_hours(), "budget": c.rules.gpu_hours, "gpus_per_run": engine.gpus_held()},
+        "gpu_hours": {"used": planner.gpu_hours(), "budget": c.rules.gpu_hours, "gpus_per_run": planner.gpus_held()},
         "pruned": sum(is_pruned(r.description) and not is_screen(r.description) for r in rows),
     }
 
 
-def base_data(engine: Engine) -> dict:
+def base_data(context: Context) -> dict:
     """The commit experiments start from and how many commits the person's branch has made past it: before the
     baseline the campaign follows those commits, afterwards they are built on with `try --parent BRANCH`."""
-    git, base = engine.workspace.git, engine.campaign.base_commit
-    if not engine.baseline_rows():
+    git, base = context.workspace.git, context.campaign.base_commit
+    if not context.baseline_rows():
         return {"commit": git.rev("HEAD") or base, "commits_past": 0, "follows_your_commits": True}
     ahead = int(git.run("rev-list", "--count", f"{base}..HEAD", check=False).strip() or 0)
     return {"commit": base, "commits_past": ahead, "follows_your_commits": False}
@@ -490,8 +497,8 @@ def loop_plan(engine: Engine, spec: str, workers: int, more: int | None, count: 
     """Validate the proposer and its hypotheses, allow `more` attempts (in memory: saved once the plan is
     confirmed), refuse a met stop rule, and state the plan. Creates nothing. Returns (proposer, text, first)."""
     from nrl_autoresearch.proposers import make_proposer
-    from nrl_autoresearch.report import plan_text
     from nrl_autoresearch.report.markdown import counts
+    from nrl_autoresearch.report.text import plan_text
 
     if workers < 1:
         raise UsageError(f"bad --workers {workers}: run at least one experiment at a time")

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
+from nrl_autoresearch import __version__
 from nrl_autoresearch.core.errors import BaselineCrashed, StopConditionMet, UsageError, fault_of
 from nrl_autoresearch.interface.options import INIT, PLAN, PREFLIGHT, click_options, from_cli
 from nrl_autoresearch.launchers import LAUNCHERS
@@ -126,7 +127,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 
 
 @click.group(cls=_Group, help=__doc__)
-@click.version_option(package_name="nrl-autoresearch")
+@click.version_option(version=__version__, prog_name="autoresearch")
 def main() -> None:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     # restored when the command ends, for a process that calls main and lives on
@@ -347,7 +348,7 @@ def _confirm(yes: bool) -> None:
 @json_option
 def report(html, png, markdown, repo, campaign_name, as_json):
     """Write the campaign report: a progress plot, a self-contained HTML page, a Markdown summary."""
-    from nrl_autoresearch.report import build_report
+    from nrl_autoresearch.report.build import build_report
 
     engine = _engine(_load(repo, campaign_name), quiet=True)
     written = build_report(engine, html=_path(html), png=_path(png), markdown=_path(markdown))
@@ -554,11 +555,13 @@ def status(repo, campaign_name, as_json):
     from nrl_autoresearch.core.stoprules import format_duration
     from nrl_autoresearch.interface import api
     from nrl_autoresearch.report.markdown import counts
+    from nrl_autoresearch.runner.context import Context
+    from nrl_autoresearch.runner.planner import Planner
 
     c = _load(repo, campaign_name)
-    engine = _engine(c, quiet=True)
-    data = api.status_data(engine)
-    rows, top, st = engine.rows(), engine.best_row(), engine.status()
+    planner = Planner(Context(c, say=lambda _: None))  # reading only: the engine's running parts are not built
+    data = api.status_data(planner)
+    rows, top, st = planner.context.rows(), planner.context.best_row(), planner.status()
     left = data["remaining_seconds"]
     lines = [
         f"campaign {c.name} ({c.prefix}/): {c.objective.direction} {c.objective.metric_name}",

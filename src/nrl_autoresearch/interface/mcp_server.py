@@ -41,7 +41,7 @@ from nrl_autoresearch.interface import api
 from nrl_autoresearch.interface.options import INIT_TOOL, from_tool, tool_parameters
 from nrl_autoresearch.interface.session_loop import SessionLoop
 from nrl_autoresearch.launchers import LAUNCHERS
-from nrl_autoresearch.report import build_report
+from nrl_autoresearch.report.build import build_report
 from nrl_autoresearch.runner.engine import Engine
 from nrl_autoresearch.runner.workspace import validate_name
 
@@ -153,7 +153,7 @@ def preflight(repo: Repo = ".", campaign: CampaignName = None) -> Result:
 
 def status(repo: Repo = ".", campaign: CampaignName = None) -> Result:
     """Where the campaign stands: attempted rows, time left, latest and best results, and the stop sentence."""
-    return api.status_data(_engine(repo, campaign))
+    return api.status_data(_engine(repo, campaign).planner)
 
 
 def ledger(repo: Repo = ".", campaign: CampaignName = None) -> Result:

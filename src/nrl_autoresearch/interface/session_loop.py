@@ -38,7 +38,8 @@ class SessionLoop:
     def run(self, max_runs: int | None = None, *, ended: Callable[[Ending], None] = lambda _: None) -> Ending:
         """Loop until a stop rule, the proposer or `max_runs` ends it; the report is written and `ended` told
         even when the loop ends in an error or an interrupt."""
-        from nrl_autoresearch.report import build_report, summary_text
+        from nrl_autoresearch.report.build import build_report
+        from nrl_autoresearch.report.text import summary_text
 
         engine = self.engine
         try:

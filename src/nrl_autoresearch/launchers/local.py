@@ -15,13 +15,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-import psutil
+from typing import TYPE_CHECKING
 
 from nrl_autoresearch.core.launcher import GRACE_S, Job, JobResult, JobState, Launcher, RunSpec, wait_loop
 from nrl_autoresearch.core.redact import expand_secrets, redact
 from nrl_autoresearch.core.stoprules import exact_duration
 from nrl_autoresearch.runner import gpus, reaper
+
+if TYPE_CHECKING:  # psutil is imported where a run is watched or ended: reading a campaign's state skips it
+    import psutil
 
 # The log's masker needs only the standard library: started without site-packages, it is ready at once.
 MASKER = [sys.executable, "-S", str(Path(__file__).resolve().parents[1] / "runner" / "logmask.py")]
@@ -113,6 +115,8 @@ class LocalJob(Job):
 
     def _sample(self) -> None:
         """Track descendants and peak memory of the whole tree (RSS, and GPU memory where NVML exists)."""
+        import psutil
+
         tree = self._tree()
         rss = 0
         for proc in tree:
@@ -126,6 +130,8 @@ class LocalJob(Job):
             self._peak_gpu = max(self._peak_gpu or 0.0, gpu)
 
     def _tree(self) -> list[psutil.Process]:
+        import psutil
+
         procs = []
         for pid, created in list(self._seen.items()):
             try:
@@ -147,6 +153,8 @@ class LocalJob(Job):
 
     def _kill_all(self) -> None:
         """SIGTERM to the group and every tracked descendant; SIGKILL whatever is left after the grace period."""
+        import psutil
+
         self._sample()
         for sig in (signal.SIGTERM, signal.SIGKILL):
             targets = [p for p in self._tree()]
@@ -215,6 +223,8 @@ class LocalJob(Job):
 
 
 def _same_process(pid: int, create_time: float) -> bool:
+    import psutil
+
     try:
         proc = psutil.Process(pid)
         return proc.create_time() == create_time and proc.status() != psutil.STATUS_ZOMBIE
@@ -236,6 +246,8 @@ class LocalLauncher(Launcher):
         self.grace_s = grace_s
 
     def submit(self, spec: RunSpec) -> LocalJob:
+        import psutil
+
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **spec.env}
         if spec.gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, spec.gpus))

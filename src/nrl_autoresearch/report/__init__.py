@@ -1,6 +1,3 @@
-"""What people read and look at: the plan and summary in words, and the campaign report (plot, HTML, Markdown)."""
-
-from nrl_autoresearch.report.build import build_report
-from nrl_autoresearch.report.text import plan_text, summary_text
-
-__all__ = ["build_report", "plan_text", "summary_text"]
+"""What people read and look at: the plan and summary in words (`text`), and the campaign report (`build`:
+plot, HTML, Markdown). Import the module you need: the package itself loads nothing, so reading a ledger does
+not pay for the report."""

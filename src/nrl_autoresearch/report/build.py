@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from nrl_autoresearch.core.campaign import Campaign
 from nrl_autoresearch.core.git import Git
 from nrl_autoresearch.core.ledger import Row
 from nrl_autoresearch.core.redact import redact, redactor
@@ -33,8 +32,8 @@ def build_report(
     diffs = folder / "diffs"
     diffs.mkdir(parents=True, exist_ok=True)
     texts = _diffs(engine.workspace.git, [(r.parent_commit, r.commit) for r in rows])
-    page, mask = html.parent.resolve(), redactor()
-    links = {r.index: _links(c, r, mask(texts[r.parent_commit, r.commit]), diffs.resolve(), page) for r in rows}
+    page, mask, repo = html.parent.resolve(), redactor(), c.repo.resolve()
+    links = {r.index: _links(repo, r, mask(texts[r.parent_commit, r.commit]), diffs.resolve(), page) for r in rows}
     svg = plot(rows, c, png)
     _write(html, render_html(c, rows, status=status, svg=svg, links=links))
     _write(
@@ -46,16 +45,14 @@ def build_report(
     return {"html": html, "png": png, "markdown": markdown, "diffs": diffs}
 
 
-def _links(c: Campaign, row: Row, text: str, diffs: Path, base: Path) -> Links:
+def _links(repo: Path, row: Row, text: str, diffs: Path, base: Path) -> Links:
     """Write the row's diff against its parent (redacted already); link it and the run log from `base`, the
-    page's folder (both folders resolved already)."""
+    page's folder (the repository and both folders resolved already: once per report, not per row)."""
     path = diffs / f"{row.index}-{short_name(row)}.diff"
     path.write_text(text)
     added, removed = _line_changes(text)
-    log = _log(c, row)
-    return Links(
-        log=_href(log.resolve(), base) if log.is_file() else None, diff=_href(path, base), added=added, removed=removed
-    )
+    log = _log(repo, row)
+    return Links(log=_href(log, base) if log.is_file() else None, diff=_href(path, base), added=added, removed=removed)
 
 
 def _line_changes(diff: str) -> tuple[int, int]:
@@ -111,10 +108,10 @@ def _commit_ids(git: Git, names: set[str]) -> dict[str, str]:
     }
 
 
-def _log(c: Campaign, row: Row) -> Path:
+def _log(repo: Path, row: Row) -> Path:
     """The ledger stores the log relative to the repository when it lies inside it."""
     path = Path(row.log_path)
-    return path if path.is_absolute() else c.repo / path
+    return path.resolve() if path.is_absolute() else repo / path
 
 
 def _href(target: Path, base: Path) -> str:

@@ -10,9 +10,8 @@ import shlex
 from pathlib import Path
 
 from nrl_autoresearch.core.campaign import Campaign
-from nrl_autoresearch.core.ledger import Row, best
+from nrl_autoresearch.core.ledger import Row, best, is_pruned
 from nrl_autoresearch.core.stoprules import StopStatus
-from nrl_autoresearch.runner.watch import is_pruned
 
 DESCRIPTION_CHARS = 80
 

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nrl_autoresearch.core.campaign import Campaign
-from nrl_autoresearch.core.ledger import Row, running_best
+from nrl_autoresearch.core.ledger import Row, is_pruned, running_best
 from nrl_autoresearch.report.markdown import counts, short_name, truncate
-from nrl_autoresearch.runner.watch import is_pruned
 from nrl_autoresearch.runner.workspace import BASELINE
 
 if TYPE_CHECKING:

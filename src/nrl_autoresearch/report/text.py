@@ -6,11 +6,10 @@ import shlex
 
 from nrl_autoresearch.core.campaign import Campaign
 from nrl_autoresearch.core.judge import CANDIDATE_Z, CONTINUE_Z, MIN_PAIRS, Z_DEFAULT, false_keep_rate, t_quantile
-from nrl_autoresearch.core.ledger import Row, best
+from nrl_autoresearch.core.ledger import Row, best, is_pruned
 from nrl_autoresearch.core.stoprules import StopStatus, format_duration
 from nrl_autoresearch.recipes import recipe_from_dict
 from nrl_autoresearch.report.markdown import reproduce
-from nrl_autoresearch.runner.watch import is_pruned
 
 
 def plan_text(

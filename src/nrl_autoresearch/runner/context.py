@@ -4,16 +4,17 @@ the indexes reserved and not yet recorded, and where messages go. Reading only: 
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable
+from functools import cached_property
 from pathlib import Path
 
 from nrl_autoresearch.core.campaign import CENSUS, Campaign
 from nrl_autoresearch.core.journal import Journal
+from nrl_autoresearch.core.launcher import Launcher
 from nrl_autoresearch.core.ledger import Ledger, Notes, Row, best
-from nrl_autoresearch.core.metric import Census, RunOutputs
+from nrl_autoresearch.core.metric import Census, MetricSource, RunOutputs
 from nrl_autoresearch.core.progress import Progress
 from nrl_autoresearch.core.session import Session
 from nrl_autoresearch.core.trial import Trial
@@ -53,12 +54,10 @@ class Context:
         self.say = say
         self.progress = progress
         self.recipe = recipe_from_dict(campaign.recipe)
-        self.launcher = make_launcher(campaign.launcher)
         self.workspace = Workspace(campaign.repo, campaign.prefix, campaign.worktrees)
         self.ledger = Ledger(campaign.ledger_path)
         self.notes = Notes(self.workspace.git)
         self.journal = Journal(campaign.dir / "journal.jsonl")
-        self.source = self.recipe.metric_source(campaign.objective)
         self.gpus = GpuPool(campaign.options.get("gpus_per_experiment", 0))
         self.writer = CampaignLock(campaign.dir, campaign.name)
         self.control = ControlFlags(campaign.dir / "control")
@@ -68,6 +67,16 @@ class Context:
         self._memory: Session | None = None
         if campaign.options.get("brev"):
             brev.load_env_file(campaign.repo)  # never printed; its secrets are redacted like any other
+
+    @cached_property
+    def launcher(self) -> Launcher:
+        """Built when first used: reading a campaign's state (`status`) needs no backend and its clients."""
+        return make_launcher(self.campaign.launcher)
+
+    @cached_property
+    def source(self) -> MetricSource:
+        """The objective's metric source, built when a run is first measured or watched."""
+        return self.recipe.metric_source(self.campaign.objective)
 
     # -- the records -------------------------------------------------------------------------------
     def rows(self) -> list[Row]:
@@ -133,6 +142,8 @@ class Context:
 
     def job_name(self, index: int) -> str:
         """Unique across campaigns and repositories (cluster schedulers key singletons and lookups on it)."""
+        import hashlib
+
         tag = hashlib.sha1(str(self.campaign.dir.resolve()).encode()).hexdigest()[:6]
         return f"ar-{self.campaign.name}-{tag}-{index:03d}"
 

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nrl_autoresearch.core.campaign import CENSUS
+from nrl_autoresearch.core.ledger import is_pruned
 from nrl_autoresearch.core.metric import Census, RunOutputs
-from nrl_autoresearch.runner.watch import is_pruned, load_curve
+from nrl_autoresearch.runner.watch import load_curve
 
 if TYPE_CHECKING:
     from nrl_autoresearch.runner.context import Context

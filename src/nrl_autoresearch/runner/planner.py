@@ -6,23 +6,25 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nrl_autoresearch.core import stoprules
 from nrl_autoresearch.core.campaign import RESERVED, Campaign
 from nrl_autoresearch.core.errors import StopConditionMet, UsageError
 from nrl_autoresearch.core.git import Snapshot
-from nrl_autoresearch.core.history import History
 from nrl_autoresearch.core.hypothesis import Hypothesis, norm, same_settings
 from nrl_autoresearch.core.journal import Attempt
 from nrl_autoresearch.core.judge import SEED_BASE, Reference, Spread, valid
-from nrl_autoresearch.core.ledger import Row
+from nrl_autoresearch.core.ledger import Row, is_pruned
 from nrl_autoresearch.core.names import validate_name
 from nrl_autoresearch.core.trial import Trial
 from nrl_autoresearch.core.verdict import campaign_spread, seed_key
 from nrl_autoresearch.runner import triage
 from nrl_autoresearch.runner.context import Context, tail
-from nrl_autoresearch.runner.watch import is_pruned
 from nrl_autoresearch.runner.workspace import BASELINE
+
+if TYPE_CHECKING:
+    from nrl_autoresearch.core.history import History
 
 
 class Planner:
@@ -406,7 +408,9 @@ class Planner:
         return None
 
     def history(self) -> History:
-        """What a proposer sees."""
+        """What a proposer sees (imported here: reading a campaign's state does not build one)."""
+        from nrl_autoresearch.core.history import History
+
         return History.read(self.campaign, self.context.journal, self.context.rows(), self.context.best_row())
 
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 import os
 import signal
 import time
+from typing import TYPE_CHECKING
 
-import psutil
+if TYPE_CHECKING:  # psutil is imported where a run is watched or ended: reading a campaign's state skips it
+    import psutil
+
 
 RUN_MARKER = "AUTORESEARCH_RUN"
 GRACE_S = 10.0
@@ -19,6 +22,8 @@ GRACE_S = 10.0
 
 def marked(value: str | None) -> list[psutil.Process]:
     """Processes whose environment carries this run's marker value (never this process or its ancestors)."""
+    import psutil
+
     if not value:
         return []
     ours = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
@@ -34,6 +39,8 @@ def marked(value: str | None) -> list[psutil.Process]:
 
 def end(procs: list[psutil.Process], grace_s: float = GRACE_S) -> None:
     """SIGTERM, then SIGKILL for whatever is still alive after `grace_s`."""
+    import psutil
+
     for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
         alive = _alive(procs)
         for proc in alive:
@@ -49,6 +56,8 @@ def end(procs: list[psutil.Process], grace_s: float = GRACE_S) -> None:
 
 def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
     """Still running (a killed process left a zombie until its new parent reaps it: that counts as ended)."""
+    import psutil
+
     found = []
     for proc in procs:
         try:

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nrl_autoresearch.core.errors import disk_full
-from nrl_autoresearch.core.ledger import Row
+from nrl_autoresearch.core.ledger import SCREENED, Row
 from nrl_autoresearch.core.trial import Trial
 from nrl_autoresearch.runner.attempt import Outcome
 from nrl_autoresearch.runner.curves import full_run_curves
-from nrl_autoresearch.runner.watch import SCREENED, load_curve
+from nrl_autoresearch.runner.watch import load_curve
 
 if TYPE_CHECKING:
     from nrl_autoresearch.core.recipe import Recipe

@@ -29,9 +29,6 @@ PRUNE_SHARE = 0.3  # no run is pruned before 30% of its training
 PRUNE_POINTS = 3  # consecutive evaluation points beyond the band
 PRUNE_Z = 3.0  # the band: this many run-to-run standard deviations
 CHECK_EVERY_S = 1.0
-PRUNED = "pruned at "
-SCREENED = "screened at "  # a --screen run: a share of the training steps, by design
-STOPPED_EARLY = (PRUNED, SCREENED)
 CURVE = "curve.json"
 _STEP = re.compile(r"\bstep\s*[=:]?\s*(\d+(?:\s*/\s*\d+)?)", re.I)
 
@@ -42,15 +39,6 @@ def parse_stall(text: str) -> float | str | None:
     if low in ("off", "auto"):
         return None if low == "off" else "auto"
     return parse_duration(text, what="--stall")
-
-
-def is_pruned(description: str) -> bool:
-    """Stopped early (pruned, or a screen): its partial value is never a reference, a spread or evidence."""
-    return any(f"; {reason}" in description for reason in STOPPED_EARLY)
-
-
-def is_screen(description: str) -> bool:
-    return f"; {SCREENED}" in description
 
 
 def save_curve(run_dir: Path, points: list[Point]) -> None:

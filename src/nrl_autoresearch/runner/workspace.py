@@ -93,12 +93,20 @@ class Workspace:
         self.git = Git(self.repo)
         self.prefix = prefix
         self.worktrees = Path(worktrees)
-        common, own = self.git.run("rev-parse", "--path-format=absolute", "--git-common-dir", "--git-dir").splitlines()
-        self.common_dir, self._git_dir = Path(common), Path(own)
+        self.common_dir, self._git_dir = self._git_dirs()
         self._thread_lock = threading.Lock()
         self._file_lock = FileLock(str(self.common_dir / "autoresearch.lock"))
         self._numstats: dict[tuple[str, str], tuple[int, int]] = {}
         self._user_branch: tuple[bytes | None, str | None] | None = None
+
+    def _git_dirs(self) -> tuple[Path, Path]:
+        """The repository's shared git folder and the main tree's own: both `.git` in the usual layout (the
+        campaign's repository is always its main working tree), else as git reports them."""
+        dot_git = self.repo / ".git"
+        if dot_git.is_dir():
+            return dot_git.resolve(), dot_git.resolve()
+        common, own = self.git.run("rev-parse", "--path-format=absolute", "--git-common-dir", "--git-dir").splitlines()
+        return Path(common), Path(own)
 
     # -- reading -----------------------------------------------------------------------------------
     def user_state(self) -> UserState:
