@@ -514,7 +514,7 @@ def loop_plan(engine: Engine, spec: str, workers: int, more: int | None, count: 
         engine.extend_rules(more)
     if engine.status().met:
         raise StopConditionMet(engine.status().sentence)
-    room = hypotheses_room(engine)
+    room = engine.planner.hypotheses_room(len(engine.owed_reruns()))
     shown = min(count, room) if room is not None else count
     first = proposer.preview(engine.history(), shown) if shown > 0 else []
     rows = engine.rows()
@@ -528,15 +528,6 @@ def loop_plan(engine: Engine, spec: str, workers: int, more: int | None, count: 
         tally=counts(rows, engine.gpu_hours()) if rows else None,
     )
     return proposer, text, first
-
-
-def hypotheses_room(engine: Engine) -> int | None:
-    """How many hypotheses the count rule leaves after the baseline runs and re-runs owed before them."""
-    limit = engine.campaign.rules.max_experiments
-    if limit is None:
-        return None
-    baseline_owed = max(0, engine.campaign.options.get("baseline_repeats", 1) - len(engine.baseline_rows()))
-    return max(0, limit - len(engine.rows()) - baseline_owed - len(engine.owed_reruns()))
 
 
 def plan_data(engine: Engine, proposer: str = "catalog", count: int = 3) -> dict:
@@ -561,7 +552,7 @@ def plan_data(engine: Engine, proposer: str = "catalog", count: int = 3) -> dict
         "launcher": {"name": c.launcher["name"], "why": c.launcher.get("chosen") or "chosen with --launcher"},
         "noise": noise_text(c),
         "proposer": proposer,
-        "hypotheses_room": hypotheses_room(engine),
+        "hypotheses_room": engine.planner.hypotheses_room(len(engine.owed_reruns())),
         "first_hypotheses": first,
         "preflight": preflight_data(engine),
         "baseline": baseline_launch(engine),

@@ -61,6 +61,15 @@ class Planner:
             **self._compute(),
         )
 
+    def hypotheses_room(self, reruns_owed: int) -> int | None:
+        """How many hypotheses the count rule leaves after the baseline runs still owed and `reruns_owed`
+        re-runs of interrupted runs, which go first (None: no count rule)."""
+        limit = self.campaign.rules.max_experiments
+        if limit is None:
+            return None
+        baseline_owed = max(0, self.campaign.options.get("baseline_repeats", 1) - len(self.context.baseline_rows()))
+        return max(0, limit - len(self.context.rows()) - baseline_owed - reruns_owed)
+
     def may_launch(self) -> bool:
         return self.room() > 0
 
