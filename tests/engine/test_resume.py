@@ -127,14 +127,10 @@ def test_sigkill_at_each_journal_step_then_resume(tmp_path: Path, step: str):
     deadline = json.loads((repo / "reports/auto_research/mem/campaign.json").read_text())["rules"]["deadline"]
     journal = repo / "reports/auto_research/mem/journal.jsonl"
 
+    replay = Journal(journal)  # reads whole lines only: the engine may be half-way through writing one
+
     def reached():
-        if not journal.exists():
-            return False
-        return any(
-            json.loads(line).get("step") == step and json.loads(line).get("index") == 2
-            for line in journal.read_text().splitlines()
-            if line.strip()
-        )
+        return journal.exists() and any(e.get("step") == step and e.get("index") == 2 for e in replay.events())
 
     engine = start_run(repo)
     wait_for(reached, every=0.002)
