@@ -262,11 +262,13 @@ class Workspace:
         branch = self.branch(name)
         path = self.worktrees / name
         with self.locked():
-            if not self.git.rev(branch):
-                self.git.run("branch", branch, parent_commit)
-            existing = self.worktree_of(branch)
-            if existing is not None and existing.is_dir():  # git still lists a folder deleted by hand
-                return existing
+            # a new branch has no worktree yet; an existing one may (a hand-edited experiment, a rerun)
+            if not self.git.ok("branch", branch, parent_commit):
+                if not self.git.rev(branch):
+                    self.git.run("branch", branch, parent_commit)  # refused for another reason: git says which
+                existing = self.worktree_of(branch)
+                if existing is not None and existing.is_dir():  # git still lists a folder deleted by hand
+                    return existing
             path.parent.mkdir(parents=True, exist_ok=True)
             if not self.git.ok("worktree", "add", "--quiet", str(path), branch):
                 self.git.run("worktree", "prune")  # a worktree folder deleted by hand still holds its branch
@@ -373,7 +375,7 @@ class Workspace:
         if not worktree.exists():
             return True
         wt = Git(worktree)
-        modules = Path(wt.run("rev-parse", "--path-format=absolute", "--git-dir").strip()) / "modules"
+        modules = _worktree_git_dir(wt) / "modules"
         with self.locked():
             if not modules.is_dir() and not discard:
                 return self.git.ok("worktree", "remove", str(worktree))
@@ -392,6 +394,18 @@ class Workspace:
     def _signoff(self) -> str:
         ident = self.git.run(*self.git.identity_args(), "var", "GIT_COMMITTER_IDENT").strip()
         return f"Signed-off-by: {ident.rsplit('>', 1)[0]}>\n"
+
+
+def _worktree_git_dir(wt: Git) -> Path:
+    """A linked worktree's own git folder, read from its `.git` file (`gitdir: PATH`), else asked of git."""
+    try:
+        text = (wt.path / ".git").read_text()
+    except OSError:
+        text = ""
+    if text.startswith("gitdir: "):
+        found = Path(text[len("gitdir: ") :].strip())
+        return found if found.is_absolute() else (wt.path / found).resolve()
+    return Path(wt.run("rev-parse", "--path-format=absolute", "--git-dir").strip())
 
 
 def _apply_or_refuse(git: Git, patch: Path, commit: str, *args: str, env: dict | None = None) -> None:
