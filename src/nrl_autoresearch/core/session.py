@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 from nrl_autoresearch.core.campaign import Campaign
 from nrl_autoresearch.core.durable import replace_text
 from nrl_autoresearch.core.ledger import Row, best
-from nrl_autoresearch.core.redact import redact
+from nrl_autoresearch.core.redact import redact, redactor
 from nrl_autoresearch.core.stoprules import StopStatus
 
 ROOT = "session"
@@ -65,11 +66,12 @@ class Session:
         """Append to the timeline and rewrite state and handoff: the moment, what happened, where things stand."""
         entry = f"\n## {_now()} — {kind}\n- {text}\n- {snap.status.sentence}\n"
         top = best(snap.rows, maximize=self.c.objective.maximize)
+        mask = redactor()  # the environment's secrets looked up once for the three files
         with self._lock:
             with (self.dir / "timeline.md").open("a") as fh:
-                fh.write(redact(entry))
-            self._write("session_state.md", self._state(kind, text, snap, top))
-            self._write("handoff.md", self._handoff(snap, top))
+                fh.write(mask(entry))
+            self._write("session_state.md", self._state(kind, text, snap, top), mask)
+            self._write("handoff.md", self._handoff(snap, top), mask)
             self._last = time.time()
 
     def due(self) -> bool:
@@ -177,8 +179,8 @@ class Session:
             ]
         return ["continue the loop: `autoresearch resume` (or `autoresearch run --yes`)"]
 
-    def _write(self, name: str, text: str) -> None:
-        replace_text(self.dir / name, redact(text))
+    def _write(self, name: str, text: str, mask: Callable[[str], str] = redact) -> None:
+        replace_text(self.dir / name, mask(text))
 
 
 def _now() -> str:
