@@ -292,6 +292,16 @@ def test_missing_repo_is_a_clear_error(tmp_path: Path):
     assert proc.returncode == 2 and "not inside a git repository" in proc.stderr
 
 
+def test_repository_without_working_tree_is_a_clear_error(tmp_path: Path, repo: Path):
+    """A bare repository and the inside of .git are repositories without a working tree: exit 2, nothing made."""
+    bare = tmp_path / "bare.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    for where in (bare, repo / ".git"):
+        proc = cli(where, "status")
+        assert proc.returncode == 2 and "has no working tree" in proc.stderr, proc.stderr
+    assert not (repo / "reports").exists()
+
+
 def test_met_stop_condition_refuses_with_exit_3(repo: Path):
     cli(repo, *INIT, "--max-experiments", "1", check=True)
     cli(repo, "baseline", check=True)

@@ -104,7 +104,8 @@ class Workspace:
         campaign's repository is always its main working tree), else as git reports them."""
         dot_git = self.repo / ".git"
         if dot_git.is_dir():
-            return dot_git.resolve(), dot_git.resolve()
+            shared = dot_git.resolve()
+            return shared, shared
         common, own = self.git.run("rev-parse", "--path-format=absolute", "--git-common-dir", "--git-dir").splitlines()
         return Path(common), Path(own)
 
