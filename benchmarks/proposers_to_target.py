@@ -68,7 +68,7 @@ def experiments_to_target(folder: Path, proposer: str, seed: int, target: float,
         space = folder.parent / f"{folder.name}-space.yaml"
         space.write_text(SPACE)
         spec = f"search:{space}"
-    eng.run(make_proposer(spec, eng).propose)
+    eng.run(make_proposer(spec, eng.proposer_context()).propose)
     rows = eng.rows()
     hit = next(
         (

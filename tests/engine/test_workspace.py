@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.names import validate_name
 from nrl_autoresearch.runner.workspace import (
     BASELINE_SUBJECT,
     Workspace,
     check_prefix_free,
-    validate_name,
     validate_prefix,
 )
 from tests.helpers import git, make_repo, tree_digest

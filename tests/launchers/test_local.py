@@ -14,7 +14,7 @@ import pytest
 
 from nrl_autoresearch.core.launcher import RunSpec
 from nrl_autoresearch.launchers.local import LocalLauncher
-from nrl_autoresearch.runner.reaper import RUN_MARKER
+from nrl_autoresearch.launchers.reaper import RUN_MARKER
 
 ESCAPE = """\
 import os, signal, sys, time

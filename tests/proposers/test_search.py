@@ -47,7 +47,7 @@ def test_unknown_key_is_refused_before_the_campaign_starts(tmp_path: Path):
     init(repo, 3)
     (tmp_path / "space.yaml").write_text("lrr: {low: 0.001, high: 1}\n")
     with pytest.raises(UsageError, match="search space space.yaml: unknown key 'lrr'.*closest existing keys: lr"):
-        SearchProposer(tmp_path / "space.yaml", Engine(load(repo)))
+        SearchProposer(tmp_path / "space.yaml", Engine(load(repo)).proposer_context())
     assert not git(repo, "branch", "--list", "autoresearch/*").strip()
 
 
@@ -68,7 +68,7 @@ def test_search_never_repeats_a_configuration_and_continues_its_study(tmp_path: 
     )
 
     engine = Engine(load(repo))
-    proposer = SearchProposer(space, engine, seed=engine.seed_base())
+    proposer = SearchProposer(space, engine.proposer_context(), seed=engine.seed_base())
     history = engine.history()
     study, _ = proposer.study(history)
     assert len(study.trials) == 9  # the baseline (its values read from the recipe) and every search attempt
@@ -94,7 +94,7 @@ def test_a_new_best_keep_is_exploited_with_a_local_step(tmp_path: Path):
     engine = Engine(load(repo))
     best_row = engine.best_row()
     assert best_row is not None and best_row.branch.endswith("/good")
-    step = SearchProposer(space, engine).propose(engine.history())
+    step = SearchProposer(space, engine.proposer_context()).propose(engine.history())
     assert step is not None
     assert step.description.startswith("search (local step around best keep good)")
     assert step.parent == "baseline" and set(step.sets) == {"lr", "layers", "bias"}

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from nrl_autoresearch.core.errors import UsageError
-from nrl_autoresearch.launchers import choose
-from nrl_autoresearch.runner import gpus
+from nrl_autoresearch.launchers import choose, gpus
 from tests.helpers import cli, git, tree_digest
 from tests.recipes.nemo_fixtures import EXAMPLES
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from nrl_autoresearch.launchers import gpus
+from nrl_autoresearch.launchers.gpus import GpuState
 from nrl_autoresearch.recipes import hub, prerequisites
 from nrl_autoresearch.recipes import nemo_config as nc
 from nrl_autoresearch.recipes.nemo_rl import NemoRLRecipe
-from nrl_autoresearch.runner import gpus
-from nrl_autoresearch.runner.gpus import GpuState
 from tests.recipes.nemo_fixtures import recipe
 
 

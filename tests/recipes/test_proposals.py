@@ -137,7 +137,7 @@ def test_search_proposals_bring_companions_and_pass_nemo_rls_checks(nemo_repo: P
     # icepop without truncated_importance_sampling_ratio_min is refused by NeMo-RL: never proposed
     space.write_text(f"{TIS}: {{choices: [tis, icepop]}}\nloss_fn.ratio_clip_max: {{low: 0.2, high: 0.3}}\n")
     engine = Engine(load(nemo_repo, "search"))
-    proposer = SearchProposer(space, engine, seed=3)
+    proposer = SearchProposer(space, engine.proposer_context(), seed=3)
     history, chosen = engine.history(), []
     for _ in range(3):
         h = proposer.propose(history)

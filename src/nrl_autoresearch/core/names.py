@@ -30,3 +30,10 @@ def validate_name(name: str, *, what: str = "experiment name", reserved: tuple[s
             "give the experiment another name"
         )
     return name
+
+
+def slugify(text: str, *, limit: int = 48) -> str:
+    """A branch-safe name from free text (for proposer hypotheses)."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
+    slug = re.sub(r"-{2,}", "-", slug)[:limit].strip("-._")
+    return slug or "experiment"

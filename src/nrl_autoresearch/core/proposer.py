@@ -7,9 +7,55 @@ walk, a model-based search or an external agent are one file each.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
+from nrl_autoresearch.core.campaign import Campaign
+from nrl_autoresearch.core.git import Git
 from nrl_autoresearch.core.history import History
 from nrl_autoresearch.core.hypothesis import Hypothesis, norm
+from nrl_autoresearch.core.names import BASELINE
+from nrl_autoresearch.core.recipe import Recipe
+
+
+class Repository(Protocol):
+    """What a proposer may use of the campaign's repository: read its branches, and (an agent) hold the lock
+    while it adds a scratch worktree."""
+
+    git: Git
+
+    def branch(self, name: str) -> str: ...
+
+    def commit_of(self, ref: str) -> str | None: ...
+
+    def locked(self) -> AbstractContextManager[None]: ...
+
+    def changed_paths(self, worktree: Path) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class ProposerContext:
+    """What a proposer is given: the campaign, its recipe and repository, and three calls into the engine.
+    Never the engine itself, whose bookkeeping a proposer must not touch."""
+
+    current_campaign: Callable[[], Campaign]  # read at each use: options and rules change while a loop runs
+    recipe: Recipe
+    repository: Repository
+    seed: int  # the campaign's seed base, for a proposer that draws at random
+    say: Callable[[str], None]  # a line for the person
+    check: Callable[[Hypothesis], None]  # raises UsageError on a hypothesis the engine would refuse
+    stop_requested: Callable[[], bool]  # the person ran `autoresearch stop`
+
+    @property
+    def campaign(self) -> Campaign:
+        return self.current_campaign()
+
+    def baseline_commit(self) -> str:
+        """The recorded baseline's commit, else the commit the campaign started from."""
+        return self.repository.commit_of(self.repository.branch(BASELINE)) or self.campaign.base_commit
 
 
 class Proposer(ABC):

@@ -14,27 +14,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nrl_autoresearch.core import campaign as campaigns
+from nrl_autoresearch.core import params
 from nrl_autoresearch.core.campaign import Campaign
 from nrl_autoresearch.core.errors import StopConditionMet, UsageError
 from nrl_autoresearch.core.git import Git, Snapshot
 from nrl_autoresearch.core.launcher import GRACE_S
 from nrl_autoresearch.core.ledger import COLUMNS, STATUSES, Ledger, is_pruned, is_screen
 from nrl_autoresearch.core.metric import validate_aggregate
+from nrl_autoresearch.core.names import slugify, validate_name
 from nrl_autoresearch.core.recipe import RESOLVES, Objective, Recipe
 from nrl_autoresearch.core.redact import protect_command
 from nrl_autoresearch.core.stoprules import DEFAULT_EXPERIMENTS, StopRules, parse_duration
 from nrl_autoresearch.interface.options import INIT, request_of
 from nrl_autoresearch.launchers import choose, make_launcher, parse_options
 from nrl_autoresearch.metrics import SOURCES, parse_source
-from nrl_autoresearch.recipes import params
 from nrl_autoresearch.recipes.command import CommandRecipe, split_words
 from nrl_autoresearch.runner import brev as brev_layout
 from nrl_autoresearch.runner.workspace import (
     Workspace,
     check_prefix_free,
     default_prefix,
-    slugify,
-    validate_name,
     validate_prefix,
 )
 
@@ -507,7 +506,7 @@ def loop_plan(engine: Engine, spec: str, workers: int, more: int | None, count: 
     engine.follow_head()
     if engine.baseline_rows() and not engine.owed_reruns(baseline_only=True):
         engine.require_valid_baseline()  # a crashed baseline is no reference: its diagnosis, before any plan
-    proposer = make_proposer(spec, engine)
+    proposer = make_proposer(spec, engine.proposer_context())
     for hypothesis in getattr(proposer, "hypotheses", []):
         engine.check(hypothesis)
     if more is not None:
@@ -564,9 +563,9 @@ def baseline_launch(engine: Engine) -> dict:
     """The baseline's command, working directory and environment additions as its worktree will run them, and
     what the launcher submits for it (a batch script), without creating the worktree."""
     from nrl_autoresearch.core.launcher import RunSpec
+    from nrl_autoresearch.core.names import BASELINE
     from nrl_autoresearch.core.redact import redact
     from nrl_autoresearch.core.stoprules import run_limit
-    from nrl_autoresearch.runner.workspace import BASELINE
 
     c = engine.campaign
     run_dir = c.run_dir(BASELINE)

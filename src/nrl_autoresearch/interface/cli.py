@@ -278,7 +278,7 @@ def try_(name, sets, patch, desc, parent, repeats, again, repo, campaign_name):
 @campaign_option
 def new(name, desc, parent, repo, campaign_name):
     """Create <prefix>/NAME and its worktree for hand edits; print its path and what comes next."""
-    from nrl_autoresearch.runner.workspace import validate_name
+    from nrl_autoresearch.core.names import validate_name
 
     validate_name(name)
     engine = _engine(_load(repo, campaign_name))

@@ -36,6 +36,7 @@ from nrl_autoresearch.core.errors import BaselineCrashed, Fault, StopConditionMe
 from nrl_autoresearch.core.git import repo_root
 from nrl_autoresearch.core.hypothesis import Hypothesis, validated
 from nrl_autoresearch.core.ledger import Row
+from nrl_autoresearch.core.names import validate_name
 from nrl_autoresearch.core.progress import Progress
 from nrl_autoresearch.interface import api
 from nrl_autoresearch.interface.options import INIT_TOOL, from_tool, tool_parameters
@@ -43,7 +44,6 @@ from nrl_autoresearch.interface.session_loop import SessionLoop
 from nrl_autoresearch.launchers import LAUNCHERS
 from nrl_autoresearch.report.build import build_report
 from nrl_autoresearch.runner.engine import Engine
-from nrl_autoresearch.runner.workspace import validate_name
 
 SCHEMAS = Path(__file__).parents[1] / "schemas"
 LIVE_EVERY_S = 5.0  # a run's live line (step, elapsed, latest metric) at most this often

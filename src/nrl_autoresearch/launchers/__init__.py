@@ -12,7 +12,7 @@ from importlib import import_module
 
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.launcher import Launcher
-from nrl_autoresearch.runner.gpus import free_gpus
+from nrl_autoresearch.launchers.gpus import free_gpus
 
 LAUNCHERS: dict[str, str] = {
     "local": "nrl_autoresearch.launchers.local:LocalLauncher",
@@ -48,7 +48,7 @@ def launcher_class(name: str) -> type[Launcher]:
 
 def parse_options(items: list[str] | tuple[str, ...]) -> dict:
     """['partition=gpu', 'nodes=2'] -> {'partition': 'gpu', 'nodes': 2}."""
-    from nrl_autoresearch.recipes.params import parse_value  # the recipes' YAML reading: not needed to list names
+    from nrl_autoresearch.core.params import parse_value  # the recipes' YAML reading: not needed to list names
 
     options = {}
     for item in items:

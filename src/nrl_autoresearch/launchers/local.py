@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from nrl_autoresearch.core.launcher import GRACE_S, Job, JobResult, JobState, Launcher, RunSpec, wait_loop
 from nrl_autoresearch.core.redact import expand_secrets, redact
 from nrl_autoresearch.core.stoprules import exact_duration
-from nrl_autoresearch.runner import gpus, reaper
+from nrl_autoresearch.launchers import gpus, reaper
 
 if TYPE_CHECKING:  # psutil is imported where a run is watched or ended: reading a campaign's state skips it
     import psutil

@@ -30,13 +30,12 @@ from nrl_autoresearch.core.history import History
 from nrl_autoresearch.core.hypothesis import Hypothesis
 from nrl_autoresearch.core.launcher import JobState, RunSpec
 from nrl_autoresearch.core.ledger import Row
-from nrl_autoresearch.core.proposer import Proposer, next_number
+from nrl_autoresearch.core.names import BASELINE, slugify
+from nrl_autoresearch.core.proposer import Proposer, ProposerContext, Repository, next_number
 from nrl_autoresearch.core.redact import protect_command, redact
 from nrl_autoresearch.core.session import ROOT as SESSIONS
 from nrl_autoresearch.core.stoprules import format_duration
 from nrl_autoresearch.launchers.local import LocalLauncher
-from nrl_autoresearch.runner.engine import Engine
-from nrl_autoresearch.runner.workspace import BASELINE, slugify
 
 BRIEF = "AUTORESEARCH_BRIEF.md"
 RESULT = "AUTORESEARCH_RESULT.json"
@@ -106,7 +105,7 @@ class AgentProposer(Proposer):
     def __init__(
         self,
         command: str,
-        engine: Engine,
+        context: ProposerContext,
         *,
         timeout_s: float | None = None,
         protected: tuple[str, ...] = (),
@@ -121,10 +120,11 @@ class AgentProposer(Proposer):
         if shutil.which(argv[0]) is None and not Path(argv[0]).is_file():
             raise UsageError(f"agent command {argv[0]!r} not found: give a program on PATH or a path to it")
         self.argv = protect_command(argv)
-        self.engine = engine
+        self.context = context
+        self.repository = context.repository
         self.timeout_s = timeout_s or _env_seconds("AUTORESEARCH_AGENT_TIMEOUT_S", DEFAULT_TIMEOUT_S)
-        self.protected = (*default_protected(engine.campaign), *protected)
-        self.folder = engine.campaign.dir / "agent"
+        self.protected = (*default_protected(context.campaign), *protected)
+        self.folder = context.campaign.dir / "agent"
         self._launcher = LocalLauncher(grace_s)
 
     def propose(self, history: History) -> Hypothesis | None:
@@ -158,7 +158,7 @@ class AgentProposer(Proposer):
 
     def brief(self, history: History, parent: str, commit: str) -> str:
         """What the agent reads: objective, ledger, best keep, steering, settings, ideas and rules."""
-        c = self.engine.campaign
+        c = self.context.campaign
         goal = c.options.get("goal")
         parts = [
             f"# Research brief: campaign {c.name}\n",
@@ -180,7 +180,7 @@ class AgentProposer(Proposer):
         parts += [
             self._best(history),
             "## Settings of the recipe worth moving (current values)\n",
-            knobs_text(self.engine, commit),
+            knobs_text(self.context, commit),
             "",
             "## Exploration ideas\n",
             ideas_text(),
@@ -191,13 +191,13 @@ class AgentProposer(Proposer):
 
     def _best(self, history: History) -> str:
         top = history.best
-        if top is None or top.branch == self.engine.workspace.branch(BASELINE):
+        if top is None or top.branch == self.repository.branch(BASELINE):
             return "## Best keep\n\nNo keep beyond the baseline yet.\n"
-        diff = self.engine.workspace.git.run("diff", self.engine.campaign.base_commit, top.commit).splitlines()
+        diff = self.repository.git.run("diff", self.context.campaign.base_commit, top.commit).splitlines()
         more = f"\n({len(diff) - DIFF_LINES} more lines)" if len(diff) > DIFF_LINES else ""
         name = top.branch.rsplit("/", 1)[1]
         return (
-            f"## Best keep: `{name}` (row {top.index}, {self.engine.campaign.objective.metric_name} {top.metric_value:.6g})\n\n"
+            f"## Best keep: `{name}` (row {top.index}, {self.context.campaign.objective.metric_name} {top.metric_value:.6g})\n\n"
             "Its change against the baseline:\n\n```diff\n" + "\n".join(diff[:DIFF_LINES]) + f"\n```{more}\n"
         )
 
@@ -220,10 +220,8 @@ class AgentProposer(Proposer):
     def _parent(self, history: History) -> tuple[str, str]:
         """The best keep (by experiment name, so the patch applies where it was made), else the baseline."""
         top = history.best
-        if top is None or top.branch == self.engine.workspace.branch(BASELINE):
-            return BASELINE, self.engine.workspace.commit_of(
-                self.engine.workspace.branch(BASELINE)
-            ) or self.engine.campaign.base_commit
+        if top is None or top.branch == self.repository.branch(BASELINE):
+            return BASELINE, self.context.baseline_commit()
         return top.branch.rsplit("/", 1)[1], top.commit
 
     @contextmanager
@@ -232,18 +230,18 @@ class AgentProposer(Proposer):
         path = self.folder / name
         self._remove(path)  # left by an engine that was killed
         self.folder.mkdir(parents=True, exist_ok=True)
-        with self.engine.workspace.locked():
-            self.engine.workspace.git.run("worktree", "add", "--detach", "--quiet", str(path), commit)
+        with self.repository.locked():
+            self.repository.git.run("worktree", "add", "--detach", "--quiet", str(path), commit)
         try:
             yield path
         finally:
             self._remove(path)
 
     def _remove(self, path: Path) -> None:
-        with self.engine.workspace.locked():
-            self.engine.workspace.git.run("worktree", "remove", "--force", "--force", str(path), check=False)
+        with self.repository.locked():
+            self.repository.git.run("worktree", "remove", "--force", "--force", str(path), check=False)
             shutil.rmtree(path, ignore_errors=True)
-            self.engine.workspace.git.run("worktree", "prune", check=False)
+            self.repository.git.run("worktree", "prune", check=False)
 
     def _call(self, folder: Path, brief: str, log: Path) -> str | None:
         """Run the agent in `folder` with `brief`, in its own process group, within its limit. Why it failed, or None."""
@@ -271,11 +269,11 @@ class AgentProposer(Proposer):
         return None if result.succeeded else f"failed ({result.reason}); its output is in {log.name}"
 
     def _stop_requested(self) -> str | None:
-        return "stopped by the person (autoresearch stop)" if self.engine.control() == "stop" else None
+        return "stopped by the person (autoresearch stop)" if self.context.stop_requested() else None
 
     def _stage(self, tree: Path, commit: str) -> list[str]:
         """Stage the agent's edits (run outputs aside); the paths that differ from `commit`, its own commits included."""
-        paths = [p for p in self.engine.workspace.changed_paths(tree) if p not in (BRIEF, RESULT)]
+        paths = [p for p in self.repository.changed_paths(tree) if p not in (BRIEF, RESULT)]
         git = Git(tree)
         if paths:
             git.run("add", "--all", "--", *paths)
@@ -289,16 +287,16 @@ class AgentProposer(Proposer):
     def _fix(self, brief: str, worktree: Path, log_tail: str) -> bool:
         """The agent again, in the experiment's worktree, with the crash appended to its brief. True when it
         changed files; a fix that fails or touches a protected path is undone and refused."""
-        before = _fingerprint(self.engine, worktree)
+        before = _fingerprint(self.repository, worktree)
         text = brief + CRASH.format(name=worktree.name, tail=redact(log_tail.rstrip()))
         failure = self._call(worktree, text, self.folder / f"{worktree.name}-fix.log")
         for extra in (BRIEF, RESULT):
             (worktree / extra).unlink(missing_ok=True)
-        after = _fingerprint(self.engine, worktree)
+        after = _fingerprint(self.repository, worktree)
         changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
         refusal = failure or self._refusal(changed)
         if refusal:
-            self.engine.say(f"agent fix of {worktree.name} not kept: {refusal}")
+            self.context.say(f"agent fix of {worktree.name} not kept: {refusal}")
             _undo(worktree, changed)
             return False
         return bool(changed)
@@ -336,8 +334,8 @@ def symptoms_text(history: History, last: int = 3) -> str:
     return "\n".join(f"- run {d.run}: " + "; ".join(d.symptoms) for d in history.diagnoses[-last:])
 
 
-def knobs_text(engine: Engine, commit: str) -> str:
-    knobs = engine.recipe.knobs(Snapshot(engine.workspace.git, commit))[:KNOBS_SHOWN]
+def knobs_text(context: ProposerContext, commit: str) -> str:
+    knobs = context.recipe.knobs(Snapshot(context.repository.git, commit))[:KNOBS_SHOWN]
     return (
         "\n".join(f"- `{k.key}` = {json.dumps(k.current, default=str)} ({k.area}, {k.risk} risk)" for k in knobs)
         or "(none listed)"
@@ -368,10 +366,10 @@ def _answer(result: Path, log: Path) -> tuple[str | None, str]:
     return None, ""
 
 
-def _fingerprint(engine: Engine, worktree: Path) -> dict[str, str]:
+def _fingerprint(repository: Repository, worktree: Path) -> dict[str, str]:
     """Changed paths of a worktree and a digest of each (deleted: empty), to see what a command changed."""
     found = {}
-    for path in engine.workspace.changed_paths(worktree):
+    for path in repository.changed_paths(worktree):
         full = worktree / path
         found[path] = hashlib.sha256(full.read_bytes()).hexdigest() if full.is_file() else ""
     return found

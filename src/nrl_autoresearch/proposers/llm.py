@@ -23,7 +23,8 @@ import jsonschema
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.history import History
 from nrl_autoresearch.core.hypothesis import Hypothesis
-from nrl_autoresearch.core.proposer import Proposer, already_tried, as_text
+from nrl_autoresearch.core.names import slugify
+from nrl_autoresearch.core.proposer import Proposer, ProposerContext, already_tried, as_text
 from nrl_autoresearch.core.redact import MASK, redact
 from nrl_autoresearch.proposers.agent import (
     LEDGER_ROWS,
@@ -33,8 +34,6 @@ from nrl_autoresearch.proposers.agent import (
     symptoms_text,
 )
 from nrl_autoresearch.proposers.catalog import CatalogProposer
-from nrl_autoresearch.runner.engine import Engine
-from nrl_autoresearch.runner.workspace import slugify
 
 SCHEMA = {
     "type": "object",
@@ -66,7 +65,7 @@ class LLMProposer(Proposer):
 
     def __init__(
         self,
-        engine: Engine,
+        context: ProposerContext,
         *,
         base_url: str | None = None,
         model: str | None = None,
@@ -87,8 +86,8 @@ class LLMProposer(Proposer):
                 "--proposer llm needs an endpoint and a model: set AUTORESEARCH_LLM_BASE_URL (or "
                 "OPENAI_BASE_URL) and AUTORESEARCH_LLM_MODEL"
             )
-        self.engine = engine
-        self.fallback = fallback or CatalogProposer(engine.recipe, engine.workspace.git, engine.campaign.base_commit)
+        self.proposer_context = context
+        self.fallback = fallback or CatalogProposer(context.recipe, context.repository.git, context.baseline_commit())
         self.tries = tries
         self.timeout_s = timeout_s
         self.fell_back = False
@@ -112,7 +111,7 @@ class LLMProposer(Proposer):
                 {"role": "user", "content": f"Refused: {why}. Answer again with the JSON object only."},
             ]
         self.fell_back = True
-        self.engine.say(
+        self.proposer_context.say(
             self._scrub(
                 f"llm proposer: no valid hypothesis in {self.tries} answers (last: {why}); "
                 "the catalog proposer takes over"
@@ -130,7 +129,7 @@ class LLMProposer(Proposer):
 
     def context(self, history: History) -> str:
         """What the model is told: objective, steering, ledger, best keep, settings, tried configurations, ideas."""
-        c = self.engine.campaign
+        c = self.proposer_context.campaign
         tried = [t.effective for t in history.tried if t.effective][-LEDGER_ROWS:]
         top = history.best
         parts = [
@@ -140,7 +139,8 @@ class LLMProposer(Proposer):
             "Ledger:\n" + ledger_table(history.rows, c.objective.metric_name),
             "Symptoms of recent runs:\n" + symptoms_text(history) if history.diagnoses else "",
             f"Best keep: row {top.index}, {top.branch.rsplit('/', 1)[1]}" if top else "Best keep: none yet",
-            "Settings of the recipe (current values at the baseline):\n" + knobs_text(self.engine, c.base_commit),
+            "Settings of the recipe (current values at the baseline):\n"
+            + knobs_text(self.proposer_context, c.base_commit),
             "Configurations already tried (changes against the baseline):\n" + "\n".join(json.dumps(t) for t in tried),
             "Exploration ideas:\n" + ideas_text(),
         ]
@@ -173,7 +173,7 @@ class LLMProposer(Proposer):
             sets={str(k): as_text(v) for k, v in data["set"].items()},
         )
         try:
-            self.engine.check(h)
+            self.proposer_context.check(h)
         except UsageError as err:
             return None, str(err)
         if already_tried(h, history):

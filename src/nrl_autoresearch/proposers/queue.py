@@ -15,10 +15,10 @@ from pathlib import Path
 import yaml
 
 from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.history import History
 from nrl_autoresearch.core.hypothesis import Hypothesis
 from nrl_autoresearch.core.names import validate_name
 from nrl_autoresearch.core.proposer import Proposer, as_text, tried_names
-from nrl_autoresearch.runner.engine import History
 
 _KEYS = {"name", "description", "parent", "set", "patch", "seed", "repeats"}
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import random
 
 from nrl_autoresearch.core.git import Git, Snapshot
+from nrl_autoresearch.core.history import History
 from nrl_autoresearch.core.hypothesis import Hypothesis
 from nrl_autoresearch.core.proposer import Proposer, already_tried, next_number
 from nrl_autoresearch.core.recipe import Recipe
-from nrl_autoresearch.runner.engine import History
 
 DRAWS = 200  # draws per proposal before giving up on finding an untried configuration
 

@@ -25,16 +25,16 @@ from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.git import Snapshot
 from nrl_autoresearch.core.history import History, Tried
 from nrl_autoresearch.core.hypothesis import Hypothesis
+from nrl_autoresearch.core.names import BASELINE
+from nrl_autoresearch.core.params import load_text, parse_value
 from nrl_autoresearch.core.proposer import (
     Proposer,
+    ProposerContext,
     already_tried,
     as_text,
     next_number,
     norm,
 )
-from nrl_autoresearch.recipes.params import load_text, parse_value
-from nrl_autoresearch.runner.engine import Engine
-from nrl_autoresearch.runner.workspace import BASELINE
 
 try:
     import optuna
@@ -52,7 +52,9 @@ STEP = 0.1  # a local step's spread, as a fraction of the range (of its logarith
 class SearchProposer(Proposer):
     name = "search"
 
-    def __init__(self, space_path: str | Path, engine: Engine, *, seed: int = 0, startup: int = 4, max_asks: int = 50):
+    def __init__(
+        self, space_path: str | Path, context: ProposerContext, *, seed: int = 0, startup: int = 4, max_asks: int = 50
+    ):
         """`startup`: trials (earlier attempts included) before TPE models the space; `max_asks`: proposals tried
         per call before giving up on finding an untried configuration."""
         if optuna is None:
@@ -62,16 +64,16 @@ class SearchProposer(Proposer):
         self.path = Path(space_path).resolve()
         self.space = load_space(self.path)
         self.seed, self.startup, self.max_asks = seed, startup, max_asks
-        self.maximize = engine.campaign.objective.maximize
-        self.baseline_branch = engine.workspace.branch(BASELINE)
-        self.recipe = engine.recipe
-        self._snapshot = Snapshot(engine.workspace.git, engine.campaign.base_commit)
+        self.maximize = context.campaign.objective.maximize
+        self.baseline_branch = context.repository.branch(BASELINE)
+        self.recipe = context.recipe
+        self._snapshot = Snapshot(context.repository.git, context.campaign.base_commit)
         probe = {k: _value_text(d, _any_value(d)) for k, d in self.space.items()}
         try:  # every key exists (with the settings it needs alongside, where the recipe names them)
-            engine.check(Hypothesis("search", sets=self.recipe.prepared(self._snapshot, probe)[0] or probe))
+            context.check(Hypothesis("search", sets=self.recipe.prepared(self._snapshot, probe)[0] or probe))
         except UsageError as err:
             raise UsageError(f"search space {self.path.name}: {err}") from None
-        knobs = engine.recipe.knobs(self._snapshot)
+        knobs = self.recipe.knobs(self._snapshot)
         self.baseline = {k.key: k.current for k in knobs if k.key in self.space}
         optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from nrl_autoresearch.core.campaign import Campaign
 from nrl_autoresearch.core.ledger import Row, is_pruned, running_best
+from nrl_autoresearch.core.names import BASELINE
 from nrl_autoresearch.report.markdown import counts, short_name, truncate
-from nrl_autoresearch.runner.workspace import BASELINE
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nrl_autoresearch.core.errors import UsageError
+from nrl_autoresearch.core.names import BASELINE
 from nrl_autoresearch.core.recipe import Check, unknown
-from nrl_autoresearch.runner import brev, gpus
-from nrl_autoresearch.runner.workspace import BASELINE
+from nrl_autoresearch.launchers import gpus
+from nrl_autoresearch.runner import brev
 
 MIN_FREE_GIB = 1.0  # below this, not even a run's logs fit
 

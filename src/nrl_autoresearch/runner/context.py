@@ -15,15 +15,16 @@ from nrl_autoresearch.core.journal import Journal
 from nrl_autoresearch.core.launcher import Launcher
 from nrl_autoresearch.core.ledger import Ledger, Notes, Row, best
 from nrl_autoresearch.core.metric import Census, MetricSource, RunOutputs
+from nrl_autoresearch.core.names import BASELINE
 from nrl_autoresearch.core.progress import Progress
 from nrl_autoresearch.core.session import Session
 from nrl_autoresearch.core.trial import Trial
 from nrl_autoresearch.core.writer import CampaignLock
 from nrl_autoresearch.launchers import make_launcher
+from nrl_autoresearch.launchers.gpus import GpuPool
 from nrl_autoresearch.recipes import recipe_from_dict
 from nrl_autoresearch.runner import brev
-from nrl_autoresearch.runner.gpus import GpuPool
-from nrl_autoresearch.runner.workspace import BASELINE, Workspace
+from nrl_autoresearch.runner.workspace import Workspace
 
 FLAGS = ("stop", "pause")
 

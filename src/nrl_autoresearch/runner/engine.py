@@ -31,6 +31,7 @@ from nrl_autoresearch.core.journal import Attempt
 from nrl_autoresearch.core.judge import Spread
 from nrl_autoresearch.core.ledger import Row
 from nrl_autoresearch.core.progress import Progress
+from nrl_autoresearch.core.proposer import ProposerContext
 from nrl_autoresearch.core.recipe import Check
 from nrl_autoresearch.core.session import Session
 from nrl_autoresearch.runner import checks, smoke
@@ -186,6 +187,20 @@ class Engine:
     def set_control(self, flag: str | None) -> None:
         """Set ('stop' or 'pause') or clear (None) the flag the loop polls."""
         self.context.control.set(flag)
+
+    def proposer_context(self) -> ProposerContext:
+        """What a proposer is built with: the campaign as it stands, the recipe, the repository, and the
+        engine's say, check and stop flag."""
+        context = self.context
+        return ProposerContext(
+            current_campaign=lambda: context.campaign,
+            recipe=context.recipe,
+            repository=context.workspace,
+            seed=self.planner.seed_base(),
+            say=lambda text: context.say(text),  # where `attach` sends messages now
+            check=self.planner.check,
+            stop_requested=lambda: context.control.get() == "stop",
+        )
 
     # -- commands ------------------------------------------------------------------------------------
     def baseline(self) -> Row:

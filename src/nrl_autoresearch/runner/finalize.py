@@ -17,9 +17,9 @@ from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.git import Git
 from nrl_autoresearch.core.judge import valid
 from nrl_autoresearch.core.ledger import Row
+from nrl_autoresearch.core.names import BASELINE
 from nrl_autoresearch.core.redact import redact
 from nrl_autoresearch.runner.engine import Engine
-from nrl_autoresearch.runner.workspace import BASELINE
 
 # Paths that only autoresearch reads (flags recorded for `--set-style flags`): never part of the person's change.
 BOOKKEEPING = (".autoresearch",)

@@ -16,12 +16,11 @@ from nrl_autoresearch.core.hypothesis import Hypothesis, norm, same_settings
 from nrl_autoresearch.core.journal import Attempt
 from nrl_autoresearch.core.judge import SEED_BASE, Reference, Spread, valid
 from nrl_autoresearch.core.ledger import Row, is_pruned
-from nrl_autoresearch.core.names import validate_name
+from nrl_autoresearch.core.names import BASELINE, validate_name
 from nrl_autoresearch.core.trial import Trial
 from nrl_autoresearch.core.verdict import campaign_spread, seed_key
 from nrl_autoresearch.runner import triage
 from nrl_autoresearch.runner.context import Context, tail
-from nrl_autoresearch.runner.workspace import BASELINE
 
 if TYPE_CHECKING:
     from nrl_autoresearch.core.history import History

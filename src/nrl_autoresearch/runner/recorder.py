@@ -12,6 +12,7 @@ from pathlib import Path
 
 from nrl_autoresearch.core.judge import Z_DEFAULT, Verdict
 from nrl_autoresearch.core.ledger import STOPPED_EARLY, Row
+from nrl_autoresearch.core.names import BASELINE
 from nrl_autoresearch.core.redact import redact
 from nrl_autoresearch.core.session import Moment
 from nrl_autoresearch.core.trial import Trial
@@ -20,7 +21,6 @@ from nrl_autoresearch.runner import triage
 from nrl_autoresearch.runner.attempt import Outcome
 from nrl_autoresearch.runner.context import Context, tail
 from nrl_autoresearch.runner.planner import Planner
-from nrl_autoresearch.runner.workspace import BASELINE
 
 TAIL_LINES = 20
 

@@ -13,14 +13,14 @@ from pathlib import Path
 from nrl_autoresearch.core.errors import disk_full
 from nrl_autoresearch.core.journal import Attempt
 from nrl_autoresearch.core.launcher import Job, JobResult, JobState
+from nrl_autoresearch.core.names import BASELINE
 from nrl_autoresearch.core.trial import Trial
-from nrl_autoresearch.runner import reaper
+from nrl_autoresearch.launchers import reaper
 from nrl_autoresearch.runner.attempt import Outcome
 from nrl_autoresearch.runner.context import Context
 from nrl_autoresearch.runner.planner import Planner
 from nrl_autoresearch.runner.recorder import Recorder
 from nrl_autoresearch.runner.trial_runner import TrialRunner, result_from_record
-from nrl_autoresearch.runner.workspace import BASELINE
 
 
 class Recovery:

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 from nrl_autoresearch.core.git import Snapshot
 from nrl_autoresearch.core.launcher import JobResult, RunSpec
 from nrl_autoresearch.core.metric import Census, RunOutputs, aggregate
+from nrl_autoresearch.core.names import BASELINE
 from nrl_autoresearch.core.redact import redact
-from nrl_autoresearch.runner import gpus
+from nrl_autoresearch.launchers import gpus
 from nrl_autoresearch.runner.checks import check_preflight
-from nrl_autoresearch.runner.workspace import BASELINE
 
 if TYPE_CHECKING:
     from nrl_autoresearch.runner.context import Context

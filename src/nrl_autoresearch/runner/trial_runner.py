@@ -18,12 +18,12 @@ from nrl_autoresearch.core.metric import Census, RunOutputs, aggregate
 from nrl_autoresearch.core.progress import run_line
 from nrl_autoresearch.core.redact import redact
 from nrl_autoresearch.core.trial import Trial
+from nrl_autoresearch.launchers.reaper import RUN_MARKER
 from nrl_autoresearch.runner import brev, screening
 from nrl_autoresearch.runner.attempt import Outcome
 from nrl_autoresearch.runner.context import Context
 from nrl_autoresearch.runner.curves import full_run_curves
 from nrl_autoresearch.runner.planner import Planner
-from nrl_autoresearch.runner.reaper import RUN_MARKER
 from nrl_autoresearch.runner.recorder import Recorder
 from nrl_autoresearch.runner.watch import (
     PruneRule,

@@ -20,10 +20,7 @@ from pathlib import Path
 
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.git import COMMIT_ID, Git, GitError
-from nrl_autoresearch.core.names import BASELINE, MAX_NAME
-from nrl_autoresearch.core.names import (
-    validate_name as validate_name,  # where the interface imports it
-)
+from nrl_autoresearch.core.names import BASELINE, MAX_NAME, slugify
 from nrl_autoresearch.core.oslock import FileLock
 
 BASELINE_SUBJECT = "baseline: record starting point"
@@ -42,13 +39,6 @@ class UserState:
     branch: str | None
     head: str | None
     dirty: list[str]
-
-
-def slugify(text: str, *, limit: int = 48) -> str:
-    """A branch-safe name from free text (for proposer hypotheses)."""
-    slug = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
-    slug = re.sub(r"-{2,}", "-", slug)[:limit].strip("-._")
-    return slug or "experiment"
 
 
 def default_prefix(slug: str, today: date | None = None) -> str:
