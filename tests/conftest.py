@@ -1,8 +1,10 @@
-"""Shared fixtures: real Slurm, Ray and Chromium for the tests that need them.
+"""Shared fixtures: real Slurm, Ray, MLflow and Chromium for the tests that need them.
 
 The services start once per session, on first use, and are stopped at session
 end whatever the test outcome. If one cannot start, the tests using it fail
-(not skip): these tests exist to exercise the real thing.
+(not skip): these tests exist to exercise the real thing. Under parallel workers
+(pytest-xdist, `--dist loadgroup`) every test of one service runs on the same
+worker, so each service still starts once.
 """
 
 from __future__ import annotations
@@ -34,15 +36,22 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # The fixture of each service, and the marker of the tests that use it.
-SERVICE_MARKERS = {"slurm_cluster": "slurm", "ray_cluster": "ray", "chromium": "chromium"}
+SERVICE_MARKERS = {"slurm_cluster": "slurm", "ray_cluster": "ray", "chromium": "chromium", "mlflow_server": "mlflow"}
+# services started once per session and held by one worker: their tests are grouped on it
+SHARED_SERVICES = ("slurm", "ray", "mlflow")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test using a service carries its marker, so that `-m 'not slurm'` leaves out all that need Slurm."""
+    """Every test using a service carries its marker, so that `-m 'not slurm'` leaves out all that need Slurm,
+    and the group of its service's worker."""
     for item in items:
         for fixture, marker in SERVICE_MARKERS.items():
             if fixture in getattr(item, "fixturenames", ()):
                 item.add_marker(marker)
+        shared = [m for m in SHARED_SERVICES if item.get_closest_marker(m)]
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(shared[0]))
 
 
 # The services started so far, by fixture name.

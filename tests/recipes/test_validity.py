@@ -35,6 +35,15 @@ def nemo_repo(tmp_path_factory) -> Path:
     return repo
 
 
+@pytest.fixture(scope="module")
+def examples_copy(tmp_path_factory) -> Path:
+    """A scratch copy of the example configs (a recipe's defaults chain reads its neighbours); each test puts
+    back the one file it edits."""
+    copy = tmp_path_factory.mktemp("copy")
+    shutil.copytree(EXAMPLES, copy / "examples")
+    return copy
+
+
 def _relative(path: Path) -> str:
     return str(path.relative_to(EXAMPLES.parent))
 
@@ -47,22 +56,29 @@ def _empty_history() -> History:
     return History(None, [], [], None, [])  # type: ignore[arg-type]  # the catalog reads rows, tried and notes only
 
 
-def test_every_default_plan_hypothesis_passes_nemo_rls_checks(nemo_repo: Path, tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("path", _family_recipes(), ids=lambda p: p.stem)
+def test_every_default_plan_hypothesis_passes_nemo_rls_checks(
+    path: Path, nemo_repo: Path, examples_copy: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Each recipe as shipped, and with each hypothesis a default plan shows applied, passes NeMo-RL's own checks
+    (one test per recipe, so that parallel workers share them)."""
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    head = git(nemo_repo, "rev-parse", "HEAD").strip()
-    copy = tmp_path / "copy"
-    shutil.copytree(EXAMPLES, copy / "examples")
-    planned = 0
-    for path in _family_recipes():
-        rel = _relative(path)
-        assert not validity.problems(nc.load_resolved(path)), rel  # the recipes as shipped pass
-        proposer = CatalogProposer(NemoRLRecipe(rel), Git(nemo_repo), head)
-        for h in itertools.islice(proposer._candidates(_empty_history()), PLAN):
-            yamledit.set_keys(copy / rel, h.sets)  # edits the recipe file only
-            assert not validity.problems(nc.load_resolved(copy / rel)), (rel, h.sets)
-            shutil.copyfile(path, copy / rel)
-            planned += 1
-    assert planned >= len(_family_recipes())
+    rel = _relative(path)
+    assert not validity.problems(nc.load_resolved(path)), rel  # the recipe as shipped passes
+    proposer = CatalogProposer(NemoRLRecipe(rel), Git(nemo_repo), git(nemo_repo, "rev-parse", "HEAD").strip())
+    planned = list(itertools.islice(proposer.candidates(_empty_history()), PLAN))
+    for h in planned:
+        try:
+            yamledit.set_keys(examples_copy / rel, h.sets)  # edits the recipe file only
+            assert not validity.problems(nc.load_resolved(examples_copy / rel)), (rel, h.sets)
+        finally:
+            shutil.copyfile(path, examples_copy / rel)
+    assert len(planned) == PLAN, rel
+
+
+def test_the_families_checked_are_every_nemo_rl_recipe_family_shipped() -> None:
+    found = {p.name.split("-")[0] for p in _family_recipes()}
+    assert len(_family_recipes()) >= 200 and found >= {"grpo", "dpo", "sft", "distillation"}, found
 
 
 def test_truncated_importance_sampling_brings_its_companions(nemo_repo: Path) -> None:
@@ -70,7 +86,7 @@ def test_truncated_importance_sampling_brings_its_companions(nemo_repo: Path) ->
     proposer = CatalogProposer(NemoRLRecipe(rel), Git(nemo_repo), git(nemo_repo, "rev-parse", "HEAD").strip())
     found = {
         h.sets.get("loss_fn.truncated_importance_sampling_type"): h.sets
-        for h in proposer._candidates(_empty_history())
+        for h in proposer.candidates(_empty_history())
         if "loss_fn.truncated_importance_sampling_type" in h.sets
     }
     assert found == {
@@ -81,7 +97,7 @@ def test_truncated_importance_sampling_brings_its_companions(nemo_repo: Path) ->
         }
     }
     assert not any(
-        set(h.sets) == {"loss_fn.truncated_importance_sampling_ratio"} for h in proposer._candidates(_empty_history())
+        set(h.sets) == {"loss_fn.truncated_importance_sampling_ratio"} for h in proposer.candidates(_empty_history())
     )  # no effect while the type is null
 
 

@@ -9,6 +9,7 @@ the run's marker in their environment (escaped by a double fork and setsid()) ar
 from __future__ import annotations
 
 import os
+import select
 import shlex
 import signal
 import subprocess
@@ -18,15 +19,58 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nrl_autoresearch.core.launcher import GRACE_S, Job, JobResult, JobState, Launcher, RunSpec, wait_loop
-from nrl_autoresearch.core.redact import expand_secrets, redact
+from nrl_autoresearch.core.redact import MASK, expand_secrets, redact, secret_values
 from nrl_autoresearch.core.stoprules import exact_duration
 from nrl_autoresearch.launchers import gpus, reaper
 
 if TYPE_CHECKING:  # psutil is imported where a run is watched or ended: reading a campaign's state skips it
     import psutil
 
-# The log's masker needs only the standard library: started without site-packages, it is ready at once.
-MASKER = [sys.executable, "-S", str(Path(__file__).resolve().parents[1] / "runner" / "logmask.py")]
+# The log's masker imports only `os` and `sys`: isolated and without site-packages, it is ready at once.
+MASKER = [sys.executable, "-I", "-S", str(Path(__file__).with_name("logmask.py"))]
+
+
+def start_masker(log_path: Path, secrets: list[str]) -> subprocess.Popen:
+    """The process that copies a run's output into `log_path`, masking `secrets`; write the output to its stdin.
+    The values reach it through a pipe of its own, never its command line or environment."""
+    read, write = os.pipe()
+    try:
+        masker = subprocess.Popen(  # not marked as the run's: it ends by itself once the run's output has
+            [*MASKER, str(log_path), str(read), MASK],
+            env={},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            pass_fds=(read,),
+            start_new_session=True,
+        )  # ended, and is never reaped
+    except BaseException:
+        os.close(write)
+        raise
+    finally:
+        os.close(read)
+    with open(write, "wb") as pipe:
+        pipe.write(b"\0".join(value.encode() for value in secrets))
+    return masker
+
+
+def wait_exit(proc: subprocess.Popen, timeout_s: float) -> bool:
+    """Wait for a child to exit, waking the moment it does (Popen.wait with a timeout polls, up to 50 ms late).
+    True when it has exited."""
+    if proc.poll() is not None:
+        return True
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # no pidfd (an old kernel, not Linux): Popen's own polling
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    try:
+        select.select([pidfd], [], [], timeout_s)
+    finally:
+        os.close(pidfd)
+    return proc.poll() is not None
 
 
 class LocalJob(Job):
@@ -102,11 +146,8 @@ class LocalJob(Job):
     # -- internals -----------------------------------------------------------------------------------
     def _log_written(self) -> None:
         """The log is complete once the masker has copied the run's last output."""
-        try:
-            if self._masker is not None:
-                self._masker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
+        if self._masker is not None:
+            wait_exit(self._masker, 30.0)
 
     def _alive(self) -> bool:
         if self._proc is not None:
@@ -193,11 +234,8 @@ class LocalJob(Job):
     def _pause(self, seconds: float) -> None:
         if self._proc is None:
             time.sleep(seconds)
-            return
-        try:
-            self._proc.wait(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            pass
+        else:
+            wait_exit(self._proc, seconds)
 
     def _poll_child(self) -> None:
         if self._proc is not None:
@@ -252,13 +290,7 @@ class LocalLauncher(Launcher):
         if spec.gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, spec.gpus))
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        masker = subprocess.Popen(  # not marked as the run's: it ends by itself once the run's output has
-            [*MASKER, str(spec.log_path)],
-            env={k: v for k, v in env.items() if k != reaper.RUN_MARKER},
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # ended, and is never reaped
+        masker = start_masker(spec.log_path, secret_values(env))
         assert masker.stdin is not None  # stdin=PIPE
         with masker.stdin as log:
             proc = subprocess.Popen(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Iterator
 
 from nrl_autoresearch.core.git import Git, Snapshot
 from nrl_autoresearch.core.history import History
@@ -36,17 +37,18 @@ class CatalogProposer(Proposer):
         return sorted(self._knobs, key=lambda k: areas.index(k.area) if k.area in areas else len(areas))
 
     def propose(self, history: History) -> Hypothesis | None:
-        for candidate in self._candidates(history):
+        for candidate in self.candidates(history):
             if not already_tried(candidate, history):
                 return candidate
         return None
 
     def preview(self, history: History, n: int = 3) -> list[str]:
-        fresh = (h for h in self._candidates(history) if not already_tried(h, history))
+        fresh = (h for h in self.candidates(history) if not already_tried(h, history))
         return [f"{h.name}: {h.description}" for h in itertools.islice(fresh, n)]
 
-    def _candidates(self, history: History):
-        """Every candidate NeMo-RL would run from the commit it branches from."""
+    def candidates(self, history: History) -> Iterator[Hypothesis]:
+        """Every candidate the recipe would run from the commit it branches from, in the order proposed (tried
+        ones included: `propose` skips those)."""
         snapshots = {"baseline": self._snapshot}
         if history.best is not None:
             snapshots["best"] = Snapshot(self._snapshot.git, history.best.commit)
