@@ -46,29 +46,23 @@ def fresh_repo(root: Path) -> Path:
     return root
 
 
-def bare(repo: Path, n: int) -> list[float]:
+def bare_experiment(repo: Path, base: str, i: int) -> None:
     """branch, worktree, edit, add, commit, run, note, worktree remove: by hand."""
-    base = git(repo, "rev-parse", "HEAD").strip()
-    times = []
-    for i in range(n):
-        start = time.perf_counter()
-        wt = repo.parent / f"wt-{i}"
-        git(repo, "branch", f"exp/{i}", base)
-        git(repo, "worktree", "add", "--quiet", str(wt), f"exp/{i}")
-        (wt / "params.json").write_text(f'{{"lr": {i}}}\n')
-        git(wt, "add", "--", "params.json")
-        git(wt, "commit", "-qm", f"exp {i}")
-        commit = git(wt, "rev-parse", "HEAD").strip()
-        subprocess.run(TRAIN, check=True, stdout=subprocess.DEVNULL)
-        git(repo, "notes", "--ref", "bench", "add", "-f", "-m", f"row {i}", commit)
-        with open(repo / "ledger.tsv", "a") as fh:
-            fh.write(f"{i}\tok\n")
-        git(repo, "worktree", "remove", str(wt))
-        times.append(time.perf_counter() - start)
-    return times
+    wt = repo.parent / f"wt-{i}"
+    git(repo, "branch", f"exp/{i}", base)
+    git(repo, "worktree", "add", "--quiet", str(wt), f"exp/{i}")
+    (wt / "params.json").write_text(f'{{"lr": {i}}}\n')
+    git(wt, "add", "--", "params.json")
+    git(wt, "commit", "-qm", f"exp {i}")
+    commit = git(wt, "rev-parse", "HEAD").strip()
+    subprocess.run(TRAIN, check=True, stdout=subprocess.DEVNULL)
+    git(repo, "notes", "--ref", "bench", "add", "-f", "-m", f"row {i}", commit)
+    with open(repo / "ledger.tsv", "a") as fh:
+        fh.write(f"{i}\tok\n")
+    git(repo, "worktree", "remove", str(wt))
 
 
-def engine(repo: Path, n: int) -> list[float]:
+def engine_with_baseline(repo: Path, n: int) -> Engine:
     recipe = CommandRecipe(TRAIN, "params.json", "file")
     c = Campaign(
         name="bench",
@@ -84,21 +78,27 @@ def engine(repo: Path, n: int) -> list[float]:
     c.save()
     eng = Engine(campaigns.load(repo, "bench"), say=lambda _: None)
     eng.baseline()
-    times = []
-    for i in range(n):
-        start = time.perf_counter()
-        eng.try_(Hypothesis(f"e{i}", parent="baseline", sets={"lr": str(i)}))
-        times.append(time.perf_counter() - start)
-    return times
+    return eng
+
+
+def timed(step, *args) -> float:
+    start = time.perf_counter()
+    step(*args)
+    return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiments", type=int, default=10)
     args = parser.parse_args()
+    bare_times, engine_times = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        bare_times = bare(fresh_repo(Path(tmp) / "bare"), args.experiments)
-        engine_times = engine(fresh_repo(Path(tmp) / "engine"), args.experiments)
+        bare_repo = fresh_repo(Path(tmp) / "bare")
+        base = git(bare_repo, "rev-parse", "HEAD").strip()
+        eng = engine_with_baseline(fresh_repo(Path(tmp) / "engine"), args.experiments)
+        for i in range(args.experiments):  # interleaved: both sides see the same moments of a noisy machine
+            bare_times.append(timed(bare_experiment, bare_repo, base, i))
+            engine_times.append(timed(eng.try_, Hypothesis(f"e{i}", parent="baseline", sets={"lr": str(i)})))
     b, e = statistics.median(bare_times), statistics.median(engine_times)
     print(f"experiments: {args.experiments} (trivial command `{' '.join(TRAIN)}`)")
     print(f"bare git commands per experiment: median {b * 1000:.0f} ms")

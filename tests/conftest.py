@@ -9,6 +9,10 @@ worker, so each service still starts once.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from tests.lab import (
@@ -112,12 +116,18 @@ def slurm_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
 
 
 @pytest.fixture(scope="session")
-def ray_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> RayCluster:
+def ray_cluster(request: pytest.FixtureRequest) -> RayCluster:
     """A private Ray head with 2 logical GPUs (jobs may ask for them on any machine); `.address` is the dashboard
     URL for the Jobs API."""
-    # A short name: Ray's socket paths under the lab may not exceed 107 bytes.
-    lab = tmp_path_factory.mktemp("ray")
-    _ensure_stopped(request, "ray-down.sh", {"RAY_LAB": str(lab)}, lambda: stop_ray(lab))
+    # A short path: Ray's socket paths under the lab may not exceed 107 bytes, and a parallel worker's temporary
+    # folder (`.../popen-gw0/`) is too deep for that.
+    lab = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+
+    def stop() -> None:
+        stop_ray(lab)
+        shutil.rmtree(lab, ignore_errors=True)
+
+    _ensure_stopped(request, "ray-down.sh", {"RAY_LAB": str(lab)}, stop)
     try:
         ray = _started["ray_cluster"] = start_ray(lab, gpus=2)
         return ray

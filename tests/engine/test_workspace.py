@@ -153,3 +153,17 @@ def test_our_files_are_excluded_in_git_info_not_in_the_persons_gitignore(repo: P
     exclude = (repo / ".git/info/exclude").read_text().splitlines()
     assert exclude.count("reports/") == 1 and exclude.count("session/") == 1
     assert not (repo / ".gitignore").exists()
+
+
+def test_hand_edits_are_found_in_a_worktree_made_for_them_and_in_one_reused_never_in_one_just_made(repo: Path):
+    ws = workspace(repo)
+    base = ws.ensure_baseline(git(repo, "rev-parse", "HEAD").strip())
+    mine = ws.create("by-hand", base, for_hand_edits=True)  # `autoresearch new`
+    (mine / "params.json").write_text('{"lr": 0.3}\n')
+    assert ws.hand_edits(mine) == ["params.json"]
+    fresh = ws.create("engine-made", base)
+    assert ws.hand_edits(fresh) == []
+    (fresh / "params.json").write_text('{"lr": 0.4}\n')  # edited after its first look: git is asked again
+    assert ws.hand_edits(fresh) == ["params.json"]
+    assert ws.create("by-hand", base) == mine and ws.hand_edits(mine) == ["params.json"]  # reused, not made
+    assert workspace(repo).hand_edits(fresh) == ["params.json"]  # another process made it

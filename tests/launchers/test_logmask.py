@@ -7,7 +7,10 @@ import sys
 import time
 from pathlib import Path
 
-from nrl_autoresearch.launchers.local import start_masker, wait_exit
+import psutil
+
+from nrl_autoresearch.core.launcher import RunSpec
+from nrl_autoresearch.launchers.local import LocalLauncher, Masker, start_masker, wait_exit
 
 SECRET = "tok-0123456789abcdef"
 
@@ -54,3 +57,47 @@ def test_wait_exit_returns_when_the_child_exits_and_false_at_its_limit():
     finally:
         slow.kill()
         slow.wait()
+
+
+SPARE_HOLDER = """
+import sys, time
+from pathlib import Path
+from nrl_autoresearch.core.launcher import RunSpec
+from nrl_autoresearch.launchers.local import LocalLauncher
+launcher = LocalLauncher()
+folder = Path(sys.argv[1])
+job = launcher.submit(RunSpec(name="r", argv=["echo", "x: 1"], cwd=folder, log_path=folder / "run.log", run_dir=folder))
+job.wait()
+print(launcher.spare_masker.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_spare_masker_that_never_gets_a_run_ends_and_writes_nothing(tmp_path: Path):
+    spare = Masker()
+    spare.discard()
+    assert spare.process.returncode == 0 and not list(tmp_path.iterdir())
+
+
+def test_the_launchers_spare_masker_takes_the_next_run_and_ends_with_close_or_with_its_engine(tmp_path: Path):
+    launcher = LocalLauncher()
+    for name in ("one", "two"):
+        spec = RunSpec(
+            name=name, argv=["echo", f"x: {name}"], cwd=tmp_path, log_path=tmp_path / name / "run.log", run_dir=tmp_path
+        )
+        assert launcher.submit(spec).wait().succeeded
+        assert (tmp_path / name / "run.log").read_text() == f"x: {name}\n"
+    spare = launcher.spare_masker
+    assert spare is not None and spare.poll() is None
+    launcher.close()
+    assert spare.returncode == 0 and launcher.spare_masker is None
+    # an engine killed outright: the spare's orders pipe closes with it, and the spare ends by itself
+    holder = subprocess.Popen([sys.executable, "-c", SPARE_HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None
+    pid = int(holder.stdout.readline())
+    holder.kill()
+    holder.wait()
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the spare masker outlived its engine"
+        time.sleep(0.05)

@@ -42,14 +42,15 @@ def replace_text(path: Path, text: str) -> None:
 
 
 def append_whole(path: Path, data: bytes) -> None:
-    """Append `data` entirely and fsync it, or leave the file as it was and raise."""
+    """Append `data` entirely and flush it to the disk (its data and size), or leave the file as it was and raise."""
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         size = _complete_size(fd)
-        os.ftruncate(fd, size)
+        if size != os.fstat(fd).st_size:  # a torn last line: cut it (a truncation is a metadata write: only then)
+            os.ftruncate(fd, size)
         try:
             _write_all(fd, data)
-            os.fsync(fd)
+            os.fdatasync(fd)
         except OSError:
             os.ftruncate(fd, size)
             raise

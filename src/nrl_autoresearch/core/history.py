@@ -57,11 +57,8 @@ class History:
     @classmethod
     def read(cls, campaign: Campaign, journal: Journal, rows: list[Row], best: Row | None) -> History:
         tried = [Tried.of(a) for a in sorted(journal.attempts().values(), key=lambda a: a.index)]
-        events = journal.events()
-        steering = [e["text"] for e in events if e["step"] == "steer"]
-        diagnoses = [
-            Diagnosis(e["run"], tuple(e["areas"]), tuple(e["symptoms"])) for e in events if e["step"] == "diagnosis"
-        ]
+        steering = [e["text"] for e in journal.events("steer")]
+        diagnoses = [Diagnosis(e["run"], tuple(e["areas"]), tuple(e["symptoms"])) for e in journal.events("diagnosis")]
         return cls(campaign, rows, tried, best, steering, diagnoses)
 
     def effective_of(self, commit: str | None) -> dict:

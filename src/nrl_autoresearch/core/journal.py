@@ -50,6 +50,7 @@ class Journal:
         self.lock = FileLock(str(self.path) + ".lock")
         self._guard = threading.Lock()
         self._events: list[dict] = []
+        self._by_step: dict[str, list[dict]] = {}
         self._attempts: dict[int, Attempt] = {}
         self._offset = 0  # bytes of complete lines consumed
         self._inode: int | None = None
@@ -69,11 +70,19 @@ class Journal:
         with self.lock:
             append_whole(self.path, line)
 
-    def events(self) -> list[dict]:
-        """Every event so far, in order."""
+    def events(self, step: str | None = None) -> list[dict]:
+        """Every event so far, in order; or only those of one step ('steer', 'prepared', ...), kept apart as they
+        are replayed, so asking costs nothing however long the journal grows."""
         with self._guard:
             self._catch_up()
-            return list(self._events)
+            return list(self._events if step is None else self._by_step.get(step, ()))
+
+    def attempt(self, index: int) -> Attempt | None:
+        """One attempt as the replay has it so far (a copy), or None."""
+        with self._guard:
+            self._catch_up()
+            found = self._attempts.get(index)
+            return Attempt(found.index, found.step, dict(found.data)) if found is not None else None
 
     def attempts(self) -> dict[int, Attempt]:
         """Replay: every index with its last step and everything recorded along the way (copies: the caller's)."""
@@ -106,10 +115,11 @@ class Journal:
             self._replay(event)
 
     def _reset(self, inode: int | None) -> None:
-        self._events, self._attempts, self._offset, self._inode = [], {}, 0, inode
+        self._events, self._by_step, self._attempts, self._offset, self._inode = [], {}, {}, 0, inode
 
     def _replay(self, event: dict) -> None:
         self._events.append(event)
+        self._by_step.setdefault(str(event.get("step")), []).append(event)
         index = event.get("index")
         if index is None or event.get("step") not in STEPS:
             return

@@ -259,14 +259,22 @@ class Notes:
     def __init__(self, git: Git):
         self.git = git
 
-    def add(self, commit: str, line: str, *, campaign: str, extra: dict | None = None) -> None:
-        """Attach one row to its commit (a commit run several times, like repeated baselines, holds several)."""
+    def add(self, commit: str, line: str, *, campaign: str, extra: dict | None = None, new: bool = False) -> None:
+        """Attach one row to its commit (a commit run several times, like repeated baselines, holds several).
+        `new`: the row was appended to the ledger just now, so no note can hold it yet (the note is written after
+        the ledger line) and it is appended in one git call; otherwise (a replay) a row already there is kept."""
         entry = {
             "campaign": campaign,
             "appended_ns": time.time_ns(),
             "row": line,
             **({"extra": extra} if extra else {}),
         }
+        if new:
+            body = json.dumps(entry, sort_keys=True) + "\n"
+            self.git.run(
+                *self.git.identity_args(), "notes", "--ref", NOTES_REF, "append", "-F", "-", commit, input=redact(body)
+            )
+            return
         existing = self.entries(commit)
         if any(e["row"] == line for e in existing):
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -31,12 +32,14 @@ _HINTS = {
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     """Values of environment variables whose names say they are secrets, longest first."""
     env = os.environ if environ is None else environ
-    values = {
-        value
-        for name, value in env.items()
-        if name not in _NOT_SECRET and _SECRET_NAME.search(name) and len(value) >= 6
-    }
+    values = {value for name, value in env.items() if _names_a_secret(name) and len(value) >= 6}
     return sorted(values, key=len, reverse=True)
+
+
+@functools.lru_cache(maxsize=4096)
+def _names_a_secret(name: str) -> bool:
+    """Each name is judged once: every journal line, row and checkpoint looks the environment up."""
+    return name not in _NOT_SECRET and _SECRET_NAME.search(name) is not None
 
 
 def redact(text: str, environ: dict[str, str] | None = None) -> str:

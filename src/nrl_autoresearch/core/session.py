@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from nrl_autoresearch.core.campaign import Campaign
-from nrl_autoresearch.core.durable import replace_text
+from nrl_autoresearch.core.durable import file_version, replace_text
 from nrl_autoresearch.core.ledger import Row, best
 from nrl_autoresearch.core.redact import redact, redactor
 from nrl_autoresearch.core.stoprules import StopStatus
@@ -60,6 +60,7 @@ class Session:
         if not (self.dir / "timeline.md").exists():
             (self.dir / "timeline.md").write_text("# Timeline\n")
         self._files = _read_files(self.dir / "files.md")
+        self._written: dict[str, tuple[str, tuple[int, int, int] | None]] = {}  # name -> (text, file version)
 
     # -- checkpoints --------------------------------------------------------------------------------
     def checkpoint(self, kind: str, text: str, snap: Moment) -> None:
@@ -78,10 +79,12 @@ class Session:
         """At least every 30 minutes while a long run is in flight."""
         return time.time() - self._last >= PERIODIC_S
 
-    def file(self, section: str, path: str, why: str) -> None:
-        """Record a file as Inspected, Changed or Generated (kept across processes of the same session)."""
+    def file(self, section: str, path: str, why: str, *more: tuple[str, str, str]) -> None:
+        """Record files as Inspected, Changed or Generated (kept across processes of the same session): each
+        `(section, path, why)`, all in one rewrite of files.md."""
         with self._lock:
-            self._files[section][path] = why
+            for entry_section, entry_path, entry_why in ((section, path, why), *more):
+                self._files[entry_section][entry_path] = entry_why
             lines = ["# Files\n"]
             for name, entries in self._files.items():
                 lines.append(f"\n## {name}\n")
@@ -180,7 +183,13 @@ class Session:
         return ["continue the loop: `autoresearch resume` (or `autoresearch run --yes`)"]
 
     def _write(self, name: str, text: str, mask: Callable[[str], str] = redact) -> None:
-        replace_text(self.dir / name, mask(text))
+        """Rewrite a file unless it still holds exactly what this session last wrote there (the handoff often
+        reads the same from one checkpoint to the next)."""
+        path, masked = self.dir / name, mask(text)
+        if self._written.get(name) == (masked, file_version(path)):
+            return
+        replace_text(path, masked)
+        self._written[name] = (masked, file_version(path))
 
 
 def _now() -> str:

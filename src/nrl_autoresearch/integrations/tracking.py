@@ -55,7 +55,7 @@ def validate(uri: str | None) -> str | None:
 
 def logged(engine: Engine) -> dict[int, str]:
     """Row index -> MLflow run id, from the journal."""
-    return {e["row"]: e["run_id"] for e in engine.journal.events() if e.get("step") == EVENT}
+    return {e["row"]: e["run_id"] for e in engine.journal.events(EVENT)}
 
 
 def sync(engine: Engine) -> None:

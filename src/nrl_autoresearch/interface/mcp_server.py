@@ -211,7 +211,7 @@ def new_experiment(
     validate_name(name)
     engine = _engine(repo, campaign)
     worktree = engine.prepare(name, description, parent)
-    prepared = [e["name"] for e in engine.journal.events() if e["step"] == "prepared"][-1]
+    prepared = engine.journal.events("prepared")[-1]["name"]
     return {"name": prepared, "branch": engine.workspace.branch(prepared), "worktree": str(worktree)}
 
 

@@ -14,6 +14,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,27 +31,47 @@ if TYPE_CHECKING:  # psutil is imported where a run is watched or ended: reading
 MASKER = [sys.executable, "-I", "-S", str(Path(__file__).with_name("logmask.py"))]
 
 
+class Masker:
+    """The process that copies one run's output into its log, masking secrets; the run writes to its stdin.
+
+    It is started before its run is known (`spawn`) and told the log and the values (`begin`) through a pipe of
+    its own, never its command line or environment, so a launcher can keep one ready: the interpreter's start
+    (tens of milliseconds) then never holds up a run's log."""
+
+    def __init__(self) -> None:
+        read, self._orders = os.pipe()
+        try:
+            self.process = subprocess.Popen(  # not marked as the run's: it ends by itself once the run's
+                [*MASKER, str(read), MASK],  # output has ended, and is never reaped
+                env={},
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                pass_fds=(read,),
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(self._orders)
+            raise
+        finally:
+            os.close(read)
+
+    def begin(self, log_path: Path, secrets: list[str]) -> subprocess.Popen:
+        """Send the log's path and the secrets; the process then copies its stdin into the log."""
+        with open(self._orders, "wb") as orders:
+            orders.write(b"\0".join([os.fsencode(log_path), *(value.encode() for value in secrets)]))
+        return self.process
+
+    def discard(self) -> None:
+        """End a masker that got no run: its orders close empty and it exits without writing anything."""
+        os.close(self._orders)
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        wait_exit(self.process, 5.0)
+
+
 def start_masker(log_path: Path, secrets: list[str]) -> subprocess.Popen:
-    """The process that copies a run's output into `log_path`, masking `secrets`; write the output to its stdin.
-    The values reach it through a pipe of its own, never its command line or environment."""
-    read, write = os.pipe()
-    try:
-        masker = subprocess.Popen(  # not marked as the run's: it ends by itself once the run's output has
-            [*MASKER, str(log_path), str(read), MASK],
-            env={},
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            pass_fds=(read,),
-            start_new_session=True,
-        )  # ended, and is never reaped
-    except BaseException:
-        os.close(write)
-        raise
-    finally:
-        os.close(read)
-    with open(write, "wb") as pipe:
-        pipe.write(b"\0".join(value.encode() for value in secrets))
-    return masker
+    """A masker for `log_path`, started now."""
+    return Masker().begin(log_path, secrets)
 
 
 def wait_exit(proc: subprocess.Popen, timeout_s: float) -> bool:
@@ -106,10 +127,12 @@ class LocalJob(Job):
 
     # -- Job interface -------------------------------------------------------------------------------
     def state(self) -> JobState:
-        self._sample()
         if self._ended:
             return self._ended[0]
-        return JobState.RUNNING if self._alive() else JobState.COMPLETED
+        if not self._alive():  # nothing left to sample: what outlived the run is ended by the marker's scan
+            return JobState.COMPLETED
+        self._sample()
+        return JobState.RUNNING
 
     def wait(self, poll_s: float = 0.2, should_stop=None) -> JobResult:
         def stop_reason():
@@ -282,6 +305,36 @@ class LocalLauncher(Launcher):
 
     def __init__(self, grace_s: float = GRACE_S):
         self.grace_s = grace_s
+        self._spare: Masker | None = None  # started ahead for the next run
+        self._spare_lock = threading.Lock()
+
+    @property
+    def spare_masker(self) -> subprocess.Popen | None:
+        """The masker kept ready for the next run (none before the first run and after `close`)."""
+        spare = self._spare
+        return spare.process if spare is not None else None
+
+    def close(self) -> None:
+        with self._spare_lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.discard()
+
+    def _masker(self, log_path: Path, secrets: list[str]) -> subprocess.Popen:
+        """The spare masker, given this run; a new one when there is none (the first run) or it died."""
+        with self._spare_lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            try:
+                return spare.begin(log_path, secrets)
+            except BrokenPipeError:
+                spare.discard()
+        return start_masker(log_path, secrets)
+
+    def _start_spare(self) -> None:
+        with self._spare_lock:
+            if self._spare is None:
+                self._spare = Masker()
 
     def submit(self, spec: RunSpec) -> LocalJob:
         import psutil
@@ -290,7 +343,7 @@ class LocalLauncher(Launcher):
         if spec.gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, spec.gpus))
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        masker = start_masker(spec.log_path, secret_values(env))
+        masker = self._masker(spec.log_path, secret_values(env))
         assert masker.stdin is not None  # stdin=PIPE
         with masker.stdin as log:
             proc = subprocess.Popen(
@@ -302,19 +355,20 @@ class LocalLauncher(Launcher):
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        started = time.time()
-        return LocalJob(
+        job = LocalJob(
             pid=proc.pid,
             create_time=psutil.Process(proc.pid).create_time(),
             log_path=spec.log_path,
             command=redact(shlex.join(spec.argv)),
-            started_at=started,
+            started_at=time.time(),
             timeout_s=spec.timeout_s,
             proc=proc,
             grace_s=self.grace_s,
             marker=spec.env.get(reaper.RUN_MARKER),
             masker=masker,
         )
+        self._start_spare()  # while this run runs
+        return job
 
     def reattach(self, handle: dict) -> LocalJob | None:
         """A run left by an engine that was killed: follow it to its end (its exit code is lost)."""

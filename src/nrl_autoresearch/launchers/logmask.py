@@ -1,10 +1,11 @@
 """A local run's output copied into its `run.log` with the known secret values masked.
 
-`python -I -S logmask.py LOG FD MASK` runs beside the training process (in its own session, not inside
+`python -I -S logmask.py FD MASK` runs beside the training process (in its own session, not inside
 the engine), so the log keeps growing while an engine is killed and restarted, and ends when the run's
 output does. Whole lines are written as they come (a carriage return ends a line too, for progress bars).
-The engine decides what is secret and sends the values through the pipe FD, NUL-separated, never on a command
-line or in this process's environment; the script imports nothing but `os` and `sys`, so it is ready at once.
+The engine sends the log's path and the secret values through the pipe FD, NUL-separated, never on a command
+line or in this process's environment. The script imports nothing but `os` and `sys`, and may be started before
+its run is known: it waits for FD, and ends without writing anything when FD closes empty.
 """
 
 from __future__ import annotations
@@ -52,15 +53,18 @@ def _split(pending: bytes, secrets: list[bytes], masked: bytes) -> tuple[bytes, 
     return done[: len(done) - hold], done[len(done) - hold :]
 
 
-def read_secrets(fd: int) -> list[bytes]:
-    """The values to mask, NUL-separated on `fd` until its end, longest first (one may contain another)."""
+def read_orders(fd: int) -> tuple[bytes, list[bytes]]:
+    """The log's path and the values to mask (longest first: one may contain another), NUL-separated on `fd`
+    until its end; an empty path when the engine closed `fd` without a run."""
     with os.fdopen(fd, "rb") as source:
-        data = source.read()
-    return sorted({value for value in data.split(b"\0") if value}, key=len, reverse=True)
+        log, *values = source.read().split(b"\0")
+    return log, sorted({value for value in values if value}, key=len, reverse=True)
 
 
-def main(log: str, secrets_fd: str, masked: str) -> None:
-    secrets = read_secrets(int(secrets_fd))
+def main(orders_fd: str, masked: str) -> None:
+    log, secrets = read_orders(int(orders_fd))
+    if not log:
+        return
     sink = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         copy(sys.stdin.fileno(), sink, secrets, masked.encode())
@@ -69,4 +73,4 @@ def main(log: str, secrets_fd: str, masked: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:3])

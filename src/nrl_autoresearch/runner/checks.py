@@ -163,7 +163,7 @@ def verify(context: Context) -> list[str]:
     with_rows = {r.branch for r in rows}
     attempts = context.journal.attempts()
     pending = {a.data.get("branch") for a in attempts.values() if not a.done}
-    prepared = {context.workspace.branch(e["name"]) for e in context.journal.events() if e["step"] == "prepared"}
+    prepared = {context.workspace.branch(e["name"]) for e in context.journal.events("prepared")}
     for branch in sorted(set(branches) - with_rows - pending - prepared):
         problems.append(f"branch {branch} has no row")
     for a in sorted(attempts.values(), key=lambda a: a.index):

@@ -315,12 +315,12 @@ class Planner:
     def prepared(self, name: str) -> dict | None:
         """The `new` event of a name whose worktree still waits to be committed and run."""
         used = {a.data.get("name") for a in self.context.journal.attempts().values()}
-        events = [e for e in self.context.journal.events() if e["step"] == "prepared" and e["name"] == name]
+        events = [e for e in self.context.journal.events("prepared") if e["name"] == name]
         return events[-1] if events and name not in used else None
 
     def hand_edited(self, name: str) -> bool:
         """Whether the person prepared this branch with 'autoresearch new' (its worktree holds their edits)."""
-        return any(e["step"] == "prepared" and e["name"] == name for e in self.context.journal.events())
+        return any(e["name"] == name for e in self.context.journal.events("prepared"))
 
     def prepare(self, name: str, description: str, parent: str) -> Path:
         """Create an experiment branch and worktree for hand edits; `try NAME` later commits and runs them."""
@@ -328,7 +328,7 @@ class Planner:
         parent_commit, _ = self.parent(parent)
         if workspace.commit_of(workspace.branch(name)) is None:
             name = workspace.reserve_name(name, self.taken_names())
-        path = workspace.create(name, parent_commit)
+        path = workspace.create(name, parent_commit, for_hand_edits=True)
         self.context.journal.record(
             "prepared", name=name, description=description, parent=parent, parent_commit=parent_commit
         )

@@ -36,9 +36,11 @@ class Recorder:
 
     # -- console and session memory ------------------------------------------------------------------
     def checkpoint(self, kind: str, text: str) -> None:
-        attempts = self.context.journal.attempts()
-        in_flight = [attempts[i].data.get("name", str(i)) for i in sorted(self.context.in_flight) if i in attempts]
-        steering = [e["text"] for e in self.context.journal.events() if e["step"] == "steer"]
+        journal = self.context.journal
+        in_flight = [
+            a.data.get("name", str(a.index)) for i in sorted(self.context.in_flight) if (a := journal.attempt(i))
+        ]
+        steering = [e["text"] for e in journal.events("steer")]
         moment = Moment(
             self.context.rows(),
             self.planner.status(),
@@ -140,7 +142,9 @@ class Recorder:
         written = next((r for r in self.context.rows() if r.index == row.index), None)
         line = written.to_line() if written is not None else self.context.ledger.append(row)
         with self.context.workspace.locked():
-            self.context.notes.add(row.commit, line, campaign=self.context.campaign.name, extra=extra)
+            self.context.notes.add(
+                row.commit, line, campaign=self.context.campaign.name, extra=extra, new=written is None
+            )
         self.context.journal.record(
             "row",
             row.index,
@@ -214,10 +218,13 @@ class Recorder:
 
     def _remember(self, trial: Trial, row: Row) -> None:
         """Session memory after a result: the files it generated and changed, a checkpoint, the progress lines."""
-        memory = self.context.memory
-        memory.file("Generated", row.log_path, f"run log of [{row.index}] {trial.name} ({row.status})")
-        if trial.hypothesis.sets or trial.hypothesis.patch:
-            memory.file("Changed", f"{trial.branch}", f"[{row.index}] {trial.hypothesis.summary()}")
+        changed = trial.hypothesis.sets or trial.hypothesis.patch
+        self.context.memory.file(
+            "Generated",
+            row.log_path,
+            f"run log of [{row.index}] {trial.name} ({row.status})",
+            *([("Changed", trial.branch, f"[{row.index}] {trial.hypothesis.summary()}")] if changed else []),
+        )
         self.checkpoint("result", progress_text(row))
         self.context.say(progress_text(row))
         self.say_sentence()

@@ -108,11 +108,7 @@ class Recovery:
         attempts = context.journal.attempts().values()
         busy = {a.data.get("branch") for a in attempts if not a.done}
         used = {a.data.get("name") for a in attempts}
-        busy |= {
-            workspace.branch(e["name"])
-            for e in context.journal.events()
-            if e["step"] == "prepared" and e["name"] not in used
-        }
+        busy |= {workspace.branch(e["name"]) for e in context.journal.events("prepared") if e["name"] not in used}
         released = []
         for branch, path in workspace.worktrees_under(context.campaign.worktrees).items():
             if branch not in busy and workspace.release(path):

@@ -102,7 +102,7 @@ class TrialRunner:
             return workspace.commit(
                 worktree, [], redact(f"{h.name}: failed before running ({h.failure})\n"), allow_empty=True
             )
-        paths = list(workspace.changed_paths(worktree))  # hand edits made after `autoresearch new`
+        paths = workspace.hand_edits(worktree)
         paths += self.context.recipe.apply(worktree, h.sets)
         if h.patch:
             paths += workspace.apply_patch(worktree, Path(h.patch))

@@ -88,6 +88,7 @@ class Workspace:
         self._file_lock = FileLock(str(self.common_dir / "autoresearch.lock"))
         self._numstats: dict[tuple[str, str], tuple[int, int]] = {}
         self._user_branch: tuple[bytes | None, str | None] | None = None
+        self._just_created: set[Path] = set()  # worktrees this workspace checked out and nobody has edited yet
 
     def _git_dirs(self) -> tuple[Path, Path]:
         """The repository's shared git folder and the main tree's own: both `.git` in the usual layout (the
@@ -124,12 +125,33 @@ class Workspace:
         return dict(line.split(" ", 1) for line in out.splitlines() if line.strip())
 
     def commit_of(self, ref: str) -> str | None:
-        return self.git.rev(ref)
+        """The commit a ref points at. A campaign branch is read from its loose ref file, which git keeps for a
+        branch it just wrote and which wins over packed refs; otherwise (packed, reftable, any other ref) git is
+        asked."""
+        return self._loose_branch(ref) or self.git.rev(ref)
+
+    def _loose_branch(self, branch: str) -> str | None:
+        if not branch.startswith(f"{self.prefix}/"):
+            return None
+        try:
+            text = (self.common_dir / "refs" / "heads" / branch).read_text().strip()
+        except OSError:  # packed, or a reftable repository (no such folder)
+            return None
+        return text if COMMIT_ID.fullmatch(text) else None
+
+    def _head_commit(self, worktree: Path) -> str:
+        """The commit a worktree has checked out, read from git's files when its branch has a loose ref."""
+        try:
+            head = (_worktree_git_dir(Git(worktree)) / "HEAD").read_text().strip()
+        except OSError:
+            head = ""
+        found = self._loose_branch(head[len("ref: refs/heads/") :]) if head.startswith("ref: refs/heads/") else None
+        return found or Git(worktree).run("rev-parse", "HEAD").strip()
 
     def resolve_parent(self, parent: str) -> str:
         """A parent given as 'baseline', an experiment name under the prefix, or any branch/commit."""
         for candidate in (self.branch(parent), parent):
-            commit = self.git.rev(candidate)
+            commit = self.commit_of(candidate)
             if commit:
                 return commit
         raise UsageError(
@@ -163,6 +185,8 @@ class Workspace:
     def worktrees_under(self, folder: Path) -> dict[str, Path]:
         """Branch -> worktree, for the worktrees inside `folder` (a campaign's own)."""
         root = Path(folder).resolve()
+        if not root.is_dir() or next(root.iterdir(), None) is None:  # an empty folder holds no worktree
+            return {}
         return {b: p for b, p in self._worktrees().items() if p.resolve().is_relative_to(root)}
 
     def _worktrees(self) -> dict[str, Path]:
@@ -248,8 +272,9 @@ class Workspace:
             name = f"{wanted}-{n}"
         return name
 
-    def create(self, name: str, parent_commit: str) -> Path:
-        """Branch `<prefix>/<name>` at the parent and its own worktree; reuses both when they already exist."""
+    def create(self, name: str, parent_commit: str, *, for_hand_edits: bool = False) -> Path:
+        """Branch `<prefix>/<name>` at the parent and its own worktree; reuses both when they already exist.
+        `for_hand_edits`: the person edits it before `try` (`autoresearch new`)."""
         branch = self.branch(name)
         path = self.worktrees / name
         with self.locked():
@@ -265,7 +290,17 @@ class Workspace:
                 self.git.run("worktree", "prune")  # a worktree folder deleted by hand still holds its branch
                 self.git.run("worktree", "add", "--quiet", str(path), branch)
         self._init_submodules(path)
+        if not for_hand_edits:
+            self._just_created.add(path)
         return path
+
+    def hand_edits(self, worktree: Path) -> list[str]:
+        """Files the person edited in an experiment's worktree (after `autoresearch new`), before the recipe's
+        change goes in; none, without asking git, in one this workspace has just checked out itself."""
+        if worktree in self._just_created:
+            self._just_created.discard(worktree)
+            return []
+        return self.changed_paths(worktree)
 
     def _init_submodules(self, worktree: Path) -> None:
         """Submodules the main checkout has initialised (NeMo-RL's 3rdparty/) are cloned locally into the
@@ -333,7 +368,7 @@ class Workspace:
                 wt.run(*self.git.identity_args(), *args, input=message)
             except GitError as err:
                 raise GitError(f"{err} ({refusal_hint(wt)})") from None
-        return wt.run("rev-parse", "HEAD").strip()
+        return self._head_commit(worktree)
 
     def probe_commit(self) -> str | None:
         """Why the person's git configuration would refuse our commits (signing, hooks), or None. Commits once
