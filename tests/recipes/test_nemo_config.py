@@ -12,9 +12,9 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf._utils import get_yaml_loader
 
-from nrl_autoresearch.core import params
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.recipes import nemo_config as nc
+from nrl_autoresearch.recipes import params
 from tests.recipes.nemo_fixtures import (
     CONFIGS,
     EXAMPLES,

@@ -57,7 +57,7 @@ def norm(value) -> str:
 @functools.lru_cache(maxsize=65536)
 def _norm_text(text: str) -> str:
     """Parsed once per distinct text: a campaign compares each new configuration with every one it has tried."""
-    from nrl_autoresearch.core.params import parse_value
+    from nrl_autoresearch.recipes.params import parse_value
 
     return repr(parse_value(text))
 

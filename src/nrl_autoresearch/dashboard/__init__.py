@@ -88,7 +88,7 @@ def _in_flight(engine: Engine, recorded: set[int], campaign_left: float | None) 
                 "name": a.data.get("name"),
                 "elapsed_s": elapsed,
                 "left_s": max(0.0, min(lefts)) if lefts else None,
-                "curve": [list(p) for p in curve_of(engine, a.data)],
+                "curve": [list(p) for p in curve_of(engine.context, a.data)],
             }
         )
     return found

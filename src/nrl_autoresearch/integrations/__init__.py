@@ -9,14 +9,14 @@ from nrl_autoresearch.integrations import notify, tracking
 
 if TYPE_CHECKING:
     from nrl_autoresearch.core.ledger import Row
-    from nrl_autoresearch.runner.engine import Engine
+    from nrl_autoresearch.runner.planner import Planner
 
 
-def row_recorded(engine: Engine, row: Row, extra: dict) -> None:
-    notify.row_recorded(engine, row, extra)
-    tracking.sync(engine)
+def row_recorded(planner: Planner, row: Row, extra: dict) -> None:
+    notify.row_recorded(planner, row, extra)
+    tracking.sync(planner)
 
 
-def loop_ended(engine: Engine) -> None:
-    tracking.sync(engine)
-    notify.loop_ended(engine)
+def loop_ended(planner: Planner) -> None:
+    tracking.sync(planner)
+    notify.loop_ended(planner)

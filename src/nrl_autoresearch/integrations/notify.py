@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import urllib.request
 
     from nrl_autoresearch.core.ledger import Row
-    from nrl_autoresearch.runner.engine import Engine
+    from nrl_autoresearch.runner.planner import Planner
 
 ENV = "env:"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -79,31 +79,31 @@ def _port(parts) -> int | None:
         return None
 
 
-def _urls(engine: Engine) -> list[str]:
+def _urls(planner: Planner) -> list[str]:
     """The webhook URLs now: `env:NAME` read from the environment (a name no longer set is said and skipped)."""
     urls = []
-    for spec in engine.campaign.options.get("notify") or []:
+    for spec in planner.context.campaign.options.get("notify") or []:
         if not spec.startswith(ENV):
             urls.append(spec)
         elif os.environ.get(spec[len(ENV) :]):
             urls.append(os.environ[spec[len(ENV) :]])
         else:
-            engine.say(f"notification skipped: {spec[len(ENV) :]} is not set in this environment")
+            planner.context.say(f"notification skipped: {spec[len(ENV) :]} is not set in this environment")
     return urls
 
 
 # -- events ------------------------------------------------------------------------------------------------------
-def row_recorded(engine: Engine, row: Row, extra: dict) -> None:
+def row_recorded(planner: Planner, row: Row, extra: dict) -> None:
     """After a ledger row: the baseline's result or crash, a new best keep, a run that was stopped or stalled."""
-    if not _urls(engine):
+    if not _urls(planner):
         return
-    event = _row_event(engine, row, extra)
+    event = _row_event(planner, row, extra)
     if event:
         kind, text = event
-        send(engine, kind, text, _row_fields(engine, row))
+        send(planner, kind, text, _row_fields(planner, row))
 
 
-def _row_event(engine: Engine, row: Row, extra: dict) -> tuple[str, str] | None:
+def _row_event(planner: Planner, row: Row, extra: dict) -> tuple[str, str] | None:
     name = row.branch.rsplit("/", 1)[1]
     value = f"{row.metric_name} = {row.metric_value:.6g}" if row.metric_value is not None else ""
     if name == "baseline":
@@ -114,25 +114,25 @@ def _row_event(engine: Engine, row: Row, extra: dict) -> tuple[str, str] | None:
         )
     if row.status == "crash" and (extra.get("interrupted") or _STOPPED.search(str(extra.get("end") or ""))):
         return "run_stopped", f"[{row.index}] {name} was stopped: {row.description}"
-    top = engine.best_row()
+    top = planner.context.best_row()
     if row.status == "keep" and top is not None and top.index == row.index:
         return "new_best", f"new best keep [{row.index}] {name}: {value} ({row.description})"
     return None
 
 
-def loop_ended(engine: Engine) -> None:
+def loop_ended(planner: Planner) -> None:
     """After the loop: whether a stop condition was met, and where the campaign stands."""
-    if not _urls(engine):
+    if not _urls(planner):
         return
-    status = engine.status()
-    top = engine.best_row()
+    status = planner.status()
+    top = planner.context.best_row()
     best = f"best keep {top.branch.rsplit('/', 1)[1]}: {top.metric_name} = {top.metric_value:.6g}" if top else "no keep"
     kind = "stop_condition_met" if status.met else "campaign_ended"
-    fields = {"attempted": str(len(engine.rows())), "stop": status.sentence}
-    send(engine, kind, f"campaign {engine.campaign.name} ended: {status.sentence}; {best}", fields)
+    fields = {"attempted": str(len(planner.context.rows())), "stop": status.sentence}
+    send(planner, kind, f"campaign {planner.context.campaign.name} ended: {status.sentence}; {best}", fields)
 
 
-def _row_fields(engine: Engine, row: Row) -> dict[str, str]:
+def _row_fields(planner: Planner, row: Row) -> dict[str, str]:
     return {
         "index": str(row.index),
         "branch": row.branch,
@@ -140,33 +140,33 @@ def _row_fields(engine: Engine, row: Row) -> dict[str, str]:
         "commit": row.commit[:12],
         "value": "" if row.metric_value is None else f"{row.metric_value:.6g}",
         "elapsed_min": f"{row.elapsed_min:.1f}",
-        "stop": engine.status().sentence,
+        "stop": planner.status().sentence,
     }
 
 
 # -- delivery ----------------------------------------------------------------------------------------------------
-def payload(engine: Engine, kind: str, text: str, fields: dict[str, str]) -> dict:
+def payload(planner: Planner, kind: str, text: str, fields: dict[str, str]) -> dict:
     """Slack's incoming-webhook shape (`text`, and `attachments` fields), with the same facts machine-readable."""
-    text = redact(f"autoresearch {engine.campaign.name}: {text}")
+    text = redact(f"autoresearch {planner.context.campaign.name}: {text}")
     fields = {k: redact(v) for k, v in fields.items()}
     return {
         "text": text,
         "attachments": [{"fields": [{"title": k, "value": v, "short": len(v) < 40} for k, v in fields.items()]}],
         "autoresearch": {
             "event": kind,
-            "campaign": engine.campaign.name,
-            "objective": engine.campaign.objective.metric_name,
+            "campaign": planner.context.campaign.name,
+            "objective": planner.context.campaign.objective.metric_name,
             **fields,
         },
     }
 
 
-def send(engine: Engine, kind: str, text: str, fields: dict[str, str]) -> None:
-    body = json.dumps(payload(engine, kind, text, fields)).encode()
-    for url in _urls(engine):
+def send(planner: Planner, kind: str, text: str, fields: dict[str, str]) -> None:
+    body = json.dumps(payload(planner, kind, text, fields)).encode()
+    for url in _urls(planner):
         failure = _post(url, body)
         if failure:
-            engine.say(
+            planner.context.say(
                 f"notification to {shown(url)} failed after {ATTEMPTS} attempts ({failure}); the campaign goes on"
             )
 

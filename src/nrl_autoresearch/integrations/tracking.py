@@ -24,7 +24,7 @@ from nrl_autoresearch.runner.curves import curve_of
 
 if TYPE_CHECKING:
     from nrl_autoresearch.core.ledger import Row
-    from nrl_autoresearch.runner.engine import Engine
+    from nrl_autoresearch.runner.planner import Planner
 
 EVENT = "mlflow"  # journal event: {"row": index, "run_id": id}
 INDEX_TAG = "autoresearch.index"
@@ -53,35 +53,35 @@ def validate(uri: str | None) -> str | None:
     return uri
 
 
-def logged(engine: Engine) -> dict[int, str]:
+def logged(planner: Planner) -> dict[int, str]:
     """Row index -> MLflow run id, from the journal."""
-    return {e["row"]: e["run_id"] for e in engine.journal.events(EVENT)}
+    return {e["row"]: e["run_id"] for e in planner.context.journal.events(EVENT)}
 
 
-def sync(engine: Engine) -> None:
+def sync(planner: Planner) -> None:
     """Log every row that has no MLflow run yet; on failure say so and leave them for the next call."""
-    uri = engine.campaign.options.get("mlflow")
+    uri = planner.context.campaign.options.get("mlflow")
     if uri:
         with _SYNCING:
-            _sync(engine, uri)
+            _sync(planner, uri)
 
 
-def _sync(engine: Engine, uri: str) -> None:
-    done = logged(engine)
-    pending = [r for r in engine.rows() if r.index not in done]
+def _sync(planner: Planner, uri: str) -> None:
+    done = logged(planner)
+    pending = [r for r in planner.context.rows() if r.index not in done]
     if not pending:
         return
-    problem = _unreachable(uri) or _logged_or_why(engine, uri, pending)
+    problem = _unreachable(uri) or _logged_or_why(planner, uri, pending)
     if problem:
-        engine.say(
+        planner.context.say(
             f"MLflow at {uri} not reached ({problem}): {len(pending)} row(s) will be logged when it answers; "
             "the campaign goes on"
         )
 
 
-def _logged_or_why(engine: Engine, uri: str, pending: list[Row]) -> str | None:
+def _logged_or_why(planner: Planner, uri: str, pending: list[Row]) -> str | None:
     try:
-        _log_rows(engine, uri, pending)
+        _log_rows(planner, uri, pending)
     except Exception as err:  # noqa: BLE001 -- whatever the tracker or its client raises, the campaign goes on
         said = redact(str(err)).splitlines()
         return f"{type(err).__name__}: {said[0][:200]}" if said else type(err).__name__
@@ -105,30 +105,32 @@ def _unreachable(uri: str) -> str | None:
         return type(getattr(err, "reason", err)).__name__
 
 
-def _log_rows(engine: Engine, uri: str, rows: list[Row]) -> None:
+def _log_rows(planner: Planner, uri: str, rows: list[Row]) -> None:
     from mlflow.tracking import MlflowClient
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     with contextlib.redirect_stdout(io.StringIO()):  # the client prints a link per finished run
         client = MlflowClient(uri)
-        found = client.get_experiment_by_name(engine.campaign.name)
-        experiment = found.experiment_id if found else client.create_experiment(engine.campaign.name)
+        found = client.get_experiment_by_name(planner.context.campaign.name)
+        experiment = found.experiment_id if found else client.create_experiment(planner.context.campaign.name)
         for row in rows:
-            engine.journal.record(EVENT, row=row.index, run_id=_log_row(engine, client, experiment, row))
+            planner.context.journal.record(EVENT, row=row.index, run_id=_log_row(planner, client, experiment, row))
 
 
-def _log_row(engine: Engine, client, experiment: str, row: Row) -> str:
+def _log_row(planner: Planner, client, experiment: str, row: Row) -> str:
     from mlflow.entities import Metric, Param
 
     existing = client.search_runs([experiment], filter_string=f"tags.`{INDEX_TAG}` = '{row.index}'", max_results=1)
     if existing:
         return existing[0].info.run_id
-    attempt = engine.journal.attempts().get(row.index)
+    attempt = planner.context.journal.attempts().get(row.index)
     data = attempt.data if attempt else {}
-    run = client.create_run(experiment, tags=_tags(engine, row), run_name=f"{row.index} {row.branch.rsplit('/', 1)[1]}")
+    run = client.create_run(
+        experiment, tags=_tags(planner, row), run_name=f"{row.index} {row.branch.rsplit('/', 1)[1]}"
+    )
     now = int(time.time() * 1000)
     key = metric_key(row.metric_name)
-    metrics = [Metric(key, v, now, int(s)) for s, v in curve_of(engine, data) if math.isfinite(v)]
+    metrics = [Metric(key, v, now, int(s)) for s, v in curve_of(planner.context, data) if math.isfinite(v)]
     finals = {
         f"final/{key}": row.metric_value,
         "memory_gb": row.memory_gb,
@@ -143,10 +145,10 @@ def _log_row(engine: Engine, client, experiment: str, row: Row) -> str:
     return run.info.run_id
 
 
-def _tags(engine: Engine, row: Row) -> dict[str, str]:
+def _tags(planner: Planner, row: Row) -> dict[str, str]:
     return {
         INDEX_TAG: str(row.index),
-        "autoresearch.campaign": engine.campaign.name,
+        "autoresearch.campaign": planner.context.campaign.name,
         "branch": row.branch,
         "commit": row.commit,
         "parent": row.parent_commit,

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nrl_autoresearch.core import campaign as campaigns
-from nrl_autoresearch.core import params
 from nrl_autoresearch.core.campaign import Campaign
 from nrl_autoresearch.core.errors import StopConditionMet, UsageError
 from nrl_autoresearch.core.git import Git, Snapshot
@@ -28,6 +27,7 @@ from nrl_autoresearch.core.stoprules import DEFAULT_EXPERIMENTS, StopRules, pars
 from nrl_autoresearch.interface.options import INIT, request_of
 from nrl_autoresearch.launchers import choose, make_launcher, parse_options
 from nrl_autoresearch.metrics import SOURCES, parse_source
+from nrl_autoresearch.recipes import params
 from nrl_autoresearch.recipes.command import CommandRecipe, split_words
 from nrl_autoresearch.runner import brev as brev_layout
 from nrl_autoresearch.runner.workspace import (

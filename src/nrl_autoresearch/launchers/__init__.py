@@ -48,7 +48,7 @@ def launcher_class(name: str) -> type[Launcher]:
 
 def parse_options(items: list[str] | tuple[str, ...]) -> dict:
     """['partition=gpu', 'nodes=2'] -> {'partition': 'gpu', 'nodes': 2}."""
-    from nrl_autoresearch.core.params import parse_value  # the recipes' YAML reading: not needed to list names
+    from nrl_autoresearch.recipes.params import parse_value  # the recipes' YAML reading: not needed to list names
 
     options = {}
     for item in items:

@@ -16,9 +16,9 @@ from nrl_autoresearch.core.git import Git, Snapshot
 from nrl_autoresearch.core.history import History
 from nrl_autoresearch.core.hypothesis import Hypothesis
 from nrl_autoresearch.core.names import slugify
-from nrl_autoresearch.core.params import parse_value
 from nrl_autoresearch.core.proposer import Proposer, already_tried, as_text, norm
 from nrl_autoresearch.core.recipe import Recipe, TunableSetting
+from nrl_autoresearch.recipes.params import parse_value
 
 
 class CatalogProposer(Proposer):

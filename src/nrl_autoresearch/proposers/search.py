@@ -26,7 +26,6 @@ from nrl_autoresearch.core.git import Snapshot
 from nrl_autoresearch.core.history import History, Tried
 from nrl_autoresearch.core.hypothesis import Hypothesis
 from nrl_autoresearch.core.names import BASELINE
-from nrl_autoresearch.core.params import load_text, parse_value
 from nrl_autoresearch.core.proposer import (
     Proposer,
     ProposerContext,
@@ -35,6 +34,7 @@ from nrl_autoresearch.core.proposer import (
     next_number,
     norm,
 )
+from nrl_autoresearch.recipes.params import load_text, parse_value
 
 try:
     import optuna

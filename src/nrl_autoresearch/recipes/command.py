@@ -7,10 +7,10 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from nrl_autoresearch.core import params
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.git import Snapshot
 from nrl_autoresearch.core.recipe import Launch, Recipe, TunableSetting
+from nrl_autoresearch.recipes import params
 
 FLAGS_FILE = ".autoresearch/flags.json"
 

@@ -29,8 +29,8 @@ from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
 from nrl_autoresearch.core.errors import UsageError
-from nrl_autoresearch.core.params import closest_hint
 from nrl_autoresearch.metrics.nemo_rl import metric_tag
+from nrl_autoresearch.recipes.params import closest_hint
 
 if TYPE_CHECKING:
     from hydra.core.override_parser.types import Override

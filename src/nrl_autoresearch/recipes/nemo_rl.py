@@ -18,12 +18,12 @@ from typing import Any
 
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.git import Git, Snapshot
-from nrl_autoresearch.core.params import directions, values_at
 from nrl_autoresearch.core.recipe import RESOLVES, Check, Launch, Objective, Recipe, TunableSetting
 from nrl_autoresearch.metrics.nemo_rl import NemoRL
 from nrl_autoresearch.recipes import hub, prerequisites, validity, yamledit
 from nrl_autoresearch.recipes import knobs as catalog
 from nrl_autoresearch.recipes import nemo_config as nc
+from nrl_autoresearch.recipes.params import directions, values_at
 
 SETUP_MARGIN_S = 300.0  # the recipe's own limit starts after setup (Ray, model load): leave room for it
 CONFIG_DIRS = ("examples",)  # where recipes and everything they inherit from live

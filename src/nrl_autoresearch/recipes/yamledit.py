@@ -26,7 +26,6 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, ScalarString
 
 from nrl_autoresearch.core.durable import replace_text
 from nrl_autoresearch.core.errors import UsageError
-from nrl_autoresearch.core.params import closest_keys
 from nrl_autoresearch.recipes.nemo_config import (
     PathLike,
     dotted_leaf_paths,
@@ -35,6 +34,7 @@ from nrl_autoresearch.recipes.nemo_config import (
     load_recipe,
     read_yaml,
 )
+from nrl_autoresearch.recipes.params import closest_keys
 
 __all__ = ["dotted_leaf_paths", "format_value", "parse_value", "set_keys"]
 

@@ -12,17 +12,16 @@ from nrl_autoresearch.runner.watch import load_curve
 
 if TYPE_CHECKING:
     from nrl_autoresearch.runner.context import Context
-    from nrl_autoresearch.runner.engine import Engine
 
 
-def curve_of(engine: Engine, data: dict) -> list[tuple[float, float]]:
+def curve_of(context: Context, data: dict) -> list[tuple[float, float]]:
     """(step, value) points of the run an attempt's journal data describes; [] before it wrote any."""
     if not data.get("log_path") or not data.get("run_dir"):
         return []
     run_dir = Path(data["run_dir"])
-    census = Census.load(engine.campaign.dir / CENSUS / f"{data.get('run')}.json")
+    census = Census.load(context.campaign.dir / CENSUS / f"{data.get('run')}.json")
     outputs = RunOutputs(Path(data["log_path"]), run_dir, Path(data.get("worktree") or run_dir), census)
-    reading = engine.source.read(outputs)
+    reading = context.source.read(outputs)
     return [(p.step, p.value) for p in reading.points] if reading else []
 
 

@@ -50,7 +50,7 @@ class Engine:
         self.context = Context(campaign, say=say, progress=progress)
         self.planner = Planner(self.context)
         self.recorder = Recorder(
-            self.context, self.planner, on_row=lambda row, extra: integrations.row_recorded(self, row, extra)
+            self.context, self.planner, on_row=lambda row, extra: integrations.row_recorded(self.planner, row, extra)
         )
         self.trials = TrialRunner(self.context, self.planner, self.recorder)
         self.followups = Followups(self.context, self.planner, self.trials, self.recorder)
@@ -64,7 +64,7 @@ class Engine:
             self.followups,
             self.recovery,
             self.screening,
-            on_end=lambda: integrations.loop_ended(self),
+            on_end=lambda: integrations.loop_ended(self.planner),
         )
         context = self.context
         self.recipe, self.launcher, self.source = context.recipe, context.launcher, context.source
