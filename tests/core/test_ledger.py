@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -235,3 +236,15 @@ def test_a_damaged_appended_line_is_reported_on_every_read_until_rebuilt(tmp_pat
             ledger.rows()
     ledger.path.write_text(HEADER + row(1).to_line() + row(2).to_line())
     assert [r.index for r in ledger.rows()] == [1, 2]
+
+
+def test_a_commit_that_carries_several_rows_keeps_one_json_line_each_and_a_replay_adds_none(tmp_path: Path):
+    repo = make_repo(tmp_path / "r", {"a.txt": "a\n"})
+    commit = git(repo, "rev-parse", "HEAD").strip()
+    notes = Notes(Git(repo))
+    lines = [row(i).to_line() for i in (1, 2)]
+    for line in lines:  # repeated runs of one configuration: each row new to the ledger
+        notes.add(commit, line, campaign="x", new=True)
+    notes.add(commit, lines[1], campaign="x")  # a replay completing the note step of a row already there
+    text = git(repo, "notes", "--ref", "autoresearch", "show", commit)
+    assert [json.loads(line)["row"] for line in text.splitlines()] == lines  # git alone reads it as JSON lines

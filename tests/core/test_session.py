@@ -54,6 +54,14 @@ def test_a_checkpoint_writes_state_handoff_timeline_from_the_ledger(tmp_path: Pa
     assert "- stop condition met: 3/3 attempted" in (memory.dir / "session_state.md").read_text()
     timeline = (memory.dir / "timeline.md").read_text()
     assert timeline.startswith("# Timeline\n") and timeline.index("launch") < timeline.index("verdict")
+    # a checkpoint the next one follows within moments: the timeline has it, state and handoff wait for the next
+    files = {name: (memory.dir / name).read_bytes() for name in ("session_state.md", "handoff.md")}
+    memory.checkpoint("before edit", "[2] wd-up from baseline", Moment(rows, GOING, [], [], "main"), passing=True)
+    assert "— before edit\n- [2] wd-up from baseline" in (memory.dir / "timeline.md").read_text()
+    assert {name: (memory.dir / name).read_bytes() for name in files} == files
+    (memory.dir / "handoff.md").write_text("edited by hand\n")  # not what this session wrote: written again
+    memory.checkpoint("verdict", "all done", Moment(rows, MET, [], [], "main"))
+    assert "ask before continuing" in (memory.dir / "handoff.md").read_text()
 
 
 def test_a_later_process_continues_the_session_and_its_file_list_a_stale_one_starts_anew(tmp_path: Path):

@@ -49,12 +49,15 @@ class Git:
             raise GitError(f"git {' '.join(args)} failed in {self.path}: {said}")
         return proc.stdout
 
-    def ok(self, *args: str) -> bool:
-        """True when the command succeeds (for questions such as 'does this ref exist?')."""
+    def ok(self, *args: str, input: str | None = None) -> bool:
+        """True when the command succeeds (for questions such as 'does this ref exist?', or a write that may be
+        refused, tried before another way)."""
         return (
             subprocess.run(
                 ["git", "-C", str(self.path), *args],
+                input=input,
                 capture_output=True,
+                text=True,
                 env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
             ).returncode
             == 0

@@ -262,26 +262,23 @@ class Notes:
     def add(self, commit: str, line: str, *, campaign: str, extra: dict | None = None, new: bool = False) -> None:
         """Attach one row to its commit (a commit run several times, like repeated baselines, holds several).
         `new`: the row was appended to the ledger just now, so no note can hold it yet (the note is written after
-        the ledger line) and it is appended in one git call; otherwise (a replay) a row already there is kept."""
+        the ledger line): on a commit without a note it takes one git call. Otherwise (a replay, or a commit with
+        rows already) the note is read and rewritten with the row added, unless it holds it already."""
         entry = {
             "campaign": campaign,
             "appended_ns": time.time_ns(),
             "row": line,
             **({"extra": extra} if extra else {}),
         }
-        if new:
-            body = json.dumps(entry, sort_keys=True) + "\n"
-            self.git.run(
-                *self.git.identity_args(), "notes", "--ref", NOTES_REF, "append", "-F", "-", commit, input=redact(body)
-            )
-            return
+        identity = self.git.identity_args()
+        first = redact(json.dumps(entry, sort_keys=True) + "\n")
+        if new and self.git.ok(*identity, "notes", "--ref", NOTES_REF, "add", "-F", "-", commit, input=first):
+            return  # refused when the commit has a note already: then as below
         existing = self.entries(commit)
         if any(e["row"] == line for e in existing):
             return
         body = "".join(json.dumps(e, sort_keys=True) + "\n" for e in [*existing, entry])
-        self.git.run(
-            *self.git.identity_args(), "notes", "--ref", NOTES_REF, "add", "-f", "-F", "-", commit, input=redact(body)
-        )
+        self.git.run(*identity, "notes", "--ref", NOTES_REF, "add", "-f", "-F", "-", commit, input=redact(body))
 
     def entries(self, commit: str) -> list[dict]:
         return _entries(self.git.run("notes", "--ref", NOTES_REF, "show", commit, check=False))

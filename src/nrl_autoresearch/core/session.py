@@ -1,8 +1,10 @@
 """Session memory written by the engine, following the session-memory skill's templates.
 
-`session/<YYYYmmdd_HHMMSS>/` at the repository root (untracked), one per working session: `session_state.md`
-and `handoff.md` are rewritten at every checkpoint, `timeline.md` only grows, `files.md` lists what was read,
-changed and generated. Another agent or person resumes from `handoff.md` with nothing lost.
+`session/<YYYYmmdd_HHMMSS>/` at the repository root (untracked), one per working session: `timeline.md` only
+grows, one entry per checkpoint; `session_state.md` and `handoff.md` are rewritten where the campaign comes to
+rest (a run launched, a result, a change of direction, the end), not at the checkpoints the next one follows
+within moments (before and after an edit, before a launch); `files.md` lists what was read, changed and
+generated. Another agent or person resumes from `handoff.md` with nothing lost.
 """
 
 from __future__ import annotations
@@ -63,14 +65,17 @@ class Session:
         self._written: dict[str, tuple[str, tuple[int, int, int] | None]] = {}  # name -> (text, file version)
 
     # -- checkpoints --------------------------------------------------------------------------------
-    def checkpoint(self, kind: str, text: str, snap: Moment) -> None:
-        """Append to the timeline and rewrite state and handoff: the moment, what happened, where things stand."""
+    def checkpoint(self, kind: str, text: str, snap: Moment, *, passing: bool = False) -> None:
+        """Append to the timeline and rewrite state and handoff: the moment, what happened, where things stand.
+        A `passing` checkpoint, which the next one follows within moments, goes to the timeline alone."""
         entry = f"\n## {_now()} — {kind}\n- {text}\n- {snap.status.sentence}\n"
-        top = best(snap.rows, maximize=self.c.objective.maximize)
         mask = redactor()  # the environment's secrets looked up once for the three files
         with self._lock:
             with (self.dir / "timeline.md").open("a") as fh:
                 fh.write(mask(entry))
+            if passing:
+                return
+            top = best(snap.rows, maximize=self.c.objective.maximize)
             self._write("session_state.md", self._state(kind, text, snap, top), mask)
             self._write("handoff.md", self._handoff(snap, top), mask)
             self._last = time.time()

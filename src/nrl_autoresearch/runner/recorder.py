@@ -35,7 +35,7 @@ class Recorder:
         self._said: str | None = None  # the last stop sentence said
 
     # -- console and session memory ------------------------------------------------------------------
-    def checkpoint(self, kind: str, text: str) -> None:
+    def checkpoint(self, kind: str, text: str, *, passing: bool = False) -> None:
         journal = self.context.journal
         in_flight = [
             a.data.get("name", str(a.index)) for i in sorted(self.context.in_flight) if (a := journal.attempt(i))
@@ -48,7 +48,7 @@ class Recorder:
             steering,
             self.context.workspace.user_branch() or "(detached)",
         )
-        self.context.memory.checkpoint(kind, text, moment)
+        self.context.memory.checkpoint(kind, text, moment, passing=passing)
 
     def say_sentence(self) -> None:
         """The stop sentence, before and after every run; not again when the last one said is the same."""

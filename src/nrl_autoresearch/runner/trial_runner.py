@@ -49,9 +49,11 @@ class TrialRunner:
                 worktree = workspace.create(trial.name, start)
                 journal.record("branch", trial.index, worktree=str(worktree))
                 change = trial.hypothesis.summary() or "unmodified recipe"
-                self.recorder.checkpoint("before edit", f"[{trial.index}] {trial.name} from {trial.parent}: {change}")
+                self.recorder.checkpoint(
+                    "before edit", f"[{trial.index}] {trial.name} from {trial.parent}: {change}", passing=True
+                )
                 commit = self._commit(trial, worktree)
-                self.recorder.checkpoint("after edit", f"[{trial.index}] {trial.branch} at {commit[:10]}")
+                self.recorder.checkpoint("after edit", f"[{trial.index}] {trial.branch} at {commit[:10]}", passing=True)
             else:
                 worktree = worktree or context.workspace.create(trial.name, commit)
                 journal.record("branch", trial.index, worktree=str(worktree))
@@ -145,7 +147,7 @@ class TrialRunner:
         )
         context.journal.record("launching", trial.index, marker=marker, job_name=spec.name, run_dir=str(run_dir))
         self.recorder.checkpoint(
-            "before launch", f"[{trial.index}] {redact(' '.join(argv))} on {context.launcher.name}"
+            "before launch", f"[{trial.index}] {redact(' '.join(argv))} on {context.launcher.name}", passing=True
         )
         job = context.launcher.submit(spec)
         context.journal.record(
