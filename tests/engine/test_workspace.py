@@ -167,3 +167,8 @@ def test_hand_edits_are_found_in_a_worktree_made_for_them_and_in_one_reused_neve
     assert ws.hand_edits(fresh) == ["params.json"]
     assert ws.create("by-hand", base) == mine and ws.hand_edits(mine) == ["params.json"]  # reused, not made
     assert workspace(repo).hand_edits(fresh) == ["params.json"]  # another process made it
+    again = ws.create("rerun", base)  # made, then released unused (a rerun of a commit)...
+    assert ws.release(again)
+    ws.create("rerun", base, for_hand_edits=True)  # ...and made again for the person's edits
+    (again / "params.json").write_text('{"lr": 0.5}\n')
+    assert ws.hand_edits(again) == ["params.json"]

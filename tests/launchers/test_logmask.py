@@ -101,3 +101,21 @@ def test_the_launchers_spare_masker_takes_the_next_run_and_ends_with_close_or_wi
     while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < deadline, "the spare masker outlived its engine"
         time.sleep(0.05)
+
+
+def test_a_run_whose_spare_masker_died_gets_a_new_one_and_its_whole_log(tmp_path: Path):
+    launcher = LocalLauncher()
+    first = RunSpec(
+        name="a", argv=["echo", "x: 1"], cwd=tmp_path, log_path=tmp_path / "a" / "run.log", run_dir=tmp_path
+    )
+    assert launcher.submit(first).wait().succeeded
+    spare = launcher.spare_masker
+    assert spare is not None
+    spare.kill()
+    spare.wait()
+    second = RunSpec(
+        name="b", argv=["echo", "x: 2"], cwd=tmp_path, log_path=tmp_path / "b" / "run.log", run_dir=tmp_path
+    )
+    assert launcher.submit(second).wait().succeeded
+    assert (tmp_path / "b" / "run.log").read_text() == "x: 2\n"
+    launcher.close()

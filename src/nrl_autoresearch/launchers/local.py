@@ -34,12 +34,13 @@ MASKER = [sys.executable, "-I", "-S", str(Path(__file__).with_name("logmask.py")
 class Masker:
     """The process that copies one run's output into its log, masking secrets; the run writes to its stdin.
 
-    It is started before its run is known (`spawn`) and told the log and the values (`begin`) through a pipe of
+    It is started before its run is known and told the log and the values later (`begin`), through a pipe of
     its own, never its command line or environment, so a launcher can keep one ready: the interpreter's start
     (tens of milliseconds) then never holds up a run's log."""
 
     def __init__(self) -> None:
-        read, self._orders = os.pipe()
+        read, orders = os.pipe()
+        self._orders: int | None = orders  # the write end, until the orders are sent or the masker discarded
         try:
             self.process = subprocess.Popen(  # not marked as the run's: it ends by itself once the run's
                 [*MASKER, str(read), MASK],  # output has ended, and is never reaped
@@ -50,20 +51,24 @@ class Masker:
                 start_new_session=True,
             )
         except BaseException:
-            os.close(self._orders)
+            os.close(orders)
             raise
         finally:
             os.close(read)
 
     def begin(self, log_path: Path, secrets: list[str]) -> subprocess.Popen:
         """Send the log's path and the secrets; the process then copies its stdin into the log."""
-        with open(self._orders, "wb") as orders:
+        assert self._orders is not None, "a masker takes one run"
+        fd, self._orders = self._orders, None
+        with open(fd, "wb") as orders:  # closed whatever happens: a masker that died raises BrokenPipeError
             orders.write(b"\0".join([os.fsencode(log_path), *(value.encode() for value in secrets)]))
         return self.process
 
     def discard(self) -> None:
         """End a masker that got no run: its orders close empty and it exits without writing anything."""
-        os.close(self._orders)
+        if self._orders is not None:
+            os.close(self._orders)
+            self._orders = None
         if self.process.stdin is not None:
             self.process.stdin.close()
         wait_exit(self.process, 5.0)

@@ -290,7 +290,9 @@ class Workspace:
                 self.git.run("worktree", "prune")  # a worktree folder deleted by hand still holds its branch
                 self.git.run("worktree", "add", "--quiet", str(path), branch)
         self._init_submodules(path)
-        if not for_hand_edits:
+        if for_hand_edits:
+            self._just_created.discard(path)
+        else:
             self._just_created.add(path)
         return path
 
@@ -398,6 +400,7 @@ class Workspace:
     def release(self, worktree: Path, *, discard: bool = False) -> bool:
         """Remove a worktree that holds nothing but its commit; keep it (and say so) when anything is left in it.
         With `discard`, what is left is the engine's own change whose commit git refused, and goes with it."""
+        self._just_created.discard(worktree)
         if not worktree.exists():
             return True
         wt = Git(worktree)
