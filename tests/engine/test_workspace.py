@@ -172,3 +172,14 @@ def test_hand_edits_are_found_in_a_worktree_made_for_them_and_in_one_reused_neve
     ws.create("rerun", base, for_hand_edits=True)  # ...and made again for the person's edits
     (again / "params.json").write_text('{"lr": 0.5}\n')
     assert ws.hand_edits(again) == ["params.json"]
+
+
+def test_an_empty_marker_commit_takes_nothing_a_killed_engine_left_staged(repo: Path):
+    ws = workspace(repo)
+    base = ws.ensure_baseline(git(repo, "rev-parse", "HEAD").strip())
+    tree = ws.create("killed", base)
+    (tree / "params.json").write_text('{"lr": 0.2}\n')
+    git(tree, "add", "params.json")  # the engine was killed here, between `git add` and `git commit`
+    marker = ws.commit(tree, [], "killed: interrupted before its change was committed\n", allow_empty=True)
+    assert git(repo, "rev-parse", f"{marker}^{{tree}}") == git(repo, "rev-parse", f"{base}^{{tree}}")
+    assert ws.commit(tree, ["params.json"], "killed: lr 0.2\n") != marker  # the rerun commits the change itself

@@ -365,6 +365,8 @@ class Workspace:
         args = ["commit", "--quiet", "-s", "-F", "-"]
         if allow_empty or not paths:
             args.insert(1, "--allow-empty")
+        if not paths:  # nothing of the index either: an engine killed between `add` and `commit` staged its change
+            args.insert(1, "--only")
         with self.locked():
             try:
                 wt.run(*self.git.identity_args(), *args, input=message)
