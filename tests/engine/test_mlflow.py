@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import PY, cli, git, ledger_rows, make_repo, score_repo
-from tests.lab.mlflow_server import free_port, start_mlflow
+from tests.lab.mlflow_server import forwarding, free_port
 
 mlflow = pytest.importorskip("mlflow")
 from mlflow.entities import Run  # noqa: E402 (only once importorskip found mlflow)
@@ -115,18 +115,16 @@ def test_each_run_logs_its_gpu_hours_on_the_gpus_the_scheduler_gave_it(tmp_path:
 
 
 @pytest.mark.mlflow
-def test_a_tracker_that_is_down_never_stops_the_campaign_and_is_caught_up_with(tmp_path: Path):
+@pytest.mark.mlflow
+def test_a_tracker_that_is_down_never_stops_the_campaign_and_is_caught_up_with(tmp_path: Path, mlflow_server):
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
     repo = campaign(tmp_path, uri)
     proc = cli(repo, "baseline", check=True)
     assert f"MLflow at {uri} not reached (ConnectionRefusedError): 1 row(s) will be logged" in proc.stdout
-    server = start_mlflow(tmp_path / "lab", port)
-    try:
+    with forwarding(port, mlflow_server.url):  # the tracker comes up at its address
         cli(repo, "try", "lr2", "--set", "lr=0.05", check=True)
         assert sorted(runs(uri, repo)) == ["1", "2"]
-    finally:
-        server.stop()
 
 
 def test_bad_tracking_uris_are_refused_and_nothing_created(tmp_path: Path):

@@ -7,8 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,3 +82,49 @@ def start_mlflow(lab: Path, port: int | None = None) -> MlflowServer:
         f"mlflow server did not answer on {server.url} within {START_TIMEOUT_S}s:\n"
         + (lab / "server.log").read_text()[-3000:]
     )
+
+
+@contextmanager
+def forwarding(port: int, target_url: str) -> Iterator[None]:
+    """While inside, connections to 127.0.0.1:PORT are passed on to the server at `target_url`: a tracker that was
+    down at that address comes up, without starting another one."""
+    target = urllib.parse.urlsplit(target_url)
+    listener = socket.create_server(("127.0.0.1", port))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+    sockets: list[socket.socket] = []
+
+    def pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(1 << 16):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            upstream = socket.create_connection((target.hostname, target.port))
+            sockets.extend((client, upstream))
+            for pair in ((client, upstream), (upstream, client)):
+                threading.Thread(target=pump, args=pair, daemon=True).start()
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        acceptor.join(5)
+        listener.close()
+        for end in sockets:
+            end.close()

@@ -84,9 +84,10 @@ def test_the_families_checked_are_every_nemo_rl_recipe_family_shipped() -> None:
 def test_truncated_importance_sampling_brings_its_companions(nemo_repo: Path) -> None:
     rel = _relative(recipe(GRPO))
     proposer = CatalogProposer(NemoRLRecipe(rel), Git(nemo_repo), git(nemo_repo, "rev-parse", "HEAD").strip())
+    candidates = list(proposer.candidates(_empty_history()))
     found = {
         h.sets.get("loss_fn.truncated_importance_sampling_type"): h.sets
-        for h in proposer.candidates(_empty_history())
+        for h in candidates
         if "loss_fn.truncated_importance_sampling_type" in h.sets
     }
     assert found == {
@@ -97,7 +98,7 @@ def test_truncated_importance_sampling_brings_its_companions(nemo_repo: Path) ->
         }
     }
     assert not any(
-        set(h.sets) == {"loss_fn.truncated_importance_sampling_ratio"} for h in proposer.candidates(_empty_history())
+        set(h.sets) == {"loss_fn.truncated_importance_sampling_ratio"} for h in candidates
     )  # no effect while the type is null
 
 
