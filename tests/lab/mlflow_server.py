@@ -89,6 +89,7 @@ def forwarding(port: int, target_url: str) -> Iterator[None]:
     """While inside, connections to 127.0.0.1:PORT are passed on to the server at `target_url`: a tracker that was
     down at that address comes up, without starting another one."""
     target = urllib.parse.urlsplit(target_url)
+    address = (target.hostname or "127.0.0.1", target.port or 80)
     listener = socket.create_server(("127.0.0.1", port))
     listener.settimeout(0.2)
     stop = threading.Event()
@@ -113,7 +114,7 @@ def forwarding(port: int, target_url: str) -> Iterator[None]:
                 client, _ = listener.accept()
             except TimeoutError:
                 continue
-            upstream = socket.create_connection((target.hostname, target.port))
+            upstream = socket.create_connection(address)
             sockets.extend((client, upstream))
             for pair in ((client, upstream), (upstream, client)):
                 threading.Thread(target=pump, args=pair, daemon=True).start()
