@@ -27,8 +27,6 @@ from nrl_autoresearch.core.stoprules import DEFAULT_EXPERIMENTS, StopRules, pars
 from nrl_autoresearch.interface.options import INIT, request_of
 from nrl_autoresearch.launchers import choose, make_launcher, parse_options
 from nrl_autoresearch.metrics import SOURCES, parse_source
-from nrl_autoresearch.recipes import params
-from nrl_autoresearch.recipes.command import CommandRecipe, split_words
 from nrl_autoresearch.runner import brev as brev_layout
 from nrl_autoresearch.runner.workspace import (
     Workspace,
@@ -66,6 +64,8 @@ def create_campaign(root: Path, req: CampaignRequest, *, save: bool = True) -> C
     if bool(req.command) == bool(req.recipe):
         raise UsageError('give exactly one of --command "python train.py ..." or --recipe <NeMo-RL recipe.yaml>')
     from nrl_autoresearch.integrations import notify, tracking  # their clients: only when a campaign is created
+    from nrl_autoresearch.recipes import params
+    from nrl_autoresearch.recipes.command import CommandRecipe, split_words
     from nrl_autoresearch.runner.watch import parse_stall
 
     urls = notify.validate(req.notify)

@@ -19,7 +19,6 @@ from nrl_autoresearch.core.ledger import Row, is_pruned
 from nrl_autoresearch.core.names import BASELINE, validate_name
 from nrl_autoresearch.core.trial import Trial
 from nrl_autoresearch.core.verdict import campaign_spread, seed_key
-from nrl_autoresearch.runner import triage
 from nrl_autoresearch.runner.context import Context, tail
 
 if TYPE_CHECKING:
@@ -247,6 +246,8 @@ class Planner:
 
     def baseline_diagnosis(self) -> str:
         """Why the baseline has no result, what probably caused it, and what to do."""
+        from nrl_autoresearch.runner import triage  # log triage: only for a baseline that failed
+
         context = self.context
         last = context.baseline_rows()[-1]
         lines = tail(context.campaign.repo / last.log_path, 12).splitlines()

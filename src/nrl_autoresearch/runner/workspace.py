@@ -105,16 +105,18 @@ class Workspace:
         return UserState(self.user_branch(), self.git.rev("HEAD"), _status_paths(self.git))
 
     def user_branch(self) -> str | None:
-        """The branch the person has checked out (cheap: no status scan), asked of git again only when the
-        checkout's HEAD file reads differently (a reftable repository is always asked)."""
+        """The branch the person has checked out, read from the checkout's HEAD file (no git process; a reftable
+        repository, whose HEAD file says nothing, asks git each time)."""
         try:
             seen = (self._git_dir / "HEAD").read_bytes() if not (self.common_dir / "reftable").exists() else None
         except OSError:
             seen = None
         if seen is None or self._user_branch is None or self._user_branch[0] != seen:
-            branch = self.git.run("branch", "--show-current", check=False).strip() or None
-            self._user_branch = (seen, branch)
+            self._user_branch = (seen, _branch_in_head(seen) if seen is not None else self._ask_branch())
         return self._user_branch[1]
+
+    def _ask_branch(self) -> str | None:
+        return self.git.run("branch", "--show-current", check=False).strip() or None
 
     def branch(self, name: str) -> str:
         return f"{self.prefix}/{name}"
@@ -425,6 +427,12 @@ class Workspace:
     def _signoff(self) -> str:
         ident = self.git.run(*self.git.identity_args(), "var", "GIT_COMMITTER_IDENT").strip()
         return f"Signed-off-by: {ident.rsplit('>', 1)[0]}>\n"
+
+
+def _branch_in_head(head: bytes) -> str | None:
+    """The branch a HEAD file names (`ref: refs/heads/NAME`); None for a detached HEAD (a commit id)."""
+    text = head.decode(errors="replace").strip()
+    return text[len("ref: refs/heads/") :] if text.startswith("ref: refs/heads/") else None
 
 
 def _worktree_git_dir(wt: Git) -> Path:
