@@ -41,8 +41,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # The fixture of each service, and the marker of the tests that use it.
 SERVICE_MARKERS = {"slurm_cluster": "slurm", "ray_cluster": "ray", "chromium": "chromium", "mlflow_server": "mlflow"}
-# services started once per session and held by one worker: their tests are grouped on it
-SHARED_SERVICES = ("slurm", "ray", "mlflow")
+# services started once per session and held by one worker, by the group of that worker (Ray and MLflow share one:
+# a test uses both)
+SHARED_SERVICES = {"slurm": "slurm", "ray": "ray-mlflow", "mlflow": "ray-mlflow"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
@@ -53,9 +54,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for fixture, marker in SERVICE_MARKERS.items():
             if fixture in getattr(item, "fixturenames", ()):
                 item.add_marker(marker)
-        shared = [m for m in SHARED_SERVICES if item.get_closest_marker(m)]
-        if shared:
-            item.add_marker(pytest.mark.xdist_group(shared[0]))
+        groups = sorted({group for marker, group in SHARED_SERVICES.items() if item.get_closest_marker(marker)})
+        if groups:
+            item.add_marker(pytest.mark.xdist_group("+".join(groups)))
 
 
 # The services started so far, by fixture name.

@@ -115,7 +115,6 @@ def test_each_run_logs_its_gpu_hours_on_the_gpus_the_scheduler_gave_it(tmp_path:
 
 
 @pytest.mark.mlflow
-@pytest.mark.mlflow
 def test_a_tracker_that_is_down_never_stops_the_campaign_and_is_caught_up_with(tmp_path: Path, mlflow_server):
     port = free_port()
     uri = f"http://127.0.0.1:{port}"

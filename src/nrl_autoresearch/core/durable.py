@@ -50,12 +50,15 @@ def append_whole(path: Path, data: bytes) -> None:
             os.ftruncate(fd, size)
         try:
             _write_all(fd, data)
-            os.fdatasync(fd)
+            _flush(fd)
         except OSError:
             os.ftruncate(fd, size)
             raise
     finally:
         os.close(fd)
+
+
+_flush = getattr(os, "fdatasync", os.fsync)  # the data and the size; fsync where the system has no fdatasync
 
 
 def torn_tail(path: Path) -> bytes:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:  # psutil is imported where a run is watched or ended: reading
 
 # The log's masker imports only `os` and `sys`: isolated and without site-packages, it is ready at once.
 MASKER = [sys.executable, "-I", "-S", str(Path(__file__).with_name("logmask.py"))]
+_INTERPRETER_ENV = ("PATH", "LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH")  # what an interpreter may need to start
 
 
 class Masker:
@@ -44,7 +46,7 @@ class Masker:
         try:
             self.process = subprocess.Popen(  # not marked as the run's: it ends by itself once the run's
                 [*MASKER, str(read), MASK],  # output has ended, and is never reaped
-                env={},
+                env={k: os.environ[k] for k in _INTERPRETER_ENV if k in os.environ},  # no secret, no marker
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 pass_fds=(read,),
@@ -55,23 +57,34 @@ class Masker:
             raise
         finally:
             os.close(read)
+        # a spare nobody discards (its launcher dropped unclosed) still gets its orders' end and exits
+        self._finalizer = weakref.finalize(self, _close_quietly, orders)
 
     def begin(self, log_path: Path, secrets: list[str]) -> subprocess.Popen:
         """Send the log's path and the secrets; the process then copies its stdin into the log."""
         assert self._orders is not None, "a masker takes one run"
         fd, self._orders = self._orders, None
+        self._finalizer.detach()
         with open(fd, "wb") as orders:  # closed whatever happens: a masker that died raises BrokenPipeError
-            orders.write(b"\0".join([os.fsencode(log_path), *(value.encode() for value in secrets)]))
+            orders.write(b"\0".join([os.fsencode(log_path), *(os.fsencode(value) for value in secrets)]))
         return self.process
 
     def discard(self) -> None:
         """End a masker that got no run: its orders close empty and it exits without writing anything."""
         if self._orders is not None:
+            self._finalizer.detach()
             os.close(self._orders)
             self._orders = None
         if self.process.stdin is not None:
             self.process.stdin.close()
         wait_exit(self.process, 5.0)
+
+
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def start_masker(log_path: Path, secrets: list[str]) -> subprocess.Popen:
@@ -93,7 +106,9 @@ def wait_exit(proc: subprocess.Popen, timeout_s: float) -> bool:
             return False
         return True
     try:
-        select.select([pidfd], [], [], timeout_s)
+        poller = select.poll()  # not select(): it refuses descriptors from 1024 on
+        poller.register(pidfd, select.POLLIN)
+        poller.poll(timeout_s * 1000)
     finally:
         os.close(pidfd)
     return proc.poll() is not None
@@ -126,7 +141,7 @@ class LocalJob(Job):
         self._proc = proc
         self._masker = masker  # copies the output into the log, masking secrets; done once it has exited
         self._seen: dict[int, float] = {pid: create_time}  # every descendant ever observed: pid -> create_time
-        self._peak_rss = 0
+        self._peak_rss = _rss(pid)  # at once: a run that ends before the first look still has a memory figure
         self._peak_gpu: float | None = None
         self._ended: tuple[JobState, str] | None = None
 
@@ -288,6 +303,15 @@ class LocalJob(Job):
         return JobResult(state, code, reason, run_s, 0.0, memory)
 
 
+def _rss(pid: int) -> int:
+    import psutil
+
+    try:
+        return psutil.Process(pid).memory_info().rss
+    except psutil.Error:
+        return 0
+
+
 def _same_process(pid: int, create_time: float) -> bool:
     import psutil
 
@@ -312,6 +336,7 @@ class LocalLauncher(Launcher):
         self.grace_s = grace_s
         self._spare: Masker | None = None  # started ahead for the next run
         self._spare_lock = threading.Lock()
+        self._closed = False  # no spare once closed (a worker may still be submitting)
 
     @property
     def spare_masker(self) -> subprocess.Popen | None:
@@ -321,7 +346,7 @@ class LocalLauncher(Launcher):
 
     def close(self) -> None:
         with self._spare_lock:
-            spare, self._spare = self._spare, None
+            spare, self._spare, self._closed = self._spare, None, True
         if spare is not None:
             spare.discard()
 
@@ -337,9 +362,13 @@ class LocalLauncher(Launcher):
         return start_masker(log_path, secrets)
 
     def _start_spare(self) -> None:
+        """Only saves the next run the masker's start: a spare that cannot be started is no failure of this run."""
         with self._spare_lock:
-            if self._spare is None:
-                self._spare = Masker()
+            if self._spare is None and not self._closed:
+                try:
+                    self._spare = Masker()
+                except OSError:
+                    pass
 
     def submit(self, spec: RunSpec) -> LocalJob:
         import psutil

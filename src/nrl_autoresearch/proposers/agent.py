@@ -259,6 +259,8 @@ class AgentProposer(Proposer):
             job = self._launcher.submit(spec)
         except OSError as err:
             return f"could not start ({err})"
+        finally:
+            self._launcher.close()  # the agent's calls are minutes apart: no masker kept waiting between them
         try:
             result = job.wait(should_stop=self._stop_requested)
         except BaseException:  # Ctrl-C reaches only the engine: the agent's process group ends with it
