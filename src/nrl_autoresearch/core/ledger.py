@@ -271,9 +271,10 @@ class Notes:
             **({"extra": extra} if extra else {}),
         }
         identity = self.git.identity_args()
-        first = redact(json.dumps(entry, sort_keys=True) + "\n")
-        if new and self.git.ok(*identity, "notes", "--ref", NOTES_REF, "add", "-F", "-", commit, input=first):
-            return  # refused when the commit has a note already: then as below
+        if new:
+            alone = redact(json.dumps(entry, sort_keys=True) + "\n")
+            if self.git.ok(*identity, "notes", "--ref", NOTES_REF, "add", "-F", "-", commit, input=alone):
+                return  # refused when the commit has a note already: then as below
         existing = self.entries(commit)
         if any(e["row"] == line for e in existing):
             return

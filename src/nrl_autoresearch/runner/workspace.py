@@ -144,10 +144,10 @@ class Workspace:
     def _head_commit(self, worktree: Path) -> str:
         """The commit a worktree has checked out, read from git's files when its branch has a loose ref."""
         try:
-            head = (_worktree_git_dir(Git(worktree)) / "HEAD").read_text().strip()
+            branch = _branch_in_head((_worktree_git_dir(Git(worktree)) / "HEAD").read_bytes())
         except OSError:
-            head = ""
-        found = self._loose_branch(head[len("ref: refs/heads/") :]) if head.startswith("ref: refs/heads/") else None
+            branch = None
+        found = self._loose_branch(branch) if branch else None
         return found or Git(worktree).run("rev-parse", "HEAD").strip()
 
     def resolve_parent(self, parent: str) -> str:
