@@ -105,9 +105,17 @@ def test_a_planted_log_is_set_aside_and_the_run_writes_a_fresh_one(tmp_path: Pat
 
 
 @pytest.mark.parametrize(
-    "value, reason", [("true", "is true at line 1 of run.log"), ("1e400", "inf, not a finite number")]
+    "value, reasons",
+    [
+        ("true", ["is true at line 1 of run.log"]),
+        # an infinite objective is divergence: the live watch may read it before the run's last instant, or the
+        # final reading after; either way the row says the value
+        ("1e400", ["inf, not a finite number", "diverged at step 1: acc inf"]),
+    ],
 )
-def test_a_value_that_is_no_number_is_a_crash_row_and_the_campaign_goes_on(tmp_path: Path, value: str, reason: str):
+def test_a_value_that_is_no_number_is_a_crash_row_and_the_campaign_goes_on(
+    tmp_path: Path, value: str, reasons: list[str]
+):
     train = (
         'import json\ncfg = json.load(open("params.json"))\n'
         'print(\'{"acc": %s}\' % (cfg["lr"] if cfg["lr"] != 0.1 else "VALUE"))\n'
@@ -119,7 +127,7 @@ def test_a_value_that_is_no_number_is_a_crash_row_and_the_campaign_goes_on(tmp_p
     cli(repo, "try", "good", "--set", "lr=0.7", check=True)
     rows = ledger_rows(repo)
     assert [r["status"] for r in rows] == ["keep", "crash", "keep"]
-    assert reason in rows[1]["description"], rows[1]["description"]
+    assert any(reason in rows[1]["description"] for reason in reasons), rows[1]["description"]
 
 
 def test_a_crashed_baseline_is_no_reference_until_a_rerun_has_a_result(tmp_path: Path):

@@ -20,6 +20,7 @@ from tests.recipes.nemo_fixtures import (
     EXAMPLES,
     NEMO_GYM,
     NEMO_RL,
+    RECIPES,
     base_configs,
     eval_configs,
     gym_configs,
@@ -103,6 +104,27 @@ def _reference_merge(base: DictConfig, child: DictConfig) -> DictConfig:
 def test_loader_matches_reference(path: Path) -> None:
     expected = OmegaConf.to_container(_reference_load(path), resolve=False)
     assert OmegaConf.to_container(nc.load_recipe(path), resolve=False) == expected
+
+
+def test_the_plain_composition_and_one_keys_value_are_omegaconfs(tmp_path: Path) -> None:
+    """`composed` is the DictConfig's container and `resolved_value` what `OmegaConf.select` gives, for plain,
+    interpolated, missing and absent keys."""
+    for path in sorted(RECIPES.rglob("*.yaml"))[::10]:
+        cfg = nc.load_recipe(path)
+        tree = nc.composed(path)
+        assert tree == OmegaConf.to_container(cfg, resolve=False), path
+        for key in (
+            "policy.max_total_sequence_length",
+            "policy.megatron_cfg.enabled",
+            "policy.megatron_cfg.optimizer.lr",
+        ):
+            expected = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+            assert nc.resolved_value(tree, key) == expected, (path, key)
+    (tmp_path / "r.yaml").write_text("a: {b: 3, c: '${a.b}', d: '???', e: '${mul:${a.b},2}', f: 'x'}\n")
+    tree = nc.composed(tmp_path / "r.yaml")
+    assert [nc.resolved_value(tree, f"a.{k}") for k in "bcdefg"] == [3, 3, None, 6, "x", None]
+    nc.composed(tmp_path / "r.yaml")["a"]["b"] = 4  # a copy: the cached composition is untouched
+    assert nc.composed(tmp_path / "r.yaml")["a"]["b"] == 3
 
 
 def test_yaml_reads_as_omegaconf_reads_it() -> None:

@@ -93,6 +93,22 @@ def load_recipe(path: PathLike) -> DictConfig:
     return OmegaConf.create(_compose(_absolute(path), ()).tree)
 
 
+def composed(path: PathLike) -> dict[str, Any]:
+    """`OmegaConf.to_container(load_recipe(path), resolve=False)` without building OmegaConf nodes: a fresh copy."""
+    return cast("dict[str, Any]", _copy(_compose(_absolute(path), ()).tree))
+
+
+def resolved_value(tree: dict[str, Any], key: str) -> Any:
+    """One key's resolved value without resolving the rest (other keys may need unset environment variables), or
+    None. A plain scalar is its own value; only an interpolated or missing one needs OmegaConf's nodes built."""
+    value = _lookup(tree, key)
+    if not isinstance(value, (dict, list, str)) and value is not _ABSENT:
+        return value
+    if isinstance(value, str) and "${" not in value and value != _MISSING:
+        return value
+    return OmegaConf.select(OmegaConf.create(tree), key, default=None, throw_on_resolution_failure=False)
+
+
 def inheritance_chain(path: PathLike) -> list[Path]:
     """The recipe file and every file it inherits from, depth first, each once."""
     return list(dict.fromkeys(entry[0] for entry in _compose(_absolute(path), ()).stamp))

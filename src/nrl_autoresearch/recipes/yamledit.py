@@ -16,9 +16,8 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.representer import RoundTripRepresenter
@@ -28,11 +27,12 @@ from nrl_autoresearch.core.durable import replace_text
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.recipes.nemo_config import (
     PathLike,
+    composed,
     dotted_leaf_paths,
     get_dotted,
     has_dotted,
-    load_recipe,
     read_yaml,
+    resolved_value,
 )
 from nrl_autoresearch.recipes.params import closest_keys
 
@@ -73,12 +73,11 @@ def set_keys(recipe_path: PathLike, changes: Mapping[str, Any]) -> list[str]:
     reason appended for coupled keys; values already in place are not rewritten. Nothing is written when any key
     is unknown (UsageError naming the closest existing keys) or a value cannot apply."""
     path = Path(recipe_path)
-    cfg = load_recipe(path)
-    merged = cast("dict[str, Any]", OmegaConf.to_container(cfg, resolve=False))
+    merged = composed(path)
     requested = {key: parse_value(value) if isinstance(value, str) else value for key, value in changes.items()}
     for key, value in requested.items():
         _check_key(path, merged, key, value)
-    planned = [c for c in _plan(cfg, merged, requested) if not _same(c.old, c.new)]
+    planned = [c for c in _plan(merged, requested) if not _same(c.old, c.new)]
     if planned:
         _write(path, merged, planned)
     return [change.describe() for change in planned]
@@ -135,20 +134,20 @@ def _check_key(path: Path, merged: dict[str, Any], key: str, value: Any) -> None
         raise UsageError(f"{key} in recipe {path} is a number ({old}), not {value!r}; give a number")
 
 
-def _plan(cfg: DictConfig, merged: dict[str, Any], requested: dict[str, Any]) -> list[_Change]:
+def _plan(merged: dict[str, Any], requested: dict[str, Any]) -> list[_Change]:
     """The requested changes, then the keys they carry along."""
     changes = [_Change(key, get_dotted(merged, key), value) for key, value in requested.items()]
-    changes += _sequence_followers(cfg, merged, requested)
-    lr_changes = _lr_followers(cfg, merged, requested)
-    return changes + lr_changes + _min_lr_follower(cfg, merged, requested, changes + lr_changes)
+    changes += _sequence_followers(merged, requested)
+    lr_changes = _lr_followers(merged, requested)
+    return changes + lr_changes + _min_lr_follower(merged, requested, changes + lr_changes)
 
 
-def _sequence_followers(cfg: DictConfig, merged: dict[str, Any], requested: dict[str, Any]) -> list[_Change]:
+def _sequence_followers(merged: dict[str, Any], requested: dict[str, Any]) -> list[_Change]:
     """Hard-coded lengths that tracked the old total (equal to it) follow the new one; others are independent
     budgets (DAPO recipes keep `max_new_tokens` below the total and cap prompts), capped at the new total."""
     if SEQUENCE_LENGTH not in requested:
         return []
-    new_total, old_total = requested[SEQUENCE_LENGTH], _resolved(cfg, SEQUENCE_LENGTH)
+    new_total, old_total = requested[SEQUENCE_LENGTH], resolved_value(merged, SEQUENCE_LENGTH)
     if not isinstance(new_total, int) or isinstance(new_total, bool):
         raise UsageError(f"{SEQUENCE_LENGTH} must be an integer number of tokens, not {new_total!r}")
     followers = []
@@ -162,9 +161,9 @@ def _sequence_followers(cfg: DictConfig, merged: dict[str, Any], requested: dict
     return followers
 
 
-def _lr_followers(cfg: DictConfig, merged: dict[str, Any], requested: dict[str, Any]) -> list[_Change]:
+def _lr_followers(merged: dict[str, Any], requested: dict[str, Any]) -> list[_Change]:
     """With Megatron active, NeMo-RL reads the Megatron LR; the DTensor one is kept equal so neither goes stale."""
-    if _resolved(cfg, MEGATRON_ENABLED) is not True:
+    if resolved_value(merged, MEGATRON_ENABLED) is not True:
         return []
     followers = []
     for source, target in ((DTENSOR_LR, MEGATRON_LR), (MEGATRON_LR, DTENSOR_LR)):
@@ -180,21 +179,14 @@ def _lr_followers(cfg: DictConfig, merged: dict[str, Any], requested: dict[str, 
     return followers
 
 
-def _min_lr_follower(
-    cfg: DictConfig, merged: dict[str, Any], requested: dict[str, Any], changes: list[_Change]
-) -> list[_Change]:
+def _min_lr_follower(merged: dict[str, Any], requested: dict[str, Any], changes: list[_Change]) -> list[_Change]:
     """A literal Megatron `min_lr` scales with the Megatron LR, keeping the schedule's shape."""
     new_lr = next((c.new for c in changes if c.key == MEGATRON_LR), None)
-    old_lr, old_min = _resolved(cfg, MEGATRON_LR), get_dotted(merged, MEGATRON_MIN_LR, _ABSENT)
+    old_lr, old_min = resolved_value(merged, MEGATRON_LR), get_dotted(merged, MEGATRON_MIN_LR, _ABSENT)
     numbers = (new_lr, old_lr, old_min)
     if MEGATRON_MIN_LR in requested or not all(isinstance(n, (int, float)) for n in numbers) or not old_lr:
         return []
     return [_Change(MEGATRON_MIN_LR, old_min, float(f"{old_min * new_lr / old_lr:.12g}"), f"scaled with {MEGATRON_LR}")]
-
-
-def _resolved(cfg: DictConfig, key: str) -> Any:
-    """One key's resolved value without resolving the rest (other keys may need unset environment variables)."""
-    return OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -362,7 +354,7 @@ def _spans(old_lines: list[str], base_lines: list[str]) -> list[tuple[int, int]]
 
 def _verify(path: Path, original: str, changes: list[_Change]) -> None:
     """Reload the recipe and check every change took effect; restore the file when one did not."""
-    merged = OmegaConf.to_container(load_recipe(path), resolve=False)
+    merged = composed(path)
     wrong = [c.key for c in changes if not _same(get_dotted(merged, c.key, _ABSENT), c.new)]
     if wrong:
         replace_text(path, original)
