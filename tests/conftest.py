@@ -44,12 +44,16 @@ SERVICE_MARKERS = {"slurm_cluster": "slurm", "ray_cluster": "ray", "chromium": "
 # services started once per session and held by one worker, by the group of that worker (Ray and MLflow share one:
 # a test uses both)
 SHARED_SERVICES = {"slurm": "slurm", "ray": "ray-mlflow", "mlflow": "ray-mlflow"}
+_ungrouped = pytest.StashKey[bool]()
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]):
     """Every test using a service carries its marker, so that `-m 'not slurm'` leaves out all that need Slurm,
-    and the group of its service's worker."""
+    and the group of its service's worker (before xdist reads the groups).
+
+    A service test fails before its services start when `--dist loadgroup` lost the groups: every worker would
+    start its own copy of each service, silently (a pytest-xdist that does not suffix this pytest's node ids)."""
     for item in items:
         for fixture, marker in SERVICE_MARKERS.items():
             if fixture in getattr(item, "fixturenames", ()):
@@ -57,6 +61,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         groups = sorted({group for marker, group in SHARED_SERVICES.items() if item.get_closest_marker(marker)})
         if groups:
             item.add_marker(pytest.mark.xdist_group("+".join(groups)))
+    yield
+    if hasattr(config, "workerinput") and config.getvalue("loadgroup"):
+        for item in items:
+            item.stash[_ungrouped] = bool(item.get_closest_marker("xdist_group")) and "@" not in item.nodeid
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.stash.get(_ungrouped, False):
+        pytest.fail(
+            "--dist loadgroup did not group this service test: this pytest-xdist does not suffix this pytest's node "
+            "ids; install the versions pyproject.toml pins (scripts/venv)",
+            pytrace=False,
+        )
 
 
 # The services started so far, by fixture name.
