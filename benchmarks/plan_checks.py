@@ -21,11 +21,11 @@ from pathlib import Path
 
 from nrl_autoresearch.core.errors import UsageError
 from nrl_autoresearch.core.git import Git, Snapshot
+from nrl_autoresearch.core.history import History
 from nrl_autoresearch.core.hypothesis import Hypothesis
 from nrl_autoresearch.proposers.catalog import CatalogProposer
 from nrl_autoresearch.recipes import validity, yamledit
 from nrl_autoresearch.recipes.nemo_rl import CONFIG_DIRS, NemoRLRecipe
-from nrl_autoresearch.runner.engine import History
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "tests/fixtures/nemo-rl/examples"
 
@@ -65,7 +65,7 @@ def main() -> None:
         head = git.run("rev-parse", "HEAD").strip()
         proposer = CatalogProposer(recipe, git, head)
         history = History(None, [], [], None, [])  # type: ignore[arg-type]  # the catalog reads rows and tried only
-        candidates: list[Hypothesis] = list(itertools.islice(proposer._all_candidates(history), args.limit))
+        candidates: list[Hypothesis] = list(itertools.islice(proposer.unchecked_candidates(history), args.limit))
         snapshot = Snapshot(git, head)
         started = cpu_s()
         baseline = [every_config_refusal(recipe, snapshot, h.sets) for h in candidates]

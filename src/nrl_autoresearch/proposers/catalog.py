@@ -52,11 +52,12 @@ class CatalogProposer(Proposer):
         snapshots = {"baseline": self._snapshot}
         if history.best is not None:
             snapshots["best"] = Snapshot(self._snapshot.git, history.best.commit)
-        for h in self._all_candidates(history):
+        for h in self.unchecked_candidates(history):
             if self.recipe.refusal(snapshots[h.parent], h.sets) is None:
                 yield h
 
-    def _all_candidates(self, history: History):
+    def unchecked_candidates(self, history: History) -> Iterator[Hypothesis]:
+        """`candidates` before the recipe's check (which costs a config resolution each)."""
         outcome = _outcomes(history)
         knobs = self.knobs(history)
         on_best = _best_effective(history)
