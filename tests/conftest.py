@@ -10,7 +10,9 @@ worker, so each service still starts once.
 from __future__ import annotations
 
 import shutil
+import signal
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,17 @@ def pytest_configure(config: pytest.Config) -> None:
         ("mlflow", "a private MLflow tracking server with a SQLite backend (fixture mlflow_server)"),
     ]:
         config.addinivalue_line("markers", f"{name}: needs {what}")
+    _hear_ctrl_c()
+
+
+def _hear_ctrl_c() -> None:
+    """Give the engines the tests start the default SIGINT, whatever the suite inherited.
+
+    A suite started in the background of a non-interactive shell inherits SIGINT ignored, and every process it
+    starts would too: the tests that press Ctrl-C on an engine would wait out its run instead.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # The fixture of each service, and the marker of the tests that use it.
